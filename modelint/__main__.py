@@ -1,0 +1,3 @@
+from modelint.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Shared facts about code that rules read: names, module classes, mode guards."""

@@ -1,0 +1,59 @@
+"""Reading call arguments the way Python binds them."""
+
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+import libcst as cst
+
+
+def has_star_args(call: cst.Call) -> bool:
+    """`f(*args)` / `f(**kwargs)`: any parameter may be passed invisibly."""
+    return any(a.star for a in call.args)
+
+
+def get_arg(call: cst.Call, keyword: str, position: Optional[int] = None) -> Optional[cst.Arg]:
+    """The argument bound to parameter `keyword` (given by keyword or at 0-based `position`)."""
+    positional = 0
+    for arg in call.args:
+        if arg.star:
+            continue
+        if arg.keyword is not None:
+            if arg.keyword.value == keyword:
+                return arg
+        else:
+            if position is not None and positional == position:
+                return arg
+            positional += 1
+    return None
+
+
+def literal_value(expr: cst.CSTNode):
+    """Python value of a literal number / True / False / None (also `-1`, `0.`); else a sentinel."""
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        return ast.literal_eval(expr.value)
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[expr.value]
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        inner = literal_value(expr.expression)
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return -inner
+    return NOT_LITERAL
+
+
+class _NotLiteral:
+    def __repr__(self) -> str:
+        return "NOT_LITERAL"
+
+
+NOT_LITERAL = _NotLiteral()
+
+
+def is_literal_zero(expr: cst.CSTNode) -> bool:
+    v = literal_value(expr)
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and v == 0
+
+
+def is_literal_bool(expr: cst.CSTNode, value: bool) -> bool:
+    return literal_value(expr) is value

@@ -1,0 +1,161 @@
+"""`FileContext`: the shared, lazily computed facts a rule may ask about the file it is visiting.
+
+The engine owns one per file and keeps `ancestors` (the walk's current path, node last) up to date.
+Everything else is computed on first use and memoised, so a rule that never asks pays nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, List, Optional
+
+import libcst as cst
+
+from modelint.analysis import mode as mode_analysis
+from modelint.analysis.index import FileFacts, qualify
+from modelint.analysis.modules import ModuleClassifier
+
+
+def dotted(expr: cst.CSTNode) -> Optional[str]:
+    """`torch.nn.functional.dropout` -> that string; None for anything but a Name/Attribute chain."""
+    parts: List[str] = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if not isinstance(expr, cst.Name):
+        return None
+    parts.append(expr.value)
+    return ".".join(reversed(parts))
+
+
+class FileContext:
+    def __init__(self, path: str, module: cst.Module, facts: FileFacts, classifier: ModuleClassifier):
+        self.path = path
+        self.module = module
+        self.facts = facts
+        self.classifier = classifier
+        self.ancestors: List[cst.CSTNode] = []
+        self._module_class: Dict[int, bool] = {}
+        self._function_facts: Dict[int, mode_analysis.FunctionFacts] = {}
+        self._class_mode_attrs: Dict[int, FrozenSet[str]] = {}
+        self._local_classes = frozenset(n.split(".")[0] for n in facts.classes)
+
+    # --- names -------------------------------------------------------------------------------
+    def resolve(self, expr: cst.CSTNode) -> Optional[str]:
+        """Qualified name of a Name/Attribute chain through this file's imports, e.g. `F.dropout`
+        -> `torch.nn.functional.dropout`. Unimported names come back unchanged."""
+        name = dotted(expr)
+        if name is None:
+            return None
+        return qualify(name, self.facts.aliases, self.facts.modname, self._local_classes)
+
+    def is_imported(self, name: str) -> bool:
+        return name.split(".")[0] in self.facts.aliases
+
+    # --- classes -----------------------------------------------------------------------------
+    def is_module_class(self, classdef: cst.ClassDef) -> bool:
+        key = id(classdef)
+        if key not in self._module_class:
+            self._module_class[key] = any(
+                self.classifier.is_module_base(q)
+                for q in (self.resolve(b.value) for b in classdef.bases if b.keyword is None)
+                if q
+            )
+        return self._module_class[key]
+
+    def is_lightning_class(self, classdef: cst.ClassDef) -> bool:
+        return any(
+            self.classifier.is_lightning(q)
+            for q in (self.resolve(b.value) for b in classdef.bases if b.keyword is None)
+            if q
+        )
+
+    def enclosing(self, *types: type) -> Optional[cst.CSTNode]:
+        """Innermost ancestor (excluding the current node) of one of the types."""
+        for node in reversed(self.ancestors[:-1]):
+            if isinstance(node, types):
+                return node
+        return None
+
+    def enclosing_function(self) -> Optional[cst.FunctionDef]:
+        return self.enclosing(cst.FunctionDef)
+
+    def enclosing_class(self) -> Optional[cst.ClassDef]:
+        return self.enclosing(cst.ClassDef)
+
+    def enclosing_method(self) -> Optional[cst.FunctionDef]:
+        """The function defined directly in the innermost enclosing class body, if any."""
+        anc = self.ancestors
+        for i in range(len(anc) - 2, 0, -1):
+            if isinstance(anc[i], cst.FunctionDef):
+                # anc[i-1] is the IndentedBlock of the class, anc[i-2] the class
+                if i >= 2 and isinstance(anc[i - 2], cst.ClassDef):
+                    return anc[i]
+        return None
+
+    def in_module_method(self) -> bool:
+        """Inside a method (or a function nested in one) of an nn.Module class."""
+        cls = self.enclosing_class()
+        return cls is not None and self.enclosing_function() is not None and self.is_module_class(cls) and self._function_inside(cls)
+
+    def _function_inside(self, cls: cst.ClassDef) -> bool:
+        seen_cls = False
+        for node in self.ancestors[:-1]:
+            if node is cls:
+                seen_cls = True
+            elif seen_cls and isinstance(node, cst.FunctionDef):
+                return True
+        return False
+
+    # --- the training mode -----------------------------------------------------------------------
+    def function_facts(self, fn: Optional[cst.CSTNode] = None) -> Optional[mode_analysis.FunctionFacts]:
+        fn = fn or self.enclosing_function()
+        if fn is None:
+            return None
+        key = id(fn)
+        if key not in self._function_facts:
+            self._function_facts[key] = mode_analysis.function_facts(fn)
+        return self._function_facts[key]
+
+    def mode_params(self) -> FrozenSet[str]:
+        """Training-like parameters of the innermost enclosing function."""
+        facts = self.function_facts()
+        return facts.params & mode_analysis.MODE_NAMES if facts else frozenset()
+
+    def class_mode_attrs(self, classdef: Optional[cst.ClassDef] = None) -> FrozenSet[str]:
+        classdef = classdef or self.enclosing_class()
+        if classdef is None:
+            return frozenset()
+        key = id(classdef)
+        if key not in self._class_mode_attrs:
+            self._class_mode_attrs[key] = mode_analysis.class_mode_attributes(classdef)
+        return self._class_mode_attrs[key]
+
+    def chain(self, node: cst.CSTNode) -> List[cst.CSTNode]:
+        if self.ancestors and self.ancestors[-1] is node:
+            return list(self.ancestors)
+        facts = self.function_facts()
+        return facts.chain(node) if facts else [node]
+
+    def mode_guard(self, node: Optional[cst.CSTNode] = None) -> Optional[cst.CSTNode]:
+        """The enclosing mode check that makes `node` (default: the current node) mode-dependent."""
+        node = node if node is not None else self.ancestors[-1]
+        facts = self.function_facts()
+        return mode_analysis.guard_in_chain(self.chain(node), facts.mode_locals if facts else frozenset())
+
+    def is_guarded(self, node: Optional[cst.CSTNode] = None) -> bool:
+        return self.mode_guard(node) is not None
+
+    def depends_on_mode(self, expr: cst.CSTNode) -> bool:
+        return mode_analysis.expr_depends_on_mode(expr, self.function_facts(), self.class_mode_attrs())
+
+    def statement_of(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """The innermost statement containing `node` (suppression comments go on its first line)."""
+        chain = self.ancestors
+        if not any(n is node for n in chain):
+            chain = self.chain(node)
+            if len(chain) < 2:
+                return None
+        for n in reversed(chain[: next(i for i, c in enumerate(chain) if c is node) + 1]):
+            if isinstance(n, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                return n
+        return None

@@ -1,0 +1,220 @@
+"""Does an expression read the training mode, and is a node guarded by a mode check?
+
+"Reads the mode" means the expression mentions
+- an attribute `.training` (or another `MODE_ATTRS` name) on anything: `self.training`,
+  `self.encoder.training`, `module.training`;
+- a name in `MODE_NAMES` (`training`, `is_training`, `train`, `deterministic`, ...): a parameter,
+  a local or a closure variable of that name;
+- a local variable of the enclosing function assigned from such an expression
+  (`use_dropout = self.training and self.p > 0`), to a fixpoint.
+
+A node is guarded when, inside its function, it sits in
+- either arm of an `if`/`elif`/`else` or conditional expression whose test reads the mode;
+- the right operand of `and`/`or` whose left operand reads the mode;
+- a block after an early exit `if <reads mode>: return/raise/continue/break`, or after
+  `assert <reads mode>`.
+Guards do not cross function boundaries. `torch.is_grad_enabled()` is not a mode check
+(grad mode and training mode are independent; see MDL105).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
+
+import libcst as cst
+
+from modelint.analysis.walk import descendants, iter_children, parent_map
+
+MODE_NAMES: FrozenSet[str] = frozenset(
+    {
+        "training",
+        "is_training",
+        "train",
+        "deterministic",
+        "is_train",
+        "train_mode",
+        "training_mode",
+        "in_training",
+        "is_eval",
+        "eval_mode",
+        "inference",
+    }
+)
+MODE_ATTRS: FrozenSet[str] = frozenset(
+    {"training", "is_training", "deterministic", "is_train", "train_mode", "training_mode", "in_training"}
+)
+
+FUNCTION_TYPES = (cst.FunctionDef, cst.Lambda)
+_EXIT_TYPES = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+
+
+def loads(expr: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Names and attributes read by an expression: skips attribute names (`x.train`), keyword
+    names (`f(training=...)`) and parameter names, which are not reads."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Attribute):
+            yield node
+            stack.append(node.value)
+        elif isinstance(node, cst.Name):
+            yield node
+        elif isinstance(node, cst.Arg):
+            stack.append(node.value)
+        elif isinstance(node, cst.Lambda):
+            stack.append(node.body)
+        else:
+            stack.extend(iter_children(node))
+
+
+def reads_mode(expr: Optional[cst.CSTNode], mode_locals: FrozenSet[str] = frozenset()) -> bool:
+    if expr is None:
+        return False
+    for node in loads(expr):
+        if isinstance(node, cst.Attribute):
+            if node.attr.value in MODE_ATTRS:
+                return True
+        elif node.value in MODE_NAMES or node.value in mode_locals:
+            return True
+    return False
+
+
+@dataclass
+class FunctionFacts:
+    """Facts about one function, computed once on demand."""
+
+    node: cst.CSTNode
+    params: FrozenSet[str]
+    parents: Dict[int, cst.CSTNode]
+    # local name -> the value expressions assigned to it (None for augmented / tuple targets)
+    assigns: Dict[str, List[cst.CSTNode]] = field(default_factory=dict)
+    # local name -> the assignment statements (small statements) that bind it
+    assign_stmts: Dict[str, List[cst.CSTNode]] = field(default_factory=dict)
+    mode_locals: FrozenSet[str] = frozenset()
+
+    def chain(self, node: cst.CSTNode) -> List[cst.CSTNode]:
+        """Ancestors of node up to (and including) the function, outermost first, node last."""
+        out = [node]
+        while id(out[-1]) in self.parents and out[-1] is not self.node:
+            out.append(self.parents[id(out[-1])])
+        out.reverse()
+        return out
+
+
+def _param_names(fn: cst.CSTNode) -> FrozenSet[str]:
+    params = fn.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.append(star.name.value)
+    return frozenset(names)
+
+
+def function_facts(fn: cst.CSTNode) -> FunctionFacts:
+    facts = FunctionFacts(node=fn, params=_param_names(fn), parents=parent_map(fn))
+    for node in descendants(fn):
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    facts.assigns.setdefault(target.target.value, []).append(node.value)
+                    facts.assign_stmts.setdefault(target.target.value, []).append(node)
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)) and isinstance(node.target, cst.Name):
+            if node.value is not None:
+                facts.assigns.setdefault(node.target.value, []).append(node.value)
+                facts.assign_stmts.setdefault(node.target.value, []).append(node)
+    # Fixpoint: locals assigned from mode-reading expressions read the mode too.
+    mode_locals: Set[str] = set()
+    if isinstance(fn, cst.FunctionDef) and fn.name.value == "train" and len(fn.params.params) >= 2:
+        mode_locals.add(fn.params.params[1].name.value)  # `def train(self, mode=True)`
+    changed = True
+    while changed:
+        changed = False
+        frozen = frozenset(mode_locals)
+        for name, values in facts.assigns.items():
+            if name not in mode_locals and any(reads_mode(v, frozen) for v in values):
+                mode_locals.add(name)
+                changed = True
+    facts.mode_locals = frozenset(mode_locals)
+    return facts
+
+
+def _block_exits(block: cst.BaseSuite) -> bool:
+    if isinstance(block, cst.SimpleStatementSuite):
+        return any(isinstance(s, _EXIT_TYPES) for s in block.body)
+    if isinstance(block, cst.IndentedBlock) and block.body:
+        last = block.body[-1]
+        if isinstance(last, cst.SimpleStatementLine):
+            return any(isinstance(s, _EXIT_TYPES) for s in last.body)
+    return False
+
+
+def _statement_guards(stmt: cst.CSTNode, mode_locals: FrozenSet[str]) -> bool:
+    """Is `stmt` an early exit on the mode, or an assert on the mode?"""
+    if isinstance(stmt, cst.If):
+        return reads_mode(stmt.test, mode_locals) and _block_exits(stmt.body)
+    if isinstance(stmt, cst.SimpleStatementLine):
+        return any(isinstance(s, cst.Assert) and reads_mode(s.test, mode_locals) for s in stmt.body)
+    return False
+
+
+def guard_in_chain(chain: Sequence[cst.CSTNode], mode_locals: FrozenSet[str] = frozenset()) -> Optional[cst.CSTNode]:
+    """The node that makes chain[-1] mode-dependent (an If, IfExp, BooleanOperation or early-exit
+    statement), or None. `chain` runs from an outer node down to the node in question."""
+    for i in range(len(chain) - 1, 0, -1):
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(parent, FUNCTION_TYPES):
+            return None
+        if isinstance(parent, (cst.If, cst.IfExp, cst.While)):
+            if child is not parent.test and reads_mode(parent.test, mode_locals):
+                return parent
+        elif isinstance(parent, cst.BooleanOperation):
+            if child is parent.right and reads_mode(parent.left, mode_locals):
+                return parent
+        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            for stmt in parent.body:
+                if stmt is child:
+                    break
+                if _statement_guards(stmt, mode_locals):
+                    return stmt
+    return None
+
+
+def expr_depends_on_mode(expr: cst.CSTNode, facts: Optional[FunctionFacts], class_mode_attrs: FrozenSet[str] = frozenset()) -> bool:
+    """Does the value of `expr` depend on the training mode?
+
+    True when it reads the mode directly, or names a local whose assignments read the mode or sit
+    under a mode guard (`p = self.p` then `if not self.training: p = 0.0`), or is `self.<attr>`
+    where the class assigns that attribute from the mode (`class_mode_attrs`).
+    """
+    mode_locals = facts.mode_locals if facts else frozenset()
+    if reads_mode(expr, mode_locals):
+        return True
+    for node in loads(expr):
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+            if node.attr.value in class_mode_attrs:
+                return True
+        if facts is not None and isinstance(node, cst.Name) and node.value in facts.assign_stmts:
+            for stmt in facts.assign_stmts[node.value]:
+                if guard_in_chain(facts.chain(stmt), mode_locals) is not None:
+                    return True
+    return False
+
+
+def class_mode_attributes(classdef: cst.ClassDef) -> FrozenSet[str]:
+    """Attributes `self.X` that some method of the class assigns from a mode-reading expression
+    or under a mode guard."""
+    out: Set[str] = set()
+    for item in classdef.body.body if isinstance(classdef.body, cst.IndentedBlock) else ():
+        if not isinstance(item, cst.FunctionDef):
+            continue
+        facts = None
+        for node in descendants(item):
+            if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
+                        facts = facts or function_facts(item)
+                        if reads_mode(node.value, facts.mode_locals) or guard_in_chain(facts.chain(node), facts.mode_locals):
+                            out.add(t.attr.value)
+    return frozenset(out)

@@ -1,0 +1,209 @@
+"""Command-line interface: argument parsing only; the work happens in engine / trace / report.
+
+Exit codes: 0 no findings; 1 findings (parse errors included); 2 usage, configuration or
+internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from modelint import __version__
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints usage too)
+        raise UsageError(message)
+
+
+def _codes(value: str) -> List[str]:
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    from modelint.report import FORMAT_NAMES
+
+    p.add_argument("--format", choices=FORMAT_NAMES, default="text", help="output format (default: text)")
+    p.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    p.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
+    p.add_argument("--no-config", action="store_true", help="ignore configuration files")
+    p.add_argument("--select", type=_codes, metavar="CODES", help="comma-separated codes or prefixes to enable")
+    p.add_argument("--extend-select", type=_codes, default=[], metavar="CODES", help="codes added to the selection")
+    p.add_argument("--ignore", type=_codes, default=[], metavar="CODES", help="codes to disable")
+    p.add_argument("--statistics", action="store_true", help="show a count per code after the findings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="modelint", description="Find train/eval mode-switching bugs in PyTorch model code.")
+    parser.add_argument("--version", action="version", version=f"modelint {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="statically check Python files (never imports or runs them)")
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    _add_output_options(check)
+    check.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="worker processes (default: CPU count)")
+    check.add_argument("--no-prefilter", action="store_true", help=argparse.SUPPRESS)
+
+    sub.add_parser("rules", help="list every rule: code, name, level, fixable, default-on")
+    rule = sub.add_parser("rule", help="show a rule's documentation")
+    rule.add_argument("code", metavar="CODE")
+
+    trace = sub.add_parser("trace", help="run models in training and eval mode and verify they diverge correctly")
+    trace.add_argument("targets", nargs="*", metavar="TARGET", help="package.module:factory or path/to/file.py:factory")
+    _add_output_options(trace)
+    trace.add_argument("--timeout", type=float, metavar="SECONDS", help="per-target timeout (default: 120)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return EXIT_ERROR
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"modelint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("modelint: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def _load_config(args):
+    from modelint.config import ConfigError, load_config, validate_codes
+
+    try:
+        if args.no_config:
+            cfg = load_config(search=False)
+        else:
+            cfg = load_config(Path(args.config) if args.config else None)
+        for name in ("select", "extend_select", "ignore"):
+            validate_codes(getattr(args, name) or [], f"--{name.replace('_', '-')}")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return cfg
+
+
+def _selection(args, cfg, kinds):
+    from modelint.config import resolve_selection
+
+    select = args.select if args.select is not None else cfg.select
+    return resolve_selection(select, list(cfg.extend_select) + list(args.extend_select), list(cfg.ignore) + list(args.ignore), kinds)
+
+
+def _emit(findings, args, files_checked: int, root: str) -> int:
+    from modelint.report import ReportContext, render
+
+    text = render(findings, args.format, ReportContext(files_checked=files_checked, statistics=args.statistics, root=root))
+    if args.output_file:
+        write_atomic(Path(args.output_file), text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if any(f.code == "MDL999" for f in findings):
+        return EXIT_ERROR
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_OK
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, then rename: never a half-written report."""
+    try:
+        folder = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _cmd_check(args) -> int:
+    from modelint.discovery import DiscoveryError, discover
+    from modelint.config import default_exclude
+    from modelint.engine import EngineSettings, check_paths
+
+    if args.jobs < 0:
+        raise UsageError("--jobs must be 0 (CPU count) or more")
+    cfg = _load_config(args)
+    select = _selection(args, cfg, ("static", "tool"))
+    exclude, extend_exclude = default_exclude(cfg)
+    try:
+        files = discover(args.paths, exclude, extend_exclude, root=str(cfg.root), respect_gitignore=cfg.respect_gitignore)
+    except DiscoveryError as exc:
+        raise UsageError(str(exc)) from None
+    settings = EngineSettings(
+        select=select,
+        rule_options=cfg.rule_options,
+        module_bases=tuple(cfg.module_bases),
+        per_file_ignores=tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(cfg.per_file_ignores.items())),
+        root=str(cfg.root),
+        jobs=args.jobs,
+        prefilter=not args.no_prefilter,
+    )
+    result = check_paths(files, settings)
+    return _emit(result.findings, args, result.files_checked, str(Path.cwd()))
+
+
+def _cmd_rules(args) -> int:
+    from modelint.catalog import catalog
+
+    rows = [("CODE", "NAME", "LEVEL", "FIXABLE", "DEFAULT", "KIND")]
+    for info in catalog().values():
+        rows.append((info.code, info.name, info.level, "yes" if info.fixable else "no", "on" if info.default else "off", info.kind))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(col.ljust(w) for col, w in zip(r, widths)).rstrip())
+    return EXIT_OK
+
+
+def _cmd_rule(args) -> int:
+    from modelint.catalog import catalog, lookup, suggest
+
+    info = lookup(args.code)
+    if info is None:
+        raise UsageError(f"unknown rule {args.code!r}{suggest(args.code, catalog())}")
+    out = [f"{info.code} {info.name} ({info.level}{', fixable' if info.fixable else ''}{'' if info.default else ', off by default'})", ""]
+    out += [info.summary, ""]
+    for title, body in (("What it does", info.what), ("Why is this bad?", info.why)):
+        if body:
+            out += [f"## {title}", body, ""]
+    for title, body in (("Example", info.example), ("Use instead", info.use_instead)):
+        if body:
+            out += [f"## {title}", "```python", body.rstrip("\n"), "```", ""]
+    print("\n".join(out).rstrip("\n"))
+    return EXIT_OK
+
+
+def _cmd_trace(args) -> int:
+    cfg = _load_config(args)
+    targets = list(args.targets) or list(cfg.trace_targets)
+    if not targets:
+        raise UsageError("no trace targets: pass TARGET... or set [tool.modelint.trace] targets")
+    timeout = args.timeout if args.timeout is not None else (cfg.trace_timeout or 120.0)
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    select = set(_selection(args, cfg, ("trace",)))
+    from modelint.trace.runner import run_targets
+
+    allow = {t: {c.upper() for c in codes} for t, codes in cfg.trace_allow.items()}
+    findings = run_targets(targets, timeout=timeout, allow=allow, cwd=os.getcwd())
+    findings = [f for f in findings if f.code in select]
+    return _emit(findings, args, len(targets), str(Path.cwd()))
+
+
+_COMMANDS = {"check": _cmd_check, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}

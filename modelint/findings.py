@@ -1,0 +1,79 @@
+"""Value types shared by the static checker, the runtime tracer and every report format.
+
+A `Finding` is immutable and totally ordered (path, line, column, code, message), so any
+collection of findings sorts the same way under every hash seed and worker count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Tuple
+
+LEVELS = ("error", "warning", "info")
+
+
+@dataclass(frozen=True, order=True)
+class Edit:
+    """Replace the text between two 1-based (line, column) positions with `content`."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A set of edits that together repair one finding."""
+
+    title: str
+    applicability: str  # "safe" | "unsafe"
+    edits: Tuple[Edit, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "applicability": self.applicability,
+            "edits": [asdict(e) for e in self.edits],
+        }
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem at one place. Lines and columns are 1-based; `end_*` are inclusive-exclusive
+    like an editor selection (end_column points just past the last character)."""
+
+    path: str
+    line: int
+    column: int
+    code: str
+    message: str
+    name: str = field(default="", compare=False)
+    level: str = field(default="error", compare=False)
+    end_line: int = field(default=0, compare=False)
+    end_column: int = field(default=0, compare=False)
+    fix: Optional[Fix] = field(default=None, compare=False)
+    # Notebook cell number (1-based) when the finding is inside a .ipynb code cell.
+    cell: Optional[int] = field(default=None, compare=False)
+    # Free-form extra facts (the tracer puts the op and module here); never used for ordering.
+    extra: Tuple[Tuple[str, Any], ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict:
+        d = {
+            "code": self.code,
+            "name": self.name,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line or self.line,
+            "end_column": self.end_column or self.column,
+            "level": self.level,
+            "fix": self.fix.to_dict() if self.fix else None,
+        }
+        if self.cell is not None:
+            d["cell"] = self.cell
+        if self.extra:
+            d["extra"] = {k: v for k, v in self.extra}
+        return d

@@ -1,0 +1,95 @@
+"""SARIF 2.1.0, as read by GitHub code scanning (`github/codeql-action/upload-sarif`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from modelint import __version__
+from modelint.catalog import catalog
+from modelint.findings import Finding
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def _uri(path: str, root: str) -> str:
+    p = Path(path)
+    try:
+        rel = os.path.relpath(p.resolve(), Path(root).resolve()) if p.is_absolute() else str(p)
+    except ValueError:  # different drive on Windows
+        rel = str(p)
+    return Path(rel).as_posix()
+
+
+def _rule_descriptor(info) -> dict:
+    help_text = "\n\n".join(
+        part
+        for part in (
+            info.what and f"What it does: {info.what}",
+            info.why and f"Why is this bad? {info.why}",
+            info.use_instead and f"Use instead:\n{info.use_instead}",
+        )
+        if part
+    ) or info.summary
+    return {
+        "id": info.code,
+        "name": info.name,
+        "shortDescription": {"text": info.summary},
+        "fullDescription": {"text": info.what or info.summary},
+        "help": {"text": help_text},
+        "defaultConfiguration": {"level": _LEVEL.get(info.level, "warning")},
+        "properties": {"fixable": info.fixable, "tags": [info.kind]},
+    }
+
+
+def render(findings: Sequence[Finding], ctx) -> str:
+    cat = catalog()
+    rules = [_rule_descriptor(info) for info in cat.values()]
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    results = []
+    for f in findings:
+        region = {"startLine": f.line, "startColumn": f.column}
+        if f.end_line:
+            region["endLine"] = f.end_line
+            if f.end_column:
+                region["endColumn"] = f.end_column
+        result = {
+            "ruleId": f.code,
+            "level": _LEVEL.get(f.level, "warning"),
+            "message": {"text": f.message if f.cell is None else f"cell {f.cell}: {f.message}"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(f.path, ctx.root), "uriBaseId": "%SRCROOT%"},
+                        "region": region,
+                    }
+                }
+            ],
+        }
+        if f.code in index:
+            result["ruleIndex"] = index[f.code]
+        if f.cell is not None:
+            result["properties"] = {"cell": f.cell}
+        results.append(result)
+    doc = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": ctx.tool_name,
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/modelint/",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+                "columnKind": "unicodeCodePoints",
+            }
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"

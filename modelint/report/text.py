@@ -1,0 +1,38 @@
+"""`path:line:col: CODE message` lines (clickable in editors and terminals) plus a summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from modelint.findings import Finding
+
+
+def location(f: Finding) -> str:
+    if f.cell is not None:
+        return f"{f.path}:cell {f.cell}:{f.line}:{f.column}"
+    return f"{f.path}:{f.line}:{f.column}"
+
+
+def render(findings: Sequence[Finding], ctx) -> str:
+    lines = []
+    for f in findings:
+        mark = " [*]" if f.fix is not None else ""
+        lines.append(f"{location(f)}: {f.code}{mark} {f.message}")
+    if ctx.statistics and findings:
+        counts = Counter((f.code, f.name) for f in findings)
+        lines.append("")
+        for (code, name), n in sorted(counts.items()):
+            lines.append(f"{n:6d}  {code}  {name}")
+    n = len(findings)
+    if n:
+        noun = "finding" if n == 1 else "findings"
+        files = len({f.path for f in findings})
+        summary = f"Found {n} {noun} in {files} of {ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked."
+        fixable = sum(1 for f in findings if f.fix is not None)
+        if fixable:
+            summary += f" {fixable} fixable with --fix ([*])."
+    else:
+        summary = f"All checks passed ({ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked)."
+    lines.append(summary)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,44 @@
+"""Shared facts about torch's functional dropout-like calls (used by MDL101-MDL103)."""
+
+from __future__ import annotations
+
+F = "torch.nn.functional."
+
+# qualified name -> 0-based position of the `training` parameter (default True).
+DROPOUT_TRAINING_DEFAULT_TRUE = {
+    F + "dropout": 2,
+    F + "dropout1d": 2,
+    F + "dropout2d": 2,
+    F + "dropout3d": 2,
+}
+
+# qualified name -> 0-based position of the `training` parameter (default False).
+TRAINING_DEFAULT_FALSE = {
+    F + "alpha_dropout": 2,
+    F + "feature_alpha_dropout": 2,
+    F + "rrelu": 3,
+    "torch.rrelu": 3,
+}
+
+# qualified name -> 0-based position of `dropout_p`.
+_FLASH = {
+    "flash_attn_func": 3,
+    "flash_attn_qkvpacked_func": 1,
+    "flash_attn_kvpacked_func": 2,
+    "flash_attn_varlen_func": 7,
+    "flash_attn_varlen_qkvpacked_func": 3,
+    "flash_attn_varlen_kvpacked_func": 6,
+}
+ATTENTION_DROPOUT_P = {
+    F + "scaled_dot_product_attention": 4,
+    "torch._C._nn.scaled_dot_product_attention": 4,
+    **{f"flash_attn.{name}": pos for name, pos in _FLASH.items()},
+    **{f"flash_attn.flash_attn_interface.{name}": pos for name, pos in _FLASH.items()},
+}
+
+# multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
+#   in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias,
+#   training=True, ...)
+MHA_FORWARD = F + "multi_head_attention_forward"
+MHA_DROPOUT_P_POS = 10
+MHA_TRAINING_POS = 13

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
+from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE
+from modelint.rules.base import Rule
+
+
+class FunctionalDropoutIgnoresMode(Rule):
+    code = "MDL101"
+    name = "functional-dropout-ignores-mode"
+    level = "error"
+    summary = "Functional dropout without `training=` stays active after `model.eval()`."
+    what = (
+        "Reports calls to `F.dropout`, `F.dropout1d`, `F.dropout2d` and `F.dropout3d` inside an "
+        "`nn.Module` that do not pass `training=` (by keyword or as the third positional argument), "
+        "and calls that pass a literal `training=True`. Outside module classes, it reports such a call "
+        "inside a function that has a `training`-like parameter the call ignores."
+    )
+    why = (
+        "Unlike `nn.Dropout`, the functional form does not know the module's mode: `training` defaults "
+        "to `True`. After `model.eval()` the call still zeroes a fraction `p` of the activations and "
+        "rescales the rest, so validation scores are noisy and too low, and predictions differ from "
+        "run to run. Calls guarded by a mode check (`if self.training:`), calls whose `p` depends on "
+        "the mode, and calls with any non-literal `training=` expression are not reported. A literal "
+        "`training=True` is sometimes intended (Monte Carlo dropout, Tacotron-style prenets): say so "
+        "with `# modelint: ignore[MDL101]`."
+    )
+    example = (
+        "class Block(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(self.fc(x), p=0.1)\n"
+    )
+    use_instead = (
+        "class Block(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(self.fc(x), p=0.1, training=self.training)\n"
+    )
+    options_schema = {"report-always-on": True}
+    triggers = ("dropout",)
+
+    VALID = (
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        x = F.dropout(x, 0.1, self.training)
+        x = F.dropout(x, p=0.1, training=self.training and self.use_dropout)
+        if self.training:
+            x = F.dropout(x, 0.2)
+        return x
+""",
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        if not self.training:
+            return x
+        return F.dropout2d(x, 0.1)
+
+def helper(x):  # not a module and no training parameter: the caller's business
+    return F.dropout(x, 0.1)
+""",
+        """
+from torch.nn.functional import dropout
+import torch.nn as nn
+
+class Block(nn.Module):
+    def forward(self, x, **kw):
+        p = self.p if self.training else 0.0
+        x = dropout(x, p)                 # p is 0 in eval mode
+        x = dropout(x, p=0.0)             # a no-op
+        return dropout(x, 0.1, **kw)      # training may be in **kw
+""",
+        """
+import torch.nn.functional as F
+
+def mlp(x, w, training=False):
+    return F.dropout(x @ w, 0.1, training=training)
+""",
+    )
+    INVALID = (
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        x = F.dropout(x, 0.1)  # expect: MDL101
+        return F.dropout(x, p=0.1, training=True)  # expect: MDL101
+""",
+        """
+import torch
+from torch.nn import Module
+
+class Enc(Module):
+    def forward(self, x):
+        def inner(y):
+            return torch.nn.functional.dropout3d(y, 0.5)  # expect: MDL101
+        return inner(x)
+""",
+        """
+import torch.nn.functional as F
+
+def mlp(x, w, training):
+    return F.dropout(x @ w, 0.1)  # expect: MDL101
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualname = self.ctx.resolve(node.func)
+        if qualname not in DROPOUT_TRAINING_DEFAULT_TRUE or has_star_args(node):
+            return
+        mode_params = self.ctx.mode_params()
+        if not self.ctx.in_module_method() and not mode_params:
+            return
+        shown = self.ctx.module.code_for_node(node.func)
+        flag = "self.training" if self.ctx.in_module_method() or not mode_params else sorted(mode_params)[0]
+        training = get_arg(node, "training", DROPOUT_TRAINING_DEFAULT_TRUE[qualname])
+        if training is not None:
+            if (
+                self.options["report-always-on"]
+                and is_literal_bool(training.value, True)
+                and not self.ctx.is_guarded(node)
+            ):
+                self.report(
+                    node,
+                    f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`; if this "
+                    f"is intended (MC dropout, an always-on prenet) suppress it with "
+                    f"`# modelint: ignore[MDL101]`, otherwise pass `training={flag}`",
+                )
+            return
+        if self.ctx.is_guarded(node):
+            return
+        p = get_arg(node, "p", 1)
+        if p is not None and (is_literal_zero(p.value) or self.ctx.depends_on_mode(p.value)):
+            return
+        self.report(
+            node,
+            f"`{shown}()` without `training=` defaults to training=True: it keeps zeroing and rescaling "
+            f"activations in eval mode, so eval outputs are random; pass `training={flag}`",
+        )

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
+from modelint.analysis.mode import loads
+from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS
+from modelint.rules.base import Rule
+
+
+class AttentionDropoutIgnoresMode(Rule):
+    code = "MDL103"
+    name = "attention-dropout-ignores-mode"
+    level = "error"
+    summary = "Attention dropout (`scaled_dot_product_attention(dropout_p=...)`, flash-attn) stays active in eval mode."
+    what = (
+        "Reports `F.scaled_dot_product_attention` and flash-attn's `flash_attn_*func` calls whose "
+        "`dropout_p` is not a literal 0 and does not depend on the training mode, and "
+        "`F.multi_head_attention_forward` called with a non-zero `dropout_p` but without `training=`. "
+        "A value depends on the mode when it reads `self.training` (or a `training`-like name), or is "
+        "a local or `self.` attribute assigned from such an expression or under a mode check. A "
+        "`dropout_p` that is just a parameter of the enclosing function is the caller's decision and "
+        "is not reported."
+    )
+    why = (
+        "These kernels take a dropout probability, not a module, so `model.eval()` cannot reach them: "
+        "`dropout_p=self.attn_dropout` keeps dropping attention weights at inference, making "
+        "evaluation noisy and generation non-deterministic."
+    )
+    example = (
+        "class Attention(nn.Module):\n"
+        "    def forward(self, q, k, v):\n"
+        "        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p)\n"
+    )
+    use_instead = (
+        "class Attention(nn.Module):\n"
+        "    def forward(self, q, k, v):\n"
+        "        p = self.dropout_p if self.training else 0.0\n"
+        "        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)\n"
+    )
+    triggers = ("scaled_dot_product_attention", "flash_attn", "multi_head_attention_forward")
+
+    VALID = (
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Attention(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+        self.attn_drop = nn.Dropout(p)
+
+    def forward(self, q, k, v, mask=None):
+        a = F.scaled_dot_product_attention(q, k, v, mask, self.p if self.training else 0.0)
+        b = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.)
+        c = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
+        d = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        p = self.p
+        if not self.training:
+            p = 0.0
+        e = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return a + b + c + d + e
+""",
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Attention(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.active_p = self.p if mode else 0.0
+        return self
+
+    def forward(self, q, k, v, dropout_p=0.0):
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # the caller decides
+        return F.scaled_dot_product_attention(x, k, v, dropout_p=self.active_p)
+
+def attention(q, k, v, p):  # a plain function without a training flag: not reported
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+""",
+        """
+from torch.nn import functional as F
+from torch import nn
+
+class MHA(nn.Module):
+    def forward(self, q, k, v):
+        return F.multi_head_attention_forward(
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p,
+            self.ow, self.ob, training=self.training)[0]
+""",
+    )
+    INVALID = (
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Attention(nn.Module):
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)  # expect: MDL103
+""",
+        """
+import torch
+import torch.nn as nn
+from flash_attn import flash_attn_func, flash_attn_qkvpacked_func
+
+class FlashBlock(nn.Module):
+    def forward(self, q, k, v, qkv):
+        a = flash_attn_func(q, k, v, self.attn_drop.p, causal=True)  # expect: MDL103
+        b = flash_attn_qkvpacked_func(qkv, 0.1)  # expect: MDL103
+        c = torch.nn.functional.scaled_dot_product_attention(  # expect: MDL103
+            q, k, v, None, 0.1)
+        return a, b, c
+""",
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class MHA(nn.Module):
+    def forward(self, q, k, v):
+        return F.multi_head_attention_forward(  # expect: MDL103
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p, self.ow, self.ob)[0]
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualname = self.ctx.resolve(node.func)
+        if qualname != MHA_FORWARD and qualname not in ATTENTION_DROPOUT_P:
+            return
+        if has_star_args(node):
+            return
+        mode_params = self.ctx.mode_params()
+        in_module = self.ctx.in_module_method()
+        if not in_module and not mode_params:
+            return
+        shown = self.ctx.module.code_for_node(node.func)
+        flag = "self.training" if in_module else sorted(mode_params)[0]
+        if qualname == MHA_FORWARD:
+            self._check_mha(node, shown, flag)
+            return
+        dropout = get_arg(node, "dropout_p", ATTENTION_DROPOUT_P[qualname])
+        reason = self._active_in_eval(dropout.value if dropout else None)
+        if reason:
+            self.report(
+                node,
+                f"`{shown}()` gets `dropout_p={self.ctx.module.code_for_node(dropout.value)}`, which does not "
+                f"depend on the training mode: attention weights are still dropped after `.eval()`, so "
+                f"eval outputs are random; use `dropout_p=(<p> if {flag} else 0.0)`",
+            )
+
+    def _active_in_eval(self, dropout: Optional[cst.BaseExpression]) -> bool:
+        if dropout is None or is_literal_zero(dropout):
+            return False
+        if self.ctx.is_guarded() or self.ctx.depends_on_mode(dropout):
+            return False
+        facts = self.ctx.function_facts()
+        names = [n for n in loads(dropout)]
+        if facts and names and all(isinstance(n, cst.Name) and n.value in facts.params - {"self"} for n in names):
+            return False  # a parameter passed through: the caller decides
+        return True
+
+    def _check_mha(self, node: cst.Call, shown: str, flag: str) -> None:
+        training = get_arg(node, "training", MHA_TRAINING_POS)
+        if training is not None and not is_literal_bool(training.value, True):
+            return
+        if not self._active_in_eval(getattr(get_arg(node, "dropout_p", MHA_DROPOUT_P_POS), "value", None)):
+            return
+        self.report(
+            node,
+            f"`{shown}()` without `training={flag}` applies its attention dropout in eval mode too "
+            f"(training defaults to True), so eval outputs are random; pass `training={flag}`",
+        )

@@ -1,0 +1,144 @@
+"""Catalogue entries for the runtime tracer's codes (MDL600-MDL607).
+
+No torch import here: `modelint rules` and the SARIF writer read this module.
+"""
+
+from __future__ import annotations
+
+from modelint.catalog import RuleInfo
+
+TRACE_CODES = (
+    RuleInfo(
+        code="MDL600",
+        name="trace-target-failed",
+        level="error",
+        kind="trace",
+        summary="A `modelint trace` target could not be traced: its factory raised, an import failed, "
+        "the process crashed or timed out, or the forward raised in both modes.",
+        what="Reports a trace target (`package.module:factory` or `path/to/file.py:factory`) that "
+        "produced no result. Each target runs in its own subprocess; this finding names the stage "
+        "(import, factory, forward, crash, timeout) and, where one is known, the user source line.",
+        why="A target that fails is not checked at all, so every mode bug in it stays hidden. The "
+        "other targets still run.",
+        example="def policy():\n    model = Policy(hidden=64)\n    return model  # inputs missing\n",
+        use_instead="def policy():\n    model = Policy(hidden=64)\n    return model, (torch.randn(4, 10, 2),)\n",
+    ),
+    RuleInfo(
+        code="MDL601",
+        name="eval-consumes-randomness",
+        level="error",
+        kind="trace",
+        summary="An eval forward drew random numbers, or two eval forwards with different seeds "
+        "gave different outputs.",
+        what="Runs the model twice in eval mode under `torch.inference_mode()`, each time after "
+        "seeding torch, Python `random` and NumPy with a different seed. Reports a random op that "
+        "used a global generator (dropout with p>0 and train=True, multinomial, bernoulli, rand, "
+        "normal_, SDPA with dropout_p>0, ...), a generator state that moved, or outputs that differ. "
+        "The finding names the op, the innermost module and the user source line. Sampling with a "
+        "private `torch.Generator` is not reported.",
+        why="Eval predictions become non-reproducible: metrics jitter between runs, exported models "
+        "behave differently from the evaluated ones, and greedy decoding silently samples.",
+        example="def forward(self, x):\n    h = F.dropout(self.fc(x), p=0.2)  # training defaults to True\n"
+        "    return self.out(h)\n",
+        use_instead="def forward(self, x):\n    h = F.dropout(self.fc(x), p=0.2, training=self.training)\n"
+        "    return self.out(h)\n",
+    ),
+    RuleInfo(
+        code="MDL602",
+        name="eval-mutates-state",
+        level="error",
+        kind="trace",
+        summary="A parameter or buffer changed during an eval forward.",
+        what="Snapshots every parameter and buffer before each eval forward and compares them bit for "
+        "bit afterwards. Reports each module whose tensors changed, with the op that wrote them "
+        "(e.g. `aten::batch_norm` with training=True, an in-place `add_` on a buffer) and its source "
+        "line. Buffers newly registered during the forward are not reported; BatchNorm with "
+        "`track_running_stats=False` uses batch statistics by design and writes nothing.",
+        why="Evaluating the model changes it: batch-norm statistics drift towards the eval data, the "
+        "next evaluation gives different numbers and the saved checkpoint differs from the trained one.",
+        example="return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,\n"
+        "                    training=True)\n",
+        use_instead="return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,\n"
+        "                    training=self.training)\n",
+    ),
+    RuleInfo(
+        code="MDL603",
+        name="module-in-training-mode-during-eval",
+        level="error",
+        kind="trace",
+        summary="A mode-dependent module ran with training=True while the root model was in eval mode.",
+        what="Puts every module in training mode, calls `model.eval()` and watches every module call "
+        "with a global forward pre-hook. Reports modules whose behaviour depends on the mode "
+        "(dropout, batch norm, user modules that read `self.training`) that still run with "
+        "training=True. Points at a `train()` override that does not propagate the mode when an "
+        "ancestor has one, else at the call.",
+        why="`model.eval()` did not reach the module: a `train()` override that does not call "
+        "`super().train(mode)`, a direct `module.training = True`, or a module that is not registered. "
+        "Dropout stays on and batch norm keeps updating its statistics during evaluation.",
+        example="def train(self, mode=True):\n    self.training = mode  # children keep their mode\n"
+        "    return self\n",
+        use_instead="def train(self, mode=True):\n    super().train(mode)\n    return self\n",
+    ),
+    RuleInfo(
+        code="MDL604",
+        name="unregistered-module-called",
+        level="error",
+        kind="trace",
+        summary="A module ran during a forward but is not in `model.modules()`.",
+        what="Compares every module call seen by a global forward pre-hook with `model.modules()`. "
+        "Reports the class and where the module lives: the plain list/dict/tuple attribute that "
+        "holds it, a module registered during the forward, or the line that built it inside forward.",
+        why="Unregistered modules are invisible to `model.eval()`/`train()`, `.to(device)`, "
+        "`model.parameters()` (the optimizer never trains them) and `state_dict()` (they are not "
+        "saved). Dropout kept in a plain list stays on in eval.",
+        example="self.layers = [nn.Linear(16, 16), nn.Dropout(0.1)]\n",
+        use_instead="self.layers = nn.ModuleList([nn.Linear(16, 16), nn.Dropout(0.1)])\n",
+    ),
+    RuleInfo(
+        code="MDL605",
+        name="mode-has-no-effect",
+        level="warning",
+        kind="trace",
+        summary="The model declares dropout or batch norm, but switching between train() and eval() "
+        "changes nothing at run time.",
+        what="Reports a model that registers Dropout with p>0 or batch norm while its two training "
+        "forwards (different seeds) are identical and equal to the eval output, and a registered "
+        "Dropout with p>0 that never ran in any forward while the training forward drew no random "
+        "numbers at all (declared in `__init__`, never called in `forward`).",
+        why="The regularisation the model was designed with is not applied: training overfits and "
+        "hyper-parameters such as the dropout rate silently do nothing.",
+        example="self.drop = nn.Dropout(0.1)\n...\ndef forward(self, x):\n    return self.fc(x)\n",
+        use_instead="self.drop = nn.Dropout(0.1)\n...\ndef forward(self, x):\n    return self.fc(self.drop(x))\n",
+    ),
+    RuleInfo(
+        code="MDL606",
+        name="mode-forward-fails",
+        level="error",
+        kind="trace",
+        summary="The forward raises in one mode but not in the other.",
+        what="Reports the exception and the innermost user source frame when the training forwards "
+        "succeed and the eval forwards raise, or the other way round.",
+        why="A code path only taken in one mode is broken; typically the eval branch is never run by "
+        "the training loop and fails only at validation or deployment time.",
+        example="if self.training:\n    return self.head(x)\nreturn self.head(x.mean(0))  # wrong shape\n",
+        use_instead="if self.training:\n    return self.head(x)\nreturn self.head(x)\n",
+    ),
+    RuleInfo(
+        code="MDL607",
+        name="training-output-not-differentiable",
+        level="warning",
+        kind="trace",
+        summary="In training mode with grad enabled, no floating-point output requires grad although "
+        "the model has trainable parameters.",
+        what="Looks at every floating-point tensor in the training output structure (tuples, lists, "
+        "dicts, dataclasses). Integer outputs, such as sampled actions, are not considered; a model "
+        "whose outputs are all integers is not reported.",
+        why="`loss.backward()` fails or, worse, trains nothing: the forward detached its result, ran "
+        "under `torch.no_grad()`, or rebuilt tensors from `.item()`/NumPy values.",
+        example="def forward(self, x):\n    with torch.no_grad():\n        return self.fc(x)\n",
+        use_instead="def forward(self, x):\n    return self.fc(x)\n",
+    ),
+)
+
+CODES = tuple(info.code for info in TRACE_CODES)
+BY_CODE = {info.code: info for info in TRACE_CODES}

@@ -1,0 +1,34 @@
+"""Shared test helpers: read `# expect: CODE[, CODE]` annotations and compare with findings."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Iterable, List, Tuple
+
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>MDL\d{3}(?:\s*,\s*MDL\d{3})*)")
+
+
+def expected_from_source(source: str, only: Iterable[str] = ()) -> List[Tuple[int, str]]:
+    """[(line, code)] for every `# expect:` annotation (a line may expect several codes)."""
+    only = set(only)
+    out = []
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        m = EXPECT.search(line)
+        if m:
+            for code in re.split(r"\s*,\s*", m.group("codes")):
+                if not only or code in only:
+                    out.append((lineno, code))
+    return sorted(out)
+
+
+def actual(findings, only: Iterable[str] = ()) -> List[Tuple[int, str]]:
+    only = set(only)
+    return sorted((f.line, f.code) for f in findings if not only or f.code in only)
+
+
+def diff(expected, got) -> str:
+    e, g = Counter(expected), Counter(got)
+    missing = sorted((e - g).elements())
+    extra = sorted((g - e).elements())
+    return f"missing (line, code): {missing}\nunexpected (line, code): {extra}"
