@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-import pathspec
+from modelint.gitignore import PatternList
 
 DEFAULT_EXCLUDE: Tuple[str, ...] = (
     ".bzr",
@@ -52,16 +52,15 @@ class DiscoveryError(Exception):
     """A path on the command line that does not exist."""
 
 
-def _spec(patterns: Iterable[str]) -> pathspec.PathSpec:
-    return pathspec.PathSpec.from_lines("gitwildmatch", list(patterns))
+def _spec(patterns: Iterable[str]) -> PatternList:
+    return PatternList(patterns)
 
 
 def glob_match(pattern: str, path: str, root: str) -> bool:
     """gitignore-style match of `path` (relative to `root` when inside it). A pattern without a
     slash also matches the file name alone, like ruff's `per-file-ignores`."""
     rel = _relative(Path(path), Path(root))
-    spec = _spec([pattern])
-    return spec.match_file(rel) or ("/" not in pattern and spec.match_file(Path(rel).name))
+    return _spec([pattern]).matches(rel)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -81,21 +80,31 @@ def _git_root(start: Path) -> Optional[Path]:
 @dataclass
 class _Ignore:
     base: Path
-    spec: pathspec.PathSpec
+    spec: PatternList
 
-    def matches(self, path: Path, is_dir: bool) -> bool:
+    def check(self, path: Path, is_dir: bool) -> Optional[bool]:
         try:
             rel = path.relative_to(self.base).as_posix()
         except ValueError:
-            return False
-        return self.spec.match_file(rel + "/" if is_dir else rel)
+            return None
+        return self.spec.check(rel, is_dir)
 
 
-def _read_ignore_file(path: Path) -> Optional[pathspec.PathSpec]:
+def _ignored(path: Path, is_dir: bool, ignores: Sequence[_Ignore]) -> bool:
+    """git's precedence: the deepest .gitignore with a matching pattern decides."""
+    for ignore in reversed(ignores):
+        verdict = ignore.check(path, is_dir)
+        if verdict is not None:
+            return verdict
+    return False
+
+
+def _read_ignore_file(path: Path) -> Optional[PatternList]:
     try:
-        return _spec(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        spec = _spec(path.read_text(encoding="utf-8", errors="replace").splitlines())
     except OSError:
         return None
+    return spec or None
 
 
 def _inherited_gitignores(folder: Path) -> List[_Ignore]:
@@ -146,15 +155,14 @@ def _display(path: Path) -> str:
     return s
 
 
-def _excluded(path: Path, spec: pathspec.PathSpec, root: Path, is_dir: bool) -> bool:
+def _excluded(path: Path, spec: PatternList, root: Path, is_dir: bool) -> bool:
     """Matched by the exclude globs: by its name, or by its path relative to `root`."""
-    name = path.name + ("/" if is_dir else "")
-    if spec.match_file(name):
+    if spec.matches(path.name, is_dir):
         return True
     rel = _relative(path, root)
     if rel.startswith(".."):
         return False
-    return spec.match_file(rel + ("/" if is_dir else ""))
+    return spec.matches(rel, is_dir)
 
 
 def _walk(top: Path, exclude_spec, root: Path, respect_gitignore: bool, suffixes) -> Iterable[Path]:
@@ -186,7 +194,7 @@ def _walk(top: Path, exclude_spec, root: Path, respect_gitignore: bool, suffixes
             if _excluded(path, exclude_spec, root, is_dir):
                 continue
             resolved = path.resolve() if active else path
-            if any(ig.matches(resolved, is_dir) for ig in active):
+            if _ignored(resolved, is_dir, active):
                 continue
             if is_dir:
                 if entry.is_symlink():

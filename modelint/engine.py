@@ -12,6 +12,7 @@ Both passes run in a process pool for large inputs and in-process for a handful 
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import re
@@ -178,16 +179,26 @@ class _Dispatcher:
         self.ctx.ancestors.pop()
 
 
-def _parse_error(path: str, exc: Exception) -> Finding:
-    if isinstance(exc, cst.ParserSyntaxError):
-        message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-        return Finding(path, exc.raw_line, exc.raw_column + 1, "MDL000", f"cannot parse: {message}",
+def _parse_error(path: str, exc: Exception, data: bytes = b"") -> Finding:
+    """MDL000 at the parser's position. CPython's own message is preferred when it also rejects the
+    file (it is clearer: "expected ':'"); LibCST's is used when only LibCST's grammar does."""
+    def finding(line: int, column: int, message: str) -> Finding:
+        return Finding(path, max(line, 1), max(column, 1), "MDL000", f"cannot parse: {message}",
                        name="parse-error", level="error")
+
     if isinstance(exc, RecursionError):
-        return Finding(path, 1, 1, "MDL000", "cannot parse: code is nested too deeply to analyse",
-                       name="parse-error", level="error")
-    return Finding(path, 1, 1, "MDL000", f"cannot parse: {type(exc).__name__}: {exc}", name="parse-error",
-                   level="error")
+        return finding(1, 1, "code is nested too deeply to analyse")
+    if data:
+        try:
+            compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as syn:
+            return finding(syn.lineno or 1, syn.offset or 1, syn.msg)
+        except (ValueError, RecursionError, MemoryError):
+            pass
+    if isinstance(exc, cst.ParserSyntaxError):
+        message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", str(exc.message).strip().splitlines()[0])
+        return finding(exc.raw_line, exc.raw_column + 1, message or "invalid syntax")
+    return finding(1, 1, f"{type(exc).__name__}: {exc}")
 
 
 def check_file(
@@ -247,7 +258,7 @@ def check_bytes(
     try:
         module = cst.parse_module(data)
     except Exception as exc:  # ParserSyntaxError, RecursionError, ...
-        return [_parse_error(path, exc)]
+        return [_parse_error(path, exc, data)]
     if facts is None:
         facts = FileFacts(modname=module_name(Path(path)))
     ctx = FileContext(path, module, facts, classifier)

@@ -1,0 +1,104 @@
+"""Output formats: text, json, github, sarif (validated against the SARIF 2.1.0 schema)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelint.findings import Finding
+from modelint.report import ReportContext, render
+from tests.conftest import BUGGY
+
+F1 = Finding("pkg/a.py", 7, 16, "MDL101", "dropout, 100% sure: a,b", name="functional-dropout-ignores-mode",
+             level="error", end_line=7, end_column=33)
+F2 = Finding("pkg/b.py", 3, 1, "MDL102", "line one\nline two", name="functional-dropout-never-active",
+             level="warning", end_line=4, end_column=2)
+F3 = Finding("pkg/c.ipynb", 2, 5, "MDL101", "in a cell", name="functional-dropout-ignores-mode", level="error", cell=3)
+
+
+def test_text_format():
+    out = render([F2, F1], "text", ReportContext(files_checked=5))
+    lines = out.splitlines()
+    assert lines[0] == "pkg/a.py:7:16: MDL101 dropout, 100% sure: a,b"
+    assert lines[-1] == "Found 2 findings in 2 of 5 files checked."
+    assert render([F3], "text", ReportContext(files_checked=1)).startswith("pkg/c.ipynb:cell 3:2:5: MDL101")
+
+
+def test_json_format_fields():
+    data = json.loads(render([F1], "json", ReportContext()))
+    assert data == [
+        {
+            "code": "MDL101",
+            "name": "functional-dropout-ignores-mode",
+            "message": "dropout, 100% sure: a,b",
+            "path": "pkg/a.py",
+            "line": 7,
+            "column": 16,
+            "end_line": 7,
+            "end_column": 33,
+            "level": "error",
+            "fix": None,
+        }
+    ]
+    assert json.loads(render([F3], "json", ReportContext()))[0]["cell"] == 3
+
+
+def test_github_format_escapes():
+    out = render([F1, F2], "github", ReportContext()).splitlines()
+    assert out[0] == (
+        "::error file=pkg/a.py,line=7,col=16,endLine=7,endColumn=33,"
+        "title=MDL101 functional-dropout-ignores-mode::dropout, 100%25 sure: a,b"
+    )
+    assert out[1].startswith("::warning file=pkg/b.py,line=3,col=1,endLine=4,title=MDL102")
+    assert out[1].endswith("::line one%0Aline two")
+
+
+def _sarif_schema():
+    from tests.sarif_schema import load_schema
+
+    return load_schema()
+
+
+def test_sarif_is_valid_against_the_2_1_0_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = _sarif_schema()
+    doc = json.loads(render([F1, F2, F3], "sarif", ReportContext(root=".")))
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)
+    errors = sorted(validator_cls(schema).iter_errors(doc), key=str)
+    assert not errors, "\n".join(str(e) for e in errors[:3])
+    # ...and an empty run is valid too
+    assert not list(validator_cls(schema).iter_errors(json.loads(render([], "sarif", ReportContext()))))
+
+
+def test_sarif_content():
+    doc = json.loads(render([F1, F2], "sarif", ReportContext(root=".")))
+    run = doc["runs"][0]
+    assert doc["version"] == "2.1.0"
+    rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    assert rules["MDL101"]["name"] == "functional-dropout-ignores-mode"
+    assert rules["MDL101"]["shortDescription"]["text"] and rules["MDL101"]["help"]["text"]
+    r0 = run["results"][0]
+    assert r0["ruleId"] == "MDL101" and r0["level"] == "error"
+    assert run["tool"]["driver"]["rules"][r0["ruleIndex"]]["id"] == "MDL101"
+    loc = r0["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "pkg/a.py"
+    assert loc["region"] == {"startLine": 7, "startColumn": 16, "endLine": 7, "endColumn": 33}
+    assert run["results"][1]["level"] == "warning"
+
+
+def test_sarif_uri_is_relative_for_absolute_paths(tmp_path):
+    f = Finding(str(tmp_path / "src" / "m.py"), 1, 1, "MDL101", "m", name="x")
+    doc = json.loads(render([f], "sarif", ReportContext(root=str(tmp_path))))
+    assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/m.py"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+def test_every_format_from_the_cli(run, write, fmt):
+    write("m.py", BUGGY)
+    r = run("check", "m.py", "--format", fmt)
+    assert r.code == 1, r
+    assert "MDL101" in r.out
+    if fmt in ("json", "sarif"):
+        json.loads(r.out)
