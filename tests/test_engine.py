@@ -1,0 +1,99 @@
+"""Engine behaviour that is easiest to check in-process: crashes in rules, unreadable files,
+the text pre-filter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from modelint import engine
+from modelint.config import resolve_selection
+from modelint.engine import EngineSettings, check_paths
+from modelint.rules import get_rule
+from tests.conftest import BUGGY
+
+
+def _settings(**kw):
+    return EngineSettings(select=resolve_selection(None, (), ()), jobs=1, **kw)
+
+
+def test_rule_crash_becomes_mdl999_and_other_rules_still_run(tmp_path, monkeypatch):
+    (tmp_path / "m.py").write_text(BUGGY + "\n    def g(self, x):\n        return F.alpha_dropout(x, 0.1)\n")
+    rule = get_rule("MDL101")
+
+    def boom(self, node: cst.Call) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(rule, "visit_Call", boom)
+    result = check_paths([tmp_path / "m.py"], _settings())
+    codes = [(f.code, f.message) for f in result.findings]
+    assert ("MDL102" in [c for c, _ in codes])
+    internal = [m for c, m in codes if c == "MDL999"]
+    assert internal == ["rule MDL101 crashed on this file (ZeroDivisionError: boom); the file was only partly checked"]
+
+
+def test_rule_crash_exits_2(run, write):
+    write("m.py", BUGGY)
+    write(
+        "crash.py",
+        "import runpy, sys\n"
+        "from modelint.rules import get_rule\n"
+        "get_rule('MDL101').visit_Call = lambda self, node: 1 / 0\n"
+        "from modelint.cli import main\n"
+        "sys.exit(main(['check', 'm.py']))\n",
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "crash.py"], cwd=write("x.py", "").parent, capture_output=True, text=True)
+    assert proc.returncode == 2, proc
+    assert "MDL999" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_unreadable_file_is_a_finding(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text(BUGGY)
+    (tmp_path / "b.py").write_text(BUGGY)
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "a.py":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = check_paths([tmp_path / "a.py", tmp_path / "b.py"], _settings())
+    got = [(Path(f.path).name, f.code, f.message) for f in result.findings]
+    assert got[0] == ("a.py", "MDL000", "cannot read file: Permission denied")
+    assert got[1][:2] == ("b.py", "MDL101")
+
+
+def test_prefilter_skips_parsing_files_without_triggers(tmp_path, monkeypatch):
+    (tmp_path / "plain.py").write_text("import torch\nx = torch.ones(3)\n")
+    (tmp_path / "model.py").write_text(BUGGY)
+    parsed = []
+    real = cst.parse_module
+    monkeypatch.setattr(engine.cst, "parse_module", lambda data, *a, **k: parsed.append(data) or real(data, *a, **k))
+    check_paths([tmp_path / "plain.py", tmp_path / "model.py"], _settings())
+    assert len(parsed) == 1 and b"dropout" in parsed[0]
+    parsed.clear()
+    check_paths([tmp_path / "plain.py", tmp_path / "model.py"], _settings(prefilter=False))
+    assert len(parsed) == 2
+
+
+def test_prefilter_never_hides_a_parse_error(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(:\n")
+    result = check_paths([tmp_path / "broken.py"], _settings())
+    assert [f.code for f in result.findings] == ["MDL000"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_check_paths_parallel_matches_serial(tmp_path, monkeypatch, jobs):
+    monkeypatch.setattr(engine, "PARALLEL_MIN_FILES", 2)
+    for i in range(6):
+        (tmp_path / f"m{i}.py").write_text(BUGGY if i % 2 else "x = 1\n")
+    files = sorted(tmp_path.glob("*.py"))
+    result = check_paths(files, EngineSettings(select=resolve_selection(None, (), ()), jobs=jobs))
+    assert [Path(f.path).name for f in result.findings] == ["m1.py", "m3.py", "m5.py"]
+    assert result.files_checked == 6
