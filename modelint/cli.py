@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
     _add_output_options(check)
     check.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="worker processes (default: CPU count)")
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     check.add_argument("--no-prefilter", action="store_true", help=argparse.SUPPRESS)
+
+    clean = sub.add_parser("clean", help="remove the result cache (.modelint_cache)")
+    clean.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
+    clean.add_argument("--no-config", action="store_true", help="ignore configuration files")
 
     sub.add_parser("rules", help="list every rule: code, name, level, fixable, default-on")
     rule = sub.add_parser("rule", help="show a rule's documentation")
@@ -84,18 +89,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_ERROR
 
 
-def _load_config(args):
-    from modelint.config import ConfigError, load_config, validate_codes
+def _read_config(args):
+    """The configuration, parsed but not yet checked against the rule catalogue."""
+    from modelint.config import ConfigError, load_config
 
     try:
-        if args.no_config:
-            cfg = load_config(search=False)
-        else:
-            cfg = load_config(Path(args.config) if args.config else None)
-        for name in ("select", "extend_select", "ignore"):
-            validate_codes(getattr(args, name) or [], f"--{name.replace('_', '-')}")
+        if getattr(args, "no_config", False):
+            return load_config(search=False)
+        return load_config(Path(args.config) if getattr(args, "config", None) else None)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _validate(args, cfg) -> None:
+    from modelint.config import ConfigError, validate_codes, validate_config
+
+    try:
+        validate_config(cfg)
+        for name in ("select", "extend_select", "ignore"):
+            validate_codes(getattr(args, name, None) or [], f"--{name.replace('_', '-')}")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _load_config(args):
+    cfg = _read_config(args)
+    _validate(args, cfg)
     return cfg
 
 
@@ -132,6 +151,12 @@ def write_atomic(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _cache_folder(cfg) -> Path:
+    from modelint.cache import CACHE_DIR_NAME
+
+    return (cfg.root / cfg.cache_dir) if cfg.cache_dir else (cfg.root / CACHE_DIR_NAME)
+
+
 def _cmd_check(args) -> int:
     from modelint.discovery import DiscoveryError, discover
     from modelint.config import default_exclude
@@ -139,8 +164,20 @@ def _cmd_check(args) -> int:
 
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (CPU count) or more")
-    cfg = _load_config(args)
+    cache = None
+    cfg = _read_config(args)
+    if not args.no_cache:
+        from modelint import catalog
+        from modelint.cache import Cache, digest, source_fingerprint
+
+        fingerprint = source_fingerprint()
+        folder = _cache_folder(cfg)
+        catalog.use_snapshot(folder / "v1" / f"catalog-{fingerprint[:20]}.json")
+    _validate(args, cfg)
     select = _selection(args, cfg, ("static", "tool"))
+    if not args.no_cache:
+        salt = digest(fingerprint, select, cfg.rule_options, sorted(cfg.module_bases))
+        cache = Cache(folder, salt)
     exclude, extend_exclude = default_exclude(cfg)
     try:
         files = discover(args.paths, exclude, extend_exclude, root=str(cfg.root), respect_gitignore=cfg.respect_gitignore)
@@ -154,9 +191,23 @@ def _cmd_check(args) -> int:
         root=str(cfg.root),
         jobs=args.jobs,
         prefilter=not args.no_prefilter,
+        cache=cache,
     )
     result = check_paths(files, settings)
     return _emit(result.findings, args, result.files_checked, str(Path.cwd()))
+
+
+def _cmd_clean(args) -> int:
+    from modelint.cache import clean
+
+    cfg = _read_config(args)
+    folder = _cache_folder(cfg)
+    try:
+        removed = clean(folder)
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"Removed {folder}" if removed else f"No cache at {folder}")
+    return EXIT_OK
 
 
 def _cmd_rules(args) -> int:
@@ -206,4 +257,4 @@ def _cmd_trace(args) -> int:
     return _emit(findings, args, len(targets), str(Path.cwd()))
 
 
-_COMMANDS = {"check": _cmd_check, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}
+_COMMANDS = {"check": _cmd_check, "clean": _cmd_clean, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}

@@ -142,24 +142,36 @@ def _parse_table(path: Path, table: Dict[str, Any]) -> Config:
             cfg.rule_options = _parse_rule_options(path, value)
         elif key == "trace":
             _parse_trace(path, value, cfg)
+    return cfg
+
+
+def validate_config(cfg: Config) -> None:
+    """Check every code and rule option against the catalogue (kept apart from parsing, so the
+    cache location can be known before the catalogue is loaded)."""
+    if cfg.path is None:
+        return
+    path = cfg.path
     for key in ("select", "extend_select", "ignore"):
         validate_codes(getattr(cfg, key) or [], f"{path}: tool.modelint.{key.replace('_', '-')}")
     for glob, codes in cfg.per_file_ignores.items():
         validate_codes(codes, f"{path}: tool.modelint.per-file-ignores.{glob}")
-    return cfg
+    for target, codes in cfg.trace_allow.items():
+        validate_codes(codes, f"{path}: tool.modelint.trace.allow.{target}")
+    _validate_rule_options(path, cfg.rule_options)
 
 
 def _parse_rule_options(path: Path, value: Any) -> Dict[str, Dict[str, Any]]:
-    from modelint.rules import all_rules
-
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: tool.modelint.rules must be a table of [tool.modelint.rules.CODE] tables")
-    rules = {r.code: r for r in all_rules()}
-    out: Dict[str, Dict[str, Any]] = {}
+    return {code: options for code, options in value.items()}
+
+
+def _validate_rule_options(path: Path, value: Dict[str, Any]) -> None:
+    rules = {c: i for c, i in catalog().items() if i.kind == "static"}
     for code, options in value.items():
         if code not in rules:
             raise ConfigError(f"{path}: tool.modelint.rules.{code}: unknown rule{suggest(code, rules)}")
-        schema = rules[code].options_schema
+        schema = rules[code].options
         if not isinstance(options, dict):
             raise ConfigError(f"{path}: tool.modelint.rules.{code} must be a table")
         for name, v in options.items():
@@ -171,8 +183,6 @@ def _parse_rule_options(path: Path, value: Any) -> Dict[str, Dict[str, Any]]:
                 raise ConfigError(
                     f"{path}: tool.modelint.rules.{code}.{name} must be a {type(default).__name__}, got {type(v).__name__}"
                 )
-        out[code] = dict(options)
-    return out
 
 
 def _parse_trace(path: Path, value: Any, cfg: Config) -> None:
@@ -191,8 +201,6 @@ def _parse_trace(path: Path, value: Any, cfg: Config) -> None:
             if not isinstance(v, dict):
                 raise ConfigError(f"{path}: tool.modelint.trace.allow must be a table of target = [codes]")
             cfg.trace_allow = {t: _str_list(path, f"trace.allow.{t}", c) for t, c in v.items()}
-            for t, codes in cfg.trace_allow.items():
-                validate_codes(codes, f"{path}: tool.modelint.trace.allow.{t}")
 
 
 def validate_codes(codes: Sequence[str], where: str) -> None:

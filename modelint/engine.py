@@ -2,12 +2,14 @@
 
 Flow for one run (`check_paths`):
 1. discovery gives the files;
-2. the index pass reads every file with `ast` and records imports and class bases (cross-file
-   facts such as "`Encoder` is an nn.Module because its base in `base.py` is");
+2. the index pass reads every file's import and class statements (cross-file facts such as
+   "`Encoder` is an nn.Module because its base in `base.py` is");
 3. the check pass parses each file with LibCST (skipped when a cheap text pre-filter proves that no
    selected rule can fire), walks it once dispatching to all rules, positions the reports, drops the
    suppressed ones and returns Findings.
-Both passes run in a process pool for large inputs and in-process for a handful of files.
+The check pass runs in a process pool for large inputs and in-process for a handful of files.
+With a cache (`modelint.cache`), files whose bytes, configuration and cross-file facts are
+unchanged are not parsed at all.
 """
 
 from __future__ import annotations
@@ -22,19 +24,18 @@ import io
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
-from modelint.analysis.context import FileContext
-from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source, module_name
+from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
-from modelint.analysis.walk import walk
 from modelint.catalog import catalog
 from modelint.findings import Finding
-from modelint.rules import all_rules
-from modelint.rules.base import Report, Rule
+
+if TYPE_CHECKING:
+    from modelint.cache import Cache  # LibCST and the rules are imported on first use: a fully cached run needs neither
+    import libcst as cst
+
+    from modelint.rules.base import Rule
 
 # Below this many files everything runs in the calling process: a pre-commit run on three files
 # must not pay for a pool.
@@ -53,6 +54,7 @@ class EngineSettings:
     root: str = "."
     jobs: int = 0  # 0 = CPU count
     prefilter: bool = True
+    cache: Optional["Cache"] = None
 
 
 @dataclass
@@ -81,18 +83,6 @@ def read_source(path: Path) -> Tuple[Optional[bytes], Optional[str]]:
         reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
         return None, f"cannot decode file: {reason}"
     return data, None
-
-
-# --------------------------------------------------------------------------------------------
-# Index pass
-
-
-def index_file(path_str: str) -> Optional[FileFacts]:
-    path = Path(path_str)
-    data, _ = read_source(path)
-    if data is None:
-        return None
-    return facts_from_source(data, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,14 +121,16 @@ def _code_matches(code: str, patterns: Optional[Sequence[str]]) -> bool:
     return patterns is None or any(code.startswith(p) for p in patterns)
 
 
-def _rule_triggers(rules: Sequence[Type[Rule]]) -> Optional[Tuple[bytes, ...]]:
-    """Substrings one of which must occur for any rule to fire; None when some rule always runs."""
-    out: List[bytes] = []
-    for rule in rules:
-        if not rule.triggers:
-            return None
-        out.extend(t.encode() for t in rule.triggers)
-    return tuple(out)
+def _syntax_check(path: str, data: bytes) -> List[Finding]:
+    """For files no rule needs to parse: CPython's parser (far cheaper than LibCST) still catches
+    syntax errors, so a broken file is never silently passed over."""
+    try:
+        compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        return [_parse_error(path, exc, data)]
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return []
 
 
 class _Dispatcher:
@@ -195,6 +187,8 @@ def _parse_error(path: str, exc: Exception, data: bytes = b"") -> Finding:
             return finding(syn.lineno or 1, syn.offset or 1, syn.msg)
         except (ValueError, RecursionError, MemoryError):
             pass
+    import libcst as cst
+
     if isinstance(exc, cst.ParserSyntaxError):
         message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", str(exc.message).strip().splitlines()[0])
         return finding(exc.raw_line, exc.raw_column + 1, message or "invalid syntax")
@@ -248,19 +242,24 @@ def check_bytes(
     select: Sequence[str],
     prefilter: bool = True,
 ) -> List[Finding]:
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.walk import walk
+
     want_unused = "MDL001" in select
-    if prefilter and facts is not None:
-        # `facts` is None when `ast` could not parse the file: let LibCST say why.
-        triggers = _rule_triggers(rule_classes)
-        if triggers is not None and not any(t in data for t in triggers):
-            if not (want_unused and b"modelint" in data):
-                return []
+    if prefilter:
+        # Text pre-filter: a rule none of whose trigger words occur in the file cannot fire.
+        rule_classes = [r for r in rule_classes if not r.triggers or any(t.encode() in data for t in r.triggers)]
+        if not rule_classes and not (want_unused and b"modelint" in data):
+            return _syntax_check(path, data)
     try:
         module = cst.parse_module(data)
     except Exception as exc:  # ParserSyntaxError, RecursionError, ...
         return [_parse_error(path, exc, data)]
     if facts is None:
-        facts = FileFacts(modname=module_name(Path(path)))
+        facts = facts_from_source(data, Path(path))
     ctx = FileContext(path, module, facts, classifier)
     rules = [cls(ctx, rule_options.get(cls.code)) for cls in rule_classes]
     dispatcher = _Dispatcher(ctx, rules)
@@ -268,7 +267,7 @@ def check_bytes(
         walk(module, dispatcher.enter, dispatcher.leave)
     except RecursionError:
         return [_parse_error(path, RecursionError())]
-    reports: List[Report] = [r for rule in rules for r in rule.reports]
+    reports = [r for rule in rules for r in rule.reports]
     findings: List[Finding] = [
         Finding(path, 1, 1, "MDL999", f"rule {code} crashed on this file ({msg}); the file was only partly checked",
                 name="internal-error", level="error")
@@ -345,51 +344,74 @@ def _pool(jobs: int, initializer=None, initargs=()) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=initializer, initargs=initargs)
 
 
-def selected_rule_classes(select: Iterable[str]) -> List[Type[Rule]]:
+def selected_rule_classes(select: Iterable[str]) -> List[Type["Rule"]]:
+    from modelint.rules import all_rules
+
     chosen = set(select)
     return [r for r in all_rules() if r.code in chosen]
 
 
 def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
     paths = [str(p) for p in files]
-    jobs = settings.jobs or os.cpu_count() or 1
-    parallel = jobs > 1 and len(paths) >= PARALLEL_MIN_FILES
-    chunks = max(1, len(paths) // (jobs * 8))
+    cache = settings.cache
 
-    # Index pass.
-    if parallel:
-        with _pool(jobs) as pool:
-            facts_list = list(pool.map(index_file, paths, chunksize=chunks))
-    else:
-        facts_list = [index_file(p) for p in paths]
+    # Index pass (in-process: it reads only import and class statements).
     index = ProjectIndex()
     index_by_path: Dict[str, Optional[FileFacts]] = {}
-    for p, facts in zip(paths, facts_list):
+    file_keys: Dict[str, str] = {}
+    for p in paths:
+        data, _ = read_source(Path(p))
+        if data is None:
+            index_by_path[p] = None  # reported by the check pass
+            continue
+        facts = None
+        if cache is not None:
+            file_keys[p] = cache.file_key(p, data)
+            facts = cache.get_facts(file_keys[p])
+        if facts is None:
+            facts = facts_from_source(data, Path(p))
+            if cache is not None:
+                cache.put_facts(file_keys[p], facts)
         index_by_path[p] = facts
-        if facts is not None:
-            index.add(facts)
+        index.add(facts)
 
-    rule_classes = selected_rule_classes(settings.select)
-    state = {
-        "index": index,
-        "index_by_path": index_by_path,
-        "module_bases": settings.module_bases,
-        "rule_classes": rule_classes,
-        "rule_options": settings.rule_options,
-        "select": settings.select,
-        "prefilter": settings.prefilter,
-    }
-    if parallel:
-        with _pool(jobs, _init_worker, (state,)) as pool:
-            per_file = list(pool.map(_check_in_worker, paths, chunksize=chunks))
-    else:
-        _init_worker(state)
-        per_file = [_check_in_worker(p) for p in paths]
+    # Check pass: cached results first, then the rest, in a pool when there are many.
+    per_file: Dict[str, List[Finding]] = {}
+    result_keys: Dict[str, str] = {}
+    if cache is not None:
+        fingerprint = index.fingerprint()
+        for p, key in file_keys.items():
+            result_keys[p] = cache.result_key(fingerprint, key)
+            cached = cache.get_findings(result_keys[p])
+            if cached is not None:
+                per_file[p] = cached
+    todo = [p for p in paths if p not in per_file]
+    if todo:
+        state = {
+            "index": index,
+            "index_by_path": index_by_path,
+            "module_bases": settings.module_bases,
+            "rule_classes": selected_rule_classes(settings.select),
+            "rule_options": settings.rule_options,
+            "select": settings.select,
+            "prefilter": settings.prefilter,
+        }
+        jobs = settings.jobs or os.cpu_count() or 1
+        if jobs > 1 and len(todo) >= PARALLEL_MIN_FILES:
+            with _pool(jobs, _init_worker, (state,)) as pool:
+                results = list(pool.map(_check_in_worker, todo, chunksize=max(1, len(todo) // (jobs * 8))))
+        else:
+            _init_worker(state)
+            results = [_check_in_worker(p) for p in todo]
+        for p, found in zip(todo, results):
+            per_file[p] = found
+            if cache is not None and p in result_keys:
+                cache.put_findings(result_keys[p], found)
 
     findings: List[Finding] = []
-    for path, found in zip(paths, per_file):
+    for path in paths:
         ignored = _per_file_ignored(path, settings)
-        findings.extend(f for f in found if not (ignored and _code_matches(f.code, ignored)))
+        findings.extend(f for f in per_file[path] if not (ignored and _code_matches(f.code, ignored)))
     findings = [f for f in findings if f.code in settings.select or f.code in ("MDL000", "MDL999")]
     return CheckResult(findings=sorted(findings), files_checked=len(paths))
 

@@ -77,3 +77,24 @@ class Finding:
         if self.extra:
             d["extra"] = {k: v for k, v in self.extra}
         return d
+
+
+def finding_from_dict(d: dict) -> Finding:
+    """Inverse of `Finding.to_dict` (used by the result cache and the tracer's subprocesses)."""
+    fix = d.get("fix")
+    if fix is not None:
+        fix = Fix(title=fix["title"], applicability=fix["applicability"], edits=tuple(Edit(**e) for e in fix["edits"]))
+    return Finding(
+        path=d["path"],
+        line=d["line"],
+        column=d["column"],
+        code=d["code"],
+        message=d["message"],
+        name=d.get("name", ""),
+        level=d.get("level", "error"),
+        end_line=d.get("end_line", 0),
+        end_column=d.get("end_column", 0),
+        fix=fix,
+        cell=d.get("cell"),
+        extra=tuple(sorted((d.get("extra") or {}).items())),
+    )

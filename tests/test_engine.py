@@ -74,7 +74,7 @@ def test_prefilter_skips_parsing_files_without_triggers(tmp_path, monkeypatch):
     (tmp_path / "model.py").write_text(BUGGY)
     parsed = []
     real = cst.parse_module
-    monkeypatch.setattr(engine.cst, "parse_module", lambda data, *a, **k: parsed.append(data) or real(data, *a, **k))
+    monkeypatch.setattr(cst, "parse_module", lambda data, *a, **k: parsed.append(data) or real(data, *a, **k))
     check_paths([tmp_path / "plain.py", tmp_path / "model.py"], _settings())
     assert len(parsed) == 1 and b"dropout" in parsed[0]
     parsed.clear()

@@ -33,7 +33,19 @@ _SKIP_TYPES: Tuple[type, ...] = (
     cst.ImportStar,
 )
 
+# Per concrete node type: the names of the fields that can hold nodes a rule cares about.
 _FIELDS: Dict[Type[cst.CSTNode], Tuple[str, ...]] = {}
+# Per concrete type of a field value: 0 = ignore, 1 = a node to walk, 2 = a sequence of values.
+_KIND: Dict[type, int] = {tuple: 2, list: 2}
+
+
+def _kind(tp: type) -> int:
+    # isinstance against LibCST's abstract bases is slow; classify each concrete type once.
+    kind = _KIND.get(tp)
+    if kind is None:
+        kind = 1 if issubclass(tp, cst.CSTNode) and not issubclass(tp, _SKIP_TYPES) else 0
+        _KIND[tp] = kind
+    return kind
 
 
 def _fields(tp: Type[cst.CSTNode]) -> Tuple[str, ...]:
@@ -49,17 +61,29 @@ def _fields(tp: Type[cst.CSTNode]) -> Tuple[str, ...]:
     return names
 
 
-def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def children(node: cst.CSTNode) -> List[cst.CSTNode]:
     """Children in source order, without whitespace/punctuation nodes."""
-    for name in _fields(type(node)):
+    out: List[cst.CSTNode] = []
+    fields = _FIELDS.get(type(node)) or _fields(type(node))
+    for name in fields:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            if not isinstance(value, _SKIP_TYPES):
-                yield value
-        elif isinstance(value, (tuple, list)):
+        kind = _KIND.get(type(value))
+        if kind is None:
+            kind = _kind(type(value))
+        if kind == 1:
+            out.append(value)
+        elif kind == 2:
             for item in value:
-                if isinstance(item, cst.CSTNode) and not isinstance(item, _SKIP_TYPES):
-                    yield item
+                k = _KIND.get(type(item))
+                if k is None:
+                    k = _kind(type(item))
+                if k == 1:
+                    out.append(item)
+    return out
+
+
+def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    return iter(children(node))
 
 
 def walk(root: cst.CSTNode, enter: Callable[[cst.CSTNode], None], leave: Callable[[cst.CSTNode], None]) -> None:
@@ -73,8 +97,7 @@ def walk(root: cst.CSTNode, enter: Callable[[cst.CSTNode], None], leave: Callabl
             continue
         enter(node)
         push((node, True))
-        children = list(iter_children(node))
-        for child in reversed(children):
+        for child in reversed(children(node)):
             push((child, False))
 
 
@@ -84,9 +107,9 @@ def descendants(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         node = stack.pop()
         yield node
-        children = list(iter_children(node))
-        children.reverse()
-        stack.extend(children)
+        kids = children(node)
+        kids.reverse()
+        stack.extend(kids)
 
 
 def parent_map(root: cst.CSTNode) -> Dict[int, cst.CSTNode]:
@@ -95,7 +118,7 @@ def parent_map(root: cst.CSTNode) -> Dict[int, cst.CSTNode]:
     stack = [root]
     while stack:
         node = stack.pop()
-        for child in iter_children(node):
+        for child in children(node):
             parents[id(child)] = node
             stack.append(child)
     return parents

@@ -21,14 +21,17 @@ from modelint.findings import Fix
 class Report:
     """What a rule said, before the engine turns it into a positioned Finding."""
 
-    __slots__ = ("code", "node", "statement", "message", "fix")
+    __slots__ = ("code", "node", "statement", "message", "fix", "level")
 
-    def __init__(self, code: str, node: cst.CSTNode, statement: Optional[cst.CSTNode], message: str, fix):
+    def __init__(self, code: str, node: cst.CSTNode, statement: Optional[cst.CSTNode], message: str, fix,
+                 level: Optional[str] = None):
         self.code = code
         self.node = node
         self.statement = statement
         self.message = message
         self.fix = fix
+        # Per-finding severity for rules whose sub-cases differ (MDL203); None = the rule's level.
+        self.level = level
 
 
 class Rule:
@@ -55,8 +58,12 @@ class Rule:
         self.options = {**self.options_schema, **(options or {})}
         self.reports: List[Report] = []
 
-    def report(self, node: cst.CSTNode, message: str, fix: Optional[Fix] = None) -> None:
-        self.reports.append(Report(self.code, node, self.ctx.statement_of(node), message, fix))
+    def report(self, node: cst.CSTNode, message: str, fix: Optional[Fix] = None, level: Optional[str] = None) -> None:
+        """Record a finding. `level` overrides the rule's catalogue level for this one finding (for a
+        rule whose sub-cases differ in severity); it must be one of "error", "warning", "info"."""
+        if level is not None and level not in ("error", "warning", "info"):
+            raise ValueError(f"unknown level {level!r}")
+        self.reports.append(Report(self.code, node, self.ctx.statement_of(node), message, fix, level))
 
     @classmethod
     def info(cls) -> RuleInfo:
@@ -72,4 +79,5 @@ class Rule:
             fixable=cls.fixable,
             default=cls.default,
             kind="static",
+            options=dict(cls.options_schema),
         )

@@ -1,0 +1,126 @@
+"""Content-hash result cache in `.modelint_cache/` (next to the project's pyproject.toml).
+
+Two kinds of entries, each one small JSON file written atomically (temporary file + rename), so two
+concurrent runs can share the cache: the worst case is both computing and writing the same entry.
+- facts/<hash of path + file bytes>: the file's imports and class bases (the cross-file index);
+- results/<hash of salt + index fingerprint + path + file bytes>: its findings.
+The salt covers modelint's version and its own source files, the effective selection and rule
+options, so changing a rule or the configuration never serves stale results. The index fingerprint
+covers every checked file's imports and classes: a finding that depends on another file (is this
+base class an nn.Module?) is recomputed when that file's imports or classes change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, List, Optional
+
+from modelint import __version__
+from modelint.analysis.index import FileFacts
+from modelint.findings import Finding, finding_from_dict
+
+CACHE_DIR_NAME = ".modelint_cache"
+_LAYOUT = "v1"
+
+
+def source_fingerprint() -> str:
+    """modelint's own code: version plus size and mtime of each of its files (cheap `stat`s)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class Cache:
+    def __init__(self, folder: Path, salt: str):
+        self.folder = Path(folder)
+        self.base = self.folder / _LAYOUT
+        self.salt = salt
+        self.hits = 0
+        self.misses = 0
+
+    # --- storage ---------------------------------------------------------------------------
+    def _entry(self, kind: str, key: str) -> Path:
+        return self.base / kind / key[:2] / f"{key}.json"
+
+    def _read(self, kind: str, key: str) -> Optional[Any]:
+        try:
+            with open(self._entry(kind, key), "r", encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    def _write(self, kind: str, key: str, value: Any) -> None:
+        path = self._entry(kind, key)
+        try:
+            if not (self.folder / ".gitignore").exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                (self.folder / ".gitignore").write_text("# Created by modelint; safe to delete.\n*\n")
+                (self.folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(value, fh, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full disk must never fail the run: the cache is an optimisation
+
+    # --- facts -----------------------------------------------------------------------------
+    @staticmethod
+    def file_key(path: str, data: bytes) -> str:
+        return digest(__version__, path, data)
+
+    def get_facts(self, file_key: str) -> Optional[FileFacts]:
+        raw = self._read("facts", file_key)
+        if raw is None:
+            return None
+        return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"])
+
+    def put_facts(self, file_key: str, facts: FileFacts) -> None:
+        self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes})
+
+    # --- results ---------------------------------------------------------------------------
+    def result_key(self, index_fingerprint: str, file_key: str) -> str:
+        return digest(self.salt, index_fingerprint, file_key)
+
+    def get_findings(self, key: str) -> Optional[List[Finding]]:
+        raw = self._read("results", key)
+        if raw is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return [finding_from_dict(d) for d in raw]
+
+    def put_findings(self, key: str, findings: List[Finding]) -> None:
+        if any(f.code == "MDL999" for f in findings):
+            return  # never cache a crash
+        self._write("results", key, [f.to_dict() for f in findings])
+
+
+def clean(folder: Path) -> bool:
+    """Remove a cache folder; True if there was one. Refuses folders that are not modelint caches."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    if not (folder / _LAYOUT).exists() and not (folder / "CACHEDIR.TAG").exists():
+        raise OSError(f"{folder} does not look like a modelint cache; not removing it")
+    shutil.rmtree(folder)
+    return True
