@@ -180,7 +180,14 @@ def _cmd_check(args) -> int:
         cache = Cache(folder, salt)
     exclude, extend_exclude = default_exclude(cfg)
     try:
-        files = discover(args.paths, exclude, extend_exclude, root=str(cfg.root), respect_gitignore=cfg.respect_gitignore)
+        files = discover(
+            args.paths,
+            exclude,
+            extend_exclude,
+            root=str(cfg.root),
+            respect_gitignore=cfg.respect_gitignore,
+            suffixes=(".py", ".ipynb") if cfg.notebooks else (".py",),
+        )
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
     settings = EngineSettings(

@@ -9,6 +9,7 @@ Keys (all optional):
     per-file-ignores = {"tests/*" = ["MDL3"]}
     module-bases = ["mylib.Block"]  # extra classes to treat as nn.Module
     respect-gitignore = true
+    notebooks = true                # also check .ipynb files found in folders
     [tool.modelint.rules.MDL101]    # per-rule options (see `modelint rule CODE`)
     report-always-on = false
     [tool.modelint.trace]           # runtime tracer
@@ -40,7 +41,7 @@ class ConfigError(Exception):
 
 
 _LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "module-bases")
-_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "respect-gitignore", "trace", "cache-dir"}
+_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "respect-gitignore", "notebooks", "trace", "cache-dir"}
 _TRACE_KEYS = {"targets", "timeout", "allow"}
 
 
@@ -55,6 +56,7 @@ class Config:
     per_file_ignores: Dict[str, List[str]] = field(default_factory=dict)
     module_bases: List[str] = field(default_factory=list)
     respect_gitignore: bool = True
+    notebooks: bool = True  # discover .ipynb files too
     rule_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     trace_targets: List[str] = field(default_factory=list)
     trace_timeout: Optional[float] = None
@@ -126,10 +128,10 @@ def _parse_table(path: Path, table: Dict[str, Any]) -> Config:
             raise ConfigError(f"{path}: unknown key tool.modelint.{key}{hint}")
         if key in _LIST_KEYS:
             setattr(cfg, key.replace("-", "_"), _str_list(path, key, value))
-        elif key == "respect-gitignore":
+        elif key in ("respect-gitignore", "notebooks"):
             if not isinstance(value, bool):
-                raise ConfigError(f"{path}: tool.modelint.respect-gitignore must be true or false")
-            cfg.respect_gitignore = value
+                raise ConfigError(f"{path}: tool.modelint.{key} must be true or false")
+            setattr(cfg, key.replace("-", "_"), value)
         elif key == "cache-dir":
             if not isinstance(value, str):
                 raise ConfigError(f"{path}: tool.modelint.cache-dir must be a string")

@@ -45,7 +45,7 @@ DEFAULT_EXCLUDE: Tuple[str, ...] = (
     ".pytest_cache",
 )
 
-SOURCE_SUFFIXES = (".py",)
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 class DiscoveryError(Exception):

@@ -22,10 +22,11 @@ import sys
 import tokenize
 import io
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
+from modelint import notebook
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
 from modelint.catalog import catalog
@@ -69,11 +70,16 @@ class CheckResult:
 
 def read_source(path: Path) -> Tuple[Optional[bytes], Optional[str]]:
     """(bytes, None) or (None, one-line problem). Checks that the text decodes in its declared
-    encoding, so LibCST never sees undecodable input."""
+    encoding, so LibCST never sees undecodable input. A notebook gives its joined code cells."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         return None, f"cannot read file: {exc.strerror or exc}"
+    if path.suffix == ".ipynb":
+        try:
+            return notebook.load(data).source.encode("utf-8"), None
+        except notebook.NotebookError as exc:
+            return None, str(exc)
     if b"\x00" in data:
         return None, "file contains NUL bytes; not Python source"
     try:
@@ -205,10 +211,37 @@ def check_file(
     prefilter: bool = True,
 ) -> List[Finding]:
     """All findings for one file (suppressions applied, per-file ignores not)."""
+    if path.endswith(".ipynb"):
+        return _check_notebook(path, facts, rule_classes, rule_options, classifier, select, prefilter)
     data, problem = read_source(Path(path))
     if data is None:
         return [Finding(path, 1, 1, "MDL000", problem, name="parse-error", level="error")]
     return check_bytes(path, data, facts, rule_classes, rule_options, classifier, select, prefilter)
+
+
+def _check_notebook(path: str, facts, rule_classes, rule_options, classifier, select, prefilter) -> List[Finding]:
+    """Check the joined code cells, then give each finding its cell and in-cell position."""
+    try:
+        nb = notebook.load(Path(path).read_bytes())
+    except OSError as exc:
+        return [Finding(path, 1, 1, "MDL000", f"cannot read file: {exc.strerror or exc}", name="parse-error", level="error")]
+    except notebook.NotebookError as exc:
+        return [Finding(path, 1, 1, "MDL000", str(exc), name="parse-error", level="error")]
+    out = [
+        Finding(path, line, column, "MDL000", f"cannot parse cell: {message}", name="parse-error", level="error",
+                cell=cell.number, extra=(("json_line", notebook.json_line(cell, line)),))
+        for cell, line, column, message in nb.broken
+    ]
+    for f in check_bytes(path, nb.source.encode("utf-8"), facts, rule_classes, rule_options, classifier, select, prefilter):
+        where = nb.locate(f.line)
+        if where is None:
+            out.append(f)
+            continue
+        cell, line = where
+        end = f.end_line - cell.first_line + 1 if f.end_line else 0
+        out.append(replace(f, line=line, end_line=max(end, line) if end else 0, cell=cell.number,
+                           extra=f.extra + (("json_line", notebook.json_line(cell, line)),)))
+    return out
 
 
 def check_source(

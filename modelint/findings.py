@@ -98,3 +98,10 @@ def finding_from_dict(d: dict) -> Finding:
         cell=d.get("cell"),
         extra=tuple(sorted((d.get("extra") or {}).items())),
     )
+
+
+def file_line(f: Finding) -> int:
+    """The line of the file itself: for a notebook cell, the notebook JSON line holding it."""
+    if f.cell is not None:
+        return dict(f.extra).get("json_line", 1)
+    return f.line

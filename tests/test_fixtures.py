@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modelint import notebook
 from modelint.catalog import catalog
 from tests.helpers import diff, expected_from_source
 
@@ -29,15 +30,20 @@ def test_fixtures_report_exactly_the_annotated_findings():
     expected = []
     for path in sorted(FIXTURES.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        expected += [(rel, line, code) for line, code in expected_from_source(path.read_text(), only=codes)]
-    got = sorted((Path(f["path"]).as_posix(), f["line"], f["code"]) for f in findings)
+        expected += [(rel, None, line, code) for line, code in expected_from_source(path.read_text(), only=codes)]
+    for path in sorted(FIXTURES.rglob("*.ipynb")):
+        rel = path.relative_to(ROOT).as_posix()
+        nb = notebook.load(path.read_bytes())
+        for cell in nb.cells:
+            expected += [(rel, cell.number, line, code) for line, code in expected_from_source(cell.source, only=codes)]
+    got = sorted((Path(f["path"]).as_posix(), f.get("cell"), f["line"], f["code"]) for f in findings)
     assert got == sorted(expected), diff(sorted(expected), got)
     assert proc.returncode == (1 if expected else 0)
 
 
 def test_every_rule_has_a_fixture_finding():
     """Each default static rule is exercised by at least one buggy fixture."""
-    text = "\n".join(p.read_text() for p in FIXTURES.rglob("*.py"))
+    text = "\n".join(p.read_text() for p in FIXTURES.rglob("*.py*"))
     missing = [c for c, i in catalog().items() if i.kind == "static" and i.default and f"expect: {c}" not in text
                and f", {c}" not in text]
     assert not missing, f"no fixture expects {missing}"

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from modelint import __version__
 from modelint.catalog import catalog
-from modelint.findings import Finding
+from modelint.findings import Finding, file_line
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -51,15 +51,18 @@ def render(findings: Sequence[Finding], ctx) -> str:
     index = {r["id"]: i for i, r in enumerate(rules)}
     results = []
     for f in findings:
-        region = {"startLine": f.line, "startColumn": f.column}
-        if f.end_line:
+        if f.cell is not None:  # the notebook's JSON line; the cell position is in the message
+            region = {"startLine": file_line(f)}
+        else:
+            region = {"startLine": f.line, "startColumn": f.column}
+        if f.end_line and f.cell is None:
             region["endLine"] = f.end_line
             if f.end_column:
                 region["endColumn"] = f.end_column
         result = {
             "ruleId": f.code,
             "level": _LEVEL.get(f.level, "warning"),
-            "message": {"text": f.message if f.cell is None else f"cell {f.cell}: {f.message}"},
+            "message": {"text": f.message if f.cell is None else f"cell {f.cell}, line {f.line}: {f.message}"},
             "locations": [
                 {
                     "physicalLocation": {
@@ -72,7 +75,7 @@ def render(findings: Sequence[Finding], ctx) -> str:
         if f.code in index:
             result["ruleIndex"] = index[f.code]
         if f.cell is not None:
-            result["properties"] = {"cell": f.cell}
+            result["properties"] = {"cell": f.cell, "cellLine": f.line, "cellColumn": f.column}
         results.append(result)
     doc = {
         "$schema": SCHEMA,

@@ -1,0 +1,140 @@
+"""Jupyter notebooks as Python modules.
+
+The code cells are joined in notebook order into one module, so names imported in one cell resolve
+in the next. IPython syntax is masked line by line so the rest parses: line magics (`%time x`),
+shell escapes (`!pip install`, `files = !ls`), help (`obj?`) become `pass`-like placeholders of
+the same indentation; a cell magic (`%%bash`, `%%writefile`, ...) masks its whole cell, except
+`%%time`, `%%timeit`, `%%capture` and friends whose body is Python. A cell that still does not parse
+is reported once (MDL000 for that cell) and left out of the module.
+
+Locations: a finding keeps the line and column inside its cell and gets `cell` = the cell's
+position in the notebook (1-based, counting every cell, markdown included, as Jupyter's
+interface orders them). For SARIF and GitHub annotations, which only know file lines, the
+finding also carries `json_line`: the line of the notebook's JSON text that holds that source line
+(when the notebook is written one source line per JSON line, as Jupyter does; else line 1).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+_PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy", "python", "python3"}
+_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|\w[\w.\[\], ]*\s*=\s*[%!])")
+_HELP = re.compile(r"^(\s*)[\w.]+\?{1,2}\s*$")
+
+
+class NotebookError(Exception):
+    """The file is not a notebook we can read (one line, for MDL000)."""
+
+
+@dataclass
+class Cell:
+    number: int  # 1-based position among all cells
+    source: str
+    first_line: int = 0  # 1-based line of this cell's first line in the joined module
+    json_lines: List[int] = field(default_factory=list)  # JSON text line of each source line
+
+
+@dataclass
+class Notebook:
+    cells: List[Cell]
+    source: str  # the joined, masked module
+    broken: List[Tuple[Cell, int, int, str]]  # (cell, line, column, message) for cells that do not parse
+
+    def locate(self, line: int) -> Optional[Tuple[Cell, int]]:
+        """Module line -> (cell, line inside the cell)."""
+        found = None
+        for cell in self.cells:
+            if cell.first_line and cell.first_line <= line:
+                found = cell
+        if found is None:
+            return None
+        return found, line - found.first_line + 1
+
+
+def _mask_line(line: str) -> str:
+    m = _LINE_MAGIC.match(line) or _HELP.match(line)
+    if m:
+        return f"{m.group(1)}pass  # modelint: masked IPython syntax"
+    return line
+
+
+def _mask_cell(source: str) -> str:
+    lines = source.split("\n")
+    first = lines[0].strip()
+    if first.startswith("%%"):
+        magic = first[2:].split()[0] if len(first) > 2 else ""
+        if magic not in _PYTHON_CELL_MAGICS:
+            return "\n".join("" for _ in lines)  # not Python: keep only the line count
+        lines[0] = ""
+    return "\n".join(_mask_line(line) for line in lines)
+
+
+def _json_source_lines(text: str, n_cells: int) -> Optional[List[List[int]]]:
+    """For each cell, the JSON text line of each source line; None when the layout is unusual."""
+    out: List[List[int]] = []
+    decoder_scan = json.decoder.scanstring
+    for m in re.finditer(r'"source"\s*:\s*(\[|")', text):
+        pos = m.end(1)
+        lines: List[int] = []
+        if m.group(1) == '"':
+            lines.append(text.count("\n", 0, pos) + 1)
+        else:
+            while True:
+                while pos < len(text) and text[pos] in " \t\r\n,":
+                    pos += 1
+                if pos >= len(text) or text[pos] != '"':
+                    break
+                lines.append(text.count("\n", 0, pos) + 1)
+                _, pos = decoder_scan(text, pos + 1)
+        out.append(lines)
+    return out if len(out) == n_cells else None
+
+
+def load(data: bytes) -> Notebook:
+    try:
+        text = data.decode("utf-8-sig")
+        nb = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotebookError(f"not a valid notebook: {exc}") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError("not a valid notebook: no list of cells")
+    raw_cells = nb["cells"]
+    json_lines = _json_source_lines(text, len(raw_cells))
+    cells: List[Cell] = []
+    broken = []
+    parts: List[str] = []
+    line = 1
+    for i, raw in enumerate(raw_cells):
+        if not isinstance(raw, dict) or raw.get("cell_type") != "code":
+            continue
+        src = raw.get("source", "")
+        src = "".join(src) if isinstance(src, list) else str(src)
+        cell = Cell(number=i + 1, source=src)
+        if json_lines is not None:
+            cell.json_lines = json_lines[i]
+        masked = _mask_cell(src)
+        try:
+            ast.parse(masked)
+        except SyntaxError as exc:
+            broken.append((cell, exc.lineno or 1, exc.offset or 1, exc.msg))
+            continue
+        except (ValueError, RecursionError, MemoryError):
+            broken.append((cell, 1, 1, "cannot parse cell"))
+            continue
+        cell.first_line = line
+        cells.append(cell)
+        body = masked if masked.endswith("\n") else masked + "\n"
+        parts.append(body)
+        line += body.count("\n")
+    return Notebook(cells=cells, source="".join(parts), broken=broken)
+
+
+def json_line(cell: Cell, line_in_cell: int) -> int:
+    if 1 <= line_in_cell <= len(cell.json_lines):
+        return cell.json_lines[line_in_cell - 1]
+    return cell.json_lines[0] if cell.json_lines else 1
