@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("targets", nargs="*", metavar="TARGET", help="package.module:factory or path/to/file.py:factory")
     _add_output_options(trace)
     trace.add_argument("--timeout", type=float, metavar="SECONDS", help="per-target timeout (default: 120)")
+    trace.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="targets traced at once (default: 1)")
+
+    cov = sub.add_parser("coverage", help="mode-branch arms the tests never ran, from a coverage.py data file")
+    cov.add_argument("paths", nargs="*", metavar="PATH")
+    cov.add_argument("--data", default=".coverage", metavar="FILE", help="coverage.py data file (with branch data)")
+    _add_output_options(cov)
     return parser
 
 
@@ -259,9 +265,23 @@ def _cmd_trace(args) -> int:
     from modelint.trace.runner import run_targets
 
     allow = {t: {c.upper() for c in codes} for t, codes in cfg.trace_allow.items()}
-    findings = run_targets(targets, timeout=timeout, allow=allow, cwd=os.getcwd())
+    if args.jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
+    findings = run_targets(targets, timeout=timeout, allow=allow, cwd=os.getcwd(), jobs=args.jobs)
     findings = [f for f in findings if f.code in select]
     return _emit(findings, args, len(targets), str(Path.cwd()))
 
 
-_COMMANDS = {"check": _cmd_check, "clean": _cmd_clean, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}
+def _cmd_coverage(args) -> int:
+    cfg = _load_config(args)
+    select = _selection(args, cfg, ("coverage",))
+    from modelint.trace.modes_coverage import analyze_data_file
+
+    try:
+        report = analyze_data_file(args.data, args.paths, select=select, config=cfg)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return _emit(report.findings, args, report.files_scanned, str(Path.cwd()))
+
+
+_COMMANDS = {"coverage": _cmd_coverage, "check": _cmd_check, "clean": _cmd_clean, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}

@@ -20,7 +20,7 @@ Guards do not cross function boundaries. `torch.is_grad_enabled()` is not a mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
+from typing import Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
 
 import libcst as cst
 
@@ -218,3 +218,66 @@ def class_mode_attributes(classdef: cst.ClassDef) -> FrozenSet[str]:
                         if reads_mode(node.value, facts.mode_locals) or guard_in_chain(facts.chain(node), facts.mode_locals):
                             out.add(t.attr.value)
     return frozenset(out)
+
+
+# Names in MODE_NAMES / MODE_ATTRS whose *true* value means eval or inference (Flax's
+# `deterministic=True`, `is_eval`, ...): a branch on one of them has the opposite polarity.
+EVAL_NAMES: FrozenSet[str] = frozenset({"deterministic", "is_eval", "eval_mode", "inference"})
+
+
+def value_under_mode(
+    expr: cst.CSTNode,
+    training: bool,
+    mode_locals: FrozenSet[str] = frozenset(),
+    assigns: Optional[Dict[str, List[cst.CSTNode]]] = None,
+    atom: Optional[Callable[[cst.CSTNode], Optional[bool]]] = None,
+    _depth: int = 0,
+) -> Optional[bool]:
+    """The truth value of a test when the module's mode is `training`, or None when it also
+    depends on something else (three-valued: `self.training and self.p > 0` is None in training
+    and False in eval).
+
+    Mode atoms: a `.training`-like attribute or a `MODE_NAMES` name (true in training, or in eval for
+    `EVAL_NAMES`), a mode-derived local with a single assignment (`assigns`, from `FunctionFacts`),
+    and whatever `atom(node)` says is one (True: true in training, False: true in eval, None: not an
+    atom). Understood connectives: `not`, `and`, `or`, and `==`/`!=`/`is`/`is not` against True/False.
+    """
+    if _depth > 20:
+        return None
+    if atom is not None:
+        polarity = atom(expr)
+        if polarity is not None:
+            return training if polarity else not training
+    if isinstance(expr, cst.Attribute) and expr.attr.value in MODE_ATTRS:
+        return training != (expr.attr.value in EVAL_NAMES)
+    if isinstance(expr, cst.Name):
+        if expr.value in MODE_NAMES:
+            return training != (expr.value in EVAL_NAMES)
+        if expr.value in mode_locals and assigns and len(assigns.get(expr.value, ())) == 1:
+            return value_under_mode(assigns[expr.value][0], training, mode_locals, assigns, atom, _depth + 1)
+        return None
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not):
+        inner = value_under_mode(expr.expression, training, mode_locals, assigns, atom, _depth + 1)
+        return None if inner is None else not inner
+    if isinstance(expr, cst.BooleanOperation):
+        left = value_under_mode(expr.left, training, mode_locals, assigns, atom, _depth + 1)
+        right = value_under_mode(expr.right, training, mode_locals, assigns, atom, _depth + 1)
+        if isinstance(expr.operator, cst.And):
+            if left is False or right is False:
+                return False
+            return True if left is True and right is True else None
+        if left is True or right is True:
+            return True
+        return False if left is False and right is False else None
+    if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1:
+        target = expr.comparisons[0]
+        op = target.operator
+        if isinstance(op, (cst.Equal, cst.Is, cst.NotEqual, cst.IsNot)):
+            for side, other in ((expr.left, target.comparator), (target.comparator, expr.left)):
+                if isinstance(other, cst.Name) and other.value in ("True", "False"):
+                    value = value_under_mode(side, training, mode_locals, assigns, atom, _depth + 1)
+                    if value is None:
+                        return None
+                    same = value == (other.value == "True")
+                    return same if isinstance(op, (cst.Equal, cst.Is)) else not same
+    return None

@@ -1,0 +1,1099 @@
+"""Which objects are in eval mode where: a small flow analysis of `.eval()` / `.train()` calls.
+
+Used by the call-site rules (MDL301 eval-not-undone-in-training-loop, MDL302
+inference-in-train-mode). It follows the statements of one *scope* (a function, or a file's
+top-level code) in order, through `if`/`for`/`while`/`try`/`with`/`match`, `break`/`continue`/
+`return`, and keeps, for each *key* (a name or attribute chain: `model`, `self.model`), the set of
+facts that may hold for it at that point:
+
+- an `EvalSite`: it was put in eval mode by that call (`m.eval()`, `m.train(False)`,
+  `policy.set_training_mode(False)`, or a call of a function of this file that does so);
+- `TRAIN`: `m.train()` / `m.train(True)` was called;
+- `UNKNOWN`: `m.train(flag)` with a flag we cannot read (typically restoring a saved mode);
+- `Created(kind)`: it was bound to a freshly built or loaded model (`Net()`, `torch.load`,
+  `torch.hub.load`, `timm.create_model`, `from_pretrained`, `load_state_dict` on it, ...);
+- `BOUND`: it was bound to something else;
+- `ENTRY`: nothing in this scope changed it (its mode is whatever it was on entry).
+
+Calls of functions and methods defined in the same file (`validate(model)`, `self.validate()`,
+nested helper functions) are followed: each such function is analysed once into a summary (its
+exit state and the states at its training steps, in its own names) and the summary is mapped
+through the call's arguments (`validate(model)`: the callee's parameter becomes the caller's
+`model`; `self.X` maps to the receiver's `X`; free and global names stay as they are; the callee's
+own locals are dropped). Recursion and depth are bounded; an unresolved call changes nothing.
+
+Sub-module keys inherit from their parents (`model.eval()` also puts `model.encoder` in eval
+mode) but a mode change of a sub-module (`model.backbone.eval()`) is tracked under its own key.
+Loops are iterated to a fixpoint, so an eval at the end of a loop body reaches the training step
+at the top of the next iteration.
+
+Documented limits: aliases are followed only through plain assignment and mode-preserving calls
+(`m = model.to(dev)`, `m = torch.compile(model)`); objects stored in containers, calls through
+arbitrary objects (`trainer.validate()` where `trainer` is not `self`) and exceptions are not
+followed.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL
+from modelint.analysis.walk import iter_children
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+
+
+class _Token:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ENTRY = _Token("ENTRY")
+UNKNOWN = _Token("UNKNOWN")
+TRAIN = _Token("TRAIN")
+BOUND = _Token("BOUND")
+
+ENTRY_SET: FrozenSet = frozenset({ENTRY})
+
+
+@dataclass(frozen=True)
+class EvalSite:
+    """A place that leaves a key in eval mode. `node` is the call in the analysed scope (the
+    `.eval()` itself, or the call of a file-local function that ends up calling it); `eval_node`
+    is the `.eval()` / `.train(False)` call; `via` names the functions in between."""
+
+    node: cst.CSTNode
+    eval_node: cst.CSTNode
+    shown: str
+    via: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Created:
+    """The key was bound to a new or loaded model: kind is one of CREATION_KINDS."""
+
+    kind: str
+    node: cst.CSTNode
+    shown: str
+
+
+State = Dict[str, FrozenSet]
+
+
+def get(state: State, key: str) -> FrozenSet:
+    """The facts for key, inherited from the nearest parent key (`model` for `model.encoder`)."""
+    k = key
+    while True:
+        value = state.get(k)
+        if value is not None:
+            return value
+        i = k.rfind(".")
+        if i < 0:
+            return ENTRY_SET
+        k = k[:i]
+
+
+def assign(state: State, key: str, value: FrozenSet) -> State:
+    prefix = key + "."
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    out[key] = value
+    return out
+
+
+def join(*states: Optional[State]) -> Optional[State]:
+    present = [s for s in states if s is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    keys: Set[str] = set()
+    for s in present:
+        keys.update(s)
+    out: State = {}
+    for k in keys:
+        acc: FrozenSet = frozenset()
+        for s in present:
+            acc = acc | get(s, k)
+        out[k] = acc
+    first = present[0]
+    return first if out == first else out
+
+
+def sites(tokens: FrozenSet) -> List[EvalSite]:
+    return [t for t in tokens if isinstance(t, EvalSite)]
+
+
+# --------------------------------------------------------------------------------------------
+# Names and call classification
+
+
+def key_of(expr: cst.CSTNode) -> Optional[str]:
+    """`model` / `self.model` / `self.model.encoder`; None for anything else."""
+    parts: List[str] = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if not isinstance(expr, cst.Name):
+        return None
+    parts.append(expr.value)
+    return ".".join(reversed(parts))
+
+
+# Methods that return the module itself (or leave the same object in charge of the mode).
+MODE_PRESERVING = frozenset(
+    {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "requires_grad_", "share_memory",
+     "type", "to_empty", "xpu", "mps", "ipu", "train", "eval", "apply", "zero_grad"}
+)
+# Wrappers / helpers whose result delegates to the first argument's mode.
+_WRAPPER_LAST = frozenset(
+    {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
+     "prepare", "wrap", "deepcopy"}
+)
+# Methods that run the model's forward computation.
+MODEL_METHODS = frozenset({"forward", "generate", "predict", "infer", "inference", "sample", "encode", "decode"})
+
+_OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
+_NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
+
+_NO_GRAD = frozenset(
+    {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
+     "torch.autograd.grad_mode.inference_mode", "torch.autograd.inference_mode"}
+)
+_SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
+
+# torch.nn classes whose forward depends on the mode (others: Linear, Conv, ReLU, LayerNorm, ...).
+_TORCH_MODE_SENSITIVE = re.compile(
+    r"^(\w*Dropout\w*|\w*BatchNorm\w*|InstanceNorm\w*|LazyInstanceNorm\w*|RReLU|MultiheadAttention|"
+    r"Transformer\w*|RNN|LSTM|GRU)$"
+)
+_TORCH_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+
+CREATION_KINDS = ("construct", "load", "hub", "factory", "load_state_dict", "from_pretrained")
+
+
+def optimizer_like(recv: cst.CSTNode) -> bool:
+    """`optimizer`, `self.opt`, `optimizers[i]`, `opt_g`, `scaler`: the receiver of a `.step()`
+    that is an optimizer (or an AMP grad scaler) step, not a scheduler or environment step."""
+    while isinstance(recv, cst.Subscript):
+        recv = recv.value
+    if isinstance(recv, cst.Attribute):
+        name = recv.attr.value
+    elif isinstance(recv, cst.Name):
+        name = recv.value
+    else:
+        return False
+    return bool(_OPTIMIZER.search(name)) and not _NOT_OPTIMIZER.search(name)
+
+
+def train_flag(call: cst.Call) -> Optional[bool]:
+    """`m.train()` -> True, `m.train(False)` -> False, `m.train(flag)` -> None."""
+    arg = get_arg(call, "mode", 0)
+    if arg is None:
+        return True
+    value = literal_value(arg.value)
+    if value is True or value is False:
+        return value
+    if value is not NOT_LITERAL and isinstance(value, int):
+        return bool(value)
+    return None
+
+
+def peel(expr: cst.CSTNode) -> cst.CSTNode:
+    """`model.to(dev).cuda()` -> `model`; stops at a mode switch's receiver too."""
+    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in MODE_PRESERVING:
+        expr = expr.func.value
+    return expr
+
+
+def _is_pytest_file(path: str) -> bool:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+
+
+@dataclass
+class Step:
+    """A training step reached in a scope: `node` is the call in the scope (the step itself or
+    the file-local call that performs it), `inner` the `.backward()` / `.step()` call."""
+
+    node: cst.CSTNode
+    inner: cst.CSTNode
+    shown: str
+    kind: str  # "backward" | "optimizer"
+    via: Tuple[str, ...]
+    state: State
+    loops: Tuple[cst.CSTNode, ...] = ()
+
+
+@dataclass
+class ModelCall:
+    node: cst.Call
+    key: str
+    state: State
+    no_grad: bool
+
+
+@dataclass
+class LocalCall:
+    node: cst.Call
+    callee: cst.FunctionDef
+    mapping: Dict[str, Optional[str]]  # callee parameter -> caller key (None: not a plain name)
+    state: State
+
+
+@dataclass
+class Binding:
+    node: cst.CSTNode
+    kind: str  # "alias" | "copy" | a CREATION_KINDS value | "other"
+    loops: Tuple[cst.CSTNode, ...]
+
+
+@dataclass
+class ScopeFlow:
+    node: cst.CSTNode
+    name: str
+    params: Tuple[str, ...]
+    locals: FrozenSet[str]
+    exit: State
+    steps: List[Step] = field(default_factory=list)
+    model_calls: List[ModelCall] = field(default_factory=list)
+    local_calls: List[LocalCall] = field(default_factory=list)
+    bindings: Dict[str, List[Binding]] = field(default_factory=dict)
+    # id(call node) -> loops (outermost first) around a call that leaves something in eval mode
+    site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = field(default_factory=dict)
+    no_grad_scope: bool = False  # decorated with @torch.no_grad() / @torch.inference_mode()
+    has_optimizer_step: bool = False
+
+
+class _Flow:
+    __slots__ = ("out", "brk", "cont", "ret")
+
+    def __init__(self, out: Optional[State]):
+        self.out = out
+        self.brk: List[State] = []
+        self.cont: List[State] = []
+        self.ret: List[State] = []
+
+    def absorb(self, other: "_Flow") -> None:
+        self.brk += other.brk
+        self.cont += other.cont
+        self.ret += other.ret
+
+
+# --------------------------------------------------------------------------------------------
+# The file's functions and classes
+
+
+class _Index:
+    """Statement-level map of a module: scopes, nested functions, classes and methods."""
+
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self.parent: Dict[int, cst.CSTNode] = {}  # id(fn) -> enclosing scope (FunctionDef or Module)
+        self.method_class: Dict[int, cst.ClassDef] = {}  # id(fn) -> class whose body defines it
+        self.class_parent: Dict[int, cst.CSTNode] = {}  # id(class) -> enclosing scope
+        self.defs: Dict[int, Dict[str, cst.FunctionDef]] = {}  # id(scope) -> name -> function
+        self.classes: Dict[str, cst.ClassDef] = {}
+        self.methods: Dict[int, Dict[str, cst.FunctionDef]] = {}
+        self.functions: List[cst.FunctionDef] = []
+        self.has_loop: Set[int] = set()  # ids of scopes with a for/while statement
+        self.has_no_grad: Set[int] = set()  # ids of scopes with a `with <something no_grad-ish>`
+        self._build()
+
+    def _build(self) -> None:
+        stack: List[Tuple[Sequence[cst.CSTNode], cst.CSTNode, Optional[cst.ClassDef]]] = [
+            (self.module.body, self.module, None)
+        ]
+        while stack:
+            body, scope, cls = stack.pop()
+            for stmt in body:
+                if isinstance(stmt, cst.FunctionDef):
+                    self.functions.append(stmt)
+                    self.parent[id(stmt)] = scope
+                    if cls is not None:
+                        self.method_class[id(stmt)] = cls
+                        self.methods.setdefault(id(cls), {}).setdefault(stmt.name.value, stmt)
+                    else:
+                        self.defs.setdefault(id(scope), {}).setdefault(stmt.name.value, stmt)
+                    stack.append((_suite_body(stmt.body), stmt, None))
+                elif isinstance(stmt, cst.ClassDef):
+                    self.classes.setdefault(stmt.name.value, stmt)
+                    self.class_parent[id(stmt)] = scope
+                    stack.append((_suite_body(stmt.body), scope, stmt))
+                elif isinstance(stmt, cst.BaseCompoundStatement):
+                    if isinstance(stmt, (cst.For, cst.While)):
+                        self.has_loop.add(id(scope))
+                    if isinstance(stmt, cst.With) and any(
+                        _looks_no_grad(item.item) for item in stmt.items
+                    ):
+                        self.has_no_grad.add(id(scope))
+                    for sub in _sub_bodies(stmt):
+                        stack.append((sub, scope, cls))
+
+    def method_owner(self, scope: cst.CSTNode) -> Optional[cst.FunctionDef]:
+        """The method (function defined in a class body) that is `scope` or encloses it."""
+        node = scope
+        while isinstance(node, cst.FunctionDef):
+            if id(node) in self.method_class:
+                return node
+            node = self.parent.get(id(node))
+        return None
+
+    def find_method(self, cls: cst.ClassDef, name: str, skip_self: bool = False, depth: int = 0) -> Optional[cst.FunctionDef]:
+        if depth > 8:
+            return None
+        if not skip_self:
+            found = self.methods.get(id(cls), {}).get(name)
+            if found is not None:
+                return found
+        for base in cls.bases:
+            if base.keyword is None and isinstance(base.value, cst.Name):
+                bcls = self.classes.get(base.value.value)
+                if bcls is not None and bcls is not cls:
+                    found = self.find_method(bcls, name, False, depth + 1)
+                    if found is not None:
+                        return found
+        return None
+
+    def enclosing_classes(self, scope: cst.CSTNode) -> Iterator[cst.ClassDef]:
+        method = self.method_owner(scope)
+        if method is not None:
+            yield self.method_class[id(method)]
+
+
+def _looks_no_grad(expr: cst.CSTNode) -> bool:
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value in ("no_grad", "inference_mode", "set_grad_enabled")
+    if isinstance(expr, cst.Name):
+        return expr.value in ("no_grad", "inference_mode", "set_grad_enabled")
+    return False
+
+
+def _suite_body(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
+    if isinstance(suite, cst.IndentedBlock):
+        return suite.body
+    return ()  # SimpleStatementSuite: no defs inside
+
+
+def _sub_bodies(stmt: cst.BaseCompoundStatement) -> Iterator[Sequence[cst.CSTNode]]:
+    if isinstance(stmt, cst.If):
+        yield _suite_body(stmt.body)
+        if stmt.orelse is not None:
+            if isinstance(stmt.orelse, cst.If):
+                yield (stmt.orelse,)
+            else:
+                yield _suite_body(stmt.orelse.body)
+    elif isinstance(stmt, (cst.For, cst.While)):
+        yield _suite_body(stmt.body)
+        if stmt.orelse is not None:
+            yield _suite_body(stmt.orelse.body)
+    elif isinstance(stmt, (cst.Try, cst.TryStar)):
+        yield _suite_body(stmt.body)
+        for h in stmt.handlers:
+            yield _suite_body(h.body)
+        if stmt.orelse is not None:
+            yield _suite_body(stmt.orelse.body)
+        if stmt.finalbody is not None:
+            yield _suite_body(stmt.finalbody.body)
+    elif isinstance(stmt, cst.With):
+        yield _suite_body(stmt.body)
+    elif isinstance(stmt, cst.Match):
+        for case in stmt.cases:
+            yield _suite_body(case.body)
+
+
+def _param_list(fn: cst.FunctionDef) -> Tuple[List[str], List[str], Set[str]]:
+    """(positional parameter names, keyword-only names, all names)."""
+    p = fn.params
+    positional = [x.name.value for x in (*p.posonly_params, *p.params)]
+    kwonly = [x.name.value for x in p.kwonly_params]
+    names = set(positional) | set(kwonly)
+    for star in (p.star_arg, p.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(star.name.value)
+    return positional, kwonly, names
+
+
+def _assigned_names(fn: cst.FunctionDef) -> FrozenSet[str]:
+    """Names bound in the function's own body (not in nested functions or classes), minus
+    `global`/`nonlocal` ones."""
+    out: Set[str] = set()
+    declared: Set[str] = set()
+    stack: List[cst.CSTNode] = list(iter_children(fn.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            out.add(node.name.value)
+            continue
+        if isinstance(node, cst.Lambda):
+            continue
+        if isinstance(node, (cst.Global, cst.Nonlocal)):
+            declared.update(n.name.value for n in node.names)
+        elif isinstance(node, cst.AssignTarget):
+            _target_names(node.target, out)
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
+            _target_names(node.target, out)
+        elif isinstance(node, (cst.For, cst.CompFor)):
+            _target_names(node.target, out)
+        elif isinstance(node, cst.AsName):
+            _target_names(node.name, out)
+        elif isinstance(node, cst.NamedExpr):
+            _target_names(node.target, out)
+        stack.extend(iter_children(node))
+    return frozenset(out - declared)
+
+
+def _target_names(target: cst.CSTNode, out: Set[str]) -> None:
+    if isinstance(target, cst.Name):
+        out.add(target.value)
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            _target_names(el.value, out)
+    elif isinstance(target, cst.StarredElement):
+        _target_names(target.value, out)
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis
+
+
+MAX_DEPTH = 6
+MAX_LOOP_PASSES = 6
+
+
+class ModeFlow:
+    """Per-file analysis, shared by the rules through `for_context(ctx)`; every scope is analysed
+    at most once (memoised)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.module: cst.Module = ctx.module
+        self._index: Optional[_Index] = None
+        self._flows: Dict[int, ScopeFlow] = {}
+        self._busy: Set[int] = set()
+        self._positions = None
+        self.pytest_file = _is_pytest_file(ctx.path)
+
+    # --- shared facts ----------------------------------------------------------------------------
+    @property
+    def index(self) -> _Index:
+        if self._index is None:
+            self._index = _Index(self.module)
+        return self._index
+
+    def line(self, node: cst.CSTNode) -> int:
+        if self._positions is None:
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
+            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        return self._positions[node].start.line
+
+    def code(self, node: cst.CSTNode, limit: int = 60) -> str:
+        text = " ".join(self.module.code_for_node(node).split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def scopes(self) -> Iterator[cst.CSTNode]:
+        yield self.module
+        yield from self.index.functions
+
+    def in_lightning_class(self, scope: cst.CSTNode) -> bool:
+        method = self.index.method_owner(scope) if isinstance(scope, cst.FunctionDef) else None
+        if method is None:
+            return False
+        return self.ctx.is_lightning_class(self.index.method_class[id(method)])
+
+    def flow(self, scope: cst.CSTNode) -> Optional[ScopeFlow]:
+        """The analysis of one scope; None while it is being computed (recursion) or too deep."""
+        key = id(scope)
+        found = self._flows.get(key)
+        if found is not None:
+            return found
+        if key in self._busy or len(self._busy) >= MAX_DEPTH:
+            return None
+        self._busy.add(key)
+        try:
+            result = _ScopeAnalysis(self, scope).run()
+        finally:
+            self._busy.discard(key)
+        self._flows[key] = result
+        return result
+
+    # --- call resolution -----------------------------------------------------------------------
+    def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
+        """(file-local function, receiver key bound to its first parameter or None)."""
+        func = call.func
+        index = self.index
+        if isinstance(func, cst.Name):
+            name = func.value
+            node = scope
+            while node is not None:
+                found = index.defs.get(id(node), {}).get(name)
+                if found is not None:
+                    return found, None
+                if node is self.module:
+                    break
+                node = index.parent.get(id(node))
+            return None
+        if not isinstance(func, cst.Attribute):
+            return None
+        method = index.method_owner(scope) if isinstance(scope, cst.FunctionDef) else None
+        if method is None:
+            return None
+        positional, _, _ = _param_list(method)
+        self_name = positional[0] if positional else None
+        if self_name is None or any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in method.decorators):
+            return None
+        cls = index.method_class[id(method)]
+        recv = func.value
+        if isinstance(recv, cst.Name) and recv.value == self_name:
+            found = index.find_method(cls, func.attr.value)
+        elif isinstance(recv, cst.Call) and isinstance(recv.func, cst.Name) and recv.func.value == "super":
+            found = index.find_method(cls, func.attr.value, skip_self=True)
+        else:
+            return None
+        if found is None:
+            return None
+        return found, self_name
+
+
+class _ScopeAnalysis:
+    def __init__(self, mf: ModeFlow, scope: cst.CSTNode):
+        self.mf = mf
+        self.ctx = mf.ctx
+        self.scope = scope
+        self.loops: List[cst.CSTNode] = []
+        self.no_grad = 0
+        self._steps: Dict[Tuple[int, int], Step] = {}
+        self._model_calls: Dict[int, ModelCall] = {}
+        self._local_calls: Dict[int, LocalCall] = {}
+        self._bindings: Dict[Tuple[str, int], Binding] = {}
+        self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
+        self.has_optimizer_step = False
+        if isinstance(scope, cst.FunctionDef):
+            positional, _, names = _param_list(scope)
+            self.params = tuple(positional) + tuple(sorted(names - set(positional)))
+            self.locals = _assigned_names(scope) - names
+            self.name = scope.name.value
+            self.no_grad_scope = any(self._is_no_grad(d.decorator) for d in scope.decorators)
+        else:
+            self.params = ()
+            self.locals = frozenset()
+            self.name = "<module>"
+            self.no_grad_scope = False
+
+    # --- driver --------------------------------------------------------------------------------
+    def run(self) -> ScopeFlow:
+        if isinstance(self.scope, cst.FunctionDef):
+            flow = self.suite(self.scope.body, {})
+        else:
+            flow = self.block(self.scope.body, {})
+        exit_state = join(flow.out, *flow.ret) or {}
+        steps = list(self._steps.values())
+        bindings: Dict[str, List[Binding]] = {}
+        for (key, _), b in self._bindings.items():
+            bindings.setdefault(key, []).append(b)
+        return ScopeFlow(
+            node=self.scope,
+            name=self.name,
+            params=self.params,
+            locals=frozenset(self.locals),
+            exit=exit_state,
+            steps=steps,
+            model_calls=list(self._model_calls.values()),
+            local_calls=list(self._local_calls.values()),
+            bindings=bindings,
+            site_loops=self.site_loops,
+            no_grad_scope=self.no_grad_scope,
+            has_optimizer_step=self.has_optimizer_step,
+        )
+
+    # --- statements ----------------------------------------------------------------------------
+    def block(self, stmts: Sequence[cst.CSTNode], state: Optional[State]) -> _Flow:
+        flow = _Flow(state)
+        for stmt in stmts:
+            if flow.out is None:
+                break
+            sub = self.statement(stmt, flow.out)
+            flow.absorb(sub)
+            flow.out = sub.out
+        return flow
+
+    def suite(self, suite: cst.BaseSuite, state: State) -> _Flow:
+        if isinstance(suite, cst.SimpleStatementSuite):
+            flow = _Flow(state)
+            for small in suite.body:
+                if flow.out is None:
+                    break
+                sub = self.small(small, flow.out)
+                flow.absorb(sub)
+                flow.out = sub.out
+            return flow
+        return self.block(suite.body, state)
+
+    def statement(self, stmt: cst.CSTNode, state: State) -> _Flow:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            flow = _Flow(state)
+            for small in stmt.body:
+                if flow.out is None:
+                    break
+                sub = self.small(small, flow.out)
+                flow.absorb(sub)
+                flow.out = sub.out
+            return flow
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            return _Flow(state)
+        if isinstance(stmt, cst.If):
+            return self.if_(stmt, state)
+        if isinstance(stmt, cst.For):
+            state = self.expr(stmt.iter, state)
+            return self.loop(stmt, state)
+        if isinstance(stmt, cst.While):
+            return self.loop(stmt, state)
+        if isinstance(stmt, (cst.Try, cst.TryStar)):
+            return self.try_(stmt, state)
+        if isinstance(stmt, cst.With):
+            entered = 0
+            for item in stmt.items:
+                state = self.expr(item.item, state)
+                if self._is_no_grad(item.item):
+                    entered += 1
+                if item.asname is not None:
+                    state = self.bind_target(item.asname.name, None, state, stmt)
+            self.no_grad += entered
+            try:
+                return self.suite(stmt.body, state)
+            finally:
+                self.no_grad -= entered
+        if isinstance(stmt, cst.Match):
+            state = self.expr(stmt.subject, state)
+            out = _Flow(state)
+            outs: List[Optional[State]] = [state]
+            for case in stmt.cases:
+                sub = self.suite(case.body, state)
+                out.absorb(sub)
+                outs.append(sub.out)
+            out.out = join(*outs)
+            return out
+        return _Flow(state)
+
+    def if_(self, stmt: cst.If, state: State) -> _Flow:
+        state = self.expr(stmt.test, state)
+        body = self.suite(stmt.body, state)
+        if stmt.orelse is None:
+            other = _Flow(state)
+        elif isinstance(stmt.orelse, cst.If):
+            other = self.if_(stmt.orelse, state)
+        else:
+            other = self.suite(stmt.orelse.body, state)
+        out = _Flow(join(body.out, other.out))
+        out.absorb(body)
+        out.absorb(other)
+        return out
+
+    def loop(self, stmt, state: State) -> _Flow:
+        self.loops.append(stmt)
+        try:
+            head = state
+            result = _Flow(state)
+            body: _Flow = _Flow(state)
+            for _ in range(MAX_LOOP_PASSES):
+                s = head
+                if isinstance(stmt, cst.While):
+                    s = self.expr(stmt.test, s)
+                else:
+                    s = self.bind_target(stmt.target, None, s, stmt)
+                body = self.suite(stmt.body, s)
+                new_head = join(state, body.out, *body.cont)
+                if new_head == head:
+                    break
+                head = new_head
+        finally:
+            self.loops.pop()
+        infinite = isinstance(stmt, cst.While) and literal_value(stmt.test) is True
+        exits: List[Optional[State]] = [] if infinite else [head]
+        if stmt.orelse is not None and not infinite:
+            other = self.suite(stmt.orelse.body, head)
+            result.absorb(other)
+            exits = [other.out]
+        result.out = join(*exits, *body.brk)
+        result.ret += body.ret
+        return result
+
+    def try_(self, stmt, state: State) -> _Flow:
+        body = self.suite(stmt.body, state)
+        result = _Flow(None)
+        result.absorb(body)
+        handler_entry = join(state, body.out, *body.ret) or state
+        outs: List[Optional[State]] = []
+        if stmt.orelse is not None and body.out is not None:
+            other = self.suite(stmt.orelse.body, body.out)
+            result.absorb(other)
+            outs.append(other.out)
+        else:
+            outs.append(body.out)
+        for h in stmt.handlers:
+            if h.type is not None:
+                handler_entry = self.expr(h.type, handler_entry)
+            sub = self.suite(h.body, handler_entry)
+            result.absorb(sub)
+            outs.append(sub.out)
+        out = join(*outs)
+        if stmt.finalbody is not None:
+            fin = self.suite(stmt.finalbody.body, out if out is not None else handler_entry)
+            result.absorb(fin)
+            out = fin.out if out is not None else None
+        result.out = out
+        return result
+
+    def small(self, node: cst.CSTNode, state: State) -> _Flow:
+        if isinstance(node, cst.Expr):
+            return _Flow(self.expr(node.value, state))
+        if isinstance(node, cst.Assign):
+            state = self.expr(node.value, state)
+            for t in node.targets:
+                state = self.bind_target(t.target, node.value, state, node)
+            return _Flow(state)
+        if isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                state = self.expr(node.value, state)
+                state = self.bind_target(node.target, node.value, state, node)
+            return _Flow(state)
+        if isinstance(node, cst.AugAssign):
+            return _Flow(self.expr(node.value, state))
+        if isinstance(node, cst.Return):
+            if node.value is not None:
+                state = self.expr(node.value, state)
+            flow = _Flow(None)
+            flow.ret.append(state)
+            return flow
+        if isinstance(node, cst.Raise):
+            if node.exc is not None:
+                self.expr(node.exc, state)
+            return _Flow(None)
+        if isinstance(node, cst.Break):
+            flow = _Flow(None)
+            flow.brk.append(state)
+            return flow
+        if isinstance(node, cst.Continue):
+            flow = _Flow(None)
+            flow.cont.append(state)
+            return flow
+        if isinstance(node, cst.Assert):
+            return _Flow(self.expr(node.test, state))
+        if isinstance(node, cst.Del):
+            return _Flow(state)
+        return _Flow(state)
+
+    # --- bindings ------------------------------------------------------------------------------
+    def bind_target(self, target: cst.CSTNode, value: Optional[cst.CSTNode], state: State, node: cst.CSTNode) -> State:
+        key = key_of(target)
+        if key is not None:
+            tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
+            self._bindings[(key, id(node))] = Binding(node, kind, tuple(self.loops))
+            return assign(state, key, tokens)
+        if isinstance(target, (cst.Tuple, cst.List)):
+            values: Optional[Sequence[cst.CSTNode]] = None
+            if (
+                isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value == "prepare"
+                and len(value.args) == len(target.elements)
+                and not any(a.star for a in value.args)
+            ):
+                values = [a.value for a in value.args]  # model, opt = accelerator.prepare(model, opt)
+            elif isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(target.elements):
+                values = [e.value for e in value.elements]
+            for i, el in enumerate(target.elements):
+                state = self.bind_target(el.value, values[i] if values else None, state, node)
+        elif isinstance(target, cst.StarredElement):
+            state = self.bind_target(target.value, None, state, node)
+        return state
+
+    def value_of(self, value: cst.CSTNode, state: State) -> Tuple[FrozenSet, str]:
+        """The facts a key takes when bound to `value`, and the kind of binding."""
+        expr = value
+        while True:
+            k = key_of(expr)
+            if k is not None:
+                return get(state, k), "alias"
+            if not isinstance(expr, cst.Call):
+                return frozenset({BOUND}), "other"
+            func = expr.func
+            if isinstance(func, cst.Attribute):
+                attr = func.attr.value
+                if attr == "eval" and not expr.args:
+                    return frozenset({EvalSite(expr, expr, self.mf.code(expr))}), "alias"
+                if attr == "train":
+                    flag = train_flag(expr)
+                    if flag is False:
+                        return frozenset({EvalSite(expr, expr, self.mf.code(expr))}), "alias"
+                    return frozenset({TRAIN if flag else UNKNOWN}), "alias"
+                if attr in MODE_PRESERVING:
+                    expr = func.value
+                    continue
+                if attr == "from_pretrained":
+                    return frozenset({Created("from_pretrained", expr, self.mf.code(expr))}), "from_pretrained"
+            kind = self.creation_kind(expr)
+            if kind is not None:
+                return frozenset({Created(kind, expr, self.mf.code(expr))}), kind
+            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+            if last in _WRAPPER_LAST and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
+                inner_key = key_of(peel(expr.args[0].value))
+                tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
+                return tokens, ("copy" if last == "deepcopy" else "alias")
+            return frozenset({BOUND}), "other"
+
+    def creation_kind(self, call: cst.Call) -> Optional[str]:
+        qual = self.ctx.resolve(call.func)
+        if not qual:
+            return None
+        if qual in ("torch.load", "torch.serialization.load"):
+            return "load"
+        if qual == "torch.hub.load":
+            return "hub"
+        if qual in ("timm.create_model", "timm.models.create_model", "torchvision.models.get_model"):
+            return "factory"
+        if qual.startswith("torchvision.models.") and qual.rsplit(".", 1)[-1][:1].islower():
+            return "factory"
+        last = qual.rsplit(".", 1)[-1]
+        if qual.startswith("torch.nn."):
+            return "construct" if self.torch_nn_mode_sensitive(call, last) else None
+        if qual.startswith("torch."):
+            return None
+        if self.ctx.classifier.is_module_base(qual) and qual not in ("Module", "nn.Module"):
+            return "construct"
+        return None
+
+    def torch_nn_mode_sensitive(self, call: cst.Call, last: str) -> bool:
+        if _TORCH_MODE_SENSITIVE.match(last):
+            return True
+        if last in _TORCH_CONTAINERS:
+            for arg in call.args:
+                for node in _calls_in(arg.value):
+                    q = self.ctx.resolve(node.func)
+                    if q and q.startswith("torch.nn.") and _TORCH_MODE_SENSITIVE.match(q.rsplit(".", 1)[-1]):
+                        return True
+        return False
+
+    # --- expressions ---------------------------------------------------------------------------
+    def _is_no_grad(self, expr: cst.CSTNode) -> bool:
+        if not _looks_no_grad(expr):
+            return False
+        func = expr.func if isinstance(expr, cst.Call) else expr
+        qual = self.ctx.resolve(func)
+        if qual in _NO_GRAD:
+            if isinstance(expr, cst.Call) and qual.endswith("inference_mode"):
+                arg = get_arg(expr, "mode", 0)
+                if arg is not None and literal_value(arg.value) is False:
+                    return False
+            return True
+        if qual in _SET_GRAD and isinstance(expr, cst.Call):
+            arg = get_arg(expr, "mode", 0)
+            return arg is not None and literal_value(arg.value) is False
+        return False
+
+    def expr(self, node: cst.CSTNode, state: State) -> State:
+        for call in _calls_in(node):
+            state = self.call(call, state)
+        return state
+
+    def call(self, call: cst.Call, state: State) -> State:
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            if attr in ("eval", "train", "set_training_mode"):
+                if attr == "train" or attr == "eval":
+                    resolved = self.mf.resolve_call(self.scope, call)
+                    if resolved is not None and self._is_fit_method(resolved[0], call):
+                        return self.local_call(call, resolved, state)
+                key = key_of(peel(func.value))
+                if key is None:
+                    return state
+                if attr == "eval":
+                    if call.args:
+                        return state
+                    self.site_loops[id(call)] = tuple(self.loops)
+                    return assign(state, key, frozenset({EvalSite(call, call, self.mf.code(call))}))
+                if attr == "train":
+                    flag = train_flag(call)
+                else:  # stable-baselines3's policy.set_training_mode(mode)
+                    arg = get_arg(call, "mode", 0)
+                    value = literal_value(arg.value) if arg is not None else None
+                    flag = value if isinstance(value, bool) else None
+                if flag is False:
+                    self.site_loops[id(call)] = tuple(self.loops)
+                    return assign(state, key, frozenset({EvalSite(call, call, self.mf.code(call))}))
+                return assign(state, key, frozenset({TRAIN if flag else UNKNOWN}))
+            if attr in ("backward", "manual_backward"):
+                self.step(call, "backward", state)
+                return state
+            if attr == "step" and optimizer_like(func.value):
+                self.has_optimizer_step = True
+                self.step(call, "optimizer", state)
+                return state
+            if attr == "load_state_dict":
+                key = key_of(peel(func.value))
+                if key is not None:
+                    tokens = get(state, key)
+                    if BOUND in tokens:
+                        tokens = (tokens - {BOUND}) | {Created("load_state_dict", call, self.mf.code(call))}
+                        return assign(state, key, tokens)
+                return state
+            resolved = self.mf.resolve_call(self.scope, call)
+            if resolved is not None:
+                return self.local_call(call, resolved, state)
+            if attr in MODEL_METHODS:
+                key = key_of(func.value)
+                if key is not None:
+                    self.model_call(call, key, state)
+            return state
+        if isinstance(func, cst.Name):
+            resolved = self.mf.resolve_call(self.scope, call)
+            if resolved is not None:
+                return self.local_call(call, resolved, state)
+            if func.value in ("backward",) and self.ctx.resolve(func) == "torch.autograd.backward":
+                self.step(call, "backward", state)
+                return state
+            self.model_call(call, func.value, state)
+            return state
+        return state
+
+    @staticmethod
+    def _is_fit_method(fn: cst.FunctionDef, call: cst.Call) -> bool:
+        """A file-local `train`/`eval` method that is not a mode switch: `def train(self, loader,
+        epochs)` (a fit loop) rather than `def train(self, mode=True)`."""
+        positional, _, _ = _param_list(fn)
+        required = [p for p in (*fn.params.posonly_params, *fn.params.params)[1:] if p.default is None]
+        return len(positional) > 2 or bool(required) or len(call.args) > 1
+
+    def model_call(self, call: cst.Call, key: str, state: State) -> None:
+        self._model_calls[id(call)] = ModelCall(call, key, state, bool(self.no_grad) or self.no_grad_scope)
+
+    def step(self, call: cst.Call, kind: str, state: State) -> None:
+        shown = self.mf.code(call.func) + "()"
+        self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (), state, tuple(self.loops))
+
+    def local_call(self, call: cst.Call, resolved: Tuple[cst.FunctionDef, Optional[str]], state: State) -> State:
+        callee, receiver = resolved
+        summary = self.mf.flow(callee)
+        mapping = self.bind_args(call, callee, receiver)
+        self._local_calls[id(call)] = LocalCall(call, callee, mapping, state)
+        if summary is None:
+            return state
+        name = callee.name.value
+        if summary.has_optimizer_step:
+            self.has_optimizer_step = True
+        loops = tuple(self.loops)
+        for st in summary.steps:
+            composed = self.compose(state, st.state, summary, mapping, None, name)
+            self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
+        self.site_loops[id(call)] = loops
+        new_state = self.compose(state, summary.exit, summary, mapping, call, name)
+        return new_state
+
+    def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
+        positional, kwonly, names = _param_list(callee)
+        mapping: Dict[str, Optional[str]] = {}
+        params = list(positional)
+        if receiver is not None and params:
+            mapping[params[0]] = receiver
+            params = params[1:]
+        i = 0
+        for arg in call.args:
+            if arg.star:
+                if arg.star == "*":
+                    i = len(params)  # positions unknown from here on
+                continue
+            if arg.keyword is not None:
+                if arg.keyword.value in names:
+                    mapping[arg.keyword.value] = key_of(peel(arg.value))
+            elif i < len(params):
+                mapping[params[i]] = key_of(peel(arg.value))
+                i += 1
+        return mapping
+
+    def compose(
+        self,
+        state: State,
+        callee_state: State,
+        summary: ScopeFlow,
+        mapping: Dict[str, Optional[str]],
+        at: Optional[cst.Call],
+        name: str,
+    ) -> State:
+        """The caller's state after (at is not None) or inside (at is None: sites of the callee
+        itself are dropped) a call, given the callee's state in its own names."""
+        if not callee_state:
+            return state
+        out = state
+        for ckey, tokens in callee_state.items():
+            root, dot, rest = ckey.partition(".")
+            if root in mapping:
+                base = mapping[root]
+                if base is None:
+                    continue
+                key = base + (dot + rest if rest else "")
+            elif root in summary.params or root in summary.locals:
+                continue
+            else:
+                key = ckey
+            new: Set = set()
+            for t in tokens:
+                if t is ENTRY:
+                    new |= get(state, key)
+                elif isinstance(t, EvalSite):
+                    if at is not None:
+                        new.add(EvalSite(at, t.eval_node, t.shown, (name,) + t.via))
+                else:
+                    new.add(t)
+            out = assign(out, key, frozenset(new))
+        return out
+
+
+def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
+    """Calls in an expression in evaluation order (receivers and arguments before the call);
+    lambdas and nested functions are not entered."""
+    out: List[cst.Call] = []
+    stack: List[Tuple[cst.CSTNode, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            out.append(n)  # type: ignore[arg-type]
+            continue
+        if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(n, cst.Call):
+            stack.append((n, True))
+        children = list(iter_children(n))
+        for child in reversed(children):
+            stack.append((child, False))
+    return out
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def for_context(ctx) -> ModeFlow:
+    """The file's ModeFlow, shared by every rule that asks during one check."""
+    mf = _CACHE.get(ctx)
+    if mf is None:
+        mf = ModeFlow(ctx)
+        _CACHE[ctx] = mf
+    return mf

@@ -1,0 +1,337 @@
+from __future__ import annotations
+
+import re
+from typing import Dict, FrozenSet, Optional
+
+import libcst as cst
+
+from modelint.analysis.calls import get_arg
+from modelint.analysis.gradmode import grad_locals, names_checkpoint, reads_grad
+from modelint.analysis.mode import FUNCTION_TYPES, _block_exits, reads_mode
+from modelint.analysis.sampling import sampling_op
+from modelint.analysis.walk import iter_children
+from modelint.rules._dropout import ATTENTION_DROPOUT_P, DROPOUT_TRAINING_DEFAULT_TRUE, TRAINING_DEFAULT_FALSE
+from modelint.rules.base import Rule
+
+F = "torch.nn.functional."
+_TRAINING_POS = {**DROPOUT_TRAINING_DEFAULT_TRUE, **TRAINING_DEFAULT_FALSE, F + "batch_norm": 5, F + "instance_norm": 5}
+_P_POS = {**{q: 1 for q in DROPOUT_TRAINING_DEFAULT_TRUE}, F + "alpha_dropout": 1, F + "feature_alpha_dropout": 1, **ATTENTION_DROPOUT_P}
+_MODE_WORK_FUNCS = frozenset({*_TRAINING_POS, *ATTENTION_DROPOUT_P, F + "batch_norm", F + "instance_norm"})
+_DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
+_SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
+_FACTORIES = frozenset(
+    "torch." + n
+    for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")
+)
+_FLAG_KEYWORDS = frozenset({"training", "dropout_p", "p", "create_graph"})
+
+
+class GradModeAsTrainingFlag(Rule):
+    code = "MDL105"
+    name = "grad-mode-as-training-flag"
+    level = "warning"
+    summary = "Grad mode (`torch.is_grad_enabled()`, `x.requires_grad`) used as the training switch, or the reverse."
+    what = (
+        "Reports `torch.is_grad_enabled()`, `torch.is_inference_mode_enabled()` or `<tensor>.requires_grad` "
+        "(directly or through a local assigned from them) used as a training switch: passed as `training=` "
+        "(by keyword, or positionally to `F.dropout*`/`F.batch_norm`/`F.instance_norm`), inside a dropout "
+        "probability (`dropout_p=`, or `p=` of a dropout call), or as the test of an `if`/conditional "
+        "expression (or of an early `return`) that decides whether dropout, sampling or batch-norm work "
+        "runs. Also reports the reverse inside module methods: `self.training` deciding `create_graph=`, "
+        "`torch.set_grad_enabled(...)` or `requires_grad_(...)` (as the argument or as a guard around it). "
+        "Not reported: a test that reads both (`self.training and torch.is_grad_enabled()` only narrows the "
+        "mode), and gradient-checkpointing switches (`self.gradient_checkpointing and "
+        "torch.is_grad_enabled()`), where grad mode is exactly the right question."
+    )
+    why = (
+        "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
+        "(saliency maps, adversarial attacks, validation losses with `create_graph`), and training often runs "
+        "without them (batch-norm recalibration, RL rollouts, teacher forward passes under `no_grad`). A "
+        "layer that drops activations when gradients are enabled keeps doing so in such an evaluation, and "
+        "one that decides autograd from `self.training` silently breaks gradient-based evaluation. Use "
+        "`self.training` for dropout/sampling/batch statistics, and let the caller's `no_grad` decide "
+        "autograd."
+    )
+    example = (
+        "class Block(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(x, p=0.1, training=torch.is_grad_enabled())\n"
+    )
+    use_instead = (
+        "class Block(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(x, p=0.1, training=self.training)\n"
+    )
+    triggers = ("is_grad_enabled", "is_inference_mode_enabled", "requires_grad", "create_graph", "set_grad_enabled")
+
+    VALID = (
+        # gradient checkpointing and in-place-safety checks are legitimate grad-mode questions
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+class Encoder(nn.Module):
+    def forward(self, x):
+        for layer in self.layers:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+        if x.requires_grad:
+            x = x + self.bias          # out of place: autograd needs the input
+        else:
+            x += self.bias
+        return F.dropout(x, 0.1, self.training)
+
+class Head(nn.Module):
+    def forward(self, x):
+        use_drop = self.training and torch.is_grad_enabled()   # narrows the mode, does not replace it
+        x = F.dropout(x, 0.1, training=use_drop)
+        if self.training and torch.is_grad_enabled():
+            x = self.drop_path(x)
+        return x
+""",
+        # the caller's grad mode decides autograd; the module's mode decides dropout
+        """
+import torch
+import torch.nn as nn
+
+class Critic(nn.Module):
+    def forward(self, x, create_graph=False):
+        y = self.net(x)
+        g, = torch.autograd.grad(y.sum(), x, create_graph=create_graph)
+        return y, g
+
+class Decoder(nn.Module):
+    def forward(self, memory):
+        queries = torch.zeros_like(self.query_embed.weight)
+        if self.training:
+            queries.requires_grad_(True)      # a fresh leaf for reentrant checkpointing: harmless
+        return self.layers(queries, memory)
+
+def run_epoch(model, loader, train):
+    model.train(train)
+    with torch.set_grad_enabled(train):      # a loop's phase flag, not a module deciding autograd
+        for x, y in loader:
+            model(x)
+""",
+    )
+    INVALID = (
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Block(nn.Module):
+    def forward(self, x, q, k, v):
+        x = F.dropout(x, 0.1, torch.is_grad_enabled())  # expect: MDL105
+        x = F.dropout(x, p=0.1, training=x.requires_grad)  # expect: MDL105
+        p = self.attn_p if torch.is_grad_enabled() else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # expect: MDL105
+        if torch.is_grad_enabled():  # expect: MDL105
+            x = self.dropout(x)
+        return x + a
+""",
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Policy(nn.Module):
+    def forward(self, logits):
+        if not torch.is_grad_enabled():  # expect: MDL105
+            return logits.argmax(-1)
+        return torch.multinomial(logits.softmax(-1), 1)
+
+class Norm(nn.Module):
+    def forward(self, x):
+        stats = x.requires_grad
+        return F.batch_norm(x, self.rm, self.rv, training=stats)  # expect: MDL105
+""",
+        # the reverse: the module's mode deciding autograd
+        """
+import torch
+import torch.nn as nn
+
+class PINN(nn.Module):
+    def forward(self, x):
+        x.requires_grad_(self.training)  # expect: MDL105
+        with torch.set_grad_enabled(self.training):  # expect: MDL105
+            u = self.net(x)
+        du, = torch.autograd.grad(u.sum(), x, create_graph=self.training)  # expect: MDL105
+        if self.training:
+            self.scale.requires_grad_()  # expect: MDL105
+        return u, du
+""",
+    )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._grad_locals: Dict[int, Dict[str, str]] = {}
+
+    # --- per-function facts --------------------------------------------------------------------
+    def _locals(self) -> Dict[str, str]:
+        fn = self.ctx.enclosing_function()
+        if fn is None:
+            return {}
+        key = id(fn)
+        if key not in self._grad_locals:
+            self._grad_locals[key] = grad_locals(self.ctx, self.ctx.function_facts(fn))
+        return self._grad_locals[key]
+
+    def _mode_locals(self) -> FrozenSet[str]:
+        facts = self.ctx.function_facts()
+        return facts.mode_locals if facts else frozenset()
+
+    def _grad_flag(self, expr: cst.CSTNode) -> Optional[str]:
+        """The grad query `expr` uses as a training flag (None when it also reads the mode)."""
+        shown = reads_grad(self.ctx, expr, self._locals())
+        if shown and not reads_mode(expr, self._mode_locals()):
+            return shown
+        return None
+
+    # --- grad mode as the training flag ---------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        keywords = {a.keyword.value: a for a in node.args if a.keyword is not None and a.keyword.value in _FLAG_KEYWORDS}
+        if not keywords and last not in ("requires_grad_", "set_grad_enabled", "dropout", "dropout1d", "dropout2d",
+                                          "dropout3d", "alpha_dropout", "feature_alpha_dropout", "batch_norm",
+                                          "instance_norm", "scaled_dot_product_attention") and not (last or "").startswith("flash_attn"):
+            return
+        if self.ctx.enclosing_function() is None:
+            return
+        qualname = self.ctx.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        shown_func = self.ctx.module.code_for_node(func)
+        if len(shown_func) > 40:
+            shown_func = last or "call"
+        training = get_arg(node, "training", _TRAINING_POS.get(qualname)) if qualname in _TRAINING_POS else keywords.get("training")
+        if training is not None:
+            g = self._grad_flag(training.value)
+            if g:
+                self.report(
+                    training.value,
+                    f"`{shown_func}()` gets `training=` from {g}: grad mode is not the training mode, so "
+                    f"this layer trains under evaluations that need gradients (saliency, adversarial, "
+                    f"validation with autograd) and stops under `no_grad` training passes; pass "
+                    f"`training=self.training`",
+                )
+                return
+        p = None
+        if qualname in _P_POS:
+            p = get_arg(node, "dropout_p" if qualname in ATTENTION_DROPOUT_P else "p", _P_POS[qualname])
+        elif "dropout_p" in keywords:
+            p = keywords["dropout_p"]
+        elif "p" in keywords and last and _DROP_ATTR.search(last):
+            p = keywords["p"]
+        if p is not None:
+            g = self._grad_flag(p.value)
+            if g:
+                self.report(
+                    p.value,
+                    f"the dropout probability of `{shown_func}()` depends on {g}: grad mode is not the "
+                    f"training mode, so dropout stays on in evaluations that run with gradients and turns "
+                    f"off in training passes under `no_grad`; use `p if self.training else 0.0`",
+                )
+                return
+        self._check_reverse(node, last, qualname, keywords)
+
+    # --- the reverse: the mode deciding autograd -------------------------------------------------
+    def _check_reverse(self, node: cst.Call, last: Optional[str], qualname: Optional[str], keywords) -> None:
+        if not self.ctx.in_module_method():
+            return
+        mode_locals = self._mode_locals()
+        target = None
+        what = ""
+        if "create_graph" in keywords and reads_mode(keywords["create_graph"].value, mode_locals):
+            target, what = keywords["create_graph"].value, "`create_graph=`"
+        elif qualname in _SET_GRAD and node.args and reads_mode(node.args[0].value, mode_locals):
+            target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
+        elif last == "requires_grad_" and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
+            arg = node.args[0].value if node.args else None
+            if (arg is not None and reads_mode(arg, mode_locals)) or self.ctx.is_guarded(node):
+                target, what = node, "`requires_grad_()`"
+        if target is None:
+            return
+        self.report(
+            target,
+            f"`self.training` decides {what}: training mode is not grad mode, so gradients (and "
+            f"higher-order graphs) disappear in evaluations that need them (saliency, adversarial attacks, "
+            f"physics-informed validation losses); let the caller's `torch.no_grad()` / `enable_grad()` decide",
+        )
+
+    def _fresh_tensor(self, expr: cst.CSTNode) -> bool:
+        """A tensor the function builds from a factory (`q = torch.zeros_like(w)`): whether it requires
+        grad only matters to reentrant checkpointing, not to anyone's gradients (MaskFormer's queries)."""
+        facts = self.ctx.function_facts()
+        if isinstance(expr, cst.Call):
+            values = [expr]
+        elif isinstance(expr, cst.Name) and facts is not None and facts.assigns.get(expr.value):
+            values = facts.assigns[expr.value]
+        else:
+            return False
+        for v in values:
+            if not (isinstance(v, cst.Call) and isinstance(v.func, (cst.Name, cst.Attribute))):
+                return False
+            q = self.ctx.resolve(v.func) or ""
+            if q not in _FACTORIES:
+                return False
+        return True
+
+    # --- branches on grad mode that hold dropout / sampling / batch-norm work ------------------------
+    def visit_If(self, node: cst.If) -> None:
+        self._check_branch(node, node.test, [node.body, node.orelse], early_exit=_block_exits(node.body))
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._check_branch(node, node.test, [node.body, node.orelse], early_exit=False)
+
+    def _check_branch(self, node, test, arms, early_exit: bool) -> None:
+        if self.ctx.enclosing_function() is None:
+            return
+        g = self._grad_flag(test)
+        if not g or names_checkpoint(test):
+            return
+        if early_exit:
+            parent = self.ctx.ancestors[-2] if len(self.ctx.ancestors) >= 2 else None
+            if isinstance(parent, cst.IndentedBlock):
+                body = list(parent.body)
+                idx = next((i for i, s in enumerate(body) if s is node), None)
+                if idx is not None:
+                    arms = arms + body[idx + 1 :]
+        work = None
+        for arm in arms:
+            if arm is not None:
+                work = self._mode_work(arm)
+                if work:
+                    break
+        if not work:
+            return
+        self.report(
+            test,
+            f"{g} decides whether {work} runs: grad mode is not the training mode, so it runs in "
+            f"evaluations that need gradients and is skipped in training passes under `no_grad`; test "
+            f"`self.training` instead",
+        )
+
+    def _mode_work(self, root: cst.CSTNode) -> Optional[str]:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, cst.Call):
+                func = node.func
+                if isinstance(func, (cst.Name, cst.Attribute)):
+                    last = func.attr.value if isinstance(func, cst.Attribute) else func.value
+                    q = self.ctx.resolve(func)
+                    if q in _MODE_WORK_FUNCS:
+                        return f"`{self.ctx.module.code_for_node(func)}()`"
+                    if isinstance(func, cst.Attribute) and _DROP_ATTR.search(last):
+                        return f"`{self.ctx.module.code_for_node(func)}()`"
+                    op = sampling_op(self.ctx, node, self.ctx.function_facts())
+                    if op:
+                        return f"sampling (`{op.rsplit('.', 1)[-1] if op.startswith('torch.') else op}`)"
+            for child in iter_children(node):
+                if not isinstance(child, (*FUNCTION_TYPES, cst.ClassDef)):
+                    stack.append(child)
+        return None

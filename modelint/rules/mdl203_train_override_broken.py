@@ -1,0 +1,343 @@
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import libcst as cst
+
+from modelint.analysis.calls import literal_value
+from modelint.analysis.structure import (
+    always_exits,
+    class_methods,
+    first_param,
+    is_decorated_with,
+    iter_returns,
+    reachable_methods,
+)
+from modelint.analysis.walk import descendants
+from modelint.rules.base import Rule
+
+# Parameter names that say "this is the mode flag" (`def train(self, mode=True)`).
+_MODE_PARAM_NAMES = frozenset(
+    {"mode", "training", "train", "is_training", "train_mode", "training_mode", "is_train", "flag", "enable",
+     "enabled", "on", "value", "val", "b", "state", "mode_", "_mode", "new_mode", "set_train"}
+)
+_LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def _signature(fn: cst.FunctionDef) -> str:
+    text = cst.Module(body=[]).code_for_node(fn.params)
+    return f"def {fn.name.value}({' '.join(text.split()).rstrip(', ')})"
+
+
+class TrainOverrideBroken(Rule):
+    code = "MDL203"
+    name = "train-override-broken"
+    level = "warning"
+    summary = "A module's `train()` / `eval()` override breaks `model.eval()` / `model.train()`."
+    what = (
+        "Reports a method named `train` or `eval` of an `nn.Module` class when (a) its parameters are "
+        "not compatible with `train(self, mode=True)` / `eval(self)` (error): e.g. a fit method "
+        "`train(self, loader, epochs)`, or an evaluation routine `eval(self, loader)`; (b) it never "
+        "delegates to the base implementation (warning): no `super().train(mode)`, "
+        "`super(Cls, self).train(mode)`, `nn.Module.train(self, mode)` or `<Base>.train(self, mode)` "
+        "for a base module class (for `eval`: `super().eval()`, `self.train(False)` or one of the "
+        "former), neither in the method nor in a method of the class it calls through `self.`, and no "
+        "hand-written equivalent (assigning `self.training` and calling `.train(...)` on the children); "
+        "(c) it does not return `self` (or the delegated call's result) on every path (info). One "
+        "finding per method, on its name, with every case that applies; the finding's level is that of "
+        "the most severe case. Methods whose every path raises, and classes that are not modules, are "
+        "not reported. The catalogue lists the rule as `warning` (case b, the common one); with "
+        "per-finding levels the engine reports case (a) as `error` and case (c) as `info`."
+    )
+    why = (
+        "PyTorch switches modes through this method: `model.eval()` is `model.train(False)`, and a "
+        "parent's `.train(mode)` / `.eval()` calls `child.train(mode)` on every child. (a) A `train` "
+        "that means something else is hijacked: `model.eval()` calls `train(False)`, which starts a "
+        "fit with `loader=False` or raises `TypeError`, and an `eval(self, loader)` makes "
+        "`model.eval()` (called by Lightning, Accelerate and most evaluation loops) raise. (b) Without "
+        "delegation neither `self.training` nor the children change mode: dropout and batch norm keep "
+        "training behaviour during evaluation. (c) `nn.Module.train` returns `self`, so "
+        "`model = Net().eval()` and `model.eval().to(device)` are common; an override that returns "
+        "`None` turns those into `None`."
+    )
+    example = (
+        "class Net(nn.Module):\n"
+        "    def train(self, mode=True):\n"
+        "        self.cache = None\n"
+    )
+    use_instead = (
+        "class Net(nn.Module):\n"
+        "    def train(self, mode=True):\n"
+        "        super().train(mode)\n"
+        "        self.cache = None\n"
+        "        return self\n"
+    )
+    triggers = ("train", "eval")
+
+    VALID = (
+        """
+import torch
+import torch.nn as nn
+
+class Attention(nn.Module):
+    @torch.no_grad()
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and hasattr(self, "ab"):
+            del self.ab
+        return self
+
+class GraphModule(nn.Module):
+    def train(self, mode=True):
+        if mode and not self.training:
+            self.graph = self.train_graph
+        return super().train(mode=mode)
+
+class Wrapper(GraphModule):
+    def train(self, mode=True):
+        out = GraphModule.train(self, mode)
+        self.teacher.eval()
+        return out
+
+    def eval(self):
+        return self.train(False)
+
+class Manual(nn.Module):
+    def train(self, mode=True):
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+class Trainer:                      # not a module: its train() is nobody's business
+    def train(self, loader, epochs):
+        pass
+""",
+        """
+import torch.nn as nn
+
+class Base(nn.Module):
+    def train(self, mode=True):
+        return self._set_mode(mode)
+
+    def _set_mode(self, mode):
+        self.cache = {}
+        return super().train(mode)
+
+class Legacy(nn.Module):
+    def train(self, mode=True, freeze_bn=False):
+        super(Legacy, self).train(mode)
+        if freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
+class NoTraining(nn.Module):
+    def train(self, mode=True):
+        raise RuntimeError("this model is inference-only")
+""",
+    )
+    INVALID = (
+        """
+import torch.nn as nn
+
+class Classifier(nn.Module):
+    def train(self, loader, epochs=10):  # expect: MDL203
+        for _ in range(epochs):
+            for x, y in loader:
+                self.step(x, y)
+
+class Scorer(nn.Module):
+    def eval(self, loader):  # expect: MDL203
+        return sum(self(x).sum() for x in loader)
+""",
+        """
+import torch.nn as nn
+
+class Cached(nn.Module):
+    def train(self, mode=True):  # expect: MDL203
+        self.cache = None
+        return self
+
+class NoReturn(nn.Module):
+    def train(self, mode=True):  # expect: MDL203
+        super().train(mode)
+        self.cache = None
+
+class HeadOnly(nn.Module):
+    def eval(self):  # expect: MDL203
+        self.model.eval()
+        return self
+""",
+    )
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        kind = node.name.value
+        if kind not in ("train", "eval"):
+            return
+        anc = self.ctx.ancestors
+        if len(anc) < 3 or not isinstance(anc[-3], cst.ClassDef):
+            return
+        classdef = anc[-3]
+        if not self.ctx.is_module_class(classdef):
+            return
+        cases: List[Tuple[str, str]] = []
+        incompatible = self._incompatible(node, kind, own_eval="eval" in class_methods(classdef))
+        if incompatible:
+            cases.append(("error", incompatible))
+        else:
+            if always_exits(node.body) and not any(True for _ in iter_returns(node)):
+                return  # every path raises: deliberately unsupported
+            self_name = first_param(node) or "self"
+            if not self._delegates(node, kind, classdef, self_name):
+                if kind == "train":
+                    cases.append(("warning",
+                                  "it never calls `super().train(mode)`, so neither `self.training` nor any child "
+                                  "module changes mode: dropout and batch norm keep their training behaviour after "
+                                  "`model.eval()` (and the other way round); call `super().train(mode)`"))
+                else:
+                    cases.append(("warning",
+                                  "it never calls `super().eval()` / `self.train(False)`, so `self.training` (and any "
+                                  "child not handled here) stays in training mode after `model.eval()`; call "
+                                  "`super().eval()` or `return self.train(False)`"))
+            bad_return = self._bad_return(node, kind, classdef, self_name)
+            if bad_return:
+                cases.append(("info", bad_return))
+        if not cases:
+            return
+        level = max((c[0] for c in cases), key=_LEVEL_RANK.__getitem__)
+        self.report(node.name, f"`{_signature(node)}` overrides `nn.Module.{kind}`: " + "; and ".join(c[1] for c in cases),
+                    level=level)
+
+    # --- (a) ---------------------------------------------------------------------------------
+    def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[str]:
+        params = fn.params
+        positional = list(params.posonly_params) + list(params.params)
+        if not is_decorated_with(fn, "staticmethod"):
+            positional = positional[1:]
+        has_star = isinstance(params.star_arg, cst.Param)
+        required_kw = [p.name.value for p in params.kwonly_params if p.default is None]
+        required_pos = [p.name.value for p in positional if p.default is None]
+        if kind == "eval":
+            required = required_pos + required_kw
+            if required:
+                return (f"`model.eval()` (called by your evaluation loop, Lightning, Accelerate, ...) raises "
+                        f"`TypeError` because `{required[0]}` is required; rename this method (e.g. `evaluate`) "
+                        f"and keep `eval(self)` for the mode switch")
+            return None
+        if not positional and not has_star:
+            return ("`model.eval()` calls `self.train(False)` and a parent's `.train()`/`.eval()` calls "
+                    "`child.train(mode)`, which raise `TypeError` here; rename this method (e.g. `fit`) or give "
+                    "it a `mode=True` parameter")
+        if len(required_pos) > 1 or required_kw:
+            missing = (required_pos[1:] + required_kw)[0]
+            return (f"`model.eval()` calls `self.train(False)` (and a parent's `.train()`/`.eval()` calls "
+                    f"`child.train(mode)`), which raises `TypeError` here because `{missing}` is required; "
+                    f"rename this method (e.g. `fit`) and keep `train(self, mode=True)` for the mode switch")
+        if positional:
+            first = positional[0]
+            callers = ("a parent module's `.train(mode)` / `.eval()` calls `child.train(mode)` on it"
+                       if own_eval else
+                       "`model.eval()` calls `self.train(False)` and a parent's `.train()`/`.eval()` calls "
+                       "`child.train(mode)`")
+            default = literal_value(first.default) if first.default is not None else None
+            if first.name.value.lower() not in _MODE_PARAM_NAMES and not isinstance(default, bool):
+                return (f"{callers}, so this method runs with `{first.name.value}=False` instead of "
+                        f"switching modes; rename it (e.g. `fit`) and keep `train(self, mode=True)` for the mode "
+                        f"switch")
+            if first.default is None:
+                return (f"`model.train()` without an argument raises `TypeError` (`{first.name.value}` has no "
+                        f"default); use `{first.name.value}: bool = True`")
+        return None
+
+    # --- (b) ---------------------------------------------------------------------------------
+    def _is_delegation(self, call: cst.Call, kind: str, classdef: cst.ClassDef, self_name: str) -> bool:
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            return False
+        method = func.attr.value
+        if method not in ("train", "eval"):
+            return False
+        receiver = func.value
+        if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Name) and receiver.func.value == "super":
+            return kind == "eval" or method == "train"
+        if isinstance(receiver, cst.Name) and receiver.value == self_name:
+            # `self.train(False)` inside `eval` delegates; inside `train` it would recurse.
+            return kind == "eval" and method == "train"
+        if isinstance(receiver, (cst.Name, cst.Attribute)):
+            first = call.args[0].value if call.args and not call.args[0].keyword else None
+            if not (isinstance(first, cst.Name) and first.value == self_name):
+                return False
+            if kind == "train" and method != "train":
+                return False
+            qual = self.ctx.resolve(receiver)
+            if qual and self.ctx.classifier.is_module_base(qual):
+                return True
+            shown = self.ctx.module.code_for_node(receiver)
+            return any(self.ctx.module.code_for_node(b.value) == shown for b in classdef.bases)
+        return False
+
+    def _delegates(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str) -> bool:
+        methods = class_methods(classdef)
+        bodies = [fn] + [methods[m] for m in reachable_methods(methods, [kind]) if methods[m] is not fn]
+        for body in bodies:
+            sets_flag = calls_train = False
+            for node in descendants(body.body):
+                if isinstance(node, cst.Call):
+                    if self._is_delegation(node, kind, classdef, self_name):
+                        return True
+                    if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("train", "apply"):
+                        calls_train = True
+                elif isinstance(node, cst.Assign):
+                    for t in node.targets:
+                        tgt = t.target
+                        if (isinstance(tgt, cst.Attribute) and tgt.attr.value == "training"
+                                and isinstance(tgt.value, cst.Name) and tgt.value.value == self_name):
+                            sets_flag = True
+            if sets_flag and calls_train:
+                return True  # a hand-written equivalent of nn.Module.train
+        return False
+
+    # --- (c) ---------------------------------------------------------------------------------
+    def _bad_return(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str) -> Optional[str]:
+        facts = None
+        for ret in iter_returns(fn):
+            value = ret.value
+            if value is None:
+                return f"a bare `return` makes `model.{kind}()` return `None`, so `model = Net().{kind}()` sets `model` to None; return `self`"
+            if self._returns_self(value, kind, classdef, self_name):
+                continue
+            if isinstance(value, cst.Name):
+                facts = facts or self.ctx.function_facts(fn)
+                values = facts.assigns.get(value.value, [])
+                if values and all(self._returns_self(v, kind, classdef, self_name) for v in values):
+                    continue
+            return (f"it returns `{self.ctx.module.code_for_node(value)}` instead of `self`, so "
+                    f"`model = Net().{kind}()` does not give the model back; return `self`")
+        if not always_exits(fn.body):
+            chained = " and `model.eval()` (which returns `self.train(False)`) return" if kind == "train" else " returns"
+            return (f"it does not return `self` on every path, so `model.{kind}()`{chained} `None`: "
+                    f"`model = Net().eval()` sets `model` to None; end with `return self`")
+        return None
+
+    def _returns_self(self, value: cst.BaseExpression, kind: str, classdef: cst.ClassDef, self_name: str,
+                      depth: int = 0) -> bool:
+        if isinstance(value, cst.Name) and value.value == self_name:
+            return True
+        if not isinstance(value, cst.Call):
+            return False
+        if self._is_delegation(value, kind, classdef, self_name):
+            return True
+        # `return self._set_mode(mode)` where the helper returns self / delegates on every path
+        func = value.func
+        if (depth < 3 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+                and func.value.value == self_name):
+            helper = class_methods(classdef).get(func.attr.value)
+            if helper is not None and helper.name.value != kind and always_exits(helper.body):
+                rets = [r.value for r in iter_returns(helper)]
+                return bool(rets) and all(
+                    r is not None and self._returns_self(r, kind, classdef, first_param(helper) or "self", depth + 1)
+                    for r in rets
+                )
+        return False

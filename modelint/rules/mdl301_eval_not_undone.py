@@ -1,0 +1,369 @@
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+import libcst as cst
+
+from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, sites
+from modelint.rules.base import Rule
+
+# Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
+# target networks, frozen reference models, the best checkpoint kept for comparison.
+_NOT_TRAINED = re.compile(
+    r"(^|_)(ema|teacher|target|tgt|frozen|ref|reference|momentum|shadow|averaged|avg|swa|old|prev|previous|best|"
+    r"infer|inference|export|exported|deploy|fixed|baseline|pretrained|orig|original|eval|evaluator|val)(_|$|\d)"
+    r"|^(ema|teacher|target|frozen|swa|shadow)|(ema|teacher|target|_t|_tgt)$",
+    re.IGNORECASE,
+)
+
+
+_OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
+
+
+def _last(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+class EvalNotUndoneInTrainingLoop(Rule):
+    code = "MDL301"
+    name = "eval-not-undone-in-training-loop"
+    level = "error"
+    summary = "A training loop switches the model to eval mode and never switches it back before the next step."
+    what = (
+        "Reports a call inside a loop that trains (the loop, or a function of this file that it calls, "
+        "runs an optimizer step: `optimizer.step()`, `opt.step()`, `scaler.step(opt)`, with "
+        "`.backward()` / `accelerator.backward()`) when that call puts a model in eval mode "
+        "(`model.eval()`, `model.train(False)`, or a call of a function or method defined in the same "
+        "file that does so, followed transitively with arguments mapped to parameters: "
+        "`validate(model, loader)`, `self.validate()` running `self.model.eval()`), and a training "
+        "step can run afterwards, on some path, in the same or the next iteration, without "
+        "`model.train()` / `model.train(True)` in between (at the top of the loop, after the "
+        "evaluation, or inside the called `train_one_epoch()`; those calls are followed too). "
+        "Not reported: objects that are not the trained model (an EMA/SWA copy, teacher, target "
+        "or frozen reference network by name, a `copy.deepcopy` of the model, or a name bound anew "
+        "inside the loop such as a freshly loaded checkpoint); a sub-module put in eval mode on "
+        "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
+        "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
+        "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
+        "examples, saliency maps); and code in `LightningModule` classes, whose loop Lightning owns."
+    )
+    why = (
+        "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
+        "validation helper called at the end of each epoch therefore makes every later epoch train "
+        "with dropout disabled and batch norm normalising with (and no longer updating) its running "
+        "statistics. Nothing fails: the loss still goes down, but the model overfits or diverges "
+        "from what the same code gives with a single epoch, and the bug only shows as worse "
+        "validation numbers."
+    )
+    example = (
+        "def fit(model, optimizer, loader, val_loader, epochs):\n"
+        "    model.train()\n"
+        "    for epoch in range(epochs):\n"
+        "        for x, y in loader:\n"
+        "            optimizer.zero_grad()\n"
+        "            F.cross_entropy(model(x), y).backward()\n"
+        "            optimizer.step()\n"
+        "        model.eval()\n"
+        "        with torch.no_grad():\n"
+        "            acc = sum((model(x).argmax(1) == y).sum().item() for x, y in val_loader)\n"
+    )
+    use_instead = (
+        "def fit(model, optimizer, loader, val_loader, epochs):\n"
+        "    for epoch in range(epochs):\n"
+        "        model.train()\n"
+        "        for x, y in loader:\n"
+        "            optimizer.zero_grad()\n"
+        "            F.cross_entropy(model(x), y).backward()\n"
+        "            optimizer.step()\n"
+        "        model.eval()\n"
+        "        with torch.no_grad():\n"
+        "            acc = sum((model(x).argmax(1) == y).sum().item() for x, y in val_loader)\n"
+    )
+    triggers = ("eval", "train")
+
+    VALID = (
+        # model.train() at the top of every epoch
+        """
+import torch
+import torch.nn.functional as F
+
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(F.cross_entropy(model(x), y).item() for x, y in loader)
+
+def fit(model, optimizer, loader, val_loader, epochs):
+    for epoch in range(epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        validate(model, val_loader)
+""",
+        # the called train_one_epoch() switches back itself; evaluate() restores the saved mode
+        """
+import torch
+
+def train_one_epoch(model, loader, optimizer, scaler):
+    model.train()
+    for x, y in loader:
+        with torch.autocast("cuda"):
+            loss = model(x, y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+@torch.no_grad()
+def evaluate(model, loader):
+    was_training = model.training
+    model.eval()
+    out = [model(x) for x, _ in loader]
+    model.train(was_training)
+    return out
+
+def main(model, loader, optimizer, scaler, epochs):
+    for epoch in range(epochs):
+        train_one_epoch(model, loader, optimizer, scaler)
+        evaluate(model, loader)
+""",
+        # a different model is evaluated: EMA copy, a freshly loaded checkpoint, a teacher
+        """
+import copy
+import torch
+
+def fit(model, teacher, optimizer, loader, epochs):
+    ema_model = copy.deepcopy(model)
+    snapshot = copy.deepcopy(model)
+    model.train()
+    for epoch in range(epochs):
+        teacher.eval()
+        for x, y in loader:
+            with torch.no_grad():
+                soft = teacher(x)
+            loss = (model(x) - soft).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        ema_model.eval()
+        snapshot.eval()
+        best = torch.load("best.pt")
+        best.eval()
+""",
+        # final evaluation followed by break; sub-module frozen on purpose; backward-only loop
+        """
+import torch
+
+def fit(model, optimizer, loader, max_steps, evaluate):
+    model.train()
+    for step, (x, y) in enumerate(loader):
+        model.backbone.eval()  # keep the pretrained batch-norm statistics
+        loss = model(x, y)
+        loss.backward()
+        optimizer.step()
+        if step == max_steps:
+            model.eval()
+            evaluate(model)
+            break
+
+def pgd(model, x, y, steps, eps):
+    model.eval()
+    delta = torch.zeros_like(x, requires_grad=True)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(x + delta), y)
+        loss.backward()
+        delta.data = (delta + eps * delta.grad.sign()).clamp(-eps, eps)
+    return delta
+""",
+        # LightningModule: Lightning owns the loop and switches modes itself
+        """
+import pytorch_lightning as pl
+
+class Classifier(pl.LightningModule):
+    def on_train_epoch_end(self):
+        self.eval()
+        self.log_samples()
+
+    def fit_manually(self, loader, opt):
+        for batch in loader:
+            self.manual_backward(self.training_step(batch, 0))
+            opt.step()
+            self.eval()
+""",
+    )
+    INVALID = (
+        # the epoch loop: validate() leaves the model in eval mode for the next epoch
+        """
+import torch
+import torch.nn.functional as F
+
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(F.cross_entropy(model(x), y).item() for x, y in loader)
+
+def fit(model, optimizer, loader, val_loader, epochs):
+    model.train()
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        validate(model, val_loader)  # expect: MDL301
+""",
+        # a trainer class: self.validate() switches self.model to eval mode
+        """
+import torch
+
+class Trainer:
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.optimizer = optimizer
+
+    def validate(self, loader):
+        self.model.eval()
+        with torch.no_grad():
+            return [self.model(x) for x in loader]
+
+    def train_step(self, batch):
+        loss = self.model(*batch)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def fit(self, loader, val_loader, epochs):
+        self.model.train()
+        for epoch in range(epochs):
+            for batch in loader:
+                self.train_step(batch)
+            self.validate(val_loader)  # expect: MDL301
+""",
+        # evaluation every N steps inside the batch loop, and `train(False)` at script level
+        """
+import torch
+
+def fit(model, opt, loader, eval_every):
+    model.train()
+    for step, (x, y) in enumerate(loader):
+        loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if step % eval_every == 0:
+            model.eval()  # expect: MDL301
+            with torch.no_grad():
+                print(model(x, y).item())
+
+net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1))
+optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+net.train()
+for x in range(10):
+    net(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    net.train(False)  # expect: MDL301
+""",
+    )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._mode_calls = False
+        self._steps = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            if attr in ("eval", "train", "set_training_mode"):
+                self._mode_calls = True
+            elif attr in ("backward", "manual_backward", "step"):
+                self._steps = True
+        elif isinstance(func, cst.Name) and func.value == "backward":
+            self._steps = True
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not (self._mode_calls and self._steps):
+            return
+        mf = for_context(self.ctx)
+        candidates: List[Tuple[int, cst.CSTNode, ScopeFlow, str, EvalSite, List[Step]]] = []
+        for scope in mf.scopes():
+            if id(scope) not in mf.index.has_loop or mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope)
+            if flow is None or not flow.steps:
+                continue
+            for key, site, steps in self._scope_candidates(flow):
+                score = len(site.via) + min(len(s.via) for s in steps)
+                candidates.append((score, site.node, flow, key, site, steps))
+        accepted: List[Tuple[cst.CSTNode, List[cst.CSTNode]]] = []
+        seen_nodes = set()
+        for score, node_, flow, key, site, steps in sorted(candidates, key=lambda c: c[0]):
+            inners = [s.inner for s in steps]
+            if id(site.node) in seen_nodes:
+                continue
+            if any(eval_node is site.eval_node and any(i in prev for i in inners) for eval_node, prev in accepted):
+                continue
+            accepted.append((site.eval_node, inners))
+            seen_nodes.add(id(site.node))
+            self.report(site.node, self._message(mf, key, site, steps))
+
+    def _scope_candidates(self, flow: ScopeFlow):
+        """(key, site, steps it reaches) for eval sites of this scope that reach a training step
+        of a common loop that runs an optimizer step."""
+        found: Dict[Tuple[int, str], Tuple[str, EvalSite, List[Step]]] = {}
+        trains_cache: Dict[int, bool] = {}
+        for st in flow.steps:
+            if not st.loops:
+                continue
+            for key, tokens in st.state.items():
+                for site in sites(tokens):
+                    site_loops = flow.site_loops.get(id(site.node), ())
+                    common = [lp for lp in st.loops if any(lp is x for x in site_loops)]
+                    if not common:
+                        continue
+                    loop = common[-1]
+                    if id(loop) not in trains_cache:
+                        trains_cache[id(loop)] = any(
+                            s.kind == "optimizer" and any(lp is loop for lp in s.loops) for s in flow.steps
+                        )
+                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
+                        continue
+                    entry = found.setdefault((id(site.node), key), (key, site, []))
+                    entry[2].append(st)
+        return list(found.values())
+
+    @staticmethod
+    def _other_model(flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
+        """Is `key` evidently not the model being trained?"""
+        if _NOT_TRAINED.search(_last(key)) or _OPTIMIZER.search(_last(key)):
+            return True  # optimizer.eval(): schedule-free optimizers have modes too, but not this bug
+        parts = key.split(".")
+        if parts[0] == "self":
+            parts = parts[1:]
+        if len(parts) > 1:
+            return True  # `model.backbone.eval()`: a sub-module frozen on purpose
+        for b in flow.bindings.get(key, ()):
+            if b.kind == "copy":
+                return True  # ema = copy.deepcopy(model)
+            if b.kind != "alias" and any(lp is loop for lp in b.loops):
+                return True  # bound anew in the loop: a fresh load / another object every time
+        return False
+
+    def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
+        step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))
+        eval_line = mf.line(site.eval_node)
+        site_line = mf.line(site.node)
+        step_line = mf.line(step.inner)
+        where = f"`{site.shown}` on line {eval_line}" + (f" in `{site.via[-1]}()`" if site.via else "")
+        if site.via:
+            first = f"`{mf.code(site.node)}` leaves `{key}` in eval mode ({where})"
+        else:
+            first = f"`{site.shown}` puts `{key}` in eval mode"
+        step_where = f"`{step.shown}` on line {step_line}" + (f" (in `{step.via[-1]}()`)" if step.via else "")
+        step_line_here = mf.line(step.node)
+        when = "in the next iteration" if step_line_here <= site_line else "later in the loop"
+        return (
+            f"{first} and nothing calls `{key}.train()` before {step_where} runs again {when}: "
+            f"from then on `{key}` trains with dropout disabled and batch norm frozen on its running "
+            f"statistics; call `{key}.train()` at the start of each epoch (or right after evaluating)"
+        )

@@ -1,0 +1,372 @@
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from modelint.analysis.modeflow import (
+    ENTRY,
+    TRAIN,
+    UNKNOWN,
+    Created,
+    EvalSite,
+    ModeFlow,
+    ScopeFlow,
+    for_context,
+    get,
+)
+from modelint.rules.base import Rule
+
+_EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
+# Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
+_MODEL_PARAM = re.compile(
+    r"(^|_)(model|net|network|encoder|decoder|classifier|backbone|policy|generator|discriminator|detector|"
+    r"predictor|unet|vae|student|actor|critic|regressor|segmenter)s?(_|$|\d)|(model|net)$",
+    re.IGNORECASE,
+)
+_CREATED = {
+    "construct": "built by",
+    "load": "loaded by",
+    "hub": "loaded by",
+    "factory": "built by",
+    "load_state_dict": "loaded by",
+}
+
+
+def _evalish(name: str) -> bool:
+    return name.lstrip("_").lower().startswith(_EVAL_PREFIXES)
+
+
+def _is_tokens_evaluated(tokens) -> bool:
+    """Some path put it in eval mode, restored an unknown mode, or chose training mode on purpose."""
+    return any(isinstance(t, EvalSite) or t is UNKNOWN or t is TRAIN for t in tokens)
+
+
+class InferenceInTrainMode(Rule):
+    code = "MDL302"
+    name = "inference-in-train-mode"
+    level = "warning"
+    summary = "A model is run for inference under `torch.no_grad()` without `model.eval()`."
+    what = (
+        "Reports a call of a model (`model(x)`, `model.forward/generate/predict(...)`) in a function "
+        "that runs it under `torch.no_grad()` / `torch.inference_mode()` (a `with` block or a "
+        "decorator; also `torch.set_grad_enabled(False)`), or in any function whose name starts with "
+        "`eval`, `valid`, `test`, `predict` or `infer`, when the model is still in training mode at "
+        "that call: it was built in the function (a module class of the project or a mode-sensitive "
+        "`torch.nn` class, `timm.create_model`, `torchvision.models.*`) or loaded there "
+        "(`torch.load`, `torch.hub.load`, `load_state_dict` on it), or it is a parameter with a "
+        "model-like name (`model`, `net`, `*_model`, `backbone`, ...) or a module type annotation; and "
+        "no `.eval()` / `.train(False)` on it reaches the call (directly, or in a function of this "
+        "file that it is passed to first), and, for a parameter, no caller in the same file calls "
+        "`.eval()` on the argument before calling the function. Not reported: models from "
+        "`from_pretrained` (transformers' and diffusers' `from_pretrained` already return the model "
+        "in eval mode), an explicit `model.train()` before the call (batch-norm recalibration runs "
+        "under no_grad in training mode on purpose), `model.train(flag)` restoring a saved mode, "
+        "methods of `LightningModule` classes (Lightning switches modes around its hooks), and "
+        "pytest test functions (`test_*` in test files) that do not use no_grad."
+    )
+    why = (
+        "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
+        "switch the model to eval mode. Under them a model in training mode still applies dropout "
+        "(random, down-weighted predictions that change from run to run) and batch norm still "
+        "normalises each batch with its own statistics and overwrites its running averages with "
+        "inference data, so even later evaluations are affected. A new `nn.Module` starts in "
+        "training mode, and `load_state_dict` / `torch.load` do not change the mode."
+    )
+    example = (
+        "def predict(path, images):\n"
+        "    model = ResNet()\n"
+        "    model.load_state_dict(torch.load(path))\n"
+        "    with torch.no_grad():\n"
+        "        return model(images).argmax(1)\n"
+        "\n"
+        "class ResNet(nn.Module):\n"
+        "    pass\n"
+    )
+    use_instead = (
+        "def predict(path, images):\n"
+        "    model = ResNet()\n"
+        "    model.load_state_dict(torch.load(path))\n"
+        "    model.eval()\n"
+        "    with torch.no_grad():\n"
+        "        return model(images).argmax(1)\n"
+        "\n"
+        "class ResNet(nn.Module):\n"
+        "    pass\n"
+    )
+    triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer")
+    options_schema = {"check-parameters": True}
+
+    VALID = (
+        """
+import torch
+from torch import nn
+from transformers import AutoModel
+
+class Net(nn.Module):
+    pass
+
+def predict(path, x):
+    model = Net()
+    model.load_state_dict(torch.load(path))
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+@torch.no_grad()
+def embed(texts):
+    model = AutoModel.from_pretrained("bert-base-uncased")  # from_pretrained returns eval mode
+    return model(**texts).last_hidden_state
+
+def evaluate(model, loader):
+    model.eval()
+    with torch.inference_mode():
+        return [model(x) for x in loader]
+""",
+        # the caller switches the argument to eval mode; a helper does it; restore a saved mode
+        """
+import torch
+
+def run_inference(model, batch):
+    with torch.no_grad():
+        return model(batch)
+
+def main(model, batch):
+    model.eval()
+    return run_inference(model, batch)
+
+def prepare(net):
+    net.eval()
+    return net
+
+def score(net, x):
+    prepare(net)
+    with torch.no_grad():
+        return net(x)
+
+def probe(model, x):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        shape = model(x).shape
+    model.train(was_training)
+    return shape
+""",
+        # BN recalibration: training mode under no_grad on purpose; mode-free torch.nn layers;
+        # a callable that is not a model; Lightning hooks
+        """
+import torch
+from torch import nn
+import pytorch_lightning as pl
+
+def recalibrate_bn(model, loader):
+    model.train()
+    with torch.no_grad():
+        for x in loader:
+            model(x)
+
+def test_linear_shape():
+    layer = nn.Linear(3, 4)
+    with torch.no_grad():
+        assert layer(torch.zeros(2, 3)).shape == (2, 4)
+
+def evaluate(loss_fn, preds, targets):
+    with torch.no_grad():
+        return loss_fn(preds, targets)
+
+class Lit(pl.LightningModule):
+    def validation_step(self, batch, idx):
+        model = self.build()
+        with torch.no_grad():
+            return model(batch)
+""",
+    )
+    INVALID = (
+        """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    pass
+
+def predict(path, x):
+    model = Net()
+    model.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        return model(x)  # expect: MDL302
+
+@torch.inference_mode()
+def embed(x):
+    encoder = torch.hub.load("facebookresearch/dino:main", "dino_vits16")
+    return encoder(x)  # expect: MDL302
+
+def evaluate(model, loader):
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()  # expect: MDL302
+    return correct
+""",
+        # no_grad is not eval mode, even when the name does not say "eval"; train(False) later is too late
+        """
+import torch
+import timm
+
+def extract_features(images):
+    backbone = timm.create_model("resnet50", pretrained=True, num_classes=0)
+    with torch.no_grad():
+        feats = backbone(images)  # expect: MDL302
+    backbone.eval()
+    return feats
+
+def infer(net, batch):
+    return net(batch).softmax(-1)  # expect: MDL302
+""",
+    )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._relevant = False
+        self._scope_stack: List[cst.CSTNode] = []
+        self._calls: Dict[str, List[Tuple[cst.Call, Optional[cst.CSTNode]]]] = {}
+
+    # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scope_stack.append(node)
+        if not self._relevant and _evalish(node.name.value):
+            self._relevant = True
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scope_stack.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Name):
+            name = func.value
+        elif isinstance(func, cst.Attribute):
+            name = func.attr.value
+        else:
+            return
+        if name in ("no_grad", "inference_mode", "set_grad_enabled"):
+            self._relevant = True
+        self._calls.setdefault(name, []).append((node, self._scope_stack[-1] if self._scope_stack else None))
+
+    def visit_Decorator(self, node: cst.Decorator) -> None:
+        dec = node.decorator
+        if isinstance(dec, cst.Attribute) and dec.attr.value in ("no_grad", "inference_mode"):
+            self._relevant = True
+
+    # --- the check ---------------------------------------------------------------------------------
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self._relevant:
+            return
+        mf = for_context(self.ctx)
+        for scope in mf.scopes():
+            name_based = isinstance(scope, cst.FunctionDef) and _evalish(scope.name.value) and not self._pytest_test(mf, scope)
+            if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope)):
+                continue
+            if mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope)
+            if flow is None:
+                continue
+            done: Set[str] = set()
+            for mc in flow.model_calls:
+                if mc.key in done or "." in mc.key or not (mc.no_grad or name_based):
+                    continue
+                message = self._check(mf, flow, mc.key, mc.state, mc.no_grad, mc.node)
+                if message:
+                    done.add(mc.key)
+                    self.report(mc.node, message)
+
+    @staticmethod
+    def _decorated(scope: cst.CSTNode) -> bool:
+        if not isinstance(scope, cst.FunctionDef):
+            return False
+        for d in scope.decorators:
+            dec = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+            if isinstance(dec, (cst.Attribute, cst.Name)) and (
+                (dec.attr.value if isinstance(dec, cst.Attribute) else dec.value) in ("no_grad", "inference_mode")
+            ):
+                return True
+        return False
+
+    def _pytest_test(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
+        if not scope.name.value.startswith("test"):
+            return False
+        if mf.pytest_file:
+            return True
+        method = mf.index.method_owner(scope)
+        return method is not None and mf.index.method_class[id(method)].name.value.startswith("Test")
+
+    def _check(self, mf: ModeFlow, flow: ScopeFlow, key: str, state, no_grad: bool, call: cst.Call) -> Optional[str]:
+        tokens = get(state, key)
+        if _is_tokens_evaluated(tokens):
+            return None
+        where = "under `torch.no_grad()`" if no_grad else f"in `{flow.name}()`"
+        consequence = (
+            "no_grad only turns off gradient tracking and does not switch modes: dropout still drops "
+            "activations and batch norm still normalises with batch statistics and overwrites its running "
+            "averages, so predictions are noisy and change from run to run"
+            if no_grad
+            else "dropout still drops activations and batch norm still normalises with batch statistics "
+            "and overwrites its running averages, so predictions are noisy and change from run to run"
+        )
+        created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED]
+        if created:
+            origin = min(created, key=lambda t: mf.line(t.node))
+            return (
+                f"`{mf.code(call)}` runs `{key}` {where} while it is still in training mode (`{key}` is "
+                f"{_CREATED[origin.kind]} `{origin.shown}` on line {mf.line(origin.node)} and nothing calls "
+                f"`{key}.eval()`): {consequence}; call `{key}.eval()` before inference"
+            )
+        if ENTRY not in tokens or key not in flow.params or not self.options["check-parameters"]:
+            return None
+        if not isinstance(flow.node, cst.FunctionDef) or not self._model_like_param(flow.node, key):
+            return None
+        callers = self._callers_evaluate(mf, flow.node, key, 0)
+        if callers is True:
+            return None
+        who = "its callers in this file do not" if callers is False else "it has no caller in this file that does"
+        return (
+            f"`{mf.code(call)}` runs the parameter `{key}` {where} without `{key}.eval()`: `{flow.name}()` "
+            f"does not switch it to eval mode and {who}, so it runs in whatever mode it arrives in "
+            f"(training mode after any training step); {consequence}; call `{key}.eval()` first"
+        )
+
+    def _model_like_param(self, fn: cst.FunctionDef, name: str) -> bool:
+        for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params):
+            if p.name.value != name:
+                continue
+            if p.annotation is not None:
+                ann = p.annotation.annotation
+                if isinstance(ann, (cst.Name, cst.Attribute)):
+                    qual = self.ctx.resolve(ann)
+                    if qual and qual not in ("Module", "nn.Module") and self.ctx.classifier.is_module_base(qual):
+                        return True
+            return bool(_MODEL_PARAM.search(name))
+        return False
+
+    def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int) -> Optional[bool]:
+        """True: some caller in this file switches the argument to eval mode (or cannot be read);
+        False: there are callers and none does; None: no caller in this file."""
+        any_caller = False
+        for call, scope in self._calls.get(fn.name.value, ()):
+            flow = mf.flow(scope if scope is not None else mf.module)
+            if flow is None:
+                return True
+            lc = next((c for c in flow.local_calls if c.node is call and c.callee is fn), None)
+            if lc is None:
+                continue
+            any_caller = True
+            ckey = lc.mapping.get(param)
+            if ckey is None:
+                return True  # an expression we cannot follow
+            tokens = get(lc.state, ckey)
+            if _is_tokens_evaluated(tokens) or any(isinstance(t, Created) and t.kind == "from_pretrained" for t in tokens):
+                return True
+            if ENTRY in tokens and isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3:
+                if self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
+                    return True
+        return False if any_caller else None

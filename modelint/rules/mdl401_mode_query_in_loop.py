@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import libcst as cst
+
+from modelint.analysis.gradmode import MODE_QUERIES, MODE_QUERY_LAST, STATE_SETTERS, names_checkpoint
+from modelint.analysis.walk import descendants
+from modelint.rules.base import Rule
+
+_COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+_STATE_WORDS = {
+    "grad": "grad mode",
+    "inference": "inference mode",
+    "autocast": "autocast state",
+    "script": "whether the code is being scripted",
+    "trace": "whether the code is being traced",
+    "compile": "whether the code is being compiled",
+}
+
+
+def _loop_of(ancestors) -> Optional[cst.CSTNode]:
+    """The innermost loop (for/while/comprehension) of the current function whose body repeats the
+    current node, or None. `for x in <iter>` and the first `for` of a comprehension evaluate their
+    iterable once; `else:` blocks run once."""
+    for i in range(len(ancestors) - 2, -1, -1):
+        node, child = ancestors[i], ancestors[i + 1]
+        if isinstance(node, _SCOPES):
+            return None
+        if isinstance(node, cst.For):
+            if child is node.body:
+                return node
+        elif isinstance(node, cst.While):
+            if child is node.body or child is node.test:
+                return node
+        elif isinstance(node, _COMPREHENSIONS):
+            # child is the element / key / value (repeats) or the outermost CompFor
+            if child is not node.for_in:
+                return node
+        elif isinstance(node, cst.CompFor):
+            if child is not node.iter:
+                # ifs, the inner for: repeat; the parent comprehension is the loop
+                for j in range(i - 1, -1, -1):
+                    if isinstance(ancestors[j], _COMPREHENSIONS):
+                        return ancestors[j]
+                return None
+            # the iterable of an inner `for` repeats; of the outermost one, it does not
+            parent = ancestors[i - 1] if i >= 1 else None
+            if isinstance(parent, cst.CompFor):
+                for j in range(i - 1, -1, -1):
+                    if isinstance(ancestors[j], _COMPREHENSIONS):
+                        return ancestors[j]
+    return None
+
+
+class ModeQueryInLoop(Rule):
+    code = "MDL401"
+    name = "mode-query-in-loop"
+    level = "info"
+    summary = "A global mode query (`torch.is_grad_enabled()`, `torch.jit.is_scripting()`, ...) is re-evaluated on every loop iteration."
+    what = (
+        "Reports calls that query global mode state - `torch.is_grad_enabled`, "
+        "`torch.is_inference_mode_enabled`, `torch.is_autocast_enabled`, `torch.jit.is_scripting`, "
+        "`torch.jit.is_tracing`, `torch.compiler.is_compiling`, `torch._dynamo.is_compiling` - evaluated in "
+        "the body of a `for`/`while` loop or the element / condition of a comprehension, when nothing in "
+        "that loop changes the state queried: a `with torch.no_grad()` / `enable_grad()` / "
+        "`set_grad_enabled(...)` / `inference_mode()` (for grad and inference mode) or `autocast(...)` (for "
+        "autocast) inside the loop makes the query loop-variant and it is not reported. Nothing inside a "
+        "loop can change whether the code is being scripted, traced or compiled. Reading `self.training` is "
+        "an attribute read, not a call, and is not reported. The gradient-checkpointing switch in a loop "
+        "over layers (`if self.gradient_checkpointing and torch.is_grad_enabled():`, any test or assignment "
+        "that names a `*checkpoint*` flag) is not reported by default: it is in nearly every model of timm, "
+        "diffusers and transformers, costs one call per layer next to the layer itself, and hoisting it is "
+        "pure style; set `report-checkpointing = true` to see those too."
+    )
+    why = (
+        "Each query is a call into the dispatcher (and a graph break risk under some tracers); inside a "
+        "loop over layers, time steps or tokens it is paid on every iteration for an answer that cannot "
+        "change. Decide the mode once before the loop and reuse the local. This is a performance hint: the "
+        "result is the same either way."
+    )
+    example = (
+        "def greedy_decode(model, h, steps):\n"
+        "    tokens = []\n"
+        "    for _ in range(steps):\n"
+        "        h = model.cell(model.embed(tokens[-1] if tokens else model.bos), h)\n"
+        "        if torch.is_grad_enabled():\n"
+        "            h = h.clone()  # keep the graph of every step\n"
+        "        tokens.append(model.out(h).argmax(-1))\n"
+        "    return tokens\n"
+    )
+    use_instead = (
+        "def greedy_decode(model, h, steps):\n"
+        "    keep_graph = torch.is_grad_enabled()\n"
+        "    tokens = []\n"
+        "    for _ in range(steps):\n"
+        "        h = model.cell(model.embed(tokens[-1] if tokens else model.bos), h)\n"
+        "        if keep_graph:\n"
+        "            h = h.clone()\n"
+        "        tokens.append(model.out(h).argmax(-1))\n"
+        "    return tokens\n"
+    )
+    options_schema = {"report-checkpointing": False}
+    triggers = ("is_grad_enabled", "is_inference_mode_enabled", "is_autocast", "get_autocast", "is_scripting",
+                "is_tracing", "_get_tracing_state", "is_compiling", "is_dynamo_compiling")
+
+    VALID = (
+        """
+import torch
+
+def rollout(policy, env, steps):
+    grad = torch.is_grad_enabled()            # hoisted
+    for t in range(steps):
+        with torch.no_grad():
+            a = policy(env.obs)
+        if torch.is_grad_enabled():           # the loop switches grad mode: loop-variant
+            env.record(a)
+        if grad:
+            env.step(a)
+    for x in [1, 2] if torch.jit.is_scripting() else [3]:   # the iterable is evaluated once
+        print(x)
+    else:
+        torch.is_grad_enabled()               # `else:` runs once
+
+def checkpointed(layers, x, gradient_checkpointing):
+    for layer in layers:                      # the checkpointing idiom: not reported by default
+        if gradient_checkpointing and torch.is_grad_enabled():
+            x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
+        else:
+            x = layer(x)
+    return [y for y in x if self.grad_checkpointing and not torch.jit.is_scripting()]
+
+def mixed(model, xs):
+    for x in xs:
+        with torch.autocast("cuda", enabled=x.is_cuda):
+            if torch.is_autocast_enabled():
+                model(x)
+        def inner():                          # a nested function is not the loop body
+            return torch.jit.is_tracing()
+        inner()
+""",
+    )
+    INVALID = (
+        """
+import torch
+from torch import nn
+
+class Encoder(nn.Module):
+    def forward(self, x):
+        for layer in self.layers:
+            if self.cache is not None and torch.is_grad_enabled():  # expect: MDL401
+                x = self.cache.pop()
+            elif not torch.jit.is_scripting():  # expect: MDL401
+                x = layer(x)
+        outs = [h for h in x if not torch.compiler.is_compiling()]  # expect: MDL401
+        while torch.is_inference_mode_enabled() and x.shape[0] > 1:  # expect: MDL401
+            x = x[1:]
+        return outs
+""",
+        """
+import torch
+from torch.jit import is_tracing
+
+def decode(model, tokens):
+    for step in range(10):
+        with torch.autocast("cuda"):                # changes autocast, not grad mode
+            if torch.is_grad_enabled():  # expect: MDL401
+                tokens = model(tokens)
+        if is_tracing():  # expect: MDL401
+            break
+    return [[t for t in row if torch._dynamo.is_compiling()] for row in tokens]  # expect: MDL401
+""",
+    )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._variant: Dict[Tuple[int, str], bool] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            last = func.attr.value
+        elif isinstance(func, cst.Name):
+            last = func.value
+        else:
+            return
+        if last not in MODE_QUERY_LAST:
+            return
+        state = MODE_QUERIES.get(self.ctx.resolve(func) or "")
+        if state is None:
+            return
+        loop = _loop_of(self.ctx.ancestors)
+        if loop is None or self._loop_changes(loop, state):
+            return
+        if not self.options["report-checkpointing"] and self._checkpointing_switch(loop):
+            return
+        shown = self.ctx.module.code_for_node(func)
+        kind = {cst.For: "`for` loop", cst.While: "`while` loop"}.get(type(loop), "comprehension")
+        self.report(
+            node,
+            f"`{shown}()` is called on every iteration of this {kind}, but nothing in the loop changes "
+            f"{_STATE_WORDS[state]}: read it once before the loop and reuse the local",
+        )
+
+    def _checkpointing_switch(self, loop: cst.CSTNode) -> bool:
+        """Is the query part of a gradient-checkpointing decision (`self.gradient_checkpointing and
+        torch.is_grad_enabled()`, `use_checkpoint = ... and not torch.jit.is_scripting()`)?"""
+        anc = self.ctx.ancestors
+        for i in range(len(anc) - 2, -1, -1):
+            node = anc[i]
+            if node is loop or isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                expr = None
+                if isinstance(node, (cst.If, cst.While)):
+                    expr = node.test
+                elif isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Expr, cst.Return)):
+                    expr = node
+                return expr is not None and names_checkpoint(expr)
+            if isinstance(node, (cst.IfExp, cst.CompIf)) and anc[i + 1] is node.test:
+                return names_checkpoint(node.test)
+        return False
+
+    def _loop_changes(self, loop: cst.CSTNode, state: str) -> bool:
+        setters = STATE_SETTERS[state] | (STATE_SETTERS["inference"] if state == "grad" else frozenset())
+        if state == "inference":
+            setters = setters | STATE_SETTERS["grad"]
+        if not setters:
+            return False
+        key = (id(loop), state)
+        if key not in self._variant:
+            found = False
+            for node in descendants(loop):
+                if isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+                    if self.ctx.resolve(node.func) in setters:
+                        found = True
+                        break
+                elif isinstance(node, cst.FunctionDef):
+                    # `@torch.no_grad()` on a function defined in the loop does not change the loop's state
+                    continue
+            self._variant[key] = found
+        return self._variant[key]

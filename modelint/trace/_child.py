@@ -1,0 +1,162 @@
+"""Subprocess entry for `modelint trace`: import one target, call its factory, verify the model.
+
+    python -m modelint.trace._child --target pkg.mod:factory --out result.json [--allow MDL601]
+
+Writes `{"target": ..., "findings": [Finding.to_dict(), ...], "allowed": [...]}` to `--out` and
+exits 0; any failure before a report exists (import error, factory raised or returned something
+unusable, forward raised in both modes) is reported as an MDL600 finding in the same file.
+A crash or hang leaves no file; the parent (`modelint.trace.runner`) reports it, using the
+traceback that faulthandler prints to stderr (on a fatal signal, or shortly before the timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from typing import List, Optional
+
+from modelint.findings import Finding
+from modelint.trace.codes import BY_CODE
+from modelint.trace.source import Location, definition, display_path, traceback_user_frame
+
+
+def _failure(loc: Optional[Location], message: str, stage: str, target: str) -> Finding:
+    info = BY_CODE["MDL600"]
+    loc = loc or Location("<unknown>", 1)
+    return Finding(path=loc.path, line=loc.line, column=loc.column, code="MDL600", message=message,
+                   name=info.name, level=info.level, extra=(("stage", stage), ("target", target)))
+
+
+def _exc_text(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def load_factory(target: str):
+    """Import the target's module (or file) and return the factory callable."""
+    head, _, name = target.rpartition(":")
+    if head.endswith(".py") or "/" in head or os.sep in head:
+        path = os.path.abspath(head)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: {head}")
+        directory = os.path.dirname(path)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        mod_name = "_modelint_target_" + "".join(c if c.isalnum() else "_" for c in
+                                                   os.path.splitext(os.path.basename(path))[0])
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(head)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise AttributeError(f"{head} has no attribute {name!r}") from None
+
+
+def split_inputs(inputs, Case):
+    """(args, kwargs) from a factory's inputs: a tuple/list, a dict or a Case."""
+    if isinstance(inputs, Case):
+        return inputs.args, inputs.kwargs
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    raise TypeError(f"inputs must be a tuple of positional arguments, a dict of keyword arguments "
+                    f"or a modelint.Case, got {type(inputs).__name__}")
+
+
+def trace_target(target: str, allow: List[str]) -> dict:
+    """Everything for one target, as the JSON payload. Never raises for the target's faults."""
+    head, _, name = target.rpartition(":")
+
+    def fail(exc: Optional[BaseException], message: str, stage: str, loc=None) -> dict:
+        if loc is None and exc is not None:
+            loc = traceback_user_frame(exc)
+            if isinstance(exc, SyntaxError) and exc.filename:
+                loc = Location(display_path(exc.filename), exc.lineno or 1, (exc.offset or 0) + 1)
+        if loc is None and (head.endswith(".py") or "/" in head):
+            loc = Location(display_path(head), 1)
+        return {"target": target, "findings": [_failure(loc, message, stage, target).to_dict()],
+                "allowed": []}
+
+    try:
+        factory = load_factory(target)
+    except BaseException as exc:  # noqa: BLE001 - user code: anything may be raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return fail(exc, f"trace target {target}: importing {head} failed with {_exc_text(exc)}",
+                    "import")
+    factory_loc = definition(factory) if callable(factory) else None
+    try:
+        result = factory()
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return fail(exc, f"trace target {target}: factory {name}() raised {_exc_text(exc)}",
+                    "factory")
+
+    from torch import nn
+
+    from modelint.trace.api import Case, verify_modes
+
+    try:
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(f"must return (model, inputs), got {type(result).__name__}")
+        model, inputs = result
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"must return an nn.Module as model, got {type(model).__name__}")
+        args, kwargs = split_inputs(inputs, Case)
+    except TypeError as exc:
+        return fail(None, f"trace target {target}: factory {name}() {exc}", "factory", factory_loc)
+    try:
+        report = verify_modes(model, Case(args=args, kwargs=kwargs), allow=allow)
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        both = "both training and eval mode" if any(
+            "both training and eval" in n for n in getattr(exc, "__notes__", ())) else "tracing"
+        return fail(exc, f"trace target {target}: the forward raised {_exc_text(exc)} in {both}; "
+                    f"nothing was checked", "forward", traceback_user_frame(exc) or factory_loc)
+    return {"target": target, "findings": [f.to_dict() for f in report.findings],
+            "allowed": [f.to_dict() for f in report.allowed]}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelint.trace._child")
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timeout", type=float, default=0.0)
+    parser.add_argument("--allow", default="")
+    options = parser.parse_args(argv)
+    faulthandler.enable(file=sys.stderr)
+    if options.timeout > 0:
+        # dump every thread's stack shortly before the parent kills us, so it can say where
+        faulthandler.dump_traceback_later(max(options.timeout - 1.0, options.timeout * 0.8),
+                                          exit=False, file=sys.stderr)
+    allow = [c for c in options.allow.replace(",", " ").split() if c]
+    try:
+        payload = trace_target(options.target, allow)
+    except Exception:  # an internal error of modelint itself
+        payload = {"target": options.target, "allowed": [], "findings": [_failure(
+            None, f"trace target {options.target}: modelint failed internally: "
+            f"{traceback.format_exc(limit=3).strip().splitlines()[-1]}", "internal",
+            options.target).to_dict()]}
+    faulthandler.cancel_dump_traceback_later()
+    tmp = options.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, options.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
