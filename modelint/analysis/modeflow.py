@@ -43,6 +43,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tup
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL
+from modelint.analysis.context import dotted
 from modelint.analysis.walk import iter_children
 
 
@@ -139,16 +140,8 @@ def sites(tokens: FrozenSet) -> List[EvalSite]:
 # Names and call classification
 
 
-def key_of(expr: cst.CSTNode) -> Optional[str]:
-    """`model` / `self.model` / `self.model.encoder`; None for anything else."""
-    parts: List[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if not isinstance(expr, cst.Name):
-        return None
-    parts.append(expr.value)
-    return ".".join(reversed(parts))
+# `model` / `self.model` / `self.model.encoder` -> that string; None for anything else.
+key_of = dotted
 
 
 # Methods that return the module itself (or leave the same object in charge of the mode).
