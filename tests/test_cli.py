@@ -235,3 +235,21 @@ def test_deterministic_across_hash_seeds(run):
     }
     assert len(outs) == 1
     assert json.loads(outs.pop())  # and it did report something
+
+
+def test_ten_megabyte_generated_file_is_reported_not_parsed(run, write):
+    write("big.py", "# generated dropout table\n" + "W = [" + ", ".join(["0.125"] * 1_400_000) + "]\n")
+    write("m.py", BUGGY)
+    r = run("check", ".")
+    assert r.code == 1 and "Traceback" not in r.err, r
+    assert "big.py:1:1: MDL000 file is 9.8 MB, over the 2 MB limit" in r.out
+    assert "m.py:7:16: MDL101" in r.out
+
+
+def test_crlf_tabs_and_python2(run, write):
+    write("crlf.py", BUGGY.replace("\n", "\r\n").encode(), mode="wb")
+    write("tabs.py", BUGGY.replace("    ", "\t"))
+    write("py2.py", "print 'hello'\n")
+    out = run("check", ".").out
+    assert "crlf.py:7:16: MDL101" in out and "tabs.py:7:" in out
+    assert "py2.py:1:1: MDL000 cannot parse" in out
