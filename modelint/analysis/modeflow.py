@@ -155,7 +155,9 @@ _WRAPPER_LAST = frozenset(
      "prepare", "wrap", "deepcopy"}
 )
 # Methods that run the model's forward computation.
-MODEL_METHODS = frozenset({"forward", "generate", "predict", "infer", "inference", "sample", "encode", "decode"})
+# (Not `predict`: high-level wrappers such as stable-baselines3 algorithms, skorch nets and flair models
+# switch modes inside their own `predict`.)
+MODEL_METHODS = frozenset({"forward", "generate"})
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
@@ -211,8 +213,13 @@ def peel(expr: cst.CSTNode) -> cst.CSTNode:
 
 
 def _is_pytest_file(path: str) -> bool:
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    """A test-suite file: `test_*.py`, `*_test.py`, `conftest.py`, or anything under `tests/`."""
+    norm = "/" + path.replace("\\", "/")
+    name = norm.rsplit("/", 1)[-1]
+    return (
+        name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+        or "/tests/" in norm or "/test/" in norm
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -275,7 +275,7 @@ def infer(net, batch):
             for mc in flow.model_calls:
                 if mc.key in done or "." in mc.key or not (mc.no_grad or name_based):
                     continue
-                message = self._check(mf, flow, mc.key, mc.state, mc.no_grad, mc.node)
+                message = self._check(mf, flow, mc.key, mc.state, mc.no_grad, mc.node, name_based)
                 if message:
                     done.add(mc.key)
                     self.report(mc.node, message)
@@ -300,7 +300,9 @@ def infer(net, batch):
         method = mf.index.method_owner(scope)
         return method is not None and mf.index.method_class[id(method)].name.value.startswith("Test")
 
-    def _check(self, mf: ModeFlow, flow: ScopeFlow, key: str, state, no_grad: bool, call: cst.Call) -> Optional[str]:
+    def _check(
+        self, mf: ModeFlow, flow: ScopeFlow, key: str, state, no_grad: bool, call: cst.Call, name_based: bool
+    ) -> Optional[str]:
         tokens = get(state, key)
         if _is_tokens_evaluated(tokens):
             return None
@@ -323,7 +325,12 @@ def infer(net, batch):
             )
         if ENTRY not in tokens or key not in flow.params or not self.options["check-parameters"]:
             return None
-        if not isinstance(flow.node, cst.FunctionDef) or not self._model_like_param(flow.node, key):
+        fn = flow.node
+        if not name_based or not isinstance(fn, cst.FunctionDef) or id(fn) in mf.index.method_class:
+            return None  # methods: the class that owns the loop switches modes (often in another file)
+        if not (isinstance(call.func, cst.Name) or call.func.attr.value == "forward"):
+            return None  # `model.predict(...)` of a high-level wrapper switches modes itself
+        if not self._model_like_param(fn, key):
             return None
         callers = self._callers_evaluate(mf, flow.node, key, 0)
         if callers is True:
