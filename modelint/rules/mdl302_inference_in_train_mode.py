@@ -35,7 +35,12 @@ _CREATED = {
 
 
 def _evalish(name: str) -> bool:
-    return name.lstrip("_").lower().startswith(_EVAL_PREFIXES)
+    """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`; but not
+    `infer_shape` / `infer_dtype` / `infer_dependency_matrix`, where "infer" means "deduce"."""
+    name = name.lstrip("_").lower()
+    if not name.startswith(_EVAL_PREFIXES):
+        return False
+    return not (name.startswith("infer") and not name.startswith("inference") and name != "infer")
 
 
 def _is_tokens_evaluated(tokens) -> bool:
@@ -47,6 +52,10 @@ class InferenceInTrainMode(Rule):
     code = "MDL302"
     name = "inference-in-train-mode"
     level = "warning"
+    # Off by default: on the real-code corpus both findings were inference helpers whose callers
+    # (in other files: transformers' Trainer.evaluation_loop) switch to eval mode first.
+    # Enable with `extend-select = ["MDL302"]`.
+    default = False
     summary = "A model is run for inference under `torch.no_grad()` without `model.eval()`."
     what = (
         "Reports a call of a model (`model(x)`, `model.forward/generate/predict(...)`) in a function "
