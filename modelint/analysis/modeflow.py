@@ -175,6 +175,22 @@ _TORCH_MODE_SENSITIVE = re.compile(
 )
 _TORCH_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 
+# Method calls that do not run a model's computation (they do not make it "used for training").
+_NON_COMPUTE = MODE_PRESERVING | frozenset(
+    {"parameters", "named_parameters", "state_dict", "load_state_dict", "modules", "named_modules",
+     "children", "named_children", "buffers", "named_buffers", "register_buffer", "register_forward_hook",
+     "register_forward_pre_hook", "register_full_backward_hook", "add_module", "get_submodule"}
+)
+
+_NOT_USING = frozenset(
+    {"isinstance", "issubclass", "hasattr", "getattr", "setattr", "delattr", "type", "id", "len", "print",
+     "repr", "str", "callable", "iter", "next", "zip", "enumerate", "list", "tuple", "dict", "set", "sorted",
+     "vars", "dir", "format", "log", "info", "debug", "warning", "error", "append", "deepcopy", "copy",
+     "save", "unwrap_model", "state_dict", "load_state_dict", "parameters", "named_parameters"}
+)
+_PREDICATE_PREFIXES = ("is_", "has_", "get_", "check_", "should_", "can_", "_is_", "_has_", "_get_", "_check_",
+                       "log_", "_log", "save_", "_save", "print_", "count_", "num_")
+
 CREATION_KINDS = ("construct", "load", "hub", "factory", "load_state_dict", "from_pretrained")
 
 
@@ -278,6 +294,14 @@ class ScopeFlow:
     site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = field(default_factory=dict)
     no_grad_scope: bool = False  # decorated with @torch.no_grad() / @torch.inference_mode()
     has_optimizer_step: bool = False
+    returns: FrozenSet = frozenset()  # facts about the returned object (ENTRY: a parameter or free name)
+    # keys that take part in training-path computation (called outside no_grad, or handed to a
+    # call we cannot follow), with the loops around that use
+    trained: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
+    # the subset that is called (run forward) outside no_grad: `model(x)`, `self.net(x)`
+    forwarded: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
+    # key -> keys it was bound from (`ddp = DDP(model)`, `m = model.to(dev)`) and back
+    aliases: Dict[str, Set[str]] = field(default_factory=dict)
 
 
 class _Flow:
@@ -370,11 +394,6 @@ class _Index:
                         return found
         return None
 
-    def enclosing_classes(self, scope: cst.CSTNode) -> Iterator[cst.ClassDef]:
-        method = self.method_owner(scope)
-        if method is not None:
-            yield self.method_class[id(method)]
-
 
 def _looks_no_grad(expr: cst.CSTNode) -> bool:
     if isinstance(expr, cst.Call):
@@ -429,45 +448,6 @@ def _param_list(fn: cst.FunctionDef) -> Tuple[List[str], List[str], Set[str]]:
         if isinstance(star, cst.Param):
             names.add(star.name.value)
     return positional, kwonly, names
-
-
-def _assigned_names(fn: cst.FunctionDef) -> FrozenSet[str]:
-    """Names bound in the function's own body (not in nested functions or classes), minus
-    `global`/`nonlocal` ones."""
-    out: Set[str] = set()
-    declared: Set[str] = set()
-    stack: List[cst.CSTNode] = list(iter_children(fn.body))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-            out.add(node.name.value)
-            continue
-        if isinstance(node, cst.Lambda):
-            continue
-        if isinstance(node, (cst.Global, cst.Nonlocal)):
-            declared.update(n.name.value for n in node.names)
-        elif isinstance(node, cst.AssignTarget):
-            _target_names(node.target, out)
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
-            _target_names(node.target, out)
-        elif isinstance(node, (cst.For, cst.CompFor)):
-            _target_names(node.target, out)
-        elif isinstance(node, cst.AsName):
-            _target_names(node.name, out)
-        elif isinstance(node, cst.NamedExpr):
-            _target_names(node.target, out)
-        stack.extend(iter_children(node))
-    return frozenset(out - declared)
-
-
-def _target_names(target: cst.CSTNode, out: Set[str]) -> None:
-    if isinstance(target, cst.Name):
-        out.add(target.value)
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            _target_names(el.value, out)
-    elif isinstance(target, cst.StarredElement):
-        _target_names(target.value, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,15 +566,18 @@ class _ScopeAnalysis:
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
         self.has_optimizer_step = False
+        self._returns: Set = set()
+        self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
+        self._trained: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
+        self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
+        self._aliases: Dict[str, Set[str]] = {}
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
-            self.locals = _assigned_names(scope) - names
             self.name = scope.name.value
             self.no_grad_scope = any(self._is_no_grad(d.decorator) for d in scope.decorators)
         else:
             self.params = ()
-            self.locals = frozenset()
             self.name = "<module>"
             self.no_grad_scope = False
 
@@ -613,7 +596,7 @@ class _ScopeAnalysis:
             node=self.scope,
             name=self.name,
             params=self.params,
-            locals=frozenset(self.locals),
+            locals=frozenset(self._bound - set(self.params)) if isinstance(self.scope, cst.FunctionDef) else frozenset(),
             exit=exit_state,
             steps=steps,
             model_calls=list(self._model_calls.values()),
@@ -622,6 +605,10 @@ class _ScopeAnalysis:
             site_loops=self.site_loops,
             no_grad_scope=self.no_grad_scope,
             has_optimizer_step=self.has_optimizer_step,
+            returns=frozenset(self._returns),
+            trained=list(self._trained.values()),
+            forwarded=list(self._forwarded.values()),
+            aliases=self._aliases,
         )
 
     # --- statements ----------------------------------------------------------------------------
@@ -658,6 +645,7 @@ class _ScopeAnalysis:
                 flow.out = sub.out
             return flow
         if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            self._bound.add(stmt.name.value)
             return _Flow(state)
         if isinstance(stmt, cst.If):
             return self.if_(stmt, state)
@@ -756,7 +744,13 @@ class _ScopeAnalysis:
             outs.append(sub.out)
         out = join(*outs)
         if stmt.finalbody is not None:
-            fin = self.suite(stmt.finalbody.body, out if out is not None else handler_entry)
+            # `finally` runs on every way out; analysed once on the join of them all (a may-analysis)
+            fin_entry = join(out, *result.brk, *result.cont, *result.ret) or handler_entry
+            fin = self.suite(stmt.finalbody.body, fin_entry)
+            after = [fin.out] if fin.out is not None else []
+            result.brk = after if result.brk else []
+            result.cont = list(after) if result.cont else []
+            result.ret = list(after) if result.ret else []
             result.absorb(fin)
             out = fin.out if out is not None else None
         result.out = out
@@ -776,10 +770,13 @@ class _ScopeAnalysis:
                 state = self.bind_target(node.target, node.value, state, node)
             return _Flow(state)
         if isinstance(node, cst.AugAssign):
+            if isinstance(node.target, cst.Name):
+                self._bound.add(node.target.value)
             return _Flow(self.expr(node.value, state))
         if isinstance(node, cst.Return):
             if node.value is not None:
                 state = self.expr(node.value, state)
+                self._returns.update(self.value_of(node.value, state)[0])
             flow = _Flow(None)
             flow.ret.append(state)
             return flow
@@ -805,7 +802,13 @@ class _ScopeAnalysis:
     def bind_target(self, target: cst.CSTNode, value: Optional[cst.CSTNode], state: State, node: cst.CSTNode) -> State:
         key = key_of(target)
         if key is not None:
+            if isinstance(target, cst.Name):
+                self._bound.add(key)
             tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
+            for source in alias_sources(value) if value is not None else ():
+                if source != key:
+                    self._aliases.setdefault(key, set()).add(source)
+                    self._aliases.setdefault(source, set()).add(key)
             self._bindings[(key, id(node))] = Binding(node, kind, tuple(self.loops))
             return assign(state, key, tokens)
         if isinstance(target, (cst.Tuple, cst.List)):
@@ -833,6 +836,10 @@ class _ScopeAnalysis:
             k = key_of(expr)
             if k is not None:
                 return get(state, k), "alias"
+            if isinstance(expr, cst.IfExp):
+                a, ka = self.value_of(expr.body, state)
+                b, kb = self.value_of(expr.orelse, state)
+                return a | b, ka if ka == kb else "other"
             if not isinstance(expr, cst.Call):
                 return frozenset({BOUND}), "other"
             func = expr.func
@@ -850,6 +857,21 @@ class _ScopeAnalysis:
                     continue
                 if attr == "from_pretrained":
                     return frozenset({Created("from_pretrained", expr, self.mf.code(expr))}), "from_pretrained"
+            resolved = self.mf.resolve_call(self.scope, expr)
+            if resolved is not None:  # `model = load_model(path)`: what the function returns
+                summary = self.mf.flow(resolved[0])
+                if summary is None or not summary.returns:
+                    return frozenset({BOUND}), "other"
+                name = resolved[0].name.value
+                out: Set = set()
+                for t in summary.returns:
+                    if t is ENTRY:
+                        out.add(BOUND)
+                    elif isinstance(t, EvalSite):
+                        out.add(EvalSite(expr, t.eval_node, t.shown, (name,) + t.via))
+                    else:
+                        out.add(t)
+                return frozenset(out), "other"
             kind = self.creation_kind(expr)
             if kind is not None:
                 return frozenset({Created(kind, expr, self.mf.code(expr))}), kind
@@ -930,7 +952,7 @@ class _ScopeAnalysis:
                     if call.args:
                         return state
                     self.site_loops[id(call)] = tuple(self.loops)
-                    return assign(state, key, frozenset({EvalSite(call, call, self.mf.code(call))}))
+                    return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 if attr == "train":
                     flag = train_flag(call)
                 else:  # stable-baselines3's policy.set_training_mode(mode)
@@ -939,8 +961,8 @@ class _ScopeAnalysis:
                     flag = value if isinstance(value, bool) else None
                 if flag is False:
                     self.site_loops[id(call)] = tuple(self.loops)
-                    return assign(state, key, frozenset({EvalSite(call, call, self.mf.code(call))}))
-                return assign(state, key, frozenset({TRAIN if flag else UNKNOWN}))
+                    return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
+                return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             if attr in ("backward", "manual_backward"):
                 self.step(call, "backward", state)
                 return state
@@ -963,6 +985,12 @@ class _ScopeAnalysis:
                 key = key_of(func.value)
                 if key is not None:
                     self.model_call(call, key, state)
+            elif attr not in _NON_COMPUTE and not (self.no_grad or self.no_grad_scope):
+                fkey = key_of(func)  # `self.model(x)`, `model.encode(x)`: the called object is used
+                if fkey is not None:
+                    self.use(fkey, forwarded=True)
+                if call.args:
+                    self.use_args(call)
             return state
         if isinstance(func, cst.Name):
             resolved = self.mf.resolve_call(self.scope, call)
@@ -972,7 +1000,28 @@ class _ScopeAnalysis:
                 self.step(call, "backward", state)
                 return state
             self.model_call(call, func.value, state)
+            if call.args:
+                self.use_args(call)
             return state
+        return state
+
+    def set_eval(self, state: State, key: str, site: EvalSite) -> State:
+        return self.set_mode(state, key, frozenset({site}))
+
+    def set_mode(self, state: State, key: str, tokens: FrozenSet) -> State:
+        """`key` changed mode; so, maybe, did every other name bound to the same object in this
+        scope (`model = model if model is not None else self.model; model.eval()`, `ddp =
+        DDP(model); model.train()`): an eval is added to the aliases' facts (it may be the same
+        object), and a switch back to training (or a restored mode) replaces them, so that a
+        `model.train()` is not outlived by a stale eval on an alias."""
+        state = assign(state, key, tokens)
+        aliases = self._aliases.get(key)
+        if not aliases:
+            return state
+        evals = any(isinstance(t, EvalSite) for t in tokens)
+        for other in aliases:
+            if other != key and not other.startswith(key + ".") and not key.startswith(other + "."):
+                state = assign(state, other, (get(state, other) | tokens) if evals else tokens)
         return state
 
     @staticmethod
@@ -984,7 +1033,31 @@ class _ScopeAnalysis:
         return len(positional) > 2 or bool(required) or len(call.args) > 1
 
     def model_call(self, call: cst.Call, key: str, state: State) -> None:
-        self._model_calls[id(call)] = ModelCall(call, key, state, bool(self.no_grad) or self.no_grad_scope)
+        no_grad = bool(self.no_grad) or self.no_grad_scope
+        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad)
+        if not no_grad:
+            self.use(key, forwarded=True)
+
+    def use(self, key: str, forwarded: bool = False) -> None:
+        loops = tuple(self.loops)
+        entry = (key, id(loops[-1]) if loops else 0)
+        self._trained[entry] = (key, loops)
+        if forwarded:
+            self._forwarded[entry] = (key, loops)
+
+    def use_args(self, call: cst.Call) -> None:
+        """Arguments handed to a call we cannot follow may be trained there (`train_step(model, b)`);
+        not those of builtins and predicates (`isinstance(model, X)`, `is_fsdp_managed_module(m)`)."""
+        if self.no_grad or self.no_grad_scope:
+            return
+        func = call.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if name in _NOT_USING or name.startswith(_PREDICATE_PREFIXES):
+            return
+        for arg in call.args:
+            key = key_of(peel(arg.value))
+            if key is not None:
+                self.use(key)
 
     def step(self, call: cst.Call, kind: str, state: State) -> None:
         shown = self.mf.code(call.func) + "()"
@@ -1001,6 +1074,14 @@ class _ScopeAnalysis:
         if summary.has_optimizer_step:
             self.has_optimizer_step = True
         loops = tuple(self.loops)
+        if summary.steps and not (self.no_grad or self.no_grad_scope):
+            # what a callee that runs a training step uses is trained here (not what a logging,
+            # saving or evaluation helper touches)
+            forwarded = {k for k, _ in summary.forwarded}
+            for ckey, _ in summary.trained:
+                mapped = map_key(ckey, summary, mapping)
+                if mapped is not None:
+                    self.use(mapped, forwarded=ckey in forwarded)
         for st in summary.steps:
             composed = self.compose(state, st.state, summary, mapping, None, name)
             self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
@@ -1044,16 +1125,9 @@ class _ScopeAnalysis:
             return state
         out = state
         for ckey, tokens in callee_state.items():
-            root, dot, rest = ckey.partition(".")
-            if root in mapping:
-                base = mapping[root]
-                if base is None:
-                    continue
-                key = base + (dot + rest if rest else "")
-            elif root in summary.params or root in summary.locals:
+            key = map_key(ckey, summary, mapping)
+            if key is None:
                 continue
-            else:
-                key = ckey
             new: Set = set()
             for t in tokens:
                 if t is ENTRY:
@@ -1063,8 +1137,43 @@ class _ScopeAnalysis:
                         new.add(EvalSite(at, t.eval_node, t.shown, (name,) + t.via))
                 else:
                     new.add(t)
-            out = assign(out, key, frozenset(new))
+            if ENTRY in tokens:
+                out = assign(out, key, frozenset(new))
+            else:  # the callee changed its mode on every path: its aliases here change too
+                out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def map_key(ckey: str, summary: ScopeFlow, mapping: Dict[str, Optional[str]]) -> Optional[str]:
+    """A callee's key in the caller's names: parameters through the call's arguments, free and
+    global names unchanged, the callee's own locals dropped (None)."""
+    root, dot, rest = ckey.partition(".")
+    if root in mapping:
+        base = mapping[root]
+        if base is None:
+            return None
+        return base + (dot + rest if rest else "")
+    if root in summary.params or root in summary.locals:
+        return None
+    return ckey
+
+
+def alias_sources(value: cst.CSTNode) -> List[str]:
+    """`model.to(dev)` / `DDP(model, ...)` / `torch.compile(model)` -> [`model`]; `a if c else b`
+    -> both: the keys whose object (or mode) the bound value may share."""
+    value = peel(value)
+    if isinstance(value, cst.IfExp):
+        return alias_sources(value.body) + alias_sources(value.orelse)
+    key = key_of(value)
+    if key is not None:
+        return [key] if key not in ("None", "True", "False") else []
+    if isinstance(value, cst.Call) and value.args and not value.args[0].star and value.args[0].keyword is None:
+        func = value.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        if last in _WRAPPER_LAST and last != "deepcopy":
+            inner = key_of(peel(value.args[0].value))
+            return [inner] if inner else []
+    return []
 
 
 def _calls_in(node: cst.CSTNode) -> List[cst.Call]:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, sites
+from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, optimizer_like, sites
 from modelint.rules.base import Rule
 
 # Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
@@ -19,6 +19,27 @@ _NOT_TRAINED = re.compile(
 
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
+
+
+_MODEL_NAME = re.compile(
+    r"model|net|module|encoder|decoder|backbone|policy|actor|critic|generator|discriminator|student|"
+    r"classifier|transformer|unet|vae|learner|agent",
+    re.IGNORECASE,
+)
+_NOT_A_FORWARD = ("get_", "is_", "has_", "num_", "save", "load", "print", "log", "to_", "register", "named_",
+                  "parameters", "state_dict", "modules", "children", "buffers", "zero_grad", "_")
+
+
+def _involves(used: str, name: str) -> bool:
+    """`name` (a model) takes part in a use: it is called itself, one of its compute methods is
+    called (`model.compute_loss(b)`; not `model.num_parameters()`), or it is part of something
+    called (`model.encoder(x)` uses `model`'s parameters too)."""
+    if used == name or name.startswith(used + "."):
+        return True
+    if used.startswith(name + "."):
+        method = used[len(name) + 1:]
+        return "." not in method and not method.startswith(_NOT_A_FORWARD)
+    return False
 
 
 def _last(key: str) -> str:
@@ -40,9 +61,13 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "step can run afterwards, on some path, in the same or the next iteration, without "
         "`model.train()` / `model.train(True)` in between (at the top of the loop, after the "
         "evaluation, or inside the called `train_one_epoch()`; those calls are followed too). "
+        "The object must be the model the loop trains: it (or an alias such as `ddp_model = "
+        "DDP(model)`) is called outside `no_grad` in the loop, or handed to a call that trains it "
+        "(a file-local function that calls it, or a call that cannot be followed). "
         "Not reported: objects that are not the trained model (an EMA/SWA copy, teacher, target "
-        "or frozen reference network by name, a `copy.deepcopy` of the model, or a name bound anew "
-        "inside the loop such as a freshly loaded checkpoint); a sub-module put in eval mode on "
+        "or frozen reference network by name, a `copy.deepcopy` of the model, a name bound anew "
+        "inside the loop such as a freshly loaded checkpoint, a model only run under `no_grad` in "
+        "the loop, an optimizer's own `eval()` as in schedule-free optimizers); a sub-module put in eval mode on "
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
         "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
@@ -267,27 +292,68 @@ for x in range(10):
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
-        self._mode_calls = False
-        self._steps = False
+        self._mode_calls = False  # some `.eval()` / `.train(<arg>)` / `set_training_mode(<arg>)`
+        self._optimizer_step = False
+        self._stack: List[Optional[cst.FunctionDef]] = [None]
+        self._scopes: Dict[int, Optional[cst.FunctionDef]] = {0: None}
+        self._steps_in: Set[int] = set()  # scopes that call a training step directly
+        self._calls: Dict[int, Set[str]] = {}  # scope -> names it calls
+
+    # The walk only collects cheap facts; the flow analysis runs at the end, only on files that
+    # switch something to eval mode and step an optimizer, and only on scopes with a loop that
+    # reach a training step (directly or through calls, matched by name).
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._stack.append(node)
+        self._scopes[id(node)] = node
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._stack.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        scope = self._stack[-1]
+        sid = id(scope) if scope is not None else 0
         if isinstance(func, cst.Attribute):
-            attr = func.attr.value
-            if attr in ("eval", "train", "set_training_mode"):
+            name = func.attr.value
+            if name == "eval" or (name in ("train", "set_training_mode") and node.args):
                 self._mode_calls = True
-            elif attr in ("backward", "manual_backward", "step"):
-                self._steps = True
-        elif isinstance(func, cst.Name) and func.value == "backward":
-            self._steps = True
+            elif name in ("backward", "manual_backward"):
+                self._steps_in.add(sid)
+            elif name == "step" and optimizer_like(func.value):
+                self._steps_in.add(sid)
+                self._optimizer_step = True
+        elif isinstance(func, cst.Name):
+            name = func.value
+            if name == "backward":
+                self._steps_in.add(sid)
+        else:
+            return
+        self._calls.setdefault(sid, set()).add(name)
+
+    def _reaching_step(self) -> Set[int]:
+        reach = set(self._steps_in)
+        names = {self._scopes[s].name.value for s in reach if self._scopes.get(s) is not None}
+        changed = True
+        while changed:
+            changed = False
+            for sid, called in self._calls.items():
+                if sid not in reach and called & names:
+                    reach.add(sid)
+                    scope = self._scopes.get(sid)
+                    if scope is not None:
+                        names.add(scope.name.value)
+                    changed = True
+        return reach
 
     def leave_Module(self, node: cst.Module) -> None:
-        if not (self._mode_calls and self._steps):
+        if not (self._mode_calls and self._optimizer_step):
             return
+        reach = self._reaching_step()
         mf = for_context(self.ctx)
         candidates: List[Tuple[int, cst.CSTNode, ScopeFlow, str, EvalSite, List[Step]]] = []
         for scope in mf.scopes():
-            if id(scope) not in mf.index.has_loop or mf.in_lightning_class(scope):
+            sid = 0 if scope is node else id(scope)
+            if sid not in reach or id(scope) not in mf.index.has_loop or mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope)
             if flow is None or not flow.steps:
@@ -297,7 +363,9 @@ for x in range(10):
                 candidates.append((score, site.node, flow, key, site, steps))
         accepted: List[Tuple[cst.CSTNode, List[cst.CSTNode]]] = []
         seen_nodes = set()
-        for score, node_, flow, key, site, steps in sorted(candidates, key=lambda c: c[0]):
+        for score, node_, flow, key, site, steps in sorted(
+            candidates, key=lambda c: (c[0], mf.line(c[1]), not c[4].shown.startswith(c[3] + "."))
+        ):
             inners = [s.inner for s in steps]
             if id(site.node) in seen_nodes:
                 continue
@@ -347,7 +415,19 @@ for x in range(10):
                 return True  # ema = copy.deepcopy(model)
             if b.kind != "alias" and any(lp is loop for lp in b.loops):
                 return True  # bound anew in the loop: a fresh load / another object every time
-        return False
+        # The trained model takes part in the loop's training computation: it is called outside
+        # no_grad, or handed to a call that trains it (followed in this file, or not followable).
+        # When the loop visibly trains some other model and never uses this one, this one is not it.
+        # (When no model is visibly run - the forward hides in a subclass or another module - the
+        # object is given the benefit of the doubt and reported.)
+        trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
+        names = {key}
+        for _ in range(2):
+            names |= {a for n in names for a in flow.aliases.get(n, ())}
+        if any(_involves(t, n) for t in trained for n in names):
+            return False
+        forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
+        return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
         step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))
@@ -361,9 +441,9 @@ for x in range(10):
             first = f"`{site.shown}` puts `{key}` in eval mode"
         step_where = f"`{step.shown}` on line {step_line}" + (f" (in `{step.via[-1]}()`)" if step.via else "")
         step_line_here = mf.line(step.node)
-        when = "in the next iteration" if step_line_here <= site_line else "later in the loop"
+        when = "runs again in the next iteration" if step_line_here <= site_line else "runs later in the loop"
         return (
-            f"{first} and nothing calls `{key}.train()` before {step_where} runs again {when}: "
+            f"{first} and nothing calls `{key}.train()` before {step_where} {when}: "
             f"from then on `{key}` trains with dropout disabled and batch norm frozen on its running "
             f"statistics; call `{key}.train()` at the start of each epoch (or right after evaluating)"
         )

@@ -34,6 +34,10 @@ _CREATED = {
 }
 
 
+# Calls that may build or load a model (besides class constructors, spelled in CapWords).
+_CREATING_NAMES = frozenset({"load", "load_state_dict", "create_model", "get_model", "from_pretrained"})
+
+
 def _evalish(name: str) -> bool:
     """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`; but not
     `infer_shape` / `infer_dtype` / `infer_dependency_matrix`, where "infer" means "deduce"."""
@@ -52,28 +56,39 @@ class InferenceInTrainMode(Rule):
     code = "MDL302"
     name = "inference-in-train-mode"
     level = "warning"
-    # Off by default: on the real-code corpus both findings were inference helpers whose callers
-    # (in other files: transformers' Trainer.evaluation_loop) switch to eval mode first.
-    # Enable with `extend-select = ["MDL302"]`.
-    default = False
+    # Default on. (An earlier version also checked parameters in methods and in functions without an
+    # evaluation-like name; on the real-code corpus those findings were training-time no_grad passes
+    # and helpers whose callers in other files switch modes, so the parameter case was narrowed to
+    # plain `evaluate(model, ...)`-style functions; see the docs below and tests/test_callsite_rules.py.)
     summary = "A model is run for inference under `torch.no_grad()` without `model.eval()`."
     what = (
-        "Reports a call of a model (`model(x)`, `model.forward/generate/predict(...)`) in a function "
-        "that runs it under `torch.no_grad()` / `torch.inference_mode()` (a `with` block or a "
-        "decorator; also `torch.set_grad_enabled(False)`), or in any function whose name starts with "
-        "`eval`, `valid`, `test`, `predict` or `infer`, when the model is still in training mode at "
-        "that call: it was built in the function (a module class of the project or a mode-sensitive "
-        "`torch.nn` class, `timm.create_model`, `torchvision.models.*`) or loaded there "
-        "(`torch.load`, `torch.hub.load`, `load_state_dict` on it), or it is a parameter with a "
-        "model-like name (`model`, `net`, `*_model`, `backbone`, ...) or a module type annotation; and "
-        "no `.eval()` / `.train(False)` on it reaches the call (directly, or in a function of this "
-        "file that it is passed to first), and, for a parameter, no caller in the same file calls "
-        "`.eval()` on the argument before calling the function. Not reported: models from "
-        "`from_pretrained` (transformers' and diffusers' `from_pretrained` already return the model "
-        "in eval mode), an explicit `model.train()` before the call (batch-norm recalibration runs "
-        "under no_grad in training mode on purpose), `model.train(flag)` restoring a saved mode, "
-        "methods of `LightningModule` classes (Lightning switches modes around its hooks), and "
-        "pytest test functions (`test_*` in test files) that do not use no_grad."
+        "Reports a call of a model (`model(x)`, `model.forward(x)`, `model.generate(...)`) that runs in "
+        "training mode in inference code: under `torch.no_grad()` / `torch.inference_mode()` (a `with` "
+        "block or a decorator; also `torch.set_grad_enabled(False)`), or anywhere in a function whose "
+        "name starts with `eval`, `valid`, `test`, `predict`, `infer` or `inference` (not `infer_shape`-"
+        "style names, where \"infer\" means \"deduce\"). Two kinds of model are checked. (1) A model "
+        "built or loaded in the same function (or the file's top-level script code): a module class of "
+        "the project, a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
+        "layers, or a `Sequential` holding one), `timm.create_model`, `torchvision.models.*`, "
+        "`torch.hub.load`, `torch.load`, or any model that `load_state_dict` is called on there, when "
+        "no `.eval()` / `.train(False)` on it reaches the call (directly, through an alias such as "
+        "`m = model.to(device)`, or in a function of this file that it is passed to or returned from). "
+        "(2) A parameter with a model-like name (`model`, `net`, `*_model`, `backbone`, `policy`, ...) "
+        "or a module type annotation, of a plain function with an evaluation-like name, called "
+        "directly, when neither the function nor any caller in this file switches it to eval mode "
+        "before the call (callers are followed through their own parameters; a caller that passes "
+        "something whose mode cannot be told, e.g. the result of a call into another module, counts "
+        "as switching it). Not reported: models from `from_pretrained` (transformers' "
+        "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
+        "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
+        "recalibration runs under no_grad in training mode on purpose); `model.train(flag)` restoring "
+        "a saved mode; `model.predict(...)` of high-level wrappers (stable-baselines3, skorch, flair "
+        "switch modes inside `predict`); parameters of methods (the class that owns the loop "
+        "switches modes, often in another file) and of functions without an evaluation-like name "
+        "(training-time no_grad passes: distillation targets, EMA updates, DREAM); mode-free "
+        "`torch.nn` layers (`Linear`, `Conv2d`, `LayerNorm`); `LightningModule` methods (Lightning "
+        "switches modes around its hooks); and, in test suites (`test_*.py`, `*_test.py`, `tests/`), "
+        "the name-based trigger (pytest's `test_*` functions)."
     )
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
@@ -239,6 +254,7 @@ def infer(net, batch):
         self._relevant = False
         self._scope_stack: List[cst.CSTNode] = []
         self._calls: Dict[str, List[Tuple[cst.Call, Optional[cst.CSTNode]]]] = {}
+        self._creating: Set[int] = set()  # scopes (0: top level) with a call that may build / load a model
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -259,7 +275,12 @@ def infer(net, batch):
             return
         if name in ("no_grad", "inference_mode", "set_grad_enabled"):
             self._relevant = True
-        self._calls.setdefault(name, []).append((node, self._scope_stack[-1] if self._scope_stack else None))
+        scope = self._scope_stack[-1] if self._scope_stack else None
+        self._calls.setdefault(name, []).append((node, scope))
+        if name[:1].isupper() or name in _CREATING_NAMES or (
+            isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute) and func.value.attr.value == "models"
+        ) or self.ctx.facts.aliases.get(name, "").startswith("torchvision.models."):
+            self._creating.add(id(scope) if scope is not None else 0)
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         dec = node.decorator
@@ -275,6 +296,9 @@ def infer(net, batch):
             name_based = isinstance(scope, cst.FunctionDef) and _evalish(scope.name.value) and not self._pytest_test(mf, scope)
             if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope)):
                 continue
+            creating = (0 if scope is node else id(scope)) in self._creating
+            if not creating and not (name_based and self._has_model_params(mf, scope)):
+                continue  # nothing built or loaded here, and no parameter that could be checked
             if mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope)
@@ -351,6 +375,14 @@ def infer(net, batch):
             f"(training mode after any training step); {consequence}; call `{key}.eval()` first"
         )
 
+    def _has_model_params(self, mf: ModeFlow, fn: cst.FunctionDef) -> bool:
+        if id(fn) in mf.index.method_class or not self.options["check-parameters"]:
+            return False
+        return any(
+            self._model_like_param(fn, p.name.value)
+            for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)
+        )
+
     def _model_like_param(self, fn: cst.FunctionDef, name: str) -> bool:
         for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params):
             if p.name.value != name:
@@ -365,8 +397,10 @@ def infer(net, batch):
         return False
 
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int) -> Optional[bool]:
-        """True: some caller in this file switches the argument to eval mode (or cannot be read);
-        False: there are callers and none does; None: no caller in this file."""
+        """True: some caller in this file switches the argument to eval mode, or passes something
+        whose mode we cannot tell; False: there are callers and each passes a model that is still in
+        training mode (built there, or its own parameter that its callers do not switch);
+        None: no caller in this file."""
         any_caller = False
         for call, scope in self._calls.get(fn.name.value, ()):
             flow = mf.flow(scope if scope is not None else mf.module)
@@ -382,7 +416,11 @@ def infer(net, batch):
             tokens = get(lc.state, ckey)
             if _is_tokens_evaluated(tokens) or any(isinstance(t, Created) and t.kind == "from_pretrained" for t in tokens):
                 return True
-            if ENTRY in tokens and isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3:
+            if ENTRY in tokens:
+                if not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
+                    return True  # a global or free name: set elsewhere
                 if self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
                     return True
+            if any(t is not ENTRY and not isinstance(t, Created) for t in tokens):
+                return True  # bound to the result of some call: its mode is unknown
         return False if any_caller else None
