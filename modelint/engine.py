@@ -33,6 +33,7 @@ from modelint.catalog import catalog
 from modelint.findings import Finding
 
 if TYPE_CHECKING:
+    from modelint.analysis.context import FileContext
     from modelint.cache import Cache  # LibCST and the rules are imported on first use: a fully cached run needs neither
     import libcst as cst
 

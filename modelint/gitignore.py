@@ -13,7 +13,7 @@ pattern wins.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional
 
 
 def _translate(glob: str) -> str:

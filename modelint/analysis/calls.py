@@ -8,6 +8,17 @@ from typing import Optional
 import libcst as cst
 
 
+def callee_name(call: cst.Call) -> Optional[str]:
+    """The last name of what is called: `dropout` for `F.dropout(...)` and `dropout(...)`; None for
+    `f()()` and other computed callees. A cheap first filter before `ctx.resolve`."""
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return None
+
+
 def has_star_args(call: cst.Call) -> bool:
     """`f(*args)` / `f(**kwargs)`: any parameter may be passed invisibly."""
     return any(a.star for a in call.args)

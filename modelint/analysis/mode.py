@@ -20,7 +20,7 @@ Guards do not cross function boundaries. `torch.is_grad_enabled()` is not a mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set
 
 import libcst as cst
 
@@ -111,6 +111,25 @@ def _param_names(fn: cst.CSTNode) -> FrozenSet[str]:
     return frozenset(names)
 
 
+def derived_locals(
+    assigns: Dict[str, List[cst.CSTNode]],
+    reads: Callable[[cst.CSTNode, FrozenSet[str]], bool],
+    seed: Iterable[str] = (),
+) -> FrozenSet[str]:
+    """Locals assigned, to a fixpoint, from an expression that `reads(expr, known_locals)` accepts
+    (`use = self.training and p > 0` makes `use` a mode local; `greedy = temperature == 0` a switch)."""
+    out: Set[str] = set(seed)
+    changed = True
+    while changed:
+        changed = False
+        frozen = frozenset(out)
+        for name, values in assigns.items():
+            if name not in out and any(reads(v, frozen) for v in values):
+                out.add(name)
+                changed = True
+    return frozenset(out)
+
+
 def function_facts(fn: cst.CSTNode) -> FunctionFacts:
     facts = FunctionFacts(node=fn, params=_param_names(fn), parents=parent_map(fn))
     for node in descendants(fn):
@@ -123,19 +142,11 @@ def function_facts(fn: cst.CSTNode) -> FunctionFacts:
             if node.value is not None:
                 facts.assigns.setdefault(node.target.value, []).append(node.value)
                 facts.assign_stmts.setdefault(node.target.value, []).append(node)
-    # Fixpoint: locals assigned from mode-reading expressions read the mode too.
-    mode_locals: Set[str] = set()
+    # Locals assigned from mode-reading expressions read the mode too.
+    seed = []
     if isinstance(fn, cst.FunctionDef) and fn.name.value == "train" and len(fn.params.params) >= 2:
-        mode_locals.add(fn.params.params[1].name.value)  # `def train(self, mode=True)`
-    changed = True
-    while changed:
-        changed = False
-        frozen = frozenset(mode_locals)
-        for name, values in facts.assigns.items():
-            if name not in mode_locals and any(reads_mode(v, frozen) for v in values):
-                mode_locals.add(name)
-                changed = True
-    facts.mode_locals = frozenset(mode_locals)
+        seed.append(fn.params.params[1].name.value)  # `def train(self, mode=True)`
+    facts.mode_locals = derived_locals(facts.assigns, reads_mode, seed)
     return facts
 
 

@@ -612,38 +612,29 @@ class _ScopeAnalysis:
         )
 
     # --- statements ----------------------------------------------------------------------------
-    def block(self, stmts: Sequence[cst.CSTNode], state: Optional[State]) -> _Flow:
+    @staticmethod
+    def _sequence(items: Sequence[cst.CSTNode], state: Optional[State], step) -> _Flow:
+        """Run `step` over statements in order, stopping once no path falls through."""
         flow = _Flow(state)
-        for stmt in stmts:
+        for item in items:
             if flow.out is None:
                 break
-            sub = self.statement(stmt, flow.out)
+            sub = step(item, flow.out)
             flow.absorb(sub)
             flow.out = sub.out
         return flow
 
+    def block(self, stmts: Sequence[cst.CSTNode], state: Optional[State]) -> _Flow:
+        return self._sequence(stmts, state, self.statement)
+
     def suite(self, suite: cst.BaseSuite, state: State) -> _Flow:
         if isinstance(suite, cst.SimpleStatementSuite):
-            flow = _Flow(state)
-            for small in suite.body:
-                if flow.out is None:
-                    break
-                sub = self.small(small, flow.out)
-                flow.absorb(sub)
-                flow.out = sub.out
-            return flow
+            return self._sequence(suite.body, state, self.small)
         return self.block(suite.body, state)
 
     def statement(self, stmt: cst.CSTNode, state: State) -> _Flow:
         if isinstance(stmt, cst.SimpleStatementLine):
-            flow = _Flow(state)
-            for small in stmt.body:
-                if flow.out is None:
-                    break
-                sub = self.small(small, flow.out)
-                flow.absorb(sub)
-                flow.out = sub.out
-            return flow
+            return self._sequence(stmt.body, state, self.small)
         if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
             self._bound.add(stmt.name.value)
             return _Flow(state)

@@ -32,6 +32,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tup
 
 import libcst as cst
 
+from modelint.analysis.calls import callee_name
 from modelint.analysis import mode as mode_analysis
 from modelint.analysis.walk import descendants
 
@@ -167,16 +168,7 @@ def reads_switch(expr: Optional[cst.CSTNode], switch_locals: FrozenSet[str] = fr
 
 def switch_locals(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
     """Locals assigned from a switch-reading expression, to a fixpoint (`greedy = temperature == 0`)."""
-    out: Set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        frozen = frozenset(out)
-        for name, values in facts.assigns.items():
-            if name not in out and any(reads_switch(v, frozen) for v in values):
-                out.add(name)
-                changed = True
-    return frozenset(out)
+    return mode_analysis.derived_locals(facts.assigns, reads_switch)
 
 
 def guard_in_chain_by(chain: List[cst.CSTNode], test: Callable[[cst.CSTNode], bool]) -> Optional[cst.CSTNode]:
@@ -255,11 +247,8 @@ def _is_distribution(ctx, expr: cst.CSTNode, facts: Optional[mode_analysis.Funct
 def sampling_op(ctx, call: cst.Call, facts: Optional[mode_analysis.FunctionFacts] = None) -> Optional[str]:
     """The sampling op this call performs (a name to show), or None."""
     func = call.func
-    if isinstance(func, cst.Attribute):
-        last = func.attr.value
-    elif isinstance(func, cst.Name):
-        last = func.value
-    else:
+    last = callee_name(call)
+    if last is None:
         return None
     if last not in SAMPLING_LAST_NAMES:
         return None

@@ -4,6 +4,7 @@ from typing import Dict, Optional
 
 import libcst as cst
 
+from modelint.analysis.calls import callee_name
 from modelint.analysis.sampling import (
     SAMPLING_LAST_NAMES,
     SAMPLING_TRIGGERS,
@@ -342,14 +343,7 @@ class Quantizer(nn.Module):
         return self._seeds[key]
 
     def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if isinstance(func, cst.Attribute):
-            last = func.attr.value
-        elif isinstance(func, cst.Name):
-            last = func.value
-        else:
-            return
-        if last not in SAMPLING_LAST_NAMES:
+        if callee_name(node) not in SAMPLING_LAST_NAMES:
             return
         method, classdef = enclosing_method_and_class(self.ctx)
         if method is None:

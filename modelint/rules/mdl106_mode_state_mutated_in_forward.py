@@ -276,7 +276,6 @@ class Block(nn.Module):
 
     def _scan(self, fn: cst.FunctionDef, self_name: str, writes, reads: Set[str], resets: Set[str]) -> None:
         target_ids: Set[int] = set()
-        guard_text: Dict[int, str] = {}
 
         def visit(node: cst.CSTNode, region: Optional[str]) -> None:
             if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):

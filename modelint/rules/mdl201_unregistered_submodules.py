@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.calls import callee_name
 from modelint.analysis.structure import (
     class_methods,
     first_param,
@@ -396,11 +397,8 @@ class Heads(nn.Module):
         if not self._frames or self._frames[-1] is None:
             return
         func = node.func
-        if isinstance(func, cst.Attribute):
-            name = func.attr.value
-        elif isinstance(func, cst.Name):
-            name = func.value
-        else:
+        name = callee_name(node)
+        if name is None:
             return
         is_fill = isinstance(func, cst.Attribute) and name in _FILL_METHODS
         is_register = name in _REGISTER_METHODS or name == "setattr"

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.calls import callee_name
 from modelint.analysis.modeflow import (
     ENTRY,
     TRAIN,
@@ -267,11 +268,8 @@ def infer(net, batch):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Name):
-            name = func.value
-        elif isinstance(func, cst.Attribute):
-            name = func.attr.value
-        else:
+        name = callee_name(node)
+        if name is None:
             return
         if name in ("no_grad", "inference_mode", "set_grad_enabled"):
             self._relevant = True

@@ -4,6 +4,7 @@ from typing import Dict, Optional, Tuple
 
 import libcst as cst
 
+from modelint.analysis.calls import callee_name
 from modelint.analysis.gradmode import MODE_QUERIES, MODE_QUERY_LAST, STATE_SETTERS, names_checkpoint
 from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
@@ -179,13 +180,7 @@ def decode(model, tokens):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute):
-            last = func.attr.value
-        elif isinstance(func, cst.Name):
-            last = func.value
-        else:
-            return
-        if last not in MODE_QUERY_LAST:
+        if callee_name(node) not in MODE_QUERY_LAST:
             return
         state = MODE_QUERIES.get(self.ctx.resolve(func) or "")
         if state is None:
