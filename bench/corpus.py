@@ -208,12 +208,15 @@ def count_py(root: Path) -> Tuple[int, int]:
 # Running modelint
 
 
-def run_measured(cmd: Sequence[str], cwd: Path, env: dict, timeout: float):
+def run_measured(cmd: Sequence[str], cwd: Path, env: dict, timeout: float, watch=None):
     """Run cmd; return (exit code, stdout, stderr, wall s, cpu s, peak RSS kB, timed out).
 
     The child is reaped with os.wait4 so its rusage is its own (plus its reaped descendants',
     e.g. --jobs workers): ru_maxrss is then the peak RSS of the largest single process of the run.
-    Output goes to temporary files, so large JSON output cannot fill a pipe.
+    Output goes to temporary files, so large JSON output cannot fill a pipe. `watch(pid)`, if given,
+    returns an observer with start()/stop() that runs for the child's lifetime (bench/speed.py
+    polls worker memory with it). Workers left behind by a killed run share the child's process
+    group and are ended too.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -221,6 +224,9 @@ def run_measured(cmd: Sequence[str], cwd: Path, env: dict, timeout: float):
             list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             start_new_session=True,
         )
+        observer = watch(proc.pid) if watch else None
+        if observer:
+            observer.start()
         timed_out = threading.Event()
 
         def _kill() -> None:
@@ -244,8 +250,14 @@ def run_measured(cmd: Sequence[str], cwd: Path, env: dict, timeout: float):
                     raise
         finally:
             timer.cancel()
-        wall = time.perf_counter() - start
+            wall = time.perf_counter() - start
+            if observer:
+                observer.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it has been reaped
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")

@@ -77,7 +77,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -253,52 +252,19 @@ class Sample:
 def run_measured(cmd: Sequence[str], cwd: Path, env: dict, timeout: float) -> Tuple[Sample, str, str]:
     """Run cmd as a new process group; return (Sample, stdout, stderr)."""
     before = load1()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, start_new_session=True)
-        poller = TreeMemory(proc.pid)
-        poller.start()
-        timed_out = threading.Event()
+    pollers: List[TreeMemory] = []
 
-        def _kill() -> None:
-            timed_out.set()
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    def watch(pid: int) -> TreeMemory:
+        pollers.append(TreeMemory(pid))
+        return pollers[-1]
 
-        timer = threading.Timer(timeout, _kill)
-        timer.start()
-        try:
-            while True:
-                try:
-                    _, status, usage = os.wait4(proc.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-                except KeyboardInterrupt:
-                    _kill()
-                    raise
-        finally:
-            timer.cancel()
-            wall = time.perf_counter() - start
-            poller.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it has been reaped
-        # Workers left behind by a killed run share its process group: end them too.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
+    code, stdout, stderr, wall, cpu, max_rss_kb, timed_out = corpus.run_measured(cmd, cwd, env, timeout, watch=watch)
+    poller = pollers[0]
     workers = poller.workers
     sample = Sample(
-        wall=wall, cpu=usage.ru_utime + usage.ru_stime, max_rss_kb=usage.ru_maxrss,
+        wall=wall, cpu=cpu, max_rss_kb=max_rss_kb,
         main_hwm_kb=poller.main_kb, worker_hwm_kb=max(workers.values(), default=0),
-        workers=len(workers), exit_code=proc.returncode, timed_out=timed_out.is_set(),
+        workers=len(workers), exit_code=code, timed_out=timed_out,
         load1=before, stdout_tail=stdout[-300:], stderr_tail=stderr[-2000:],
     )
     return sample, stdout, stderr
