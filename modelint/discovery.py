@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,13 @@ def glob_match(pattern: str, path: str, root: str) -> bool:
     """gitignore-style match of `path` (relative to `root` when inside it). A pattern without a
     slash also matches the file name alone, like ruff's `per-file-ignores`."""
     rel = _relative(Path(path), Path(root))
-    return _spec([pattern]).matches(rel)
+    return _single_pattern(pattern).matches(rel)
+
+
+@functools.lru_cache(maxsize=None)
+def _single_pattern(pattern: str) -> PatternList:
+    # per-file-ignores test every file against every pattern: compile each pattern once.
+    return _spec([pattern])
 
 
 def _relative(path: Path, root: Path) -> str:
