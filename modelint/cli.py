@@ -56,12 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="worker processes (default: CPU count)")
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     check.add_argument("--no-prefilter", action="store_true", help=argparse.SUPPRESS)
+    check.add_argument("--fix", action="store_true", help="apply safe fixes, then report what remains")
+    check.add_argument("--unsafe-fixes", action="store_true",
+                       help="also apply (with --fix / --diff) or show as fixable the fixes marked unsafe")
+    check.add_argument("--diff", action="store_true", help="print a unified diff of what --fix would change; write nothing")
 
     clean = sub.add_parser("clean", help="remove the result cache (.modelint_cache)")
     clean.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
     clean.add_argument("--no-config", action="store_true", help="ignore configuration files")
 
-    sub.add_parser("rules", help="list every rule: code, name, level, fixable, default-on")
+    rules = sub.add_parser("rules", help="list every rule: code, name, level, fixable, default-on")
+    rules.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     rule = sub.add_parser("rule", help="show a rule's documentation")
     rule.add_argument("code", metavar="CODE")
 
@@ -134,7 +139,8 @@ def _selection(args, cfg, kinds):
 def _emit(findings, args, files_checked: int, root: str) -> int:
     from modelint.report import ReportContext, render
 
-    text = render(findings, args.format, ReportContext(files_checked=files_checked, statistics=args.statistics, root=root))
+    text = render(findings, args.format, ReportContext(files_checked=files_checked, statistics=args.statistics, root=root,
+                                                       unsafe_fixes=getattr(args, "unsafe_fixes", False)))
     if args.output_file:
         write_atomic(Path(args.output_file), text)
     else:
@@ -205,9 +211,31 @@ def _cmd_check(args) -> int:
         jobs=args.jobs,
         prefilter=not args.no_prefilter,
         cache=cache,
+        fix=("unsafe" if args.unsafe_fixes else "safe") if (args.fix or args.diff) else None,
+        write=not args.diff,
     )
     result = check_paths(files, settings)
+    for problem in result.fix_errors:
+        print(f"modelint: {problem}", file=sys.stderr)
+    n_fixed = sum(result.fixed.values())
+    if args.diff:
+        for _path, diff in result.diffs:
+            sys.stdout.write(diff)
+        sys.stdout.flush()
+        if n_fixed:
+            print(f"Would fix {n_fixed} finding{'s' if n_fixed != 1 else ''} in {len(result.diffs)} "
+                  f"file{'s' if len(result.diffs) != 1 else ''} ({_per_code(result.fixed)}).", file=sys.stderr)
+        else:
+            print("No fixes available.", file=sys.stderr)
+        return EXIT_FINDINGS if result.diffs and not args.exit_zero else EXIT_OK
+    if args.fix and n_fixed:
+        print(f"Fixed {n_fixed} finding{'s' if n_fixed != 1 else ''} in {len(result.diffs)} "
+              f"file{'s' if len(result.diffs) != 1 else ''} ({_per_code(result.fixed)}).", file=sys.stderr)
     return _emit(result.findings, args, result.files_checked, str(Path.cwd()))
+
+
+def _per_code(counts) -> str:
+    return ", ".join(f"{code} x{n}" for code, n in sorted(counts.items()))
 
 
 def _cmd_clean(args) -> int:
@@ -226,6 +254,13 @@ def _cmd_clean(args) -> int:
 def _cmd_rules(args) -> int:
     from modelint.catalog import catalog
 
+    if args.format == "json":
+        import json
+
+        print(json.dumps([{"code": i.code, "name": i.name, "level": i.level, "summary": i.summary, "fixable": i.fixable,
+                           "default": i.default, "kind": i.kind, "options": i.options} for i in catalog().values()],
+                         indent=2))
+        return EXIT_OK
     rows = [("CODE", "NAME", "LEVEL", "FIXABLE", "DEFAULT", "KIND")]
     for info in catalog().values():
         rows.append((info.code, info.name, info.level, "yes" if info.fixable else "no", "on" if info.default else "off", info.kind))

@@ -60,12 +60,21 @@ class EngineSettings:
     jobs: int = 0  # 0 = CPU count
     prefilter: bool = True
     cache: Optional["Cache"] = None
+    # Autofix: None (report only), "safe" or "unsafe" (also apply unsafe fixes).
+    fix: Optional[str] = None
+    # With `fix`: write the fixed files (False = only compute diffs, for --diff).
+    write: bool = True
 
 
 @dataclass
 class CheckResult:
     findings: List[Finding]
     files_checked: int
+    # Autofix results (empty unless settings.fix): applied fixes per code, and per changed file
+    # its path and unified diff; `fix_errors` explains fixes that were not written.
+    fixed: Dict[str, int] = field(default_factory=dict)
+    diffs: List[Tuple[str, str]] = field(default_factory=list)
+    fix_errors: List[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,9 +120,14 @@ def _split_codes(text: Optional[str]) -> Optional[Tuple[str, ...]]:
     return tuple(c.upper() for c in re.split(r"[\s,]+", text.strip()) if c)
 
 
+_SUPPRESSION_WORD = re.compile(r"modelint|noqa", re.IGNORECASE)
+
+
 def comment_suppressions(source: str) -> Dict[int, List[Tuple[str, Optional[Tuple[str, ...]]]]]:
     """line -> [(kind, codes or None for "everything")] from real comments (not strings)."""
     out: Dict[int, List[Tuple[str, Optional[Tuple[str, ...]]]]] = {}
+    if not _SUPPRESSION_WORD.search(source):
+        return out  # the tokenizer is pure Python; most files have no suppression comment at all
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
@@ -140,6 +154,17 @@ def _syntax_check(path: str, data: bytes) -> List[Finding]:
     try:
         compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as exc:
+        # LibCST, the parser the rules use, has the last word, so that whether a file gets MDL000
+        # does not depend on the pre-filter: a file only CPython rejects (a non-ASCII bytes
+        # literal, `[*a for a in b]`) is left to the interpreter. Only broken files get here.
+        if _nesting_error(path, data) is None:
+            import libcst as cst
+
+            try:
+                cst.parse_module(data)
+                return []
+            except Exception:
+                pass
         return [_parse_error(path, exc, data)]
     except (ValueError, RecursionError, MemoryError):
         pass
@@ -184,6 +209,43 @@ class _Dispatcher:
         self.ctx.ancestors.pop()
 
 
+# LibCST's parser takes time superlinear in the length of one operator chain (measured: a 1,000-term
+# sum ~2 s, 4,000 terms ~90 s) and its code generation recurses once per nesting level, so one
+# generated or hostile file could stall a whole run. Real code is shallow: the deepest syntax tree
+# among the 5,004 files of the bench corpora is 54 levels. So a file with many operator tokens (the
+# only way to build such a chain; about 3% of real files) is first parsed by CPython, which is ~8x
+# cheaper, and is refused with MDL000 when its tree is deeper than MAX_NESTING.
+MAX_NESTING = 200
+_NESTING_CHECK_TOKENS = 1000
+_OPERATOR_TOKENS = tuple(bytes([c]) for c in b"+-*/%|&^~@<>") + (b"not ", b" and ", b" or ", b" if ", b"lambda", b"await ")
+
+
+def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
+    """MDL000 for a file nested too deeply for LibCST to parse in reasonable time, else None."""
+    if sum(data.count(t) for t in _OPERATOR_TOKENS) < _NESTING_CHECK_TOKENS:
+        return None
+    try:
+        tree = compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except RecursionError:
+        return _parse_error(path, RecursionError())
+    except SyntaxError as exc:
+        # LibCST would reject it too (almost always), perhaps only after a long time.
+        return _parse_error(path, exc, data)
+    except (ValueError, MemoryError):
+        return None
+    stack = [(tree, 1)]
+    pop, push, children = stack.pop, stack.append, ast.iter_child_nodes
+    while stack:
+        node, depth = pop()
+        if depth > MAX_NESTING:
+            return Finding(path, getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1, "MDL000",
+                           f"cannot parse: code is nested more than {MAX_NESTING} levels deep (generated code?); "
+                           "the file was not checked", name="parse-error", level="error")
+        for child in children(node):
+            push((child, depth + 1))
+    return None
+
+
 def _parse_error(path: str, exc: Exception, data: bytes = b"") -> Finding:
     """MDL000 at the parser's position. CPython's own message is preferred when it also rejects the
     file (it is clearer: "expected ':'"); LibCST's is used when only LibCST's grammar does."""
@@ -226,10 +288,12 @@ def check_file(
     return check_bytes(path, data, facts, rule_classes, rule_options, classifier, select, prefilter)
 
 
-def _check_notebook(path: str, facts, rule_classes, rule_options, classifier, select, prefilter) -> List[Finding]:
-    """Check the joined code cells, then give each finding its cell and in-cell position."""
+def _check_notebook(path: str, facts, rule_classes, rule_options, classifier, select, prefilter,
+                    data: Optional[bytes] = None) -> List[Finding]:
+    """Check the joined code cells, then give each finding its cell and in-cell position (its fix's
+    edits too: they are in cell coordinates, and a fix that spans cells is dropped)."""
     try:
-        nb = notebook.load(Path(path).read_bytes())
+        nb = notebook.load(Path(path).read_bytes() if data is None else data)
     except OSError as exc:
         return [Finding(path, 1, 1, "MDL000", f"cannot read file: {exc.strerror or exc}", name="parse-error", level="error")]
     except notebook.NotebookError as exc:
@@ -247,8 +311,27 @@ def _check_notebook(path: str, facts, rule_classes, rule_options, classifier, se
         cell, line = where
         end = f.end_line - cell.first_line + 1 if f.end_line else 0
         out.append(replace(f, line=line, end_line=max(end, line) if end else 0, cell=cell.number,
-                           extra=f.extra + (("json_line", notebook.json_line(cell, line)),)))
+                           extra=f.extra + (("json_line", notebook.json_line(cell, line)),),
+                           fix=_cell_fix(f.fix, nb, cell)))
     return out
+
+
+def _cell_fix(fx, nb, cell):
+    """A fix in joined-module coordinates -> the same fix in `cell`'s own coordinates, or None if
+    any edit leaves the cell or touches a masked IPython line."""
+    if fx is None:
+        return None
+    shift = cell.first_line - 1
+    n_lines = cell.source.count("\n") + 1
+    masked = notebook.masked_lines(cell)
+    edits = []
+    for e in fx.edits:
+        line, end_line = e.line - shift, e.end_line - shift
+        if line < 1 or end_line > n_lines + (1 if e.end_column == 1 else 0) or any(
+                n in masked for n in range(line, end_line + 1)):
+            return None
+        edits.append(replace(e, line=line, end_line=end_line))
+    return replace(fx, edits=tuple(edits))
 
 
 def check_source(
@@ -283,10 +366,6 @@ def check_bytes(
     prefilter: bool = True,
 ) -> List[Finding]:
     import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
-    from modelint.analysis.context import FileContext
-    from modelint.analysis.walk import walk
 
     want_unused = "MDL001" in select
     if prefilter:
@@ -294,31 +373,44 @@ def check_bytes(
         rule_classes = [r for r in rule_classes if not r.triggers or any(t.encode() in data for t in r.triggers)]
         if not rule_classes and not (want_unused and b"modelint" in data):
             return _syntax_check(path, data)
+    too_deep = _nesting_error(path, data)
+    if too_deep is not None:
+        return [too_deep]
     try:
         module = cst.parse_module(data)
     except Exception as exc:  # ParserSyntaxError, RecursionError, ...
         return [_parse_error(path, exc, data)]
+    try:
+        return _check_module(path, data, module, facts, rule_classes, rule_options, classifier, select)
+    except RecursionError:  # LibCST's code generation (positions, code of a node) recurses per level
+        return [_parse_error(path, RecursionError())]
+
+
+def _check_module(path, data, module, facts, rule_classes, rule_options, classifier, select) -> List[Finding]:
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.positions import syntactic_positions
+    from modelint.analysis.walk import walk
+
+    want_unused = "MDL001" in select
     if facts is None:
         facts = facts_from_source(data, Path(path))
     ctx = FileContext(path, module, facts, classifier)
     rules = [cls(ctx, rule_options.get(cls.code)) for cls in rule_classes]
     dispatcher = _Dispatcher(ctx, rules)
-    try:
-        walk(module, dispatcher.enter, dispatcher.leave)
-    except RecursionError:
-        return [_parse_error(path, RecursionError())]
+    walk(module, dispatcher.enter, dispatcher.leave)
     reports = [r for rule in rules for r in rule.reports]
-    findings: List[Finding] = [
+    findings = [
         Finding(path, 1, 1, "MDL999", f"rule {code} crashed on this file ({msg}); the file was only partly checked",
                 name="internal-error", level="error")
         for code, msg in sorted(dispatcher.failed.items())
     ]
     if not reports and not want_unused:
         return findings
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider) if reports else {}
-    suppressions = comment_suppressions(module.code) if (reports or want_unused) else {}
+    positions = syntactic_positions(module) if reports else {}
+    suppressions = comment_suppressions(_text(data, module.encoding)) if (reports or want_unused) else {}
     used = set()
     info = catalog()
+    fix_positions = _FixPositions(module, positions)
     for report in reports:
         rng = positions[report.node]
         stmt_line = positions[report.statement].start.line if report.statement is not None else rng.start.line
@@ -341,7 +433,7 @@ def check_bytes(
                 name=info[report.code].name,
                 level=getattr(report, "level", None) or info[report.code].level,
                 message=report.message,
-                fix=report.fix,
+                fix=_positioned_fix(report, fix_positions),
             )
         )
     if want_unused:
@@ -358,6 +450,155 @@ def check_bytes(
                 findings.append(Finding(path, line, 1, "MDL001", f"unused suppression `modelint: ignore{what}`: no finding on this line",
                                         name="unused-suppression", level="info"))
     return findings
+
+
+def _text(data: bytes, encoding: str) -> str:
+    """The parsed file's text (what `module.code` would regenerate, without the code generation)."""
+    text = data.decode(encoding, errors="replace")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+class _FixPositions:
+    """Positions for fixes: syntactic ones (shared with the findings) for statements, and, computed
+    on first need, whitespace-inclusive ones for replaced expressions (they include the node's own
+    parentheses, as its generated code does)."""
+
+    def __init__(self, module, syntactic):
+        self.module = module
+        self.syntactic = syntactic
+        self._inclusive = None
+
+    def inclusive(self):
+        if self._inclusive is None:
+            from modelint.analysis.positions import whitespace_inclusive_positions
+
+            self._inclusive = whitespace_inclusive_positions(self.module)
+        return self._inclusive
+
+
+def _positioned_fix(report, where: _FixPositions):
+    """The rule's node-level fix as text edits; None when it cannot be placed (never a crash: a
+    fix that cannot be built is just not offered)."""
+    if report.fix is None:
+        return None
+    from modelint.fixes import FixSpec, to_fix
+
+    if not isinstance(report.fix, FixSpec):
+        return report.fix
+    try:
+        return to_fix(report.fix, where.module, where.syntactic, where.inclusive)
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Autofix (one file)
+
+
+@dataclass
+class FixOutcome:
+    findings: List[Finding]  # what remains after fixing (already filtered like the report)
+    applied: Dict[str, int] = field(default_factory=dict)
+    before: str = ""
+    after: str = ""
+    error: Optional[str] = None
+
+
+def fix_text(text: str, encode: Callable[[str], Optional[bytes]], check: Callable[[bytes], List[Finding]],
+             visible: Callable[[List[Finding]], List[Finding]], unsafe: bool, label: str = "<source>") -> FixOutcome:
+    """Apply fixes to `text` until none applies (at most MAX_ROUNDS rounds); pure, no I/O.
+
+    `encode` turns text into the bytes `check` lints (None: not representable in the file's
+    encoding); `check(bytes)` lints a version of the file; `visible` drops what the report would
+    not show (unselected codes, per-file ignores), so such findings are never fixed. Suppressed
+    findings never get here: `check` already drops them. A file with a parse error (MDL000) or a
+    crashed rule (MDL999) is never changed."""
+    from modelint import fixes
+
+    data = encode(text)
+    if data is None:
+        return FixOutcome([], before=text, after=text, error=f"{label}: not fixed: cannot encode")
+    applied: Dict[str, int] = {}
+    findings = visible(check(data))
+    error = None
+    current = text
+    for _ in range(fixes.MAX_ROUNDS):
+        if any(f.code in ("MDL000", "MDL999") for f in findings):
+            break
+        todo = [f for f in findings if fixes.applicable(f.fix, unsafe)]
+        if not todo:
+            break
+        by_fix = {id(f.fix): f.code for f in todo}
+        new_text, used = fixes.apply_fixes(current, [f.fix for f in todo])
+        if not used or new_text == current:
+            break
+        if not fixes.parses(new_text):
+            good: list = []  # keep the fixes that do not break the file
+            for fx in used:
+                candidate, ok = fixes.apply_fixes(current, good + [fx])
+                if len(ok) == len(good) + 1 and fixes.parses(candidate):
+                    good.append(fx)
+            broken = sorted({by_fix[id(fx)] for fx in used if fx not in good})
+            error = f"{label}: fix for {', '.join(broken)} not applied: the fixed file would not parse"
+            if not good:
+                break
+            used = good
+            new_text, _ = fixes.apply_fixes(current, good)
+        new_data = encode(new_text)
+        if new_data is None:
+            error = f"{label}: fixes not applied: the fixed text cannot be encoded in the file's encoding"
+            break
+        for fx in used:
+            applied[by_fix[id(fx)]] = applied.get(by_fix[id(fx)], 0) + 1
+        current = new_text
+        findings = visible(check(new_data))
+    return FixOutcome(findings, applied, text, current, error)
+
+
+def fix_file(path: str, findings: List[Finding], check: Callable[[bytes], List[Finding]],
+             visible: Callable[[List[Finding]], List[Finding]], unsafe: bool, write: bool) -> FixOutcome:
+    """`fix_text` on a file, then (if `write`) an atomic write keeping encoding, BOM, newlines and
+    permissions. `findings` (what the report has so far) is returned when the file cannot be read."""
+    from modelint import fixes
+
+    try:
+        decoded = fixes.decode(Path(path).read_bytes())
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        return FixOutcome(findings, error=f"{path}: not fixed: {exc}")
+    outcome = fix_text(decoded.text, lambda t: fixes.encode(decoded, t), check, visible, unsafe, label=path)
+    if outcome.after != outcome.before and write:
+        try:
+            fixes.write_atomic(Path(path), fixes.encode(decoded, outcome.after))
+        except OSError as exc:
+            return FixOutcome(findings, before=outcome.before, after=outcome.before,
+                              error=f"{path}: cannot write fixes: {exc.strerror or exc}")
+    return outcome
+
+
+def fix_source(
+    source: str,
+    path: str = "example.py",
+    select: Optional[Sequence[str]] = None,
+    unsafe: bool = False,
+    rule_options: Optional[Dict[str, Dict[str, Any]]] = None,
+) -> FixOutcome:
+    """`check_source`'s twin: fix one in-memory module (used by tests and the rule examples)."""
+    from modelint.config import resolve_selection
+
+    select = tuple(select) if select is not None else resolve_selection(None, (), ())
+    rules = selected_rule_classes(select)
+
+    def check(data: bytes) -> List[Finding]:
+        facts = facts_from_source(data, Path(path), modname=Path(path).stem)
+        index = ProjectIndex()
+        if facts is not None:
+            index.add(facts)
+        return check_bytes(path, data, facts, rules, rule_options or {}, ModuleClassifier(index, ()), select)
+
+    def visible(found: List[Finding]) -> List[Finding]:
+        return sorted(f for f in found if f.code in select or f.code in ("MDL000", "MDL999"))
+
+    return fix_text(source, lambda t: t.encode("utf-8"), check, visible, unsafe)
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,43 +667,97 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
             if cached is not None:
                 per_file[p] = cached
     todo = [p for p in paths if p not in per_file]
-    if todo:
-        state = {
-            "index": index,
-            "index_by_path": index_by_path,
-            "module_bases": settings.module_bases,
-            "rule_classes": selected_rule_classes(settings.select),
-            "rule_options": settings.rule_options,
-            "select": settings.select,
-            "prefilter": settings.prefilter,
-        }
-        jobs = settings.jobs or os.cpu_count() or 1
-        if jobs > 1 and len(todo) >= PARALLEL_MIN_FILES:
-            with _pool(jobs, _init_worker, (state,)) as pool:
-                results = list(pool.map(_check_in_worker, todo, chunksize=max(1, len(todo) // (jobs * 8))))
-        else:
-            _init_worker(state)
-            results = [_check_in_worker(p) for p in todo]
-        for p, found in zip(todo, results):
-            per_file[p] = found
-            if cache is not None and p in result_keys:
-                cache.put_findings(result_keys[p], found)
+    state = {
+        "index": index,
+        "index_by_path": index_by_path,
+        "module_bases": settings.module_bases,
+        "rule_classes": selected_rule_classes(settings.select),
+        "rule_options": settings.rule_options,
+        "select": settings.select,
+        "prefilter": settings.prefilter,
+        "per_file_ignores": settings.per_file_ignores,
+        "root": settings.root,
+        "fix": settings.fix,
+        "write": settings.write,
+    }
+    jobs = settings.jobs or os.cpu_count() or 1
+    for p, found in zip(todo, _run(_check_in_worker, todo, state, jobs)):
+        per_file[p] = found
+        if cache is not None and p in result_keys:
+            cache.put_findings(result_keys[p], found)
 
-    findings: List[Finding] = []
-    for path in paths:
-        ignored = _per_file_ignored(path, settings)
-        findings.extend(f for f in per_file[path] if not (ignored and _code_matches(f.code, ignored)))
-    findings = [f for f in findings if f.code in settings.select or f.code in ("MDL000", "MDL999")]
-    return CheckResult(findings=sorted(findings), files_checked=len(paths))
+    shown = {p: _visible(p, per_file[p], settings.select, settings.per_file_ignores, settings.root) for p in paths}
+    result = CheckResult(findings=[], files_checked=len(paths))
+    if settings.fix:
+        from modelint.fixes import applicable
+
+        unsafe = settings.fix == "unsafe"
+        to_fix = [p for p in paths if any(applicable(f.fix, unsafe) for f in shown[p])]
+        for p, outcome in zip(to_fix, _run(_fix_in_worker, [(p, shown[p]) for p in to_fix], state, jobs)):
+            shown[p] = outcome.findings
+            for code, n in outcome.applied.items():
+                result.fixed[code] = result.fixed.get(code, 0) + n
+            if outcome.after != outcome.before:
+                from modelint.fixes import unified_diff
+
+                result.diffs.append((p, unified_diff(p, outcome.before, outcome.after)))
+            if outcome.error:
+                result.fix_errors.append(outcome.error)
+    result.findings = sorted(f for p in paths for f in shown[p])
+    return result
 
 
-def _per_file_ignored(path: str, settings: EngineSettings) -> Optional[Tuple[str, ...]]:
-    if not settings.per_file_ignores:
+def _run(fn: Callable, items: Sequence, state: Dict[str, Any], jobs: int) -> List:
+    """`fn` over `items` with the worker state set: in a pool for many items, else in-process."""
+    if not items:
+        return []
+    if jobs > 1 and len(items) >= PARALLEL_MIN_FILES:
+        with _pool(jobs, _init_worker, (state,)) as pool:
+            return list(pool.map(fn, items, chunksize=max(1, len(items) // (jobs * 8))))
+    _init_worker(state)
+    return [fn(item) for item in items]
+
+
+def _visible(path: str, findings: List[Finding], select: Sequence[str],
+             per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...], root: str) -> List[Finding]:
+    """What the report shows of a file's findings: selected codes (tool errors always), minus
+    per-file ignores."""
+    ignored = _per_file_ignored(path, per_file_ignores, root)
+    return [f for f in findings
+            if (f.code in select or f.code in ("MDL000", "MDL999")) and not (ignored and _code_matches(f.code, ignored))]
+
+
+def _fix_in_worker(item: Tuple[str, List[Finding]]) -> FixOutcome:
+    path, findings = item
+    w = _WORKER
+    facts = None  # read again from each fixed version: a fix may add an import
+
+    def visible(found: List[Finding]) -> List[Finding]:
+        return _visible(path, found, w["select"], w["per_file_ignores"], w["root"])
+
+    if path.endswith(".ipynb"):
+        from modelint.notebook_fix import fix_notebook
+
+        def check_nb(data: bytes) -> List[Finding]:
+            return _check_notebook(path, facts, w["rule_classes"], w["rule_options"], w["classifier"], w["select"],
+                                   w["prefilter"], data=data)
+
+        return fix_notebook(path, findings, check_nb, visible, w["fix"] == "unsafe", w["write"])
+
+    def check(data: bytes) -> List[Finding]:
+        return check_bytes(path, data, facts, w["rule_classes"], w["rule_options"], w["classifier"], w["select"],
+                           w["prefilter"])
+
+    return fix_file(path, findings, check, visible, w["fix"] == "unsafe", w["write"])
+
+
+def _per_file_ignored(path: str, per_file_ignores, root: str) -> Optional[Tuple[str, ...]]:
+    if not per_file_ignores:
         return None
     from modelint.discovery import glob_match
 
     codes: List[str] = []
-    for pattern, pattern_codes in settings.per_file_ignores:
-        if glob_match(pattern, path, settings.root):
+    for pattern, pattern_codes in per_file_ignores:
+        if glob_match(pattern, path, root):
             codes.extend(pattern_codes)
     return tuple(codes) if codes else None

@@ -138,3 +138,10 @@ def json_line(cell: Cell, line_in_cell: int) -> int:
     if 1 <= line_in_cell <= len(cell.json_lines):
         return cell.json_lines[line_in_cell - 1]
     return cell.json_lines[0] if cell.json_lines else 1
+
+
+def masked_lines(cell: Cell) -> set:
+    """1-based lines of `cell` that were masked (IPython syntax): fixes never touch them."""
+    original = cell.source.split("\n")
+    masked = _mask_cell(cell.source).split("\n")
+    return {i + 1 for i, (a, b) in enumerate(zip(original, masked)) if a != b}

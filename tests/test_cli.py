@@ -250,6 +250,7 @@ def test_crlf_tabs_and_python2(run, write):
     write("crlf.py", BUGGY.replace("\n", "\r\n").encode(), mode="wb")
     write("tabs.py", BUGGY.replace("    ", "\t"))
     write("py2.py", "print 'hello'\n")
+    write("bom.py", b"\xef\xbb\xbf" + BUGGY.encode(), mode="wb")  # the BOM once hid the first-line import
     out = run("check", ".").out
-    assert "crlf.py:7:16: MDL101" in out and "tabs.py:7:" in out
+    assert "crlf.py:7:16: MDL101" in out and "tabs.py:7:" in out and "bom.py:7:16: MDL101" in out
     assert "py2.py:1:1: MDL000 cannot parse" in out

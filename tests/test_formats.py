@@ -102,3 +102,33 @@ def test_every_format_from_the_cli(run, write, fmt):
     assert "MDL101" in r.out
     if fmt in ("json", "sarif"):
         json.loads(r.out)
+
+
+def test_sarif_fixes_are_valid_and_reproduce_the_fixed_file(tmp_path):
+    """A finding's fix appears as a SARIF `fixes` entry (schema-valid), and applying its
+    replacements to the file gives the fixed call."""
+    from modelint.engine import EngineSettings, check_paths
+
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import torch.nn.functional as F\nimport torch.nn as nn\n\n\nclass M(nn.Module):\n"
+        "    def forward(self, x):\n        return F.dropout(x, p=0.1)\n",
+        encoding="utf-8",
+    )
+    findings = check_paths([src], EngineSettings(select=("MDL101",), jobs=1)).findings
+    assert [f.code for f in findings] == ["MDL101"] and findings[0].fix is not None
+    doc = json.loads(render(findings, "sarif", ReportContext(root=str(tmp_path))))
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = _sarif_schema()
+    assert not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(doc))
+    (fix,) = doc["runs"][0]["results"][0]["fixes"]
+    assert fix["properties"]["applicability"] == "safe" and "safe fix" in fix["description"]["text"]
+    (change,) = fix["artifactChanges"]
+    assert change["artifactLocation"]["uri"] == "m.py"
+    lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+    for rep in reversed(change["replacements"]):
+        r = rep["deletedRegion"]
+        assert r["startLine"] == r["endLine"]
+        line = lines[r["startLine"] - 1]
+        lines[r["startLine"] - 1] = line[: r["startColumn"] - 1] + rep["insertedContent"]["text"] + line[r["endColumn"] - 1:]
+    assert "".join(lines).endswith("return F.dropout(x, p=0.1, training=self.training)\n")

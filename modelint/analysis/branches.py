@@ -41,13 +41,13 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from modelint.analysis import mode as mode_analysis
 from modelint.analysis.context import FileContext
 from modelint.analysis.gradmode import GRAD_QUERY_FUNCS
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source, module_name
 from modelint.analysis.modules import ModuleClassifier
+from modelint.analysis.positions import syntactic_positions
 from modelint.analysis.walk import iter_children
 
 # Grad-mode queries as mode atoms: `torch.is_grad_enabled()` is true on the training side (autograd
@@ -368,7 +368,7 @@ class _Finder:
     def resolve(self) -> List[ModeBranch]:
         if not self.pending:
             return []
-        pos = MetadataWrapper(self.ctx.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        pos = syntactic_positions(self.ctx.module)
         out = [self._branch(p, pos) for p in self.pending]
         return sorted(out, key=lambda b: (b.line, b.column, b.kind))
 

@@ -131,6 +131,8 @@ def _snippet_statements(source: bytes) -> Iterator[Tuple[int, ast.stmt]]:
 def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) -> FileFacts:
     """Imports (at any depth) and class bases of one file, from its text."""
     modname = module_name(path) if modname is None else modname
+    if source.startswith(b"\xef\xbb\xbf"):
+        source = source[3:]  # a UTF-8 BOM would hide a first-line import from the statement pattern
     is_package = Path(path).name == "__init__.py"
     facts = FileFacts(modname=modname)
     raw_classes: List[Tuple[str, List[Optional[str]]]] = []

@@ -24,7 +24,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional
 
 import libcst as cst
 
-from modelint.analysis.walk import descendants, iter_children, parent_map
+from modelint.analysis.walk import children, descendants, preorder_and_parents
 
 MODE_NAMES: FrozenSet[str] = frozenset(
     {
@@ -55,24 +55,25 @@ def loads(expr: cst.CSTNode) -> Iterator[cst.CSTNode]:
     stack = [expr]
     while stack:
         node = stack.pop()
-        if isinstance(node, cst.Attribute):
+        tp = type(node)  # exact tests: these classes have no subclasses, and isinstance on LibCST's ABCs is slow
+        if tp is cst.Attribute:
             yield node
             stack.append(node.value)
-        elif isinstance(node, cst.Name):
+        elif tp is cst.Name:
             yield node
-        elif isinstance(node, cst.Arg):
+        elif tp is cst.Arg:
             stack.append(node.value)
-        elif isinstance(node, cst.Lambda):
+        elif tp is cst.Lambda:
             stack.append(node.body)
         else:
-            stack.extend(iter_children(node))
+            stack.extend(children(node))
 
 
 def reads_mode(expr: Optional[cst.CSTNode], mode_locals: FrozenSet[str] = frozenset()) -> bool:
     if expr is None:
         return False
     for node in loads(expr):
-        if isinstance(node, cst.Attribute):
+        if type(node) is cst.Attribute:
             if node.attr.value in MODE_ATTRS:
                 return True
         elif node.value in MODE_NAMES or node.value in mode_locals:
@@ -131,14 +132,18 @@ def derived_locals(
 
 
 def function_facts(fn: cst.CSTNode) -> FunctionFacts:
-    facts = FunctionFacts(node=fn, params=_param_names(fn), parents=parent_map(fn))
-    for node in descendants(fn):
-        if isinstance(node, cst.Assign):
+    nodes, parents = preorder_and_parents(fn)
+    facts = FunctionFacts(node=fn, params=_param_names(fn), parents=parents)
+    # Exact type tests (these are concrete LibCST classes): `isinstance` against LibCST's ABCs is
+    # several times slower, and this loop sees every node of every function that any rule asks about.
+    for node in nodes:
+        tp = type(node)
+        if tp is cst.Assign:
             for target in node.targets:
                 if isinstance(target.target, cst.Name):
                     facts.assigns.setdefault(target.target.value, []).append(node.value)
                     facts.assign_stmts.setdefault(target.target.value, []).append(node)
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)) and isinstance(node.target, cst.Name):
+        elif (tp is cst.AnnAssign or tp is cst.AugAssign) and isinstance(node.target, cst.Name):
             if node.value is not None:
                 facts.assigns.setdefault(node.target.value, []).append(node.value)
                 facts.assign_stmts.setdefault(node.target.value, []).append(node)

@@ -463,7 +463,10 @@ class ModeFlow:
     at most once (memoised)."""
 
     def __init__(self, ctx):
-        self.ctx = ctx
+        # A weak proxy: `for_context` caches this object under `ctx` in a WeakKeyDictionary, and a
+        # strong reference back would keep every checked file's context and syntax tree alive for
+        # the whole run (memory, and a full garbage collection that walks them all, again and again).
+        self.ctx = weakref.proxy(ctx)
         self.module: cst.Module = ctx.module
         self._index: Optional[_Index] = None
         self._flows: Dict[int, ScopeFlow] = {}
@@ -480,9 +483,9 @@ class ModeFlow:
 
     def line(self, node: cst.CSTNode) -> int:
         if self._positions is None:
-            from libcst.metadata import MetadataWrapper, PositionProvider
+            from modelint.analysis.positions import syntactic_positions
 
-            self._positions = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+            self._positions = syntactic_positions(self.module)
         return self._positions[node].start.line
 
     def code(self, node: cst.CSTNode, limit: int = 60) -> str:

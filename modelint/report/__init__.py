@@ -18,6 +18,8 @@ class ReportContext:
     root: str = "."
     tool_name: str = "modelint"
     extra_summary: Dict[str, int] = field(default_factory=dict)
+    # Count fixes marked unsafe as fixable (the run has --unsafe-fixes).
+    unsafe_fixes: bool = False
 
 
 def _formats() -> Dict[str, Callable[[Sequence[Finding], ReportContext], str]]:

@@ -45,6 +45,24 @@ def _rule_descriptor(info) -> dict:
     }
 
 
+def _fix(f: Finding, root: str) -> dict:
+    """The finding's fix as a SARIF `fix` (edit positions are 1-based, end exclusive, in code
+    points, as SARIF's regions under `columnKind: unicodeCodePoints`). Notebook fixes are left out:
+    their positions are in cell coordinates, not in the notebook's JSON text."""
+    replacements = [
+        {
+            "deletedRegion": {"startLine": e.line, "startColumn": e.column, "endLine": e.end_line, "endColumn": e.end_column},
+            "insertedContent": {"text": e.content},
+        }
+        for e in f.fix.edits
+    ]
+    return {
+        "description": {"text": f"{f.fix.title} ({f.fix.applicability} fix)"},
+        "artifactChanges": [{"artifactLocation": {"uri": _uri(f.path, root), "uriBaseId": "%SRCROOT%"}, "replacements": replacements}],
+        "properties": {"applicability": f.fix.applicability},
+    }
+
+
 def render(findings: Sequence[Finding], ctx) -> str:
     cat = catalog()
     rules = [_rule_descriptor(info) for info in cat.values()]
@@ -76,6 +94,8 @@ def render(findings: Sequence[Finding], ctx) -> str:
             result["ruleIndex"] = index[f.code]
         if f.cell is not None:
             result["properties"] = {"cell": f.cell, "cellLine": f.line, "cellColumn": f.column}
+        elif f.fix is not None and f.fix.edits:
+            result["fixes"] = [_fix(f, ctx.root)]
         results.append(result)
     doc = {
         "$schema": SCHEMA,

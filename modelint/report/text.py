@@ -16,8 +16,11 @@ def location(f: Finding) -> str:
 
 def render(findings: Sequence[Finding], ctx) -> str:
     lines = []
+    def fixable(f: Finding) -> bool:
+        return f.fix is not None and (f.fix.applicability == "safe" or ctx.unsafe_fixes)
+
     for f in findings:
-        mark = " [*]" if f.fix is not None else ""
+        mark = " [*]" if fixable(f) else ""
         lines.append(f"{location(f)}: {f.code}{mark} {f.message}")
     if ctx.statistics and findings:
         counts = Counter((f.code, f.name) for f in findings)
@@ -29,9 +32,12 @@ def render(findings: Sequence[Finding], ctx) -> str:
         noun = "finding" if n == 1 else "findings"
         files = len({f.path for f in findings})
         summary = f"Found {n} {noun} in {files} of {ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked."
-        fixable = sum(1 for f in findings if f.fix is not None)
-        if fixable:
-            summary += f" {fixable} fixable with --fix ([*])."
+        n_fixable = sum(1 for f in findings if fixable(f))
+        if n_fixable:
+            summary += f" {n_fixable} fixable with --fix{' --unsafe-fixes' if ctx.unsafe_fixes else ''} ([*])."
+        hidden = sum(1 for f in findings if f.fix is not None and not fixable(f))
+        if hidden:
+            summary += f" {hidden} more with --unsafe-fixes."
     else:
         summary = f"All checks passed ({ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked)."
     lines.append(summary)

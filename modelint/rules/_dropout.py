@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 F = "torch.nn.functional."
 
 # qualified name -> 0-based position of the `training` parameter (default True).
@@ -42,3 +44,27 @@ ATTENTION_DROPOUT_P = {
 MHA_FORWARD = F + "multi_head_attention_forward"
 MHA_DROPOUT_P_POS = 10
 MHA_TRAINING_POS = 13
+
+# Training-like parameter names whose value is True in *eval* mode.
+INVERTED_MODE_NAMES = frozenset({"deterministic", "is_eval", "eval_mode", "inference"})
+
+
+def training_flag(ctx) -> Optional[str]:
+    """The expression that says "training" at the current node: `self.training` in a method of an
+    nn.Module (when its first parameter is `self`, spelled as it is), else the enclosing function's
+    training-like parameter (`not deterministic` for an inverted one); None when there is none."""
+    from modelint.analysis.structure import first_param, is_decorated_with
+
+    if ctx.in_module_method():
+        method = ctx.enclosing_method()
+        if method is not None and not is_decorated_with(method, "staticmethod", "classmethod"):
+            self_name = first_param(method)
+            if self_name:
+                return f"{self_name}.training"
+    params = sorted(ctx.mode_params())
+    plain = [p for p in params if p not in INVERTED_MODE_NAMES]
+    if plain:
+        return plain[0]
+    if params:
+        return f"not {params[0]}"
+    return None

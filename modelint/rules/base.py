@@ -4,7 +4,9 @@ A rule is one small class: its code, name and docs; VALID and INVALID example pr
 run by the test suite, with `# expect: CODE` on each line that must be reported); and
 `visit_<Node>` / `leave_<Node>` methods that the engine calls during its single walk over the file.
 A rule reads facts through `self.ctx` (a `FileContext`) and reports with `self.report(...)`; it never
-prints, reads configuration or touches files. Options come in through `self.options`.
+prints, reads configuration or touches files. Options come in through `self.options`. A fixable
+rule passes `fix=` a `modelint.fixes.FixSpec` (built with `fixes.fix(...)` from node-level changes);
+the engine positions it, and its FIXES / UNSAFE_FIXES examples say what the fix must produce.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import libcst as cst
 
 from modelint.analysis.context import FileContext
 from modelint.catalog import RuleInfo
-from modelint.findings import Fix
+from modelint.fixes import FixSpec
 
 
 class Report:
@@ -52,13 +54,17 @@ class Rule:
     triggers: ClassVar[Tuple[str, ...]] = ()
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[str]] = ()
+    # For fixable rules: (before, after) pairs; `after` is what `--fix` makes of `before`
+    # (UNSAFE_FIXES: with `--unsafe-fixes`). Run by the test suite like VALID/INVALID.
+    FIXES: ClassVar[Sequence[Tuple[str, str]]] = ()
+    UNSAFE_FIXES: ClassVar[Sequence[Tuple[str, str]]] = ()
 
     def __init__(self, ctx: FileContext, options: Optional[Dict[str, Any]] = None):
         self.ctx = ctx
         self.options = {**self.options_schema, **(options or {})}
         self.reports: List[Report] = []
 
-    def report(self, node: cst.CSTNode, message: str, fix: Optional[Fix] = None, level: Optional[str] = None) -> None:
+    def report(self, node: cst.CSTNode, message: str, fix: Optional["FixSpec"] = None, level: Optional[str] = None) -> None:
         """Record a finding. `level` overrides the rule's catalogue level for this one finding (for a
         rule whose sub-cases differ in severity); it must be one of "error", "warning", "info"."""
         if level is not None and level not in ("error", "warning", "info"):

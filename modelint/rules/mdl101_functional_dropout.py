@@ -3,7 +3,8 @@ from __future__ import annotations
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
-from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE
+from modelint.fixes import Replace, call_with_keyword, fix
+from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE, training_flag
 from modelint.rules.base import Rule
 
 
@@ -37,6 +38,7 @@ class FunctionalDropoutIgnoresMode(Rule):
         "    def forward(self, x):\n"
         "        return F.dropout(self.fc(x), p=0.1, training=self.training)\n"
     )
+    fixable = True
     options_schema = {"report-always-on": True}
     triggers = ("dropout",)
 
@@ -112,6 +114,64 @@ def mlp(x, w, training):
 """,
     )
 
+    FIXES = (
+        (
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        x = F.dropout(F.dropout(x, 0.1), 0.1)
+        x = F.dropout(
+            x,
+            p=0.1,
+        )
+        return F.dropout(x, training=True)
+
+def mlp(x, w, deterministic):
+    return F.dropout(x @ w, 0.1)
+""",
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        x = F.dropout(F.dropout(x, 0.1, training=self.training), 0.1, training=self.training)
+        x = F.dropout(
+            x,
+            p=0.1,
+            training=self.training,
+        )
+        return F.dropout(x, training=True)
+
+def mlp(x, w, deterministic):
+    return F.dropout(x @ w, 0.1, training=not deterministic)
+""",
+        ),
+    )
+    UNSAFE_FIXES = (
+        (
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        return F.dropout(x, training=True)
+""",
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def forward(self, x):
+        return F.dropout(x, training=self.training)
+""",
+        ),
+    )
+
     def visit_Call(self, node: cst.Call) -> None:
         qualname = self.ctx.resolve(node.func)
         if qualname not in DROPOUT_TRAINING_DEFAULT_TRUE or has_star_args(node):
@@ -120,7 +180,8 @@ def mlp(x, w, training):
         if not self.ctx.in_module_method() and not mode_params:
             return
         shown = self.ctx.module.code_for_node(node.func)
-        flag = "self.training" if self.ctx.in_module_method() or not mode_params else sorted(mode_params)[0]
+        known = training_flag(self.ctx)
+        flag = known or "self.training"
         training = get_arg(node, "training", DROPOUT_TRAINING_DEFAULT_TRUE[qualname])
         if training is not None:
             if (
@@ -133,6 +194,8 @@ def mlp(x, w, training):
                     f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`; if this "
                     f"is intended (MC dropout, an always-on prenet) suppress it with "
                     f"`# modelint: ignore[MDL101]`, otherwise pass `training={flag}`",
+                    fix=known and fix(f"Pass `training={known}` (unsafe: turns off dropout that may be deliberately "
+                                      f"always on, e.g. Monte Carlo dropout)", Replace(training.value, known), safe=False),
                 )
             return
         if self.ctx.is_guarded(node):
@@ -144,4 +207,9 @@ def mlp(x, w, training):
             node,
             f"`{shown}()` without `training=` defaults to training=True: it keeps zeroing and rescaling "
             f"activations in eval mode, so eval outputs are random; pass `training={flag}`",
+            fix=self._add_training(node, known),
         )
+
+    def _add_training(self, node: cst.Call, flag):
+        text = flag and call_with_keyword(self.ctx, node, "training", flag)
+        return fix(f"Pass `training={flag}`", Replace(node, text)) if text else None

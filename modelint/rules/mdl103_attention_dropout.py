@@ -6,7 +6,8 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.analysis.mode import loads
-from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS
+from modelint.fixes import Replace, call_with_keyword, code_in_place, fix
+from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS, training_flag
 from modelint.rules.base import Rule
 
 
@@ -41,6 +42,7 @@ class AttentionDropoutIgnoresMode(Rule):
         "        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)\n"
     )
     triggers = ("scaled_dot_product_attention", "flash_attn", "multi_head_attention_forward")
+    fixable = True
 
     VALID = (
         """
@@ -129,6 +131,31 @@ class MHA(nn.Module):
 """,
     )
 
+    FIXES = (
+        (
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Attention(nn.Module):
+    def forward(self, q, k, v):
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)
+        return F.multi_head_attention_forward(
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p, self.ow, self.ob)[0]
+""",
+            """
+import torch.nn.functional as F
+from torch import nn
+
+class Attention(nn.Module):
+    def forward(self, q, k, v):
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=(self.dropout if self.training else 0.0))
+        return F.multi_head_attention_forward(
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p, self.ow, self.ob, training=self.training)[0]
+""",
+        ),
+    )
+
     def visit_Call(self, node: cst.Call) -> None:
         qualname = self.ctx.resolve(node.func)
         if qualname != MHA_FORWARD and qualname not in ATTENTION_DROPOUT_P:
@@ -140,9 +167,10 @@ class MHA(nn.Module):
         if not in_module and not mode_params:
             return
         shown = self.ctx.module.code_for_node(node.func)
-        flag = "self.training" if in_module else sorted(mode_params)[0]
+        known = training_flag(self.ctx)
+        flag = known or "self.training"
         if qualname == MHA_FORWARD:
-            self._check_mha(node, shown, flag)
+            self._check_mha(node, shown, known, flag)
             return
         dropout = get_arg(node, "dropout_p", ATTENTION_DROPOUT_P[qualname])
         reason = self._active_in_eval(dropout.value if dropout else None)
@@ -152,7 +180,14 @@ class MHA(nn.Module):
                 f"`{shown}()` gets `dropout_p={self.ctx.module.code_for_node(dropout.value)}`, which does not "
                 f"depend on the training mode: attention weights are still dropped after `.eval()`, so "
                 f"eval outputs are random; use `dropout_p=(<p> if {flag} else 0.0)`",
+                fix=self._mode_aware(dropout.value, known),
             )
+
+    def _mode_aware(self, value: cst.BaseExpression, flag: Optional[str]):
+        text = flag and code_in_place(self.ctx, value, value)
+        if not text:
+            return None
+        return fix(f"Use `dropout_p=(... if {flag} else 0.0)`", Replace(value, f"({text} if {flag} else 0.0)"))
 
     def _active_in_eval(self, dropout: Optional[cst.BaseExpression]) -> bool:
         if dropout is None or is_literal_zero(dropout):
@@ -165,14 +200,22 @@ class MHA(nn.Module):
             return False  # a parameter passed through: the caller decides
         return True
 
-    def _check_mha(self, node: cst.Call, shown: str, flag: str) -> None:
+    def _check_mha(self, node: cst.Call, shown: str, known: Optional[str], flag: str) -> None:
         training = get_arg(node, "training", MHA_TRAINING_POS)
         if training is not None and not is_literal_bool(training.value, True):
             return
         if not self._active_in_eval(getattr(get_arg(node, "dropout_p", MHA_DROPOUT_P_POS), "value", None)):
             return
+        repair = None
+        if known and training is None:
+            text = call_with_keyword(self.ctx, node, "training", known)
+            repair = fix(f"Pass `training={known}`", Replace(node, text)) if text else None
+        elif known:
+            repair = fix(f"Pass `training={known}` (unsafe: the literal `True` may be deliberate)",
+                         Replace(training.value, known), safe=False)
         self.report(
             node,
             f"`{shown}()` without `training={flag}` applies its attention dropout in eval mode too "
             f"(training defaults to True), so eval outputs are random; pass `training={flag}`",
+            fix=repair,
         )

@@ -9,7 +9,7 @@ from modelint.analysis.calls import get_arg
 from modelint.analysis.gradmode import grad_locals, names_checkpoint, reads_grad
 from modelint.analysis.mode import FUNCTION_TYPES, _block_exits, reads_mode
 from modelint.analysis.sampling import sampling_op
-from modelint.analysis.walk import iter_children
+from modelint.analysis.walk import descendants, iter_children
 from modelint.rules._dropout import ATTENTION_DROPOUT_P, DROPOUT_TRAINING_DEFAULT_TRUE, TRAINING_DEFAULT_FALSE
 from modelint.rules.base import Rule
 
@@ -185,9 +185,21 @@ class PINN(nn.Module):
         facts = self.ctx.function_facts()
         return facts.mode_locals if facts else frozenset()
 
+    def _locals_read_by(self, expr: cst.CSTNode) -> Dict[str, str]:
+        """`_locals()` when `expr` names an assigned local of its function, else `{}`: a grad local
+        is always an assigned local, so the answer is the same, without the per-function fixpoint
+        for the many tests (`if x is None:`) that read no assigned local."""
+        facts = self.ctx.function_facts()
+        if facts is None or not facts.assigns:
+            return {}
+        assigns = facts.assigns
+        if any(isinstance(n, cst.Name) and n.value in assigns for n in descendants(expr)):
+            return self._locals()
+        return {}
+
     def _grad_flag(self, expr: cst.CSTNode) -> Optional[str]:
         """The grad query `expr` uses as a training flag (None when it also reads the mode)."""
-        shown = reads_grad(self.ctx, expr, self._locals())
+        shown = reads_grad(self.ctx, expr, self._locals_read_by(expr))
         if shown and not reads_mode(expr, self._mode_locals()):
             return shown
         return None

@@ -14,6 +14,7 @@ from modelint.analysis.structure import (
     strip_self_returning,
 )
 from modelint.analysis.walk import descendants
+from modelint.fixes import Replace, code_in_place, fix, spelling
 from modelint.rules.base import Rule
 
 # Methods that put a value into a list / dict / set.
@@ -190,6 +191,7 @@ class UnregisteredSubmodules(Rule):
     )
     # The rule reads `<first parameter>.X = ...` in methods, so any file it can fire on has a `def`.
     triggers = ("def",)
+    fixable = True
 
     VALID = (
         """
@@ -280,6 +282,62 @@ class Heads(nn.Module):
 """,
     )
 
+    UNSAFE_FIXES = (
+        (
+            """
+import torch.nn as nn
+
+class Encoder(nn.Module):
+    def __init__(self, d, n):
+        super().__init__()
+        self.blocks = [
+            nn.Linear(d, d)
+            for _ in range(n)
+        ]
+        self.norms = (nn.LayerNorm(d), nn.LayerNorm(d))
+        self.heads = {"a": nn.Linear(d, 2)}
+        self.drops = []
+        for _ in range(n):
+            self.drops.append(nn.Dropout(0.1))
+""",
+            """
+import torch.nn as nn
+
+class Encoder(nn.Module):
+    def __init__(self, d, n):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.Linear(d, d)
+            for _ in range(n)
+        ])
+        self.norms = nn.ModuleList((nn.LayerNorm(d), nn.LayerNorm(d)))
+        self.heads = nn.ModuleDict({"a": nn.Linear(d, 2)})
+        self.drops = nn.ModuleList()
+        for _ in range(n):
+            self.drops.append(nn.Dropout(0.1))
+""",
+        ),
+        (
+            """
+from torch.nn import Linear, Module
+
+class Heads(Module):
+    def __init__(self, d):
+        super().__init__()
+        self.heads = [Linear(d, 1) for _ in range(3)]
+""",
+            """
+from torch.nn import Linear, Module
+from torch import nn
+
+class Heads(Module):
+    def __init__(self, d):
+        super().__init__()
+        self.heads = nn.ModuleList([Linear(d, 1) for _ in range(3)])
+""",
+        ),
+    )
+
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         self._frames: List[Optional[_ClassFrame]] = []
@@ -303,6 +361,7 @@ class Heads(nn.Module):
                 f"as submodules, so `.eval()`/`.train()` never reach them (any dropout or batch norm in them "
                 f"stays in training mode), `.to(device)` skips them, the optimizer never sees their parameters and "
                 f"`state_dict()` does not save them; use `{kind}`",
+                fix=self._wrap(stmt, attr, fills=()),
             )
         for attr, init in frame.inits.items():
             fills = frame.fills.get(attr)
@@ -318,7 +377,36 @@ class Heads(nn.Module):
                 f"submodules, so `.eval()`/`.train()` never reach them (any dropout or batch norm in them "
                 f"stays in training mode), `.to(device)` skips them, the optimizer never sees their parameters and "
                 f"`state_dict()` does not save them; use `{kind}()`",
+                fix=self._wrap(init, attr, fills=fills),
             )
+
+    def _wrap(self, stmt: cst.CSTNode, attr: str, fills):
+        """Fix: wrap the assigned container in `nn.ModuleList(...)` / `nn.ModuleDict(...)`. Offered for
+        list / tuple literals and comprehensions, generators, `[] + [...]`, and dict literals with
+        string keys; a dict later filled with `setdefault` (which ModuleDict lacks) is left alone."""
+        value = getattr(stmt, "value", None)
+        kind = _wrappable(value)
+        if kind is None or any(isinstance(f, cst.Call) and callee_name(f) == "setdefault" for f, _ in fills):
+            return None
+        target = "torch.nn.ModuleDict" if kind == "dict" else "torch.nn.ModuleList"
+        spelled = spelling(self.ctx, target)
+        if spelled is None:
+            return None
+        name, add_import = spelled
+        if _is_empty_container(value):
+            call = cst.Call(func=cst.parse_expression(name))
+        else:
+            inner = value.with_changes(lpar=[], rpar=[]) if isinstance(value, cst.GeneratorExp) else value
+            call = cst.Call(func=cst.parse_expression(name), args=[cst.Arg(inner)])
+        text = code_in_place(self.ctx, value, call)
+        if text is None:
+            return None
+        short = target.rsplit(".", 1)[1]
+        changes = [Replace(value, text)] + ([add_import] if add_import else [])
+        return fix(f"Wrap `self.{attr}` in `{name}(...)` (unsafe: `state_dict()` gains `{attr}.*` keys, so checkpoints "
+                   f"saved before fail strict loading, and an optimizer built before must be rebuilt to see the new "
+                   f"parameters; a {short} also lacks some {'list' if short == 'ModuleList' else 'dict'} methods)",
+                   *changes, safe=False)
 
     def _frame(self) -> Optional[Tuple[_ClassFrame, cst.FunctionDef, str]]:
         """(frame, method, self name) when the walk is inside a method of a module class."""
@@ -561,4 +649,26 @@ def _container_kind(stmt: Optional[cst.CSTNode], value: Optional[cst.BaseExpress
             return name
         if name in ("dict", "OrderedDict", "defaultdict"):
             return "dict"
+    return None
+
+
+def _is_empty_container(value: cst.CSTNode) -> bool:
+    if isinstance(value, (cst.List, cst.Dict, cst.Tuple)):
+        return not value.elements
+    return isinstance(value, cst.Call) and not value.args
+
+
+def _wrappable(value: Optional[cst.CSTNode]) -> Optional[str]:
+    """"list" / "dict" when `value` can be handed to nn.ModuleList / nn.ModuleDict as it is."""
+    if isinstance(value, (cst.List, cst.ListComp, cst.Tuple, cst.GeneratorExp)):
+        return "list"
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
+        return "list" if _wrappable(value.left) == "list" and _wrappable(value.right) == "list" else None
+    if isinstance(value, cst.Dict):
+        if all(isinstance(e, cst.DictElement) and isinstance(e.key, (cst.SimpleString, cst.ConcatenatedString))
+               for e in value.elements):
+            return "dict"
+        return None
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and not value.args:
+        return {"list": "list", "dict": "dict", "OrderedDict": "dict"}.get(value.func.value)
     return None

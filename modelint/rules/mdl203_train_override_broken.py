@@ -14,6 +14,7 @@ from modelint.analysis.structure import (
     reachable_methods,
 )
 from modelint.analysis.walk import descendants
+from modelint.fixes import InsertAfter, InsertBefore, Replace, fix
 from modelint.rules.base import Rule
 
 # Parameter names that say "this is the mode flag" (`def train(self, mode=True)`).
@@ -73,6 +74,7 @@ class TrainOverrideBroken(Rule):
         "        return self\n"
     )
     triggers = ("train", "eval")
+    fixable = True
 
     VALID = (
         """
@@ -172,6 +174,65 @@ class HeadOnly(nn.Module):
 """,
     )
 
+    FIXES = (
+        (
+            """
+import torch.nn as nn
+
+class Cached(nn.Module):
+    def train(self, mode=True):
+        super().train(mode)
+        if mode:
+            return
+        self.cache = None
+""",
+            """
+import torch.nn as nn
+
+class Cached(nn.Module):
+    def train(self, mode=True):
+        super().train(mode)
+        if mode:
+            return self
+        self.cache = None
+        return self
+""",
+        ),
+    )
+    UNSAFE_FIXES = (
+        (
+            """
+import torch.nn as nn
+
+class Cached(nn.Module):
+    def train(self, mode: bool = True):
+        \"\"\"Drop the cache.\"\"\"
+        self.cache = None
+
+class HeadOnly(nn.Module):
+    def eval(self):
+        self.head.eval()
+        return self
+""",
+            """
+import torch.nn as nn
+
+class Cached(nn.Module):
+    def train(self, mode: bool = True):
+        \"\"\"Drop the cache.\"\"\"
+        super().train(mode)
+        self.cache = None
+        return self
+
+class HeadOnly(nn.Module):
+    def eval(self):
+        super().eval()
+        self.head.eval()
+        return self
+""",
+        ),
+    )
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         kind = node.name.value
         if kind not in ("train", "eval"):
@@ -183,6 +244,7 @@ class HeadOnly(nn.Module):
         if not self.ctx.is_module_class(classdef):
             return
         cases: List[Tuple[str, str]] = []
+        repair = None
         incompatible = self._incompatible(node, kind, own_eval="eval" in class_methods(classdef))
         if incompatible:
             cases.append(("error", incompatible))
@@ -190,7 +252,8 @@ class HeadOnly(nn.Module):
             if always_exits(node.body) and not any(True for _ in iter_returns(node)):
                 return  # every path raises: deliberately unsupported
             self_name = first_param(node) or "self"
-            if not self._delegates(node, kind, classdef, self_name):
+            delegates = self._delegates(node, kind, classdef, self_name)
+            if not delegates:
                 if kind == "train":
                     cases.append(("warning",
                                   "it never calls `super().train(mode)`, so neither `self.training` nor any child "
@@ -204,11 +267,54 @@ class HeadOnly(nn.Module):
             bad_return = self._bad_return(node, kind, classdef, self_name)
             if bad_return:
                 cases.append(("info", bad_return))
+            if cases:
+                repair = self._repair(node, kind, classdef, self_name, not delegates, bool(bad_return))
         if not cases:
             return
         level = max((c[0] for c in cases), key=_LEVEL_RANK.__getitem__)
         self.report(node.name, f"`{_signature(node)}` overrides `nn.Module.{kind}`: " + "; and ".join(c[1] for c in cases),
-                    level=level)
+                    level=level, fix=repair)
+
+    # --- the fix ---------------------------------------------------------------------------------
+    def _repair(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str,
+                add_super: bool, fix_returns: bool):
+        """`return self` where the method returns None (bare `return`, falling off the end): safe.
+        Calling `super().train(mode)` / `super().eval()` first: unsafe (the override may switch its
+        children on purpose, and the parent's switch now also runs). No fix when a `return` gives
+        back something other than self, or the body is on the `def` line."""
+        body = fn.body
+        if not isinstance(body, cst.IndentedBlock) or not body.body:
+            return None
+        changes: list = []
+        titles: List[str] = []
+        after_docstring = _is_docstring(body.body[0])
+        if add_super:
+            positional = list(fn.params.posonly_params) + list(fn.params.params)
+            if kind == "train":
+                if len(positional) < 2:
+                    return None
+                call = f"super().train({positional[1].name.value})"
+            else:
+                call = "super().eval()"
+            titles.append(f"call `{call}` first (unsafe: the parent's mode switch now also runs on every child)")
+            if after_docstring and len(body.body) == 1:
+                changes.append(InsertAfter(body.body[0], (call,) + ((f"return {self_name}",) if fix_returns else ())))
+                fix_returns = False
+            else:
+                changes.append(InsertBefore(body.body[1 if after_docstring else 0], (call,)))
+        if fix_returns:
+            returns = list(iter_returns(fn))
+            if any(r.value is not None and not self._value_returns_self(fn, r.value, kind, classdef, self_name)
+                   for r in returns):
+                return None
+            changes += [Replace(r, f"return {self_name}") for r in returns if r.value is None]
+            if not always_exits(body):
+                changes.append(InsertAfter(body.body[-1], (f"return {self_name}",)))
+            titles.append(f"return `{self_name}`")
+        if not changes:
+            return None
+        title = "; ".join(titles)
+        return fix(title[:1].upper() + title[1:], *changes, safe=not add_super)
 
     # --- (a) ---------------------------------------------------------------------------------
     def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[str]:
@@ -301,18 +407,12 @@ class HeadOnly(nn.Module):
 
     # --- (c) ---------------------------------------------------------------------------------
     def _bad_return(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str) -> Optional[str]:
-        facts = None
         for ret in iter_returns(fn):
             value = ret.value
             if value is None:
                 return f"a bare `return` makes `model.{kind}()` return `None`, so `model = Net().{kind}()` sets `model` to None; return `self`"
-            if self._returns_self(value, kind, classdef, self_name):
+            if self._value_returns_self(fn, value, kind, classdef, self_name):
                 continue
-            if isinstance(value, cst.Name):
-                facts = facts or self.ctx.function_facts(fn)
-                values = facts.assigns.get(value.value, [])
-                if values and all(self._returns_self(v, kind, classdef, self_name) for v in values):
-                    continue
             return (f"it returns `{self.ctx.module.code_for_node(value)}` instead of `self`, so "
                     f"`model = Net().{kind}()` does not give the model back; return `self`")
         if not always_exits(fn.body):
@@ -320,6 +420,16 @@ class HeadOnly(nn.Module):
             return (f"it does not return `self` on every path, so `model.{kind}()`{chained} `None`: "
                     f"`model = Net().eval()` sets `model` to None; end with `return self`")
         return None
+
+    def _value_returns_self(self, fn: cst.FunctionDef, value: cst.BaseExpression, kind: str, classdef: cst.ClassDef,
+                            self_name: str) -> bool:
+        """`return self`, `return super().train(mode)`, or `return out` where every `out = ...` is one."""
+        if self._returns_self(value, kind, classdef, self_name):
+            return True
+        if isinstance(value, cst.Name):
+            values = self.ctx.function_facts(fn).assigns.get(value.value, [])
+            return bool(values) and all(self._returns_self(v, kind, classdef, self_name) for v in values)
+        return False
 
     def _returns_self(self, value: cst.BaseExpression, kind: str, classdef: cst.ClassDef, self_name: str,
                       depth: int = 0) -> bool:
@@ -341,3 +451,8 @@ class HeadOnly(nn.Module):
                     for r in rets
                 )
         return False
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))

@@ -4,9 +4,10 @@ from typing import Dict, Optional, Tuple
 
 import libcst as cst
 
-from modelint.analysis.calls import callee_name
+from modelint.analysis.calls import NOT_LITERAL, callee_name, literal_value
 from modelint.analysis.gradmode import MODE_QUERIES, MODE_QUERY_LAST, STATE_SETTERS, names_checkpoint
 from modelint.analysis.walk import descendants
+from modelint.fixes import InsertBefore, Replace, fix, fresh_name
 from modelint.rules.base import Rule
 
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
@@ -69,7 +70,11 @@ class ModeQueryInLoop(Rule):
         "`set_grad_enabled(...)` / `inference_mode()` (for grad and inference mode) or `autocast(...)` (for "
         "autocast) inside the loop makes the query loop-variant and it is not reported. Nothing inside a "
         "loop can change whether the code is being scripted, traced or compiled. Reading `self.training` is "
-        "an attribute read, not a call, and is not reported. The gradient-checkpointing switch in a loop "
+        "an attribute read, not a call, and is not reported. Neither is `torch.jit.is_scripting()` written in "
+        "an `if`/`while`/conditional-expression test (alone or under `not`/`and`/`or`): TorchScript skips "
+        "compiling the branch it rules out only when the call stands in the test itself, so hoisting it "
+        "would break `torch.jit.script` on code like `if not torch.jit.is_scripting(): checkpoint(...)`. "
+        "The gradient-checkpointing switch in a loop "
         "over layers (`if self.gradient_checkpointing and torch.is_grad_enabled():`, any test or assignment "
         "that names a `*checkpoint*` flag) is not reported by default: it is in nearly every model of timm, "
         "diffusers and transformers, costs one call per layer next to the layer itself, and hoisting it is "
@@ -103,6 +108,7 @@ class ModeQueryInLoop(Rule):
         "    return tokens\n"
     )
     options_schema = {"report-checkpointing": False}
+    fixable = True
     triggers = ("is_grad_enabled", "is_inference_mode_enabled", "is_autocast", "get_autocast", "is_scripting",
                 "is_tracing", "_get_tracing_state", "is_compiling", "is_dynamo_compiling")
 
@@ -119,6 +125,9 @@ def rollout(policy, env, steps):
             env.record(a)
         if grad:
             env.step(a)
+    for layer in policy.layers:
+        if not torch.jit.is_scripting():      # TorchScript compiles away the other branch: keep it here
+            env.obs = torch.utils.checkpoint.checkpoint(layer, env.obs)
     for x in [1, 2] if torch.jit.is_scripting() else [3]:   # the iterable is evaluated once
         print(x)
     else:
@@ -152,8 +161,9 @@ class Encoder(nn.Module):
         for layer in self.layers:
             if self.cache is not None and torch.is_grad_enabled():  # expect: MDL401
                 x = self.cache.pop()
-            elif not torch.jit.is_scripting():  # expect: MDL401
+            elif not torch.jit.is_tracing():  # expect: MDL401
                 x = layer(x)
+            scripted = torch.jit.is_scripting()  # expect: MDL401
         outs = [h for h in x if not torch.compiler.is_compiling()]  # expect: MDL401
         while torch.is_inference_mode_enabled() and x.shape[0] > 1:  # expect: MDL401
             x = x[1:]
@@ -174,6 +184,61 @@ def decode(model, tokens):
 """,
     )
 
+    FIXES = (
+        (
+            """
+import torch
+
+def run(layers, x):
+    for layer in layers:
+        for i in range(3):
+            if not torch.compiler.is_compiling() and x.is_cpu:
+                x = x + i
+            if not torch.jit.is_scripting():  # TorchScript needs this one in place
+                x = layer(x)
+    return x
+""",
+            """
+import torch
+
+def run(layers, x):
+    compiling = torch.compiler.is_compiling()
+    for layer in layers:
+        for i in range(3):
+            if not compiling and x.is_cpu:
+                x = x + i
+            if not torch.jit.is_scripting():  # TorchScript needs this one in place
+                x = layer(x)
+    return x
+""",
+        ),
+    )
+    UNSAFE_FIXES = (
+        (
+            """
+import torch
+
+def decode(model, h, steps):
+    for _ in range(steps):
+        h = model(h)
+        if torch.is_grad_enabled():
+            h = h.clone()
+    return h
+""",
+            """
+import torch
+
+def decode(model, h, steps):
+    grad_enabled = torch.is_grad_enabled()
+    for _ in range(steps):
+        h = model(h)
+        if grad_enabled:
+            h = h.clone()
+    return h
+""",
+        ),
+    )
+
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         self._variant: Dict[Tuple[int, str], bool] = {}
@@ -188,6 +253,8 @@ def decode(model, tokens):
         loop = _loop_of(self.ctx.ancestors)
         if loop is None or self._loop_changes(loop, state):
             return
+        if state == "script" and _in_condition(self.ctx.ancestors):
+            return  # TorchScript drops the unscriptable branch only when the call is written in the test
         if not self.options["report-checkpointing"] and self._checkpointing_switch(loop):
             return
         shown = self.ctx.module.code_for_node(func)
@@ -196,7 +263,56 @@ def decode(model, tokens):
             node,
             f"`{shown}()` is called on every iteration of this {kind}, but nothing in the loop changes "
             f"{_STATE_WORDS[state]}: read it once before the loop and reuse the local",
+            fix=self._hoist(node, loop, state),
         )
+
+    # --- the fix ---------------------------------------------------------------------------------
+    def _hoist(self, call: cst.Call, loop: cst.CSTNode, state: str):
+        """Read the query into a local before the outermost loop that cannot change the state, and
+        use the local in the loop. Safe for scripting / tracing / compiling (nothing at run time
+        changes them); for grad, inference and autocast state, safe only when the loop calls
+        nothing else (a called function could switch the state and not restore it), else unsafe."""
+        if any(a.keyword is not None or a.star or literal_value(a.value) is NOT_LITERAL
+               and not isinstance(a.value, cst.SimpleString) for a in call.args):
+            return None  # arguments that may vary per iteration
+        text = self.ctx.module.code_for_node(call)
+        if "\n" in text or "\r" in text:
+            return None
+        anc = self.ctx.ancestors
+        index = {id(n): i for i, n in enumerate(anc)}
+        while True:  # widen to enclosing loops that repeat this one and do not change the state either
+            outer = _loop_of(anc[: index[id(loop)] + 1])
+            if outer is None or self._loop_changes(outer, state):
+                break
+            loop = outer
+        # the statement holding the loop, directly in a block of the same scope
+        stmt = block = None
+        for i in range(index[id(loop)], 0, -1):
+            node, parent = anc[i], anc[i - 1]
+            if i < index[id(loop)] and isinstance(node, _SCOPES):
+                return None
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and isinstance(
+                    parent, (cst.IndentedBlock, cst.Module)):
+                stmt, block = node, parent
+                break
+        if stmt is None or isinstance(self.ctx.enclosing(*_SCOPES), cst.ClassDef):
+            return None  # a class body's names are not visible inside its comprehensions
+        scope = self.ctx.enclosing(cst.FunctionDef, cst.Lambda) or self.ctx.module
+        position = next(i for i, s in enumerate(block.body) if s is stmt)
+        previous = block.body[position - 1] if position else None
+        name = _assigned_from(previous, text)
+        changes: list = [Replace(call, name)] if name else []
+        if not name:
+            func = call.func.attr.value if isinstance(call.func, cst.Attribute) else call.func.value
+            name = fresh_name(scope, func.removeprefix("is_").removeprefix("get_").lstrip("_") or "mode_state")
+            changes = [InsertBefore(stmt, (f"{name} = {text}",)), Replace(call, name)]
+        safe = state in ("script", "trace", "compile") or not any(
+            isinstance(n, cst.Call) and MODE_QUERIES.get(self.ctx.resolve(n.func) or "") is None
+            for n in descendants(loop))
+        title = f"Read `{text}` once into `{name}` before the loop"
+        if not safe:
+            title += " (unsafe: a function called in the loop could switch this state without restoring it)"
+        return fix(title, *changes, safe=safe)
 
     def _checkpointing_switch(self, loop: cst.CSTNode) -> bool:
         """Is the query part of a gradient-checkpointing decision (`self.gradient_checkpointing and
@@ -234,3 +350,31 @@ def decode(model, tokens):
                     continue
             self._variant[key] = found
         return self._variant[key]
+
+
+def _assigned_from(stmt, text: str):
+    """`name` if `stmt` is `name = <text>` (an earlier hoist of the same query), else None."""
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
+        assign = stmt.body[0]
+        if (len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name)
+                and cst.Module(body=[]).code_for_node(assign.value) == text):
+            return assign.targets[0].target.value
+    return None
+
+
+def _in_condition(ancestors) -> bool:
+    """Is the current node (a call) the test of an if / while / conditional expression, possibly
+    under `not`, `and`, `or` and parentheses?"""
+    child = ancestors[-1]
+    for node in reversed(ancestors[:-1]):
+        if isinstance(node, (cst.If, cst.While, cst.IfExp)):
+            return node.test is child
+        if isinstance(node, cst.CompIf):
+            return node.test is child
+        if isinstance(node, (cst.BooleanOperation, cst.UnaryOperation)):
+            if isinstance(node, cst.UnaryOperation) and not isinstance(node.operator, cst.Not):
+                return False
+            child = node
+            continue
+        return False
+    return False
