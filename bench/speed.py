@@ -72,6 +72,7 @@ install or timed run failed, 2 for a usage error. Only the standard library is u
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -330,6 +331,9 @@ class Bench:
         tree = scratch / "tree"
         shutil.copytree(REPO_ROOT / "modelint", tree / "modelint",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # Byte-compiled, as `pip install` leaves an installed package (this machine sets
+        # PYTHONDONTWRITEBYTECODE, so a source tree would be recompiled by every fresh process).
+        compileall.compile_dir(str(tree / "modelint"), quiet=1)
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), self.env.get("PYTHONPATH")]))
         self.full_dir = scratch / "full"  # cwd (so cache root) of the whole-corpus runs

@@ -162,11 +162,18 @@ def _display(path: Path) -> str:
     return s
 
 
-def _excluded(path: Path, spec: PatternList, root: Path, is_dir: bool) -> bool:
-    """Matched by the exclude globs: by its name, or by its path relative to `root`."""
+def _excluded(path: Path, spec: PatternList, root: Path, is_dir: bool, resolved: Optional[Path] = None) -> bool:
+    """Matched by the exclude globs: by its name, or by its path relative to `root` (resolved).
+    `resolved` is `path.resolve()` when the caller already knows it."""
     if spec.matches(path.name, is_dir):
         return True
-    rel = _relative(path, root)
+    if resolved is None:
+        rel = _relative(path, root)
+    else:
+        try:
+            rel = Path(os.path.relpath(resolved, root)).as_posix()
+        except ValueError:
+            rel = path.as_posix()
     if rel.startswith(".."):
         return False
     return spec.matches(rel, is_dir)
@@ -181,10 +188,13 @@ def _walk(top: Path, exclude_spec, root: Path, respect_gitignore: bool, suffixes
     while stack:
         folder, inherited = stack.pop()
         active = list(inherited)
+        # Resolved once per folder; an entry's resolved path is then the folder's plus its name
+        # (symlinks excepted), instead of a realpath() walk per entry.
+        folder_resolved = folder.resolve()
         if respect_gitignore:
             spec = _read_ignore_file(folder / ".gitignore")
             if spec:
-                active.append(_Ignore(folder.resolve(), spec))
+                active.append(_Ignore(folder_resolved, spec))
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
@@ -198,9 +208,11 @@ def _walk(top: Path, exclude_spec, root: Path, respect_gitignore: bool, suffixes
                 continue
             if not (is_dir or is_file):
                 continue
-            if _excluded(path, exclude_spec, root, is_dir):
+            resolved = path.resolve() if entry.is_symlink() else folder_resolved / entry.name
+            if _excluded(path, exclude_spec, root, is_dir, resolved):
                 continue
-            resolved = path.resolve() if active else path
+            if not active:
+                resolved = path
             if _ignored(resolved, is_dir, active):
                 continue
             if is_dir:

@@ -640,11 +640,13 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
     index = ProjectIndex()
     index_by_path: Dict[str, Optional[FileFacts]] = {}
     file_keys: Dict[str, str] = {}
+    sizes: Dict[str, int] = {}
     for p in paths:
         data, _ = read_source(Path(p))
         if data is None:
             index_by_path[p] = None  # reported by the check pass
             continue
+        sizes[p] = len(data)
         facts = None
         if cache is not None:
             file_keys[p] = cache.file_key(p, data)
@@ -671,7 +673,6 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
         "index": index,
         "index_by_path": index_by_path,
         "module_bases": settings.module_bases,
-        "rule_classes": selected_rule_classes(settings.select),
         "rule_options": settings.rule_options,
         "select": settings.select,
         "prefilter": settings.prefilter,
@@ -680,8 +681,11 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
         "fix": settings.fix,
         "write": settings.write,
     }
+    if todo or settings.fix:
+        # Loading the rules imports LibCST (~0.3 s): a run served entirely from the cache skips it.
+        state["rule_classes"] = selected_rule_classes(settings.select)
     jobs = settings.jobs or os.cpu_count() or 1
-    for p, found in zip(todo, _run(_check_in_worker, todo, state, jobs)):
+    for p, found in zip(todo, _run(_check_in_worker, todo, state, jobs, [sizes.get(p, 0) for p in todo])):
         per_file[p] = found
         if cache is not None and p in result_keys:
             cache.put_findings(result_keys[p], found)
@@ -707,13 +711,22 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
     return result
 
 
-def _run(fn: Callable, items: Sequence, state: Dict[str, Any], jobs: int) -> List:
-    """`fn` over `items` with the worker state set: in a pool for many items, else in-process."""
+def _run(fn: Callable, items: Sequence, state: Dict[str, Any], jobs: int,
+         weights: Optional[Sequence[int]] = None) -> List:
+    """`fn` over `items` with the worker state set: in a pool for many items, else in-process.
+    In the pool the heaviest items (by `weights`, e.g. file sizes) go first, a few at a time, so
+    that no worker is left with a large file while the others idle (the run's wall time is set by
+    the worker that finishes last)."""
     if not items:
         return []
     if jobs > 1 and len(items) >= PARALLEL_MIN_FILES:
+        order = sorted(range(len(items)), key=lambda i: -weights[i]) if weights else list(range(len(items)))
+        out: List[Any] = [None] * len(items)
         with _pool(jobs, _init_worker, (state,)) as pool:
-            return list(pool.map(fn, items, chunksize=max(1, len(items) // (jobs * 8))))
+            chunk = max(1, min(4, len(items) // (jobs * 16)))
+            for i, result in zip(order, pool.map(fn, [items[i] for i in order], chunksize=chunk)):
+                out[i] = result
+        return out
     _init_worker(state)
     return [fn(item) for item in items]
 
