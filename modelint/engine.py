@@ -21,6 +21,7 @@ import re
 import sys
 import tokenize
 import io
+import itertools
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -220,9 +221,25 @@ _NESTING_CHECK_TOKENS = 1000
 _OPERATOR_TOKENS = tuple(bytes([c]) for c in b"+-*/%|&^~@<>") + (b"not ", b" and ", b" or ", b" if ", b"lambda", b"await ")
 
 
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"()[]{}")
+_BRACKET_STEP = [0] * 256
+for _c in b"([{":
+    _BRACKET_STEP[_c] = 1
+for _c in b")]}":
+    _BRACKET_STEP[_c] = -1
+_NESTING_CHECK_BRACKETS = 100
+
+
+def _bracket_depth(data: bytes) -> int:
+    """The deepest bracket nesting in the text, strings and comments included (a cheap upper
+    estimate: CPython itself refuses more than 200 levels, LibCST accepts thousands, slowly)."""
+    steps = data.translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(_BRACKET_STEP[c] for c in steps), default=0)
+
+
 def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
     """MDL000 for a file nested too deeply for LibCST to parse in reasonable time, else None."""
-    if sum(data.count(t) for t in _OPERATOR_TOKENS) < _NESTING_CHECK_TOKENS:
+    if sum(data.count(t) for t in _OPERATOR_TOKENS) < _NESTING_CHECK_TOKENS and _bracket_depth(data) < _NESTING_CHECK_BRACKETS:
         return None
     try:
         tree = compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
@@ -233,16 +250,17 @@ def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
         return _parse_error(path, exc, data)
     except (ValueError, MemoryError):
         return None
-    stack = [(tree, 1)]
+    stack = [(tree, 1, 1, 0)]
     pop, push, children = stack.pop, stack.append, ast.iter_child_nodes
     while stack:
-        node, depth = pop()
+        node, depth, line, column = pop()
+        line, column = getattr(node, "lineno", line), getattr(node, "col_offset", column)  # (operators have none)
         if depth > MAX_NESTING:
-            return Finding(path, getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1, "MDL000",
+            return Finding(path, line, column + 1, "MDL000",
                            f"cannot parse: code is nested more than {MAX_NESTING} levels deep (generated code?); "
                            "the file was not checked", name="parse-error", level="error")
         for child in children(node):
-            push((child, depth + 1))
+            push((child, depth + 1, line, column))
     return None
 
 

@@ -101,7 +101,7 @@ def parse_status(path: str) -> str:
         return "deep"
     except ValueError:
         cpython_ok = False
-    if cpython_ok is False and engine._nesting_error(path, data) is not None:
+    if engine._nesting_error(path, data) is not None:
         return "deep"  # the engine refuses it before LibCST (which could take minutes on it)
     try:
         cst.parse_module(data)
@@ -891,3 +891,10 @@ def test_long_operator_chains_are_refused_before_libcst_parses_them(tmp_path, mo
         assert bool(calls) != refused, (n, calls)
         if refused:
             assert "nested" in found[0].message
+    # Deep brackets: 1,000 nested calls (CPython: "too many nested parentheses"; LibCST accepts
+    # them after ~15 s) are refused the same way, by CPython's parser alone.
+    path = tmp_path / "calls.py"
+    path.write_text("import torch.nn.functional as F\nx = " + "f(" * 1000 + "F.dropout(x)" + ")" * 1000 + "\n")
+    calls.clear()
+    found = check_paths([path], EngineSettings(select=ALL, jobs=1)).findings
+    assert [f.code for f in found] == ["MDL000"] and "nested" in found[0].message and not calls
