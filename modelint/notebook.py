@@ -113,10 +113,15 @@ def load(data: bytes) -> Notebook:
         if not isinstance(raw, dict) or raw.get("cell_type") != "code":
             continue
         src = raw.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
+        # nbformat: a string or a list of strings; anything else makes this cell (only) unreadable.
+        text_ok = isinstance(src, str) or (isinstance(src, list) and all(isinstance(s, str) for s in src))
+        src = "".join(src) if isinstance(src, list) and text_ok else src if text_ok else ""
         cell = Cell(number=i + 1, source=src)
         if json_lines is not None:
             cell.json_lines = json_lines[i]
+        if not text_ok:
+            broken.append((cell, 1, 1, "cell source is not text (nbformat: a string or a list of strings)"))
+            continue
         masked = _mask_cell(src)
         try:
             ast.parse(masked)

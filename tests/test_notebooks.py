@@ -73,6 +73,19 @@ def test_hostile_notebooks(run, write, content, message):
     assert f"bad.ipynb:1:1: MDL000 {message}" in r.out
 
 
+@pytest.mark.parametrize("source", [[["nested"]], ["x = 1\n", 2], None, 7, {"a": 1}])
+def test_cell_source_that_is_not_text_is_that_cells_mdl000(run, write, source):
+    """nbformat allows a string or a list of strings; anything else (found by the fuzzer: a list
+    holding a list raised TypeError) is an MDL000 for that cell, and the other cells are checked."""
+    doc = json.loads(nb_json(IMPORTS, MODEL))
+    doc["cells"].insert(1, {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None})
+    write("nb.ipynb", json.dumps(doc))
+    r = run("check", "nb.ipynb", "--format", "json")
+    assert r.code == 1 and "Traceback" not in r.err, r
+    found = sorted((f["code"], f["cell"]) for f in json.loads(r.out))
+    assert found == [("MDL000", 2), ("MDL101", 3)]
+
+
 def test_empty_notebook_is_clean(run, write):
     write("e.ipynb", nb_json())
     assert run("check", "e.ipynb").code == 0

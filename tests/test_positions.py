@@ -83,3 +83,14 @@ def test_lookup_of_a_foreign_node_is_a_key_error():
     assert other not in got
     with pytest.raises(KeyError):
         got[other]
+
+
+def test_falls_back_to_libcsts_providers_without_the_private_codegen_state(monkeypatch):
+    """If a LibCST release moves its (private) CodegenState, positions still come, from LibCST."""
+    import modelint.analysis.positions as positions
+
+    module = cst.parse_module("x = 1\nif x:\n    y = f(x)  # c\n")
+    fast = [positions.syntactic_positions(module)[n] for n in module.body]
+    monkeypatch.setattr(positions, "CodegenState", None)
+    slow = [positions.syntactic_positions(module)[n] for n in module.body]
+    assert fast == slow and slow[1].end.line == 3
