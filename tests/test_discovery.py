@@ -55,3 +55,12 @@ def test_output_is_sorted_and_deduplicated(write, tmp_path, monkeypatch):
     write("b.py", BUGGY)
     write("a.py", BUGGY)
     assert [str(p) for p in discover(["b.py", ".", "a.py", "./a.py"])] == ["a.py", "b.py"]
+
+
+def test_directory_named_like_a_python_file(tmp_path):
+    """A folder called `x.py` is walked as a folder (never read as a file), found or named."""
+    (tmp_path / "x.py").mkdir()
+    (tmp_path / "x.py" / "inner.py").write_text("x = 1\n")
+    (tmp_path / "top.py").write_text("y = 2\n")
+    assert rel(discover([str(tmp_path)]), tmp_path) == ["top.py", "x.py/inner.py"]
+    assert rel(discover([str(tmp_path / "x.py")]), tmp_path) == ["x.py/inner.py"]
