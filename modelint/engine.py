@@ -158,7 +158,7 @@ def _syntax_check(path: str, data: bytes) -> List[Finding]:
         # LibCST, the parser the rules use, has the last word, so that whether a file gets MDL000
         # does not depend on the pre-filter: a file only CPython rejects (a non-ASCII bytes
         # literal, `[*a for a in b]`) is left to the interpreter. Only broken files get here.
-        if _nesting_error(path, data) is None:
+        if not _may_be_too_deep(data):  # (LibCST could take minutes on the others)
             import libcst as cst
 
             try:
@@ -166,7 +166,7 @@ def _syntax_check(path: str, data: bytes) -> List[Finding]:
                 return []
             except Exception:
                 pass
-        return [_parse_error(path, exc, data)]
+        return [_parse_error(path, exc)]
     except (ValueError, RecursionError, MemoryError):
         pass
     return []
@@ -237,9 +237,15 @@ def _bracket_depth(data: bytes) -> int:
     return max(itertools.accumulate(_BRACKET_STEP[c] for c in steps), default=0)
 
 
+def _may_be_too_deep(data: bytes) -> bool:
+    """Cheap text test: could this file hold a chain or nesting LibCST is slow on?"""
+    return (sum(data.count(t) for t in _OPERATOR_TOKENS) >= _NESTING_CHECK_TOKENS
+            or _bracket_depth(data) >= _NESTING_CHECK_BRACKETS)
+
+
 def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
     """MDL000 for a file nested too deeply for LibCST to parse in reasonable time, else None."""
-    if sum(data.count(t) for t in _OPERATOR_TOKENS) < _NESTING_CHECK_TOKENS and _bracket_depth(data) < _NESTING_CHECK_BRACKETS:
+    if not _may_be_too_deep(data):
         return None
     try:
         tree = compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
@@ -247,7 +253,7 @@ def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
         return _parse_error(path, RecursionError())
     except SyntaxError as exc:
         # LibCST would reject it too (almost always), perhaps only after a long time.
-        return _parse_error(path, exc, data)
+        return _parse_error(path, exc)
     except (ValueError, MemoryError):
         return None
     stack = [(tree, 1, 1, 0)]
@@ -273,6 +279,8 @@ def _parse_error(path: str, exc: Exception, data: bytes = b"") -> Finding:
 
     if isinstance(exc, RecursionError):
         return finding(1, 1, "code is nested too deeply to analyse")
+    if isinstance(exc, SyntaxError):  # CPython's own verdict on these bytes: no need to parse again
+        return finding(exc.lineno or 1, exc.offset or 1, exc.msg)
     if data:
         try:
             compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
@@ -363,14 +371,18 @@ def check_source(
     from modelint.config import resolve_selection
 
     select = tuple(select) if select is not None else resolve_selection(None, (), ())
-    data = source.encode("utf-8")
+    found = _check_alone(path, source.encode("utf-8"), selected_rule_classes(select), rule_options or {}, select,
+                         module_bases)
+    return sorted(_visible(path, found, select, (), "."))
+
+
+def _check_alone(path: str, data: bytes, rule_classes, rule_options, select, module_bases: Sequence[str] = ()):
+    """check_bytes on one module as its own project (its cross-file index is itself)."""
     facts = facts_from_source(data, Path(path), modname=Path(path).stem)
     index = ProjectIndex()
     if facts is not None:
         index.add(facts)
-    classifier = ModuleClassifier(index, module_bases)
-    found = check_bytes(path, data, facts, selected_rule_classes(select), rule_options or {}, classifier, select)
-    return sorted(f for f in found if f.code in select or f.code in ("MDL000", "MDL999"))
+    return check_bytes(path, data, facts, rule_classes, rule_options, ModuleClassifier(index, module_bases), select)
 
 
 def check_bytes(
@@ -607,14 +619,10 @@ def fix_source(
     rules = selected_rule_classes(select)
 
     def check(data: bytes) -> List[Finding]:
-        facts = facts_from_source(data, Path(path), modname=Path(path).stem)
-        index = ProjectIndex()
-        if facts is not None:
-            index.add(facts)
-        return check_bytes(path, data, facts, rules, rule_options or {}, ModuleClassifier(index, ()), select)
+        return _check_alone(path, data, rules, rule_options or {}, select)
 
     def visible(found: List[Finding]) -> List[Finding]:
-        return sorted(f for f in found if f.code in select or f.code in ("MDL000", "MDL999"))
+        return sorted(_visible(path, found, select, (), "."))
 
     return fix_text(source, lambda t: t.encode("utf-8"), check, visible, unsafe)
 
@@ -711,7 +719,7 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
     shown = {p: _visible(p, per_file[p], settings.select, settings.per_file_ignores, settings.root) for p in paths}
     result = CheckResult(findings=[], files_checked=len(paths))
     if settings.fix:
-        from modelint.fixes import applicable
+        from modelint.fixes import applicable, unified_diff
 
         unsafe = settings.fix == "unsafe"
         to_fix = [p for p in paths if any(applicable(f.fix, unsafe) for f in shown[p])]
@@ -720,8 +728,6 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
             for code, n in outcome.applied.items():
                 result.fixed[code] = result.fixed.get(code, 0) + n
             if outcome.after != outcome.before:
-                from modelint.fixes import unified_diff
-
                 result.diffs.append((p, unified_diff(p, outcome.before, outcome.after)))
             if outcome.error:
                 result.fix_errors.append(outcome.error)

@@ -397,9 +397,9 @@ def code_in_place(ctx, old: "cst.CSTNode", new: "cst.CSTNode") -> Optional[str]:
     tokens = _indent_tokens(ctx, old)
     if tokens is None:
         return None
-    try:
-        from libcst._nodes.internal import CodegenState
-    except ImportError:  # LibCST moved its internals: only single-line text is then certain
+    from modelint.analysis.positions import CodegenState  # None if LibCST moved its internals
+
+    if CodegenState is None:  # then only single-line text is certain
         text = module.code_for_node(new)
         return None if "\n" in text or "\r" in text else text
     state = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline,

@@ -74,14 +74,6 @@ _RFIELDS: Dict[Type[cst.CSTNode], Tuple[str, ...]] = _ReversedFieldTable()
 _KIND: Dict[type, int] = _KindTable({tuple: 2, list: 2})
 
 
-def _kind(tp: type) -> int:
-    return _KIND[tp]
-
-
-def _fields(tp: Type[cst.CSTNode]) -> Tuple[str, ...]:
-    return _FIELDS[tp]
-
-
 def children(node: cst.CSTNode) -> List[cst.CSTNode]:
     """Children in source order, without whitespace/punctuation nodes."""
     out: List[cst.CSTNode] = []

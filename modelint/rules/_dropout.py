@@ -68,3 +68,19 @@ def training_flag(ctx) -> Optional[str]:
     if params:
         return f"not {params[0]}"
     return None
+
+
+def pass_training(ctx, call, flag: Optional[str]):
+    """Safe fix: `call` with `training=<flag>` added (None without a flag or when the call cannot
+    be rendered in place)."""
+    from modelint.fixes import Replace, call_with_keyword, fix
+
+    text = flag and call_with_keyword(ctx, call, "training", flag)
+    return fix(f"Pass `training={flag}`", Replace(call, text)) if text else None
+
+
+def replace_training(value, flag: Optional[str], why: str):
+    """Unsafe fix: a literal `training=True` replaced by `<flag>`; `why` says why it is unsafe."""
+    from modelint.fixes import Replace, fix
+
+    return fix(f"Pass `training={flag}` (unsafe: {why})", Replace(value, flag), safe=False) if flag else None

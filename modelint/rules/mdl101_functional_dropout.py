@@ -3,8 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
-from modelint.fixes import Replace, call_with_keyword, fix
-from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE, training_flag
+from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE, pass_training, replace_training, training_flag
 from modelint.rules.base import Rule
 
 
@@ -194,8 +193,8 @@ class Block(nn.Module):
                     f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`; if this "
                     f"is intended (MC dropout, an always-on prenet) suppress it with "
                     f"`# modelint: ignore[MDL101]`, otherwise pass `training={flag}`",
-                    fix=known and fix(f"Pass `training={known}` (unsafe: turns off dropout that may be deliberately "
-                                      f"always on, e.g. Monte Carlo dropout)", Replace(training.value, known), safe=False),
+                    fix=replace_training(training.value, known, "turns off dropout that may be deliberately "
+                                                                        "always on, e.g. Monte Carlo dropout"),
                 )
             return
         if self.ctx.is_guarded(node):
@@ -207,9 +206,5 @@ class Block(nn.Module):
             node,
             f"`{shown}()` without `training=` defaults to training=True: it keeps zeroing and rescaling "
             f"activations in eval mode, so eval outputs are random; pass `training={flag}`",
-            fix=self._add_training(node, known),
+            fix=pass_training(self.ctx, node, known),
         )
-
-    def _add_training(self, node: cst.Call, flag):
-        text = flag and call_with_keyword(self.ctx, node, "training", flag)
-        return fix(f"Pass `training={flag}`", Replace(node, text)) if text else None

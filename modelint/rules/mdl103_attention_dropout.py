@@ -6,8 +6,8 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.analysis.mode import loads
-from modelint.fixes import Replace, call_with_keyword, code_in_place, fix
-from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS, training_flag
+from modelint.fixes import Replace, code_in_place, fix
+from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS, pass_training, replace_training, training_flag
 from modelint.rules.base import Rule
 
 
@@ -206,13 +206,10 @@ class Attention(nn.Module):
             return
         if not self._active_in_eval(getattr(get_arg(node, "dropout_p", MHA_DROPOUT_P_POS), "value", None)):
             return
-        repair = None
-        if known and training is None:
-            text = call_with_keyword(self.ctx, node, "training", known)
-            repair = fix(f"Pass `training={known}`", Replace(node, text)) if text else None
-        elif known:
-            repair = fix(f"Pass `training={known}` (unsafe: the literal `True` may be deliberate)",
-                         Replace(training.value, known), safe=False)
+        if training is None:
+            repair = pass_training(self.ctx, node, known)
+        else:
+            repair = replace_training(training.value, known, "the literal `True` may be deliberate")
         self.report(
             node,
             f"`{shown}()` without `training={flag}` applies its attention dropout in eval mode too "
