@@ -156,7 +156,7 @@ def _env():
 def _run(cwd: Path, args, source: str, config: str, data_dir: Path):
     cmd = [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider"]
     if "modes" in config:
-        cmd += ["-p", "modelint.trace.pytest_plugin", "--modelint-modes"]
+        cmd += ["-p", "modelint.modecov.pytest_plugin", "--modelint-modes"]
     if "cov" in config:
         cmd += ["-p", "pytest_cov.plugin", f"--cov={source}", "--cov-branch", "--cov-report="]
     env = _env()

@@ -310,7 +310,7 @@ def _cmd_trace(args) -> int:
 def _cmd_coverage(args) -> int:
     cfg = _load_config(args)
     select = _selection(args, cfg, ("coverage",))
-    from modelint.trace.modes_coverage import analyze_data_file
+    from modelint.modecov.report import analyze_data_file
 
     try:
         report = analyze_data_file(args.data, args.paths, select=select, config=cfg)

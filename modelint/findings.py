@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Tuple
 
+from modelint.codes import TOOL_BY_CODE
+
 LEVELS = ("error", "warning", "info")
 
 
@@ -105,3 +107,10 @@ def file_line(f: Finding) -> int:
     if f.cell is not None:
         return dict(f.extra).get("json_line", 1)
     return f.line
+
+
+def tool_finding(path: str, code: str, message: str, line: int = 1, column: int = 1, **more: Any) -> Finding:
+    """A finding of one of the tool's own codes (MDL000, MDL001, MDL999), named and levelled by the
+    catalogue. `more` takes Finding's optional fields (`cell`, `extra`, ...)."""
+    info = TOOL_BY_CODE[code]
+    return Finding(path, line, column, code, message, name=info.name, level=info.level, **more)

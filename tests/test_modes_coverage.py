@@ -24,7 +24,7 @@ import pytest
 
 from modelint.analysis.branches import find_mode_branches, scan_files
 from modelint.analysis.mode import value_under_mode
-from modelint.trace.modes_coverage import arms_taken, coverage_findings, index_arcs
+from modelint.modecov.report import arms_taken, coverage_findings, index_arcs
 from tests.helpers import expected_from_source
 
 import libcst as cst
@@ -420,7 +420,7 @@ def _env():
 
 
 def _pytest(cwd: Path, *args, plugin=True, timeout=300):
-    plugins = ["-p", "modelint.trace.pytest_plugin"] if plugin else []
+    plugins = ["-p", "modelint.modecov.pytest_plugin"] if plugin else []
     if any(a.startswith("--cov") for a in args):
         plugins += ["-p", "pytest_cov.plugin"]
     if "-n" in args:
@@ -511,7 +511,7 @@ def test_plugin_is_inert_without_its_options(tiny):
 
 
         def test_nothing_heavy_was_imported():
-            assert "modelint.trace.pytest_plugin" in sys.modules
+            assert "modelint.modecov.pytest_plugin" in sys.modules
             heavy = {"coverage", "torch", "libcst", "modelint.analysis.branches", "modelint.engine"}
             assert not heavy & set(sys.modules), heavy & set(sys.modules)
         """))
@@ -535,7 +535,7 @@ def test_plugin_needs_branch_data_from_pytest_cov(tiny):
 
 
 def test_findings_honour_selection_suppressions_and_per_file_ignores(tmp_path, monkeypatch):
-    from modelint.trace.modes_coverage import BranchResult, build_findings
+    from modelint.modecov.report import BranchResult, build_findings
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(textwrap.dedent("""\
@@ -564,7 +564,7 @@ def test_findings_honour_selection_suppressions_and_per_file_ignores(tmp_path, m
 
 
 def test_measured_files_are_matched_by_real_path_then_by_unique_suffix(tmp_path, monkeypatch):
-    from modelint.trace.modes_coverage import match_files
+    from modelint.modecov.report import match_files
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pkg").mkdir()

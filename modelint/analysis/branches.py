@@ -19,7 +19,7 @@ eval). A test such as `self.training and self.p > 0` still has a polarity: eval 
 arm, and only training can take the true one. A test whose polarity cannot be told
 (`self.training == other`) is recorded with `true_is_train=None` and never reported.
 
-Measuring with line arcs (what `modelint.trace.modes_coverage` does): an arm ran when some executed
+Measuring with line arcs (what `modelint.modecov.report` does): an arm ran when some executed
 arc goes from a line of the `if ...:` header to a line of that arm (true arm), or from the header to any
 line outside the header and the true arm (false arm, including the fall-through and leaving the
 function). That is exact for statement-level branches whose arm starts on its own line. It cannot tell

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from modelint.analysis.context import FileContext
-from modelint.catalog import RuleInfo
+from modelint.codes import RuleInfo
 from modelint.fixes import FixSpec
 
 

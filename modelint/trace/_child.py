@@ -22,7 +22,7 @@ import traceback
 from typing import List, Optional
 
 from modelint.findings import Finding
-from modelint.trace.codes import BY_CODE
+from modelint.codes import TRACE_BY_CODE as BY_CODE
 from modelint.trace.source import Location, definition, display_path, traceback_user_frame
 
 

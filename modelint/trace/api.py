@@ -45,7 +45,7 @@ from torch import nn
 from modelint.catalog import suggest
 from modelint.findings import Finding
 from modelint.trace import checks, tracer
-from modelint.trace.codes import CODES
+from modelint.codes import TRACE_CODE_NAMES as CODES
 from modelint.trace.state import has_lazy_parameters
 
 __all__ = ["Case", "ModeReport", "verify_modes", "unwrap"]

@@ -16,7 +16,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from modelint.findings import Finding
-from modelint.trace.codes import BY_CODE
+from modelint.codes import TRACE_BY_CODE as BY_CODE
 from modelint.trace.source import Location, assignment, class_mentions, definition, forward_definition
 from modelint.trace.state import compare_outputs
 from modelint.trace.tracer import Event, ModuleCall, Trace

@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import modelint
 from modelint.findings import Finding
-from modelint.trace.codes import BY_CODE
+from modelint.codes import TRACE_BY_CODE as BY_CODE
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(modelint.__file__)))
 _TRACE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

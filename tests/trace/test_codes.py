@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from modelint.catalog import catalog, lookup
-from modelint.trace.codes import TRACE_CODES
+from modelint.codes import TRACE_CODES
 
 
 def test_every_trace_code_is_catalogued_and_documented():

@@ -28,7 +28,7 @@ def by_target(findings):
 
 
 def test_runner_does_not_import_torch():
-    code = ("import sys, modelint.trace.runner, modelint.trace.codes, modelint.catalog as c; "
+    code = ("import sys, modelint.trace.runner, modelint.codes, modelint.catalog as c; "
             "c.catalog(); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

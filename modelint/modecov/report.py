@@ -1,6 +1,6 @@
 """Mode-branch coverage: which arms of the mode branches ran, from coverage.py branch (arc) data.
 
-Used by the pytest plugin (`pytest --modelint-modes`, `modelint.trace.pytest_plugin`) and, on an
+Used by the pytest plugin (`pytest --modelint-modes`, `modelint.modecov.pytest_plugin`) and, on an
 existing data file, by `coverage_findings` (the `modelint coverage` command).
 
 Arc semantics (see `modelint.analysis.branches` for what a mode branch is). coverage.py records the

@@ -8,7 +8,7 @@ Registered through the `pytest11` entry point, so this module is imported by eve
 an environment where modelint is installed: at import it defines hooks and nothing else, and unless
 one of the options is given it imports neither torch, coverage nor the rest of modelint.
 
-How it measures (see `modelint.trace.modes_coverage` for the arc semantics):
+How it measures (see `modelint.modecov.report` for the arc semantics):
 - Before the tests run it looks for mode branches (`modelint.analysis.branches`) in the rootdir (or
   the `--modelint-modes-source` paths), walked like `modelint check` (config excludes, .gitignore).
 - If pytest-cov is active, its coverage data is reused at the end (it must collect branch data:
@@ -160,7 +160,7 @@ class ModesPlugin:
     def _load_config(self):
         if self.cfg is None:
             from modelint.config import ConfigError
-            from modelint.trace.modes_coverage import load_checked_config
+            from modelint.modecov.report import load_checked_config
 
             try:
                 self.cfg = load_checked_config(str(self.config.rootpath))
@@ -320,7 +320,7 @@ class ModesPlugin:
             missing_means_unrun = self.source == "own" and not self.problems
         else:
             return
-        from modelint.trace.modes_coverage import make_report
+        from modelint.modecov.report import make_report
 
         self.report = make_report(
             self.branches or {}, arcs, self._load_config(), missing_means_unrun=missing_means_unrun,
@@ -363,7 +363,7 @@ class ModesPlugin:
             if self.failed:
                 tr.write_line("FAIL: mode branches were not measured (--modelint-modes-fail)", red=True, bold=True)
             return
-        from modelint.trace.modes_coverage import render_table, summary_line
+        from modelint.modecov.report import render_table, summary_line
 
         if self.output is None and self.format != "text":
             tr.write(self._render(self.format))

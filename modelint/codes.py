@@ -1,11 +1,75 @@
-"""Catalogue entries for the runtime tracer's codes (MDL600-MDL607).
+"""The code catalogue as data: every code modelint can report, and what it means.
 
-No torch import here: `modelint rules` and the SARIF writer read this module.
+The ground floor of the package (like pyflakes' `messages.py`): it imports nothing of modelint's,
+so every other module may import it. Static rules describe themselves in their own class
+(`modelint.rules`, one file each) and become `RuleInfo`s through `Rule.info()`; the codes that no
+static rule produces live here: the tool's own codes (MDL0xx, MDL999), the runtime tracer's
+(MDL6xx) and mode-branch coverage's (MDL5xx). `modelint.catalog` joins them all.
+
+A code, once shipped, keeps its meaning.
 """
 
 from __future__ import annotations
 
-from modelint.catalog import RuleInfo
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+@dataclass(frozen=True)
+class RuleInfo:
+    code: str
+    name: str
+    level: str
+    summary: str
+    what: str = ""
+    why: str = ""
+    example: str = ""
+    use_instead: str = ""
+    fixable: bool = False
+    default: bool = True
+    # "static" rules are run by `modelint check`; "tool" codes are emitted by the engine itself;
+    # "trace" codes by `modelint trace`; "coverage" by the pytest plugin / `modelint coverage`.
+    kind: str = "static"
+    # Per-rule options and their defaults (`[tool.modelint.rules.CODE]`).
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+TOOL_CODES = (
+    RuleInfo(
+        code="MDL000",
+        name="parse-error",
+        level="error",
+        kind="tool",
+        summary="The file could not be read or parsed, so no rule checked it.",
+        what="Reports a file that is not valid Python (or not valid text in its declared encoding).",
+        why="A file that does not parse is not checked at all: every other finding in it is hidden.",
+        example="def forward(self, x)\n    return x\n",
+        use_instead="def forward(self, x):\n    return x\n",
+    ),
+    RuleInfo(
+        code="MDL001",
+        name="unused-suppression",
+        level="info",
+        kind="tool",
+        default=False,
+        summary="A `# modelint: ignore[...]` comment suppresses nothing.",
+        what="Reports `# modelint: ignore` comments (with or without codes) on lines where no "
+        "selected rule reported a finding that the comment would suppress.",
+        why="Stale suppressions hide future bugs on that line and mislead readers about what the "
+        "line does. (`# noqa` comments are shared with other linters and are never reported.)",
+        example="x = F.dropout(x, 0.1, self.training)  # modelint: ignore[MDL101]\n",
+        use_instead="x = F.dropout(x, 0.1, self.training)\n",
+    ),
+    RuleInfo(
+        code="MDL999",
+        name="internal-error",
+        level="error",
+        kind="tool",
+        summary="A rule crashed on this file; the other rules and files were still checked.",
+        what="Reports that a rule raised an exception while checking the file.",
+        why="The file was only partly checked. Please report it with the file that triggers it.",
+    ),
+)
+
 
 TRACE_CODES = (
     RuleInfo(
@@ -140,5 +204,92 @@ TRACE_CODES = (
     ),
 )
 
-CODES = tuple(info.code for info in TRACE_CODES)
-BY_CODE = {info.code: info for info in TRACE_CODES}
+
+_MEASURED = (
+    "A mode branch is an `if`/`elif` in a method of an `nn.Module` class whose test reads the mode "
+    "(`self.training`, `not self.training`, a `training`/`deterministic`-style parameter, a local derived "
+    "from them, `torch.is_grad_enabled()`), including early exits such as `if not self.training: return x`. "
+    "An `if` without `else` has an implicit arm: the fall-through, taken when the test is false. "
+    "Which arms ran comes from coverage.py's branch (arc) data: an arm ran when execution went from the "
+    "line of the test to that arm. Conditional expressions (`a if self.training else b`) and tests whose "
+    "arm is on the same line cannot be measured from line arcs; they are listed in the summary table "
+    "but never reported. Suppress one branch with `# modelint: ignore[CODE]` on the line of the test."
+)
+
+COVERAGE_CODES = (
+    RuleInfo(
+        code="MDL501",
+        name="eval-arm-never-ran",
+        level="warning",
+        kind="coverage",
+        summary="The eval arm of a mode branch never ran in the test suite.",
+        what="Reports each mode branch of a module whose eval arm (the arm taken when the module is in "
+        "eval mode, or when grad mode is off for `torch.is_grad_enabled()`) was never executed while the "
+        "test suite ran. " + _MEASURED,
+        why="The eval path is what ships: validation, export and inference all run it. Most suites "
+        "only call `model(x)` right after construction, in training mode, so the eval arm (greedy "
+        "decoding instead of sampling, skipping drop-path, a cached mask) can be broken, or crash, "
+        "with every test green.",
+        example="class Decoder(nn.Module):\n"
+        "    def forward(self, logits):\n"
+        "        if self.training:\n"
+        "            return logits.softmax(-1).multinomial(1)\n"
+        "        return logits.argmax(-1, keepdim=True)\n"
+        "\n"
+        "\n"
+        "def test_decoder_shapes():\n"
+        "    assert Decoder()(torch.randn(4, 10)).shape == (4, 1)  # training mode only\n",
+        use_instead="def test_decoder_shapes():\n"
+        "    decoder = Decoder()\n"
+        "    assert decoder(torch.randn(4, 10)).shape == (4, 1)\n"
+        "\n"
+        "\n"
+        "def test_decoder_is_greedy_in_eval():\n"
+        "    decoder = Decoder().eval()\n"
+        "    logits = torch.randn(4, 10)\n"
+        "    assert torch.equal(decoder(logits), logits.argmax(-1, keepdim=True))\n",
+    ),
+    RuleInfo(
+        code="MDL502",
+        name="train-arm-never-ran",
+        level="warning",
+        kind="coverage",
+        summary="The training arm of a mode branch never ran in the test suite.",
+        what="Reports each mode branch of a module whose training arm (the arm taken when the module is "
+        "in training mode, or when grad mode is on for `torch.is_grad_enabled()`) was never executed "
+        "while the test suite ran. " + _MEASURED,
+        why="Suites that only check inference (a pretrained model in eval mode, an export test) never "
+        "run the training path: stochastic depth, sampling, auxiliary losses. A bug there shows up only "
+        "in a long training run, after the data and the GPUs have been paid for.",
+        example="class DropPath(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        if not self.training:\n"
+        "            return x\n"
+        "        mask = x.new_empty(x.shape[0], 1).bernoulli_(1 - self.p)\n"
+        "        return x * mask / (1 - self.p)\n"
+        "\n"
+        "\n"
+        "def test_inference():\n"
+        "    model = DropPath().eval()  # the training arm never runs\n"
+        "    assert torch.equal(model(x), x)\n",
+        use_instead="def test_inference():\n"
+        "    model = DropPath().eval()\n"
+        "    assert torch.equal(model(x), x)\n"
+        "\n"
+        "\n"
+        "def test_training_drops_whole_rows():\n"
+        "    out = DropPath(p=0.5).train()(torch.ones(64, 8))\n"
+        "    assert ((out == 0).all(1) | (out == 2).all(1)).all()\n",
+    ),
+)
+
+
+TRACE_CODE_NAMES = tuple(info.code for info in TRACE_CODES)
+TRACE_BY_CODE = {info.code: info for info in TRACE_CODES}
+
+# Codes the engine reports whatever the selection: a file that was not (fully) checked.
+PARSE_ERROR = "MDL000"
+UNUSED_SUPPRESSION = "MDL001"
+INTERNAL_ERROR = "MDL999"
+ALWAYS_SHOWN = (PARSE_ERROR, INTERNAL_ERROR)
+TOOL_BY_CODE = {info.code: info for info in TOOL_CODES}
