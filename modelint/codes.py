@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
+
 @dataclass(frozen=True)
 class RuleInfo:
     code: str
@@ -31,6 +32,10 @@ class RuleInfo:
     kind: str = "static"
     # Per-rule options and their defaults (`[tool.modelint.rules.CODE]`).
     options: Dict[str, Any] = field(default_factory=dict)
+    # What each option does (same keys as `options`).
+    option_docs: Dict[str, str] = field(default_factory=dict)
+    # For fixable rules: what the fix changes and why it is safe or unsafe (one paragraph).
+    fix_safety: str = ""
 
 
 TOOL_CODES = (
