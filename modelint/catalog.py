@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from modelint.codes import COVERAGE_CODES, TOOL_CODES, TRACE_CODES, RuleInfo
+from modelint.codes import COVERAGE_CODES, GUARD_CODES, TOOL_CODES, TRACE_CODES, RuleInfo
 
 
 def _static_infos() -> List[RuleInfo]:
@@ -65,7 +65,7 @@ def catalog() -> Dict[str, RuleInfo]:
     if _CACHE is None:
         infos = _load_snapshot()
         if infos is None:
-            infos = list(TOOL_CODES) + _static_infos() + list(TRACE_CODES) + list(COVERAGE_CODES)
+            infos = list(TOOL_CODES) + _static_infos() + list(TRACE_CODES) + list(COVERAGE_CODES) + list(GUARD_CODES)
             _save_snapshot(infos)
         _CACHE = {i.code: i for i in sorted(infos, key=lambda i: i.code)}
     return _CACHE

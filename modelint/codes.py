@@ -289,6 +289,10 @@ COVERAGE_CODES = (
 )
 
 
+# The live-training guard's codes (`modelint.guard`, MDL6xx like the tracer's).
+GUARD_CODES: tuple = ()
+
+
 TRACE_CODE_NAMES = tuple(info.code for info in TRACE_CODES)
 TRACE_BY_CODE = {info.code: info for info in TRACE_CODES}
 
