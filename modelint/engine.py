@@ -32,6 +32,8 @@ from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
 from modelint.catalog import catalog
 from modelint.findings import Finding
+from modelint.sources import MAX_FILE_BYTES, read_source  # noqa: F401 (public here too)
+from modelint.suppressions import code_matches, comment_suppressions  # noqa: F401
 
 if TYPE_CHECKING:
     from modelint.analysis.context import FileContext
@@ -43,9 +45,6 @@ if TYPE_CHECKING:
 # Below this many files everything runs in the calling process: a pre-commit run on three files
 # must not pay for a pool.
 PARALLEL_MIN_FILES = 24
-# Larger files (generated tables, vendored bundles) are reported, not parsed: LibCST needs about
-# 500 times a file's size in memory (16 MB of source took 8 GB and 9 minutes here).
-MAX_FILE_BYTES = 2_000_000
 
 
 @dataclass
@@ -82,72 +81,8 @@ class CheckResult:
 # Reading
 
 
-def read_source(path: Path) -> Tuple[Optional[bytes], Optional[str]]:
-    """(bytes, None) or (None, one-line problem). Checks that the text decodes in its declared
-    encoding, so LibCST never sees undecodable input. A notebook gives its joined code cells."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"cannot read file: {exc.strerror or exc}"
-    if len(data) > MAX_FILE_BYTES:
-        return None, (f"file is {len(data) / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit for analysis "
-                      f"(LibCST needs ~500x a file's size in memory); exclude it if it is generated")
-    if path.suffix == ".ipynb":
-        try:
-            return notebook.load(data).source.encode("utf-8"), None
-        except notebook.NotebookError as exc:
-            return None, str(exc)
-    if b"\x00" in data:
-        return None, "file contains NUL bytes; not Python source"
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        data.decode(encoding)
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
-        return None, f"cannot decode file: {reason}"
-    return data, None
-
-
 # --------------------------------------------------------------------------------------------
 # Check pass (one file)
-
-_SUPPRESS = re.compile(r"#\s*modelint\s*:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.IGNORECASE)
-
-
-def _split_codes(text: Optional[str]) -> Optional[Tuple[str, ...]]:
-    if text is None:
-        return None
-    return tuple(c.upper() for c in re.split(r"[\s,]+", text.strip()) if c)
-
-
-_SUPPRESSION_WORD = re.compile(r"modelint|noqa", re.IGNORECASE)
-
-
-def comment_suppressions(source: str) -> Dict[int, List[Tuple[str, Optional[Tuple[str, ...]]]]]:
-    """line -> [(kind, codes or None for "everything")] from real comments (not strings)."""
-    out: Dict[int, List[Tuple[str, Optional[Tuple[str, ...]]]]] = {}
-    if not _SUPPRESSION_WORD.search(source):
-        return out  # the tokenizer is pure Python; most files have no suppression comment at all
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return out
-    for tok in tokens:
-        if tok.type != tokenize.COMMENT:
-            continue
-        m = _SUPPRESS.search(tok.string)
-        if m:
-            out.setdefault(tok.start[0], []).append(("modelint", _split_codes(m.group("codes"))))
-        m = _NOQA.search(tok.string)
-        if m:
-            out.setdefault(tok.start[0], []).append(("noqa", _split_codes(m.group("codes"))))
-    return out
-
-
-def _code_matches(code: str, patterns: Optional[Sequence[str]]) -> bool:
-    return patterns is None or any(code.startswith(p) for p in patterns)
-
 
 def _syntax_check(path: str, data: bytes) -> List[Finding]:
     """For files no rule needs to parse: CPython's parser (far cheaper than LibCST) still catches
@@ -447,7 +382,7 @@ def _check_module(path, data, module, facts, rule_classes, rule_options, classif
         suppressed = False
         for line in {rng.start.line, stmt_line}:
             for i, (kind, codes) in enumerate(suppressions.get(line, ())):
-                if _code_matches(report.code, codes):
+                if code_matches(report.code, codes):
                     suppressed = True
                     used.add((line, i))
         if suppressed:
@@ -761,7 +696,7 @@ def _visible(path: str, findings: List[Finding], select: Sequence[str],
     per-file ignores."""
     ignored = _per_file_ignored(path, per_file_ignores, root)
     return [f for f in findings
-            if (f.code in select or f.code in ("MDL000", "MDL999")) and not (ignored and _code_matches(f.code, ignored))]
+            if (f.code in select or f.code in ("MDL000", "MDL999")) and not (ignored and code_matches(f.code, ignored))]
 
 
 def _fix_in_worker(item: Tuple[str, List[Finding]]) -> FixOutcome:

@@ -228,7 +228,7 @@ def find_mode_branches(
 def scan_files(paths: Iterable[Union[str, Path]], module_bases: Sequence[str] = ()) -> Dict[str, List[ModeBranch]]:
     """path -> its mode branches, for the files that have some. Module-ness is decided across all
     the given files (a class whose `nn.Module` base lives in another of them counts)."""
-    from modelint.engine import read_source
+    from modelint.sources import read_source
 
     sources: Dict[str, bytes] = {}
     index = ProjectIndex()

@@ -197,7 +197,8 @@ def build_findings(
     `per-file-ignores` and `# modelint: ignore[...]` / `# noqa: ...` comments on the test's line or the
     `if` statement's first line."""
     from modelint.catalog import catalog
-    from modelint.engine import _code_matches, comment_suppressions, read_source
+    from modelint.sources import read_source
+    from modelint.suppressions import code_matches as _code_matches, comment_suppressions
 
     info = catalog()
     select = tuple(s.upper() for s in select)
