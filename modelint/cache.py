@@ -16,11 +16,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
 
 from modelint import __version__
+from modelint.atomic import write_atomic
+from modelint.codes import INTERNAL_ERROR
 from modelint.analysis.index import FileFacts
 from modelint.findings import Finding, finding_from_dict
 
@@ -76,10 +77,7 @@ class Cache:
                 (self.folder / ".gitignore").write_text("# Created by modelint; safe to delete.\n*\n")
                 (self.folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(value, fh, separators=(",", ":"))
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(value, separators=(",", ":")), fsync=False)
         except OSError:
             pass  # a read-only or full disk must never fail the run: the cache is an optimisation
 
@@ -110,7 +108,7 @@ class Cache:
         return [finding_from_dict(d) for d in raw]
 
     def put_findings(self, key: str, findings: List[Finding]) -> None:
-        if any(f.code == "MDL999" for f in findings):
+        if any(f.code == INTERNAL_ERROR for f in findings):
             return  # never cache a crash
         self._write("results", key, [f.to_dict() for f in findings])
 

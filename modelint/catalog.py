@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from modelint.atomic import write_atomic
 from modelint.codes import COVERAGE_CODES, GUARD_CODES, TOOL_CODES, TRACE_CODES, RuleInfo
 
 
@@ -51,10 +50,7 @@ def _save_snapshot(infos: List[RuleInfo]) -> None:
         return
     try:
         _SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=_SNAPSHOT.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump([asdict(i) for i in infos], fh)
-        os.replace(tmp, _SNAPSHOT)
+        write_atomic(_SNAPSHOT, json.dumps([asdict(i) for i in infos]), fsync=False)
     except OSError:
         pass
 
@@ -82,7 +78,9 @@ def lookup(code_or_name: str) -> Optional[RuleInfo]:
     return None
 
 
-def suggest(code: str, candidates: Iterable[str]) -> str:
-    """' (did you mean MDL101?)' or ''."""
-    close = difflib.get_close_matches(code.upper(), list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]}?)" if close else ""
+def suggest(query: str, candidates: Iterable[str]) -> str:
+    """' (did you mean MDL101?)' or ''. Case-insensitive, answering in the candidate's own case:
+    codes are upper-case, config keys lower-case (`selct` -> `select`)."""
+    by_upper = {c.upper(): c for c in sorted(candidates)}
+    close = difflib.get_close_matches(query.strip().upper(), list(by_upper), n=1, cutoff=0.5)
+    return f" (did you mean {by_upper[close[0]]}?)" if close else ""

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from modelint import __version__
+from modelint.codes import INTERNAL_ERROR
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -23,6 +23,12 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # No prefix matching: `--output json` must not be taken as `--output-file json`, and a
+        # new option must never change what an existing abbreviation means.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, exit 2 (argparse's default prints usage too)
         raise UsageError(message)
 
@@ -32,9 +38,9 @@ def _codes(value: str) -> List[str]:
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
-    from modelint.report import FORMAT_NAMES
+    from modelint.report import DEFAULT_FORMAT, format_names
 
-    p.add_argument("--format", choices=FORMAT_NAMES, default="text", help="output format (default: text)")
+    p.add_argument("--format", choices=format_names(), default=DEFAULT_FORMAT, help=f"output format (default: {DEFAULT_FORMAT})")
     p.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     p.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
@@ -146,19 +152,17 @@ def _emit(findings, args, files_checked: int, root: str) -> int:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    if any(f.code == "MDL999" for f in findings):
+    if any(f.code == INTERNAL_ERROR for f in findings):
         return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_OK
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written report."""
+    """Write a report atomically: never a half-written file, an OSError is a one-line error."""
+    from modelint.atomic import write_atomic as write
+
     try:
-        folder = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 

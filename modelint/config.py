@@ -75,10 +75,7 @@ def find_pyproject(start: Optional[Path] = None) -> Optional[Path]:
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            try:
-                data = _load_toml(candidate)
-            except ConfigError:
-                raise
+            data = _load_toml(candidate)
             if "modelint" in data.get("tool", {}):
                 return candidate
     return None
@@ -124,8 +121,7 @@ def _parse_table(path: Path, table: Dict[str, Any]) -> Config:
     cfg = Config(path=path)
     for key, value in table.items():
         if key not in _KNOWN_KEYS:
-            hint = suggest(key, _KNOWN_KEYS).replace("MDL", "")
-            raise ConfigError(f"{path}: unknown key tool.modelint.{key}{hint}")
+            raise ConfigError(f"{path}: unknown key tool.modelint.{key}{suggest(key, _KNOWN_KEYS)}")
         if key in _LIST_KEYS:
             setattr(cfg, key.replace("-", "_"), _str_list(path, key, value))
         elif key in ("respect-gitignore", "notebooks"):

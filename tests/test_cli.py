@@ -49,6 +49,22 @@ def test_unknown_option_is_usage_error(run):
     assert r.code == 2 and r.err.startswith("modelint: error:") and "Traceback" not in r.err
 
 
+@pytest.mark.parametrize("args", [("--output", "json"), ("--form", "json"), ("--output-f", "r.txt"), ("--stat",)])
+def test_abbreviated_options_are_refused_not_guessed(run, write, tmp_path, args):
+    """argparse's prefix matching took `--output json` as `--output-file json` (a report written
+    to a file named json); every option must be spelled out."""
+    write("m.py", BUGGY)
+    r = run("check", "m.py", *args)
+    assert r.code == 2 and r.err.strip() == f"modelint: error: unrecognized arguments: {' '.join(args)}", r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
+
+
+def test_short_options_still_work(run, write, tmp_path):
+    write("m.py", BUGGY)
+    r = run("check", "m.py", "-j1", "-o", "r.txt")
+    assert r.code == 1 and r.out == "" and "MDL101" in (tmp_path / "r.txt").read_text(), r
+
+
 @pytest.mark.parametrize("flag", ["--select", "--ignore", "--extend-select"])
 def test_unknown_code_on_command_line_suggests_nearest(run, write, flag):
     write("m.py", CLEAN)

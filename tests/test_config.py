@@ -104,7 +104,9 @@ def test_module_bases_option(run, write):
 @pytest.mark.parametrize(
     "toml,message",
     [
-        ('[tool.modelint]\nselet = ["MDL101"]\n', "unknown key tool.modelint.selet"),
+        ('[tool.modelint]\nselet = ["MDL101"]\n', "unknown key tool.modelint.selet (did you mean select?)"),
+        ('[tool.modelint]\nselct = ["MDL101"]\n', "unknown key tool.modelint.selct (did you mean select?)"),
+        ('[tool.modelint]\nextend_exclude = ["x/"]\n', "tool.modelint.extend_exclude (did you mean extend-exclude?)"),
         ('[tool.modelint]\nselect = "MDL101"\n', "tool.modelint.select must be a list of strings"),
         ('[tool.modelint]\nselect = ["MDL1O1"]\n', "unknown rule code 'MDL1O1' (did you mean MDL101?)"),
         ('[tool.modelint]\nrespect-gitignore = "yes"\n', "respect-gitignore must be true or false"),
@@ -124,6 +126,23 @@ def test_config_errors_are_one_line_naming_file_and_key(run, write, tmp_path, to
     assert message in r.err, r
     assert str(tmp_path / "pyproject.toml") in r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+def test_suggest_is_case_insensitive_and_answers_in_the_candidates_case():
+    from modelint.catalog import catalog, suggest
+    from modelint.config import _KNOWN_KEYS as keys
+
+    assert suggest("selct", keys) == " (did you mean select?)"
+    assert suggest("Extend-Selct", ["extend-select", "ignore"]) == " (did you mean extend-select?)"
+    assert suggest("mdl1o1", catalog()) == " (did you mean MDL101?)"
+    assert suggest("zzzzzz", keys) == ""
+
+
+def test_an_unknown_key_far_from_any_known_one_gets_no_hint(run, write):
+    write("pyproject.toml", '[tool.modelint]\nqqqqqqqqqq = 1\n')
+    write("m.py", BUGGY)
+    r = run("check", "m.py")
+    assert r.code == 2 and "unknown key tool.modelint.qqqqqqqqqq" in r.err and "did you mean" not in r.err, r
 
 
 def test_missing_explicit_config(run, write):

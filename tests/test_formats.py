@@ -132,3 +132,68 @@ def test_sarif_fixes_are_valid_and_reproduce_the_fixed_file(tmp_path):
         line = lines[r["startLine"] - 1]
         lines[r["startLine"] - 1] = line[: r["startColumn"] - 1] + rep["insertedContent"]["text"] + line[r["endColumn"] - 1:]
     assert "".join(lines).endswith("return F.dropout(x, p=0.1, training=self.training)\n")
+
+
+def test_formats_are_discovered_from_their_modules():
+    import modelint.report as report
+
+    names = report.format_names()
+    assert names[0] == report.DEFAULT_FORMAT == "text"
+    assert set(names) == {"text", "json", "sarif", "github"}
+    from modelint.cli import build_parser
+
+    check = build_parser()._subparsers._group_actions[0].choices["check"]
+    assert next(a for a in check._actions if a.dest == "format").choices == names
+
+
+def test_a_new_format_module_is_registered_everywhere_without_a_list_to_edit(tmp_path, monkeypatch):
+    """Adding a format is adding a module: the registry, the CLI's --format and the pytest plugin's
+    --modelint-modes-format all see it."""
+    import modelint.report as report
+    from modelint.cli import build_parser
+    from modelint.modecov import pytest_plugin
+
+    (tmp_path / "csv_lines.py").write_text(
+        'NAME = "csv"\n\n\ndef render(findings, ctx):\n'
+        '    return "".join(f"{f.path},{f.line},{f.code}\\n" for f in findings)\n'
+    )
+    monkeypatch.setattr(report, "__path__", [*report.__path__, str(tmp_path)])
+    monkeypatch.setattr(report, "_REGISTRY", {})
+    try:
+        assert "csv" in report.format_names()
+        assert render([F2, F1], "csv", ReportContext()) == "pkg/a.py,7,MDL101\npkg/b.py,3,MDL102\n"
+        check = build_parser()._subparsers._group_actions[0].choices["check"]
+        assert "csv" in next(a for a in check._actions if a.dest == "format").choices
+
+        seen = {}
+
+        class Group:
+            def addoption(self, flag, **kwargs):
+                seen[flag] = kwargs
+
+        class Parser:
+            def getgroup(self, *args):
+                return Group()
+
+        pytest_plugin.pytest_addoption(Parser())
+        assert "csv" in seen["--modelint-modes-format"]["choices"]
+        assert "csv" in seen["--modelint-modes-format"]["help"]
+    finally:
+        import sys
+
+        sys.modules.pop("modelint.report.csv_lines", None)
+
+
+def test_a_module_without_name_or_render_is_an_error_not_a_silently_missing_format(tmp_path, monkeypatch):
+    import modelint.report as report
+
+    (tmp_path / "half_done.py").write_text("def render(findings, ctx):\n    return ''\n")
+    monkeypatch.setattr(report, "__path__", [*report.__path__, str(tmp_path)])
+    monkeypatch.setattr(report, "_REGISTRY", {})
+    try:
+        with pytest.raises(RuntimeError, match="half_done is not a format"):
+            report.format_names()
+    finally:
+        import sys
+
+        sys.modules.pop("modelint.report.half_done", None)

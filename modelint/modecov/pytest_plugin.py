@@ -6,7 +6,8 @@
 
 Registered through the `pytest11` entry point, so this module is imported by every pytest session in
 an environment where modelint is installed: at import it defines hooks and nothing else, and unless
-one of the options is given it imports neither torch, coverage nor the rest of modelint.
+one of the options is given it imports neither torch, coverage, LibCST nor the checker; only the
+output-format registry (`modelint.report`, about 10 ms), for the `--modelint-modes-format` choices.
 
 How it measures (see `modelint.modecov.report` for the arc semantics):
 - Before the tests run it looks for mode branches (`modelint.analysis.branches`) in the rootdir (or
@@ -30,10 +31,12 @@ import sys
 import pytest
 
 _KEY = "modelint_modes"
-_FORMATS = ("text", "json", "sarif", "github")
 
 
 def pytest_addoption(parser):
+    from modelint.report import format_names  # the output formats' registry (no LibCST, no coverage)
+
+    formats = format_names()
     group = parser.getgroup("modelint", "modelint mode-branch coverage")
     group.addoption(
         "--modelint-modes",
@@ -55,10 +58,10 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--modelint-modes-format",
-        choices=_FORMATS,
+        choices=formats,
         default=None,
         dest="modelint_modes_format",
-        help="format of the findings: text, json, sarif, github (default: text in the terminal; for "
+        help=f"format of the findings: {', '.join(formats)} (default: text in the terminal; for "
         "FILE, from its suffix: .sarif -> sarif, .txt -> text, else json)",
     )
     group.addoption(
@@ -344,10 +347,9 @@ class ModesPlugin:
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        from modelint.atomic import write_atomic
+
+        write_atomic(path, text)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.workerinput is not None:

@@ -1,11 +1,20 @@
-"""Output formats. Each format is one small module exposing `render(findings, ctx) -> str`."""
+"""Output formats, registered by discovery like the rules: every public module of this package
+defines `NAME` (its `--format` value) and `render(findings, ctx) -> str`. Adding a format is adding
+a module; the CLI's `--format` choices and the pytest plugin's `--modelint-modes-format` read
+`format_names()`, so the names are written once, in the modules themselves."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Sequence, Tuple
 
 from modelint.findings import Finding
+
+DEFAULT_FORMAT = "text"
+
+Renderer = Callable[[Sequence[Finding], "ReportContext"], str]
 
 
 @dataclass
@@ -22,19 +31,30 @@ class ReportContext:
     unsafe_fixes: bool = False
 
 
-def _formats() -> Dict[str, Callable[[Sequence[Finding], ReportContext], str]]:
-    from modelint.report import github, json_format, sarif, text
-
-    return {
-        "text": text.render,
-        "json": json_format.render,
-        "sarif": sarif.render,
-        "github": github.render,
-    }
+_REGISTRY: Dict[str, Renderer] = {}
 
 
-FORMAT_NAMES = ("text", "json", "sarif", "github")
+def _load() -> Dict[str, Renderer]:
+    if not _REGISTRY:
+        found: Dict[str, Renderer] = {}
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            if info.name.startswith("_"):  # shared helpers, not formats
+                continue
+            mod = importlib.import_module(f"{__name__}.{info.name}")
+            name, fn = getattr(mod, "NAME", None), getattr(mod, "render", None)
+            if not isinstance(name, str) or not callable(fn):
+                raise RuntimeError(f"{mod.__name__} is not a format: it needs NAME and render(findings, ctx)")
+            if name in found:
+                raise RuntimeError(f"two formats named {name!r}")
+            found[name] = fn
+        _REGISTRY.update(found)
+    return _REGISTRY
+
+
+def format_names() -> Tuple[str, ...]:
+    """Every format's name: the default first (it leads `--help`), then alphabetical."""
+    return tuple(sorted(_load(), key=lambda n: (n != DEFAULT_FORMAT, n)))
 
 
 def render(findings: Sequence[Finding], fmt: str, ctx: ReportContext) -> str:
-    return _formats()[fmt](sorted(findings), ctx)
+    return _load()[fmt](sorted(findings), ctx)

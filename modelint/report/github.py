@@ -6,6 +6,8 @@ from typing import Sequence
 
 from modelint.findings import Finding, file_line
 
+NAME = "github"
+
 _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 

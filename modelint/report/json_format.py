@@ -7,6 +7,8 @@ from typing import Sequence
 
 from modelint.findings import Finding
 
+NAME = "json"
+
 
 def render(findings: Sequence[Finding], ctx) -> str:
     return json.dumps([f.to_dict() for f in findings], indent=2) + "\n"

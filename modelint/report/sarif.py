@@ -11,6 +11,8 @@ from modelint import __version__
 from modelint.catalog import catalog
 from modelint.findings import Finding, file_line
 
+NAME = "sarif"
+
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 

@@ -7,6 +7,8 @@ from typing import Sequence
 
 from modelint.findings import Finding
 
+NAME = "text"
+
 
 def location(f: Finding) -> str:
     if f.cell is not None:
