@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="list every rule: code, name, level, fixable, default-on")
     rules.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
-    rule = sub.add_parser("rule", help="show a rule's documentation")
-    rule.add_argument("code", metavar="CODE")
+    rule = sub.add_parser("rule", help="show a rule's documentation (or every rule's, with --all)")
+    rule.add_argument("code", nargs="?", metavar="CODE", help="a code (MDL101) or a rule name")
+    rule.add_argument("--all", action="store_true", help="print the documentation of every code")
 
     trace = sub.add_parser("trace", help="run models in training and eval mode and verify they diverge correctly")
     trace.add_argument("targets", nargs="*", metavar="TARGET", help="package.module:factory or path/to/file.py:factory")
@@ -262,8 +263,8 @@ def _cmd_rules(args) -> int:
         import json
 
         print(json.dumps([{"code": i.code, "name": i.name, "level": i.level, "summary": i.summary, "fixable": i.fixable,
-                           "default": i.default, "kind": i.kind, "options": i.options} for i in catalog().values()],
-                         indent=2))
+                           "default": i.default, "kind": i.kind, "options": i.options, "option_docs": i.option_docs,
+                           "fix_safety": i.fix_safety} for i in catalog().values()], indent=2))
         return EXIT_OK
     rows = [("CODE", "NAME", "LEVEL", "FIXABLE", "DEFAULT", "KIND")]
     for info in catalog().values():
@@ -276,19 +277,17 @@ def _cmd_rules(args) -> int:
 
 def _cmd_rule(args) -> int:
     from modelint.catalog import catalog, lookup, suggest
+    from modelint.docs import all_rule_docs, rule_doc
 
+    if args.all == (args.code is not None):
+        raise UsageError("rule: give either a CODE or --all")
+    if args.all:
+        print(all_rule_docs(catalog().values()))
+        return EXIT_OK
     info = lookup(args.code)
     if info is None:
         raise UsageError(f"unknown rule {args.code!r}{suggest(args.code, catalog())}")
-    out = [f"{info.code} {info.name} ({info.level}{', fixable' if info.fixable else ''}{'' if info.default else ', off by default'})", ""]
-    out += [info.summary, ""]
-    for title, body in (("What it does", info.what), ("Why is this bad?", info.why)):
-        if body:
-            out += [f"## {title}", body, ""]
-    for title, body in (("Example", info.example), ("Use instead", info.use_instead)):
-        if body:
-            out += [f"## {title}", "```python", body.rstrip("\n"), "```", ""]
-    print("\n".join(out).rstrip("\n"))
+    print(rule_doc(info))
     return EXIT_OK
 
 
