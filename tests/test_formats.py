@@ -146,6 +146,13 @@ def test_formats_are_discovered_from_their_modules():
     assert next(a for a in check._actions if a.dest == "format").choices == names
 
 
+def test_report_file_suffixes_name_their_format():
+    from modelint.report import format_for_suffix
+
+    assert [format_for_suffix(s) for s in (".sarif", ".txt", ".log", ".json", ".SARIF", ".xyz", "")] == [
+        "sarif", "text", "text", "json", "sarif", None, None]
+
+
 def test_a_new_format_module_is_registered_everywhere_without_a_list_to_edit(tmp_path, monkeypatch):
     """Adding a format is adding a module: the registry, the CLI's --format and the pytest plugin's
     --modelint-modes-format all see it."""
@@ -154,13 +161,13 @@ def test_a_new_format_module_is_registered_everywhere_without_a_list_to_edit(tmp
     from modelint.modecov import pytest_plugin
 
     (tmp_path / "csv_lines.py").write_text(
-        'NAME = "csv"\n\n\ndef render(findings, ctx):\n'
+        'NAME = "csv"\nSUFFIXES = (".csv",)\n\n\ndef render(findings, ctx):\n'
         '    return "".join(f"{f.path},{f.line},{f.code}\\n" for f in findings)\n'
     )
     monkeypatch.setattr(report, "__path__", [*report.__path__, str(tmp_path)])
     monkeypatch.setattr(report, "_REGISTRY", {})
     try:
-        assert "csv" in report.format_names()
+        assert "csv" in report.format_names() and report.format_for_suffix(".CSV") == "csv"
         assert render([F2, F1], "csv", ReportContext()) == "pkg/a.py,7,MDL101\npkg/b.py,3,MDL102\n"
         check = build_parser()._subparsers._group_actions[0].choices["check"]
         assert "csv" in next(a for a in check._actions if a.dest == "format").choices

@@ -109,8 +109,9 @@ def _format(config, output):
         return fmt
     if output is None:
         return "text"
-    suffix = os.path.splitext(output)[1].lower()
-    return {".sarif": "sarif", ".txt": "text", ".log": "text"}.get(suffix, "json")
+    from modelint.report import format_for_suffix
+
+    return format_for_suffix(os.path.splitext(output)[1]) or "json"
 
 
 def _glob_escape(path):

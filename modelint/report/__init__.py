@@ -1,21 +1,20 @@
 """Output formats, registered by discovery like the rules: every public module of this package
-defines `NAME` (its `--format` value) and `render(findings, ctx) -> str`. Adding a format is adding
-a module; the CLI's `--format` choices and the pytest plugin's `--modelint-modes-format` read
-`format_names()`, so the names are written once, in the modules themselves."""
+defines `NAME` (its `--format` value) and `render(findings, ctx) -> str`, and may define
+`SUFFIXES` (file suffixes that mean it, for the pytest plugin's report file). Adding a format is
+adding a module; the CLI's `--format` choices and the pytest plugin's `--modelint-modes-format`
+read `format_names()`, so the names are written once, in the modules themselves."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Sequence, Tuple
+from types import ModuleType
+from typing import Dict, Optional, Sequence, Tuple
 
 from modelint.findings import Finding
 
 DEFAULT_FORMAT = "text"
-
-Renderer = Callable[[Sequence[Finding], "ReportContext"], str]
-
 
 @dataclass
 class ReportContext:
@@ -31,12 +30,12 @@ class ReportContext:
     unsafe_fixes: bool = False
 
 
-_REGISTRY: Dict[str, Renderer] = {}
+_REGISTRY: Dict[str, ModuleType] = {}
 
 
-def _load() -> Dict[str, Renderer]:
+def _load() -> Dict[str, ModuleType]:
     if not _REGISTRY:
-        found: Dict[str, Renderer] = {}
+        found: Dict[str, ModuleType] = {}
         for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
             if info.name.startswith("_"):  # shared helpers, not formats
                 continue
@@ -46,7 +45,7 @@ def _load() -> Dict[str, Renderer]:
                 raise RuntimeError(f"{mod.__name__} is not a format: it needs NAME and render(findings, ctx)")
             if name in found:
                 raise RuntimeError(f"two formats named {name!r}")
-            found[name] = fn
+            found[name] = mod
         _REGISTRY.update(found)
     return _REGISTRY
 
@@ -56,5 +55,11 @@ def format_names() -> Tuple[str, ...]:
     return tuple(sorted(_load(), key=lambda n: (n != DEFAULT_FORMAT, n)))
 
 
+def format_for_suffix(suffix: str) -> Optional[str]:
+    """The format a report file's suffix (".sarif") stands for, or None."""
+    suffix = suffix.lower()
+    return next((name for name, mod in sorted(_load().items()) if suffix in getattr(mod, "SUFFIXES", ())), None)
+
+
 def render(findings: Sequence[Finding], fmt: str, ctx: ReportContext) -> str:
-    return _load()[fmt](sorted(findings), ctx)
+    return _load()[fmt].render(sorted(findings), ctx)

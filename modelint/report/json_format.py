@@ -8,6 +8,7 @@ from typing import Sequence
 from modelint.findings import Finding
 
 NAME = "json"
+SUFFIXES = (".json",)
 
 
 def render(findings: Sequence[Finding], ctx) -> str:

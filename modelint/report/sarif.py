@@ -12,6 +12,7 @@ from modelint.catalog import catalog
 from modelint.findings import Finding, file_line
 
 NAME = "sarif"
+SUFFIXES = (".sarif",)
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}

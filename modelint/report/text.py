@@ -8,6 +8,7 @@ from typing import Sequence
 from modelint.findings import Finding
 
 NAME = "text"
+SUFFIXES = (".txt", ".log")
 
 
 def location(f: Finding) -> str:
