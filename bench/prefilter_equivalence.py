@@ -49,7 +49,8 @@ import corpus  # noqa: E402  (bench/corpus.py: PINS, DEFAULT_CACHE)
 
 from modelint.config import resolve_selection  # noqa: E402
 from modelint.discovery import DEFAULT_EXCLUDE, discover  # noqa: E402
-from modelint.engine import EngineSettings, check_paths, read_source  # noqa: E402
+from modelint.engine import EngineSettings, check_paths  # noqa: E402
+from modelint.sources import read_source  # noqa: E402
 from modelint.findings import Finding  # noqa: E402
 from modelint.rules import all_rules  # noqa: E402
 

@@ -9,31 +9,28 @@ Flow for one run (`check_paths`):
    suppressed ones and returns Findings.
 The check pass runs in a process pool for large inputs and in-process for a handful of files.
 With a cache (`modelint.cache`), files whose bytes, configuration and cross-file facts are
-unchanged are not parsed at all.
+unchanged are not parsed at all. Reading and the parse guard: `sources`; suppressions: `suppressions`.
 """
 
 from __future__ import annotations
 
-import ast
 import multiprocessing
 import os
-import re
 import sys
-import tokenize
-import io
-import itertools
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 from modelint import notebook
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
 from modelint.catalog import catalog
-from modelint.findings import Finding
-from modelint.sources import MAX_FILE_BYTES, read_source  # noqa: F401 (public here too)
-from modelint.suppressions import code_matches, comment_suppressions  # noqa: F401
+from modelint.codes import INTERNAL_ERROR, PARSE_ERROR, UNUSED_SUPPRESSION
+from modelint.findings import Finding, tool_finding
+from modelint.fixing import FixOutcome, fix_path, fix_text
+from modelint.sources import decoded_text, nesting_error, parse_error, read_source, syntax_check
+from modelint.suppressions import SuppressionTracker, shown
 
 if TYPE_CHECKING:
     from modelint.analysis.context import FileContext
@@ -77,34 +74,64 @@ class CheckResult:
     fix_errors: List[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------------------------
-# Reading
+@dataclass(frozen=True)
+class CheckSpec:
+    """How to check one file, the same for every file of a run."""
+
+    rule_classes: Tuple[Type["Rule"], ...]
+    rule_options: Mapping[str, Mapping[str, Any]]
+    classifier: ModuleClassifier  # the project's "is this class an nn.Module" (cross-file)
+    select: Tuple[str, ...]
+    prefilter: bool = True  # skip rules whose trigger words are not in the file
 
 
 # --------------------------------------------------------------------------------------------
 # Check pass (one file)
 
-def _syntax_check(path: str, data: bytes) -> List[Finding]:
-    """For files no rule needs to parse: CPython's parser (far cheaper than LibCST) still catches
-    syntax errors, so a broken file is never silently passed over."""
-    try:
-        compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as exc:
-        # LibCST, the parser the rules use, has the last word, so that whether a file gets MDL000
-        # does not depend on the pre-filter: a file only CPython rejects (a non-ASCII bytes
-        # literal, `[*a for a in b]`) is left to the interpreter. Only broken files get here.
-        if not _may_be_too_deep(data):  # (LibCST could take minutes on the others)
-            import libcst as cst
 
-            try:
-                cst.parse_module(data)
-                return []
-            except Exception:
-                pass
-        return [_parse_error(path, exc)]
-    except (ValueError, RecursionError, MemoryError):
-        pass
-    return []
+def check_file(path: str, facts: Optional[FileFacts], spec: CheckSpec) -> List[Finding]:
+    """All findings for one file (suppressions applied, per-file ignores not)."""
+    if path.endswith(".ipynb"):
+        return check_notebook(path, None, facts, spec)
+    data, problem = read_source(Path(path))
+    if data is None:
+        return [tool_finding(path, PARSE_ERROR, problem)]
+    return check_bytes(path, data, facts, spec)
+
+
+def check_notebook(path: str, data: Optional[bytes], facts: Optional[FileFacts], spec: CheckSpec) -> List[Finding]:
+    """Check a notebook's joined code cells (`data`: its bytes, read when None), then give each
+    finding its cell and in-cell position (and its fix; a fix that spans cells is dropped)."""
+    try:
+        nb = notebook.load(Path(path).read_bytes() if data is None else data)
+    except OSError as exc:
+        return [tool_finding(path, PARSE_ERROR, f"cannot read file: {exc.strerror or exc}")]
+    except notebook.NotebookError as exc:
+        return [tool_finding(path, PARSE_ERROR, str(exc))]
+    return nb.broken_findings(path) + nb.to_cells(check_bytes(path, nb.source.encode("utf-8"), facts, spec))
+
+
+def check_bytes(path: str, data: bytes, facts: Optional[FileFacts], spec: CheckSpec) -> List[Finding]:
+    """All findings for one module's bytes (suppressions applied, per-file ignores not)."""
+    import libcst as cst
+
+    rule_classes = spec.rule_classes
+    if spec.prefilter:
+        # Text pre-filter: a rule none of whose trigger words occur in the file cannot fire.
+        rule_classes = tuple(r for r in rule_classes if not r.triggers or any(t.encode() in data for t in r.triggers))
+        if not rule_classes and not (UNUSED_SUPPRESSION in spec.select and b"modelint" in data):
+            return syntax_check(path, data)
+    too_deep = nesting_error(path, data)
+    if too_deep is not None:
+        return [too_deep]
+    try:
+        module = cst.parse_module(data)
+    except Exception as exc:  # ParserSyntaxError, RecursionError, ...
+        return [parse_error(path, exc, data)]
+    try:
+        return _check_module(path, data, module, facts, rule_classes, spec)
+    except RecursionError:  # LibCST's code generation (positions, code of a node) recurses per level
+        return [parse_error(path, RecursionError())]
 
 
 class _Dispatcher:
@@ -145,445 +172,79 @@ class _Dispatcher:
         self.ctx.ancestors.pop()
 
 
-# LibCST's parser takes time superlinear in the length of one operator chain (measured: a 1,000-term
-# sum ~2 s, 4,000 terms ~90 s) and its code generation recurses once per nesting level, so one
-# generated or hostile file could stall a whole run. Real code is shallow: the deepest syntax tree
-# among the 5,004 files of the bench corpora is 54 levels. So a file with many operator tokens (the
-# only way to build such a chain; about 3% of real files) is first parsed by CPython, which is ~8x
-# cheaper, and is refused with MDL000 when its tree is deeper than MAX_NESTING.
-MAX_NESTING = 200
-_NESTING_CHECK_TOKENS = 1000
-_OPERATOR_TOKENS = tuple(bytes([c]) for c in b"+-*/%|&^~@<>") + (b"not ", b" and ", b" or ", b" if ", b"lambda", b"await ")
+def _check_module(path: str, data: bytes, module: cst.Module, facts, rules: Sequence[Type[Rule]], spec) -> List[Finding]:
+    """Run the rules over the parsed module in one walk; position, suppress and name the reports."""
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.positions import syntactic_positions
+    from modelint.analysis.walk import walk
+    from modelint.fixes import FixPlacer
 
-
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"()[]{}")
-_BRACKET_STEP = [0] * 256
-for _c in b"([{":
-    _BRACKET_STEP[_c] = 1
-for _c in b")]}":
-    _BRACKET_STEP[_c] = -1
-_NESTING_CHECK_BRACKETS = 100
-
-
-def _bracket_depth(data: bytes) -> int:
-    """The deepest bracket nesting in the text, strings and comments included (a cheap upper
-    estimate: CPython itself refuses more than 200 levels, LibCST accepts thousands, slowly)."""
-    steps = data.translate(None, _NOT_BRACKETS)
-    return max(itertools.accumulate(_BRACKET_STEP[c] for c in steps), default=0)
-
-
-def _may_be_too_deep(data: bytes) -> bool:
-    """Cheap text test: could this file hold a chain or nesting LibCST is slow on?"""
-    return (sum(data.count(t) for t in _OPERATOR_TOKENS) >= _NESTING_CHECK_TOKENS
-            or _bracket_depth(data) >= _NESTING_CHECK_BRACKETS)
-
-
-def _nesting_error(path: str, data: bytes) -> Optional[Finding]:
-    """MDL000 for a file nested too deeply for LibCST to parse in reasonable time, else None."""
-    if not _may_be_too_deep(data):
-        return None
-    try:
-        tree = compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except RecursionError:
-        return _parse_error(path, RecursionError())
-    except SyntaxError as exc:
-        # LibCST would reject it too (almost always), perhaps only after a long time.
-        return _parse_error(path, exc)
-    except (ValueError, MemoryError):
-        return None
-    stack = [(tree, 1, 1, 0)]
-    pop, push, children = stack.pop, stack.append, ast.iter_child_nodes
-    while stack:
-        node, depth, line, column = pop()
-        line, column = getattr(node, "lineno", line), getattr(node, "col_offset", column)  # (operators have none)
-        if depth > MAX_NESTING:
-            return Finding(path, line, column + 1, "MDL000",
-                           f"cannot parse: code is nested more than {MAX_NESTING} levels deep (generated code?); "
-                           "the file was not checked", name="parse-error", level="error")
-        for child in children(node):
-            push((child, depth + 1, line, column))
-    return None
-
-
-def _parse_error(path: str, exc: Exception, data: bytes = b"") -> Finding:
-    """MDL000 at the parser's position. CPython's own message is preferred when it also rejects the
-    file (it is clearer: "expected ':'"); LibCST's is used when only LibCST's grammar does."""
-    def finding(line: int, column: int, message: str) -> Finding:
-        return Finding(path, max(line, 1), max(column, 1), "MDL000", f"cannot parse: {message}",
-                       name="parse-error", level="error")
-
-    if isinstance(exc, RecursionError):
-        return finding(1, 1, "code is nested too deeply to analyse")
-    if isinstance(exc, SyntaxError):  # CPython's own verdict on these bytes: no need to parse again
-        return finding(exc.lineno or 1, exc.offset or 1, exc.msg)
-    if data:
-        try:
-            compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-        except SyntaxError as syn:
-            return finding(syn.lineno or 1, syn.offset or 1, syn.msg)
-        except (ValueError, RecursionError, MemoryError):
-            pass
-    import libcst as cst
-
-    if isinstance(exc, cst.ParserSyntaxError):
-        message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", str(exc.message).strip().splitlines()[0])
-        return finding(exc.raw_line, exc.raw_column + 1, message or "invalid syntax")
-    return finding(1, 1, f"{type(exc).__name__}: {exc}")
-
-
-def check_file(
-    path: str,
-    facts: Optional[FileFacts],
-    rule_classes: Sequence[Type[Rule]],
-    rule_options: Dict[str, Dict[str, Any]],
-    classifier: ModuleClassifier,
-    select: Sequence[str],
-    prefilter: bool = True,
-) -> List[Finding]:
-    """All findings for one file (suppressions applied, per-file ignores not)."""
-    if path.endswith(".ipynb"):
-        return _check_notebook(path, facts, rule_classes, rule_options, classifier, select, prefilter)
-    data, problem = read_source(Path(path))
-    if data is None:
-        return [Finding(path, 1, 1, "MDL000", problem, name="parse-error", level="error")]
-    return check_bytes(path, data, facts, rule_classes, rule_options, classifier, select, prefilter)
-
-
-def _check_notebook(path: str, facts, rule_classes, rule_options, classifier, select, prefilter,
-                    data: Optional[bytes] = None) -> List[Finding]:
-    """Check the joined code cells, then give each finding its cell and in-cell position (its fix's
-    edits too: they are in cell coordinates, and a fix that spans cells is dropped)."""
-    try:
-        nb = notebook.load(Path(path).read_bytes() if data is None else data)
-    except OSError as exc:
-        return [Finding(path, 1, 1, "MDL000", f"cannot read file: {exc.strerror or exc}", name="parse-error", level="error")]
-    except notebook.NotebookError as exc:
-        return [Finding(path, 1, 1, "MDL000", str(exc), name="parse-error", level="error")]
-    out = [
-        Finding(path, line, column, "MDL000", f"cannot parse cell: {message}", name="parse-error", level="error",
-                cell=cell.number, extra=(("json_line", notebook.json_line(cell, line)),))
-        for cell, line, column, message in nb.broken
-    ]
-    for f in check_bytes(path, nb.source.encode("utf-8"), facts, rule_classes, rule_options, classifier, select, prefilter):
-        where = nb.locate(f.line)
-        if where is None:
-            out.append(f)
+    want_unused = UNUSED_SUPPRESSION in spec.select
+    if facts is None:
+        facts = facts_from_source(data, Path(path))
+    ctx = FileContext(path, module, facts, spec.classifier)
+    rules = [cls(ctx, spec.rule_options.get(cls.code)) for cls in rules]
+    dispatcher = _Dispatcher(ctx, rules)
+    walk(module, dispatcher.enter, dispatcher.leave)
+    reports = [r for rule in rules for r in rule.reports]
+    findings = [tool_finding(path, INTERNAL_ERROR, f"rule {code} crashed on this file ({msg}); "
+                             "the file was only partly checked") for code, msg in sorted(dispatcher.failed.items())]
+    if not reports and not want_unused:
+        return findings
+    positions = syntactic_positions(module) if reports else {}
+    suppressions = SuppressionTracker(decoded_text(data, module.encoding))
+    info = catalog()
+    placer = FixPlacer(module, positions)
+    for report in reports:
+        rng = positions[report.node]
+        stmt_line = positions[report.statement].start.line if report.statement is not None else rng.start.line
+        if suppressions.suppresses(report.code, {rng.start.line, stmt_line}):
             continue
-        cell, line = where
-        end = f.end_line - cell.first_line + 1 if f.end_line else 0
-        out.append(replace(f, line=line, end_line=max(end, line) if end else 0, cell=cell.number,
-                           extra=f.extra + (("json_line", notebook.json_line(cell, line)),),
-                           fix=_cell_fix(f.fix, nb, cell)))
-    return out
+        findings.append(Finding(path, rng.start.line, rng.start.column + 1, report.code, report.message,
+                                end_line=rng.end.line, end_column=rng.end.column + 1, name=info[report.code].name,
+                                level=getattr(report, "level", None) or info[report.code].level,
+                                fix=placer.place(report.fix)))
+    if want_unused:
+        findings += suppressions.unused(path, spec.select)
+    return findings
 
 
-def _cell_fix(fx, nb, cell):
-    """A fix in joined-module coordinates -> the same fix in `cell`'s own coordinates, or None if
-    any edit leaves the cell or touches a masked IPython line."""
-    if fx is None:
-        return None
-    shift = cell.first_line - 1
-    n_lines = cell.source.count("\n") + 1
-    masked = notebook.masked_lines(cell)
-    edits = []
-    for e in fx.edits:
-        line, end_line = e.line - shift, e.end_line - shift
-        if line < 1 or end_line > n_lines + (1 if e.end_column == 1 else 0) or any(
-                n in masked for n in range(line, end_line + 1)):
-            return None
-        edits.append(replace(e, line=line, end_line=end_line))
-    return replace(fx, edits=tuple(edits))
+# --------------------------------------------------------------------------------------------
+# One module on its own (tests, rule examples, the editor server)
 
 
-def check_source(
-    source: str,
-    path: str = "example.py",
-    select: Optional[Sequence[str]] = None,
-    rule_options: Optional[Dict[str, Dict[str, Any]]] = None,
-    module_bases: Sequence[str] = (),
-) -> List[Finding]:
-    """Check one in-memory module on its own (used by tests and the rule examples)."""
+def _resolved(select: Optional[Sequence[str]]) -> Tuple[Tuple[str, ...], Tuple[Type["Rule"], ...]]:
     from modelint.config import resolve_selection
 
     select = tuple(select) if select is not None else resolve_selection(None, (), ())
-    found = _check_alone(path, source.encode("utf-8"), selected_rule_classes(select), rule_options or {}, select,
-                         module_bases)
-    return sorted(_visible(path, found, select, (), "."))
+    return select, tuple(selected_rule_classes(select))
 
 
-def _check_alone(path: str, data: bytes, rule_classes, rule_options, select, module_bases: Sequence[str] = ()):
+def _check_alone(path: str, data: bytes, select: Tuple[str, ...], rules: Tuple[Type["Rule"], ...],
+                 rule_options: Optional[Mapping[str, Mapping[str, Any]]], module_bases: Sequence[str] = ()):
     """check_bytes on one module as its own project (its cross-file index is itself)."""
     facts = facts_from_source(data, Path(path), modname=Path(path).stem)
     index = ProjectIndex()
     if facts is not None:
         index.add(facts)
-    return check_bytes(path, data, facts, rule_classes, rule_options, ModuleClassifier(index, module_bases), select)
+    return check_bytes(path, data, facts, CheckSpec(rules, rule_options or {}, ModuleClassifier(index, module_bases), select))
 
 
-def check_bytes(
-    path: str,
-    data: bytes,
-    facts: Optional[FileFacts],
-    rule_classes: Sequence[Type[Rule]],
-    rule_options: Dict[str, Dict[str, Any]],
-    classifier: ModuleClassifier,
-    select: Sequence[str],
-    prefilter: bool = True,
-) -> List[Finding]:
-    import libcst as cst
-
-    want_unused = "MDL001" in select
-    if prefilter:
-        # Text pre-filter: a rule none of whose trigger words occur in the file cannot fire.
-        rule_classes = [r for r in rule_classes if not r.triggers or any(t.encode() in data for t in r.triggers)]
-        if not rule_classes and not (want_unused and b"modelint" in data):
-            return _syntax_check(path, data)
-    too_deep = _nesting_error(path, data)
-    if too_deep is not None:
-        return [too_deep]
-    try:
-        module = cst.parse_module(data)
-    except Exception as exc:  # ParserSyntaxError, RecursionError, ...
-        return [_parse_error(path, exc, data)]
-    try:
-        return _check_module(path, data, module, facts, rule_classes, rule_options, classifier, select)
-    except RecursionError:  # LibCST's code generation (positions, code of a node) recurses per level
-        return [_parse_error(path, RecursionError())]
+def check_source(source: str, path: str = "example.py", select: Optional[Sequence[str]] = None,
+                 rule_options: Optional[Dict[str, Dict[str, Any]]] = None, module_bases: Sequence[str] = ()) -> List[Finding]:
+    """Check one in-memory module on its own (used by tests and the rule examples)."""
+    select, rules = _resolved(select)
+    found = _check_alone(path, source.encode("utf-8"), select, rules, rule_options, module_bases)
+    return sorted(shown(path, found, select, (), "."))
 
 
-def _check_module(path, data, module, facts, rule_classes, rule_options, classifier, select) -> List[Finding]:
-    from modelint.analysis.context import FileContext
-    from modelint.analysis.positions import syntactic_positions
-    from modelint.analysis.walk import walk
-
-    want_unused = "MDL001" in select
-    if facts is None:
-        facts = facts_from_source(data, Path(path))
-    ctx = FileContext(path, module, facts, classifier)
-    rules = [cls(ctx, rule_options.get(cls.code)) for cls in rule_classes]
-    dispatcher = _Dispatcher(ctx, rules)
-    walk(module, dispatcher.enter, dispatcher.leave)
-    reports = [r for rule in rules for r in rule.reports]
-    findings = [
-        Finding(path, 1, 1, "MDL999", f"rule {code} crashed on this file ({msg}); the file was only partly checked",
-                name="internal-error", level="error")
-        for code, msg in sorted(dispatcher.failed.items())
-    ]
-    if not reports and not want_unused:
-        return findings
-    positions = syntactic_positions(module) if reports else {}
-    suppressions = comment_suppressions(_text(data, module.encoding)) if (reports or want_unused) else {}
-    used = set()
-    info = catalog()
-    fix_positions = _FixPositions(module, positions)
-    for report in reports:
-        rng = positions[report.node]
-        stmt_line = positions[report.statement].start.line if report.statement is not None else rng.start.line
-        suppressed = False
-        for line in {rng.start.line, stmt_line}:
-            for i, (kind, codes) in enumerate(suppressions.get(line, ())):
-                if code_matches(report.code, codes):
-                    suppressed = True
-                    used.add((line, i))
-        if suppressed:
-            continue
-        findings.append(
-            Finding(
-                path=path,
-                line=rng.start.line,
-                column=rng.start.column + 1,
-                end_line=rng.end.line,
-                end_column=rng.end.column + 1,
-                code=report.code,
-                name=info[report.code].name,
-                level=getattr(report, "level", None) or info[report.code].level,
-                message=report.message,
-                fix=_positioned_fix(report, fix_positions),
-            )
-        )
-    if want_unused:
-        selected_static = tuple(c for c in select if c != "MDL001")
-        for line, entries in sorted(suppressions.items()):
-            for i, (kind, codes) in enumerate(entries):
-                if kind != "modelint" or (line, i) in used:
-                    continue
-                # Only complain about codes we actually ran; a suppression for a rule that is not
-                # selected in this run may well be needed in another.
-                if codes is not None and not any(c in selected_static or any(s.startswith(c) for s in selected_static) for c in codes):
-                    continue
-                what = f"[{', '.join(codes)}]" if codes else ""
-                findings.append(Finding(path, line, 1, "MDL001", f"unused suppression `modelint: ignore{what}`: no finding on this line",
-                                        name="unused-suppression", level="info"))
-    return findings
-
-
-def _text(data: bytes, encoding: str) -> str:
-    """The parsed file's text (what `module.code` would regenerate, without the code generation)."""
-    text = data.decode(encoding, errors="replace")
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-class _FixPositions:
-    """Positions for fixes: syntactic ones (shared with the findings) for statements, and, computed
-    on first need, whitespace-inclusive ones for replaced expressions (they include the node's own
-    parentheses, as its generated code does)."""
-
-    def __init__(self, module, syntactic):
-        self.module = module
-        self.syntactic = syntactic
-        self._inclusive = None
-
-    def inclusive(self):
-        if self._inclusive is None:
-            from modelint.analysis.positions import whitespace_inclusive_positions
-
-            self._inclusive = whitespace_inclusive_positions(self.module)
-        return self._inclusive
-
-
-def _positioned_fix(report, where: _FixPositions):
-    """The rule's node-level fix as text edits; None when it cannot be placed (never a crash: a
-    fix that cannot be built is just not offered)."""
-    if report.fix is None:
-        return None
-    from modelint.fixes import FixSpec, to_fix
-
-    if not isinstance(report.fix, FixSpec):
-        return report.fix
-    try:
-        return to_fix(report.fix, where.module, where.syntactic, where.inclusive)
-    except Exception:
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Autofix (one file)
-
-
-@dataclass
-class FixOutcome:
-    findings: List[Finding]  # what remains after fixing (already filtered like the report)
-    applied: Dict[str, int] = field(default_factory=dict)
-    before: str = ""
-    after: str = ""
-    error: Optional[str] = None
-
-
-def fix_text(text: str, encode: Callable[[str], Optional[bytes]], check: Callable[[bytes], List[Finding]],
-             visible: Callable[[List[Finding]], List[Finding]], unsafe: bool, label: str = "<source>") -> FixOutcome:
-    """Apply fixes to `text` until none applies (at most MAX_ROUNDS rounds); pure, no I/O.
-
-    `encode` turns text into the bytes `check` lints (None: not representable in the file's
-    encoding); `check(bytes)` lints a version of the file; `visible` drops what the report would
-    not show (unselected codes, per-file ignores), so such findings are never fixed. Suppressed
-    findings never get here: `check` already drops them. A file with a parse error (MDL000) or a
-    crashed rule (MDL999) is never changed."""
-    from modelint import fixes
-
-    data = encode(text)
-    if data is None:
-        return FixOutcome([], before=text, after=text, error=f"{label}: not fixed: cannot encode")
-    applied: Dict[str, int] = {}
-    findings = visible(check(data))
-    error = None
-    current = text
-    for _ in range(fixes.MAX_ROUNDS):
-        if any(f.code in ("MDL000", "MDL999") for f in findings):
-            break
-        todo = [f for f in findings if fixes.applicable(f.fix, unsafe)]
-        if not todo:
-            break
-        by_fix = {id(f.fix): f.code for f in todo}
-        new_text, used = fixes.apply_fixes(current, [f.fix for f in todo])
-        if not used or new_text == current:
-            break
-        if not fixes.parses(new_text):
-            good: list = []  # keep the fixes that do not break the file
-            for fx in used:
-                candidate, ok = fixes.apply_fixes(current, good + [fx])
-                if len(ok) == len(good) + 1 and fixes.parses(candidate):
-                    good.append(fx)
-            broken = sorted({by_fix[id(fx)] for fx in used if fx not in good})
-            error = f"{label}: fix for {', '.join(broken)} not applied: the fixed file would not parse"
-            if not good:
-                break
-            used = good
-            new_text, _ = fixes.apply_fixes(current, good)
-        new_data = encode(new_text)
-        if new_data is None:
-            error = f"{label}: fixes not applied: the fixed text cannot be encoded in the file's encoding"
-            break
-        for fx in used:
-            applied[by_fix[id(fx)]] = applied.get(by_fix[id(fx)], 0) + 1
-        current = new_text
-        findings = visible(check(new_data))
-    return FixOutcome(findings, applied, text, current, error)
-
-
-def fix_file(path: str, findings: List[Finding], check: Callable[[bytes], List[Finding]],
-             visible: Callable[[List[Finding]], List[Finding]], unsafe: bool, write: bool) -> FixOutcome:
-    """`fix_text` on a file, then (if `write`) an atomic write keeping encoding, BOM, newlines and
-    permissions. `findings` (what the report has so far) is returned when the file cannot be read."""
-    from modelint import fixes
-
-    try:
-        decoded = fixes.decode(Path(path).read_bytes())
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        return FixOutcome(findings, error=f"{path}: not fixed: {exc}")
-    outcome = fix_text(decoded.text, lambda t: fixes.encode(decoded, t), check, visible, unsafe, label=path)
-    if outcome.after != outcome.before and write:
-        try:
-            fixes.write_atomic(Path(path), fixes.encode(decoded, outcome.after))
-        except OSError as exc:
-            return FixOutcome(findings, before=outcome.before, after=outcome.before,
-                              error=f"{path}: cannot write fixes: {exc.strerror or exc}")
-    return outcome
-
-
-def fix_source(
-    source: str,
-    path: str = "example.py",
-    select: Optional[Sequence[str]] = None,
-    unsafe: bool = False,
-    rule_options: Optional[Dict[str, Dict[str, Any]]] = None,
-) -> FixOutcome:
+def fix_source(source: str, path: str = "example.py", select: Optional[Sequence[str]] = None, unsafe: bool = False,
+               rule_options: Optional[Dict[str, Dict[str, Any]]] = None) -> FixOutcome:
     """`check_source`'s twin: fix one in-memory module (used by tests and the rule examples)."""
-    from modelint.config import resolve_selection
+    select, rules = _resolved(select)
 
-    select = tuple(select) if select is not None else resolve_selection(None, (), ())
-    rules = selected_rule_classes(select)
-
-    def check(data: bytes) -> List[Finding]:
-        return _check_alone(path, data, rules, rule_options or {}, select)
-
-    def visible(found: List[Finding]) -> List[Finding]:
-        return sorted(_visible(path, found, select, (), "."))
-
-    return fix_text(source, lambda t: t.encode("utf-8"), check, visible, unsafe)
-
-
-# --------------------------------------------------------------------------------------------
-# Orchestration
-
-_WORKER: Dict[str, Any] = {}
-
-
-def _init_worker(state: Dict[str, Any]) -> None:
-    _WORKER.clear()
-    _WORKER.update(state)
-    _WORKER["classifier"] = ModuleClassifier(state["index"], state["module_bases"])
-
-
-def _check_in_worker(path: str) -> List[Finding]:
-    w = _WORKER
-    facts = w["index_by_path"].get(path)
-    return check_file(path, facts, w["rule_classes"], w["rule_options"], w["classifier"], w["select"], w["prefilter"])
-
-
-def _pool(jobs: int, initializer=None, initargs=()) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=initializer, initargs=initargs)
+    return fix_text(source, lambda t: t.encode("utf-8"), lambda data: _check_alone(path, data, select, rules, rule_options),
+                    lambda found: sorted(shown(path, found, select, (), ".")), unsafe)
 
 
 def selected_rule_classes(select: Iterable[str]) -> List[Type["Rule"]]:
@@ -593,19 +254,60 @@ def selected_rule_classes(select: Iterable[str]) -> List[Type["Rule"]]:
     return [r for r in all_rules() if r.code in chosen]
 
 
-def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
-    paths = [str(p) for p in files]
-    cache = settings.cache
+# --------------------------------------------------------------------------------------------
+# Orchestration
 
-    # Index pass (in-process: it reads only import and class statements).
+
+@dataclass(frozen=True)
+class _Run:
+    """What every worker of one run needs: the spec, each file's cross-file facts, what the report
+    shows, and the fix mode. Set once per process (inherited by forked workers, not re-sent)."""
+
+    spec: CheckSpec
+    facts: Mapping[str, Optional[FileFacts]]
+    per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    root: str
+    fix: Optional[str]
+    write: bool
+
+    def visible(self, path: str, found: List[Finding]) -> List[Finding]:
+        return shown(path, found, self.spec.select, self.per_file_ignores, self.root)
+
+
+_RUN: List[_Run] = []  # this process's run (one element), set by _init_worker
+
+
+def _init_worker(run: _Run) -> None:
+    _RUN[:] = [run]
+
+
+def _check_in_worker(path: str) -> List[Finding]:
+    run = _RUN[0]
+    return check_file(path, run.facts.get(path), run.spec)
+
+
+def _fix_in_worker(item: Tuple[str, List[Finding]]) -> FixOutcome:
+    path, findings = item
+    run = _RUN[0]
+
+    def check(data: bytes) -> List[Finding]:  # facts None: read from each fixed version (a fix may add an import)
+        return (check_notebook if path.endswith(".ipynb") else check_bytes)(path, data, None, run.spec)
+
+    return fix_path(path, findings, check, lambda found: run.visible(path, found), run.fix == "unsafe", run.write)
+
+
+def _index_pass(paths: Sequence[str], cache: Optional["Cache"]):
+    """Every file's imports and class bases (from the cache when its bytes are unchanged): the
+    project index, facts per path (None: unreadable, reported by the check pass), cache keys
+    per path and sizes (to send the heaviest files to the pool first)."""
     index = ProjectIndex()
-    index_by_path: Dict[str, Optional[FileFacts]] = {}
+    facts_by_path: Dict[str, Optional[FileFacts]] = {}
     file_keys: Dict[str, str] = {}
     sizes: Dict[str, int] = {}
     for p in paths:
         data, _ = read_source(Path(p))
         if data is None:
-            index_by_path[p] = None  # reported by the check pass
+            facts_by_path[p] = None
             continue
         sizes[p] = len(data)
         facts = None
@@ -616,8 +318,15 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
             facts = facts_from_source(data, Path(p))
             if cache is not None:
                 cache.put_facts(file_keys[p], facts)
-        index_by_path[p] = facts
+        facts_by_path[p] = facts
         index.add(facts)
+    return index, facts_by_path, file_keys, sizes
+
+
+def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
+    paths = [str(p) for p in files]
+    cache = settings.cache
+    index, facts_by_path, file_keys, sizes = _index_pass(paths, cache)
 
     # Check pass: cached results first, then the rest, in a pool when there are many.
     per_file: Dict[str, List[Finding]] = {}
@@ -630,49 +339,44 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
             if cached is not None:
                 per_file[p] = cached
     todo = [p for p in paths if p not in per_file]
-    state = {
-        "index": index,
-        "index_by_path": index_by_path,
-        "module_bases": settings.module_bases,
-        "rule_options": settings.rule_options,
-        "select": settings.select,
-        "prefilter": settings.prefilter,
-        "per_file_ignores": settings.per_file_ignores,
-        "root": settings.root,
-        "fix": settings.fix,
-        "write": settings.write,
-    }
-    if todo or settings.fix:
-        # Loading the rules imports LibCST (~0.3 s): a run served entirely from the cache skips it.
-        state["rule_classes"] = selected_rule_classes(settings.select)
+    # Loading the rules imports LibCST (~0.3 s): a run served entirely from the cache skips it.
+    rules = tuple(selected_rule_classes(settings.select)) if todo or settings.fix else ()
+    spec = CheckSpec(rules, settings.rule_options, ModuleClassifier(index, settings.module_bases), settings.select,
+                     settings.prefilter)
+    run = _Run(spec, facts_by_path, settings.per_file_ignores, settings.root, settings.fix, settings.write)
     jobs = settings.jobs or os.cpu_count() or 1
-    for p, found in zip(todo, _run(_check_in_worker, todo, state, jobs, [sizes.get(p, 0) for p in todo])):
+    for p, found in zip(todo, _map(_check_in_worker, todo, run, jobs, [sizes.get(p, 0) for p in todo])):
         per_file[p] = found
         if cache is not None and p in result_keys:
             cache.put_findings(result_keys[p], found)
 
-    shown = {p: _visible(p, per_file[p], settings.select, settings.per_file_ignores, settings.root) for p in paths}
+    visible = {p: run.visible(p, per_file[p]) for p in paths}
     result = CheckResult(findings=[], files_checked=len(paths))
     if settings.fix:
-        from modelint.fixes import applicable, unified_diff
-
-        unsafe = settings.fix == "unsafe"
-        to_fix = [p for p in paths if any(applicable(f.fix, unsafe) for f in shown[p])]
-        for p, outcome in zip(to_fix, _run(_fix_in_worker, [(p, shown[p]) for p in to_fix], state, jobs)):
-            shown[p] = outcome.findings
-            for code, n in outcome.applied.items():
-                result.fixed[code] = result.fixed.get(code, 0) + n
-            if outcome.after != outcome.before:
-                result.diffs.append((p, unified_diff(p, outcome.before, outcome.after)))
-            if outcome.error:
-                result.fix_errors.append(outcome.error)
-    result.findings = sorted(f for p in paths for f in shown[p])
+        _fix_pass(paths, visible, run, jobs, result)
+    result.findings = sorted(f for p in paths for f in visible[p])
     return result
 
 
-def _run(fn: Callable, items: Sequence, state: Dict[str, Any], jobs: int,
-         weights: Optional[Sequence[int]] = None) -> List:
-    """`fn` over `items` with the worker state set: in a pool for many items, else in-process.
+def _fix_pass(paths: Sequence[str], visible: Dict[str, List[Finding]], run: _Run, jobs: int, result: CheckResult) -> None:
+    """Fix every file that has an applicable fix; `visible` gets what remains, `result` the counts,
+    diffs and errors."""
+    from modelint.fixes import applicable, unified_diff
+
+    unsafe = run.fix == "unsafe"
+    to_fix = [p for p in paths if any(applicable(f.fix, unsafe) for f in visible[p])]
+    for p, outcome in zip(to_fix, _map(_fix_in_worker, [(p, visible[p]) for p in to_fix], run, jobs)):
+        visible[p] = outcome.findings
+        for code, n in outcome.applied.items():
+            result.fixed[code] = result.fixed.get(code, 0) + n
+        if outcome.after != outcome.before:
+            result.diffs.append((p, unified_diff(p, outcome.before, outcome.after)))
+        if outcome.error:
+            result.fix_errors.append(outcome.error)
+
+
+def _map(fn: Callable, items: Sequence, run: _Run, jobs: int, weights: Optional[Sequence[int]] = None) -> List:
+    """`fn` over `items` with the run set: in a pool for many items, else in-process.
     In the pool the heaviest items (by `weights`, e.g. file sizes) go first, a few at a time, so
     that no worker is left with a large file while the others idle (the run's wall time is set by
     the worker that finishes last)."""
@@ -681,55 +385,12 @@ def _run(fn: Callable, items: Sequence, state: Dict[str, Any], jobs: int,
     if jobs > 1 and len(items) >= PARALLEL_MIN_FILES:
         order = sorted(range(len(items)), key=lambda i: -weights[i]) if weights else list(range(len(items)))
         out: List[Any] = [None] * len(items)
-        with _pool(jobs, _init_worker, (state,)) as pool:
+        fork = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+        context = multiprocessing.get_context("fork" if fork else "spawn")  # fork: workers inherit the run
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(run,)) as pool:
             chunk = max(1, min(4, len(items) // (jobs * 16)))
             for i, result in zip(order, pool.map(fn, [items[i] for i in order], chunksize=chunk)):
                 out[i] = result
         return out
-    _init_worker(state)
+    _init_worker(run)
     return [fn(item) for item in items]
-
-
-def _visible(path: str, findings: List[Finding], select: Sequence[str],
-             per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...], root: str) -> List[Finding]:
-    """What the report shows of a file's findings: selected codes (tool errors always), minus
-    per-file ignores."""
-    ignored = _per_file_ignored(path, per_file_ignores, root)
-    return [f for f in findings
-            if (f.code in select or f.code in ("MDL000", "MDL999")) and not (ignored and code_matches(f.code, ignored))]
-
-
-def _fix_in_worker(item: Tuple[str, List[Finding]]) -> FixOutcome:
-    path, findings = item
-    w = _WORKER
-    facts = None  # read again from each fixed version: a fix may add an import
-
-    def visible(found: List[Finding]) -> List[Finding]:
-        return _visible(path, found, w["select"], w["per_file_ignores"], w["root"])
-
-    if path.endswith(".ipynb"):
-        from modelint.notebook_fix import fix_notebook
-
-        def check_nb(data: bytes) -> List[Finding]:
-            return _check_notebook(path, facts, w["rule_classes"], w["rule_options"], w["classifier"], w["select"],
-                                   w["prefilter"], data=data)
-
-        return fix_notebook(path, findings, check_nb, visible, w["fix"] == "unsafe", w["write"])
-
-    def check(data: bytes) -> List[Finding]:
-        return check_bytes(path, data, facts, w["rule_classes"], w["rule_options"], w["classifier"], w["select"],
-                           w["prefilter"])
-
-    return fix_file(path, findings, check, visible, w["fix"] == "unsafe", w["write"])
-
-
-def _per_file_ignored(path: str, per_file_ignores, root: str) -> Optional[Tuple[str, ...]]:
-    if not per_file_ignores:
-        return None
-    from modelint.discovery import glob_match
-
-    codes: List[str] = []
-    for pattern, pattern_codes in per_file_ignores:
-        if glob_match(pattern, path, root):
-            codes.extend(pattern_codes)
-    return tuple(codes) if codes else None

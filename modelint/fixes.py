@@ -13,17 +13,14 @@ result cache stores. Applying is text-only and conservative:
 - the result must still parse (LibCST and CPython) or the file is left as it was;
 - new text uses the file's own newline (CRLF stays CRLF) and the statement's own indentation;
 - bytes are written back in the file's encoding (BOM and PEP 263 cookie kept), atomically, with the
-  file's permissions.
+  file's permissions (`modelint.fixing` runs the fix-to-fixpoint loop and writes).
 """
 
 from __future__ import annotations
 
 import codecs
 import io
-import os
 import re
-import stat
-import tempfile
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +143,34 @@ def to_fix(spec: FixSpec, module: "cst.Module", positions, inclusive_positions) 
     if _overlapping(edits):
         return None
     return Fix(title=spec.title, applicability=spec.applicability, edits=tuple(edits))
+
+
+class FixPlacer:
+    """Positions for placing one module's fixes: syntactic ones (shared with the findings) for
+    statements, and, computed on first need, whitespace-inclusive ones for replaced expressions
+    (they include the node's own parentheses, as its generated code does)."""
+
+    def __init__(self, module: "cst.Module", syntactic):
+        self.module = module
+        self.syntactic = syntactic
+        self._inclusive = None
+
+    def inclusive(self):
+        if self._inclusive is None:
+            from modelint.analysis.positions import whitespace_inclusive_positions
+
+            self._inclusive = whitespace_inclusive_positions(self.module)
+        return self._inclusive
+
+    def place(self, fix: object) -> Optional[Fix]:
+        """A rule's fix as text edits (a `FixSpec` is positioned; a ready `Fix` is kept); None when
+        it cannot be placed. Never a crash: a fix that cannot be built is just not offered."""
+        if fix is None or not isinstance(fix, FixSpec):
+            return fix  # type: ignore[return-value]
+        try:
+            return to_fix(fix, self.module, self.syntactic, self.inclusive)
+        except Exception:
+            return None
 
 
 def _import_edit(module: "cst.Module", change: AddImport) -> Optional[Edit]:
@@ -280,28 +305,6 @@ def encode(decoded: Decoded, text: str) -> Optional[bytes]:
         return None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path`'s content with `data` through a temporary file in the same folder, keeping the
-    file's permission bits. Either the old or the new content is on disk, never half of one."""
-    path = Path(path)
-    real = Path(os.path.realpath(path))  # write through a symlink, not over it
-    mode = stat.S_IMODE(real.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".modelint-tmp", dir=str(real.parent))
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def unified_diff(path: str, before: str, after: str) -> str:
     import difflib
 
@@ -362,6 +365,11 @@ def fresh_name(scope: "cst.CSTNode", base: str) -> str:
     return name
 
 
+# (module, its parent map) for the last module a fix needed one for: fixes of one file come one
+# after another, and keeping one entry holds at most one module alive.
+_PARENTS: Optional[Tuple["cst.Module", Dict[int, "cst.CSTNode"]]] = None
+
+
 def _indent_tokens(ctx, node: "cst.CSTNode") -> Optional[List[str]]:
     """The indentation LibCST's code generator has in force at `node`: one token per enclosing
     indented block (what `ParenthesizedWhitespace(indent=True)` continuation lines are relative to)."""
@@ -374,9 +382,10 @@ def _indent_tokens(ctx, node: "cst.CSTNode") -> Optional[List[str]]:
             chain = ctx.ancestors[:i]
             break
     if chain is None:
-        parents = getattr(ctx, "_fix_parents", None)
-        if parents is None:
-            parents = ctx._fix_parents = parent_map(ctx.module)
+        global _PARENTS
+        if _PARENTS is None or _PARENTS[0] is not ctx.module:
+            _PARENTS = (ctx.module, parent_map(ctx.module))
+        parents = _PARENTS[1]
         chain = []
         cur = parents.get(id(node))
         while cur is not None:
@@ -397,15 +406,9 @@ def code_in_place(ctx, old: "cst.CSTNode", new: "cst.CSTNode") -> Optional[str]:
     tokens = _indent_tokens(ctx, old)
     if tokens is None:
         return None
-    from modelint.analysis.positions import CodegenState  # None if LibCST moved its internals
+    from modelint.cstcompat import code_at_indent
 
-    if CodegenState is None:  # then only single-line text is certain
-        text = module.code_for_node(new)
-        return None if "\n" in text or "\r" in text else text
-    state = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline,
-                         indent_tokens=list(tokens))
-    new._codegen(state)
-    return "".join(state.tokens)
+    return code_at_indent(module, new, tokens)
 
 
 def _top_level_imports(module: "cst.Module") -> Dict[str, str]:

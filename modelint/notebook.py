@@ -19,8 +19,11 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
+
+from modelint.codes import PARSE_ERROR
+from modelint.findings import Finding, Fix, tool_finding
 
 _PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy", "python", "python3"}
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|\w[\w.\[\], ]*\s*=\s*[%!])")
@@ -54,6 +57,46 @@ class Notebook:
         if found is None:
             return None
         return found, line - found.first_line + 1
+
+    def broken_findings(self, path: str) -> List[Finding]:
+        """MDL000 for each code cell that does not parse (it was left out of the module)."""
+        return [tool_finding(path, PARSE_ERROR, f"cannot parse cell: {message}", line, column, cell=cell.number,
+                             extra=(("json_line", json_line(cell, line)),))
+                for cell, line, column, message in self.broken]
+
+    def to_cells(self, findings: List[Finding]) -> List[Finding]:
+        """Findings on the joined module -> the same findings in cell coordinates: each gets its
+        cell and in-cell line, its JSON line, and its fix's edits in the cell's own coordinates."""
+        out = []
+        for f in findings:
+            where = self.locate(f.line)
+            if where is None:
+                out.append(f)
+                continue
+            cell, line = where
+            end = f.end_line - cell.first_line + 1 if f.end_line else 0
+            out.append(replace(f, line=line, end_line=max(end, line) if end else 0, cell=cell.number,
+                               extra=f.extra + (("json_line", json_line(cell, line)),),
+                               fix=_cell_fix(f.fix, cell)))
+        return out
+
+
+def _cell_fix(fx: Optional[Fix], cell: Cell) -> Optional[Fix]:
+    """A fix in joined-module coordinates -> the same fix in `cell`'s own coordinates, or None if
+    any edit leaves the cell or touches a masked IPython line (fixes are applied cell by cell)."""
+    if fx is None:
+        return None
+    shift = cell.first_line - 1
+    n_lines = cell.source.count("\n") + 1
+    masked = masked_lines(cell)
+    edits = []
+    for e in fx.edits:
+        line, end_line = e.line - shift, e.end_line - shift
+        if line < 1 or end_line > n_lines + (1 if e.end_column == 1 else 0) or any(
+                n in masked for n in range(line, end_line + 1)):
+            return None
+        edits.append(replace(e, line=line, end_line=end_line))
+    return replace(fx, edits=tuple(edits))
 
 
 def _mask_line(line: str) -> str:

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from modelint import fixes
-from modelint.engine import FixOutcome, fix_text
+from modelint import atomic, fixes
+from modelint.fixing import FixOutcome, fix_text
 from modelint.findings import Edit, Finding, Fix
 from tests.conftest import BUGGY, CLEAN, ROOT
 
@@ -218,7 +218,7 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        fixes.write_atomic(path, b"new\n")
+        atomic.write_atomic(path, b"new\n")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["m.py"]
 

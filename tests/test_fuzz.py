@@ -45,7 +45,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from modelint import cli, engine
+from modelint import cli, engine, sources
 from modelint.catalog import catalog
 from modelint.config import resolve_selection
 from modelint.engine import EngineSettings, check_paths
@@ -89,7 +89,7 @@ def parse_status(path: str) -> str:
     """What the parsers make of the text the engine would analyse (a notebook's joined cells):
     "unreadable" (the engine refuses the bytes), "ok", "both" (both parsers reject it),
     "cpython" / "libcst" (only that parser rejects it), "deep" (nested too deeply)."""
-    data, _ = engine.read_source(Path(path))
+    data, _ = sources.read_source(Path(path))
     if data is None:
         return "unreadable"
     try:
@@ -101,7 +101,7 @@ def parse_status(path: str) -> str:
         return "deep"
     except ValueError:
         cpython_ok = False
-    if engine._nesting_error(path, data) is not None:
+    if sources.nesting_error(path, data) is not None:
         return "deep"  # the engine refuses it before LibCST (which could take minutes on it)
     try:
         cst.parse_module(data)

@@ -88,9 +88,24 @@ def test_lookup_of_a_foreign_node_is_a_key_error():
 def test_falls_back_to_libcsts_providers_without_the_private_codegen_state(monkeypatch):
     """If a LibCST release moves its (private) CodegenState, positions still come, from LibCST."""
     import modelint.analysis.positions as positions
+    from modelint import cstcompat
 
     module = cst.parse_module("x = 1\nif x:\n    y = f(x)  # c\n")
     fast = [positions.syntactic_positions(module)[n] for n in module.body]
-    monkeypatch.setattr(positions, "CodegenState", None)
+    monkeypatch.setattr(cstcompat, "CodegenState", None)
     slow = [positions.syntactic_positions(module)[n] for n in module.body]
     assert fast == slow and slow[1].end.line == 3
+
+
+def test_code_at_indent_without_the_private_codegen_state_gives_only_single_line_code(monkeypatch):
+    """The fixes' fallback: multi-line code cannot be re-indented without LibCST's codegen state."""
+    from modelint import cstcompat
+
+    module = cst.parse_module("if x:\n    y = f(a,\n          b)\n    z = g(a)\n")
+    multi = module.body[0].body.body[0].body[0].value
+    single = module.body[0].body.body[1].body[0].value
+    assert cstcompat.code_at_indent(module, multi, ["    "]) == "f(a,\n          b)"
+    assert cstcompat.code_at_indent(module, single, ["    "]) == "g(a)"
+    monkeypatch.setattr(cstcompat, "CodegenState", None)
+    assert cstcompat.code_at_indent(module, multi, ["    "]) is None
+    assert cstcompat.code_at_indent(module, single, ["    "]) == "g(a)"

@@ -21,10 +21,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange
 
-try:  # LibCST's codegen state is not public API: if it moves, fall back to LibCST's providers
-    from libcst._nodes.internal import CodegenState
-except ImportError:  # pragma: no cover - depends on the LibCST release
-    CodegenState = None  # type: ignore[assignment,misc]
+import modelint.cstcompat as cstcompat  # LibCST's private codegen state; None there: use LibCST's providers
 
 _NEWLINE = re.compile(r"\r\n?|\n")
 
@@ -76,7 +73,7 @@ class _NoSyntactic:
 _NO_SYNTACTIC = _NoSyntactic()
 
 
-class _PositionState(CodegenState or object):  # type: ignore[misc]
+class _PositionState(cstcompat.CodegenState or object):  # type: ignore[misc]
     """Codegen state that tracks the position of every node (as LibCST's position states do)."""
 
     def __init__(self, module: cst.Module, syntactic: bool):
@@ -138,13 +135,13 @@ class Positions(Mapping[cst.CSTNode, CodeRange]):
 
 
 def _positions(module: cst.Module, syntactic: bool):
-    if CodegenState is None:
+    if cstcompat.CodegenState is None:
         from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 
         provider = PositionProvider if syntactic else WhitespaceInclusivePositionProvider
         return MetadataWrapper(module, unsafe_skip_copy=True).resolve(provider)
     state = _PositionState(module, syntactic)
-    module._codegen(state)
+    cstcompat.codegen(module, state)
     return Positions(module, state.computed)
 
 
