@@ -28,6 +28,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,8 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError:
         print(f"modelint: error: `modelint server` needs the lsp extra: pip install '{LSP_EXTRA}'", file=sys.stderr)
         return 2
-    logging.basicConfig(filename=args.log_file, level=logging.DEBUG if args.verbose else logging.WARNING,
+    logging.basicConfig(filename=args.log_file, level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     build_server().start_io()
     return 0
 
@@ -310,9 +312,13 @@ def build_server():
 
     def run_check(uri: str, text: str, version: Optional[int]) -> Tuple[Checked, bool]:
         scan_once()
+        start = time.perf_counter()
         path = doc_path(uri)
         changed = index.set_open(path, document_facts(text, path))
-        return check_text(text, path, index.project(), version), changed
+        checked = check_text(text, path, index.project(), version)
+        log.info("checked %s v%s: %d findings in %.3f s", path, version, len(checked.findings),
+                 time.perf_counter() - start)
+        return checked, changed
 
     async def check_now(uri: str) -> Optional[Checked]:
         doc = server.workspace.get_text_document(uri)

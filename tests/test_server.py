@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import pytest
 
@@ -61,10 +61,10 @@ def make_project(root: Path, on_disk: str) -> Path:
 
 
 class Client:
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, args: Sequence[str] = ()):
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from modelint.server import main; sys.exit(main())"],
+            [sys.executable, "-c", "import sys; from modelint.server import main; sys.exit(main())", *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
         self.messages: "queue.Queue[Optional[dict]]" = queue.Queue()
         self.notifications: List[dict] = []
