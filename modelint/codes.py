@@ -207,6 +207,28 @@ TRACE_CODES = (
         example="def forward(self, x):\n    with torch.no_grad():\n        return self.fc(x)\n",
         use_instead="def forward(self, x):\n    return self.fc(x)\n",
     ),
+    RuleInfo(
+        code="MDL608",
+        name="eval-depends-on-grad-mode",
+        level="error",
+        kind="trace",
+        summary="In eval mode the model computes something else with grad enabled than under "
+        "`torch.no_grad()`/`torch.inference_mode()`.",
+        what="Runs the eval forward under `torch.inference_mode()` and once with grad enabled (same "
+        "eval mode); reports when the outputs differ beyond a tolerance (atol 1e-4, rtol 1e-3 at "
+        "least: fused kernels round differently by far less) while two inference-mode forwards agree, "
+        "or when only one of them raises. Points at a `torch.is_grad_enabled()` branch in the model's "
+        "classes, else at the `nn.MultiheadAttention`/`nn.TransformerEncoderLayer` whose fused fast "
+        "path runs only without grad.",
+        why="Your validation (no_grad) and your saliency, attribution or adversarial evaluation (grad "
+        "on) compute different models: the fast path of `nn.TransformerEncoder` returns zeros at padded "
+        "positions and handles fully masked rows differently, and code branching on grad mode changes "
+        "the result, so metrics, explanations and attacks disagree about the same model.",
+        example="def forward(self, x):\n    if torch.is_grad_enabled():\n        x = self.augment(x)\n"
+        "    return self.head(x)\n",
+        use_instead="def forward(self, x):\n    if self.training:\n        x = self.augment(x)\n"
+        "    return self.head(x)\n",
+    ),
 )
 
 

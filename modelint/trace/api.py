@@ -8,18 +8,24 @@
         assert not report.findings, report
 
 What it runs: two training-mode forwards (autograd on, seeds 0 and 1) and two eval-mode forwards
-(`model.eval()` under `torch.inference_mode()`, seeds 0 and 1) on clones of the given inputs, with
-a global module pre-hook, generator-state and parameter/buffer snapshots, and — only when an eval
-forward misbehaved — one more eval forward under a `TorchDispatchMode` to find the op, module and
+(`model.eval()`; seed 0 under `torch.inference_mode()`, seed 1 with grad enabled) on clones of the
+given inputs, with a global module pre-hook, generator-state and parameter/buffer snapshots; a
+third eval forward (inference mode, seed 1) only when the two eval outputs differ, and — only when
+an eval forward misbehaved — one more under a `TorchDispatchMode` to find the op, module and
 source line responsible. See `modelint.trace.tracer` for the sequence and `modelint.trace.checks`
-for what each code (MDL601-MDL607) reports.
+for what each code (MDL601-MDL608) reports.
+
+Memory: one byte copy of the model's parameters and buffers (each distinct storage once, so tied
+weights count once) plus what the forwards themselves need; nothing else is copied.
 
 Guarantees: when `verify_modes` returns or raises, every module's `training` flag and `__dict__`,
 every parameter and buffer (bit for bit), grad mode, the deterministic-algorithms setting and every
 random generator's state are as before, and no hook or dispatch mode is left installed.
 
 Limits:
-* call it outside `torch.inference_mode()`; lazy modules (`nn.Lazy*`) must have run one forward;
+* call it outside `torch.inference_mode()`; a model on the `meta` device is refused (no data);
+  a model with uninitialised lazy modules (`nn.Lazy*`) is deep-copied and the copy runs one
+  warm-up forward first (the given model is not touched, findings name the same modules);
 * `torch.compile`d modules are traced through `_orig_mod` and DataParallel/DDP wrappers through
   `.module`: the wrapper's own code is not run;
 * modules called as `m.forward(x)`, and submodules of TorchScript modules, are invisible to module
@@ -30,13 +36,14 @@ Limits:
   snapshotted (CUDA is untested: no GPU was available);
 * Python `random`/NumPy draws are located with `sys.settrace`, which is skipped when another
   tracer (coverage, a debugger) is active: the finding then points at the model's forward;
-* the forward runs five times when something is found (four otherwise), so a model whose
-  forward has external side effects (logging, files) performs them that often.
+* the forward runs four times for a clean model and up to six times when something is found,
+  so a model whose forward has external side effects (logging, files) performs them that often.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import copy
 from typing import Any, Iterable, List, Mapping, Sequence, Tuple, Union
 
 import torch
@@ -46,7 +53,7 @@ from modelint.catalog import suggest
 from modelint.findings import Finding
 from modelint.trace import checks, tracer
 from modelint.codes import TRACE_CODE_NAMES as CODES
-from modelint.trace.state import has_lazy_parameters
+from modelint.trace.state import GlobalState, has_lazy_parameters, map_tensors, meta_tensor_name, run_all, seed_all
 
 __all__ = ["Case", "ModeReport", "verify_modes", "unwrap"]
 
@@ -141,6 +148,30 @@ def normalize_allow(allow: Union[str, Iterable[str], None]) -> frozenset:
     return codes
 
 
+def warmed_up_copy(model: nn.Module, args: tuple, kwargs: dict, seed: int) -> nn.Module:
+    """A deep copy of a model with uninitialised lazy modules after one forward (training mode,
+    no grad) that gives them their shapes; the given model, the inputs, grad mode and every
+    generator are left as they were. Raises ValueError if the copy or the forward fails."""
+    saved = GlobalState()
+    try:
+        try:
+            warm = copy.deepcopy(model)
+        except Exception as exc:
+            raise ValueError(f"the model has uninitialised lazy modules (nn.Lazy*) and cannot be "
+                             f"deep-copied for a warm-up forward ({type(exc).__name__}: {exc}): run "
+                             f"one forward before verify_modes") from None
+        seed_all(seed)
+        try:
+            with torch.no_grad():
+                warm(*map_tensors(args, torch.clone), **map_tensors(kwargs, torch.clone))
+        except Exception as exc:
+            raise ValueError(f"the model has uninitialised lazy modules (nn.Lazy*) and the warm-up "
+                             f"forward that sets their shapes raised {type(exc).__name__}: {exc}") from None
+    finally:
+        run_all([saved.restore])
+    return warm
+
+
 def verify_modes(
     model: nn.Module,
     *args: Any,
@@ -170,16 +201,20 @@ def verify_modes(
         raise ValueError(f"seeds must be two different integers, got {seeds!r}")
     allowed_codes = normalize_allow(allow)
     target = unwrap(model)
-    if has_lazy_parameters(target):
-        raise ValueError("the model has uninitialized lazy parameters (nn.Lazy* modules): run one "
-                         "forward before verify_modes so their shapes are known")
     if torch.is_inference_mode_enabled():
         raise RuntimeError("verify_modes must be called outside torch.inference_mode(): it runs "
                            "training forwards with autograd")
+    meta = meta_tensor_name(target)
+    if meta is not None:
+        raise ValueError(f"the model is on the meta device ({meta!r} has no data): build or load it "
+                         f"on a real device (model.to_empty(device='cpu') then load weights) before "
+                         f"verify_modes")
+    if has_lazy_parameters(target):
+        target = warmed_up_copy(target, tuple(args), dict(kwargs), seeds[0])
 
     trace = tracer.run(target, tuple(args), dict(kwargs), seeds, atol, rtol)
 
-    forwards = trace.train + trace.eval
+    forwards = trace.train + trace.eval_forwards
     if forwards and not any(f.ok for f in forwards):
         exc = trace.train[0].error
         if hasattr(exc, "add_note"):

@@ -17,7 +17,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from modelint.findings import Finding
 from modelint.codes import TRACE_BY_CODE as BY_CODE
-from modelint.trace.source import Location, assignment, class_mentions, definition, forward_definition
+from modelint.trace.source import Location, assignment, class_mentions, definition, forward_definition, mention
 from modelint.trace.state import compare_outputs
 from modelint.trace.tracer import Event, ModuleCall, Trace
 
@@ -414,7 +414,7 @@ def check_randomness(trace: Trace, explained: Set[int], constructed: Set[int] = 
     initialisation inside forward is a consequence)."""
     names = _Names(trace)
     ok = [f for f in trace.eval if f.ok]
-    moved = sorted({g for f in trace.eval for g in f.moved})
+    moved = sorted({g for f in trace.eval_forwards for g in f.moved})
     diff = (compare_outputs(ok[0].outputs, ok[1].outputs, trace.atol, trace.rtol)
             if len(ok) == 2 else None)
     if not moved and diff is None:
@@ -424,10 +424,15 @@ def check_randomness(trace: Trace, explained: Set[int], constructed: Set[int] = 
                    if (e.module is None or id(e.module) not in explained)
                    and (e.constructing is None or id(e.constructing) not in constructed)]
     findings = {}
-    consequence = "predictions will differ run to run"
     if diff is not None:
         consequence = (f"predictions differ run to run (eval forwards with seeds {trace.seeds[0]} "
                        f"and {trace.seeds[1]}: {diff})")
+    else:
+        consequence = (f"the draw did not change the outputs for these inputs (eval forwards with "
+                       f"seeds {trace.seeds[0]} and {trace.seeds[1]} agree), but every evaluation "
+                       f"consumes the global generator, so the random numbers of whatever runs next "
+                       f"(the next training step's dropout masks, data shuffling) depend on whether "
+                       f"and how often you evaluated")
     for event in unexplained:
         where = f" ({event.location})" if event.location else ""
         message = (f"eval forward drew random numbers via {event.op} ({event.detail}) in "
@@ -452,6 +457,15 @@ def check_randomness(trace: Trace, explained: Set[int], constructed: Set[int] = 
 # ----------------------------------------------------------------------------- MDL602
 
 
+_HOW = {
+    "changed": "changed {noun} {names}",
+    "replaced": "replaced {noun} {names}",
+    "removed": "removed {noun} {names}",
+    "initialised": "set {noun} {names} that were None or absent before the first forward",
+    "requires_grad": "flipped requires_grad of {noun} {names}",
+}
+
+
 def check_state(trace: Trace, explained: Set[int]) -> List[Finding]:
     """MDL602: a parameter or buffer changed (in place, replaced or removed) during an eval
     forward. One finding per module, located at the op that wrote it when the locating forward
@@ -459,7 +473,7 @@ def check_state(trace: Trace, explained: Set[int]) -> List[Finding]:
     forward. Modules already reported by MDL603 are not repeated."""
     names = _Names(trace)
     by_module: Dict[int, Dict[str, Tuple[str, str]]] = {}
-    for forward in trace.eval:
+    for forward in trace.eval_forwards:
         for mid, kind, name, how in forward.changes:
             by_module.setdefault(mid, {}).setdefault(name, (kind, how))
     findings = []
@@ -473,13 +487,12 @@ def check_state(trace: Trace, explained: Set[int]) -> List[Finding]:
                       if e.kind in ("batch-norm-train", "write", "reassign")
                       and any(t[0] == mid and t[1] in changed for t in e.tensors)), None)
         parts = []
-        for how in ("changed", "replaced", "removed"):
+        for how, verb in _HOW.items():
             items = sorted(n for n, (_, h) in changed.items() if h == how)
             if items:
                 kinds = {changed[n][0] for n in items}
                 noun = "parameters/buffers" if len(kinds) > 1 else f"{kinds.pop()}s"
-                verb = {"changed": "changed", "replaced": "replaced", "removed": "removed"}[how]
-                parts.append(f"{verb} {noun} {_list(['`' + n + '`' for n in items])}")
+                parts.append(verb.format(noun=noun, names=_list(['`' + n + '`' for n in items])))
         via = ""
         loc = None
         if event is not None:
@@ -508,6 +521,12 @@ def check_no_effect(trace: Trace) -> List[Finding]:
     declared = [m for m in trace.model.modules() if declares_mode_behaviour(m)]
     if not declared or not trace.train or not all(f.ok for f in trace.train):
         return []
+    # a module kept in eval mode during training on purpose (a frozen backbone's batch norm)
+    # declares nothing that train()/eval() could switch: only count the ones that trained
+    declared = [m for m in declared if id(m) in trace.trained or
+                (isinstance(m, _DropoutNd) and id(m) not in trace.called)]
+    if not declared:
+        return []
     torch_drew = any(g.startswith("torch") for f in trace.train for g in f.moved)
     unused = [m for m in declared if isinstance(m, _DropoutNd) and id(m) not in trace.called]
     if unused and not torch_drew:
@@ -527,6 +546,9 @@ def check_no_effect(trace: Trace) -> List[Finding]:
     if compare_outputs(t0, t1, trace.atol, trace.rtol) is not None:
         return []
     if compare_outputs(t0, e0, trace.atol, trace.rtol) is not None:
+        return []
+    declared = [m for m in declared if id(m) in trace.trained]
+    if not declared:
         return []
     labels = sorted(names.of(m) for m in declared)
     loc = names.declaration(declared[0]) or _fallback(trace)
@@ -555,6 +577,69 @@ def check_differentiable(trace: Trace) -> List[Finding]:
     return [make("MDL607", _fallback(trace), message)]
 
 
+# ----------------------------------------------------------------------------- MDL608
+
+_FAST_PATH_TYPES = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder)
+_GRAD_BRANCH = r"\bis_grad_enabled\(|\bis_inference_mode_enabled\("
+
+
+def _grad_mode_suspect(trace: Trace) -> Tuple[Optional[Location], str]:
+    """Where the grad-mode dependence most likely comes from: a user class whose source branches
+    on grad mode, else a module with a grad-mode fast path, else the model's forward."""
+    names = _Names(trace)
+    for module in trace.model.modules():
+        if _is_user_class(type(module)):
+            loc = mention(type(module), _GRAD_BRANCH)
+            if loc is not None:
+                return loc, f"{names.of(module)} branches on grad mode ({loc})"
+    for module in trace.model.modules():
+        if isinstance(module, _FAST_PATH_TYPES):
+            loc = names.declaration(module) or _fallback(trace)
+            return loc, (f"{names.of(module)} takes PyTorch's fused fast path only when grad is "
+                         f"disabled (its result differs from the regular path, e.g. at padded or "
+                         f"fully masked positions)")
+    return _fallback(trace), "the model's forward behaves differently with grad enabled"
+
+
+def check_grad_mode(trace: Trace) -> List[Finding]:
+    """MDL608: the eval output depends on grad mode.
+
+    The inference-mode eval forward and the grad-enabled one (same mode, seeds 0 and 1) differ
+    beyond the grad-mode tolerance (atol >= 1e-4, rtol >= 1e-3: fused kernels round differently
+    by far less), while two inference-mode eval forwards with those seeds agree (else the
+    difference is randomness, MDL601); or one of the two raises and the other does not."""
+    grad_eval = trace.grad_eval
+    if grad_eval is None or len(trace.eval) < 2:
+        return []
+    first, second = trace.eval
+    if any(f.moved for f in trace.eval_forwards):
+        return []
+    if first.ok and second.ok and compare_outputs(first.outputs, second.outputs,
+                                                  trace.atol, trace.rtol) is not None:
+        return []
+    loc, cause = _grad_mode_suspect(trace)
+    tail = ("your validation (no_grad/inference_mode) and your saliency or adversarial evaluation "
+            "(grad on) compute different models")
+    if second.ok and grad_eval.ok:
+        atol, rtol = trace.grad_tolerance
+        diff = compare_outputs(second.outputs, grad_eval.outputs, atol, rtol)
+        if diff is None:
+            return []
+        message = (f"eval output depends on grad mode: under torch.inference_mode() and with grad "
+                   f"enabled (both in eval mode, seed {trace.seeds[1]}) {diff}; {cause}; {tail}")
+    elif second.ok != grad_eval.ok:
+        failed, where, other = ((grad_eval, "with grad enabled", "under torch.inference_mode()")
+                                if not grad_eval.ok else
+                                (second, "under torch.inference_mode()", "with grad enabled"))
+        at = f" at {failed.error_location}" if failed.error_location else ""
+        loc = failed.error_location or loc
+        message = (f"eval forward raises {_first_line(failed.error)}{at} {where} but not {other}; "
+                   f"{tail}")
+    else:
+        return []
+    return [make("MDL608", loc, message)]
+
+
 # ----------------------------------------------------------------------------- all
 
 
@@ -574,4 +659,5 @@ def build(trace: Trace, allow: Iterable[str] = ()) -> List[Finding]:
     findings += check_state(trace, explained)
     findings += check_no_effect(trace)
     findings += check_differentiable(trace)
+    findings += check_grad_mode(trace)
     return sorted(set(findings))

@@ -1,7 +1,8 @@
 """Where in the user's source something happened: frames, tracebacks, definitions, assignments.
 
-A "user frame" is the innermost Python frame whose file is neither part of torch nor part of
-`modelint.trace` (the tracer itself). Paths are made relative to the current directory when they
+A "user frame" is the innermost Python frame whose file is neither part of torch, nor of the
+standard library (`random.uniform` is Python code in `random.py`; a missing module fails inside
+`importlib`), nor of `modelint.trace` (the tracer itself). Paths are made relative to the current directory when they
 are inside it, so findings read `fixtures/trace/models.py:42` and compare equal across machines.
 
 No torch import at module level: the torch directory is found lazily from `sys.modules`.
@@ -13,12 +14,17 @@ import inspect
 import os
 import re
 import sys
+import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
 from types import FrameType, TracebackType
 from typing import Iterator, Optional
 
 _TRACE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB_DIRS = tuple(sorted({os.path.abspath(p) + os.sep for p in (
+    sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib")) if p}))
+_SITE_DIRS = tuple(sorted({os.path.abspath(p) + os.sep for p in (
+    sysconfig.get_paths().get("purelib"), sysconfig.get_paths().get("platlib")) if p}))
 
 
 @dataclass(frozen=True, order=True)
@@ -56,11 +62,14 @@ def _torch_dir() -> Optional[str]:
 
 @lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
-    """True for torch's files, the tracer's own files and interpreter-internal pseudo files."""
+    """True for torch's files, the standard library's (not site-packages, which lives inside it),
+    the tracer's own files and interpreter-internal pseudo files."""
     if filename.startswith("<frozen") or filename.startswith("<built-in"):
         return True
     absolute = os.path.abspath(filename)
     if absolute.startswith(_TRACE_DIR):
+        return True
+    if absolute.startswith(_STDLIB_DIRS) and not absolute.startswith(_SITE_DIRS):
         return True
     torch_dir = _torch_dir()
     return bool(torch_dir and absolute.startswith(torch_dir))
@@ -122,17 +131,22 @@ def traceback_user_frame(exc: BaseException) -> Optional[Location]:
     return found
 
 
+_DEF_RE = re.compile(r"\s*(async\s+def|def|class)\b")
+
+
 def definition(obj) -> Optional[Location]:
-    """Where a function or class is defined (its `def`/`class` line)."""
+    """Where a function or class is defined: its `def`/`class` line, below any decorators
+    (`inspect.getsourcelines` starts at the first `@decorator` line)."""
     target = inspect.unwrap(obj) if callable(obj) else obj
     try:
         filename = inspect.getsourcefile(target)
-        _, line = inspect.getsourcelines(target)
+        lines, line = inspect.getsourcelines(target)
     except (OSError, TypeError):
         return None
     if not filename:
         return None
-    return Location(display_path(filename), max(line, 1), 1, getattr(target, "__name__", ""))
+    offset = next((i for i, text in enumerate(lines) if _DEF_RE.match(text)), 0)
+    return Location(display_path(filename), max(line + offset, 1), 1, getattr(target, "__name__", ""))
 
 
 def forward_definition(module) -> Optional[Location]:
@@ -179,4 +193,21 @@ def assignment(cls, attr: str) -> Optional[Location]:
             match = regex.search(text)
             if match:
                 return Location(display_path(filename), start + offset, match.start() + 1, attr)
+    return None
+
+
+def mention(cls, pattern: str) -> Optional[Location]:
+    """The first line of `cls` (or a user base class) matching the regex `pattern`, if any."""
+    regex = re.compile(pattern)
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.startswith("torch."):
+            continue
+        source = _class_source(klass)
+        if not source:
+            continue
+        filename, lines, start = source
+        for offset, text in enumerate(lines):
+            match = regex.search(text)
+            if match:
+                return Location(display_path(filename), start + offset, match.start() + 1)
     return None

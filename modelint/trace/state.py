@@ -1,15 +1,22 @@
 """Snapshots of everything a forward can change, and the code that puts it back.
 
+* `TensorStore`: one byte copy of every distinct storage behind a model's parameters and buffers
+  (a tied embedding shared by two modules is copied once), compared and restored bit for bit
+  (`-0.0` vs `0.0` and NaN payloads count: bytes are compared, not values). Extra memory: one copy
+  of the parameter and buffer bytes, nothing else.
 * `ModuleState`: one module's `training` flag, its `__dict__` (attributes cached during a forward,
   including inference tensors that would later break training, are dropped again), the contents of
   its plain dict/list/set attributes (`_parameters`, `_buffers`, `_modules`, hook dicts, user
-  caches), the state of `torch.Generator` attributes, and a clone of every parameter and buffer,
-  compared and restored bit for bit.
+  caches), the state of `torch.Generator` attributes, and for every parameter and buffer its
+  identity, shape/strides/dtype and `requires_grad` (the values live in the `TensorStore`).
+* `ModelState`: `ModuleState` for every module plus their shared `TensorStore`.
 * `GlobalState`: grad mode, the deterministic-algorithms settings, cuDNN flags and every random
   generator's state (torch CPU, each CUDA device where available, Python `random`, NumPy's legacy
   global generator when NumPy is imported).
+* `run_all`: every restore step runs even if an earlier one raised; the first error is re-raised
+  after all of them (a half-restored model is worse than an exception).
 * Tensor helpers: `same_bits`, `map_tensors` (clone inputs), `flatten` (every tensor in an output
-  structure, with a readable path such as `output['logits']`).
+  structure, with a readable path such as `output['logits']`), `compare_outputs`.
 
 Limits: objects that are not modules (a global cache dict, a closure) are not restored; nested
 containers are restored one level deep; NumPy `Generator` objects and other accelerators' (MPS,
@@ -22,33 +29,194 @@ import dataclasses
 import random
 import sys
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import torch
 from torch import nn
 
 _CONTAINER_TYPES = (dict, OrderedDict, list, set)
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def run_all(steps: Iterable[Callable[[], Any]]) -> None:
+    """Call every step even if some raise; then re-raise the first error (others are attached as
+    notes). Restoration must not stop half-way: one failing module must not leave the RNG state
+    or another module's statistics changed."""
+    first: Optional[BaseException] = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other steps
+            if first is None:
+                first = exc
+            elif hasattr(first, "add_note"):
+                first.add_note(f"modelint: another restore step also failed: {type(exc).__name__}: {exc}")
+    if first is not None:
+        raise first
+
+
+# ----------------------------------------------------------------------------- bits
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """A same-shape integer view of a strided tensor, so `torch.equal` compares bits."""
+    t = t.resolve_conj().resolve_neg()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    if t.is_floating_point():
+        return t.view(_INT_OF_SIZE[t.element_size()])
+    return t
+
+
+def _comparable(t: torch.Tensor) -> torch.Tensor:
+    if t.layout == torch.sparse_coo:
+        return t.coalesce()
+    if t.layout != torch.strided:  # CSR/CSC/BSR...: compare densely (rare, small)
+        return t.to_dense()
+    return t
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """True if two tensors hold the same values (NaNs in the same places count as equal)."""
-    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+    """True if two tensors hold the same bits (shape, dtype and device included; sparse tensors
+    by their coalesced indices and values). `torch.equal` alone says `0.0 == -0.0`."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device or a.layout != b.layout:
         return False
-    if torch.equal(a, b):
-        return True
-    if a.is_floating_point() or a.is_complex():
-        return bool(((a == b) | (a.isnan() & b.isnan())).all())
-    return False
+    a, b = _comparable(a), _comparable(b)
+    if a.layout == torch.sparse_coo:
+        return torch.equal(a.indices(), b.indices()) and same_bits(a.values(), b.values())
+    return torch.equal(_bits(a), _bits(b))
+
+
+def _byte_view(storage) -> torch.Tensor:
+    """The bytes of an untyped storage as a flat integer tensor (int64 when the size allows:
+    comparing 8-byte words is about 4x faster than bytes)."""
+    with torch.inference_mode(False), torch.no_grad():
+        view = torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage)
+        size = storage.nbytes()
+        for width in (8, 4, 2):
+            if size % width == 0:
+                return view.view(_INT_OF_SIZE[width])
+        return view
+
+
+def _key(storage) -> Tuple[str, int]:
+    return str(storage.device), storage.data_ptr()
+
+
+class StorageCopy:
+    """One storage and a byte copy of it."""
+
+    def __init__(self, storage):
+        self.storage = storage
+        self.nbytes = storage.nbytes()
+        with torch.inference_mode(False), torch.no_grad():
+            self.saved = storage.clone()
+        self.live = _byte_view(storage)
+        self.copy = _byte_view(self.saved)
+
+    def changed(self) -> bool:
+        return self.storage.nbytes() != self.nbytes or not torch.equal(self.live, self.copy)
+
+    def restore(self) -> None:
+        with torch.inference_mode(False), torch.no_grad():
+            if self.storage.nbytes() != self.nbytes:
+                self.storage.resize_(self.nbytes)
+                self.live = _byte_view(self.storage)
+            self.live.copy_(self.copy)
+
+
+@dataclasses.dataclass
+class TensorRecord:
+    """A parameter or buffer: the tensor object, its layout at snapshot time and where its
+    values are saved (a `StorageCopy`, or a clone for tensors without a plain storage)."""
+
+    tensor: torch.Tensor
+    meta: tuple  # (dtype, shape, stride, storage offset)
+    requires_grad: bool
+    storage: Optional[StorageCopy] = None
+    clone: Optional[torch.Tensor] = None
+
+    def saved(self) -> torch.Tensor:
+        """The saved values, shaped like the tensor was."""
+        if self.clone is not None:
+            return self.clone
+        dtype, shape, stride, offset = self.meta
+        with torch.inference_mode(False), torch.no_grad():
+            return torch.empty(0, dtype=dtype, device=self.tensor.device).set_(
+                self.storage.saved, offset, shape, stride)
+
+    def live_layout_changed(self) -> bool:
+        t = self.tensor
+        if self.storage is None:
+            return t.dtype != self.meta[0] or t.shape != self.meta[1]
+        return ((t.dtype, t.shape, t.stride(), t.storage_offset()) != self.meta
+                or t.untyped_storage().data_ptr() != self.storage.storage.data_ptr())
+
+
+class TensorStore:
+    """Bit-exact copies of tensors, one per distinct storage."""
+
+    def __init__(self):
+        self.copies: Dict[Tuple[str, int], StorageCopy] = {}
+        self.regions: Dict[Tuple[str, int], Set[tuple]] = {}  # storage -> distinct (meta) views
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.copies.values())
+
+    def record(self, tensor: torch.Tensor) -> TensorRecord:
+        t = tensor.detach()
+        meta = (t.dtype, t.shape, None, None)
+        storage = None
+        if t.layout == torch.strided and type(t) is torch.Tensor:
+            try:
+                st = t.untyped_storage()
+                meta = (t.dtype, t.shape, t.stride(), t.storage_offset())
+                key = _key(st)
+                if st.nbytes() and key not in self.copies:
+                    self.copies[key] = StorageCopy(st)
+                storage = self.copies.get(key)
+                if storage is not None:
+                    self.regions.setdefault(key, set()).add(meta)
+            except (RuntimeError, NotImplementedError, TypeError):  # no plain storage (subclass)
+                storage = None
+        if storage is None:
+            with torch.inference_mode(False), torch.no_grad():
+                return TensorRecord(tensor, (t.dtype, t.shape, None, None), tensor.requires_grad,
+                                    None, t.clone())
+        return TensorRecord(tensor, meta, tensor.requires_grad, storage)
+
+    def changed_storages(self) -> Set[Tuple[str, int]]:
+        return {key for key, copy in self.copies.items() if copy.changed()}
+
+    def shared(self, record: TensorRecord) -> bool:
+        """True if other views of the record's storage exist (then compare the record's region)."""
+        return record.storage is not None and len(self.regions.get(_key(record.storage.storage), ())) > 1
+
+    def restore_steps(self, keys: Iterable[Tuple[str, int]]) -> List[Callable[[], None]]:
+        return [self.copies[key].restore for key in keys]
 
 
 # ----------------------------------------------------------------------------- modules
 
 
+def _store(module: nn.Module, kind: str) -> Dict[str, Optional[torch.Tensor]]:
+    """A module's own parameters or buffers as a plain dict (a TorchScript module's `_parameters`
+    is an `OrderedDictWrapper` without `.get`)."""
+    store = module._parameters if kind == "parameter" else module._buffers
+    try:
+        return dict(store.items())
+    except Exception:  # noqa: BLE001 - exotic containers: ask the module
+        named = module.named_parameters if kind == "parameter" else module.named_buffers
+        return dict(named(recurse=False))
+
+
 class ModuleState:
     """Everything about one module that a forward may change (see the module docstring)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, store: TensorStore):
         self.module = module
+        self.store = store
         self.training = module.training
         self.attrs = dict(module.__dict__)
         # (container, saved contents, is_list) for each plain dict/list/set attribute
@@ -61,15 +229,15 @@ class ModuleState:
         # sampling, restored so every forward starts from the same state
         self.generators = {key: value.get_state() for key, value in self.attrs.items()
                            if isinstance(value, torch.Generator)}
-        self.tensors: Dict[Tuple[str, str], Tuple[torch.Tensor, torch.Tensor]] = {}
-        for kind, store in (("parameter", module._parameters), ("buffer", module._buffers)):
-            for name, tensor in store.items():
+        self.tensors: Dict[Tuple[str, str], TensorRecord] = {}
+        buffers = _store(module, "buffer")
+        self.buffer_names = set(buffers)
+        self.none_buffers = {name for name, t in buffers.items() if t is None}
+        for kind, items in (("parameter", _store(module, "parameter")), ("buffer", buffers)):
+            for name, tensor in items.items():
                 if tensor is None or _is_lazy(tensor):
                     continue
-                # a normal tensor even when taken during an inference-mode forward (a module
-                # first seen there), so it can be copied back outside inference mode
-                with torch.inference_mode(False), torch.no_grad():
-                    self.tensors[(kind, name)] = (tensor, tensor.detach().clone())
+                self.tensors[(kind, name)] = store.record(tensor)
 
     def restore_attributes(self) -> None:
         """Put back `__dict__`, container contents, the training flag and generator states."""
@@ -92,30 +260,63 @@ class ModuleState:
         for key, generator_state in self.generators.items():
             self.attrs[key].set_state(generator_state)
 
-    def sync(self) -> List[Tuple[str, str, str]]:
-        """Restore everything and return (kind, name, how) for each parameter/buffer that differed
-        from the snapshot: "changed" (same tensor, new values), "replaced" (another tensor with
-        other values was assigned) or "removed". One comparison per tensor."""
+    def changes(self, changed_storages: Set[Tuple[str, int]]) -> List[Tuple[str, str, str]]:
+        """(kind, name, how) for each parameter/buffer that differs from the snapshot: "changed"
+        (same tensor, new values or layout), "replaced" (another tensor with other values was
+        assigned), "removed", "requires_grad" (flag flipped) or "initialised" (a persistent
+        buffer that was None or absent now holds a tensor). Call before `restore_tensors`."""
         out = []
-        store_of = {"parameter": self.module._parameters, "buffer": self.module._buffers}
-        for (kind, name), (original, saved) in self.tensors.items():
-            current = store_of[kind].get(name)
-            original_changed = not same_bits(original.detach(), saved)
+        current_of = {"parameter": _store(self.module, "parameter"), "buffer": _store(self.module, "buffer")}
+        for (kind, name), record in self.tensors.items():
+            current = current_of[kind].get(name)
             if current is None:
                 out.append((kind, name, "removed"))
-            elif current is not original:
-                if not same_bits(current.detach(), saved):
+            elif current is not record.tensor:
+                if not same_bits(current.detach(), record.saved()):
                     out.append((kind, name, "replaced"))
-            elif original_changed:
+            elif self._values_changed(record, changed_storages):
                 out.append((kind, name, "changed"))
-            if original_changed:
-                with torch.no_grad():
-                    if original.shape == saved.shape and original.dtype == saved.dtype:
-                        original.copy_(saved)
-                    else:  # resized or retyped in place: put the saved tensor's data back
-                        original.data = saved.clone()
-        self.restore_attributes()
+            elif record.tensor.requires_grad != record.requires_grad:
+                out.append((kind, name, "requires_grad"))
+        persistent_skip = getattr(self.module, "_non_persistent_buffers_set", set())
+        for name, value in current_of["buffer"].items():
+            if value is None or name in persistent_skip or ("buffer", name) in self.tensors:
+                continue
+            if name in self.none_buffers or name not in self.buffer_names:
+                out.append(("buffer", name, "initialised"))
         return out
+
+    def _values_changed(self, record: TensorRecord, changed_storages) -> bool:
+        if record.live_layout_changed():
+            return True
+        if record.storage is None:
+            return not same_bits(record.tensor.detach(), record.clone)
+        if _key(record.storage.storage) not in changed_storages:
+            return False
+        if not self.store.shared(record):
+            return True
+        return not same_bits(record.tensor.detach(), record.saved())
+
+    def restore_tensors(self) -> None:
+        """Put back the layout, values (non-storage tensors) and requires_grad of each tensor;
+        storage bytes are restored by the `TensorStore`. Each tensor independently."""
+        run_all([lambda r=record: _restore_tensor(r) for record in self.tensors.values()])
+
+
+def _restore_tensor(record: TensorRecord) -> None:
+    t = record.tensor
+    with torch.inference_mode(False), torch.no_grad():
+        if record.live_layout_changed():  # resized, retyped or re-pointed (`.data = ...`)
+            if record.storage is not None:
+                dtype, shape, stride, offset = record.meta
+                t.data = torch.empty(0, dtype=dtype, device=t.device).set_(
+                    record.storage.storage, offset, shape, stride)
+            else:
+                t.data = record.clone.clone()
+        elif record.storage is None and not same_bits(t.detach(), record.clone):
+            t.copy_(record.clone)
+    if t.requires_grad != record.requires_grad:
+        t.requires_grad_(record.requires_grad)
 
 
 def _is_lazy(tensor) -> bool:
@@ -126,29 +327,52 @@ def has_lazy_parameters(model: nn.Module) -> bool:
     return any(_is_lazy(t) for t in list(model.parameters()) + list(model.buffers()))
 
 
+def meta_tensor_name(model: nn.Module) -> Optional[str]:
+    """The name of a parameter or buffer on the `meta` device (no data to run or compare)."""
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_meta:
+            return name
+    return None
+
+
 class ModelState:
     """`ModuleState` for every module of a model (and for modules added later with `add`)."""
 
     def __init__(self, modules: List[nn.Module]):
         self.dirty = False  # True while a forward may have changed tensors since the last sync
         self.touched = False  # True when flags/attributes may differ (a mode switch)
+        self.store = TensorStore()
         self.states: Dict[int, ModuleState] = {}
         for module in modules:
             self.add(module)
 
     def add(self, module: nn.Module) -> None:
         if id(module) not in self.states:
-            self.states[id(module)] = ModuleState(module)
+            self.states[id(module)] = ModuleState(module, self.store)
 
     def sync(self, report_ids=()) -> List[Tuple[int, str, str, str]]:
         """Restore every module after a forward; return (module id, kind, name, how) for the
-        parameters/buffers that had changed, for the modules whose ids are in `report_ids`."""
-        out = []
-        for mid, state in list(self.states.items()):
-            changes = state.sync()
-            if mid in report_ids:
-                out.extend((mid,) + change for change in changes)
-        self.dirty = self.touched = False
+        parameters/buffers that had changed, for the modules whose ids are in `report_ids`.
+        Every restore step runs even if another raises (`run_all`)."""
+        out: List[Tuple[int, str, str, str]] = []
+        changed: Set[Tuple[str, int]] = set()
+        compared: List[bool] = []
+        states = list(self.states.items())
+
+        def compare() -> None:
+            changed.update(self.store.changed_storages())
+            compared.append(True)
+            for mid, state in states:
+                if mid in report_ids:
+                    out.extend((mid,) + change for change in state.changes(changed))
+
+        def restore_storages() -> None:  # all of them if the comparison itself failed
+            run_all(self.store.restore_steps(changed if compared else list(self.store.copies)))
+
+        run_all([compare, restore_storages]
+                + [state.restore_tensors for _, state in states]
+                + [state.restore_attributes for _, state in states])
+        self.dirty = self.touched = False  # only when every step succeeded: else retried later
         return out
 
     def restore(self) -> None:
@@ -157,16 +381,15 @@ class ModelState:
         if self.dirty:
             self.sync()
         elif self.touched:
-            for state in list(self.states.values()):
-                state.restore_attributes()
+            run_all([state.restore_attributes for state in list(self.states.values())])
             self.touched = False
 
     def tensor_owners(self) -> Dict[int, Tuple[int, str]]:
         """id(tensor) -> (module id, tensor name) for every tracked parameter and buffer."""
         owners = {}
         for mid, state in self.states.items():
-            for (_, name), (original, _) in state.tensors.items():
-                owners.setdefault(id(original), (mid, name))
+            for (_, name), record in state.tensors.items():
+                owners.setdefault(id(record.tensor), (mid, name))
         return owners
 
 
@@ -210,16 +433,20 @@ def moved_generators(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]
     )
 
 
+def _set_rng_state(name: str, state) -> None:
+    if name == "torch":
+        torch.set_rng_state(state)
+    elif name.startswith("torch.cuda:"):
+        torch.cuda.set_rng_state(state, int(name.split(":")[1]))
+    elif name == "random":
+        random.setstate(state)
+    elif name == "numpy":
+        sys.modules["numpy"].random.set_state(state)
+
+
 def set_rng_states(states: Dict[str, Any]) -> None:
-    for name, state in states.items():
-        if name == "torch":
-            torch.set_rng_state(state)
-        elif name.startswith("torch.cuda:"):
-            torch.cuda.set_rng_state(state, int(name.split(":")[1]))
-        elif name == "random":
-            random.setstate(state)
-        elif name == "numpy":
-            sys.modules["numpy"].random.set_state(state)
+    """Put back every generator's state, each independently (`run_all`)."""
+    run_all([lambda n=name, s=state: _set_rng_state(n, s) for name, state in states.items()])
 
 
 def seed_all(seed: int) -> None:
@@ -236,19 +463,35 @@ def seed_all(seed: int) -> None:
         np.random.seed(seed)
 
 
+# getter, setter of each cuDNN flag: the setters are what `torch.backends.cudnn.flags()` uses, and
+# work after `torch.backends.disable_global_flags()` (which PyTorch's own test harness calls on
+# import), where assigning `torch.backends.cudnn.enabled = ...` raises even for an unchanged value
+_CUDNN_FLAGS = (
+    ("enabled", torch._C._get_cudnn_enabled, torch._C._set_cudnn_enabled),
+    ("benchmark", torch._C._get_cudnn_benchmark, torch._C._set_cudnn_benchmark),
+    ("deterministic", torch._C._get_cudnn_deterministic, torch._C._set_cudnn_deterministic),
+)
+
+
 class GlobalState:
-    """Grad mode, determinism settings and generator states, captured once and put back."""
+    """Grad mode, determinism settings, cuDNN flags and generator states, captured once and put
+    back by `restore`, whose steps (`restore_grad`, `restore_determinism`, `restore_backends`,
+    `restore_rng`) each run even if another fails."""
 
     def __init__(self):
         self.grad = torch.is_grad_enabled()
         self.deterministic = torch.are_deterministic_algorithms_enabled()
         self.warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-        self.cudnn = (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark,
-                      torch.backends.cudnn.deterministic)
+        self.cudnn = tuple(get() for _, get, _ in _CUDNN_FLAGS)
         self.rng = rng_states()
 
     def restore(self) -> None:
+        run_all([self.restore_grad, self.restore_determinism, self.restore_backends, self.restore_rng])
+
+    def restore_grad(self) -> None:
         torch.set_grad_enabled(self.grad)
+
+    def restore_determinism(self) -> None:
         if (torch.are_deterministic_algorithms_enabled(),
                 torch.is_deterministic_algorithms_warn_only_enabled()) != (self.deterministic, self.warn_only):
             # what torch.use_deterministic_algorithms does, without importing torch._inductor
@@ -257,8 +500,13 @@ class GlobalState:
             inductor_config = sys.modules.get("torch._inductor.config")
             if inductor_config is not None:
                 inductor_config.deterministic = self.deterministic
-        (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark,
-         torch.backends.cudnn.deterministic) = self.cudnn
+
+    def restore_backends(self) -> None:
+        """Only the flags that changed, through the setters `cudnn.flags()` uses."""
+        run_all([lambda s=set_, v=value: s(v)
+                 for (_, get, set_), value in zip(_CUDNN_FLAGS, self.cudnn) if get() != value])
+
+    def restore_rng(self) -> None:
         set_rng_states(self.rng)
 
 
@@ -294,6 +542,8 @@ def flatten(obj: Any, prefix: str = "output", _depth: int = 0) -> List[Tuple[str
     if _depth > 32:
         return []
     if isinstance(obj, torch.Tensor):
+        if obj.is_nested:  # components may differ in shape: compare them one by one
+            return [(f"{prefix}[{i}]", c) for i, c in enumerate(obj.unbind())]
         return [(prefix, obj)]
     out: List[Tuple[str, torch.Tensor]] = []
     if isinstance(obj, dict):
@@ -323,6 +573,8 @@ def compare_outputs(a, b, atol: float, rtol: float) -> Optional[str]:
                 return f"{path} has shape/dtype {tuple(x.shape)}/{x.dtype} vs {tuple(y.shape)}/{y.dtype}"
             if x.device != y.device:
                 y = y.to(x.device)
+            if x.layout != torch.strided or y.layout != torch.strided:  # sparse: no torch.equal
+                x, y = x.to_dense(), y.to_dense()
             if torch.equal(x, y):  # the common case, and much cheaper than allclose
                 continue
             if x.is_floating_point() or x.is_complex():

@@ -6,9 +6,14 @@ Sequence (`run`):
 1. Snapshot every module (`ModuleState`) and the process-wide state (`GlobalState`).
 2. Two training forwards: `model.train()`, seed everything with seed i, run under
    `torch.enable_grad()` on fresh clones of the inputs.
-3. Two eval forwards: put every module in training mode with `nn.Module.train` (as after a
-   training loop), call `model.eval()` (the user's override, if any), seed, run under
-   `torch.inference_mode()`.
+3. Eval forwards: put every module in training mode with `nn.Module.train` (as after a
+   training loop), call `model.eval()` (the user's override, if any), seed, run. The first runs
+   under `torch.inference_mode()` (seed 0), the second with grad enabled (seed 1, as in saliency
+   maps, adversarial evaluation or a validation loop without `no_grad`). Only if their outputs
+   differ beyond the grad-mode tolerance (or one of them raised) does a third, inference-mode
+   eval forward with seed 1 tell randomness (MDL601: the two inference forwards differ) from
+   grad-mode dependence (MDL608: they agree, the grad-enabled one differs). Clean models pay
+   for two eval forwards, not three.
    After every forward: compare each generator's state with its state right after seeding, and
    each parameter and buffer with the snapshot (one comparison per tensor), then restore the
    snapshot, so every forward starts from the same state (training forwards update batch-norm
@@ -21,8 +26,16 @@ Sequence (`run`):
    every module and the global state.
 
 A global forward pre-hook (`ModuleWatcher`) is active during all forwards: it records which
-registered modules ran, every module that ran without being registered, and every module that ran
-with training=True during an eval forward.
+registered modules ran, which ran with training=True in a training forward, every module that ran
+without being registered, and every module that ran with training=True during an eval forward.
+
+`torch.compile`d submodules (`OptimizedModule` children) are swapped for their `_orig_mod` during
+each forward (and put back by the state restore): calling a compiled module under a dispatch mode
+disables its compilation for good, and with our global hook installed torch warns on every call.
+
+Reusable pieces (also used by `modelint.guard`): `ModuleWatcher` (module-mode observation),
+`modelint.trace.state.GlobalState` / `rng_states` / `seed_all` / `set_rng_states` (RNG and global
+snapshot/restore), `modelint.trace.state.ModelState` (module snapshot/restore), `run_all`.
 
 Limits: modules called as `submodule.forward(x)` and submodules of TorchScript modules are
 invisible to module hooks; modules called from other threads during the trace are recorded too.
@@ -49,10 +62,16 @@ from modelint.trace.state import (
     map_tensors,
     moved_generators,
     rng_states,
+    run_all,
     seed_all,
 )
 
 MAX_EVENTS = 200
+# Grad-mode tolerance floor: fused inference kernels (the MultiheadAttention fast path) round
+# differently from the autograd path, by ~1e-6 relative on float32; real grad-mode dependence
+# (masked positions zeroed, another branch taken) differs by far more than this.
+GRAD_ATOL = 1e-4
+GRAD_RTOL = 1e-3
 
 
 @dataclass
@@ -85,6 +104,7 @@ class Forward:
 
     phase: str
     seed: int
+    grad: bool = False  # an eval forward run with grad enabled (not under inference_mode)
     outputs: Optional[List[Tuple[str, torch.Tensor]]] = None
     error: Optional[BaseException] = None
     error_location: Optional[Location] = None
@@ -106,8 +126,10 @@ class Trace:
     names: Dict[int, str]  # id(module) -> qualified name ("" for the root)
     seeds: Tuple[int, int]
     train: List[Forward]
-    eval: List[Forward]
+    eval: List[Forward]  # inference-mode eval forwards: seed 0, and seed 1 when it was needed
+    grad_eval: Optional[Forward]  # the grad-enabled eval forward (seed 1)
     called: Set[int]
+    trained: Set[int]  # registered modules that ran with training=True in a training forward
     unregistered: Dict[int, ModuleCall]
     stuck: Dict[int, ModuleCall]
     events: Optional[List[Event]]
@@ -116,6 +138,15 @@ class Trace:
     trainable: bool
     atol: float
     rtol: float
+
+    @property
+    def eval_forwards(self) -> List[Forward]:
+        """Every eval forward, the grad-enabled one included."""
+        return self.eval + ([self.grad_eval] if self.grad_eval is not None else [])
+
+    @property
+    def grad_tolerance(self) -> Tuple[float, float]:
+        return max(self.atol, GRAD_ATOL), max(self.rtol, GRAD_RTOL)
 
     def module(self, mid: int) -> Optional[nn.Module]:
         return self._modules.get(mid)
@@ -135,6 +166,7 @@ class ModuleWatcher:
         self.state = state
         self.phase: Optional[str] = None
         self.called: Set[int] = set()
+        self.trained: Set[int] = set()
         self.unregistered: Dict[int, ModuleCall] = {}
         self.stuck: Dict[int, ModuleCall] = {}
         self.left_on: Set[int] = set()  # registered modules still training right after model.eval()
@@ -149,6 +181,8 @@ class ModuleWatcher:
         mid = id(module)
         if mid in self.names:
             self.called.add(mid)
+            if phase == "train" and module.training:
+                self.trained.add(mid)
         elif mid not in self.unregistered:
             self.unregistered[mid] = ModuleCall(module, user_frame(), phase)
             self.state.add(module)  # so it is restored with the rest
@@ -344,7 +378,8 @@ class OpLogger(TorchDispatchMode):
         state = self.watcher.state.states.get(id(module))
         if state is None or len(self.events) >= MAX_EVENTS:
             return None
-        if any(key[1] == name for key in state.tensors):
+        if (name in state.none_buffers or name not in state.buffer_names
+                or any(key[1] == name for key in state.tensors)):
             self._add("reassign", f"assignment to `{name}`", "replaced by a new tensor",
                       ((id(module), name),))
         return None
@@ -374,8 +409,18 @@ class GeneratorLineWatcher:
         if "numpy" in moved and np is not None:
             owner = np.random.mtrand._rand
             self.probes["numpy.random"] = lambda: _numpy_token(owner)
-        self.last = {name: probe() for name, probe in self.probes.items()}
+        self.last: Dict[str, Any] = {}
         self.previous_line: Dict[Any, int] = {}
+
+    def start(self) -> None:
+        """Take the fingerprints and install the tracer: after the forward's seeding, or the
+        seeding itself is blamed on the caller of `verify_modes`."""
+        self.last = {name: probe() for name, probe in self.probes.items()}
+        sys.settrace(self)
+
+    @staticmethod
+    def stop() -> None:
+        sys.settrace(None)
 
     def _check(self, location: Optional[Location]) -> None:
         for name, probe in self.probes.items():
@@ -413,6 +458,21 @@ def _clone_for_training(t: torch.Tensor) -> torch.Tensor:
     return c.requires_grad_(True) if t.requires_grad else c
 
 
+def _clone_detached(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone()
+
+
+def compiled_children(modules: Sequence[nn.Module]) -> List[Tuple[nn.Module, str, nn.Module]]:
+    """(parent, name, OptimizedModule) for every `torch.compile`d child. Only looked up when
+    torch._dynamo is already imported (importing it costs seconds; nothing is compiled otherwise)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    optimized = getattr(eval_frame, "OptimizedModule", None)
+    if optimized is None:
+        return []
+    return [(parent, name, child) for parent in modules
+            for name, child in list(parent._modules.items()) if isinstance(child, optimized)]
+
+
 class _Runner:
     def __init__(self, model: nn.Module, args: tuple, kwargs: dict):
         self.model = model
@@ -420,11 +480,14 @@ class _Runner:
         self.kwargs = kwargs
         self.modules = list(model.modules())
         self.names = {id(m): name for name, m in model.named_modules()}
+        self.compiled = compiled_children(self.modules)
         self.state = ModelState(self.modules)
         self.watcher = ModuleWatcher(self.names, self.state)
         self.late: Dict[int, str] = {}  # id -> qualified name, for modules registered during forward
 
     def _set_mode(self, phase: str) -> None:
+        for parent, name, child in self.compiled:  # restored with `_modules` after the forward
+            parent._modules[name] = child._orig_mod
         if phase == "train":
             self.model.train()
         else:
@@ -432,8 +495,25 @@ class _Runner:
             self.model.eval()
             self.watcher.left_on = {id(m) for m in self.modules if m.training}
 
-    def forward(self, phase: str, seed: int, logger: Optional[OpLogger] = None) -> Forward:
-        result = Forward(phase, seed)
+    def _call(self, phase: str, grad: bool, logger: Optional["OpLogger"]):
+        if phase == "train":
+            with torch.inference_mode(False), torch.enable_grad():
+                args, kwargs = map_tensors((self.args, self.kwargs), _clone_for_training)
+                return self.model(*args, **kwargs)
+        if grad:
+            with torch.inference_mode(False), torch.enable_grad():
+                args, kwargs = map_tensors((self.args, self.kwargs), _clone_detached)
+                return self.model(*args, **kwargs)
+        with torch.inference_mode():
+            args, kwargs = map_tensors((self.args, self.kwargs), torch.clone)
+            if logger is None:
+                return self.model(*args, **kwargs)
+            with logger:
+                return self.model(*args, **kwargs)
+
+    def forward(self, phase: str, seed: int, logger: Optional["OpLogger"] = None, grad: bool = False,
+                on_seeded=None) -> Forward:
+        result = Forward(phase, seed, grad=grad)
         self.state.restore()
         self.state.dirty = self.state.touched = True
         before: Dict[str, Any] = {}
@@ -441,25 +521,17 @@ class _Runner:
             self._set_mode(phase)
             seed_all(seed)
             before = rng_states()
+            if on_seeded is not None:
+                on_seeded()
             self.watcher.phase = phase
-            if phase == "train":
-                with torch.inference_mode(False), torch.enable_grad():
-                    args, kwargs = map_tensors((self.args, self.kwargs), _clone_for_training)
-                    output = self.model(*args, **kwargs)
-            else:
-                with torch.inference_mode():
-                    args, kwargs = map_tensors((self.args, self.kwargs), torch.clone)
-                    if logger is not None:
-                        with logger:
-                            output = self.model(*args, **kwargs)
-                    else:
-                        output = self.model(*args, **kwargs)
+            output = self._call(phase, grad, logger)
+            self.watcher.phase = None
             flat = flatten(output)
             floats = [t for _, t in flat if t.is_floating_point() or t.is_complex()]
             result.float_outputs = len(floats)
             result.float_outputs_requiring_grad = sum(1 for t in floats if t.requires_grad)
             result.outputs = [(path, t.detach()) for path, t in flat]
-            del output
+            del output, flat, floats  # free the autograd graph before the next forward
             self._note_late_registrations()
         except Exception as exc:  # a failing forward is an observation (MDL606), not a crash
             result.error = exc
@@ -487,7 +559,6 @@ class _Runner:
         line_watcher = None
         if ("random" in moved or "numpy" in moved) and sys.gettrace() is None:
             line_watcher = GeneratorLineWatcher(logger, moved)
-            sys.settrace(line_watcher)
         watcher.stack = []
         handles = [
             module_mod.register_module_forward_hook(watcher.post_hook, always_call=True),
@@ -495,49 +566,81 @@ class _Runner:
             module_mod.register_module_parameter_registration_hook(logger.on_assign),
         ]
         try:
-            self.forward("eval", seed, logger)
+            self.forward("eval", seed, logger, on_seeded=line_watcher.start if line_watcher else None)
         finally:
+            steps = [handle.remove for handle in handles]
             if line_watcher is not None:
-                sys.settrace(None)
-            for handle in handles:
-                handle.remove()
-            watcher.stack = None
+                steps.insert(0, line_watcher.stop)
+            steps.append(lambda: setattr(watcher, "stack", None))
+            run_all(steps)
         return logger.events
 
 
-def needs_locating(train: Sequence[Forward], evals: Sequence[Forward], atol: float, rtol: float) -> bool:
-    """True if an eval forward moved a generator, changed state, or the eval outputs differ."""
+def needs_locating(evals: Sequence[Forward], atol: float, rtol: float) -> bool:
+    """True if an eval forward moved a generator, changed state, or the inference-mode eval
+    outputs differ (grad-mode differences, MDL608, need no op to be located)."""
     if any(f.moved or f.changes for f in evals):
         return True
-    ok = [f for f in evals if f.ok]
+    ok = [f for f in evals if f.ok and not f.grad]
     return len(ok) == 2 and compare_outputs(ok[0].outputs, ok[1].outputs, atol, rtol) is not None
+
+
+def needs_second_inference_eval(first: Forward, grad_eval: Forward, atol: float, rtol: float) -> bool:
+    """The inference-mode forward (seed 0) and the grad-enabled one (seed 1) disagree: one more
+    inference-mode forward with seed 1 tells randomness from grad-mode dependence."""
+    if first.ok != grad_eval.ok:
+        return True
+    if not first.ok:
+        return False
+    return compare_outputs(first.outputs, grad_eval.outputs, max(atol, GRAD_ATOL), max(rtol, GRAD_RTOL)) is not None
+
+
+def _observe(runner: "_Runner", seeds: Tuple[int, int], atol: float, rtol: float):
+    train = [runner.forward("train", seed) for seed in seeds]
+    evals = [runner.forward("eval", seeds[0])]
+    grad_eval = runner.forward("eval", seeds[1], grad=True)
+    if needs_second_inference_eval(evals[0], grad_eval, atol, rtol):
+        evals.append(runner.forward("eval", seeds[1]))
+    events = None
+    every_eval = evals + [grad_eval]
+    if needs_locating(every_eval, atol, rtol):
+        events = runner.locate(seeds[0], sorted({g for f in every_eval for g in f.moved}))
+    return train, evals, grad_eval, events
 
 
 def run(model: nn.Module, args: tuple, kwargs: dict, seeds: Tuple[int, int],
         atol: float, rtol: float) -> Trace:
-    """Run the four forwards (and the locating one if needed); always restore everything."""
+    """Run the forwards (and the locating one if needed); always restore everything.
+
+    Restoration is unconditional and each step independent (`run_all`): hooks removed, modules
+    restored, then grad mode, determinism, backend flags and generators, each even if an earlier
+    step raised. An error of the observed run takes precedence over a restore error (attached to
+    it as a note); otherwise the first restore error is raised."""
     global_state = GlobalState()
-    runner = _Runner(model, args, kwargs)
-    handles = [module_mod.register_module_forward_pre_hook(runner.watcher.pre_hook)]
+    handles: List[Any] = []
+    runner: Optional[_Runner] = None
     try:
-        train = [runner.forward("train", seed) for seed in seeds]
-        evals = [runner.forward("eval", seed) for seed in seeds]
-        events = None
-        if needs_locating(train, evals, atol, rtol):
-            events = runner.locate(seeds[0], sorted({g for f in evals for g in f.moved}))
-    finally:
-        for handle in handles:
-            handle.remove()
-        runner.watcher.phase = None
-        runner.state.restore()
-        global_state.restore()
+        runner = _Runner(model, args, kwargs)
+        handles.append(module_mod.register_module_forward_pre_hook(runner.watcher.pre_hook))
+        train, evals, grad_eval, events = _observe(runner, seeds, atol, rtol)
+    except BaseException as exc:
+        try:
+            _restore(handles, runner, global_state)
+        except BaseException as restore_exc:  # noqa: BLE001 - the run's own error comes first
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"modelint: restoring the model after this error also failed: "
+                             f"{type(restore_exc).__name__}: {restore_exc}")
+        raise
+    _restore(handles, runner, global_state)
     return Trace(
         model=model,
         names=runner.names,
         seeds=tuple(seeds),
         train=train,
         eval=evals,
+        grad_eval=grad_eval,
         called=runner.watcher.called,
+        trained=runner.watcher.trained,
         unregistered=runner.watcher.unregistered,
         stuck=runner.watcher.stuck,
         events=events,
@@ -547,3 +650,12 @@ def run(model: nn.Module, args: tuple, kwargs: dict, seeds: Tuple[int, int],
         atol=atol,
         rtol=rtol,
     )
+
+
+def _restore(handles: Sequence[Any], runner: Optional[_Runner], global_state: GlobalState) -> None:
+    steps = [handle.remove for handle in handles]
+    if runner is not None:
+        steps.append(lambda: setattr(runner.watcher, "phase", None))
+        steps.append(runner.state.restore)
+    steps.append(global_state.restore)
+    run_all(steps)

@@ -301,10 +301,26 @@ def test_training_only_crash():
     assert report.findings[0].line == line_of(HERE, ".view(-1, 3)")
 
 
-def test_rejects_lazy_modules_and_inference_mode():
-    lazy = nn.Sequential(nn.LazyLinear(3))
-    with pytest.raises(ValueError, match="lazy"):
-        modelint.verify_modes(lazy, torch.randn(2, 4))
+def test_lazy_modules_are_warmed_up_on_a_copy():
+    lazy = nn.Sequential(nn.LazyLinear(3), nn.Dropout(0.1))
+    assert modelint.verify_modes(lazy, torch.randn(2, 4)).findings == []
+    assert isinstance(lazy[0].weight, nn.parameter.UninitializedParameter)  # the model is untouched
+
+    class LazyNoise(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.LazyLinear(3)
+
+        def forward(self, x):
+            return self.fc(x) + torch.rand(3)
+
+    report = modelint.verify_modes(LazyNoise(), torch.randn(2, 4))
+    assert report.codes == ["MDL601"] and report.findings[0].line == line_of(HERE, "+ torch.rand(3)")
+    with pytest.raises(ValueError, match="warm-up forward"):
+        modelint.verify_modes(nn.Sequential(nn.LazyLinear(3)), torch.ones(2, 4, dtype=torch.long))
+
+
+def test_rejects_inference_mode():
     with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
         modelint.verify_modes(nn.Linear(4, 2), torch.randn(2, 4))
     assert modelint.ModeReport is not None
