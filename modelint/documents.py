@@ -239,6 +239,8 @@ class StdinResult:
     output: Optional[bytes] = None  # with fix: the fixed source, for standard output
     applied: Dict[str, int] = field(default_factory=dict)
     error: Optional[str] = None
+    before: str = ""  # the decoded input and, with fix, the fixed text (for --diff)
+    after: str = ""
 
 
 def check_stdin(data: bytes, path: PathLike, settings: DocumentSettings, fix: Optional[str] = None) -> StdinResult:
@@ -250,11 +252,12 @@ def check_stdin(data: bytes, path: PathLike, settings: DocumentSettings, fix: Op
         raise DocumentError("--stdin-filename: notebooks cannot be read from standard input; pass the .ipynb path instead")
     source = decode_stdin(data)
     if fix is None:
-        return StdinResult(check_document(source.text, path, settings))
+        return StdinResult(check_document(source.text, path, settings), before=source.text, after=source.text)
     fixed = fix_document(source.text, path, settings, unsafe=fix == "unsafe")
     try:
         output = source.encode(fixed.text)
     except UnicodeEncodeError:  # a fix added text the declared encoding cannot hold: write the input back
         return StdinResult(check_document(source.text, path, settings), data, {},
-                           f"{path}: fixes not applied: the fixed text cannot be encoded in {source.encoding}")
-    return StdinResult(fixed.findings, output, fixed.applied, fixed.error)
+                           f"{path}: fixes not applied: the fixed text cannot be encoded in {source.encoding}",
+                           source.text, source.text)
+    return StdinResult(fixed.findings, output, fixed.applied, fixed.error, source.text, fixed.text)

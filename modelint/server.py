@@ -54,13 +54,15 @@ DEPENDENTS_DELAY = 0.5
 log = logging.getLogger("modelint.server")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `modelint server`: serve LSP over stdin/stdout until the client exits."""
-    parser = argparse.ArgumentParser(prog="modelint server", allow_abbrev=False,
-                                     description="Language Server Protocol server over stdio (for editors).")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `modelint server` (shared by `main` and the `modelint` CLI's subcommand)."""
     parser.add_argument("--log-file", metavar="FILE", help="write the server's log to FILE (default: stderr)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every check and its duration")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve LSP over stdin/stdout until the client exits; 2 (with one line naming the extra to
+    install) when pygls / lsprotocol are missing."""
     try:
         import lsprotocol  # noqa: F401
         import pygls  # noqa: F401
@@ -72,6 +74,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     build_server().start_io()
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `modelint server` (also `python -c 'from modelint.server import main; main()'`)."""
+    parser = argparse.ArgumentParser(prog="modelint server", allow_abbrev=False,
+                                     description="Language Server Protocol server over stdio, for editors.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,11 +321,15 @@ def build_server():
             log.info("indexed %d files", n)
 
     def run_check(uri: str, text: str, version: Optional[int]) -> Tuple[Checked, bool]:
-        scan_once()
         start = time.perf_counter()
         path = doc_path(uri)
-        changed = index.set_open(path, document_facts(text, path))
-        checked = check_text(text, path, index.project(), version)
+        try:
+            scan_once()
+            changed = index.set_open(path, document_facts(text, path))
+            checked = check_text(text, path, index.project(), version)
+        except Exception as exc:  # a bug of ours: say so in the editor rather than go silent
+            log.exception("checking %s failed", path)
+            return Checked(version, text, [], f"modelint: internal error while checking this file: {exc!r}"), False
         log.info("checked %s v%s: %d findings in %.3f s", path, version, len(checked.findings),
                  time.perf_counter() - start)
         return checked, changed

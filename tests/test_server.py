@@ -228,6 +228,19 @@ def test_session_diagnose_fix_and_clear(session):
     client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
                                              "contentChanges": [{"text": fixed}]})
     assert diagnostics(client, uri, 2) == []
+    client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+    assert diagnostics(client, uri, 2) == []  # checked again on save
+    assert client.close() == 0
+
+
+def test_session_other_buffers_change_the_cross_file_facts(session):
+    client, path = session
+    uri = open_doc(client, path, BUGGY)
+    assert len(diagnostics(client, uri, 1)) == 1
+    # In the editor, not on disk: Encoder stops being an nn.Module, so Model's dropout is not
+    # module code any more and its diagnostic goes, without touching model.py.
+    open_doc(client, path.with_name("base.py"), BASE.replace("(nn.Module)", "(object)"))
+    assert diagnostics(client, uri, 1) == []
     assert client.close() == 0
 
 
@@ -266,6 +279,17 @@ def test_session_unsafe_fix_is_marked_and_not_preferred(session):
         "textDocument": {"uri": uri}, "range": diag["range"], "context": {"diagnostics": [diag]}})
     unsafe = [a for a in actions if "unsafe" in a["title"]]
     assert unsafe and not any(a.get("isPreferred") for a in unsafe)
+    assert client.close() == 0
+
+
+def test_session_positions_are_utf16(session):
+    client, path = session
+    # LSP counts UTF-16 code units by default: the emoji is one code point but two units.
+    text = BUGGY.replace("        return F.dropout", '        s = "\U0001F600\u00e9"; return F.dropout')
+    uri = open_doc(client, path, text)
+    (diag,) = diagnostics(client, uri, 1)
+    assert diag["range"]["start"] == {"line": 7, "character": 26}
+    assert diag["range"]["end"] == {"line": 7, "character": 26 + len("F.dropout(x, 0.5)")}
     assert client.close() == 0
 
 
