@@ -312,7 +312,123 @@ COVERAGE_CODES = (
 
 
 # The live-training guard's codes (`modelint.guard`, MDL6xx like the tracer's).
-GUARD_CODES: tuple = ()
+GUARD_CODES: tuple = (
+    RuleInfo(
+        code="MDL610",
+        name="trained-in-eval-mode",
+        level="error",
+        kind="guard",
+        summary="At an optimizer step, a mode-dependent module whose parameters are being trained "
+        "is in eval mode.",
+        what="`modelint.guard` checks, before every optimizer step (a step pre-hook), each "
+        "mode-dependent module (dropout with p>0, batch/instance norm with running statistics, user "
+        "modules reading `self.training`) whose owner (the nearest module up the tree with parameters) "
+        "has parameters this optimizer steps. The finding names the modules (`encoder.layer.3.dropout`), "
+        "their mode and the `.eval()`/`.train(False)` call that set it, recorded while the guard runs, "
+        "or says the mode predates the guard (`from_pretrained()` returns models in eval mode). Modules "
+        "listed in `frozen=` and frozen subtrees (no parameter requires grad) are not reported.",
+        why="The run trains with dropout off and batch norm frozen on its running statistics: it "
+        "overfits, and nothing errors. A validation helper that calls `model.eval()` and never switches "
+        "back does this to every later epoch; a model from `from_pretrained()` does it from the start.",
+        example="model = AutoModelForSequenceClassification.from_pretrained(path)  # eval mode\n"
+        "for batch in loader:\n"
+        "    model(**batch).loss.backward()\n"
+        "    optimizer.step()\n",
+        use_instead="model = AutoModelForSequenceClassification.from_pretrained(path)\n"
+        "model.train()\n"
+        "for batch in loader:\n"
+        "    model(**batch).loss.backward()\n"
+        "    optimizer.step()\n",
+    ),
+    RuleInfo(
+        code="MDL611",
+        name="frozen-statistics-updated",
+        level="error",
+        kind="guard",
+        summary="The running statistics of a frozen subtree changed between optimizer steps.",
+        what="`modelint.guard` keeps one copy of the running statistics (`running_mean`, "
+        "`running_var`, `num_batches_tracked`, any `running_*` buffer) of frozen subtrees: modules "
+        "listed in `frozen=`, and modules whose owner's parameters all have requires_grad=False. At "
+        "each checked step it compares them bit for bit and reports each module whose statistics "
+        "changed, with the `.train()` call that put it in train mode.",
+        why="`backbone.requires_grad_(False)` freezes the weights but not batch norm's statistics: "
+        "after `model.train()` the frozen backbone normalises with batch statistics and keeps "
+        "updating its running averages towards the fine-tuning batches, so the features the head is "
+        "trained on drift and the pretrained statistics are lost.",
+        example="backbone.requires_grad_(False)\n"
+        "for epoch in range(epochs):\n"
+        "    model.train()  # the backbone's batch norm is back in train mode\n"
+        "    train_one_epoch(model, loader)\n",
+        use_instead="backbone.requires_grad_(False)\n"
+        "for epoch in range(epochs):\n"
+        "    model.train()\n"
+        "    backbone.eval()  # frozen: keep its statistics\n"
+        "    train_one_epoch(model, loader)\n",
+    ),
+    RuleInfo(
+        code="MDL612",
+        name="frozen-module-in-train-mode",
+        level="warning",
+        kind="guard",
+        summary="A frozen module is in train mode at an optimizer step (reported once per module).",
+        what="Reports, once per module, a mode-dependent module in a subtree listed in `frozen=`, or "
+        "a batch/instance norm layer in a subtree whose parameters all have requires_grad=False, that "
+        "is in train mode at a checked step while its statistics did not (yet) change (when they did, "
+        "MDL611 is reported instead). Dropout in a subtree frozen only by requires_grad is not "
+        "reported: parameter-efficient fine-tuning (LoRA, adapters) freezes the base weights and "
+        "trains with their dropout on, on purpose.",
+        why="A module declared frozen still behaves as in training: its dropout randomises the "
+        "features and its batch norm updates its statistics as soon as it runs.",
+        example="with modelint.guard(model, opt, frozen=[model.backbone]):\n"
+        "    model.train()  # puts the backbone back in train mode\n",
+        use_instead="with modelint.guard(model, opt, frozen=[model.backbone]):\n"
+        "    model.train()\n"
+        "    model.backbone.eval()\n",
+    ),
+    RuleInfo(
+        code="MDL613",
+        name="validation-in-train-mode",
+        level="error",
+        kind="guard",
+        summary="The model was evaluated (forward under `no_grad`/`inference_mode`, or a validation "
+        "loop) while mode-dependent modules were in train mode.",
+        what="`modelint.guard` watches the root model's forward: a forward with grad disabled while "
+        "mode-dependent modules are in train mode is reported once per call site, with the modules "
+        "and the `.train()` call that left them on. The Lightning callback checks at "
+        "`on_validation_start`, the Hugging Face callback at every prediction step.",
+        why="Validation metrics are computed with dropout on and batch norm on batch statistics, "
+        "and batch norm's running statistics are updated from the validation data: metrics are noisy "
+        "and optimistic or pessimistic at random, checkpoint selection picks the wrong epoch, and the "
+        "model changes every time it is evaluated.",
+        example="def validate(model, loader):\n"
+        "    with torch.no_grad():\n"
+        "        return sum(metric(model(x), y) for x, y in loader)\n",
+        use_instead="def validate(model, loader):\n"
+        "    model.eval()\n"
+        "    with torch.no_grad():\n"
+        "        score = sum(metric(model(x), y) for x, y in loader)\n"
+        "    model.train()\n"
+        "    return score\n",
+    ),
+    RuleInfo(
+        code="MDL614",
+        name="eval-forward-draws-random",
+        level="error",
+        kind="guard",
+        summary="A forward of the model in eval mode drew random numbers during the run.",
+        what="The live counterpart of the tracer's MDL601: every forward of the root model in eval "
+        "mode compares the random generators' states (torch, CUDA, Python `random`, NumPy) before "
+        "and after. After one moved, the next eval forward runs under the tracer's op logger, which "
+        "names the op (`aten::bernoulli_`, `aten::multinomial`, ...), the innermost module and the "
+        "source line; if no eval forward follows, the detection alone is reported when the guard "
+        "stops. Sampling with a private `torch.Generator` is not reported.",
+        why="Evaluation results are not reproducible: metrics jitter between runs, checkpoint "
+        "selection is noisy, and the deployed model behaves differently from the evaluated one.",
+        example="def forward(self, x):\n    return self.out(F.dropout(self.fc(x), p=0.2))\n",
+        use_instead="def forward(self, x):\n"
+        "    return self.out(F.dropout(self.fc(x), p=0.2, training=self.training))\n",
+    ),
+)
 
 
 TRACE_CODE_NAMES = tuple(info.code for info in TRACE_CODES)
