@@ -186,24 +186,12 @@ class RuleDocs:
         self._folder: Optional[Path] = None
 
     def markdown(self, code: str) -> str:
+        """What `modelint rule CODE` prints (Markdown: sections, Python code blocks)."""
         from modelint.catalog import catalog
+        from modelint.docs import rule_doc
 
         info = catalog().get(code)
-        if info is None:
-            return f"**{code}**"
-        flags = [info.level] + (["fixable"] if info.fixable else []) + ([] if info.default else ["off by default"])
-        out = [f"**{info.code}** `{info.name}` ({', '.join(flags)})", "", info.summary]
-        for title, body in (("What it does", info.what), ("Why is this bad?", info.why),
-                            ("Fix safety", info.fix_safety)):
-            if body:
-                out += ["", f"#### {title}", body]
-        for title, body in (("Example", info.example), ("Use instead", info.use_instead)):
-            if body:
-                out += ["", f"#### {title}", "```python", body.rstrip("\n"), "```"]
-        if info.options:
-            out += ["", "#### Options", f"`[tool.modelint.rules.{info.code}]`"]
-            out += [f"- `{k} = {_toml(v)}`: {info.option_docs.get(k, '')}".rstrip(": ") for k, v in info.options.items()]
-        return "\n".join(out)
+        return rule_doc(info) if info is not None else code
 
     def uri(self, code: str) -> Optional[str]:
         """file:// URI of the code's page, written on first use; None if it cannot be written."""
@@ -219,14 +207,6 @@ class RuleDocs:
         except OSError:
             return None
         return from_fs_path(str(page))
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
 
 
 # --------------------------------------------------------------------------------------------
