@@ -80,7 +80,16 @@ def lookup(code_or_name: str) -> Optional[RuleInfo]:
 
 def suggest(query: str, candidates: Iterable[str]) -> str:
     """' (did you mean MDL101?)' or ''. Case-insensitive, answering in the candidate's own case:
-    codes are upper-case, config keys lower-case (`selct` -> `select`)."""
-    by_upper = {c.upper(): c for c in sorted(candidates)}
-    close = difflib.get_close_matches(query.strip().upper(), list(by_upper), n=1, cutoff=0.5)
-    return f" (did you mean {by_upper[close[0]]}?)" if close else ""
+    codes are upper-case, config keys lower-case (`selct` -> `select`). Among equally similar
+    candidates the one with most characters in the same places wins: `MDL1O1` (letter O) scores
+    0.83 against both MDL101 and MDL611, and is a typo of the first."""
+    by_upper = {c.upper(): c for c in candidates}
+    q = query.strip().upper()
+    close = difflib.get_close_matches(q, list(by_upper), n=max(len(by_upper), 1), cutoff=0.5)
+    if not close:
+        return ""
+
+    def rank(c: str):
+        return (-difflib.SequenceMatcher(None, q, c).ratio(), -sum(a == b for a, b in zip(q, c)), c)
+
+    return f" (did you mean {by_upper[min(close, key=rank)]}?)"

@@ -136,6 +136,9 @@ def test_suggest_is_case_insensitive_and_answers_in_the_candidates_case():
     assert suggest("Extend-Selct", ["extend-select", "ignore"]) == " (did you mean extend-select?)"
     assert suggest("mdl1o1", catalog()) == " (did you mean MDL101?)"
     assert suggest("zzzzzz", keys) == ""
+    # equally similar by difflib's ratio; the same-place characters decide, not the sort order
+    assert suggest("MDL1O1", ["MDL611", "MDL101", "MDL999"]) == " (did you mean MDL101?)"
+    assert suggest("MDL6l1", ["MDL101", "MDL611"]) == " (did you mean MDL611?)"
 
 
 def test_an_unknown_key_far_from_any_known_one_gets_no_hint(run, write):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from modelint.findings import Finding
-from modelint.report import ReportContext, render
+from modelint.report import ReportContext, format_names, render
 from tests.conftest import BUGGY
 
 F1 = Finding("pkg/a.py", 7, 16, "MDL101", "dropout, 100% sure: a,b", name="functional-dropout-ignores-mode",
@@ -94,7 +94,7 @@ def test_sarif_uri_is_relative_for_absolute_paths(tmp_path):
     assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/m.py"
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github"])
+@pytest.mark.parametrize("fmt", format_names())
 def test_every_format_from_the_cli(run, write, fmt):
     write("m.py", BUGGY)
     r = run("check", "m.py", "--format", fmt)
