@@ -421,12 +421,15 @@ class Guard:
         if self._stale():
             self._rewalk()
         off = [e for e in self.entries if not e.module.training and not e.frozen]
+        # batch norm that will run is better reported by what it changed (MDL611, after the
+        # forward): before a forward, or once that was reported, only the others are
         frozen_on = [e for e in self.entries if e.module.training and e.frozen
-                     and (e.listed or e.stateful) and id(e.module) not in _skip]
+                     and (e.listed or e.stateful) and not (before and e.stateful)
+                     and id(e.module) not in _skip and ("MDL611", id(e.module)) not in self._reported]
         if off:
             stepped = self._stepped(optimizer)
             off = [e for e in off if any(p.requires_grad and id(p) in stepped for p in e.owner_params)]
-            off = [e for e in off if self._new(("MDL610", id(e.module), self._seq(e)))]
+            off = [e for e in off if self._new(("MDL610", id(e.module), self._cause(e)))]
             for origin, entries in self._group(off):
                 message = (f"{_labels(entries)} {'is' if len(entries) == 1 else 'are'} in eval mode {when} "
                            f"although {'its' if len(entries) == 1 else 'their'} "
@@ -443,9 +446,11 @@ class Guard:
             self._emit(make("MDL612", self._where(origin, frame), message, mode="train",
                             modules=", ".join(e.name for e in entries)))
 
-    def _seq(self, entry: Entry) -> Optional[int]:
+    def _cause(self, entry: Entry) -> Optional[tuple]:
+        """What set the module's mode, for de-duplication: the same line run every step (HF's
+        Trainer calls model.train() in each training_step) is one cause."""
         origin = self.origins.of(entry.module)
-        return origin.seq if origin else None
+        return (origin.location, origin.call) if origin else None
 
     def _stepped(self, optimizer) -> frozenset:
         """ids of the parameters requiring grad in `optimizer` (or the guard's optimizers)."""
@@ -540,7 +545,8 @@ class Guard:
         site = self._step_site(frame)
         for origin, entries in self._group(on):
             # once per set of modules and origin: a validation loop evaluates hundreds of batches
-            if not self._new(("MDL613", frozenset(id(e.module) for e in entries), origin and origin.seq)):
+            cause = (origin.location, origin.call) if origin else None
+            if not self._new(("MDL613", frozenset(id(e.module) for e in entries), cause)):
                 continue
             grad = "inference_mode" if torch.is_inference_mode_enabled() else "no_grad"
             message = (f"validation in train mode: {type(self.root).__name__} evaluated (under "
@@ -555,7 +561,10 @@ class Guard:
         """MDL614: one finding per (op, line) found by the locating forward, else one for the
         detection alone."""
         out = []
-        for event in drew.events:
+        events = [e for e in drew.events if e.module is None or not e.module.training]
+        if drew.events and not events:
+            return out  # dropout left in train mode during evaluation: a consequence of MDL613
+        for event in events:
             if not self._new(("MDL614", event.op, event.location)):
                 continue
             # no module on the stack: the op ran in the root's own forward (its hook came first)
