@@ -65,16 +65,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def forward_insertion(text: str) -> tuple:
-    """(0-based line, text) of a buggy line at the top of the file's first `forward` body."""
+    """(0-based line, text) of a buggy line at the top of the file's first `forward(self, x, ...)` body."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        m = re.match(r"(\s*)def forward\(self, \w+", line)
-        if m:
-            j = i
-            while not lines[j].rstrip().endswith(":"):  # a signature spanning lines
-                j += 1
-            arg = re.match(r"\s*def forward\(self, (\w+)", line).group(1)
-            return j + 1, f"{m.group(1)}    {arg} = F.dropout({arg}, 0.1)\n"
+        m = re.match(r"(\s*)def forward\(", line)
+        if not m:
+            continue
+        j = i
+        while not lines[j].split("#")[0].rstrip().endswith(":"):  # a signature spanning lines
+            j += 1
+        arg = re.search(r"forward\(\s*self\s*,\s*(\w+)", " ".join(lines[i:j + 1]))
+        if arg:
+            return j + 1, f"{m.group(1)}    {arg.group(1)} = F.dropout({arg.group(1)}, 0.1)\n"
     raise SystemExit("no `def forward(self, x...` in the file")
 
 
