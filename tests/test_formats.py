@@ -185,6 +185,7 @@ def test_a_new_format_module_is_registered_everywhere_without_a_list_to_edit(tmp
         pytest_plugin.pytest_addoption(Parser())
         assert "csv" in seen["--modelint-modes-format"]["choices"]
         assert "csv" in seen["--modelint-modes-format"]["help"]
+        assert ".csv -> csv" in seen["--modelint-modes-format"]["help"]
     finally:
         import sys
 

@@ -34,9 +34,10 @@ _KEY = "modelint_modes"
 
 
 def pytest_addoption(parser):
-    from modelint.report import format_names  # the output formats' registry (no LibCST, no coverage)
+    from modelint.report import format_names, format_suffixes  # the formats' registry (no LibCST, no coverage)
 
     formats = format_names()
+    by_suffix = ", ".join(f"{suffix} -> {name}" for suffix, name in format_suffixes().items())
     group = parser.getgroup("modelint", "modelint mode-branch coverage")
     group.addoption(
         "--modelint-modes",
@@ -62,7 +63,7 @@ def pytest_addoption(parser):
         default=None,
         dest="modelint_modes_format",
         help=f"format of the findings: {', '.join(formats)} (default: text in the terminal; for "
-        "FILE, from its suffix: .sarif -> sarif, .txt -> text, else json)",
+        f"FILE, from its suffix: {by_suffix}, else json)",
     )
     group.addoption(
         "--modelint-modes-source",

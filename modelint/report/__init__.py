@@ -55,10 +55,14 @@ def format_names() -> Tuple[str, ...]:
     return tuple(sorted(_load(), key=lambda n: (n != DEFAULT_FORMAT, n)))
 
 
+def format_suffixes() -> Dict[str, str]:
+    """Report-file suffix (".sarif") -> the format it stands for, in `format_names()` order."""
+    return {suffix: name for name in format_names() for suffix in getattr(_load()[name], "SUFFIXES", ())}
+
+
 def format_for_suffix(suffix: str) -> Optional[str]:
-    """The format a report file's suffix (".sarif") stands for, or None."""
-    suffix = suffix.lower()
-    return next((name for name, mod in sorted(_load().items()) if suffix in getattr(mod, "SUFFIXES", ())), None)
+    """The format a report file's suffix (".sarif", any case) stands for, or None."""
+    return format_suffixes().get(suffix.lower())
 
 
 def render(findings: Sequence[Finding], fmt: str, ctx: ReportContext) -> str:
