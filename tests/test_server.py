@@ -17,7 +17,7 @@ import pytest
 
 from modelint.analysis.index import ProjectIndex, facts_from_source
 from modelint.documents import DocumentError, check_document, check_stdin, document_settings
-from modelint.server import WorkspaceIndex, suppression_edit
+from modelint.server.workspace import WorkspaceIndex, suppression_edit
 
 REPO = Path(__file__).resolve().parents[1]
 # Generous: the suite shares two cores with other work; a healthy server answers in well under 1 s.
