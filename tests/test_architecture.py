@@ -270,3 +270,67 @@ def test_codes_imports_nothing_of_modelint():
     found = [f"line {node.lineno}: {module}" for node in _imports(TREES["modelint.codes"])
              for module, _ in _targets("modelint.codes", node) if module == "modelint" or module.startswith("modelint.")]
     assert not found, "modelint/codes.py must import nothing of modelint's:\n" + "\n".join(found)
+
+
+# --- the data flow: discovery -> engine -> rules (analysis/, frameworks/) -> findings -> report ---
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+# package -> the modelint modules it must never import (directly), and why.
+FORBIDDEN = {
+    "modelint.rules": (("modelint.engine", "modelint.cli", "modelint.config", "modelint.report", "modelint.cache",
+                        "modelint.discovery", "modelint.sources", "modelint.atomic", "modelint.fixing",
+                        "modelint.suppressions", "modelint.modecov", "modelint.trace"),
+                       "a rule never reads config, prints or touches files; the engine runs it"),
+    "modelint.analysis": (("modelint.rules", "modelint.engine", "modelint.cli", "modelint.config", "modelint.report",
+                           "modelint.cache", "modelint.fixing", "modelint.modecov", "modelint.trace"),
+                          "analysis computes facts for the rules and knows nothing above them"),
+    "modelint.frameworks": (("modelint.",), "a framework profile is data: it imports only frameworks/"),
+    "modelint.report": (("modelint.engine", "modelint.rules", "modelint.analysis", "modelint.cli", "modelint.config",
+                         "modelint.fixing"), "a format renders findings; it runs nothing"),
+    "modelint.cli": (("modelint.rules",), "the CLI never knows a rule"),
+}
+
+
+def _violations(graph: Dict[str, Set[str]]) -> List[str]:
+    out = []
+    for package, (banned, why) in FORBIDDEN.items():
+        for importer, targets in graph.items():
+            if not _in(importer, package):
+                continue
+            for target in sorted(targets):
+                if _in(target, package):
+                    continue
+                if any(target.startswith(b) if b.endswith(".") else _in(target, b) for b in banned):
+                    out.append(f"{importer} imports {target} ({why})")
+    return out
+
+
+def test_imports_follow_the_data_flow():
+    found = _violations(import_graph())
+    assert not found, "imports against the data flow:\n" + "\n".join(found)
+
+
+def test_the_data_flow_check_sees_a_backward_import():
+    graph = import_graph()
+    rule = next(m for m in graph if m.startswith("modelint.rules.mdl"))
+    planted = {**graph, rule: graph[rule] | {"modelint.config"}, "modelint.frameworks": {"modelint.codes"}}
+    found = _violations(planted)
+    assert f"{rule} imports modelint.config (a rule never reads config, prints or touches files; the engine runs it)" in found
+    assert any(v.startswith("modelint.frameworks imports modelint.codes") for v in found)
+
+
+def _calls_to(tree: ast.Module, names: Set[str]) -> List[int]:
+    return [n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names]
+
+
+def test_rules_and_analysis_never_print_or_open_files():
+    """(Example programs inside strings do not count: only real calls.)"""
+    found = [f"{name}:{line}" for name, tree in TREES.items()
+             if _in(name, "modelint.rules") or _in(name, "modelint.analysis") or _in(name, "modelint.frameworks")
+             for line in _calls_to(tree, {"print", "open", "input"})]
+    assert not found, "print/open/input in rules, analysis or frameworks:\n" + "\n".join(found)
+    assert _calls_to(ast.parse("x = 1\nprint(x)\n'print(y)'\n"), {"print"}) == [2]
