@@ -358,6 +358,11 @@ class Guard:
         with torch.no_grad():
             tracked[key] = (module, buffer_name, tensor.detach().clone())
 
+    @property
+    def tracked_buffers(self) -> int:
+        """How many running-statistics buffers of frozen subtrees are copied and compared."""
+        return len(self._copies)
+
     # -- the step check
 
     def _on_step(self, optimizer, args=None, kwargs=None):
