@@ -9,8 +9,9 @@ yet) on disk. "As if it were PATH" means what `modelint check PATH` would do to 
 - with a project index (the language server's workspace), a class whose `nn.Module` base lives in
   another file is recognised, as in a `modelint check` of the whole folder.
 
-Built on the engine's public one-module entry points (`check_source`, `fix_source`); the few
-lines that adapt them are marked, with the engine parameter that would remove each.
+Built on the engine's public one-module entry point (`check_source`) and the fix loop
+(`fixing.fix_text`); the lines that adapt check_source to a project index are marked, with the
+engine parameter that would remove them.
 """
 
 from __future__ import annotations
@@ -188,15 +189,18 @@ class FixedDocument:
 
 def fix_document(text: str, path: PathLike, settings: DocumentSettings, unsafe: bool = False,
                  index: Optional[ProjectIndex] = None) -> FixedDocument:
-    """`--fix` on an in-memory document: the engine's fix loop (fix, re-check, until nothing
-    changes), then the remaining findings as `check_document` reports them.
-    Gap: `fix_source` has no `module_bases` parameter, so findings in classes that are modules only
-    through `module-bases` (or, with `index`, through another file) are reported but not fixed."""
-    from modelint.engine import fix_source
+    """`--fix` on an in-memory document: the fix loop `modelint check --fix` runs (fix, re-check,
+    until nothing changes; a fix that would break the parse is dropped), each round checked by
+    `check_document`, so module-bases, the cross-file index and per-file-ignores count as in the
+    report (nothing the report would not show is fixed)."""
+    from modelint.fixing import fix_text
 
-    outcome = fix_source(text, str(path), _effective_select(path, settings), unsafe, settings.rule_options)
-    return FixedDocument(outcome.after, check_document(outcome.after, path, settings, index), dict(outcome.applied),
-                         outcome.error)
+    def check(data: bytes) -> List[Finding]:
+        return check_document(data.decode("utf-8", "surrogatepass"), path, settings, index)
+
+    outcome = fix_text(text, lambda t: t.encode("utf-8", "surrogatepass"), check, lambda found: found, unsafe,
+                       label=str(path))
+    return FixedDocument(outcome.after, outcome.findings, dict(outcome.applied), outcome.error)
 
 
 # --------------------------------------------------------------------------------------------

@@ -370,6 +370,23 @@ def test_stdin_check_and_fix_keep_encoding_and_newlines(tmp_path):
     assert ignored.findings == [] and ignored.output == data
 
 
+def test_stdin_fix_honours_module_bases_and_the_index(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.modelint]\nmodule-bases = ["mylib.Block"]\n')
+    source = BUGGY.replace("from .base import Encoder", "from mylib import Block as Encoder")
+    fixed = check_stdin(source.encode(), tmp_path / "m.py", document_settings(tmp_path / "m.py"), fix="safe")
+    assert fixed.applied == {"MDL101": 1} and fixed.findings == []
+    assert fixed.after == FIXED.replace("from .base import Encoder", "from mylib import Block as Encoder")
+    # and through another file of the workspace (the server's index)
+    (tmp_path / "ws").mkdir()
+    path = make_project(tmp_path / "ws", BUGGY)
+    ws = WorkspaceIndex()
+    ws.scan([tmp_path / "ws"])
+    from modelint.documents import fix_document
+
+    done = fix_document(BUGGY, path, document_settings(path), index=ws.project())
+    assert done.text == FIXED and done.applied == {"MDL101": 1}
+
+
 def test_stdin_rejects_what_is_not_python_text(tmp_path):
     settings = document_settings(make_project(tmp_path, ""))
     with pytest.raises(DocumentError, match="NUL"):
