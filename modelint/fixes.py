@@ -23,7 +23,6 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from modelint.findings import Edit, Fix

@@ -51,6 +51,16 @@ def read_source(path: Path) -> Tuple[Optional[bytes], Optional[str]]:
     return data, None
 
 
+def load_notebook(path: Path, data: Optional[bytes] = None) -> Tuple[Optional[notebook.Notebook], Optional[str]]:
+    """(notebook, None) or (None, one-line problem); `data`: the file's bytes, read when None."""
+    try:
+        return notebook.load(path.read_bytes() if data is None else data), None
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    except notebook.NotebookError as exc:
+        return None, str(exc)
+
+
 def decoded_text(data: bytes, encoding: str) -> str:
     """The text of bytes LibCST parsed in `encoding` (what `module.code` would regenerate, without
     the code generation)."""
