@@ -7,12 +7,13 @@
         report = modelint.verify_modes(model, torch.randn(4, 10, 2))
         assert not report.findings, report
 
-What it runs: two training-mode forwards (autograd on, seeds 0 and 1) and two eval-mode forwards
+What it runs: a training-mode forward (autograd on, seed 0) and two eval-mode forwards
 (`model.eval()`; seed 0 under `torch.inference_mode()`, seed 1 with grad enabled) on clones of the
 given inputs, with a global module pre-hook, generator-state and parameter/buffer snapshots; a
-third eval forward (inference mode, seed 1) only when the two eval outputs differ, and — only when
-an eval forward misbehaved — one more under a `TorchDispatchMode` to find the op, module and
-source line responsible. See `modelint.trace.tracer` for the sequence and `modelint.trace.checks`
+second training forward (seed 1) only when the training output equals the eval output, a third
+eval forward (inference mode, seed 1) only when the two eval outputs differ, and — only when an
+eval forward misbehaved — one more under a `TorchDispatchMode` to find the op, module and source
+line responsible. See `modelint.trace.tracer` for the sequence and `modelint.trace.checks`
 for what each code (MDL601-MDL608) reports.
 
 Memory: one byte copy of the model's parameters and buffers (each distinct storage once, so tied
@@ -36,7 +37,7 @@ Limits:
   snapshotted (CUDA is untested: no GPU was available);
 * Python `random`/NumPy draws are located with `sys.settrace`, which is skipped when another
   tracer (coverage, a debugger) is active: the finding then points at the model's forward;
-* the forward runs four times for a clean model and up to six times when something is found,
+* the forward runs three times for a clean model and up to six times when something is found,
   so a model whose forward has external side effects (logging, files) performs them that often.
 """
 
@@ -91,6 +92,7 @@ class ModeReport:
     seeds: Tuple[int, int]
     findings: List[Finding] = field(default_factory=list)
     allowed: List[Finding] = field(default_factory=list)
+    forwards: int = 0  # how many forwards ran (3 for a clean model, up to 6)
 
     @property
     def ok(self) -> bool:
@@ -109,7 +111,7 @@ class ModeReport:
             for f in self.findings:
                 lines.append(f"  {f.path}:{f.line}:{f.column}: {f.code} [{f.name}] {f.message}")
         else:
-            lines = [head + "no findings (2 training + 2 eval forwards)"]
+            lines = [head + f"no findings ({self.forwards} forwards)"]
         if self.allowed:
             codes = sorted({f.code for f in self.allowed})
             lines.append(f"  allowed (opted out): {len(self.allowed)} finding"
@@ -228,4 +230,5 @@ def verify_modes(
         seeds=seeds,
         findings=[f for f in found if f.code not in allowed_codes],
         allowed=[f for f in found if f.code in allowed_codes],
+        forwards=len(forwards) + (trace.events is not None),
     )

@@ -612,7 +612,7 @@ def check_grad_mode(trace: Trace) -> List[Finding]:
     if grad_eval is None or len(trace.eval) < 2:
         return []
     first, second = trace.eval
-    if any(f.moved for f in trace.eval_forwards):
+    if any(f.moved or f.changes for f in trace.eval_forwards):  # randomness or drift: MDL601/602
         return []
     if first.ok and second.ok and compare_outputs(first.outputs, second.outputs,
                                                   trace.atol, trace.rtol) is not None:

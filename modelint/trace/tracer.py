@@ -4,8 +4,10 @@
 Sequence (`run`):
 
 1. Snapshot every module (`ModuleState`) and the process-wide state (`GlobalState`).
-2. Two training forwards: `model.train()`, seed everything with seed i, run under
-   `torch.enable_grad()` on fresh clones of the inputs.
+2. A training forward: `model.train()`, seed everything with seed 0, run under
+   `torch.enable_grad()` on fresh clones of the inputs. A second one (seed 1) runs after the
+   eval forwards only when the training output equals the eval output (MDL605: do dropout and
+   batch norm do anything at all?).
 3. Eval forwards: put every module in training mode with `nn.Module.train` (as after a
    training loop), call `model.eval()` (the user's override, if any), seed, run. The first runs
    under `torch.inference_mode()` (seed 0), the second with grad enabled (seed 1, as in saliency
@@ -15,9 +17,11 @@ Sequence (`run`):
    grad-mode dependence (MDL608: they agree, the grad-enabled one differs). Clean models pay
    for two eval forwards, not three.
    After every forward: compare each generator's state with its state right after seeding, and
-   each parameter and buffer with the snapshot (one comparison per tensor), then restore the
-   snapshot, so every forward starts from the same state (training forwards update batch-norm
-   statistics; a forward may cache tensors on modules).
+   restore flags, attributes and parameter/buffer identities (a forward may cache tensors on
+   modules). Values (bytes of every parameter and buffer, the main cost on small inputs) are
+   compared and restored after each training forward and after the eval pair: batch-norm
+   updates are undone before any eval forward, and the eval pair's changes are seen (and
+   reported) together. Any later forward starts from restored values.
 4. Only if an eval forward moved a generator, changed state or the two eval outputs differ: one
    more eval forward under the `OpLogger` dispatch mode (plus a module stack and buffer/parameter
    assignment hooks) to find the op, module and source line responsible. Dispatch modes cost tens
@@ -57,10 +61,10 @@ from modelint.trace.source import Location, display_path, is_library_file, trace
 from modelint.trace.state import (
     GlobalState,
     ModelState,
-    compare_outputs,
     flatten,
     map_tensors,
     moved_generators,
+    outputs_close,
     rng_states,
     run_all,
     seed_all,
@@ -512,9 +516,10 @@ class _Runner:
                 return self.model(*args, **kwargs)
 
     def forward(self, phase: str, seed: int, logger: Optional["OpLogger"] = None, grad: bool = False,
-                on_seeded=None) -> Forward:
+                on_seeded=None, compare_values: bool = True) -> Forward:
+        """One forward, then a sync: a full one (values compared and restored) unless
+        `compare_values` is False, when the next forward may start from changed values."""
         result = Forward(phase, seed, grad=grad)
-        self.state.restore()
         self.state.dirty = self.state.touched = True
         before: Dict[str, Any] = {}
         try:
@@ -540,7 +545,7 @@ class _Runner:
             self.watcher.phase = None
         if before:
             result.moved = moved_generators(before, rng_states())
-        changes = self.state.sync(self.names)  # restores; reports what the forward changed
+        changes = self.state.sync(self.names, values=compare_values)  # restores; reports changes
         if phase == "eval":
             result.changes = changes
         return result
@@ -582,7 +587,7 @@ def needs_locating(evals: Sequence[Forward], atol: float, rtol: float) -> bool:
     if any(f.moved or f.changes for f in evals):
         return True
     ok = [f for f in evals if f.ok and not f.grad]
-    return len(ok) == 2 and compare_outputs(ok[0].outputs, ok[1].outputs, atol, rtol) is not None
+    return len(ok) == 2 and not outputs_close(ok[0].outputs, ok[1].outputs, atol, rtol)
 
 
 def needs_second_inference_eval(first: Forward, grad_eval: Forward, atol: float, rtol: float) -> bool:
@@ -592,13 +597,30 @@ def needs_second_inference_eval(first: Forward, grad_eval: Forward, atol: float,
         return True
     if not first.ok:
         return False
-    return compare_outputs(first.outputs, grad_eval.outputs, max(atol, GRAD_ATOL), max(rtol, GRAD_RTOL)) is not None
+    return not outputs_close(first.outputs, grad_eval.outputs, max(atol, GRAD_ATOL), max(rtol, GRAD_RTOL))
+
+
+def needs_second_training(train: Forward, first_eval: Forward, atol: float, rtol: float) -> bool:
+    """A second training forward (seed 1) matters only for MDL605: when the training output
+    equals the eval output, are two training forwards with different seeds identical too? A
+    model whose dropout or batch norm works gives a training output unlike the eval one, so
+    clean models skip it."""
+    if not train.ok or not first_eval.ok or not train.outputs:
+        return False
+    return outputs_close(train.outputs, first_eval.outputs, atol, rtol)
 
 
 def _observe(runner: "_Runner", seeds: Tuple[int, int], atol: float, rtol: float):
-    train = [runner.forward("train", seed) for seed in seeds]
-    evals = [runner.forward("eval", seeds[0])]
+    # Values (every parameter byte) are compared after the training forward and after the eval
+    # pair only: a change made by the inference-mode eval forward is still there, and reported,
+    # at the grad-enabled one's sync. MDL608 is not reported when an eval forward changed state
+    # (the grad-enabled forward may have started from it). Every later forward starts from
+    # restored values.
+    train = [runner.forward("train", seeds[0])]
+    evals = [runner.forward("eval", seeds[0], compare_values=False)]
     grad_eval = runner.forward("eval", seeds[1], grad=True)
+    if needs_second_training(train[0], evals[0], atol, rtol):
+        train.append(runner.forward("train", seeds[1]))
     if needs_second_inference_eval(evals[0], grad_eval, atol, rtol):
         evals.append(runner.forward("eval", seeds[1]))
     events = None
