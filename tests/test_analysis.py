@@ -10,8 +10,9 @@ import pytest
 
 from modelint.analysis import mode
 from modelint.analysis.index import ProjectIndex, facts_from_source, module_name
-from modelint.analysis.modules import ModuleClassifier, is_torch_nn_class
+from modelint.analysis.modules import ModuleClassifier
 from modelint.analysis.walk import descendants, parent_map
+from modelint.frameworks import TORCH
 from modelint.engine import check_source
 
 
@@ -55,12 +56,12 @@ def test_non_module_bases(imports, base):
     assert check_source(src, select=["MDL101"]) == []
 
 
-def test_is_torch_nn_class():
-    assert is_torch_nn_class("torch.nn.Linear")
-    assert is_torch_nn_class("torch.nn.modules.conv.Conv2d")
-    assert not is_torch_nn_class("torch.nn.functional.dropout")
-    assert not is_torch_nn_class("torch.nn.Parameter")
-    assert not is_torch_nn_class("torch.nn.utils.rnn.PackedSequence")
+def test_torch_layer_classes():
+    assert TORCH.is_layer_class("torch.nn.Linear")
+    assert TORCH.is_layer_class("torch.nn.modules.conv.Conv2d")
+    assert not TORCH.is_layer_class("torch.nn.functional.dropout")
+    assert not TORCH.is_layer_class("torch.nn.Parameter")
+    assert not TORCH.is_layer_class("torch.nn.utils.rnn.PackedSequence")
 
 
 def test_cross_file_index_follows_relative_imports_and_reexports(tmp_path):
@@ -139,7 +140,7 @@ def _target_guarded(body: str) -> bool:
     facts = mode.function_facts(fn)
     inner_fn = [n for n in facts.chain(target) if isinstance(n, cst.FunctionDef)][-1]
     facts = mode.function_facts(inner_fn) if inner_fn is not fn else facts
-    return mode.guard_in_chain(facts.chain(target), facts.mode_locals) is not None
+    return mode.mode_guard(facts.chain(target), facts.mode_locals) is not None
 
 
 @pytest.mark.parametrize("body", GUARDED)
@@ -163,3 +164,72 @@ def test_parent_map_covers_subtree():
     parents = parent_map(module)
     call = next(n for n in descendants(module) if isinstance(n, cst.Call))
     assert isinstance(parents[id(call)], cst.Return)
+
+
+# --- framework profiles ------------------------------------------------------------------------------
+
+
+def test_rules_and_analysis_spell_no_framework_names():
+    """PyTorch's names live in `modelint/frameworks/`; a rule or an analysis asks `ctx.framework`.
+    Docs may mention them; code strings may not (a string constant starting with a framework
+    namespace, outside docstrings and the rule's documentation attributes)."""
+    import ast
+    from pathlib import Path
+
+    import modelint
+    from modelint.frameworks import PROFILES
+
+    root = Path(modelint.__file__).parent
+    spaces = tuple(p.namespace for p in PROFILES)
+    doc_attrs = {"what", "why", "example", "use_instead", "summary", "fix_safety", "option_docs", "VALID", "INVALID",
+                 "FIXES", "UNSAFE_FIXES"}
+    bad = []
+    for path in sorted([*(root / "rules").glob("*.py"), *(root / "analysis").glob("*.py")]):
+        tree = ast.parse(path.read_text())
+        skip = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node) is not None:
+                skip.add(id(node.body[0].value))
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in doc_attrs for t in node.targets):
+                skip.update(id(n) for n in ast.walk(node.value))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                if node.value.startswith(spaces):
+                    bad.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert bad == []
+
+
+def test_profile_is_chosen_from_imports_and_defaults_to_torch():
+    from modelint.frameworks import PROFILES, TORCH, profile_for
+
+    assert profile_for({"nn": "torch.nn"}) is TORCH
+    assert profile_for({}) is PROFILES[0] is TORCH  # model code may import torch through a project module
+
+
+def test_profile_can_say_plain_containers_register_modules():
+    """A framework that registers modules held in plain lists (MLX) must not get MDL201."""
+    import dataclasses
+
+    import libcst as cst
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.walk import walk
+    from modelint.engine import _Dispatcher
+    from modelint.frameworks import TORCH
+    from modelint.rules import get_rule
+
+    source = "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        self.layers = [nn.Linear(2, 2)]\n"
+
+    def reports(profile):
+        module = cst.parse_module(source)
+        facts = _facts(source, "example")
+        index = ProjectIndex()
+        index.add(facts)
+        ctx = FileContext("example.py", module, facts, ModuleClassifier(index))
+        ctx._framework = profile
+        rule = get_rule("MDL201")(ctx)
+        dispatcher = _Dispatcher(ctx, [rule])
+        walk(module, dispatcher.enter, dispatcher.leave)
+        return rule.reports
+
+    assert len(reports(TORCH)) == 1
+    assert reports(dataclasses.replace(TORCH, registers_plain_containers=True)) == []

@@ -11,7 +11,7 @@ import pytest
 
 from modelint.analysis.index import ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
-from modelint.engine import check_bytes, check_source
+from modelint.engine import CheckSpec, check_bytes, check_source
 from modelint.rules import get_rule
 from tests.helpers import actual, diff, expected_from_source
 
@@ -295,8 +295,8 @@ def _check(source: str, code: str, prefilter: bool, modname: str = "example"):
     index = ProjectIndex()
     index.add(facts)
     rule = get_rule(code)
-    return [f for f in check_bytes("example.py", data, facts, [rule], {}, ModuleClassifier(index), [code], prefilter=prefilter)
-            if f.code == code]
+    spec = CheckSpec((rule,), {}, ModuleClassifier(index), (code,), prefilter=prefilter)
+    return [f for f in check_bytes("example.py", data, facts, spec) if f.code == code]
 
 
 def _corpus():

@@ -90,3 +90,15 @@ def test_fixable_flag_matches_examples(rule):
         assert offered
     else:
         assert not offered and not rule.FIXES and not rule.UNSAFE_FIXES
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_rule_documents_fix_safety_and_options(rule):
+    info = rule.info()
+    assert info.fix_safety, "say what the fix does and whether it is safe, or why there is no fix"
+    if rule.fixable:
+        assert "safe" in info.fix_safety.lower()
+    else:
+        assert info.fix_safety.startswith("No fix")
+    assert set(info.option_docs) == set(rule.options_schema), "document every option, and only those"
+    assert all(text.strip() for text in info.option_docs.values())

@@ -44,7 +44,8 @@ import libcst as cst
 
 from modelint.analysis import mode as mode_analysis
 from modelint.analysis.context import FileContext
-from modelint.analysis.gradmode import GRAD_QUERY_FUNCS
+from modelint.analysis.guards import jumps_out
+from modelint.frameworks import PROFILES
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source, module_name
 from modelint.analysis.modules import ModuleClassifier
 from modelint.analysis.positions import syntactic_positions
@@ -137,7 +138,7 @@ def may_have_branches(source: bytes) -> bool:
 
 
 _MODE_WORDS = (mode_analysis.MODE_NAMES | mode_analysis.MODE_ATTRS | mode_analysis.EVAL_NAMES
-               | {"is_grad_enabled", "is_inference_mode_enabled", "_is_inference_mode_enabled"})
+               | {n for p in PROFILES for n in p.grad_query_last_names})
 
 
 def _may_have_mode_test(data: bytes) -> bool:
@@ -309,7 +310,7 @@ class _Finder:
     # --- recognising tests ---------------------------------------------------------------------
     def _grad_atom(self, node: cst.CSTNode) -> Optional[bool]:
         if isinstance(node, cst.Call) and not node.args:
-            return _GRAD_POLARITY.get(GRAD_QUERY_FUNCS.get(self.ctx.resolve(node.func) or ""))
+            return _GRAD_POLARITY.get(self.ctx.framework.grad_queries.get(self.ctx.resolve(node.func) or ""))
         return None
 
     def _subject(self, test: cst.BaseExpression, facts: mode_analysis.FunctionFacts) -> Optional[str]:
@@ -349,7 +350,7 @@ class _Finder:
                 subject = self._subject(node.test, facts)
                 if subject is not None:
                     kind = "elif" if id(node) in elifs else "if"
-                    if kind == "if" and node.orelse is None and mode_analysis._block_exits(node.body):
+                    if kind == "if" and node.orelse is None and jumps_out(node.body):
                         kind = "early-exit"
                     self.pending.append(_Pending(node, kind, cls, method, facts, block, idx))
                 if isinstance(node.orelse, cst.If):

@@ -6,13 +6,16 @@ Everything else is computed on first use and memoised, so a rule that never asks
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, List, Optional
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
+from modelint.analysis import classes
 from modelint.analysis import mode as mode_analysis
 from modelint.analysis.index import FileFacts, qualify
 from modelint.analysis.modules import ModuleClassifier
+from modelint.analysis.sampling import ForwardReach
+from modelint.frameworks import Profile, profile_for
 
 
 def dotted(expr: cst.CSTNode) -> Optional[str]:
@@ -38,6 +41,18 @@ class FileContext:
         self._function_facts: Dict[int, mode_analysis.FunctionFacts] = {}
         self._class_mode_attrs: Dict[int, FrozenSet[str]] = {}
         self._local_classes = frozenset(n.split(".")[0] for n in facts.classes)
+        self._framework: Optional[Profile] = None
+        self._methods: Dict[int, Dict[str, cst.FunctionDef]] = {}
+        self._reachable: Dict[Tuple[int, Tuple[str, ...]], FrozenSet[str]] = {}
+        self._top_classes: Optional[Dict[str, cst.ClassDef]] = None
+        self._forward_reach: Dict[int, ForwardReach] = {}
+
+    @property
+    def framework(self) -> Profile:
+        """The framework profile of this file (chosen from its imports; see `modelint.frameworks`)."""
+        if self._framework is None:
+            self._framework = profile_for(self.facts.aliases)
+        return self._framework
 
     # --- names -------------------------------------------------------------------------------
     def resolve(self, expr: cst.CSTNode) -> Optional[str]:
@@ -82,6 +97,14 @@ class FileContext:
     def enclosing_class(self) -> Optional[cst.ClassDef]:
         return self.enclosing(cst.ClassDef)
 
+    def enclosing_method_and_class(self) -> Tuple[Optional[cst.FunctionDef], Optional[cst.ClassDef]]:
+        """(method, class) for the method directly in the innermost class body around the current node."""
+        anc = self.ancestors
+        for i in range(len(anc) - 2, 1, -1):
+            if isinstance(anc[i], cst.FunctionDef) and isinstance(anc[i - 2], cst.ClassDef):
+                return anc[i], anc[i - 2]
+        return None, None
+
     def enclosing_method(self) -> Optional[cst.FunctionDef]:
         """The function defined directly in the innermost enclosing class body, if any."""
         anc = self.ancestors
@@ -106,7 +129,57 @@ class FileContext:
                 return True
         return False
 
+    # --- methods of a class ----------------------------------------------------------------------
+    def methods(self, classdef: cst.ClassDef) -> Dict[str, cst.FunctionDef]:
+        """The class's methods as Python binds them (`classes.class_methods`)."""
+        key = id(classdef)
+        if key not in self._methods:
+            self._methods[key] = classes.class_methods(classdef)
+        return self._methods[key]
+
+    def reachable_methods(self, classdef: cst.ClassDef, seeds: Sequence[str]) -> FrozenSet[str]:
+        """Methods reachable from `seeds` through `self.<method>` references (`classes.reachable_methods`)."""
+        key = (id(classdef), tuple(seeds))
+        if key not in self._reachable:
+            self._reachable[key] = classes.reachable_methods(self.methods(classdef), seeds)
+        return self._reachable[key]
+
+    def top_level_classes(self) -> Dict[str, cst.ClassDef]:
+        if self._top_classes is None:
+            self._top_classes = classes.top_level_classes(self.module)
+        return self._top_classes
+
+    def forward_reach(self, classdef: cst.ClassDef) -> ForwardReach:
+        """What the class's `forward` executes (`sampling.ForwardReach`), built once per class."""
+        key = id(classdef)
+        if key not in self._forward_reach:
+            self._forward_reach[key] = ForwardReach(self, classdef, self.top_level_classes())
+        return self._forward_reach[key]
+
     # --- the training mode -----------------------------------------------------------------------
+    def self_mode(self, self_name: str = "self") -> str:
+        """The expression for a module's own mode: `self.training`."""
+        return f"{self_name}.{self.framework.mode_attr}"
+
+    def training_flag(self) -> Optional[str]:
+        """The expression that says "training" at the current node: `self.training` in a method of a
+        module class (when its first parameter is `self`, spelled as it is), else the enclosing
+        function's training-like parameter (`not deterministic` for an inverted one); None when there
+        is none."""
+        if self.in_module_method():
+            method = self.enclosing_method()
+            if method is not None and not classes.is_decorated_with(method, "staticmethod", "classmethod"):
+                self_name = classes.first_param(method)
+                if self_name:
+                    return self.self_mode(self_name)
+        params = sorted(self.mode_params())
+        plain = [p for p in params if p not in mode_analysis.EVAL_NAMES]
+        if plain:
+            return plain[0]
+        if params:
+            return f"not {params[0]}"
+        return None
+
     def function_facts(self, fn: Optional[cst.CSTNode] = None) -> Optional[mode_analysis.FunctionFacts]:
         fn = fn or self.enclosing_function()
         if fn is None:
@@ -140,7 +213,7 @@ class FileContext:
         """The enclosing mode check that makes `node` (default: the current node) mode-dependent."""
         node = node if node is not None else self.ancestors[-1]
         facts = self.function_facts()
-        return mode_analysis.guard_in_chain(self.chain(node), facts.mode_locals if facts else frozenset())
+        return mode_analysis.mode_guard(self.chain(node), facts.mode_locals if facts else frozenset())
 
     def is_guarded(self, node: Optional[cst.CSTNode] = None) -> bool:
         return self.mode_guard(node) is not None

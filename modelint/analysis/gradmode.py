@@ -4,94 +4,33 @@ read (used by MDL105 and MDL401).
 - `grad_query(ctx, node)`: is this node a grad-mode query? Returns the text to show, else None.
 - `reads_grad(ctx, expr, grad_locals)`: does an expression read one (or a local assigned from one)?
 - `grad_locals(ctx, facts)`: locals assigned from grad-mode queries, to a fixpoint.
-- `MODE_QUERIES`: qualified names of the calls that query global mode state, with the state each reads.
-- `STATE_SETTERS`: context managers / calls that change each state.
+The names of the queries and of the calls that change each state are the framework profile's
+(`Profile.grad_queries`, `mode_queries`, `state_setters`).
 - `names_checkpoint(expr)`: does a test name a gradient-checkpointing flag?
 """
 
 from __future__ import annotations
 
 import re
-from typing import Dict, FrozenSet, Optional
+from typing import Dict, Optional
 
 import libcst as cst
 
 from modelint.analysis import mode as mode_analysis
 from modelint.analysis.walk import descendants
 
-GRAD_QUERY_FUNCS: Dict[str, str] = {
-    "torch.is_grad_enabled": "grad",
-    "torch.autograd.grad_mode.is_grad_enabled": "grad",
-    "torch._C.is_grad_enabled": "grad",
-    "torch.is_inference_mode_enabled": "inference",
-    "torch._C._is_inference_mode_enabled": "inference",
-}
-
-# Calls that query global mode state -> the state they read.
-MODE_QUERIES: Dict[str, str] = {
-    **GRAD_QUERY_FUNCS,
-    "torch.is_autocast_enabled": "autocast",
-    "torch.is_autocast_cpu_enabled": "autocast",
-    "torch.get_autocast_gpu_dtype": "autocast",
-    "torch.get_autocast_dtype": "autocast",
-    "torch.jit.is_scripting": "script",
-    "torch.jit.is_tracing": "trace",
-    "torch._C._get_tracing_state": "trace",
-    "torch.compiler.is_compiling": "compile",
-    "torch.compiler.is_dynamo_compiling": "compile",
-    "torch._dynamo.is_compiling": "compile",
-    "torch._utils.is_compiling": "compile",
-}
-# The last component of every query name: the cheap first check.
-MODE_QUERY_LAST: FrozenSet[str] = frozenset(q.rsplit(".", 1)[-1] for q in MODE_QUERIES)
-
-# Context managers and calls that change a state inside a loop (so a query there is loop-variant).
-STATE_SETTERS: Dict[str, FrozenSet[str]] = {
-    "grad": frozenset(
-        {
-            "torch.no_grad",
-            "torch.enable_grad",
-            "torch.set_grad_enabled",
-            "torch.inference_mode",
-            "torch.autograd.no_grad",
-            "torch.autograd.enable_grad",
-            "torch.autograd.set_grad_enabled",
-            "torch.autograd.grad_mode.no_grad",
-            "torch.autograd.grad_mode.enable_grad",
-            "torch.autograd.grad_mode.set_grad_enabled",
-            "torch.autograd.grad_mode.inference_mode",
-            "torch._C._set_grad_enabled",
-            "torch.autograd.forward_ad.dual_level",
-        }
-    ),
-    "inference": frozenset({"torch.inference_mode", "torch.autograd.grad_mode.inference_mode", "torch.autograd.inference_mode"}),
-    "autocast": frozenset(
-        {
-            "torch.autocast",
-            "torch.amp.autocast",
-            "torch.cuda.amp.autocast",
-            "torch.cpu.amp.autocast",
-            "torch.set_autocast_enabled",
-            "torch.amp.autocast_mode.autocast",
-        }
-    ),
-    "script": frozenset(),
-    "trace": frozenset(),
-    "compile": frozenset(),
-}
-
-
 def grad_query(ctx, node: cst.CSTNode) -> Optional[str]:
     """`torch.is_grad_enabled()` / `torch.is_inference_mode_enabled()` calls and `<x>.requires_grad` reads."""
+    fw = ctx.framework
     if isinstance(node, cst.Call):
         func = node.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
-        if last in ("is_grad_enabled", "is_inference_mode_enabled", "_is_inference_mode_enabled"):
+        if last in fw.grad_query_last_names:
             q = ctx.resolve(func)
-            if q in GRAD_QUERY_FUNCS:
+            if q in fw.grad_queries:
                 return f"{ctx.module.code_for_node(func)}()"
         return None
-    if isinstance(node, cst.Attribute) and node.attr.value == "requires_grad":
+    if isinstance(node, cst.Attribute) and node.attr.value == fw.requires_grad_attr:
         text = ctx.module.code_for_node(node)
         return text if len(text) <= 40 else "<tensor>.requires_grad"
     return None

@@ -8,7 +8,7 @@ Names are resolved from the module's own import statements only (a small alias t
 is imported or executed. What it cannot see (documented heuristics):
 - star imports (`from .layers import *`) and names assigned at run time (`Base = make_base()`);
 - classes created by decorators or metaclasses that change the base list;
-- packages outside the checked paths, except the well-known bases in `modules.KNOWN_MODULE_BASES`
+- packages outside the checked paths, except the well-known bases in the framework profiles (`Profile.module_bases`)
   and the user's `module-bases` setting.
 """
 

@@ -8,12 +8,10 @@
 - a local variable of the enclosing function assigned from such an expression
   (`use_dropout = self.training and self.p > 0`), to a fixpoint.
 
-A node is guarded when, inside its function, it sits in
-- either arm of an `if`/`elif`/`else` or conditional expression whose test reads the mode;
-- the right operand of `and`/`or` whose left operand reads the mode;
-- a block after an early exit `if <reads mode>: return/raise/continue/break`, or after
-  `assert <reads mode>`.
-Guards do not cross function boundaries. `torch.is_grad_enabled()` is not a mode check
+A node is guarded when it is under a test that reads the mode, "under" as `analysis.guards`
+defines it (an arm of an `if`/conditional expression/`while`, the right operand of `and`/`or`, after
+an early exit `if <test>: return/raise/continue/break` or `assert <test>`; never across a function
+boundary). `torch.is_grad_enabled()` is not a mode check
 (grad mode and training mode are independent; see MDL105).
 """
 
@@ -24,6 +22,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional
 
 import libcst as cst
 
+from modelint.analysis.guards import guard_in_chain
 from modelint.analysis.walk import children, descendants, preorder_and_parents
 
 MODE_NAMES: FrozenSet[str] = frozenset(
@@ -45,8 +44,6 @@ MODE_ATTRS: FrozenSet[str] = frozenset(
     {"training", "is_training", "deterministic", "is_train", "train_mode", "training_mode", "in_training"}
 )
 
-FUNCTION_TYPES = (cst.FunctionDef, cst.Lambda)
-_EXIT_TYPES = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
 
 def loads(expr: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -155,45 +152,11 @@ def function_facts(fn: cst.CSTNode) -> FunctionFacts:
     return facts
 
 
-def _block_exits(block: cst.BaseSuite) -> bool:
-    if isinstance(block, cst.SimpleStatementSuite):
-        return any(isinstance(s, _EXIT_TYPES) for s in block.body)
-    if isinstance(block, cst.IndentedBlock) and block.body:
-        last = block.body[-1]
-        if isinstance(last, cst.SimpleStatementLine):
-            return any(isinstance(s, _EXIT_TYPES) for s in last.body)
-    return False
-
-
-def _statement_guards(stmt: cst.CSTNode, mode_locals: FrozenSet[str]) -> bool:
-    """Is `stmt` an early exit on the mode, or an assert on the mode?"""
-    if isinstance(stmt, cst.If):
-        return reads_mode(stmt.test, mode_locals) and _block_exits(stmt.body)
-    if isinstance(stmt, cst.SimpleStatementLine):
-        return any(isinstance(s, cst.Assert) and reads_mode(s.test, mode_locals) for s in stmt.body)
-    return False
-
-
-def guard_in_chain(chain: Sequence[cst.CSTNode], mode_locals: FrozenSet[str] = frozenset()) -> Optional[cst.CSTNode]:
-    """The node that makes chain[-1] mode-dependent (an If, IfExp, BooleanOperation or early-exit
-    statement), or None. `chain` runs from an outer node down to the node in question."""
-    for i in range(len(chain) - 1, 0, -1):
-        parent, child = chain[i - 1], chain[i]
-        if isinstance(parent, FUNCTION_TYPES):
-            return None
-        if isinstance(parent, (cst.If, cst.IfExp, cst.While)):
-            if child is not parent.test and reads_mode(parent.test, mode_locals):
-                return parent
-        elif isinstance(parent, cst.BooleanOperation):
-            if child is parent.right and reads_mode(parent.left, mode_locals):
-                return parent
-        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
-            for stmt in parent.body:
-                if stmt is child:
-                    break
-                if _statement_guards(stmt, mode_locals):
-                    return stmt
-    return None
+def mode_guard(chain: Sequence[cst.CSTNode], mode_locals: FrozenSet[str] = frozenset()) -> Optional[cst.CSTNode]:
+    """The node that makes chain[-1] mode-dependent (an If, IfExp, While, BooleanOperation or early-exit
+    statement whose test reads the mode: `guards.guard_in_chain`), or None. `chain` runs from an outer
+    node down to the node in question."""
+    return guard_in_chain(chain, lambda test: reads_mode(test, mode_locals))
 
 
 def expr_depends_on_mode(expr: cst.CSTNode, facts: Optional[FunctionFacts], class_mode_attrs: FrozenSet[str] = frozenset()) -> bool:
@@ -212,7 +175,7 @@ def expr_depends_on_mode(expr: cst.CSTNode, facts: Optional[FunctionFacts], clas
                 return True
         if facts is not None and isinstance(node, cst.Name) and node.value in facts.assign_stmts:
             for stmt in facts.assign_stmts[node.value]:
-                if guard_in_chain(facts.chain(stmt), mode_locals) is not None:
+                if mode_guard(facts.chain(stmt), mode_locals) is not None:
                     return True
     return False
 
@@ -231,7 +194,7 @@ def class_mode_attributes(classdef: cst.ClassDef) -> FrozenSet[str]:
                 for t in targets:
                     if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
                         facts = facts or function_facts(item)
-                        if reads_mode(node.value, facts.mode_locals) or guard_in_chain(facts.chain(node), facts.mode_locals):
+                        if reads_mode(node.value, facts.mode_locals) or mode_guard(facts.chain(node), facts.mode_locals):
                             out.add(t.attr.value)
     return frozenset(out)
 

@@ -45,6 +45,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL
 from modelint.analysis.context import dotted
 from modelint.analysis.walk import iter_children
+from modelint.frameworks import PROFILES
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,36 +145,17 @@ def sites(tokens: FrozenSet) -> List[EvalSite]:
 key_of = dotted
 
 
-# Methods that return the module itself (or leave the same object in charge of the mode).
-MODE_PRESERVING = frozenset(
-    {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "requires_grad_", "share_memory",
-     "type", "to_empty", "xpu", "mps", "ipu", "train", "eval", "apply", "zero_grad"}
-)
-# Wrappers / helpers whose result delegates to the first argument's mode.
-_WRAPPER_LAST = frozenset(
-    {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
-     "prepare", "wrap", "deepcopy"}
-)
-# Methods that run the model's forward computation.
-# (Not `predict`: high-level wrappers such as stable-baselines3 algorithms, skorch nets and flair models
-# switch modes inside their own `predict`.)
-MODEL_METHODS = frozenset({"forward", "generate"})
+# Names every framework's profile contributes, for the helpers below that have no file at hand:
+# methods after which the same object is in charge of the mode (`model.to(dev)`), wrappers that
+# delegate to the first argument's mode (DDP, `torch.compile`, `deepcopy`), methods that run the
+# model, and the last names of grad-mode context managers.
+MODE_PRESERVING = frozenset().union(*(p.mode_preserving_methods for p in PROFILES))
+_WRAPPER_LAST = frozenset().union(*(p.mode_delegating_wrappers for p in PROFILES))
+MODEL_METHODS = frozenset().union(*(p.model_methods for p in PROFILES))
+_GRAD_CONTEXT_NAMES = frozenset().union(*(p.grad_context_names for p in PROFILES))
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
-
-_NO_GRAD = frozenset(
-    {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
-     "torch.autograd.grad_mode.inference_mode", "torch.autograd.inference_mode"}
-)
-_SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
-
-# torch.nn classes whose forward depends on the mode (others: Linear, Conv, ReLU, LayerNorm, ...).
-_TORCH_MODE_SENSITIVE = re.compile(
-    r"^(\w*Dropout\w*|\w*BatchNorm\w*|InstanceNorm\w*|LazyInstanceNorm\w*|RReLU|MultiheadAttention|"
-    r"Transformer\w*|RNN|LSTM|GRU)$"
-)
-_TORCH_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 
 # Method calls that do not run a model's computation (they do not make it "used for training").
 _NON_COMPUTE = MODE_PRESERVING | frozenset(
@@ -399,9 +381,9 @@ def _looks_no_grad(expr: cst.CSTNode) -> bool:
     if isinstance(expr, cst.Call):
         expr = expr.func
     if isinstance(expr, cst.Attribute):
-        return expr.attr.value in ("no_grad", "inference_mode", "set_grad_enabled")
+        return expr.attr.value in _GRAD_CONTEXT_NAMES
     if isinstance(expr, cst.Name):
-        return expr.value in ("no_grad", "inference_mode", "set_grad_enabled")
+        return expr.value in _GRAD_CONTEXT_NAMES
     return False
 
 
@@ -880,31 +862,30 @@ class _ScopeAnalysis:
         qual = self.ctx.resolve(call.func)
         if not qual:
             return None
-        if qual in ("torch.load", "torch.serialization.load"):
-            return "load"
-        if qual == "torch.hub.load":
-            return "hub"
-        if qual in ("timm.create_model", "timm.models.create_model", "torchvision.models.get_model"):
-            return "factory"
-        if qual.startswith("torchvision.models.") and qual.rsplit(".", 1)[-1][:1].islower():
+        fw = self.ctx.framework
+        if qual in fw.model_loaders:
+            return fw.model_loaders[qual]
+        if qual.startswith(fw.model_factory_namespaces) and qual.rsplit(".", 1)[-1][:1].islower():
             return "factory"
         last = qual.rsplit(".", 1)[-1]
-        if qual.startswith("torch.nn."):
-            return "construct" if self.torch_nn_mode_sensitive(call, last) else None
-        if qual.startswith("torch."):
+        if fw.is_layer_name(qual):
+            return "construct" if self.layer_mode_sensitive(call, last) else None
+        if fw.in_namespace(qual):
             return None
         if self.ctx.classifier.is_module_base(qual) and qual not in ("Module", "nn.Module"):
             return "construct"
         return None
 
-    def torch_nn_mode_sensitive(self, call: cst.Call, last: str) -> bool:
-        if _TORCH_MODE_SENSITIVE.match(last):
+    def layer_mode_sensitive(self, call: cst.Call, last: str) -> bool:
+        """A framework layer whose forward depends on the mode (or a container built holding one)."""
+        fw = self.ctx.framework
+        if fw.mode_sensitive_pattern.match(last):
             return True
-        if last in _TORCH_CONTAINERS:
+        if last in fw.containers:
             for arg in call.args:
                 for node in _calls_in(arg.value):
                     q = self.ctx.resolve(node.func)
-                    if q and q.startswith("torch.nn.") and _TORCH_MODE_SENSITIVE.match(q.rsplit(".", 1)[-1]):
+                    if q and fw.is_layer_name(q) and fw.mode_sensitive_pattern.match(q.rsplit(".", 1)[-1]):
                         return True
         return False
 
@@ -914,13 +895,14 @@ class _ScopeAnalysis:
             return False
         func = expr.func if isinstance(expr, cst.Call) else expr
         qual = self.ctx.resolve(func)
-        if qual in _NO_GRAD:
+        fw = self.ctx.framework
+        if qual in fw.no_grad_contexts:
             if isinstance(expr, cst.Call) and qual.endswith("inference_mode"):
                 arg = get_arg(expr, "mode", 0)
                 if arg is not None and literal_value(arg.value) is False:
                     return False
             return True
-        if qual in _SET_GRAD and isinstance(expr, cst.Call):
+        if qual in fw.set_grad_enabled and isinstance(expr, cst.Call):
             arg = get_arg(expr, "mode", 0)
             return arg is not None and literal_value(arg.value) is False
         return False
@@ -990,7 +972,8 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
-            if func.value in ("backward",) and self.ctx.resolve(func) == "torch.autograd.backward":
+            fw = self.ctx.framework
+            if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
                 return state
             self.model_call(call, func.value, state)

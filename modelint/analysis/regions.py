@@ -19,7 +19,8 @@ from typing import Callable, Optional
 
 import libcst as cst
 
-from modelint.analysis.mode import _block_exits, value_under_mode
+from modelint.analysis.guards import arm_test, exit_tests, guard_steps
+from modelint.analysis.mode import value_under_mode
 from modelint.analysis.walk import iter_children
 
 
@@ -47,39 +48,41 @@ def when_false(test: cst.CSTNode, facts=None) -> Optional[str]:
     return None
 
 
+def when(test: cst.CSTNode, value: bool, facts=None) -> Optional[str]:
+    """The mode in which `test` can have `value`, when only one can."""
+    return when_true(test, facts) if value else when_false(test, facts)
+
+
+# The children a region walk follows, per node type whose arms can be one-mode.
+_ARMS = {cst.If: ("test", "body", "orelse"), cst.IfExp: ("test", "body", "orelse"), cst.BooleanOperation: ("left", "right")}
+
+
 def walk_regions(
     root: cst.CSTNode,
     visit: Callable[[cst.CSTNode, Optional[str]], None],
     region: Optional[str] = None,
     facts=None,
 ) -> None:
-    """`facts` (the function's `FunctionFacts`) lets mode-derived locals count as mode reads."""
+    """`facts` (the function's `FunctionFacts`) lets mode-derived locals count as mode reads. The
+    arms and early exits followed are `guards.arm_test` / `guards.exit_tests` (`while` tests are not
+    mode regions: a loop on the mode is not a one-mode block)."""
     stack = [(root, region)]
     while stack:
         node, reg = stack.pop()
         visit(node, reg)
         todo = []
-        if isinstance(node, (cst.If, cst.IfExp)):
-            t, f = when_true(node.test, facts), when_false(node.test, facts)
-            todo.append((node.test, reg))
-            todo.append((node.body, reg or t))
-            if node.orelse is not None:
-                todo.append((node.orelse, reg or f))
-        elif isinstance(node, cst.BooleanOperation):
-            todo.append((node.left, reg))
-            sub = when_true(node.left, facts) if isinstance(node.operator, cst.And) else when_false(node.left, facts)
-            todo.append((node.right, reg or sub))
+        parts = _ARMS.get(type(node))
+        if parts is not None:
+            for child in (getattr(node, f) for f in parts):
+                if child is not None:
+                    arm = reg is None and arm_test(node, child, loops=False)
+                    todo.append((child, when(arm[0], arm[1], facts) if arm else reg))
         elif isinstance(node, (cst.IndentedBlock, cst.Module)):
             cur = reg
             for stmt in node.body:
                 todo.append((stmt, cur))
-                if cur is None:
-                    if isinstance(stmt, cst.If) and stmt.orelse is None and _block_exits(stmt.body):
-                        cur = when_false(stmt.test, facts)
-                    elif isinstance(stmt, cst.SimpleStatementLine):
-                        for s in stmt.body:
-                            if isinstance(s, cst.Assert):
-                                cur = cur or when_true(s.test, facts)
+                for test, value in exit_tests(stmt):
+                    cur = cur or when(test, value, facts)
         else:
             todo.extend((c, reg) for c in iter_children(node))
         stack.extend(reversed(todo))
@@ -87,31 +90,10 @@ def walk_regions(
 
 def region_of(chain, facts=None) -> Optional[str]:
     """The region of chain[-1] (chain: ancestors from outside the function down to the node), looking
-    only at the enclosing function: the innermost one-mode `if` arm, `and`/`or` operand or early exit."""
-    for i in range(len(chain) - 1, 0, -1):
-        parent, child = chain[i - 1], chain[i]
-        if isinstance(parent, (cst.FunctionDef, cst.Lambda)):
-            return None
-        reg = None
-        if isinstance(parent, (cst.If, cst.IfExp)):
-            if child is parent.body:
-                reg = when_true(parent.test, facts)
-            elif child is parent.orelse:
-                reg = when_false(parent.test, facts)
-        elif isinstance(parent, cst.BooleanOperation) and child is parent.right:
-            reg = when_true(parent.left, facts) if isinstance(parent.operator, cst.And) else when_false(parent.left, facts)
-        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
-            for stmt in parent.body:
-                if stmt is child:
-                    break
-                if isinstance(stmt, cst.If) and stmt.orelse is None and _block_exits(stmt.body):
-                    reg = when_false(stmt.test, facts)
-                elif isinstance(stmt, cst.SimpleStatementLine):
-                    for s in stmt.body:
-                        if isinstance(s, cst.Assert):
-                            reg = reg or when_true(s.test, facts)
-                if reg:
-                    break
+    only at the enclosing function: the innermost one-mode `if` arm, `and`/`or` operand or early exit
+    (`guards.guard_steps`, without `while`)."""
+    for _, test, value in guard_steps(chain, loops=False):
+        reg = when(test, value, facts)
         if reg:
             return reg
     return None

@@ -28,82 +28,15 @@ Precision notes (documented heuristics):
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Set
 
 import libcst as cst
 
-from modelint.analysis.calls import callee_name
 from modelint.analysis import mode as mode_analysis
+from modelint.analysis.calls import callee_name
+from modelint.analysis.classes import first_methods, first_param, inherited_methods, is_plain_staticmethod, reach
+from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain
 from modelint.analysis.walk import descendants
-
-# torch functions that draw random numbers.
-TORCH_SAMPLING_FUNCS: FrozenSet[str] = frozenset(
-    {
-        "torch.multinomial",
-        "torch.bernoulli",
-        "torch.rand",
-        "torch.randn",
-        "torch.randint",
-        "torch.randperm",
-        "torch.rand_like",
-        "torch.randn_like",
-        "torch.randint_like",
-        "torch.normal",
-        "torch.poisson",
-        "torch.binomial",
-        "torch.nn.functional.gumbel_softmax",
-        "torch.Tensor.multinomial",
-        "torch.Tensor.bernoulli",
-        "torch.Tensor.bernoulli_",
-        "torch.Tensor.uniform_",
-        "torch.Tensor.normal_",
-        "torch.Tensor.exponential_",
-        "torch.Tensor.geometric_",
-        "torch.Tensor.cauchy_",
-        "torch.Tensor.log_normal_",
-        "torch.Tensor.random_",
-    }
-)
-
-# Tensor methods that draw random numbers (matched by name, see module docs).
-TENSOR_SAMPLING_METHODS: FrozenSet[str] = frozenset(
-    {
-        "multinomial",
-        "bernoulli",
-        "bernoulli_",
-        "uniform_",
-        "normal_",
-        "exponential_",
-        "geometric_",
-        "cauchy_",
-        "log_normal_",
-        "random_",
-    }
-)
-DISTRIBUTION_METHODS: FrozenSet[str] = frozenset({"sample", "rsample", "sample_n"})
-
-# Every name a sampling call can end in: the cheap first check before any resolving.
-SAMPLING_LAST_NAMES: FrozenSet[str] = frozenset(
-    {n.rsplit(".", 1)[-1] for n in TORCH_SAMPLING_FUNCS} | TENSOR_SAMPLING_METHODS | DISTRIBUTION_METHODS
-)
-
-# Text pre-filter for rules that look for sampling ops: every name above, as a substring.
-SAMPLING_TRIGGERS: Tuple[str, ...] = (
-    "multinomial",
-    "bernoulli",
-    "rand",  # rand, randn, randint, randperm, *_like, random_
-    "normal",  # torch.normal, normal_, log_normal_
-    "poisson",
-    "binomial",
-    "gumbel_softmax",
-    "uniform_",
-    "exponential_",
-    "geometric_",
-    "cauchy_",
-    "sample",  # sample, rsample, sample_n
-)
-
-_DISTRIBUTIONS = "torch.distributions."
 
 # Identifiers that name an explicit sampling switch: a parameter, local or attribute whose value decides
 # whether to sample. Matched against whole names and `_`-separated parts, lower-cased.
@@ -171,32 +104,6 @@ def switch_locals(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
     return mode_analysis.derived_locals(facts.assigns, reads_switch)
 
 
-def guard_in_chain_by(chain: List[cst.CSTNode], test: Callable[[cst.CSTNode], bool]) -> Optional[cst.CSTNode]:
-    """Like `mode.guard_in_chain`, for any predicate on a test expression: the If/IfExp/While,
-    BooleanOperation or early-exit/assert statement that puts chain[-1] under such a test."""
-    for i in range(len(chain) - 1, 0, -1):
-        parent, child = chain[i - 1], chain[i]
-        if isinstance(parent, mode_analysis.FUNCTION_TYPES):
-            return None
-        if isinstance(parent, (cst.If, cst.IfExp, cst.While)):
-            if child is not parent.test and test(parent.test):
-                return parent
-        elif isinstance(parent, cst.BooleanOperation):
-            if child is parent.right and test(parent.left):
-                return parent
-        elif isinstance(parent, (cst.IndentedBlock, cst.Module)):
-            for stmt in parent.body:
-                if stmt is child:
-                    break
-                if isinstance(stmt, cst.If) and test(stmt.test) and mode_analysis._block_exits(stmt.body):
-                    return stmt
-                if isinstance(stmt, cst.SimpleStatementLine) and any(
-                    isinstance(s, cst.Assert) and test(s.test) for s in stmt.body
-                ):
-                    return stmt
-    return None
-
-
 class FunctionGuards:
     """Mode and sampling-switch guards of one function, computed once."""
 
@@ -206,11 +113,11 @@ class FunctionGuards:
         self.switch_locals = switch_locals(facts)
 
     def mode_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
-        return mode_analysis.guard_in_chain(chain or self.facts.chain(node), self.mode_locals)
+        return mode_analysis.mode_guard(chain or self.facts.chain(node), self.mode_locals)
 
     def switch_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         sl = self.switch_locals
-        return guard_in_chain_by(chain or self.facts.chain(node), lambda t: reads_switch(t, sl))
+        return guard_in_chain(chain or self.facts.chain(node), lambda t: reads_switch(t, sl))
 
     def guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         chain = chain or self.facts.chain(node)
@@ -237,7 +144,7 @@ def _is_distribution(ctx, expr: cst.CSTNode, facts: Optional[mode_analysis.Funct
     """`Categorical(logits=x)` (a torch.distributions constructor call), or a local assigned from one."""
     if isinstance(expr, cst.Call):
         q = ctx.resolve(expr.func)
-        return bool(q) and q.startswith(_DISTRIBUTIONS)
+        return bool(q) and q.startswith(ctx.framework.distributions_namespace)
     if isinstance(expr, cst.Name) and facts is not None and depth < 4:
         values = facts.assigns.get(expr.value)
         return bool(values) and all(v is not None and _is_distribution(ctx, v, facts, depth + 1) for v in values)
@@ -248,21 +155,20 @@ def sampling_op(ctx, call: cst.Call, facts: Optional[mode_analysis.FunctionFacts
     """The sampling op this call performs (a name to show), or None."""
     func = call.func
     last = callee_name(call)
-    if last is None:
-        return None
-    if last not in SAMPLING_LAST_NAMES:
+    fw = ctx.framework
+    if last is None or last not in fw.sampling_last_names:
         return None
     qualname = ctx.resolve(func)
-    if qualname in TORCH_SAMPLING_FUNCS:
+    if qualname in fw.sampling_calls:
         return qualname
     if not isinstance(func, cst.Attribute):
         return None
     receiver = func.value
-    if last in TENSOR_SAMPLING_METHODS:
+    if last in fw.tensor_sampling_methods:
         if _receiver_is_module_or_self(ctx, receiver):
             return None
         return f".{last}()"
-    if last in DISTRIBUTION_METHODS:
+    if last in fw.distribution_methods:
         if isinstance(receiver, cst.Name) and receiver.value in ("self", "cls"):
             return None
         if last == "rsample" and not _receiver_is_module_or_self(ctx, receiver):
@@ -284,48 +190,6 @@ def is_sampling_api(name: str) -> bool:
     return bool(_SAMPLING_API.match(name))
 
 
-def class_methods(classdef: cst.ClassDef) -> Dict[str, cst.FunctionDef]:
-    out: Dict[str, cst.FunctionDef] = {}
-    body = classdef.body
-    if isinstance(body, cst.IndentedBlock):
-        for stmt in body.body:
-            if isinstance(stmt, cst.FunctionDef):
-                out.setdefault(stmt.name.value, stmt)
-    return out
-
-
-def top_level_classes(module: cst.Module) -> Dict[str, cst.ClassDef]:
-    return {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)}
-
-
-def _inherited_methods(classdef: cst.ClassDef, local_classes: Dict[str, cst.ClassDef], depth: int = 0) -> Dict[str, cst.FunctionDef]:
-    """Methods of the bases of `classdef` that are defined in the same file (first base wins)."""
-    out: Dict[str, cst.FunctionDef] = {}
-    if depth > 10:
-        return out
-    for base in reversed(classdef.bases):
-        if base.keyword is None and isinstance(base.value, cst.Name) and base.value.value in local_classes:
-            parent = local_classes[base.value.value]
-            if parent is classdef:
-                continue
-            out.update(_inherited_methods(parent, local_classes, depth + 1))
-            out.update(class_methods(parent))
-    return out
-
-
-def _first_param(fn: cst.FunctionDef) -> Optional[str]:
-    params = (*fn.params.posonly_params, *fn.params.params)
-    return params[0].name.value if params else None
-
-
-def _is_static(fn: cst.FunctionDef) -> bool:
-    for dec in fn.decorators:
-        d = dec.decorator
-        if isinstance(d, cst.Name) and d.value == "staticmethod":
-            return True
-    return False
-
-
 class ForwardReach:
     """Which methods of one class `forward` executes, and through which call.
 
@@ -338,11 +202,11 @@ class ForwardReach:
     def __init__(self, ctx, classdef: cst.ClassDef, local_classes: Optional[Dict[str, cst.ClassDef]] = None):
         self.ctx = ctx
         self.classdef = classdef
-        self.methods = class_methods(classdef)
+        self.methods = first_methods(classdef)
         if "forward" not in self.methods and local_classes:
             # Template method: `forward` is inherited from a base class in the same file and calls
             # methods this class overrides. Use the base's methods under this class's own.
-            inherited = _inherited_methods(classdef, local_classes)
+            inherited = inherited_methods(classdef, local_classes)
             if "forward" in inherited:
                 self.methods = {**inherited, **self.methods}
         self._guards: Dict[int, FunctionGuards] = {}
@@ -356,22 +220,13 @@ class ForwardReach:
         return g
 
     def reach(self, unguarded_only: bool) -> Dict[str, Optional[str]]:
-        if unguarded_only in self._reach:
-            return self._reach[unguarded_only]
-        out: Dict[str, Optional[str]] = {}
-        if "forward" in self.methods:
-            out["forward"] = None
-            todo = ["forward"]
-            while todo:
-                name = todo.pop()
-                fn = self.methods[name]
-                self_name = "self" if _is_static(fn) else (_first_param(fn) or "self")
-                for ref in self._self_refs(fn, self_name, unguarded_only):
-                    if ref in self.methods and ref not in out and not is_sampling_api(ref):
-                        out[ref] = name
-                        todo.append(ref)
-        self._reach[unguarded_only] = out
-        return out
+        if unguarded_only not in self._reach:
+            def refs(name: str, fn: cst.FunctionDef) -> Iterable[str]:
+                self_name = "self" if is_plain_staticmethod(fn) else (first_param(fn) or "self")
+                return self._self_refs(fn, self_name, unguarded_only)
+
+            self._reach[unguarded_only] = reach(self.methods, ("forward",), refs, lambda n: not is_sampling_api(n))
+        return self._reach[unguarded_only]
 
     def _self_refs(self, fn: cst.FunctionDef, self_name: str, unguarded_only: bool) -> Iterable[str]:
         names: Set[str] = set()
@@ -436,7 +291,7 @@ def caller_supplied(chain: List[cst.CSTNode], params: FrozenSet[str]) -> bool:
     the op only fills in a parameter the caller did not pass, so the caller can make eval deterministic."""
     targets: Set[str] = set()
     for node in reversed(chain):
-        if isinstance(node, mode_analysis.FUNCTION_TYPES):
+        if isinstance(node, FUNCTION_TYPES):
             break
         if isinstance(node, (cst.Assign, cst.AnnAssign)):
             tgts = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
@@ -445,23 +300,17 @@ def caller_supplied(chain: List[cst.CSTNode], params: FrozenSet[str]) -> bool:
     if not targets:
         return False
     for node in reversed(chain):
-        if isinstance(node, mode_analysis.FUNCTION_TYPES):
+        if isinstance(node, FUNCTION_TYPES):
             break
         if isinstance(node, (cst.If, cst.IfExp)) and _names_in(node.test) & targets:
             return True
     return False
 
 
-def seeds_rng(fn: cst.CSTNode) -> bool:
+def seeds_rng(ctx, fn: cst.CSTNode) -> bool:
     """Does the function seed a random generator (`torch.manual_seed(s)`, `g.manual_seed(s)`)?"""
-    for node in descendants(fn):
-        if (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, (cst.Attribute, cst.Name))
-            and (node.func.attr.value if isinstance(node.func, cst.Attribute) else node.func.value) == "manual_seed"
-        ):
-            return True
-    return False
+    seed = ctx.framework.seed_method
+    return any(isinstance(node, cst.Call) and callee_name(node) == seed for node in descendants(fn))
 
 
 def scaled_by_switch(chain: List[cst.CSTNode], switch_locals: FrozenSet[str]) -> bool:

@@ -3,8 +3,10 @@
 A rule is one small class: its code, name and docs; VALID and INVALID example programs (its spec,
 run by the test suite, with `# expect: CODE` on each line that must be reported); and
 `visit_<Node>` / `leave_<Node>` methods that the engine calls during its single walk over the file.
-A rule reads facts through `self.ctx` (a `FileContext`) and reports with `self.report(...)`; it never
-prints, reads configuration or touches files. Options come in through `self.options`. A fixable
+A rule reads facts through `self.ctx` (a `FileContext`; the framework's names through
+`self.ctx.framework`, never spelled in the rule) and reports with `self.report(...)`; it never
+prints, reads configuration or touches files. It documents itself: `fix_safety` (what its fix does
+and whether it is safe, or why it has none) and `option_docs` (one line per option). Options come in through `self.options`. A fixable
 rule passes `fix=` a `modelint.fixes.FixSpec` (built with `fixes.fix(...)` from node-level changes);
 the engine positions it, and its FIXES / UNSAFE_FIXES examples say what the fix must produce.
 """
@@ -49,6 +51,10 @@ class Rule:
     default: ClassVar[bool] = True
     # Option name -> default value; `[tool.modelint.rules.CODE]` may override them.
     options_schema: ClassVar[Dict[str, Any]] = {}
+    # Option name -> what it does (every option in `options_schema` has one; a test checks).
+    option_docs: ClassVar[Dict[str, str]] = {}
+    # What the fix changes and why it is safe or unsafe; for a rule without a fix, why there is none.
+    fix_safety: ClassVar[str] = ""
     # Text pre-filter: the rule cannot fire on a file that contains none of these substrings.
     # Empty means "always run".
     triggers: ClassVar[Tuple[str, ...]] = ()
@@ -86,4 +92,6 @@ class Rule:
             default=cls.default,
             kind="static",
             options=dict(cls.options_schema),
+            option_docs=dict(cls.option_docs),
+            fix_safety=cls.fix_safety,
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
-from modelint.rules._dropout import DROPOUT_TRAINING_DEFAULT_TRUE, pass_training, replace_training, training_flag
+from modelint.rules.training_fixes import pass_training, replace_training
 from modelint.rules.base import Rule
 
 
@@ -39,6 +39,16 @@ class FunctionalDropoutIgnoresMode(Rule):
     )
     fixable = True
     options_schema = {"report-always-on": True}
+    option_docs = {
+        "report-always-on": "Also report an explicit literal `training=True` outside a mode check (always-on "
+        "dropout); set to false when Monte Carlo dropout is used on purpose.",
+    }
+    fix_safety = (
+        "Safe: adds `training=self.training` (in a method of a module class; else the function's training flag, "
+        "`training` or `not deterministic`), which makes the call do what `nn.Dropout` does; no fix without a "
+        "flag to pass. Unsafe: replacing a literal `training=True` by the flag, because always-on dropout may be "
+        "deliberate (Monte Carlo dropout)."
+    )
     triggers = ("dropout",)
 
     VALID = (
@@ -172,16 +182,17 @@ class Block(nn.Module):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
+        fw = self.ctx.framework
         qualname = self.ctx.resolve(node.func)
-        if qualname not in DROPOUT_TRAINING_DEFAULT_TRUE or has_star_args(node):
+        if qualname not in fw.dropout_calls or has_star_args(node):
             return
         mode_params = self.ctx.mode_params()
         if not self.ctx.in_module_method() and not mode_params:
             return
         shown = self.ctx.module.code_for_node(node.func)
-        known = training_flag(self.ctx)
-        flag = known or "self.training"
-        training = get_arg(node, "training", DROPOUT_TRAINING_DEFAULT_TRUE[qualname])
+        known = self.ctx.training_flag()
+        flag = known or self.ctx.self_mode()
+        training = get_arg(node, fw.mode_keyword, fw.dropout_calls[qualname])
         if training is not None:
             if (
                 self.options["report-always-on"]
@@ -193,13 +204,13 @@ class Block(nn.Module):
                     f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`; if this "
                     f"is intended (MC dropout, an always-on prenet) suppress it with "
                     f"`# modelint: ignore[MDL101]`, otherwise pass `training={flag}`",
-                    fix=replace_training(training.value, known, "turns off dropout that may be deliberately "
+                    fix=replace_training(self.ctx, training.value, known, "turns off dropout that may be deliberately "
                                                                         "always on, e.g. Monte Carlo dropout"),
                 )
             return
         if self.ctx.is_guarded(node):
             return
-        p = get_arg(node, "p", 1)
+        p = get_arg(node, fw.dropout_p_keyword, fw.dropout_p_position[qualname])
         if p is not None and (is_literal_zero(p.value) or self.ctx.depends_on_mode(p.value)):
             return
         self.report(

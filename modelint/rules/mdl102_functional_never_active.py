@@ -3,7 +3,6 @@ from __future__ import annotations
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_zero
-from modelint.rules._dropout import TRAINING_DEFAULT_FALSE
 from modelint.rules.base import Rule
 
 
@@ -35,6 +34,10 @@ class FunctionalDropoutNeverActive(Rule):
         "        return F.alpha_dropout(F.selu(self.fc(x)), p=0.05, training=self.training)\n"
     )
     triggers = ("alpha_dropout", "rrelu")
+    fix_safety = (
+        "No fix: passing `training=self.training` switches on a regulariser that the model was trained "
+        "without, which changes training results; the author must decide."
+    )
 
     VALID = (
         """
@@ -66,23 +69,24 @@ class SNN(nn.Module):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
+        fw = self.ctx.framework
         qualname = self.ctx.resolve(node.func)
-        if qualname not in TRAINING_DEFAULT_FALSE or has_star_args(node):
+        if qualname not in fw.training_default_false_calls or has_star_args(node):
             return
         mode_params = self.ctx.mode_params()
         in_module = self.ctx.in_module_method()
         if not in_module and not mode_params:
             return
-        if get_arg(node, "training", TRAINING_DEFAULT_FALSE[qualname]) is not None:
+        if get_arg(node, fw.mode_keyword, fw.training_default_false_calls[qualname]) is not None:
             return
-        p = get_arg(node, "p", 1)
+        p = get_arg(node, fw.dropout_p_keyword, fw.dropout_p_position.get(qualname, 1))
         if qualname.endswith("rrelu"):
             effect = "uses the fixed mean slope and never samples a random slope, in training too"
         else:
             if p is not None and is_literal_zero(p.value):
                 return
             effect = "drops nothing, in training too: the regularizer is silently off"
-        flag = "self.training" if in_module else sorted(mode_params)[0]
+        flag = self.ctx.self_mode() if in_module else sorted(mode_params)[0]
         shown = self.ctx.module.code_for_node(node.func)
         self.report(
             node,

@@ -7,7 +7,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.analysis.mode import loads
 from modelint.fixes import Replace, code_in_place, fix
-from modelint.rules._dropout import ATTENTION_DROPOUT_P, MHA_DROPOUT_P_POS, MHA_FORWARD, MHA_TRAINING_POS, pass_training, replace_training, training_flag
+from modelint.rules.training_fixes import pass_training, replace_training
 from modelint.rules.base import Rule
 
 
@@ -42,6 +42,12 @@ class AttentionDropoutIgnoresMode(Rule):
         "        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)\n"
     )
     triggers = ("scaled_dot_product_attention", "flash_attn", "multi_head_attention_forward")
+    fix_safety = (
+        "Safe: `dropout_p=(p if self.training else 0.0)` (or the function's training flag), and "
+        "`training=self.training` for `multi_head_attention_forward`, which only changes eval mode, where "
+        "attention dropout is always a bug. Unsafe: replacing a literal `training=True` of "
+        "`multi_head_attention_forward`, which may be deliberate."
+    )
     fixable = True
 
     VALID = (
@@ -157,8 +163,9 @@ class Attention(nn.Module):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
+        fw = self.ctx.framework
         qualname = self.ctx.resolve(node.func)
-        if qualname != MHA_FORWARD and qualname not in ATTENTION_DROPOUT_P:
+        if qualname != fw.mha_call and qualname not in fw.attention_dropout_calls:
             return
         if has_star_args(node):
             return
@@ -167,12 +174,12 @@ class Attention(nn.Module):
         if not in_module and not mode_params:
             return
         shown = self.ctx.module.code_for_node(node.func)
-        known = training_flag(self.ctx)
-        flag = known or "self.training"
-        if qualname == MHA_FORWARD:
+        known = self.ctx.training_flag()
+        flag = known or self.ctx.self_mode()
+        if qualname == fw.mha_call:
             self._check_mha(node, shown, known, flag)
             return
-        dropout = get_arg(node, "dropout_p", ATTENTION_DROPOUT_P[qualname])
+        dropout = get_arg(node, fw.attention_dropout_p_keyword, fw.attention_dropout_calls[qualname])
         reason = self._active_in_eval(dropout.value if dropout else None)
         if reason:
             self.report(
@@ -201,15 +208,16 @@ class Attention(nn.Module):
         return True
 
     def _check_mha(self, node: cst.Call, shown: str, known: Optional[str], flag: str) -> None:
-        training = get_arg(node, "training", MHA_TRAINING_POS)
+        fw = self.ctx.framework
+        training = get_arg(node, fw.mode_keyword, fw.mha_training_position)
         if training is not None and not is_literal_bool(training.value, True):
             return
-        if not self._active_in_eval(getattr(get_arg(node, "dropout_p", MHA_DROPOUT_P_POS), "value", None)):
+        if not self._active_in_eval(getattr(get_arg(node, fw.attention_dropout_p_keyword, fw.mha_dropout_p_position), "value", None)):
             return
         if training is None:
             repair = pass_training(self.ctx, node, known)
         else:
-            repair = replace_training(training.value, known, "the literal `True` may be deliberate")
+            repair = replace_training(self.ctx, training.value, known, "the literal `True` may be deliberate")
         self.report(
             node,
             f"`{shown}()` without `training={flag}` applies its attention dropout in eval mode too "

@@ -6,10 +6,7 @@ import libcst as cst
 
 from modelint.analysis.calls import callee_name
 from modelint.analysis.sampling import (
-    SAMPLING_LAST_NAMES,
-    SAMPLING_TRIGGERS,
     ForwardReach,
-    top_level_classes,
     caller_generator,
     caller_supplied,
     random_by_design_class,
@@ -17,16 +14,8 @@ from modelint.analysis.sampling import (
     scaled_by_switch,
     seeds_rng,
 )
+from modelint.frameworks import union
 from modelint.rules.base import Rule
-
-
-def enclosing_method_and_class(ctx):
-    """(method, class) for the method directly in the innermost class body around the current node."""
-    anc = ctx.ancestors
-    for i in range(len(anc) - 2, 1, -1):
-        if isinstance(anc[i], cst.FunctionDef) and isinstance(anc[i - 2], cst.ClassDef):
-            return anc[i], anc[i - 2]
-    return None, None
 
 
 class UnguardedSamplingInForward(Rule):
@@ -85,7 +74,11 @@ class UnguardedSamplingInForward(Rule):
         "            return probs.multinomial(1).squeeze(1)  # explore while training\n"
         "        return probs.argmax(-1)                     # deterministic in eval\n"
     )
-    triggers = SAMPLING_TRIGGERS
+    triggers = union("sampling_triggers")
+    fix_safety = (
+        "No fix: what eval should do instead of sampling (the mean, `argmax`, a fixed seed, an explicit "
+        "`sample=` argument) depends on the model."
+    )
 
     VALID = (
         # the seed's correct decoder: sampling in a helper that forward calls, guarded there
@@ -311,21 +304,15 @@ class Quantizer(nn.Module):
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
-        self._classes: Optional[Dict[str, cst.ClassDef]] = None
-        self._reach: Dict[int, Optional[ForwardReach]] = {}
+        self._checked: Dict[int, bool] = {}
         self._seeds: Dict[int, bool] = {}
 
-
-    def _local_classes(self) -> Dict[str, cst.ClassDef]:
-        if self._classes is None:
-            self._classes = top_level_classes(self.ctx.module)
-        return self._classes
     def _reach_for(self, classdef: cst.ClassDef) -> Optional[ForwardReach]:
+        """What `forward` runs, for a module class that is not random by design (else None)."""
         key = id(classdef)
-        if key not in self._reach:
-            ok = self.ctx.is_module_class(classdef) and random_by_design_class(self.ctx, classdef) is None
-            self._reach[key] = ForwardReach(self.ctx, classdef, self._local_classes()) if ok else None
-        return self._reach[key]
+        if key not in self._checked:
+            self._checked[key] = self.ctx.is_module_class(classdef) and random_by_design_class(self.ctx, classdef) is None
+        return self.ctx.forward_reach(classdef) if self._checked[key] else None
 
     def _exempt(self, node: cst.Call, fn: cst.CSTNode, reach: ForwardReach) -> bool:
         chain = self.ctx.chain(node)
@@ -339,13 +326,13 @@ class Quantizer(nn.Module):
             return True
         key = id(fn)
         if key not in self._seeds:
-            self._seeds[key] = seeds_rng(fn)
+            self._seeds[key] = seeds_rng(self.ctx, fn)
         return self._seeds[key]
 
     def visit_Call(self, node: cst.Call) -> None:
-        if callee_name(node) not in SAMPLING_LAST_NAMES:
+        if callee_name(node) not in self.ctx.framework.sampling_last_names:
             return
-        method, classdef = enclosing_method_and_class(self.ctx)
+        method, classdef = self.ctx.enclosing_method_and_class()
         if method is None:
             return
         reach = self._reach_for(classdef)
@@ -375,6 +362,6 @@ class Quantizer(nn.Module):
             if len(text) > 30 or "\n" in text:
                 text = "<tensor>"
             return f"`{text}{op}`"
-        if op.startswith("torch."):
+        if self.ctx.framework.in_namespace(op):
             return f"`{self.ctx.module.code_for_node(node.func)}()`"
         return f"`{op}`"

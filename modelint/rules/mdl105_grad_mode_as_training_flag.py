@@ -7,23 +7,16 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg
 from modelint.analysis.gradmode import grad_locals, names_checkpoint, reads_grad
-from modelint.analysis.mode import FUNCTION_TYPES, _block_exits, reads_mode
+from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
+from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
 from modelint.analysis.walk import descendants, iter_children
-from modelint.rules._dropout import ATTENTION_DROPOUT_P, DROPOUT_TRAINING_DEFAULT_TRUE, TRAINING_DEFAULT_FALSE
 from modelint.rules.base import Rule
 
-F = "torch.nn.functional."
-_TRAINING_POS = {**DROPOUT_TRAINING_DEFAULT_TRUE, **TRAINING_DEFAULT_FALSE, F + "batch_norm": 5, F + "instance_norm": 5}
-_P_POS = {**{q: 1 for q in DROPOUT_TRAINING_DEFAULT_TRUE}, F + "alpha_dropout": 1, F + "feature_alpha_dropout": 1, **ATTENTION_DROPOUT_P}
-_MODE_WORK_FUNCS = frozenset({*_TRAINING_POS, *ATTENTION_DROPOUT_P, F + "batch_norm", F + "instance_norm"})
+# Attribute names of dropout-like submodules (`self.attn_drop(x)`): their call is mode-dependent work.
 _DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
-_SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
-_FACTORIES = frozenset(
-    "torch." + n
-    for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")
-)
-_FLAG_KEYWORDS = frozenset({"training", "dropout_p", "p", "create_graph"})
+# `torch.autograd.grad(..., create_graph=...)`: the keyword that builds a higher-order graph.
+_CREATE_GRAPH = "create_graph"
 
 
 class GradModeAsTrainingFlag(Rule):
@@ -40,8 +33,8 @@ class GradModeAsTrainingFlag(Rule):
         "runs. Also reports the reverse inside module methods: `self.training` deciding `create_graph=`, "
         "`torch.set_grad_enabled(...)` or `requires_grad_(...)` (as the argument or as a guard around it). "
         "Not reported: a test that reads both (`self.training and torch.is_grad_enabled()` only narrows the "
-        "mode), and gradient-checkpointing switches (`self.gradient_checkpointing and "
-        "torch.is_grad_enabled()`), where grad mode is exactly the right question."
+        "mode), and gradient-checkpointing switches (`self.gradient_checkpointing and torch.is_grad_enabled()`), "
+        "where grad mode is exactly the right question."
     )
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
@@ -61,6 +54,11 @@ class GradModeAsTrainingFlag(Rule):
         "class Block(nn.Module):\n"
         "    def forward(self, x):\n"
         "        return F.dropout(x, p=0.1, training=self.training)\n"
+    )
+    fix_safety = (
+        "No fix: replacing the grad-mode query by `self.training` is right for dropout and batch norm but "
+        "changes what runs under `no_grad` training passes and under evaluations with gradients; the author "
+        "must check both."
     )
     triggers = ("is_grad_enabled", "is_inference_mode_enabled", "requires_grad", "create_graph", "set_grad_enabled")
 
@@ -208,10 +206,10 @@ class PINN(nn.Module):
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
-        keywords = {a.keyword.value: a for a in node.args if a.keyword is not None and a.keyword.value in _FLAG_KEYWORDS}
-        if not keywords and last not in ("requires_grad_", "set_grad_enabled", "dropout", "dropout1d", "dropout2d",
-                                          "dropout3d", "alpha_dropout", "feature_alpha_dropout", "batch_norm",
-                                          "instance_norm", "scaled_dot_product_attention") and not (last or "").startswith("flash_attn"):
+        fw = self.ctx.framework
+        flag_keywords = (fw.mode_keyword, fw.attention_dropout_p_keyword, fw.dropout_p_keyword, _CREATE_GRAPH)
+        keywords = {a.keyword.value: a for a in node.args if a.keyword is not None and a.keyword.value in flag_keywords}
+        if not keywords and last not in fw.mode_argument_callees and not (last or "").startswith(fw.mode_argument_callee_prefixes):
             return
         if self.ctx.enclosing_function() is None:
             return
@@ -219,7 +217,8 @@ class PINN(nn.Module):
         shown_func = self.ctx.module.code_for_node(func)
         if len(shown_func) > 40:
             shown_func = last or "call"
-        training = get_arg(node, "training", _TRAINING_POS.get(qualname)) if qualname in _TRAINING_POS else keywords.get("training")
+        position = fw.training_flag_position(qualname) if qualname else None
+        training = get_arg(node, fw.mode_keyword, position) if position is not None else keywords.get(fw.mode_keyword)
         if training is not None:
             g = self._grad_flag(training.value)
             if g:
@@ -232,12 +231,14 @@ class PINN(nn.Module):
                 )
                 return
         p = None
-        if qualname in _P_POS:
-            p = get_arg(node, "dropout_p" if qualname in ATTENTION_DROPOUT_P else "p", _P_POS[qualname])
-        elif "dropout_p" in keywords:
-            p = keywords["dropout_p"]
-        elif "p" in keywords and last and _DROP_ATTR.search(last):
-            p = keywords["p"]
+        attention_p, plain_p = fw.attention_dropout_p_keyword, fw.dropout_p_keyword
+        if qualname in fw.dropout_p_position:
+            keyword = attention_p if qualname in fw.attention_dropout_calls else plain_p
+            p = get_arg(node, keyword, fw.dropout_p_position[qualname])
+        elif attention_p in keywords:
+            p = keywords[attention_p]
+        elif plain_p in keywords and last and _DROP_ATTR.search(last):
+            p = keywords[plain_p]
         if p is not None:
             g = self._grad_flag(p.value)
             if g:
@@ -257,14 +258,15 @@ class PINN(nn.Module):
         mode_locals = self._mode_locals()
         target = None
         what = ""
-        if "create_graph" in keywords and reads_mode(keywords["create_graph"].value, mode_locals):
-            target, what = keywords["create_graph"].value, "`create_graph=`"
-        elif qualname in _SET_GRAD and node.args and reads_mode(node.args[0].value, mode_locals):
+        fw = self.ctx.framework
+        if _CREATE_GRAPH in keywords and reads_mode(keywords[_CREATE_GRAPH].value, mode_locals):
+            target, what = keywords[_CREATE_GRAPH].value, f"`{_CREATE_GRAPH}=`"
+        elif qualname in fw.set_grad_enabled and node.args and reads_mode(node.args[0].value, mode_locals):
             target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
-        elif last == "requires_grad_" and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
+        elif last == fw.requires_grad_method and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
             arg = node.args[0].value if node.args else None
             if (arg is not None and reads_mode(arg, mode_locals)) or self.ctx.is_guarded(node):
-                target, what = node, "`requires_grad_()`"
+                target, what = node, f"`{fw.requires_grad_method}()`"
         if target is None:
             return
         self.report(
@@ -288,13 +290,13 @@ class PINN(nn.Module):
             if not (isinstance(v, cst.Call) and isinstance(v.func, (cst.Name, cst.Attribute))):
                 return False
             q = self.ctx.resolve(v.func) or ""
-            if q not in _FACTORIES:
+            if q not in self.ctx.framework.tensor_factories:
                 return False
         return True
 
     # --- branches on grad mode that hold dropout / sampling / batch-norm work ------------------------
     def visit_If(self, node: cst.If) -> None:
-        self._check_branch(node, node.test, [node.body, node.orelse], early_exit=_block_exits(node.body))
+        self._check_branch(node, node.test, [node.body, node.orelse], early_exit=jumps_out(node.body))
 
     def visit_IfExp(self, node: cst.IfExp) -> None:
         self._check_branch(node, node.test, [node.body, node.orelse], early_exit=False)
@@ -328,6 +330,7 @@ class PINN(nn.Module):
         )
 
     def _mode_work(self, root: cst.CSTNode) -> Optional[str]:
+        fw = self.ctx.framework
         stack = [root]
         while stack:
             node = stack.pop()
@@ -336,13 +339,13 @@ class PINN(nn.Module):
                 if isinstance(func, (cst.Name, cst.Attribute)):
                     last = func.attr.value if isinstance(func, cst.Attribute) else func.value
                     q = self.ctx.resolve(func)
-                    if q in _MODE_WORK_FUNCS:
+                    if q and (fw.training_flag_position(q) is not None or q in fw.attention_dropout_calls):
                         return f"`{self.ctx.module.code_for_node(func)}()`"
                     if isinstance(func, cst.Attribute) and _DROP_ATTR.search(last):
                         return f"`{self.ctx.module.code_for_node(func)}()`"
                     op = sampling_op(self.ctx, node, self.ctx.function_facts())
                     if op:
-                        return f"sampling (`{op.rsplit('.', 1)[-1] if op.startswith('torch.') else op}`)"
+                        return f"sampling (`{op.rsplit('.', 1)[-1] if fw.in_namespace(op) else op}`)"
             for child in iter_children(node):
                 if not isinstance(child, (*FUNCTION_TYPES, cst.ClassDef)):
                     stack.append(child)

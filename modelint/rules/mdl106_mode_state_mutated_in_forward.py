@@ -4,17 +4,12 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.mode import guard_in_chain
+from modelint.analysis.mode import mode_guard
 from modelint.analysis.regions import region_of, walk_regions
-from modelint.analysis.sampling import ForwardReach, class_methods, top_level_classes
+from modelint.analysis.classes import first_methods, first_param
+from modelint.analysis.sampling import ForwardReach
 from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
-from modelint.rules.mdl104_unguarded_sampling import enclosing_method_and_class
-
-
-def _first_param(fn: cst.FunctionDef) -> Optional[str]:
-    params = (*fn.params.posonly_params, *fn.params.params)
-    return params[0].name.value if params else None
 
 
 def _self_key(expr: cst.CSTNode, self_name: str) -> Optional[str]:
@@ -86,6 +81,10 @@ class ModeStateMutatedInForward(Rule):
         "        return F.scaled_dot_product_attention(q, k, v, dropout_p=p)\n"
     )
     triggers = ("train", "eval", "deterministic", "inference")
+    fix_safety = (
+        "No fix: the attribute may be read elsewhere; moving it into a local or resetting it in `train()` "
+        "are both right in different classes."
+    )
 
     VALID = (
         # statistics flow from training into eval: the training arm may write them
@@ -194,7 +193,6 @@ class Block(nn.Module):
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
-        self._classes: Optional[Dict[str, cst.ClassDef]] = None
         self._reach: Dict[int, Optional[ForwardReach]] = {}
         self._candidates: Dict[int, int] = {}
 
@@ -202,17 +200,12 @@ class Block(nn.Module):
     def _candidate(self, node: cst.CSTNode) -> None:
         if not any(_self_key(t, "self") is not None or isinstance(t, cst.Attribute) for t in _targets(node)):
             return
-        method, classdef = enclosing_method_and_class(self.ctx)
+        method, classdef = self.ctx.enclosing_method_and_class()
         if method is None or method.name.value in ("__init__", "train", "eval"):
             return
         key = id(classdef)
         if key not in self._reach:
-            if not self.ctx.is_module_class(classdef):
-                self._reach[key] = None
-            else:
-                if self._classes is None:
-                    self._classes = top_level_classes(self.ctx.module)
-                self._reach[key] = ForwardReach(self.ctx, classdef, self._classes)
+            self._reach[key] = self.ctx.forward_reach(classdef) if self.ctx.is_module_class(classdef) else None
         reach = self._reach[key]
         if reach is None or method.name.value not in reach.reach(unguarded_only=False):
             return
@@ -236,13 +229,13 @@ class Block(nn.Module):
         reach = self._reach[id(node)]
         methods = reach.methods
         reached = reach.reach(unguarded_only=False)
-        own = {id(fn) for fn in class_methods(node).values()}
+        own = {id(fn) for fn in first_methods(node).values()}
         writes: List[Tuple[str, cst.CSTNode, str]] = []
         reads: Set[str] = set()
         resets: Set[str] = set()
         for name in reached:
             fn = methods[name]
-            self_name = _first_param(fn)
+            self_name = first_param(fn)
             if self_name is None:
                 continue
             found: List[Tuple[str, cst.CSTNode, str]] = []
@@ -254,7 +247,7 @@ class Block(nn.Module):
         train = methods.get("train")
         handled: Set[str] = set()
         if train is not None:
-            tself = _first_param(train) or "self"
+            tself = first_param(train) or "self"
             for sub in descendants(train):
                 for t in _targets(sub) + ([sub.target] if isinstance(sub, cst.Del) else []):
                     k = _self_key(t, tself)
@@ -320,7 +313,7 @@ class Block(nn.Module):
     def _eval_test(self, fn: cst.FunctionDef, node: cst.CSTNode) -> str:
         """The text of the mode check that makes `node` eval-only (for the message)."""
         facts = self.ctx.function_facts(fn)
-        guard = guard_in_chain(facts.chain(node), facts.mode_locals)
+        guard = mode_guard(facts.chain(node), facts.mode_locals)
         early_exit = False
         test = None
         if isinstance(guard, (cst.If, cst.IfExp, cst.While)):

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 import libcst as cst
 
 from modelint.analysis.calls import callee_name
+from modelint.analysis.classes import first_param
 from modelint.analysis.structure import (
-    class_methods,
-    first_param,
     is_stateless_construction,
     iter_returns,
     module_construction,
@@ -22,8 +21,6 @@ _FILL_ONE = frozenset({"append", "add"})  # value is the only argument
 _FILL_MANY = frozenset({"extend", "update"})  # the argument is a container of values
 _FILL_POSITIONAL = {"insert": 1, "setdefault": 1}  # value is the n-th argument
 _FILL_METHODS = _FILL_ONE | _FILL_MANY | frozenset(_FILL_POSITIONAL)
-# Calls that register a module on `self`.
-_REGISTER_METHODS = frozenset({"add_module", "register_module", "__setattr__"})
 _CONTAINER_FACTORIES = frozenset(
     {"list", "dict", "set", "tuple", "collections.OrderedDict", "collections.defaultdict", "OrderedDict",
      "defaultdict", "typing.OrderedDict"}
@@ -102,6 +99,29 @@ class _Uses:
                 if not isinstance(parent, cst.AugAssign) and not (isinstance(parent, cst.AnnAssign) and parent.value is node):
                     continue
             self.sinks.setdefault(node.value, []).append(_sink(node, parents, self_name))
+
+
+def _filled_or_bound(fn: cst.FunctionDef) -> FrozenSet[str]:
+    """Names a function assigns (`x = ...`, `x += ...`, `x: T = ...`) or fills (`x.append(...)`,
+    `x[k] = ...`): a superset of the locals that can come to hold a module. Only these need the full
+    per-function use scan (`_Uses`): on timm most `self.X = <name>` assignments store a parameter
+    (`self.dim = dim`), and skipping the scan for them halves this rule's time."""
+    out: Set[str] = set()
+    for node in descendants(fn):
+        tp = type(node)
+        if tp is cst.Assign:
+            for t in node.targets:
+                target = t.target.value if type(t.target) is cst.Subscript else t.target
+                if type(target) is cst.Name:
+                    out.add(target.value)
+        elif tp is cst.AugAssign or tp is cst.AnnAssign:
+            if type(node.target) is cst.Name:
+                out.add(node.target.value)
+        elif tp is cst.Call:
+            func = node.func
+            if type(func) is cst.Attribute and type(func.value) is cst.Name and func.attr.value in _FILL_METHODS:
+                out.add(func.value.value)
+    return frozenset(out)
 
 
 def _fill_value(call: cst.Call) -> Optional[cst.BaseExpression]:
@@ -191,6 +211,12 @@ class UnregisteredSubmodules(Rule):
     )
     # The rule reads `<first parameter>.X = ...` in methods, so any file it can fire on has a `def`.
     triggers = ("def",)
+    fix_safety = (
+        "Unsafe: wraps the container in `nn.ModuleList(...)` / `nn.ModuleDict(...)` (string-keyed dicts only; "
+        "`from torch import nn` added if needed). `state_dict()` gains `<attr>.*` keys, so checkpoints saved "
+        "before fail strict loading; an optimizer built before must be rebuilt to see the new parameters; and "
+        "a ModuleList / ModuleDict lacks some list / dict methods."
+    )
     fixable = True
 
     VALID = (
@@ -342,10 +368,13 @@ class Heads(Module):
         super().__init__(ctx, options)
         self._frames: List[Optional[_ClassFrame]] = []
         self._uses: Dict[int, _Uses] = {}
+        self._bound: Dict[int, FrozenSet[str]] = {}
 
     # --- class frames --------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._frames.append(_ClassFrame(node) if self.ctx.is_module_class(node) else None)
+        # A framework that registers modules held in plain lists and dicts (MLX) has nothing to report.
+        moot = self.ctx.framework.registers_plain_containers
+        self._frames.append(_ClassFrame(node) if not moot and self.ctx.is_module_class(node) else None)
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         frame = self._frames.pop()
@@ -388,7 +417,8 @@ class Heads(Module):
         kind = _wrappable(value)
         if kind is None or any(isinstance(f, cst.Call) and callee_name(f) == "setdefault" for f, _ in fills):
             return None
-        target = "torch.nn.ModuleDict" if kind == "dict" else "torch.nn.ModuleList"
+        fw = self.ctx.framework
+        target = fw.dict_container if kind == "dict" else fw.list_container
         spelled = spelling(self.ctx, target)
         if spelled is None:
             return None
@@ -468,7 +498,7 @@ class Heads(Module):
         attr = _self_attr(target, self_name)
         if attr is None:
             return
-        stripped = strip_self_returning(value)
+        stripped = strip_self_returning(self.ctx, value)
         if isinstance(stripped, cst.Call) and module_construction(self.ctx, stripped):
             frame.registered.add(attr)  # `self.X = nn.ModuleList(...)` somewhere in the class
             return
@@ -489,7 +519,7 @@ class Heads(Module):
         if name is None:
             return
         is_fill = isinstance(func, cst.Attribute) and name in _FILL_METHODS
-        is_register = name in _REGISTER_METHODS or name == "setattr"
+        is_register = name in self.ctx.framework.register_methods or name == "setattr"
         if not (is_fill or is_register or name[:1].isupper()):
             return  # module classes are capitalised; anything else cannot register `self.X`
         found = self._frame()
@@ -530,6 +560,13 @@ class Heads(Module):
             uses = self._uses[id(fn)] = _Uses(self, fn)
         return uses
 
+    def _may_hold(self, name: str, fn: cst.FunctionDef) -> bool:
+        """Can local `name` hold a module built in `fn` (is it assigned or filled there at all)?"""
+        bound = self._bound.get(id(fn))
+        if bound is None:
+            bound = self._bound[id(fn)] = _filled_or_bound(fn)
+        return name in bound
+
     def _stays_in(self, name: str, fn: cst.FunctionDef, key: Key) -> bool:
         """Is every use of local `name` harmless or a put into container `key`?"""
         sinks = self._uses_of(fn).sinks.get(name, ())
@@ -539,7 +576,7 @@ class Heads(Module):
         """Description of the module an expression evaluates to (a fresh construction), or None."""
         if depth > 4:
             return None
-        expr = strip_self_returning(expr)
+        expr = strip_self_returning(self.ctx, expr)
         if isinstance(expr, cst.Call):
             qual = module_construction(self.ctx, expr)
             if qual:
@@ -554,6 +591,8 @@ class Heads(Module):
         if isinstance(expr, cst.IfExp):
             return self._holds_module(expr.body, fn, key, depth + 1) or self._holds_module(expr.orelse, fn, key, depth + 1)
         if isinstance(expr, cst.Name):
+            if not self._may_hold(expr.value, fn):
+                return None
             facts = self.ctx.function_facts(fn)
             values = facts.assigns.get(expr.value)
             if not values or not self._stays_in(expr.value, fn, key):
@@ -596,7 +635,7 @@ class Heads(Module):
             return None
         if isinstance(expr, cst.Name):
             # A local container: `layers = [...]` / `layers.append(...)`, then `self.X = layers`.
-            if not self._stays_in(expr.value, fn, key):
+            if not self._may_hold(expr.value, fn) or not self._stays_in(expr.value, fn, key):
                 return None
             facts = self.ctx.function_facts(fn)
             local = ("local", expr.value)
@@ -617,7 +656,7 @@ class Heads(Module):
             return frame.returns_module[name]
         frame.returns_module[name] = None  # recursion guard
         if frame.methods is None:
-            frame.methods = class_methods(frame.classdef)
+            frame.methods = self.ctx.methods(frame.classdef)
         fn = frame.methods.get(name)
         result = None
         if fn is not None:

@@ -1,50 +1,12 @@
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Tuple
+from typing import Tuple
 
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, is_literal_bool, is_literal_zero, literal_value, NOT_LITERAL
-from modelint.analysis.structure import SELF_RETURNING_METHODS, class_methods, reachable_methods
 from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
-
-# Class name -> what goes wrong when a fresh one runs in training mode during evaluation.
-_DROPOUT = "drops activations at random even after `model.eval()`"
-_BN = "normalises with the statistics of the current batch even after `model.eval()` (its running statistics start from scratch every call and are thrown away)"
-_IN = "normalises with per-batch statistics even after `model.eval()` (its running statistics start from scratch every call)"
-_RRELU = "samples a random negative slope even after `model.eval()`"
-_MHA = "gets fresh random weights on every call, and applies its attention dropout even after `model.eval()`"
-_TRANSFORMER = "gets fresh random weights on every call, and applies its dropout even after `model.eval()`"
-_RNN = "gets fresh random weights on every call, and applies its inter-layer dropout even after `model.eval()`"
-
-MODE_SENSITIVE: Dict[str, str] = {
-    **{n: _DROPOUT for n in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")},
-    **{n: _BN for n in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
-                        "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d")},
-    **{n: _IN for n in ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
-                        "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d")},
-    "RReLU": _RRELU,
-    "MultiheadAttention": _MHA,
-    **{n: _TRANSFORMER for n in ("Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer",
-                                 "TransformerEncoder", "TransformerDecoder")},
-    **{n: _RNN for n in ("RNN", "LSTM", "GRU")},
-}
-
-# (keyword, 0-based position, default) of the argument that makes the class mode-sensitive.
-_TRACK_STATS = {
-    **{n: ("track_running_stats", 4, True) for n in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")},
-    **{n: ("track_running_stats", 3, True) for n in ("LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
-                                                     "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d")},
-    **{n: ("track_running_stats", 4, False) for n in ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")},
-}
-_DROPOUT_ARG = {
-    **{n: ("p", 0) for n in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")},
-    "TransformerEncoderLayer": ("dropout", 3),
-    "TransformerDecoderLayer": ("dropout", 3),
-    "Transformer": ("dropout", 5),
-}
-_RNN_DROPOUT_POS = {"RNN": 6, "LSTM": 5, "GRU": 5}
 
 # Methods that run while the model is used (the seeds of the intra-class call graph).
 RUNTIME_SEEDS = ("forward", "__call__", "training_step", "validation_step", "test_step", "predict_step")
@@ -97,6 +59,10 @@ class ModeSensitiveModuleBuiltInForward(Rule):
         "        self.drop = nn.Dropout(0.5)\n"
         "    def forward(self, x):\n"
         "        return self.fc(self.drop(x))\n"
+    )
+    fix_safety = (
+        "No fix: the module must move to `__init__` under a new attribute name, which also changes "
+        "`state_dict()` keys and, for layers with weights, what is trained."
     )
     triggers = ("Dropout", "BatchNorm", "InstanceNorm", "RReLU", "MultiheadAttention", "Transformer", "RNN",
                 "LSTM", "GRU")
@@ -159,19 +125,16 @@ class Decoder(nn.Module):
 """,
     )
 
-    def __init__(self, ctx, options=None):
-        super().__init__(ctx, options)
-        self._runtime: Dict[int, FrozenSet[str]] = {}
-
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if not isinstance(func, (cst.Name, cst.Attribute)):
             return
         qualname = self.ctx.resolve(func)
-        if not qualname or not qualname.startswith("torch.nn."):
+        fw = self.ctx.framework
+        if not qualname or not fw.mode_sensitive_layer(qualname):
             return
         cls_name = qualname.rsplit(".", 1)[-1]
-        if cls_name not in MODE_SENSITIVE or not self._is_mode_sensitive(node, cls_name):
+        if not self._is_mode_sensitive(node, cls_name):
             return
         method = self.ctx.enclosing_method()
         if method is None or method.name.value == "__init__":
@@ -184,7 +147,7 @@ class Decoder(nn.Module):
         if explicit_mode:
             return
         classdef = self.ctx.enclosing_class()
-        runtime = method.name.value in self._runtime_methods(classdef)
+        runtime = method.name.value in self.ctx.reachable_methods(classdef, RUNTIME_SEEDS)
         if not runtime and not applied:
             return
         shown = self.ctx.module.code_for_node(func)
@@ -192,33 +155,29 @@ class Decoder(nn.Module):
         self.report(
             node,
             f"`{shown}(...)` is constructed in {where} on every call: the fresh module is in training mode "
-            f"whatever the model's mode and `model.eval()` cannot reach it, so it {MODE_SENSITIVE[cls_name]}; "
+            f"whatever the model's mode and `model.eval()` cannot reach it, so it {fw.mode_sensitive_layers[cls_name]}; "
             f"create it once in `__init__` as `self.<name> = {shown}(...)` and call that",
         )
 
     # --- helpers ---------------------------------------------------------------------------------
     def _is_mode_sensitive(self, node: cst.Call, cls_name: str) -> bool:
-        if cls_name in _TRACK_STATS:
-            kw, pos, default = _TRACK_STATS[cls_name]
-            arg = get_arg(node, kw, pos)
+        fw = self.ctx.framework
+        spec = fw.layer_stats_arg.get(cls_name)
+        if spec is not None:
+            arg = get_arg(node, spec.keyword, spec.position)
             if arg is None:
-                return default
+                return bool(spec.default)
             value = literal_value(arg.value)
             return value is NOT_LITERAL or bool(value)
-        if cls_name in _DROPOUT_ARG:
-            kw, pos = _DROPOUT_ARG[cls_name]
-            arg = get_arg(node, kw, pos)
+        spec = fw.layer_dropout_arg.get(cls_name)
+        if spec is not None:
+            arg = get_arg(node, spec.keyword, spec.position)
             return arg is None or not is_literal_zero(arg.value)
-        if cls_name in _RNN_DROPOUT_POS:
-            arg = get_arg(node, "dropout", _RNN_DROPOUT_POS[cls_name])
+        spec = fw.layer_optional_dropout_arg.get(cls_name)
+        if spec is not None:
+            arg = get_arg(node, spec.keyword, spec.position)
             return arg is not None and not is_literal_zero(arg.value) and not is_literal_bool(arg.value, False)
         return True
-
-    def _runtime_methods(self, classdef: cst.ClassDef) -> FrozenSet[str]:
-        key = id(classdef)
-        if key not in self._runtime:
-            self._runtime[key] = reachable_methods(class_methods(classdef), RUNTIME_SEEDS)
-        return self._runtime[key]
 
     def _nested_in_reported_construction(self) -> bool:
         """`nn.TransformerEncoder(nn.TransformerEncoderLayer(...), 2)`: report the outer call once."""
@@ -228,14 +187,15 @@ class Decoder(nn.Module):
             i -= 1
         outer = anc[i] if i >= 0 else None
         if isinstance(outer, cst.Call) and outer is not anc[-1] and isinstance(outer.func, (cst.Name, cst.Attribute)):
-            q = self.ctx.resolve(outer.func) or ""
-            return q.startswith("torch.nn.") and q.rsplit(".", 1)[-1] in MODE_SENSITIVE
+            return self.ctx.framework.mode_sensitive_layer(self.ctx.resolve(outer.func) or "")
         return False
 
     def _usage(self, node: cst.Call) -> Tuple[bool, bool]:
         """(applied right away, mode set explicitly) for the module built by `node`, following
         `nn.Sequential(...)` wrappers and `.to(...)`-style chains up to the expression that uses it."""
         anc = self.ctx.ancestors
+        fw = self.ctx.framework
+        switches = (fw.train_method, fw.eval_method)
         i = len(anc) - 1
         explicit = False
         while i > 0:
@@ -246,14 +206,14 @@ class Decoder(nn.Module):
             if isinstance(parent, cst.Call) and parent.func is not anc[i]:
                 # an argument of another constructor (`nn.Sequential(nn.Dropout(), ...)`) or of a call
                 q = self.ctx.resolve(parent.func) if isinstance(parent.func, (cst.Name, cst.Attribute)) else None
-                if q and q.startswith("torch.nn.") and q.rsplit(".", 1)[-1][:1].isupper():
+                if q and fw.is_capitalised_layer_name(q):
                     i -= 1
                     continue
                 return False, False
             if isinstance(parent, cst.Attribute) and parent.value is anc[i] and i >= 2 and isinstance(anc[i - 2], cst.Call):
-                if parent.attr.value in ("train", "eval"):
+                if parent.attr.value in switches:
                     explicit = True
-                if parent.attr.value in SELF_RETURNING_METHODS:
+                if parent.attr.value in fw.self_returning_methods:
                     i -= 2
                     continue
                 return False, explicit
@@ -272,12 +232,14 @@ class Decoder(nn.Module):
         if fn is None:
             return False, explicit
         called = False
+        fw = self.ctx.framework
+        switches = (fw.train_method, fw.eval_method)
         for n in descendants(fn.body):
             if isinstance(n, cst.Call):
                 f = n.func
                 if isinstance(f, cst.Name) and f.value == name:
                     called = True
                 elif (isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == name
-                      and f.attr.value in ("train", "eval")):
+                      and f.attr.value in switches):
                     explicit = True
         return called, explicit

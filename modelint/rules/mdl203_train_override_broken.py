@@ -5,14 +5,8 @@ from typing import List, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import literal_value
-from modelint.analysis.structure import (
-    always_exits,
-    class_methods,
-    first_param,
-    is_decorated_with,
-    iter_returns,
-    reachable_methods,
-)
+from modelint.analysis.classes import first_param, is_decorated_with
+from modelint.analysis.structure import always_exits, iter_returns
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertAfter, InsertBefore, Replace, fix
 from modelint.rules.base import Rule
@@ -74,6 +68,12 @@ class TrainOverrideBroken(Rule):
         "        return self\n"
     )
     triggers = ("train", "eval")
+    fix_safety = (
+        "Safe: `return self` where `train()` / `eval()` returns None (a bare `return` or falling off the end), "
+        "which restores chaining such as `model.train().cuda()`; no fix when a `return` gives back something "
+        "else. Unsafe: calling `super().train(mode)` / `super().eval()` first, because the override may switch "
+        "its children on purpose and the parent's switch now also runs on every child."
+    )
     fixable = True
 
     VALID = (
@@ -245,7 +245,7 @@ class HeadOnly(nn.Module):
             return
         cases: List[Tuple[str, str]] = []
         repair = None
-        incompatible = self._incompatible(node, kind, own_eval="eval" in class_methods(classdef))
+        incompatible = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
         if incompatible:
             cases.append(("error", incompatible))
         else:
@@ -385,8 +385,8 @@ class HeadOnly(nn.Module):
         return False
 
     def _delegates(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str) -> bool:
-        methods = class_methods(classdef)
-        bodies = [fn] + [methods[m] for m in reachable_methods(methods, [kind]) if methods[m] is not fn]
+        methods = self.ctx.methods(classdef)
+        bodies = [fn] + [methods[m] for m in self.ctx.reachable_methods(classdef, (kind,)) if methods[m] is not fn]
         for body in bodies:
             sets_flag = calls_train = False
             for node in descendants(body.body):
@@ -443,7 +443,7 @@ class HeadOnly(nn.Module):
         func = value.func
         if (depth < 3 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
                 and func.value.value == self_name):
-            helper = class_methods(classdef).get(func.attr.value)
+            helper = self.ctx.methods(classdef).get(func.attr.value)
             if helper is not None and helper.name.value != kind and always_exits(helper.body):
                 rets = [r.value for r in iter_returns(helper)]
                 return bool(rets) and all(

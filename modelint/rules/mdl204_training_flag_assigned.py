@@ -6,7 +6,7 @@ from typing import Optional
 import libcst as cst
 
 from modelint.analysis.context import dotted
-from modelint.analysis.structure import first_param
+from modelint.analysis.classes import first_param
 from modelint.rules.base import Rule
 
 # Words that name a module when they end a variable or attribute name (`self.text_encoder`,
@@ -62,6 +62,10 @@ class TrainingFlagAssigned(Rule):
         "    model.encoder.eval()\n"
     )
     triggers = ("training",)
+    fix_safety = (
+        "No fix: `self.train(mode)` also switches every child, which assigning the flag does not; whether the "
+        "children should follow is the author's choice."
+    )
 
     VALID = (
         """

@@ -106,6 +106,10 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "            acc = sum((model(x).argmax(1) == y).sum().item() for x, y in val_loader)\n"
     )
     triggers = ("eval", "train")
+    fix_safety = (
+        "No fix: where `model.train()` belongs (after the evaluation, at the top of the loop, or in a "
+        "`finally`) depends on the loop."
+    )
 
     VALID = (
         # model.train() at the top of every epoch

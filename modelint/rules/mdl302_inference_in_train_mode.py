@@ -122,6 +122,15 @@ class InferenceInTrainMode(Rule):
     )
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer")
     options_schema = {"check-parameters": True}
+    option_docs = {
+        "check-parameters": "Also report inference on a model-like parameter of an evaluation-like function "
+        "(`def evaluate(model, loader)`) that neither the function nor its callers in the file switch to eval; "
+        "set to false when callers in other files switch modes.",
+    }
+    fix_safety = (
+        "No fix: the `.eval()` call belongs before the inference, and the matching `.train()` (if training "
+        "follows) where training resumes; both depend on the code around it."
+    )
 
     VALID = (
         """

@@ -5,7 +5,7 @@ from typing import Dict, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import NOT_LITERAL, callee_name, literal_value
-from modelint.analysis.gradmode import MODE_QUERIES, MODE_QUERY_LAST, STATE_SETTERS, names_checkpoint
+from modelint.analysis.gradmode import names_checkpoint
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertBefore, Replace, fix, fresh_name
 from modelint.rules.base import Rule
@@ -108,6 +108,16 @@ class ModeQueryInLoop(Rule):
         "    return tokens\n"
     )
     options_schema = {"report-checkpointing": False}
+    option_docs = {
+        "report-checkpointing": "Also report grad-mode queries in loops that decide gradient checkpointing "
+        "(`if self.gradient_checkpointing and torch.is_grad_enabled():` per layer), a common and cheap idiom.",
+    }
+    fix_safety = (
+        "Reads the query into a local before the (outermost unchanged) loop. Safe for `is_compiling()`, "
+        "`is_tracing()`, `is_scripting()`, whose answer cannot change during a call, and for loops that call "
+        "nothing else; unsafe otherwise, because a function called in the loop could switch the state "
+        "without restoring it."
+    )
     fixable = True
     triggers = ("is_grad_enabled", "is_inference_mode_enabled", "is_autocast", "get_autocast", "is_scripting",
                 "is_tracing", "_get_tracing_state", "is_compiling", "is_dynamo_compiling")
@@ -245,9 +255,9 @@ def decode(model, h, steps):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if callee_name(node) not in MODE_QUERY_LAST:
+        if callee_name(node) not in self.ctx.framework.mode_query_last_names:
             return
-        state = MODE_QUERIES.get(self.ctx.resolve(func) or "")
+        state = self.ctx.framework.mode_queries.get(self.ctx.resolve(func) or "")
         if state is None:
             return
         loop = _loop_of(self.ctx.ancestors)
@@ -307,7 +317,7 @@ def decode(model, h, steps):
             name = fresh_name(scope, func.removeprefix("is_").removeprefix("get_").lstrip("_") or "mode_state")
             changes = [InsertBefore(stmt, (f"{name} = {text}",)), Replace(call, name)]
         safe = state in ("script", "trace", "compile") or not any(
-            isinstance(n, cst.Call) and MODE_QUERIES.get(self.ctx.resolve(n.func) or "") is None
+            isinstance(n, cst.Call) and self.ctx.framework.mode_queries.get(self.ctx.resolve(n.func) or "") is None
             for n in descendants(loop))
         title = f"Read `{text}` once into `{name}` before the loop"
         if not safe:
@@ -332,9 +342,10 @@ def decode(model, h, steps):
         return False
 
     def _loop_changes(self, loop: cst.CSTNode, state: str) -> bool:
-        setters = STATE_SETTERS[state] | (STATE_SETTERS["inference"] if state == "grad" else frozenset())
+        state_setters = self.ctx.framework.state_setters
+        setters = state_setters[state] | (state_setters["inference"] if state == "grad" else frozenset())
         if state == "inference":
-            setters = setters | STATE_SETTERS["grad"]
+            setters = setters | state_setters["grad"]
         if not setters:
             return False
         key = (id(loop), state)

@@ -1,0 +1,190 @@
+"""The `Profile` type: one framework's vocabulary as data (see `modelint.frameworks`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import FrozenSet, Mapping, Pattern, Tuple
+
+
+@dataclass(frozen=True)
+class LayerArg:
+    """The constructor argument that decides whether a layer class is mode-sensitive:
+    keyword, 0-based position and the value it has when not passed."""
+
+    keyword: str
+    position: int
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Top-level packages whose import selects this profile (`import torch`, `from lightning import ...`).
+    import_roots: FrozenSet[str]
+    # The framework's own namespace: a call under it is never a project class (`torch.`).
+    namespace: str
+
+    # --- modules ---------------------------------------------------------------------------------
+    # The namespace of its layer classes: a public capitalised name under it is a module (`torch.nn.`).
+    layers_namespace: str
+    # Classes in that namespace that are not modules (`torch.nn.Parameter`), and sub-packages of
+    # functions (`torch.nn.functional`).
+    non_module_classes: FrozenSet[str]
+    non_module_packages: Tuple[str, ...]
+    # Base classes from the framework and its ecosystem that make a class a module.
+    module_bases: FrozenSet[str]
+    # Module bases whose training loop a trainer owns (Lightning), and the name that marks one when
+    # the base is not in the list (`*.LightningModule`).
+    trainer_module_bases: FrozenSet[str]
+    trainer_module_suffix: str
+    # Containers that register the modules they hold (`nn.ModuleList`), by last name, and the
+    # qualified names MDL201's fix writes for a list and a dict.
+    containers: FrozenSet[str]
+    list_container: str
+    dict_container: str
+    # Methods that register a module under a name (`self.add_module("x", m)`).
+    register_methods: FrozenSet[str]
+    # True when plain Python lists / dicts of modules are registered too (MLX): MDL201 is moot.
+    registers_plain_containers: bool
+    # Layer classes (last names) with no state whose forward ignores the mode.
+    stateless_layers: FrozenSet[str]
+    # Layer classes (last names) whose forward depends on the mode -> what goes wrong when a fresh
+    # one runs in training mode during evaluation (MDL202's message).
+    mode_sensitive_layers: Mapping[str, str]
+    # The same, as a pattern over last names (any `*Dropout*`, `*BatchNorm*`, ...: mode flow).
+    mode_sensitive_pattern: Pattern[str]
+    # Layer class -> the argument that turns its mode dependence on or off.
+    layer_stats_arg: Mapping[str, LayerArg]  # `track_running_stats`
+    layer_dropout_arg: Mapping[str, LayerArg]  # `p` / `dropout`, mode-sensitive unless literally 0
+    layer_optional_dropout_arg: Mapping[str, LayerArg]  # RNN `dropout`: mode-sensitive only when passed
+    # Methods that return the module they are called on (`nn.Dropout(p).to(device)`).
+    self_returning_methods: FrozenSet[str]
+    # Methods after which the same object is still in charge of the mode (mode flow's `peel`).
+    mode_preserving_methods: FrozenSet[str]
+    # Wrappers whose result delegates to the wrapped module's mode (DDP, `torch.compile`), by last name.
+    mode_delegating_wrappers: FrozenSet[str]
+    # Methods that run the model's computation when called on it.
+    model_methods: FrozenSet[str]
+
+    # --- the mode --------------------------------------------------------------------------------
+    # The module attribute holding the mode (`self.training`).
+    mode_attr: str
+    # The mode switches (`model.train(mode=True)`, `model.eval()`), and the keyword of train's flag.
+    train_method: str
+    eval_method: str
+    train_mode_keyword: str
+
+    # --- functional calls that take the mode -------------------------------------------------------
+    # The keyword that passes the mode to a functional call (`F.dropout(x, p, training=...)`), and
+    # those of the dropout probability in dropout and attention calls.
+    mode_keyword: str
+    dropout_p_keyword: str
+    attention_dropout_p_keyword: str
+    # qualified name -> position of `training` (default True: always on unless passed).
+    dropout_calls: Mapping[str, int]
+    # qualified name -> position of `training` (default False: never on unless passed).
+    training_default_false_calls: Mapping[str, int]
+    # Normalisation calls with a `training` parameter -> its position.
+    norm_training_calls: Mapping[str, int]
+    # qualified name -> position of the dropout probability (`p`).
+    dropout_p_position: Mapping[str, int]
+    # Attention calls with a dropout probability but no mode flag -> position of `dropout_p`.
+    attention_dropout_calls: Mapping[str, int]
+    # Multi-head attention in one call with both: name, position of `dropout_p`, of `training`.
+    mha_call: str
+    mha_dropout_p_position: int
+    mha_training_position: int
+    # Last names of calls that may take the mode or a dropout probability (MDL105's cheap filter).
+    mode_argument_callees: FrozenSet[str]
+    mode_argument_callee_prefixes: Tuple[str, ...]
+
+    # --- grad mode and other global modes ----------------------------------------------------------
+    # Context managers / decorators that turn gradients off (`torch.no_grad`, `torch.inference_mode`).
+    no_grad_contexts: FrozenSet[str]
+    # `set_grad_enabled(mode)`: off when its argument is literally False.
+    set_grad_enabled: FrozenSet[str]
+    # Last names of both (a cheap first check).
+    grad_context_names: FrozenSet[str]
+    # Queries of global mode state -> the state they read ("grad", "inference", "autocast",
+    # "script", "trace", "compile").
+    mode_queries: Mapping[str, str]
+    # The grad-mode ones among them.
+    grad_queries: Mapping[str, str]
+    # Context managers and calls that change each state.
+    state_setters: Mapping[str, FrozenSet[str]]
+    # The tensor attribute / method that make a tensor track gradients.
+    requires_grad_attr: str
+    requires_grad_method: str
+    # Tensor factories: a tensor built from one is fresh (`torch.zeros_like(w)`).
+    tensor_factories: FrozenSet[str]
+
+    # --- random sampling ---------------------------------------------------------------------------
+    sampling_calls: FrozenSet[str]
+    tensor_sampling_methods: FrozenSet[str]
+    distribution_methods: FrozenSet[str]
+    distributions_namespace: str
+    # Substrings for the text pre-filter of rules that look for sampling ops.
+    sampling_triggers: Tuple[str, ...]
+    # The method that seeds a random generator.
+    seed_method: str
+
+    # --- training steps and model values -------------------------------------------------------------
+    # `loss.backward()` / Lightning's `self.manual_backward(loss)`, and `torch.autograd.backward(t)`.
+    backward_methods: FrozenSet[str]
+    backward_calls: FrozenSet[str]
+    # `optimizer.step()`: the method name (its receiver must look like an optimizer).
+    optimizer_step_method: str
+    # Calls that return a model -> how it was made ("load": a pickled model, "hub", "factory").
+    model_loaders: Mapping[str, str]
+    # Namespaces whose lower-case functions build models (`torchvision.models.resnet50`).
+    model_factory_namespaces: Tuple[str, ...]
+
+    # Memoised derived sets (computed in __post_init__).
+    sampling_last_names: FrozenSet[str] = field(init=False)
+    mode_query_last_names: FrozenSet[str] = field(init=False)
+    non_module_last_names: FrozenSet[str] = field(init=False)
+    grad_query_last_names: FrozenSet[str] = field(init=False)
+    backward_call_last_names: FrozenSet[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731
+        object.__setattr__(self, "sampling_last_names",
+                           last(self.sampling_calls) | self.tensor_sampling_methods | self.distribution_methods)
+        object.__setattr__(self, "mode_query_last_names", last(self.mode_queries))
+        object.__setattr__(self, "non_module_last_names", last(self.non_module_classes))
+        object.__setattr__(self, "grad_query_last_names", last(self.grad_queries))
+        object.__setattr__(self, "backward_call_last_names", last(self.backward_calls))
+
+    # --- questions on qualified names ----------------------------------------------------------------
+    def in_namespace(self, qualname: str) -> bool:
+        return qualname.startswith(self.namespace)
+
+    def is_layer_name(self, qualname: str) -> bool:
+        """Under the layers namespace (`torch.nn.X`), whatever X is."""
+        return qualname.startswith(self.layers_namespace)
+
+    def is_layer_class(self, qualname: str) -> bool:
+        """`torch.nn.Linear`, `torch.nn.modules.conv.Conv2d`, ... (not functions, not Parameter)."""
+        if not qualname.startswith(self.layers_namespace) or qualname in self.non_module_classes:
+            return False
+        if qualname.startswith(self.non_module_packages):
+            return False
+        return qualname.rsplit(".", 1)[-1][:1].isupper()
+
+    def is_capitalised_layer_name(self, qualname: str) -> bool:
+        """Under the layers namespace and capitalised: a class there, module or not."""
+        return qualname.startswith(self.layers_namespace) and qualname.rsplit(".", 1)[-1][:1].isupper()
+
+    def mode_sensitive_layer(self, qualname: str) -> bool:
+        """A layer class listed in `mode_sensitive_layers` (by its last name)."""
+        return qualname.startswith(self.layers_namespace) and qualname.rsplit(".", 1)[-1] in self.mode_sensitive_layers
+
+    def is_trainer_module(self, qualname: str) -> bool:
+        return qualname in self.trainer_module_bases or qualname.endswith(self.trainer_module_suffix)
+
+    def training_flag_position(self, qualname: str):
+        """Position of the `training` parameter of a functional call, or None."""
+        for table in (self.dropout_calls, self.training_default_false_calls, self.norm_training_calls):
+            if qualname in table:
+                return table[qualname]
+        return None
