@@ -166,21 +166,32 @@ def edits_of(action: dict, uri: str) -> List[dict]:
     return edit["changes"][uri]
 
 
+CAPABILITIES = {
+    "workspace": {"workspaceEdit": {"documentChanges": True}},
+    "textDocument": {"publishDiagnostics": {"versionSupport": True},
+                     "codeAction": {"resolveSupport": {"properties": ["edit"]}}},
+}
+
+
+def start(root: Path, capabilities: dict) -> Client:
+    client = Client(cwd=REPO)  # not the project: the configuration must come from the document's folder
+    result = client.request("initialize", {
+        "processId": os.getpid(),
+        "rootUri": root.as_uri(),
+        "workspaceFolders": [{"uri": root.as_uri(), "name": "ws"}],
+        "capabilities": capabilities,
+    })
+    caps = result["capabilities"]
+    assert caps["codeActionProvider"]["resolveProvider"] and caps["hoverProvider"]
+    client.notify("initialized", {})
+    return client
+
+
 @pytest.fixture
 def session(tmp_path):
     pytest.importorskip("pygls")
     path = make_project(tmp_path, on_disk=FIXED)  # the disk file is clean: diagnostics must come from the buffer
-    client = Client(cwd=REPO)  # not the project: the configuration must come from the document's folder
-    result = client.request("initialize", {
-        "processId": os.getpid(),
-        "rootUri": tmp_path.as_uri(),
-        "workspaceFolders": [{"uri": tmp_path.as_uri(), "name": "ws"}],
-        "capabilities": {"workspace": {"workspaceEdit": {"documentChanges": True}},
-                         "textDocument": {"publishDiagnostics": {"versionSupport": True}}},
-    })
-    caps = result["capabilities"]
-    assert caps["codeActionProvider"] and caps["hoverProvider"]
-    client.notify("initialized", {})
+    client = start(tmp_path, CAPABILITIES)
     try:
         yield client, path
     finally:
@@ -291,6 +302,54 @@ def test_session_positions_are_utf16(session):
     assert diag["range"]["start"] == {"line": 7, "character": 26}
     assert diag["range"]["end"] == {"line": 7, "character": 26 + len("F.dropout(x, 0.5)")}
     assert client.close() == 0
+
+
+TWO_BUGS = BUGGY + """
+
+class Other(Encoder):
+    def forward(self, x):
+        return F.dropout(x, 0.1)
+"""
+
+
+def fix_all_actions(client: Client, uri: str, only=("source.fixAll",)) -> List[dict]:
+    everywhere = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}
+    context = {"diagnostics": [], **({"only": list(only)} if only else {})}
+    actions = client.request("textDocument/codeAction",
+                             {"textDocument": {"uri": uri}, "range": everywhere, "context": context}) or []
+    return [a for a in actions if a["kind"] == "source.fixAll.modelint"]
+
+
+def test_session_fix_all_is_resolved_on_demand(session):
+    client, path = session
+    uri = open_doc(client, path, TWO_BUGS)
+    assert len(diagnostics(client, uri, 1)) == 2
+    (action,) = fix_all_actions(client, uri)
+    assert "edit" not in action  # computed on resolve, not for every cursor move
+    resolved = client.request("codeAction/resolve", action)
+    fixed = apply_edits(TWO_BUGS, edits_of(resolved, uri))
+    assert fixed == TWO_BUGS.replace("0.5)", "0.5, training=self.training)").replace(
+        "0.1)", "0.1, training=self.training)")
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]})
+    assert diagnostics(client, uri, 2) == []
+    assert fix_all_actions(client, uri) == []  # nothing left to fix: not offered
+    assert client.close() == 0
+
+
+def test_session_fix_all_without_resolve_support(tmp_path):
+    pytest.importorskip("pygls")
+    path = make_project(tmp_path, on_disk=FIXED)
+    client = start(tmp_path, {"textDocument": {"publishDiagnostics": {"versionSupport": True}}})
+    try:
+        uri = open_doc(client, path, TWO_BUGS)
+        assert len(diagnostics(client, uri, 1)) == 2
+        assert fix_all_actions(client, uri, only=None) == []  # the lightbulb does not pay for it
+        (action,) = fix_all_actions(client, uri, only=["source.fixAll.modelint"])  # on save: computed at once
+        assert apply_edits(TWO_BUGS, action["edit"]["changes"][uri]).count("training=self.training") == 2
+        assert client.close() == 0
+    finally:
+        if client.proc.poll() is None:
+            client.proc.kill()
 
 
 def test_session_config_error_is_a_diagnostic(session):
@@ -413,6 +472,21 @@ def test_document_bad_config_is_one_line(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # Where a suppression comment can go
+
+
+@pytest.mark.parametrize("old, new", [
+    ("a\nb\nc\n", "a\nB\nc\n"), ("a\nb", "a\nc"), ("a", "b"), ("", "x\n"), ("x\n", ""),
+    ("a\nb\n", "a\nb\nc\n"), ("a\nb\nc", "a\nc"), ("a\r\nb\r\n", "a\r\nX\r\n"), ("a\na\n", "a\n"),
+])
+def test_replacement_turns_old_into_new(old, new):
+    from modelint.server.workspace import replacement
+
+    (sl, sc), (el, ec), text = replacement(old, new)
+    starts = [0]
+    for line in old.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    assert old[:starts[sl] + sc] + text + old[starts[el] + ec:] == new
+    assert replacement(old, old) is None
 
 
 @pytest.mark.parametrize("text, line, expected", [

@@ -19,9 +19,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
-from modelint.documents import document_facts
+from modelint.documents import DocumentError, document_facts, document_settings, fix_document
 from modelint.findings import Edit, Finding
-from modelint.server.workspace import Checked, RuleDocs, WorkspaceIndex, check_text, suppression_edit
+from modelint.server.workspace import Checked, RuleDocs, WorkspaceIndex, check_text, replacement, suppression_edit
 
 # Seconds between the last keystroke and the check: long enough to skip the intermediate states of
 # a burst of typing, short enough to stay inside the 1 s response budget (a 2,303-line file costs
@@ -33,6 +33,9 @@ DEPENDENTS_DELAY = 0.5
 
 SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
             "info": lsp.DiagnosticSeverity.Information}
+# The code action kind an editor runs on save to apply every safe fix (VS Code:
+# "editor.codeActionsOnSave": {"source.fixAll.modelint": "explicit"}).
+FIX_ALL = "source.fixAll.modelint"
 # A parse error or a crash is not something to silence with a comment.
 NOT_SUPPRESSIBLE = ("MDL000", "MDL999")
 
@@ -54,7 +57,8 @@ def build_server() -> LanguageServer:
         (lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES, session.did_change_watched, None),
         (lsp.TEXT_DOCUMENT_HOVER, session.hover, None),
         (lsp.TEXT_DOCUMENT_CODE_ACTION, session.code_action,
-         lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix])),
+         lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL], resolve_provider=True)),
+        (lsp.CODE_ACTION_RESOLVE, session.resolve_code_action, None),
     ]
     for name, method, options in features:
         server.feature(name, options)(_handler(method))
@@ -283,8 +287,10 @@ class Session:
         return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)))
 
     async def code_action(self, params: lsp.CodeActionParams) -> Optional[List[lsp.CodeAction]]:
-        only = params.context.only
-        if only and not any(str(k).startswith(lsp.CodeActionKind.QuickFix) for k in only):
+        only = [str(k) for k in params.context.only or ()]
+        want_quick = not only or any(k.startswith(lsp.CodeActionKind.QuickFix) for k in only)
+        want_all = not only or any(FIX_ALL.startswith(k) for k in only)  # "source", "source.fixAll", ...
+        if not (want_quick or want_all):
             return None
         uri = params.text_document.uri
         checked = await self.current(uri)
@@ -293,7 +299,7 @@ class Session:
         lines = checked.text.splitlines(keepends=True)
         fixes: List[lsp.CodeAction] = []
         suppressions: List[lsp.CodeAction] = []
-        for f in checked.findings:
+        for f in checked.findings if want_quick else ():
             if not _overlaps(self.finding_range(lines, f), params.range):
                 continue
             diag = self.diagnostic(f, lines)
@@ -303,7 +309,60 @@ class Session:
                 action = self.suppress_action(uri, checked, f, diag, lines)
                 if action is not None:
                     suppressions.append(action)
-        return fixes + suppressions or None
+        fix_all = await self.fix_all_action(uri, checked, explicit=bool(only)) if want_all else None
+        return fixes + suppressions + ([fix_all] if fix_all else []) or None
+
+    async def fix_all_action(self, uri: str, checked: Checked, explicit: bool) -> Optional[lsp.CodeAction]:
+        """Every safe fix at once (the fix loop of `modelint check --fix`). Its edit costs a few
+        checks, so it is computed on `codeAction/resolve` when the client supports that, else only
+        when asked for by kind (on save), never for every cursor move."""
+        if not any(f.fix is not None and f.fix.applicability == "safe" for f in checked.findings):
+            return None
+        action = lsp.CodeAction(title="Fix all safe modelint findings", kind=FIX_ALL,
+                                data={"uri": uri, "version": checked.version})
+        if self.resolves_edits():
+            return action
+        if not explicit:
+            return None
+        action.edit = await self.fix_all_edit(uri, checked)
+        return action if action.edit else None
+
+    def resolves_edits(self) -> bool:
+        caps = self.server.client_capabilities.text_document
+        support = caps and caps.code_action and caps.code_action.resolve_support
+        return bool(support and "edit" in support.properties)
+
+    async def resolve_code_action(self, action: lsp.CodeAction) -> lsp.CodeAction:
+        data = action.data if isinstance(action.data, dict) else {}
+        uri = data.get("uri")
+        if action.kind != FIX_ALL or uri not in self.server.workspace.text_documents:
+            return action
+        checked = await self.current(uri)
+        if checked is not None and not checked.error and checked.version == data.get("version"):
+            action.edit = await self.fix_all_edit(uri, checked)
+        return action  # without an edit when the text changed since the action was offered
+
+    async def fix_all_edit(self, uri: str, checked: Checked) -> Optional[lsp.WorkspaceEdit]:
+        loop = asyncio.get_running_loop()
+        fixed = await loop.run_in_executor(self.executor, self.run_fix, uri, checked.text)
+        change = replacement(checked.text, fixed) if fixed is not None else None
+        if change is None:
+            return None
+        start, end, new = change
+        lines = checked.text.splitlines(keepends=True)
+        edit = lsp.TextEdit(range=self.client_range(lines, start, end), new_text=new)
+        return self.workspace_edit(uri, checked.version, [edit])
+
+    def run_fix(self, uri: str, text: str) -> Optional[str]:
+        """The fixed text (worker thread); None when the settings are broken or the fix fails."""
+        path = self.doc_path(uri)
+        try:
+            return fix_document(text, path, document_settings(path), index=self.index.project()).text
+        except DocumentError:
+            return None
+        except Exception:  # a bug of ours: no fix-all rather than a failed request
+            log.exception("fixing %s failed", path)
+            return None
 
     def fix_action(self, uri: str, checked: Checked, f: Finding, diag: lsp.Diagnostic, lines: List[str]) -> lsp.CodeAction:
         """The finding's fix: safe ones are the preferred quick fix; unsafe ones say so and are not

@@ -180,3 +180,28 @@ def suppression_edit(text: str, line: int, code: str) -> Optional[Tuple[int, int
             return line, start, end, ", ".join(codes + [code])
     end = len(src.rstrip())
     return line, end, len(src), f"  # modelint: ignore[{code}]"
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-document fixes as one edit
+
+
+def replacement(old: str, new: str) -> Optional[Tuple[Tuple[int, int], Tuple[int, int], str]]:
+    """One edit turning `old` into `new`: ((line, column), (line, column), text), 0-based, code
+    points; only the lines between the common first and last lines are replaced, so the editor
+    keeps the cursor and folds elsewhere. None when the texts are equal."""
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if a == b:
+        return None
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < min(len(a), len(b)) - p and a[-1 - q] == b[-1 - q]:
+        q += 1
+    end_line = len(a) - q
+    if end_line == len(a) and a and not a[-1].endswith(("\n", "\r")):
+        end = (len(a) - 1, len(a[-1]))  # the text's end is on its last line, not after it
+    else:
+        end = (end_line, 0)
+    return (p, 0), end, "".join(b[p:len(b) - q])
