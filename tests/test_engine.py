@@ -97,3 +97,70 @@ def test_check_paths_parallel_matches_serial(tmp_path, monkeypatch, jobs):
     result = check_paths(files, EngineSettings(select=resolve_selection(None, (), ()), jobs=jobs))
     assert [Path(f.path).name for f in result.findings] == ["m1.py", "m3.py", "m5.py"]
     assert result.files_checked == 6
+
+
+# --- CheckSpec, suppressions, imports ----------------------------------------------------
+
+
+def _spec(codes, source: bytes, prefilter=True):
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+    from modelint.analysis.modules import ModuleClassifier
+
+    facts = facts_from_source(source, Path("m.py"))
+    index = ProjectIndex()
+    index.add(facts)
+    rules = tuple(engine.selected_rule_classes(codes))
+    return engine.CheckSpec(rules, {}, ModuleClassifier(index), tuple(codes), prefilter), facts
+
+
+def test_check_bytes_takes_one_spec_and_honours_its_selection():
+    data = BUGGY.encode()
+    spec, facts = _spec(["MDL101"], data)
+    assert {f.code for f in engine.check_bytes("m.py", data, facts, spec)} == {"MDL101"}
+    spec, facts = _spec(["MDL102"], data)
+    assert "MDL101" not in {f.code for f in engine.check_bytes("m.py", data, facts, spec)}
+
+
+def test_check_file_of_given_bytes_does_not_read_the_file(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("x = 1\n")
+    spec, _ = _spec(["MDL101"], BUGGY.encode())
+    assert [f.code for f in engine.check_file(str(path), None, spec, BUGGY.encode())] == ["MDL101"]
+    assert engine.check_file(str(path), None, spec) == []
+
+
+def test_suppression_tracker_marks_used_comments_and_reports_the_rest():
+    from modelint.suppressions import SuppressionTracker, code_matches
+
+    source = "a = 1  # modelint: ignore[MDL101]\nb = 2  # modelint: ignore[MDL2]\nc = '# modelint: ignore'\nd = 3  # noqa\n"
+    tracker = SuppressionTracker(source)
+    assert sorted(tracker.by_line) == [1, 2, 4]  # a comment inside a string is not a comment
+    assert tracker.suppresses("MDL101", {1}) and not tracker.suppresses("MDL101", {2})
+    assert tracker.suppresses("MDL999", {4})  # bare noqa: everything
+    unused = tracker.unused("m.py", ("MDL101", "MDL201"))
+    assert [(f.line, f.code, f.name, f.level) for f in unused] == [(2, "MDL001", "unused-suppression", "info")]
+    assert tracker.unused("m.py", ("MDL101",)) == []  # MDL2xx did not run: the comment may be needed elsewhere
+    assert code_matches("MDL104", ("MDL1",)) and code_matches("MDL104", None) and not code_matches("MDL104", ("MDL2",))
+
+
+def test_shown_keeps_tool_errors_and_drops_per_file_ignores():
+    from modelint.findings import Finding
+    from modelint.suppressions import shown
+
+    found = [Finding("a/m.py", 1, 1, c, "x") for c in ("MDL000", "MDL101", "MDL104", "MDL999")]
+    got = shown("a/m.py", found, ("MDL101", "MDL104"), (("a/*.py", ("MDL10",)),), ".")
+    assert [f.code for f in got] == ["MDL000", "MDL999"]
+    assert [f.code for f in shown("a/m.py", found, ("MDL104",), (), ".")] == ["MDL000", "MDL104", "MDL999"]
+
+
+def test_engine_imports_neither_the_pool_nor_the_fixer_for_a_check(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "m.py").write_text(BUGGY)
+    code = ("import sys; from pathlib import Path; from modelint import engine; from modelint.config import "
+            "resolve_selection; engine.check_paths([Path('m.py')], engine.EngineSettings(select=resolve_selection("
+            "None, (), ()), jobs=1)); print(sorted(m for m in ('concurrent.futures', 'multiprocessing', "
+            "'modelint.fixing') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -396,3 +396,31 @@ def test_fix_that_adds_an_import_converges_through_the_cli(run, write):
     text = path.read_text()
     assert "from torch import nn\n" in text
     assert text.count("ModuleList") == 1 and "self.heads = nn.ModuleList([Linear(d, 1) for _ in range(3)])" in text
+
+
+def test_notebook_and_module_share_one_fix_loop_a_breaking_fix_is_dropped_alone(tmp_path):
+    """One loop for .py and .ipynb: in a notebook too, a fix that would break the code is left out
+    and the others are applied (cell coordinates; only the edited cell's source changes)."""
+    from modelint.fixing import fix_path
+
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [src]}
+             for src in ("a = 1\n", "b = 1\n")]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n")
+    good = Fix("good", "safe", (Edit(1, 5, 1, 6, "2"),))
+    bad = Fix("bad", "safe", (Edit(1, 5, 1, 5, "("),))
+
+    def check(data: bytes):
+        sources = ["".join(c["source"]) for c in json.loads(data)["cells"]]
+        found = []
+        if sources[0] == "a = 1\n":
+            found.append(Finding(str(path), 1, 5, "MDL101", "msg", fix=good, cell=1))
+        if sources[1] == "b = 1\n":
+            found.append(Finding(str(path), 1, 5, "MDL103", "msg", fix=bad, cell=2))
+        return found
+
+    out = fix_path(str(path), [], check, lambda f: f, unsafe=False, write=True)
+    assert out.applied == {"MDL101": 1}
+    assert "fix for MDL103 not applied: the fixed file would not parse" in out.error
+    assert [c["source"] for c in json.loads(path.read_text())["cells"]] == [["a = 2\n"], ["b = 1\n"]]
+    assert [f.code for f in out.findings] == ["MDL103"]
