@@ -5,7 +5,8 @@ Needs the `lsp` extra (`pygls` 2.x and `lsprotocol`). What it does:
   code, the message, the severity of the finding's level, and the rule's documentation (hover, and
   `codeDescription` linking a Markdown page of it);
 - code actions: a finding's fix (safe fixes are preferred quick fixes; unsafe ones say so in their
-  title and are never preferred) and "suppress on this line" (`# modelint: ignore[CODE]`);
+  title and are never preferred), "suppress on this line" (`# modelint: ignore[CODE]`), and
+  "fix all" (`source.fixAll.modelint`, the `--fix` loop, for fix-on-save);
 - configuration resolved from each document's folder, as `modelint check` run on that file would
   (see `modelint.documents`), re-read on every check so an edited pyproject.toml takes effect;
 - the workspace's cross-file index (import and class statements of every file the configuration
