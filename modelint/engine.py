@@ -216,30 +216,36 @@ def _resolved(select: Optional[Sequence[str]]) -> Tuple[Tuple[str, ...], Tuple[T
 
 
 def _check_alone(path: str, data: bytes, select: Tuple[str, ...], rules: Tuple[Type["Rule"], ...],
-                 rule_options: Optional[Mapping[str, Mapping[str, Any]]], module_bases: Sequence[str] = ()):
-    """check_bytes on one module as its own project (its cross-file index is itself)."""
-    facts = facts_from_source(data, Path(path), modname=Path(path).stem)
-    index = ProjectIndex()
+                 rule_options: Optional[Mapping[str, Mapping[str, Any]]], module_bases: Sequence[str] = (),
+                 index: Optional[ProjectIndex] = None) -> List[Finding]:
+    """check_bytes on one module: as its own project (named by its file stem), or, with `index`,
+    as the file `path` of that project (its entry there replaced by these bytes)."""
+    facts = facts_from_source(data, Path(path), modname=None if index is not None else Path(path).stem)
+    project = ProjectIndex(modules=dict(index.modules) if index is not None else {})
     if facts is not None:
-        index.add(facts)
-    return check_bytes(path, data, facts, CheckSpec(rules, rule_options or {}, ModuleClassifier(index, module_bases), select))
+        project.add(facts)
+    return check_bytes(path, data, facts, CheckSpec(rules, rule_options or {}, ModuleClassifier(project, module_bases), select))
 
 
 def check_source(source: str, path: str = "example.py", select: Optional[Sequence[str]] = None,
-                 rule_options: Optional[Dict[str, Dict[str, Any]]] = None, module_bases: Sequence[str] = ()) -> List[Finding]:
-    """Check one in-memory module on its own (used by tests and the rule examples)."""
+                 rule_options: Optional[Dict[str, Dict[str, Any]]] = None, module_bases: Sequence[str] = (),
+                 index: Optional[ProjectIndex] = None) -> List[Finding]:
+    """Check one in-memory module (tests, rule examples, editors): alone, or as the file `path` of
+    the project `index` describes (cross-file facts: which imported classes are nn.Modules)."""
     select, rules = _resolved(select)
-    found = _check_alone(path, source.encode("utf-8"), select, rules, rule_options, module_bases)
+    found = _check_alone(path, source.encode("utf-8", "surrogatepass"), select, rules, rule_options, module_bases, index)
     return sorted(shown(path, found, select, (), "."))
 
 
 def fix_source(source: str, path: str = "example.py", select: Optional[Sequence[str]] = None, unsafe: bool = False,
-               rule_options: Optional[Dict[str, Dict[str, Any]]] = None) -> FixOutcome:
+               rule_options: Optional[Dict[str, Dict[str, Any]]] = None, module_bases: Sequence[str] = (),
+               index: Optional[ProjectIndex] = None) -> FixOutcome:
     """`check_source`'s twin: fix one in-memory module (used by tests and the rule examples)."""
     from modelint.fixing import fix_text
 
     select, rules = _resolved(select)
-    return fix_text(source, lambda t: t.encode("utf-8"), lambda data: _check_alone(path, data, select, rules, rule_options),
+    return fix_text(source, lambda t: t.encode("utf-8", "surrogatepass"),
+                    lambda data: _check_alone(path, data, select, rules, rule_options, module_bases, index),
                     lambda found: sorted(shown(path, found, select, (), ".")), unsafe)
 
 

@@ -164,3 +164,21 @@ def test_engine_imports_neither_the_pool_nor_the_fixer_for_a_check(tmp_path):
             "'modelint.fixing') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_check_source_with_a_project_index_knows_modules_defined_in_other_files(tmp_path):
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+    from modelint.engine import check_source, fix_source
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")  # module names come from the package layout
+    base = tmp_path / "pkg" / "base.py"
+    index = ProjectIndex()
+    index.add(facts_from_source(b"from torch import nn\nclass Encoder(nn.Module):\n    pass\n", base))
+    doc = "import torch.nn.functional as F\nfrom pkg.base import Encoder\n\n\nclass M(Encoder):\n" \
+          "    def forward(self, x):\n        return F.dropout(x, 0.1)\n"
+    path = str(tmp_path / "pkg" / "model.py")
+    assert check_source(doc, path) == []  # alone, `Encoder` is just a name
+    assert [f.code for f in check_source(doc, path, index=index)] == ["MDL101"]
+    fixed = fix_source(doc, path, index=index)
+    assert fixed.applied == {"MDL101": 1} and "training=self.training" in fixed.after
