@@ -74,17 +74,30 @@ def split_inputs(inputs, Case):
                     f"or a modelint.Case, got {type(inputs).__name__}")
 
 
-def trace_target(target: str, allow: List[str]) -> dict:
+def _on_factory_call(started: Optional[str], timeout: float) -> None:
+    """Start the timeout clock: tell the parent (marker file) and re-arm faulthandler's dump to
+    shortly before the parent's limit, counted from now."""
+    if timeout > 0:
+        faulthandler.cancel_dump_traceback_later()
+        faulthandler.dump_traceback_later(max(timeout - 1.0, timeout * 0.8), exit=False, file=sys.stderr)
+    if started:
+        with open(started, "w", encoding="utf-8") as fh:
+            fh.write("factory\n")
+
+
+def trace_target(target: str, allow: List[str], started: Optional[str] = None,
+                 timeout: float = 0.0) -> dict:
     """Everything for one target, as the JSON payload. Never raises for the target's faults."""
     head, _, name = target.rpartition(":")
+    is_file = head.endswith(".py") or "/" in head or os.sep in head
 
     def fail(exc: Optional[BaseException], message: str, stage: str, loc=None) -> dict:
         if loc is None and exc is not None:
             loc = traceback_user_frame(exc)
             if isinstance(exc, SyntaxError) and exc.filename:
                 loc = Location(display_path(exc.filename), exc.lineno or 1, (exc.offset or 0) + 1)
-        if loc is None and (head.endswith(".py") or "/" in head):
-            loc = Location(display_path(head), 1)
+        if loc is None:  # e.g. a missing module: not inside importlib, at the target itself
+            loc = Location(display_path(head), 1) if is_file else Location(f"<{head}>", 1)
         return {"target": target, "findings": [_failure(loc, message, stage, target).to_dict()],
                 "allowed": []}
 
@@ -97,6 +110,7 @@ def trace_target(target: str, allow: List[str]) -> dict:
                     "import")
     factory_loc = definition(factory) if callable(factory) else None
     try:
+        _on_factory_call(started, timeout)
         result = factory()
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, KeyboardInterrupt):
@@ -104,9 +118,13 @@ def trace_target(target: str, allow: List[str]) -> dict:
         return fail(exc, f"trace target {target}: factory {name}() raised {_exc_text(exc)}",
                     "factory")
 
-    from torch import nn
+    try:
+        from torch import nn
 
-    from modelint.trace.api import Case, verify_modes
+        from modelint.trace.api import Case, verify_modes
+    except ImportError as exc:
+        return fail(None, f"trace target {target}: the runtime tracer needs PyTorch ({_exc_text(exc)}): "
+                    f"pip install 'modelint[trace]'", "torch", factory_loc)
 
     try:
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
@@ -136,15 +154,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=0.0)
     parser.add_argument("--allow", default="")
+    parser.add_argument("--started", default="", help="marker file written when the factory is called")
+    parser.add_argument("--startup-timeout", type=float, default=0.0)
     options = parser.parse_args(argv)
     faulthandler.enable(file=sys.stderr)
-    if options.timeout > 0:
+    if options.startup_timeout > 0:
         # dump every thread's stack shortly before the parent kills us, so it can say where
-        faulthandler.dump_traceback_later(max(options.timeout - 1.0, options.timeout * 0.8),
+        # (re-armed with --timeout when the factory is called)
+        faulthandler.dump_traceback_later(max(options.startup_timeout - 1.0, options.startup_timeout * 0.8),
                                           exit=False, file=sys.stderr)
     allow = [c for c in options.allow.replace(",", " ").split() if c]
     try:
-        payload = trace_target(options.target, allow)
+        payload = trace_target(options.target, allow, options.started or None, options.timeout)
     except Exception:  # an internal error of modelint itself
         payload = {"target": options.target, "allowed": [], "findings": [_failure(
             None, f"trace target {options.target}: modelint failed internally: "
@@ -159,4 +180,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # no interpreter shutdown: threads or atexit handlers the factory left behind (a data-loader
+    # pool, a server) would keep the process alive after it has reported
+    os._exit(code)

@@ -2,16 +2,24 @@
 
 A target is `package.module:factory` or `path/to/file.py:factory`; the factory returns
 `(model, inputs)` where inputs is a tuple of positional arguments, a dict of keyword arguments or
-a `modelint.Case`. Each target runs `python -m modelint.trace._child` with a timeout; the child
-writes its findings as JSON (`Finding.to_dict`) to a temporary file and this process rebuilds
-`Finding` objects. A target whose import or factory raises, whose process crashes or hangs, or
-whose forward fails in both modes becomes one MDL600 finding; the other targets still run.
+a `modelint.Case`. Each target runs `python -m modelint.trace._child`; the child writes its
+findings as JSON (`Finding.to_dict`) to a temporary file and this process rebuilds `Finding`
+objects. A target whose import or factory raises, whose process crashes or hangs, or whose
+forward fails in both modes becomes one MDL600 finding; the other targets still run.
+
+The timeout covers the factory call and the tracing: its clock starts when the child calls the
+factory (the child says so through a marker file), so interpreter start-up, `import torch` and
+importing the target's module (which contend for the CPU when several targets run at once) are
+not counted; they get their own, generous limit (`startup_limit`). The child's stderr goes to a
+file, not a pipe, and the child's whole process group is killed once it has reported: a helper
+process the factory started (a data-loader worker, a server) cannot keep the runner waiting.
 
 This module never imports torch (the children do), so the CLI stays light.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +28,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Set, Tuple
@@ -32,6 +41,22 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(modelint.__fil
 _TRACE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _FRAME_RE = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)', re.M)
 STDERR_TAIL = 600
+POLL = 0.05  # seconds between checks on a running child
+EXIT_GRACE = 2.0  # seconds a child that has written its result gets to exit by itself
+
+
+def startup_limit(timeout: float) -> float:
+    """Seconds allowed before the factory is called (interpreter, imports): `import torch`
+    alone takes 5-20 s on a loaded machine."""
+    return max(120.0, timeout)
+
+
+def target_error(target: str) -> Optional[str]:
+    """A one-line usage error for a malformed target spec, else None (for the CLI: exit 2)."""
+    if parse_target(target) is None:
+        return (f"trace target {target!r} must look like package.module:factory or "
+                f"path/to/file.py:factory")
+    return None
 
 
 def run_targets(
@@ -75,17 +100,23 @@ def run_target(target: str, *, timeout: float = 120.0, allow: Iterable[str] = ()
 def _run(target: str, timeout: float, allow: Set[str], base: str) -> List[Finding]:
     parsed = parse_target(target)
     if parsed is None:
-        return [_failure(target, Location(target, 1),
-                         f"trace target {target!r} must look like package.module:factory or "
-                         f"path/to/file.py:factory", "target")]
+        return [_failure(target, Location("<trace target>", 1), target_error(target), "target")]
     source_file = _target_file(parsed, base)
     factory_loc = _factory_location(source_file, parsed[2], base) if source_file else None
-    fallback = factory_loc or Location(_display(source_file, base) if source_file else parsed[1], 1)
+    fallback = factory_loc or Location(_display(source_file, base) if source_file else
+                                       (parsed[1] if parsed[0] == "file" else f"<{parsed[1]}>"), 1)
+    if importlib.util.find_spec("torch") is None:
+        return [_failure(target, fallback, "the runtime tracer needs PyTorch, which is not installed: "
+                         "pip install 'modelint[trace]'", "torch")]
 
     with tempfile.TemporaryDirectory(prefix="modelint-trace-") as tmp:
         out_path = os.path.join(tmp, "result.json")
+        started_path = os.path.join(tmp, "started")
+        err_path = os.path.join(tmp, "stderr.txt")
+        limit = startup_limit(timeout)
         cmd = [sys.executable, "-m", "modelint.trace._child", "--target", target,
-               "--out", out_path, "--timeout", repr(float(timeout))]
+               "--out", out_path, "--timeout", repr(float(timeout)), "--started", started_path,
+               "--startup-timeout", repr(limit)]
         if allow:
             cmd += ["--allow", ",".join(sorted(allow))]
         env = dict(os.environ)
@@ -93,22 +124,30 @@ def _run(target: str, timeout: float, allow: Set[str], base: str) -> List[Findin
             # running from a source checkout: make this modelint importable in the child
             env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), _PACKAGE_PARENT) if p)
         env.setdefault("PYTHONFAULTHANDLER", "1")
-        proc = subprocess.Popen(cmd, cwd=base, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=(os.name == "posix"))
+        with open(err_path, "wb") as err_file:
+            proc = subprocess.Popen(cmd, cwd=base, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err_file,
+                                    start_new_session=(os.name == "posix"))
         try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            _, err = proc.communicate()
-            stderr = err.decode("utf-8", "replace")
+            outcome = _wait(proc, out_path, started_path, timeout, limit)
+        finally:
+            _kill(proc)  # the child, if still there, and any helper process it left running
+            proc.wait()
+        with open(err_path, "rb") as fh:
+            stderr = fh.read().decode("utf-8", "replace")
+        if outcome in ("timeout", "startup"):
             hung_at = _stack_location(stderr, base)
             loc = hung_at or fallback
             where = f" (it was at {loc.path}:{loc.line} in {loc.function}())" if hung_at else ""
-            return [_failure(target, loc, f"trace target {target} timed out after {timeout:g} s and "
-                             f"was killed{where}; raise the timeout or make the factory/forward "
-                             f"smaller", "timeout")]
-        stderr = err.decode("utf-8", "replace")
+            if outcome == "timeout":
+                what = (f"timed out after {timeout:g} s (the limit covers the factory call and the "
+                        f"traced forwards, not interpreter start-up or imports)")
+                hint = "raise --timeout or make the factory/forward smaller"
+            else:
+                what = f"did not reach its factory within {limit:g} s (interpreter start-up and imports)"
+                hint = "look for an import that hangs"
+            return [_failure(target, loc, f"trace target {target} {what} and was killed{where}; "
+                             f"{hint}", "timeout")]
         if os.path.exists(out_path):
             try:
                 with open(out_path, encoding="utf-8") as fh:
@@ -122,6 +161,33 @@ def _run(target: str, timeout: float, allow: Set[str], base: str) -> List[Findin
         tail = _tail(stderr)
         return [_failure(target, loc, f"trace target {target} crashed: the process {how} before "
                          f"reporting" + (f"; stderr ends with: {tail}" if tail else ""), "crash")]
+
+
+def _wait(proc: subprocess.Popen, out_path: str, started_path: str, timeout: float,
+          limit: float) -> str:
+    """Wait for the child: "exited", "reported" (result written; it gets EXIT_GRACE seconds to
+    exit, then the caller kills it), "timeout" (factory + tracing over `timeout` s) or "startup"
+    (no factory call within `limit` s)."""
+    launched = time.monotonic()
+    started: Optional[float] = None
+    reported: Optional[float] = None
+    while True:
+        if proc.poll() is not None:
+            return "exited"
+        now = time.monotonic()
+        if reported is None and os.path.exists(out_path):
+            reported = now
+        if reported is not None:
+            if now - reported > EXIT_GRACE:
+                return "reported"
+        elif started is None:
+            if os.path.exists(started_path):
+                started = now
+            elif now - launched > limit:
+                return "startup"
+        elif now - started > timeout:
+            return "timeout"
+        time.sleep(POLL)
 
 
 # ----------------------------------------------------------------------------- targets

@@ -141,3 +141,30 @@ def test_targets_in_subprocesses_with_per_target_allow():
     assert f.code == "MDL603" and f.name == "module-in-training-mode-during-eval"
     assert f.path == os.path.relpath(MODELS).replace(os.sep, "/")
     assert f.line == line_of(MODELS, "self.layers = [nn.Linear(8, 8), nn.Dropout(0.2)]")
+
+
+def test_timeout_starts_at_the_factory_and_helpers_do_not_block():
+    """A 4 s import plus `import torch` under a 3 s timeout is fine (the limit covers factory and
+    tracing only); a helper process left running with the inherited stderr neither delays the
+    result until the timeout nor survives it."""
+    pytest.importorskip("torch")
+    import time
+
+    target = "tests/trace/runner_targets.py:leaves_helper"
+    t0 = time.monotonic()
+    found = run_targets([target], timeout=3, cwd=str(ROOT))
+    assert found == [], found
+    assert time.monotonic() - t0 < 60  # the helper sleeps 60 s
+    helpers = subprocess.run(["pgrep", "-f", "import time; time.sleep(60)"], capture_output=True, text=True)
+    assert helpers.stdout.strip() == "", "the factory's helper process was left running"
+
+
+def test_malformed_target_is_a_usage_error_and_missing_module_is_not_in_importlib(failing):
+    from modelint.trace.runner import target_error
+
+    assert "package.module:factory" in target_error("targets.py::make")
+    assert target_error("fixtures/trace/models.py:dropout_list") is None
+    f, _ = _one(failing, "not a target")
+    assert f.path == "<trace target>"
+    f, _ = _one(failing, "fixtures.trace.nope:make")
+    assert "importlib" not in f.path and f.path == "<fixtures.trace.nope>"
