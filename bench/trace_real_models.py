@@ -186,6 +186,52 @@ def unused_dropout(model):
     return model
 
 
+class ScriptedClassifier(nn.Module):
+    """A text classifier whose encoder is `torch.jit.script`ed (module hooks cannot see inside
+    TorchScript; the state snapshot must still handle its OrderedDictWrapper parameters)."""
+
+    def __init__(self, always_drop=False):
+        super().__init__()
+        self.embed = nn.Embedding(100, 32)
+        self.encoder = torch.jit.script(ScriptedBlock(always_drop))
+        self.norm = nn.BatchNorm1d(32)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, input_ids):
+        return self.head(self.norm(self.encoder(self.embed(input_ids)).mean(1)))
+
+
+class ScriptedBlock(nn.Module):
+    def __init__(self, always_drop=False):
+        super().__init__()
+        self.fc = nn.Linear(32, 32)
+        self.p = 0.1
+        self.always_drop = always_drop
+
+    def forward(self, x):
+        return F.dropout(torch.relu(self.fc(x)), self.p, self.training or self.always_drop)
+
+
+def scripted():
+    return ScriptedClassifier(), {"input_ids": tokens()}
+
+
+def scripted_dropout_always_on(model):
+    """The scripted encoder's dropout ignores the mode (training=True in eval)."""
+    model.encoder = torch.jit.script(ScriptedBlock(always_drop=True))
+    return model
+
+
+def compiled_bert():
+    model, inputs = bert()
+    return torch.compile(model, backend="eager"), inputs
+
+
+def compiled_functional_dropout(model):
+    functional_dropout_ignoring_training(model._orig_mod)
+    return model
+
+
 @dataclass
 class Case:
     name: str
@@ -202,6 +248,8 @@ CASES: List[Case] = [
     Case("BART", bart, no_grad_forward, {"MDL607"}),
     Case("ResNet", resnet, batch_norm_forced_training, {"MDL602"}),
     Case("ConvNeXt", convnext, unused_dropout, {"MDL605"}),
+    Case("scripted", scripted, scripted_dropout_always_on, {"MDL601"}),
+    Case("compiled", compiled_bert, compiled_functional_dropout, {"MDL601"}),
 ]
 
 
@@ -218,6 +266,8 @@ def main() -> int:
         params = sum(p.numel() for p in model.parameters())
         t0 = time.perf_counter()
         clean = modelint.verify_modes(model, **inputs)
+        if case.name == "compiled":
+            model(**inputs)  # still compiled and usable after tracing
         t_clean = time.perf_counter() - t0
 
         torch.manual_seed(0)
