@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action="store_true",
                        help="also apply (with --fix / --diff) or show as fixable the fixes marked unsafe")
     check.add_argument("--diff", action="store_true", help="print a unified diff of what --fix would change; write nothing")
+    check.add_argument("--stdin-filename", metavar="PATH",
+                       help="check standard input as the file PATH (its configuration and per-file-ignores); "
+                            "with --fix, write the fixed source to standard output")
 
     clean = sub.add_parser("clean", help="remove the result cache (.modelint_cache)")
     clean.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
@@ -87,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     cov.add_argument("paths", nargs="*", metavar="PATH")
     cov.add_argument("--data", default=".coverage", metavar="FILE", help="coverage.py data file (with branch data)")
     _add_output_options(cov)
+    from modelint import server
+
+    srv = sub.add_parser("server", help="Language Server Protocol server over stdio, for editors (needs the lsp extra)")
+    server.add_arguments(srv)
     return parser
 
 
@@ -143,7 +150,7 @@ def _selection(args, cfg, kinds):
     return resolve_selection(select, list(cfg.extend_select) + list(args.extend_select), list(cfg.ignore) + list(args.ignore), kinds)
 
 
-def _emit(findings, args, files_checked: int, root: str) -> int:
+def _emit(findings, args, files_checked: int, root: str, stream=None) -> int:
     from modelint.report import ReportContext, render
 
     text = render(findings, args.format, ReportContext(files_checked=files_checked, statistics=args.statistics, root=root,
@@ -151,8 +158,9 @@ def _emit(findings, args, files_checked: int, root: str) -> int:
     if args.output_file:
         write_atomic(Path(args.output_file), text)
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stream = stream or sys.stdout
+        stream.write(text)
+        stream.flush()
     if any(f.code == INTERNAL_ERROR for f in findings):
         return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_OK
@@ -174,10 +182,45 @@ def _cache_folder(cfg) -> Path:
     return (cfg.root / cfg.cache_dir) if cfg.cache_dir else (cfg.root / CACHE_DIR_NAME)
 
 
+def _check_stdin(args) -> int:
+    from modelint.documents import DocumentError, check_stdin, document_settings
+
+    if args.paths not in (["-"], ["."]):  # "." is the default when no PATH is given
+        raise UsageError("--stdin-filename reads standard input: pass `-` (or no PATH)")
+    fix = ("unsafe" if args.unsafe_fixes else "safe") if (args.fix or args.diff) else None
+    try:
+        settings = document_settings(args.stdin_filename, config_file=args.config, no_config=args.no_config,
+                                     select=args.select, extend_select=args.extend_select, ignore=args.ignore)
+        result = check_stdin(sys.stdin.buffer.read(), args.stdin_filename, settings, fix=fix)
+    except DocumentError as exc:
+        raise UsageError(str(exc)) from None
+    if result.error:
+        print(f"modelint: {result.error}", file=sys.stderr)
+    if args.diff:
+        from modelint.fixes import unified_diff
+
+        sys.stdout.write(unified_diff(args.stdin_filename, result.before, result.after))
+        return EXIT_FINDINGS if result.before != result.after and not args.exit_zero else EXIT_OK
+    if args.fix:
+        sys.stdout.buffer.write(result.output)
+        sys.stdout.flush()
+        return _emit(result.findings, args, 1, str(Path.cwd()), stream=sys.stderr)  # stdout holds the source
+    return _emit(result.findings, args, 1, str(Path.cwd()))
+
+
+def _cmd_server(args) -> int:
+    from modelint.server import run
+
+    return run(args)
+
+
 def _cmd_check(args) -> int:
     from modelint.discovery import DiscoveryError, discover
     from modelint.config import default_exclude
     from modelint.engine import EngineSettings, check_paths
+
+    if args.stdin_filename is not None:
+        return _check_stdin(args)
 
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (CPU count) or more")
@@ -322,4 +365,4 @@ def _cmd_coverage(args) -> int:
     return _emit(report.findings, args, report.files_scanned, str(Path.cwd()))
 
 
-_COMMANDS = {"coverage": _cmd_coverage, "check": _cmd_check, "clean": _cmd_clean, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}
+_COMMANDS = {"server": _cmd_server, "coverage": _cmd_coverage, "check": _cmd_check, "clean": _cmd_clean, "rules": _cmd_rules, "rule": _cmd_rule, "trace": _cmd_trace}
