@@ -831,7 +831,7 @@ def test_harness_flags_exceptions_and_bad_positions(tmp_path, monkeypatch):
         raise KeyError("escaped")
 
     with monkeypatch.context() as m:
-        m.setattr(engine, "comment_suppressions", raising)
+        m.setattr(engine, "SuppressionTracker", raising)
         assert any("KeyError" in p for p in check_files([str(path)]).problems)
     assert any("position < 1" in p for p in finding_problems([Finding(str(path), 0, 1, "MDL101", "x")], [str(path)], {}))
     rule = get_rule("MDL101")
