@@ -20,8 +20,11 @@ Memory: one byte copy of the model's parameters and buffers (each distinct stora
 weights count once) plus what the forwards themselves need; nothing else is copied.
 
 Guarantees: when `verify_modes` returns or raises, every module's `training` flag and `__dict__`,
-every parameter and buffer (bit for bit), grad mode, the deterministic-algorithms setting and every
-random generator's state are as before, and no hook or dispatch mode is left installed.
+every parameter and buffer (bit for bit, `-0.0` included, with its `requires_grad` flag; a buffer
+that was None is None again), grad mode, the deterministic-algorithms setting, the cuDNN flags
+(also after `torch.backends.disable_global_flags()`) and every random generator's state are as
+before, and no hook or dispatch mode is left installed. Each restore step runs even if another
+fails; the first error is raised after all of them ran.
 
 Limits:
 * call it outside `torch.inference_mode()`; a model on the `meta` device is refused (no data);

@@ -541,7 +541,7 @@ def check_no_effect(trace: Trace) -> List[Finding]:
     if not trace.eval or not trace.eval[0].ok or len(trace.train) < 2:
         return []
     t0, t1, e0 = trace.train[0].outputs, trace.train[1].outputs, trace.eval[0].outputs
-    if not t0:
+    if not t0 or not any(t.numel() for _, t in t0):  # an empty batch: nothing could differ
         return []
     if compare_outputs(t0, t1, trace.atol, trace.rtol) is not None:
         return []

@@ -278,3 +278,8 @@ def test_compiled_submodule_is_traced_uncompiled_without_warnings(recwarn):
     assert_same_state(before, snapshot(model))
     assert type(model.enc).__name__ == "OptimizedModule"
     assert not [w for w in recwarn if "global hooks" in str(w.message)]
+
+
+def test_empty_batch_is_not_mdl605():
+    # PyTorch's module_db has BatchNorm samples with a batch of 0: outputs are trivially equal
+    assert modelint.verify_modes(nn.BatchNorm1d(5), torch.randn(0, 5, 9)).findings == []
