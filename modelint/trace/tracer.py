@@ -545,7 +545,8 @@ class _Runner:
             self.watcher.phase = None
         if before:
             result.moved = moved_generators(before, rng_states())
-        changes = self.state.sync(self.names, values=compare_values)  # restores; reports changes
+        # restores; reports what an eval forward changed (training changes are expected)
+        changes = self.state.sync(self.names if phase == "eval" else (), values=compare_values)
         if phase == "eval":
             result.changes = changes
         return result

@@ -283,3 +283,29 @@ def test_compiled_submodule_is_traced_uncompiled_without_warnings(recwarn):
 def test_empty_batch_is_not_mdl605():
     # PyTorch's module_db has BatchNorm samples with a batch of 0: outputs are trivially equal
     assert modelint.verify_modes(nn.BatchNorm1d(5), torch.randn(0, 5, 9)).findings == []
+
+
+class TiedLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.head = nn.Linear(8, 50, bias=False)
+        self.head.weight = self.embed.weight  # tied, as in GPT-2
+
+    def forward(self, ids):
+        if not self.training:
+            with torch.no_grad():
+                self.head.weight[0, 0] = 1.5
+        return self.head(self.embed(ids))
+
+
+def test_tied_weight_is_snapshotted_once_and_restored():
+    from modelint.trace.state import ModelState
+
+    model = TiedLM()
+    store = ModelState(list(model.modules())).store
+    assert store.nbytes == model.embed.weight.numel() * 4  # once, not once per holding module
+    ids, before = torch.tensor([[1, 2, 3]]), model.embed.weight.detach().clone()
+    report = modelint.verify_modes(model, ids)
+    assert "MDL602" in report.codes, str(report)
+    assert torch.equal(model.embed.weight, before) and model.head.weight is model.embed.weight
