@@ -598,9 +598,13 @@ def flatten(obj: Any, prefix: str = "output", _depth: int = 0) -> List[Tuple[str
 def _identical(x: torch.Tensor, y: torch.Tensor) -> bool:
     """Same bits (then also equal within any tolerance): memcmp for contiguous CPU tensors,
     several times faster than `torch.equal` on large outputs."""
-    if (_MEMCMP is not None and x.device.type == "cpu" and x.is_contiguous() and y.is_contiguous()
+    if (_MEMCMP is not None and type(x) is torch.Tensor and type(y) is torch.Tensor
+            and x.device.type == "cpu" and x.is_contiguous() and y.is_contiguous()
             and not x.is_conj() and not y.is_conj() and not x.is_neg() and not y.is_neg()):
-        return _MEMCMP(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0
+        try:
+            return _MEMCMP(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0
+        except (RuntimeError, TypeError):  # no plain data pointer (quantized, exotic layouts)
+            pass
     return torch.equal(x, y)
 
 
