@@ -45,29 +45,30 @@ def is_plain_staticmethod(fn: cst.FunctionDef) -> bool:
     return any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in fn.decorators)
 
 
+def _body(classdef: cst.ClassDef):
+    body = classdef.body
+    return body.body if isinstance(body, cst.IndentedBlock) else ()
+
+
 def class_methods(classdef: cst.ClassDef) -> Dict[str, cst.FunctionDef]:
     """Methods as Python binds them (see the module docs)."""
     out: Dict[str, cst.FunctionDef] = {}
-    body = classdef.body
-    if isinstance(body, cst.IndentedBlock):
-        for stmt in body.body:
-            if isinstance(stmt, cst.FunctionDef):
-                out[stmt.name.value] = stmt
-            elif isinstance(stmt, cst.If):  # `if TYPE_CHECKING:` / version switches around methods
-                for sub in descendants(stmt):
-                    if isinstance(sub, cst.FunctionDef):
-                        out.setdefault(sub.name.value, sub)
+    for stmt in _body(classdef):
+        if isinstance(stmt, cst.FunctionDef):
+            out[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.If):  # `if TYPE_CHECKING:` / version switches around methods
+            for sub in descendants(stmt):
+                if isinstance(sub, cst.FunctionDef):
+                    out.setdefault(sub.name.value, sub)
     return out
 
 
 def first_methods(classdef: cst.ClassDef) -> Dict[str, cst.FunctionDef]:
     """The first `def` of each name directly in the class body."""
     out: Dict[str, cst.FunctionDef] = {}
-    body = classdef.body
-    if isinstance(body, cst.IndentedBlock):
-        for stmt in body.body:
-            if isinstance(stmt, cst.FunctionDef):
-                out.setdefault(stmt.name.value, stmt)
+    for stmt in _body(classdef):
+        if isinstance(stmt, cst.FunctionDef):
+            out.setdefault(stmt.name.value, stmt)
     return out
 
 

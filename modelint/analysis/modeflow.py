@@ -914,35 +914,36 @@ class _ScopeAnalysis:
 
     def call(self, call: cst.Call, state: State) -> State:
         func = call.func
+        fw = self.ctx.framework
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
-            if attr in ("eval", "train", "set_training_mode"):
-                if attr == "train" or attr == "eval":
+            if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
+                if attr == fw.train_method or attr == fw.eval_method:
                     resolved = self.mf.resolve_call(self.scope, call)
                     if resolved is not None and self._is_fit_method(resolved[0], call):
                         return self.local_call(call, resolved, state)
                 key = key_of(peel(func.value))
                 if key is None:
                     return state
-                if attr == "eval":
+                if attr == fw.eval_method:
                     if call.args:
                         return state
                     self.site_loops[id(call)] = tuple(self.loops)
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
-                if attr == "train":
+                if attr == fw.train_method:
                     flag = train_flag(call)
                 else:  # stable-baselines3's policy.set_training_mode(mode)
-                    arg = get_arg(call, "mode", 0)
+                    arg = get_arg(call, fw.train_mode_keyword, 0)
                     value = literal_value(arg.value) if arg is not None else None
                     flag = value if isinstance(value, bool) else None
                 if flag is False:
                     self.site_loops[id(call)] = tuple(self.loops)
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
-            if attr in ("backward", "manual_backward"):
+            if attr in fw.backward_methods:
                 self.step(call, "backward", state)
                 return state
-            if attr == "step" and optimizer_like(func.value):
+            if attr == fw.optimizer_step_method and optimizer_like(func.value):
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return state
@@ -972,7 +973,6 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
-            fw = self.ctx.framework
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
                 return state

@@ -65,6 +65,9 @@ class Profile:
     mode_delegating_wrappers: FrozenSet[str]
     # Methods that run the model's computation when called on it.
     model_methods: FrozenSet[str]
+    # Methods the framework (or its trainer) calls while the model runs: the seeds of "what runs at
+    # forward time" (`forward`, Lightning's `training_step`, ...).
+    runtime_methods: Tuple[str, ...]
 
     # --- the mode --------------------------------------------------------------------------------
     # The module attribute holding the mode (`self.training`).
@@ -73,6 +76,9 @@ class Profile:
     train_method: str
     eval_method: str
     train_mode_keyword: str
+    # Other libraries' switches that take the mode as their first argument (stable-baselines3's
+    # `policy.set_training_mode(False)`).
+    mode_setter_methods: FrozenSet[str]
 
     # --- functional calls that take the mode -------------------------------------------------------
     # The keyword that passes the mode to a functional call (`F.dropout(x, p, training=...)`), and
@@ -145,6 +151,7 @@ class Profile:
     non_module_last_names: FrozenSet[str] = field(init=False)
     grad_query_last_names: FrozenSet[str] = field(init=False)
     backward_call_last_names: FrozenSet[str] = field(init=False)
+    no_grad_last_names: FrozenSet[str] = field(init=False)
 
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731
@@ -154,6 +161,7 @@ class Profile:
         object.__setattr__(self, "non_module_last_names", last(self.non_module_classes))
         object.__setattr__(self, "grad_query_last_names", last(self.grad_queries))
         object.__setattr__(self, "backward_call_last_names", last(self.backward_calls))
+        object.__setattr__(self, "no_grad_last_names", last(self.no_grad_contexts))
 
     # --- questions on qualified names ----------------------------------------------------------------
     def in_namespace(self, qualname: str) -> bool:

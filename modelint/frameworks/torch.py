@@ -155,11 +155,13 @@ TORCH = Profile(
     # Not `predict`: high-level wrappers such as stable-baselines3 algorithms, skorch nets and flair
     # models switch modes inside their own `predict`.
     model_methods=frozenset({"forward", "generate"}),
+    runtime_methods=("forward", "__call__", "training_step", "validation_step", "test_step", "predict_step"),
     # --- the mode
     mode_attr="training",
     train_method="train",
     eval_method="eval",
     train_mode_keyword="mode",
+    mode_setter_methods=frozenset({"set_training_mode"}),
     # --- functional calls
     mode_keyword="training",
     dropout_p_keyword="p",

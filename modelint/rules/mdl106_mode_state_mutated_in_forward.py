@@ -201,7 +201,8 @@ class Block(nn.Module):
         if not any(_self_key(t, "self") is not None or isinstance(t, cst.Attribute) for t in _targets(node)):
             return
         method, classdef = self.ctx.enclosing_method_and_class()
-        if method is None or method.name.value in ("__init__", "train", "eval"):
+        fw = self.ctx.framework
+        if method is None or method.name.value in ("__init__", fw.train_method, fw.eval_method):
             return
         key = id(classdef)
         if key not in self._reach:
@@ -244,7 +245,8 @@ class Block(nn.Module):
                 writes.extend(found)
         if not writes:
             return
-        train = methods.get("train")
+        fw = self.ctx.framework
+        train = methods.get(fw.train_method)
         handled: Set[str] = set()
         if train is not None:
             tself = first_param(train) or "self"
@@ -254,7 +256,7 @@ class Block(nn.Module):
                     if k:
                         handled.add(k)
         for key, target, test in writes:
-            if key == "training" or key.endswith(".training"):
+            if key == fw.mode_attr or key.endswith("." + fw.mode_attr):
                 continue
             if any(_related(key, h) for h in handled) or key in resets:
                 continue

@@ -8,8 +8,6 @@ from modelint.analysis.calls import get_arg, is_literal_bool, is_literal_zero, l
 from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
 
-# Methods that run while the model is used (the seeds of the intra-class call graph).
-RUNTIME_SEEDS = ("forward", "__call__", "training_step", "validation_step", "test_step", "predict_step")
 
 
 class ModeSensitiveModuleBuiltInForward(Rule):
@@ -147,11 +145,12 @@ class Decoder(nn.Module):
         if explicit_mode:
             return
         classdef = self.ctx.enclosing_class()
-        runtime = method.name.value in self.ctx.reachable_methods(classdef, RUNTIME_SEEDS)
+        seeds = self.ctx.framework.runtime_methods  # what runs while the model is used
+        runtime = method.name.value in self.ctx.reachable_methods(classdef, seeds)
         if not runtime and not applied:
             return
         shown = self.ctx.module.code_for_node(func)
-        where = f"`{method.name.value}`" + ("" if method.name.value in RUNTIME_SEEDS or not runtime else " (called from `forward`)")
+        where = f"`{method.name.value}`" + ("" if method.name.value in seeds or not runtime else " (called from `forward`)")
         self.report(
             node,
             f"`{shown}(...)` is constructed in {where} on every call: the fresh module is in training mode "

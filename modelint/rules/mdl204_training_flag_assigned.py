@@ -125,12 +125,12 @@ def evaluate(model, batch, net: nn.Module):
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
             target = t.target
-            if isinstance(target, cst.Attribute) and target.attr.value == "training":
+            if isinstance(target, cst.Attribute) and target.attr.value == self.ctx.framework.mode_attr:
                 self._check(node, target)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         target = node.target
-        if node.value is not None and isinstance(target, cst.Attribute) and target.attr.value == "training":
+        if node.value is not None and isinstance(target, cst.Attribute) and target.attr.value == self.ctx.framework.mode_attr:
             self._check(node, target)
 
     def _check(self, stmt: cst.CSTNode, target: cst.Attribute) -> None:

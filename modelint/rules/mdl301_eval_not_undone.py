@@ -317,18 +317,19 @@ for x in range(10):
         func = node.func
         scope = self._stack[-1]
         sid = id(scope) if scope is not None else 0
+        fw = self.ctx.framework
         if isinstance(func, cst.Attribute):
             name = func.attr.value
-            if name == "eval" or (name in ("train", "set_training_mode") and node.args):
+            if name == fw.eval_method or ((name == fw.train_method or name in fw.mode_setter_methods) and node.args):
                 self._mode_calls = True
-            elif name in ("backward", "manual_backward"):
+            elif name in fw.backward_methods:
                 self._steps_in.add(sid)
-            elif name == "step" and optimizer_like(func.value):
+            elif name == fw.optimizer_step_method and optimizer_like(func.value):
                 self._steps_in.add(sid)
                 self._optimizer_step = True
         elif isinstance(func, cst.Name):
             name = func.value
-            if name == "backward":
+            if name in fw.backward_call_last_names:
                 self._steps_in.add(sid)
         else:
             return

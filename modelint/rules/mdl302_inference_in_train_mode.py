@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import callee_name
+from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.modeflow import (
     ENTRY,
     TRAIN,
@@ -280,18 +281,19 @@ def infer(net, batch):
         name = callee_name(node)
         if name is None:
             return
-        if name in ("no_grad", "inference_mode", "set_grad_enabled"):
+        fw = self.ctx.framework
+        if name in fw.grad_context_names:
             self._relevant = True
         scope = self._scope_stack[-1] if self._scope_stack else None
         self._calls.setdefault(name, []).append((node, scope))
         if name[:1].isupper() or name in _CREATING_NAMES or (
             isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute) and func.value.attr.value == "models"
-        ) or self.ctx.facts.aliases.get(name, "").startswith("torchvision.models."):
+        ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces):
             self._creating.add(id(scope) if scope is not None else 0)
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         dec = node.decorator
-        if isinstance(dec, cst.Attribute) and dec.attr.value in ("no_grad", "inference_mode"):
+        if isinstance(dec, cst.Attribute) and dec.attr.value in self.ctx.framework.no_grad_last_names:
             self._relevant = True
 
     # --- the check ---------------------------------------------------------------------------------
@@ -320,17 +322,9 @@ def infer(net, batch):
                     done.add(mc.key)
                     self.report(mc.node, message)
 
-    @staticmethod
-    def _decorated(scope: cst.CSTNode) -> bool:
-        if not isinstance(scope, cst.FunctionDef):
-            return False
-        for d in scope.decorators:
-            dec = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
-            if isinstance(dec, (cst.Attribute, cst.Name)) and (
-                (dec.attr.value if isinstance(dec, cst.Attribute) else dec.value) in ("no_grad", "inference_mode")
-            ):
-                return True
-        return False
+    def _decorated(self, scope: cst.CSTNode) -> bool:
+        """`@torch.no_grad()` / `@torch.inference_mode()` (by last name) on the function."""
+        return isinstance(scope, cst.FunctionDef) and is_decorated_with(scope, *self.ctx.framework.no_grad_last_names)
 
     def _pytest_test(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
         if not scope.name.value.startswith("test"):
