@@ -64,3 +64,23 @@ def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path, 
 def test_a_missing_folder_is_an_oserror(tmp_path):
     with pytest.raises(OSError):
         write_atomic(tmp_path / "no" / "such" / "out.txt", "x")
+
+
+def test_a_file_without_any_write_bit_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "frozen.py"
+    path.write_text("old\n")
+    os.chmod(path, 0o444)
+    with pytest.raises(PermissionError, match=r"read-only \(mode 0444\)"):
+        write_atomic(path, "new\n")  # refused even as root, whose os.access says yes
+    assert path.read_text() == "old\n" and stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert [p.name for p in tmp_path.iterdir()] == ["frozen.py"]  # no temporary left
+
+
+def test_a_file_the_user_cannot_write_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "theirs.py"
+    path.write_text("old\n")
+    os.chmod(path, 0o644)  # writable by its owner; the user here is someone else
+    monkeypatch.setattr(os, "access", lambda p, m: not (m & os.W_OK))
+    with pytest.raises(PermissionError, match="read-only"):
+        write_atomic(path, "new\n")
+    assert path.read_text() == "old\n"
