@@ -692,3 +692,32 @@ def test_coverage_findings_on_the_pytest_cov_data_file(fixture_runs, name, monke
         got = coverage_findings(".coverage", paths)
         assert sorted((f.path, f.line, f.code) for f in got) == expected
     assert all(f.message.startswith("eval arm of ") for f in got)
+
+
+def test_plugin_without_coverage_installed_is_a_one_line_usage_error(tiny):
+    """The plugin is registered for every pytest user who installs modelint; coverage.py is an extra."""
+    (tiny / "no_coverage.py").write_text("import sys\n\nsys.modules['coverage'] = None  # import coverage -> ImportError\n")
+    proc = _pytest(tiny, "-p", "no_coverage", "checks/train_checks.py", "--modelint-modes")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "--modelint-modes needs coverage.py: pip install 'modelint[modecov]'" in proc.stderr
+    assert "INTERNALERROR" not in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    proc = _pytest(tiny, "-p", "no_coverage", "checks/train_checks.py")  # without the option: untouched
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", ["collection-error", "exitfirst", "no-tests"])
+def test_plugin_reports_nothing_when_the_run_was_incomplete(tiny, case):
+    """Tests that did not run would make every arm they reach "never ran": a report of false findings."""
+    (tiny / "checks" / "broken_checks.py").write_text("import no_such_module_here\n")
+    (tiny / "checks" / "failing_checks.py").write_text("def test_fails():\n    assert False\n")
+    args = {"collection-error": ["checks/train_checks.py", "checks/broken_checks.py"],
+            "exitfirst": ["-x", "checks/failing_checks.py", "checks/train_checks.py"],
+            "no-tests": ["checks/train_checks.py", "-k", "no_test_has_this_name"]}[case]
+    proc = _pytest(tiny, *args, "--modelint-modes=modes.json", "--modelint-modes-fail")
+    assert proc.returncode == {"collection-error": 2, "exitfirst": 1, "no-tests": 5}[case], proc.stdout + proc.stderr
+    assert _findings(proc.stdout) == [] and "never ran" not in proc.stdout, proc.stdout
+    reason = {"collection-error": "1 error during collection", "exitfirst": "the session stopped early",
+              "no-tests": "no tests ran"}[case]
+    assert f"not reported: the run was incomplete ({reason}" in proc.stdout, proc.stdout
+    assert not (tiny / "modes.json").exists()
+    assert "INTERNALERROR" not in proc.stdout + proc.stderr

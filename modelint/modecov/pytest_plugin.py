@@ -79,8 +79,21 @@ def pytest_configure(config):
     opt = config.option
     if getattr(opt, _KEY, None) is None and not getattr(opt, "modelint_modes_fail", False):
         return
+    _require_coverage()
     plugin = ModesPlugin(config)
     config.pluginmanager.register(plugin, "modelint-modes")
+
+
+def _require_coverage():
+    """coverage.py is an extra (`modelint[modecov]`): the plugin is registered for every pytest
+    user who installs modelint, so asking for it without coverage.py is a usage error, not an
+    INTERNALERROR traceback at session start."""
+    try:
+        import coverage  # noqa: F401
+    except ImportError:
+        raise pytest.UsageError(
+            "--modelint-modes needs coverage.py: pip install 'modelint[modecov]' (or 'coverage>=7.4')"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,6 +161,8 @@ class ModesPlugin:
         self.report = None
         self.failed = False
         self._own = False  # self.cov is our collector (we stop it), not someone else's
+        self.collect_errors = 0
+        self.incomplete = None  # why the run cannot be judged (collection errors, stopped early, no tests)
         self._check_pytest_cov()
 
     # --- set up ----------------------------------------------------------------------------------
@@ -280,10 +295,34 @@ class ModesPlugin:
             self._own = False
             self.cov.stop()
 
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors += 1
+
+    def _incomplete(self, session, outcome):
+        """Why "never ran" would be meaningless for this session, or None. A collection error
+        (exit 2) or an early stop leaves tests unrun, so every arm only they reach would be
+        reported as never run: a full report of false findings."""
+        if self.workerinput is not None or self.config.option.collectonly:
+            return None
+        if self.collect_errors:
+            return f"{self.collect_errors} error{'s' if self.collect_errors != 1 else ''} during collection"
+        stop = session.shouldfail or session.shouldstop  # -x, --maxfail, pytest.exit()
+        if stop:
+            return f"the session stopped early: {stop}"
+        if outcome.excinfo is not None:
+            return f"the session was interrupted ({outcome.excinfo[0].__name__})"
+        if not session.testscollected:
+            return "no tests ran"
+        return None
+
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session):
-        yield
+        outcome = yield
         # pytest-cov's own wrapper (inside this one) has stopped and combined its data by now.
+        self.incomplete = self._incomplete(session, outcome)
+        if self.incomplete:
+            return  # pytest_unconfigure stops our collector; the session already failed or ran nothing
         try:
             self._finish(session)
         except pytest.UsageError:
@@ -357,6 +396,11 @@ class ModesPlugin:
         if self.workerinput is not None:
             return
         tr = terminalreporter
+        if self.incomplete:
+            tr.write_sep("=", "modelint: mode-branch coverage")
+            tr.write_line(f"not reported: the run was incomplete ({self.incomplete})"
+                          + (f"; {self.output} was not written" if self.output else ""), yellow=True, bold=True)
+            return
         if self.report is None and not self.problems:
             return
         tr.write_sep("=", "modelint: mode-branch coverage")
