@@ -184,12 +184,7 @@ def _import_edit(module: "cst.Module", change: AddImport) -> Optional[Edit]:
     new = split_lines(new_code)
     if old == new:
         return None
-    head = 0
-    while head < min(len(old), len(new)) and old[head] == new[head]:
-        head += 1
-    tail = 0
-    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
-        tail += 1
+    head, tail = common_ends(old, new)
     replaced_old = old[head: len(old) - tail]
     replaced_new = "".join(new[head: len(new) - tail])
     if replaced_old:
@@ -201,6 +196,18 @@ def _import_edit(module: "cst.Module", change: AddImport) -> Optional[Edit]:
 # Applying edits to text
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def common_ends(old: Sequence[str], new: Sequence[str]) -> Tuple[int, int]:
+    """How many leading and trailing items (lines) `old` and `new` share, the two runs not
+    overlapping: the lines in between are what changed."""
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    return head, tail
 
 
 def split_lines(text: str) -> List[str]:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, Optional
 
+from modelint.integrations.options import GuardCallbackOptions
+
 __all__ = ["ModeGuard"]
 
 _CLASS: Optional[type] = None
@@ -47,25 +49,12 @@ def _callback_base() -> type:
     return Callback
 
 
-class _ModeGuardMixin:
+class _ModeGuardMixin(GuardCallbackOptions):
     """The callback's behaviour; combined with Lightning's `Callback` on first use."""
 
     def __init__(self, frozen: Iterable = (), on_violation: str = "raise", check_every: int = 1):
-        super().__init__()
-        from modelint.trace.guard import ON_VIOLATION
-
-        if on_violation not in ON_VIOLATION:
-            raise ValueError(f"on_violation must be one of {', '.join(ON_VIOLATION)}, got {on_violation!r}")
-        self.frozen = tuple(frozen) if not isinstance(frozen, str) else (frozen,)
-        self.on_violation = on_violation
-        self.check_every = check_every
-        self.guard = None
+        super().__init__(frozen, on_violation, check_every)
         self._before_validation = None
-
-    @property
-    def report(self):
-        """The guard's report (findings so far); None before the fit started."""
-        return self.guard.report if self.guard is not None else None
 
     def on_fit_start(self, trainer, pl_module) -> None:
         from modelint.trace.guard import Guard

@@ -25,29 +25,16 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Iterable, Optional
+from typing import Optional
+
+from modelint.integrations.options import GuardCallbackOptions
 
 __all__ = ["ModeGuardCallback"]
 
 _CLASS: Optional[type] = None
 
 
-class _ModeGuardCallbackMixin:
-    def __init__(self, frozen: Iterable = (), on_violation: str = "raise", check_every: int = 1):
-        from modelint.trace.guard import ON_VIOLATION
-
-        if on_violation not in ON_VIOLATION:
-            raise ValueError(f"on_violation must be one of {', '.join(ON_VIOLATION)}, got {on_violation!r}")
-        self.frozen = tuple(frozen) if not isinstance(frozen, str) else (frozen,)
-        self.on_violation = on_violation
-        self.check_every = check_every
-        self.guard = None
-
-    @property
-    def report(self):
-        """The guard's report (findings so far); None before training started."""
-        return self.guard.report if self.guard is not None else None
-
+class _ModeGuardCallbackMixin(GuardCallbackOptions):
     def on_init_end(self, args, state, control, **kwargs):
         trainer = _calling_trainer()
         if trainer is not None and not getattr(trainer.train, "_modelint_guarded", False):

@@ -190,15 +190,12 @@ def replacement(old: str, new: str) -> Optional[Tuple[Tuple[int, int], Tuple[int
     """One edit turning `old` into `new`: ((line, column), (line, column), text), 0-based, code
     points; only the lines between the common first and last lines are replaced, so the editor
     keeps the cursor and folds elsewhere. None when the texts are equal."""
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    from modelint.fixes import common_ends, split_lines
+
+    a, b = split_lines(old), split_lines(new)  # LSP lines end at \n, \r\n or \r only
     if a == b:
         return None
-    p = 0
-    while p < min(len(a), len(b)) and a[p] == b[p]:
-        p += 1
-    q = 0
-    while q < min(len(a), len(b)) - p and a[-1 - q] == b[-1 - q]:
-        q += 1
+    p, q = common_ends(a, b)
     end_line = len(a) - q
     if end_line == len(a) and a and not a[-1].endswith(("\n", "\r")):
         end = (len(a) - 1, len(a[-1]))  # the text's end is on its last line, not after it

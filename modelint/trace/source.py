@@ -181,23 +181,12 @@ def class_mentions(cls, pattern: str) -> bool:
 
 def assignment(cls, attr: str) -> Optional[Location]:
     """The first `self.<attr> = ...` line in `cls` or its user base classes, if any."""
-    regex = re.compile(r"\bself\." + re.escape(attr) + r"\s*(:[^=]*)?=(?!=)")
-    for klass in cls.__mro__:
-        if klass is object or klass.__module__.startswith("torch."):
-            continue
-        source = _class_source(klass)
-        if not source:
-            continue
-        filename, lines, start = source
-        for offset, text in enumerate(lines):
-            match = regex.search(text)
-            if match:
-                return Location(display_path(filename), start + offset, match.start() + 1, attr)
-    return None
+    return mention(cls, r"\bself\." + re.escape(attr) + r"\s*(:[^=]*)?=(?!=)", function=attr)
 
 
-def mention(cls, pattern: str) -> Optional[Location]:
-    """The first line of `cls` (or a user base class) matching the regex `pattern`, if any."""
+def mention(cls, pattern: str, function: str = "") -> Optional[Location]:
+    """The first line of `cls` (or a user base class) matching the regex `pattern`, if any;
+    `function` names what the location is of."""
     regex = re.compile(pattern)
     for klass in cls.__mro__:
         if klass is object or klass.__module__.startswith("torch."):
@@ -209,5 +198,5 @@ def mention(cls, pattern: str) -> Optional[Location]:
         for offset, text in enumerate(lines):
             match = regex.search(text)
             if match:
-                return Location(display_path(filename), start + offset, match.start() + 1)
+                return Location(display_path(filename), start + offset, match.start() + 1, function)
     return None
