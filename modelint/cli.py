@@ -40,7 +40,8 @@ def _codes(value: str) -> List[str]:
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     from modelint.report import DEFAULT_FORMAT, format_names
 
-    p.add_argument("--format", choices=format_names(), default=DEFAULT_FORMAT, help=f"output format (default: {DEFAULT_FORMAT})")
+    p.add_argument("--output-format", "--format", dest="format", choices=format_names(), default=DEFAULT_FORMAT,
+                   help=f"output format (default: {DEFAULT_FORMAT}; --format is an alias)")
     p.add_argument("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     p.add_argument("--config", metavar="FILE", help="read settings from FILE instead of the nearest pyproject.toml")
@@ -49,6 +50,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extend-select", type=_codes, default=[], metavar="CODES", help="codes added to the selection")
     p.add_argument("--ignore", type=_codes, default=[], metavar="CODES", help="codes to disable")
     p.add_argument("--statistics", action="store_true", help="show a count per code after the findings")
+    p.add_argument("-q", "--quiet", action="store_true", help="print the findings only: no summary, no progress messages")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also say on stderr which configuration was read, how many files and how long it took")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour text output (default auto: on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action="store_true",
                        help="also apply (with --fix / --diff) or show as fixable the fixes marked unsafe")
     check.add_argument("--diff", action="store_true", help="print a unified diff of what --fix would change; write nothing")
+    check.add_argument("--show-fixes", action="store_true", help="show each fixable finding's fix under it, and the files --fix changed")
+    check.add_argument("--exit-non-zero-on-fix", action="store_true", help="with --fix, exit 1 if anything was fixed, even when nothing remains")
+    check.add_argument("--exclude", type=_codes, metavar="GLOBS",
+                       help="comma-separated gitignore-style globs replacing the configured/default exclude list")
+    check.add_argument("--extend-exclude", type=_codes, default=[], metavar="GLOBS",
+                       help="comma-separated globs excluded in addition to the exclude list")
+    check.add_argument("--show-files", action="store_true", help="list the files that would be checked, then exit")
+    check.add_argument("--show-settings", action="store_true", help="print the resolved settings, then exit")
+    check.add_argument("--watch", "-w", action="store_true",
+                       help="re-check whenever a checked file or the configuration changes (Ctrl-C to stop); reuses the cache")
+    check.add_argument("--watch-interval", type=float, default=0.5, help=argparse.SUPPRESS)  # seconds between polls
+    check.add_argument("--watch-reports", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after N reports
     check.add_argument("--stdin-filename", metavar="PATH",
                        help="check standard input as the file PATH (its configuration and per-file-ignores); "
                             "with --fix, write the fixed source to standard output")
@@ -150,15 +168,29 @@ def _selection(args, cfg, kinds):
     return resolve_selection(select, list(cfg.extend_select) + list(args.extend_select), list(cfg.ignore) + list(args.ignore), kinds)
 
 
+def _use_color(args, stream) -> bool:
+    """--color always/never; auto: NO_COLOR (any non-empty value, no-color.org) wins, then
+    FORCE_COLOR, then whether the report goes to a terminal (a file or a pipe gets none)."""
+    if args.color != "auto":
+        return args.color == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return not args.output_file and hasattr(stream, "isatty") and stream.isatty()
+
+
 def _emit(findings, args, files_checked: int, root: str, stream=None) -> int:
     from modelint.report import ReportContext, render
 
-    text = render(findings, args.format, ReportContext(files_checked=files_checked, statistics=args.statistics, root=root,
-                                                       unsafe_fixes=getattr(args, "unsafe_fixes", False)))
+    stream = stream or sys.stdout
+    ctx = ReportContext(files_checked=files_checked, statistics=args.statistics, root=root,
+                        unsafe_fixes=getattr(args, "unsafe_fixes", False), color=_use_color(args, stream),
+                        quiet=args.quiet, show_fixes=getattr(args, "show_fixes", False))
+    text = render(findings, args.format, ctx)
     if args.output_file:
         write_atomic(Path(args.output_file), text)
     else:
-        stream = stream or sys.stdout
         stream.write(text)
         stream.flush()
     if any(f.code == INTERNAL_ERROR for f in findings):
@@ -215,71 +247,178 @@ def _cmd_server(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from modelint.discovery import DiscoveryError, discover
-    from modelint.config import default_exclude
-    from modelint.engine import EngineSettings, check_paths
-
     if args.stdin_filename is not None:
         return _check_stdin(args)
-
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (CPU count) or more")
-    cache = None
-    cfg = _read_config(args)
-    if not args.no_cache:
-        from modelint import catalog
-        from modelint.cache import Cache, digest, source_fingerprint
+    if args.watch and (args.fix or args.diff or args.show_files or args.show_settings):
+        raise UsageError("--watch only reports: it cannot be combined with --fix, --diff, --show-files or --show-settings")
+    run = _CheckRun(args)
+    if args.show_settings:
+        print(run.settings_text())
+        return EXIT_OK
+    if args.show_files:
+        for path in run.discover():
+            print(path)
+        return EXIT_OK
+    if args.watch:
+        return _watch(run)
+    return run.once()
 
-        fingerprint = source_fingerprint()
-        folder = _cache_folder(cfg)
-        catalog.use_snapshot(folder / "v1" / f"catalog-{fingerprint[:20]}.json")
-    _validate(args, cfg)
-    select = _selection(args, cfg, ("static", "tool"))
-    if not args.no_cache:
-        salt = digest(fingerprint, select, cfg.rule_options, sorted(cfg.module_bases))
-        cache = Cache(folder, salt)
-    exclude, extend_exclude = default_exclude(cfg)
-    try:
-        files = discover(
-            args.paths,
-            exclude,
-            extend_exclude,
+
+class _CheckRun:
+    """One `check` invocation's settings, resolved once; `once()` discovers and checks (again for
+    every change under --watch, with the same cache)."""
+
+    def __init__(self, args):
+        from modelint.config import default_exclude
+
+        self.args, self.started = args, _now()
+        self.cfg = cfg = _read_config(args)
+        self.cache = None
+        if not args.no_cache:
+            from modelint import catalog
+            from modelint.cache import Cache, digest, source_fingerprint
+
+            fingerprint = source_fingerprint()
+            folder = _cache_folder(cfg)
+            catalog.use_snapshot(folder / "v1" / f"catalog-{fingerprint[:20]}.json")
+        _validate(args, cfg)
+        self.select = _selection(args, cfg, ("static", "tool"))
+        if not args.no_cache:
+            self.cache = Cache(folder, digest(fingerprint, self.select, cfg.rule_options, sorted(cfg.module_bases)))
+        exclude, extend_exclude = default_exclude(cfg)
+        self.exclude = list(args.exclude) if args.exclude is not None else exclude
+        self.extend_exclude = extend_exclude + list(args.extend_exclude)
+        self.suffixes = (".py", ".ipynb") if cfg.notebooks else (".py",)
+
+    def discover(self) -> List[str]:
+        from modelint.discovery import DiscoveryError, discover
+
+        try:
+            return discover(self.args.paths, self.exclude, self.extend_exclude, root=str(self.cfg.root),
+                            respect_gitignore=self.cfg.respect_gitignore, suffixes=self.suffixes)
+        except DiscoveryError as exc:
+            raise UsageError(str(exc)) from None
+
+    def engine_settings(self):
+        from modelint.engine import EngineSettings
+
+        args, cfg = self.args, self.cfg
+        return EngineSettings(
+            select=self.select,
+            rule_options=cfg.rule_options,
+            module_bases=tuple(cfg.module_bases),
+            per_file_ignores=tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(cfg.per_file_ignores.items())),
             root=str(cfg.root),
-            respect_gitignore=cfg.respect_gitignore,
-            suffixes=(".py", ".ipynb") if cfg.notebooks else (".py",),
+            jobs=args.jobs,
+            prefilter=not args.no_prefilter,
+            cache=self.cache,
+            fix=("unsafe" if args.unsafe_fixes else "safe") if (args.fix or args.diff) else None,
+            write=not args.diff,
         )
-    except DiscoveryError as exc:
-        raise UsageError(str(exc)) from None
-    settings = EngineSettings(
-        select=select,
-        rule_options=cfg.rule_options,
-        module_bases=tuple(cfg.module_bases),
-        per_file_ignores=tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(cfg.per_file_ignores.items())),
-        root=str(cfg.root),
-        jobs=args.jobs,
-        prefilter=not args.no_prefilter,
-        cache=cache,
-        fix=("unsafe" if args.unsafe_fixes else "safe") if (args.fix or args.diff) else None,
-        write=not args.diff,
-    )
-    result = check_paths(files, settings)
-    for problem in result.fix_errors:
-        print(f"modelint: {problem}", file=sys.stderr)
-    n_fixed = sum(result.fixed.values())
-    if args.diff:
+
+    def settings_text(self) -> str:
+        cfg, s = self.cfg, self.engine_settings()
+        rows = [("config file", str(cfg.path) if cfg.path else "(none)"), ("root", str(cfg.root)),
+                ("paths", " ".join(self.args.paths)), ("select", ", ".join(self.select)),
+                ("exclude", ", ".join(self.exclude)), ("extend-exclude", ", ".join(self.extend_exclude) or "(none)"),
+                ("respect-gitignore", str(cfg.respect_gitignore).lower()), ("notebooks", str(cfg.notebooks).lower()),
+                ("per-file-ignores", "; ".join(f"{g} = {', '.join(c)}" for g, c in s.per_file_ignores) or "(none)"),
+                ("module-bases", ", ".join(s.module_bases) or "(none)"),
+                ("rule options", "; ".join(f"{c}: {o}" for c, o in sorted(cfg.rule_options.items())) or "(none)"),
+                ("cache", str(_cache_folder(cfg)) if self.cache is not None else "(off)"),
+                ("fix", s.fix or "(off)")]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+    def once(self) -> int:
+        from modelint.engine import check_paths
+
+        args, started = self.args, _now()
+        files = self.discover()
+        if not files:
+            print(f"modelint: warning: no files to check under {' '.join(args.paths)} (0 files checked)", file=sys.stderr)
+        result = check_paths(files, self.engine_settings())
+        for problem in result.fix_errors:
+            print(f"modelint: {problem}", file=sys.stderr)
+        if args.verbose:
+            print(f"modelint: config {self.cfg.path or '(none)'}; {len(files)} file{'s' if len(files) != 1 else ''} "
+                  f"checked in {_now() - started:.2f}s", file=sys.stderr)
+        if args.diff:
+            return self._report_diff(result)
+        n_fixed = sum(result.fixed.values())
+        if args.fix and n_fixed and not args.quiet:
+            print(f"Fixed {n_fixed} finding{'s' if n_fixed != 1 else ''} in {len(result.diffs)} "
+                  f"file{'s' if len(result.diffs) != 1 else ''} ({_per_code(result.fixed)}).", file=sys.stderr)
+            if args.show_fixes:
+                for path, _diff in result.diffs:
+                    print(f"  fixed {path}", file=sys.stderr)
+        code = _emit(result.findings, args, result.files_checked, str(Path.cwd()))
+        if code == EXIT_OK and args.fix and n_fixed and args.exit_non_zero_on_fix:
+            return EXIT_FINDINGS
+        return code
+
+    def _report_diff(self, result) -> int:
+        args, n_fixed = self.args, sum(result.fixed.values())
         for _path, diff in result.diffs:
             sys.stdout.write(diff)
         sys.stdout.flush()
-        if n_fixed:
+        if args.quiet:
+            pass
+        elif n_fixed:
             print(f"Would fix {n_fixed} finding{'s' if n_fixed != 1 else ''} in {len(result.diffs)} "
                   f"file{'s' if len(result.diffs) != 1 else ''} ({_per_code(result.fixed)}).", file=sys.stderr)
         else:
             print("No fixes available.", file=sys.stderr)
         return EXIT_FINDINGS if result.diffs and not args.exit_zero else EXIT_OK
-    if args.fix and n_fixed:
-        print(f"Fixed {n_fixed} finding{'s' if n_fixed != 1 else ''} in {len(result.diffs)} "
-              f"file{'s' if len(result.diffs) != 1 else ''} ({_per_code(result.fixed)}).", file=sys.stderr)
-    return _emit(result.findings, args, result.files_checked, str(Path.cwd()))
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _stamps(run: "_CheckRun"):
+    """What --watch compares: every discovered file's and the config file's (mtime_ns, size), and
+    the file set itself (a new or deleted file is a change too)."""
+    stamps = {}
+    for path in run.discover() + ([str(run.cfg.path)] if run.cfg.path else []):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamps[path] = (st.st_mtime_ns, st.st_size)
+    return stamps
+
+
+def _watch(run: "_CheckRun") -> int:
+    """Check, then poll every --watch-interval seconds (0.5 s: a stat per file, ~1 ms per 1,000
+    files) and re-check on any change; unchanged files come from the cache, so a re-check costs
+    about what the changed files cost. Ends on Ctrl-C (main prints "interrupted"), or after
+    --watch-reports reports (tests). A changed configuration file is read again."""
+    import time
+
+    reports, code = 0, EXIT_OK
+    stamps = _stamps(run)
+    while True:
+        code = run.once()
+        reports += 1
+        if not run.args.quiet:
+            print(f"modelint: watching {len(stamps)} file{'s' if len(stamps) != 1 else ''} for changes...", file=sys.stderr)
+        sys.stderr.flush()
+        if run.args.watch_reports and reports >= run.args.watch_reports:
+            return code
+        while True:
+            time.sleep(run.args.watch_interval)
+            now = _stamps(run)
+            if now != stamps:
+                config = str(run.cfg.path) if run.cfg.path else None
+                if config and now.get(config) != stamps.get(config):
+                    run = _CheckRun(run.args)
+                stamps = now
+                break
 
 
 def _per_code(counts) -> str:

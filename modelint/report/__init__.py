@@ -28,6 +28,11 @@ class ReportContext:
     extra_summary: Dict[str, int] = field(default_factory=dict)
     # Count fixes marked unsafe as fixable (the run has --unsafe-fixes).
     unsafe_fixes: bool = False
+    # Text output only: ANSI colour (the CLI decides: --color, NO_COLOR/FORCE_COLOR, a TTY), the
+    # findings without the summary (--quiet), and each fixable finding's fix title (--show-fixes).
+    color: bool = False
+    quiet: bool = False
+    show_fixes: bool = False
 
 
 _REGISTRY: Dict[str, ModuleType] = {}

@@ -17,14 +17,28 @@ def location(f: Finding) -> str:
     return f"{f.path}:{f.line}:{f.column}"
 
 
+_STYLES = {"bold": "1", "red": "1;31", "yellow": "1;33", "blue": "1;34", "cyan": "36"}
+_LEVEL_STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
+
+
+def _paint(text: str, style: str) -> str:
+    return f"\033[{_STYLES[style]}m{text}\033[0m" if text else text
+
+
 def render(findings: Sequence[Finding], ctx) -> str:
     lines = []
     def fixable(f: Finding) -> bool:
         return f.fix is not None and (f.fix.applicability == "safe" or ctx.unsafe_fixes)
 
+    paint = _paint if ctx.color else (lambda text, _style: text)
     for f in findings:
         mark = " [*]" if fixable(f) else ""
-        lines.append(f"{location(f)}: {f.code}{mark} {f.message}")
+        lines.append(f"{paint(location(f), 'bold')}: {paint(f.code, _LEVEL_STYLE.get(f.level, 'bold'))}"
+                     f"{paint(mark, 'cyan')} {f.message}")
+        if ctx.show_fixes and f.fix is not None:
+            lines.append(f"    fix ({f.fix.applicability}): {f.fix.title}")
+    if ctx.quiet:  # the findings, nothing else (ruff's -q)
+        return "".join(line + "\n" for line in lines)
     if ctx.statistics and findings:
         counts = Counter((f.code, f.name) for f in findings)
         lines.append("")
