@@ -8,6 +8,7 @@ configuration loads.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -84,3 +85,19 @@ def test_the_configuration_example_loads_and_validates():
     assert cfg.rule_options == {"MDL101": {"report-always-on": False}}
     r = _modelint("check", "examples/suppressing.py", "--config", "examples/configuration.toml", "--show-settings")
     assert r.returncode == 0 and "extend-exclude     experiments/" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_guard_example_runs_clean_and_catches_the_bug_it_names(tmp_path):
+    """The plain-PyTorch guard example, run as a script (torch in a subprocess, as a user runs it)."""
+    if importlib.util.find_spec("torch") is None:  # not imported here: the test process stays torch-free
+        pytest.skip("needs torch (the trace extra)")
+    source = (ROOT / "examples" / "guard_plain.py").read_text()
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "guard_plain.py")], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "modelint.guard(Sequential): no findings in 3 optimizer steps (3 checked) and 0 eval forwards\n"
+    assert source.count("model.head.train()") == 1
+    bad = tmp_path / "bad.py"  # the classic bug: model.train() puts the frozen backbone's batch norm back in train mode
+    bad.write_text(source.replace("model.head.train()", "model.train()"))
+    r = subprocess.run([sys.executable, str(bad)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 1 and "ModeViolation: MDL611 [frozen-statistics-updated]" in r.stderr, r.stderr
