@@ -51,8 +51,6 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore", type=_codes, default=[], metavar="CODES", help="codes to disable")
     p.add_argument("--statistics", action="store_true", help="show a count per code after the findings")
     p.add_argument("-q", "--quiet", action="store_true", help="print the findings only: no summary, no progress messages")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="also say on stderr which configuration was read, how many files and how long it took")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour text output (default auto: on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it)")
 
@@ -72,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action="store_true",
                        help="also apply (with --fix / --diff) or show as fixable the fixes marked unsafe")
     check.add_argument("--diff", action="store_true", help="print a unified diff of what --fix would change; write nothing")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="also say on stderr which configuration was read, how many files and how long it took")
     check.add_argument("--show-fixes", action="store_true", help="show each fixable finding's fix under it, and the files --fix changed")
     check.add_argument("--exit-non-zero-on-fix", action="store_true", help="with --fix, exit 1 if anything was fixed, even when nothing remains")
     check.add_argument("--exclude", type=_codes, metavar="GLOBS",
@@ -394,9 +394,10 @@ def _stamps(run: "_CheckRun"):
 
 
 def _watch(run: "_CheckRun") -> int:
-    """Check, then poll every --watch-interval seconds (0.5 s: a stat per file, ~1 ms per 1,000
-    files) and re-check on any change; unchanged files come from the cache, so a re-check costs
-    about what the changed files cost. Ends on Ctrl-C (main prints "interrupted"), or after
+    """Check, then poll every --watch-interval seconds and re-check on any change; unchanged files
+    come from the cache, so a re-check costs about what the changed files cost. A poll re-runs
+    discovery and stats every file: 15-19 ms on timm's 304 files, so 0.5 s keeps polling under 4%
+    of a core while a save shows up within half a second. Ends on Ctrl-C (main prints "interrupted"), or after
     --watch-reports reports (tests). A changed configuration file is read again."""
     import time
 
