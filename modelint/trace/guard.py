@@ -548,12 +548,12 @@ class Guard:
         if not on:
             return
         site = self._step_site(frame)
+        grad = "inference_mode" if torch.is_inference_mode_enabled() else "no_grad"
         for origin, entries in self._group(on):
             # once per set of modules and origin: a validation loop evaluates hundreds of batches
             cause = (origin.location, origin.call) if origin else None
             if not self._new(("MDL613", frozenset(id(e.module) for e in entries), cause)):
                 continue
-            grad = "inference_mode" if torch.is_inference_mode_enabled() else "no_grad"
             message = (f"validation in train mode: {type(self.root).__name__} evaluated (under "
                        f"torch.{grad}(){' at ' + str(site) if site else ''}) while {_labels(entries)} "
                        f"{'is' if len(entries) == 1 else 'are'} in train mode: "
