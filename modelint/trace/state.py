@@ -280,7 +280,8 @@ class ModuleState:
             else:
                 container.clear()
                 container.update(saved)
-        module.training = self.training
+        # Deliberate: every module of the tree has its own snapshot, so this restores only its own flag.
+        module.training = self.training  # modelint: ignore[MDL204]
         for key, generator_state in self.generators.items():
             self.attrs[key].set_state(generator_state)
 
