@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="run models in training and eval mode and verify they diverge correctly")
     trace.add_argument("targets", nargs="*", metavar="TARGET", help="package.module:factory or path/to/file.py:factory")
     _add_output_options(trace)
-    trace.add_argument("--timeout", type=float, metavar="SECONDS", help="per-target timeout (default: 120)")
+    trace.add_argument("--timeout", type=float, metavar="SECONDS", help="seconds for each target's factory call and tracing; interpreter start-up and "
+                       "imports are not counted (they get max(120, SECONDS)) (default: 120)")
     trace.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="targets traced at once (default: 1)")
 
     cov = sub.add_parser("coverage", help="mode-branch arms the tests never ran, from a coverage.py data file")
@@ -180,11 +181,11 @@ def _use_color(args, stream) -> bool:
     return not args.output_file and hasattr(stream, "isatty") and stream.isatty()
 
 
-def _emit(findings, args, files_checked: int, root: str, stream=None) -> int:
+def _emit(findings, args, files_checked: int, root: str, stream=None, checked_noun: str = "file") -> int:
     from modelint.report import ReportContext, render
 
     stream = stream or sys.stdout
-    ctx = ReportContext(files_checked=files_checked, statistics=args.statistics, root=root,
+    ctx = ReportContext(files_checked=files_checked, checked_noun=checked_noun, statistics=args.statistics, root=root,
                         unsafe_fixes=getattr(args, "unsafe_fixes", False), color=_use_color(args, stream),
                         quiet=args.quiet, show_fixes=getattr(args, "show_fixes", False))
     text = render(findings, args.format, ctx)
@@ -483,14 +484,18 @@ def _cmd_trace(args) -> int:
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
     select = set(_selection(args, cfg, ("trace",)))
-    from modelint.trace.runner import run_targets
+    from modelint.trace.runner import run_targets, target_error
 
+    for target in targets:
+        error = target_error(target)
+        if error:
+            raise UsageError(error)
     allow = {t: {c.upper() for c in codes} for t, codes in cfg.trace_allow.items()}
     if args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
     findings = run_targets(targets, timeout=timeout, allow=allow, cwd=os.getcwd(), jobs=args.jobs)
     findings = [f for f in findings if f.code in select]
-    return _emit(findings, args, len(targets), str(Path.cwd()))
+    return _emit(findings, args, len(targets), str(Path.cwd()), checked_noun="target")
 
 
 def _cmd_coverage(args) -> int:

@@ -21,6 +21,8 @@ class ReportContext:
     """What a format may need besides the findings themselves."""
 
     files_checked: int = 0
+    # What was checked, for the summary: "file" (check, coverage) or "target" (trace).
+    checked_noun: str = "file"
     statistics: bool = False
     # Directory that SARIF artifact URIs are made relative to.
     root: str = "."

@@ -47,8 +47,10 @@ def render(findings: Sequence[Finding], ctx) -> str:
     n = len(findings)
     if n:
         noun = "finding" if n == 1 else "findings"
-        files = len({f.path for f in findings})
-        summary = f"Found {n} {noun} in {files} of {ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked."
+        where = ctx.checked_noun
+        # a trace target's findings may lie in several files: count the targets that have findings
+        files = len({dict(f.extra).get("target", f.path) if where == "target" else f.path for f in findings})
+        summary = f"Found {n} {noun} in {files} of {ctx.files_checked} {where}{'s' if ctx.files_checked != 1 else ''} checked."
         n_fixable = sum(1 for f in findings if fixable(f))
         if n_fixable:
             summary += f" {n_fixable} fixable with --fix{' --unsafe-fixes' if ctx.unsafe_fixes else ''} ([*])."
@@ -56,6 +58,7 @@ def render(findings: Sequence[Finding], ctx) -> str:
         if hidden:
             summary += f" {hidden} more with --unsafe-fixes."
     else:
-        summary = f"All checks passed ({ctx.files_checked} file{'s' if ctx.files_checked != 1 else ''} checked)."
+        summary = (f"All checks passed ({ctx.files_checked} {ctx.checked_noun}"
+                   f"{'s' if ctx.files_checked != 1 else ''} checked).")
     lines.append(summary)
     return "\n".join(lines) + "\n"
