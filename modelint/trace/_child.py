@@ -62,16 +62,39 @@ def load_factory(target: str):
         raise AttributeError(f"{head} has no attribute {name!r}") from None
 
 
-def split_inputs(inputs, Case):
-    """(args, kwargs) from a factory's inputs: a tuple/list, a dict or a Case."""
+FACTORY_CONTRACT = ("a factory must return (model, inputs): an nn.Module, and a tensor, a tuple of "
+                    "positional arguments, a dict of keyword arguments or a modelint.Case")
+
+
+def unpack_result(result):
+    """(model, args, kwargs) from a factory's result, per FACTORY_CONTRACT; else a TypeError.
+
+    A bare tensor is one positional argument, as in `verify_modes(model, x)`. Any other lone
+    object (an int, a string, a custom batch class) is refused rather than guessed: a tuple or a
+    Case says whether it is one argument or several."""
+    import torch
+    from torch import nn
+
+    from modelint.trace.api import Case
+
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        got = (f"a {type(result).__name__} of {len(result)} items" if isinstance(result, (tuple, list))
+               else type(result).__name__)
+        raise TypeError(f"must return (model, inputs), got {got}; {FACTORY_CONTRACT}")
+    model, inputs = result
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"must return (model, inputs), got {type(model).__name__} as model; "
+                        f"{FACTORY_CONTRACT}")
     if isinstance(inputs, Case):
-        return inputs.args, inputs.kwargs
+        return model, inputs.args, inputs.kwargs
+    if isinstance(inputs, torch.Tensor):
+        return model, (inputs,), {}
     if isinstance(inputs, dict):
-        return (), dict(inputs)
+        return model, (), dict(inputs)
     if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    raise TypeError(f"inputs must be a tuple of positional arguments, a dict of keyword arguments "
-                    f"or a modelint.Case, got {type(inputs).__name__}")
+        return model, tuple(inputs), {}
+    raise TypeError(f"must return (model, inputs), got {type(inputs).__name__} as inputs; "
+                    f"{FACTORY_CONTRACT}")
 
 
 def _on_factory_call(started: Optional[str], timeout: float) -> None:
@@ -119,20 +142,13 @@ def trace_target(target: str, allow: List[str], started: Optional[str] = None,
                     "factory")
 
     try:
-        from torch import nn
-
         from modelint.trace.api import Case, verify_modes
     except ImportError as exc:
         return fail(None, f"trace target {target}: the runtime tracer needs PyTorch ({_exc_text(exc)}): "
                     f"pip install 'modelint[trace]'", "torch", factory_loc)
 
     try:
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            raise TypeError(f"must return (model, inputs), got {type(result).__name__}")
-        model, inputs = result
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"must return an nn.Module as model, got {type(model).__name__}")
-        args, kwargs = split_inputs(inputs, Case)
+        model, args, kwargs = unpack_result(result)
     except TypeError as exc:
         return fail(None, f"trace target {target}: factory {name}() {exc}", "factory", factory_loc)
     try:

@@ -1,11 +1,12 @@
 """`modelint trace TARGET...`: run each target's factory in its own subprocess.
 
 A target is `package.module:factory` or `path/to/file.py:factory`; the factory returns
-`(model, inputs)` where inputs is a tuple of positional arguments, a dict of keyword arguments or
-a `modelint.Case`. Each target runs `python -m modelint.trace._child`; the child writes its
-findings as JSON (`Finding.to_dict`) to a temporary file and this process rebuilds `Finding`
-objects. A target whose import or factory raises, whose process crashes or hangs, or whose
-forward fails in both modes becomes one MDL600 finding; the other targets still run.
+`(model, inputs)` where inputs is a tensor (one positional argument), a tuple of positional
+arguments, a dict of keyword arguments or a `modelint.Case` (checked by `_child.unpack_result`).
+Each target runs `python -m modelint.trace._child`; the child writes its findings as JSON
+(`Finding.to_dict`) to a temporary file and this process rebuilds `Finding` objects. A target
+whose import or factory raises, whose process crashes or hangs, or whose forward fails in both modes
+becomes one MDL600 finding; the other targets still run.
 
 The timeout covers the factory call and the tracing: its clock starts when the child calls the
 factory (the child says so through a marker file), so interpreter start-up, `import torch` and
