@@ -310,7 +310,7 @@ class _CheckRun:
             select=self.select,
             rule_options=cfg.rule_options,
             module_bases=tuple(cfg.module_bases),
-            per_file_ignores=tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(cfg.per_file_ignores.items())),
+            per_file_ignores=cfg.ignore_pairs(),
             root=str(cfg.root),
             jobs=args.jobs,
             prefilter=not args.no_prefilter,

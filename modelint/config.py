@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,6 +45,11 @@ _KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "respect-gitignore
 _TRACE_KEYS = {"targets", "timeout", "allow"}
 
 
+def ignore_pairs(per_file_ignores: Mapping[str, Sequence[str]]) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """{glob: codes} -> sorted (glob, upper-cased codes) pairs."""
+    return tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(per_file_ignores.items()))
+
+
 @dataclass
 class Config:
     path: Optional[Path] = None  # the pyproject.toml read, if any
@@ -62,6 +67,10 @@ class Config:
     trace_timeout: Optional[float] = None
     trace_allow: Dict[str, List[str]] = field(default_factory=dict)
     cache_dir: Optional[str] = None
+
+    def ignore_pairs(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+        """`per-file-ignores` as the engine takes them: (glob, upper-cased codes) pairs, sorted."""
+        return ignore_pairs(self.per_file_ignores)
 
     @property
     def root(self) -> Path:

@@ -77,7 +77,7 @@ def document_settings(
         select=chosen,
         rule_options=cfg.rule_options,
         module_bases=tuple(cfg.module_bases),
-        per_file_ignores=tuple((g, tuple(c.upper() for c in codes)) for g, codes in sorted(cfg.per_file_ignores.items())),
+        per_file_ignores=cfg.ignore_pairs(),
         root=str(cfg.root),
         config_path=cfg.path,
     )
@@ -93,12 +93,9 @@ def _existing_folder(path: Path) -> Path:
 
 def _ignored_here(path: PathLike, settings: DocumentSettings) -> Tuple[str, ...]:
     """Code patterns that `per-file-ignores` switch off for `path`."""
-    if not settings.per_file_ignores:
-        return ()
-    from modelint.discovery import glob_match
+    from modelint.suppressions import per_file_ignored
 
-    return tuple(c for pattern, codes in settings.per_file_ignores if glob_match(pattern, str(path), settings.root)
-                 for c in codes)
+    return per_file_ignored(str(path), settings.per_file_ignores, settings.root)
 
 
 def _effective_select(path: PathLike, settings: DocumentSettings) -> Tuple[str, ...]:

@@ -98,18 +98,15 @@ def shown(path: str, findings: List[Finding], select: Sequence[str],
           per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...], root: str) -> List[Finding]:
     """What the report shows of a file's findings: selected codes (tool errors always), minus
     per-file ignores ((glob, codes) pairs, globs relative to `root`)."""
-    ignored = _per_file_ignored(path, per_file_ignores, root)
+    ignored = per_file_ignored(path, per_file_ignores, root)
     return [f for f in findings
             if (f.code in select or f.code in ALWAYS_SHOWN) and not (ignored and code_matches(f.code, ignored))]
 
 
-def _per_file_ignored(path: str, per_file_ignores, root: str) -> Optional[Tuple[str, ...]]:
+def per_file_ignored(path: str, per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...], root: str) -> Tuple[str, ...]:
+    """The code patterns that `per-file-ignores` (glob, codes) pairs switch off for `path`."""
     if not per_file_ignores:
-        return None
+        return ()
     from modelint.discovery import glob_match
 
-    codes: List[str] = []
-    for pattern, pattern_codes in per_file_ignores:
-        if glob_match(pattern, path, root):
-            codes.extend(pattern_codes)
-    return tuple(codes) if codes else None
+    return tuple(c for pattern, codes in per_file_ignores if glob_match(pattern, path, root) for c in codes)

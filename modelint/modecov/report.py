@@ -197,9 +197,11 @@ def build_findings(
     `per-file-ignores` and `# modelint: ignore[...]` / `# noqa: ...` comments on the test's line or the
     `if` statement's first line."""
     from modelint.catalog import catalog
+    from modelint.config import ignore_pairs
     from modelint.sources import read_source
-    from modelint.suppressions import code_matches as _code_matches, comment_suppressions
+    from modelint.suppressions import code_matches as _code_matches, comment_suppressions, per_file_ignored
 
+    pairs = ignore_pairs(per_file_ignores)
     info = catalog()
     select = tuple(s.upper() for s in select)
     raw: List[Tuple[BranchResult, str]] = []
@@ -217,7 +219,7 @@ def build_findings(
         if b.path not in suppressions:
             data, _ = read_source(Path(b.path))
             suppressions[b.path] = comment_suppressions(data.decode("utf-8", "replace")) if data else {}
-            ignored[b.path] = _per_file_ignored(b.path, per_file_ignores, root)
+            ignored[b.path] = per_file_ignored(b.path, pairs, root)
         if ignored[b.path] and _code_matches(code, ignored[b.path]):
             continue
         if any(_code_matches(code, codes) for line in {b.line, b.statement_line} for _, codes in suppressions[b.path].get(line, ())):
@@ -240,18 +242,6 @@ def build_findings(
             )
         )
     return sorted(out)
-
-
-def _per_file_ignored(path: str, per_file_ignores: Mapping[str, Sequence[str]], root: str) -> Tuple[str, ...]:
-    if not per_file_ignores:
-        return ()
-    from modelint.discovery import glob_match
-
-    codes: List[str] = []
-    for pattern, pattern_codes in per_file_ignores.items():
-        if glob_match(pattern, path, root):
-            codes.extend(c.upper() for c in pattern_codes)
-    return tuple(codes)
 
 
 def load_checked_config(start: Optional[str] = None):
