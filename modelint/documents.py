@@ -112,42 +112,15 @@ def _hidden_tool_code(f: Finding, path: PathLike, settings: DocumentSettings) ->
 
 
 # --------------------------------------------------------------------------------------------
-# Cross-file context
-#
-# `check_source` indexes the document alone and names it by its file stem, so `from .base import
-# Encoder` in pkg/model.py resolves to `base.Encoder` there, while the workspace index knows
-# `pkg.base.Encoder`. The engine's `module_bases` parameter ("extra classes to treat as
-# nn.Module") bridges the two: every name the document can resolve, spelled the way
-# check_source spells it, whose real counterpart the workspace says is a module, is passed as a
-# module base. An engine `check_source(..., index=ProjectIndex)` would replace this section.
-# Known gap of the bridge: LightningModule-ness of a base class defined in another file (used by
-# MDL301's hook analysis) is not carried over; plain nn.Module-ness is.
+# Cross-file context: `check_source(..., index=)` checks the document as the file PATH of the
+# workspace's project (its own index entry replaced by the editor's text), so `from .base import
+# Encoder` resolves to the workspace's `pkg.base.Encoder`, nn.Module-ness and LightningModule-ness
+# included.
 
 
 def document_facts(text: str, path: PathLike) -> FileFacts:
     """The document's import aliases and class bases, named by its real module path."""
     return facts_from_source(text.encode("utf-8", "surrogatepass"), Path(path))
-
-
-def _bridged_bases(data: bytes, path: Path, index: ProjectIndex, extra: Sequence[str]) -> Tuple[str, ...]:
-    from modelint.analysis.modules import ModuleClassifier
-
-    real = facts_from_source(data, path)
-    alone = facts_from_source(data, path, modname=path.stem)  # as check_source names it
-    project = ProjectIndex(modules={**index.modules, real.modname: real})  # the in-memory text wins
-    classifier = ModuleClassifier(project, extra)
-    pairs: List[Tuple[str, str]] = []
-    for name, target in real.aliases.items():
-        seen_as = alone.aliases.get(name)
-        if seen_as is None:
-            continue
-        pairs.append((seen_as, target))
-        imported = project.modules.get(target)  # `from . import layers` then `layers.Block`
-        if imported is not None:
-            pairs.extend((f"{seen_as}.{cls}", f"{target}.{cls}") for cls in imported.classes)
-    for cls, bases in real.classes.items():
-        pairs.extend(zip(alone.classes.get(cls, ()), bases))
-    return tuple(sorted({seen for seen, target in pairs if seen != target and classifier.is_module_base(target)}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,10 +142,8 @@ def check_document(
     if len(data) > MAX_FILE_BYTES:
         return [tool_finding(str(path), "MDL000", f"document is {len(data) / 1e6:.1f} MB, over the "
                              f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for analysis (LibCST needs ~500x a file's size in memory)")]
-    bases = settings.module_bases
-    if index is not None and index.modules:
-        bases = tuple(sorted(set(bases) | set(_bridged_bases(data, Path(path), index, settings.module_bases))))
-    found = check_source(text, str(path), _effective_select(path, settings), settings.rule_options, bases)
+    found = check_source(text, str(path), _effective_select(path, settings), settings.rule_options,
+                         settings.module_bases, index=index if index is not None and index.modules else None)
     return [f for f in found if not _hidden_tool_code(f, path, settings)]
 
 
