@@ -150,6 +150,15 @@ def _may_have_mode_test(data: bytes) -> bool:
     docstrings do not count."""
     import ast
 
+    def bound_names(targets):  # `x, (flag, *rest) = ...` binds x, flag and rest
+        for t in targets:
+            if isinstance(t, ast.Name):
+                yield t.id
+            elif isinstance(t, (ast.Tuple, ast.List)):
+                yield from bound_names(t.elts)
+            elif isinstance(t, ast.Starred):
+                yield from bound_names([t.value])
+
     def words(expr):
         for node in ast.walk(expr):
             if isinstance(node, ast.Name):
@@ -170,7 +179,7 @@ def _may_have_mode_test(data: bytes) -> bool:
                 tests.append(node.test)
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                names = set(bound_names(targets))
                 if names:
                     assigns.append((names, set(words(node.value))))
             elif isinstance(node, ast.FunctionDef) and node.name == "train":

@@ -18,7 +18,7 @@ boundary). `torch.is_grad_enabled()` is not a mode check
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -85,7 +85,7 @@ class FunctionFacts:
     node: cst.CSTNode
     params: FrozenSet[str]
     parents: Dict[int, cst.CSTNode]
-    # local name -> the value expressions assigned to it (None for augmented / tuple targets)
+    # local name -> the value expressions assigned to it (tuple targets element-wise: `unpacked`)
     assigns: Dict[str, List[cst.CSTNode]] = field(default_factory=dict)
     # local name -> the assignment statements (small statements) that bind it
     assign_stmts: Dict[str, List[cst.CSTNode]] = field(default_factory=dict)
@@ -128,6 +128,40 @@ def derived_locals(
     return frozenset(out)
 
 
+def unpacked(target: cst.CSTNode, value: cst.CSTNode) -> Iterator[Tuple[str, cst.CSTNode]]:
+    """(name, the value it gets) for an assignment target: a name gets the whole value; a
+    tuple/list target (nested, with at most one starred name) gets, element-wise, the elements of
+    a tuple/list display of known length (`x, flag = h, self.training and p > 0` binds `flag` to
+    `self.training and p > 0`).
+
+    Any other right-hand side (a call, a name, a starred display `*xs, y`) yields nothing for a
+    tuple target: `out, attn = layer(x, training=self.training)` says nothing about which element
+    carries the mode, and taking the whole value for every name would make each `if attn is not
+    None:` a mode test. A starred name (`a, *rest = ...`) yields nothing either: it holds a list,
+    whose truth is its length, not its elements' values."""
+    if type(target) is cst.Name:
+        yield target.value, value
+        return
+    if type(target) not in (cst.Tuple, cst.List) or type(value) not in (cst.Tuple, cst.List):
+        return
+    if any(type(e) is cst.StarredElement for e in value.elements):
+        return
+    names, values = list(target.elements), [e.value for e in value.elements]
+    stars = [i for i, e in enumerate(names) if type(e) is cst.StarredElement]
+    if not stars:
+        if len(names) != len(values):
+            return  # a ValueError at run time: no binding to learn from
+        pairs = list(zip(names, values))
+    else:
+        front, back = stars[0], len(names) - stars[0] - 1
+        if len(stars) > 1 or len(values) < front + back:
+            return
+        pairs = list(zip(names[:front], values[:front]))
+        pairs += list(zip(names[front + 1:], values[len(values) - back:]))
+    for element, item in pairs:
+        yield from unpacked(element.value, item)
+
+
 def function_facts(fn: cst.CSTNode) -> FunctionFacts:
     nodes, parents = preorder_and_parents(fn)
     facts = FunctionFacts(node=fn, params=_param_names(fn), parents=parents)
@@ -137,9 +171,9 @@ def function_facts(fn: cst.CSTNode) -> FunctionFacts:
         tp = type(node)
         if tp is cst.Assign:
             for target in node.targets:
-                if isinstance(target.target, cst.Name):
-                    facts.assigns.setdefault(target.target.value, []).append(node.value)
-                    facts.assign_stmts.setdefault(target.target.value, []).append(node)
+                for name, value in unpacked(target.target, node.value):
+                    facts.assigns.setdefault(name, []).append(value)
+                    facts.assign_stmts.setdefault(name, []).append(node)
         elif (tp is cst.AnnAssign or tp is cst.AugAssign) and isinstance(node.target, cst.Name):
             if node.value is not None:
                 facts.assigns.setdefault(node.target.value, []).append(node.value)
