@@ -6,7 +6,8 @@
 - a name in `MODE_NAMES` (`training`, `is_training`, `train`, `deterministic`, ...): a parameter,
   a local or a closure variable of that name;
 - a local variable of the enclosing function assigned from such an expression
-  (`use_dropout = self.training and self.p > 0`), to a fixpoint.
+  (`use_dropout = self.training and self.p > 0`, or element-wise `x, use = h, self.training`:
+  `unpacked`), to a fixpoint.
 
 A node is guarded when it is under a test that reads the mode, "under" as `analysis.guards`
 defines it (an arm of an `if`/conditional expression/`while`, the right operand of `and`/`or`, after
