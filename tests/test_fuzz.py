@@ -42,7 +42,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import libcst as cst
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, settings, seed
 from hypothesis import strategies as st
 
 from modelint import cli, engine, sources
@@ -652,7 +652,10 @@ def test_model_shaped_programs_reach_the_rules():
 
     # 150 examples: with 40, which codes turn up drifts with every change to the statement pool
     # (the rule examples); 150 reach 6-9 codes.
-    @settings(max_examples=150, phases=[Phase.generate], **HYPOTHESIS)
+    # An explicit seed: derandomize's seed comes from the test function, and the examples it drew
+    # differed when the whole tests/ folder was collected (same statement pool, 3 codes instead of 6-9).
+    @seed(20261201)
+    @settings(max_examples=150, phases=[Phase.generate], **{**HYPOTHESIS, "derandomize": False})
     @given(model_programs)
     def collect(source):
         for f in engine.check_source(source, select=ALL, rule_options=OPTIONS):
