@@ -433,6 +433,8 @@ GUARD_CODES: tuple = (
 
 TRACE_CODE_NAMES = tuple(info.code for info in TRACE_CODES)
 TRACE_BY_CODE = {info.code: info for info in TRACE_CODES}
+# Every code a run of the model can report: the tracer's and the live guard's.
+RUNTIME_BY_CODE = {info.code: info for info in TRACE_CODES + GUARD_CODES}
 
 # Codes the engine reports whatever the selection: a file that was not (fully) checked.
 PARSE_ERROR = "MDL000"

@@ -16,7 +16,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from modelint.findings import Finding
-from modelint.codes import TRACE_BY_CODE as BY_CODE
+from modelint.codes import RUNTIME_BY_CODE
 from modelint.trace.source import Location, assignment, class_mentions, definition, forward_definition, mention
 from modelint.trace.state import compare_outputs
 from modelint.trace.tracer import Event, ModuleCall, Trace
@@ -25,7 +25,8 @@ _UNKNOWN = Location("<unknown>", 1)
 
 
 def make(code: str, location: Optional[Location], message: str, **extra) -> Finding:
-    info = BY_CODE[code]
+    """A tracer or guard finding at `location` (unknown: `<unknown>:1`); `extra` without None values."""
+    info = RUNTIME_BY_CODE[code]
     loc = location or _UNKNOWN
     return Finding(
         path=loc.path,

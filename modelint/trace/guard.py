@@ -61,10 +61,9 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from modelint.codes import GUARD_CODES
 from modelint.findings import Finding
 from modelint.trace.api import unwrap
-from modelint.trace.checks import mode_dependent
+from modelint.trace.checks import make, mode_dependent
 from modelint.trace.guard_locate import Drew, EvalLocator
 from modelint.trace.guard_origins import RECORDER, Origin, Origins, framework_prefixes
 from modelint.trace.source import Location, definition, user_frame
@@ -73,7 +72,6 @@ from modelint.trace.state import same_bits
 __all__ = ["guard", "Guard", "GuardReport", "ModeViolation", "ModeWarning"]
 
 ON_VIOLATION = ("raise", "warn", "log")
-_BY_CODE = {info.code: info for info in GUARD_CODES}
 _LOG = logging.getLogger("modelint.guard")
 _STATS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -121,14 +119,6 @@ class GuardReport:
         for f in self.findings:
             lines.append(f"  {f.path}:{f.line}:{f.column}: {f.code} [{f.name}] {f.message}")
         return "\n".join(lines)
-
-
-def make(code: str, location: Optional[Location], message: str, **extra) -> Finding:
-    info = _BY_CODE[code]
-    loc = location or Location("<unknown>", 1)
-    return Finding(path=loc.path, line=loc.line, column=loc.column, code=code, message=message,
-                   name=info.name, level=info.level,
-                   extra=tuple(sorted((k, v) for k, v in extra.items() if v is not None)))
 
 
 # ----------------------------------------------------------------------------- the module list
