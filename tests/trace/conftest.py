@@ -107,3 +107,23 @@ def assert_same_state(before, after):
     assert before["python_rng"] == after["python_rng"]
     b, a = before["numpy_rng"], after["numpy_rng"]
     assert b[0] == a[0] and np.array_equal(b[1], a[1]) and b[2:] == a[2:]
+
+
+def marker_line(path: Path, marker: str) -> int:
+    """1-based line of `path` that ends with `# <- marker`."""
+    lines = Path(path).read_text().splitlines()
+    return next(i + 1 for i, text in enumerate(lines) if text.rstrip().endswith(f"# <- {marker}"))
+
+
+def at_marker(finding, path: Path, marker: str) -> bool:
+    return Path(finding.path).resolve() == Path(path).resolve() and finding.line == marker_line(path, marker)
+
+
+def hook_registries():
+    """torch's global hook registries and `nn.Module.train`: what a guard must leave as it found."""
+    import torch.optim.optimizer as optimizer_mod
+    from torch import nn
+    from torch.nn.modules import module as module_mod
+
+    return (dict(optimizer_mod._global_optimizer_pre_hooks), dict(module_mod._global_forward_pre_hooks),
+            dict(module_mod._global_forward_hooks), nn.Module.__dict__["train"])

@@ -11,27 +11,24 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import torch.optim.optimizer as optimizer_mod
 from torch import nn
-from torch.nn.modules import module as module_mod
 
 import modelint
+
+from .conftest import at_marker, hook_registries, marker_line  # noqa: E402
 
 THIS = Path(__file__).resolve()
 
 
 def line(marker: str) -> int:
-    lines = THIS.read_text().splitlines()
-    return next(i + 1 for i, text in enumerate(lines) if text.rstrip().endswith(f"# <- {marker}"))
+    return marker_line(THIS, marker)
 
 
 def at(finding, marker: str) -> bool:
-    return Path(finding.path).resolve() == THIS and finding.line == line(marker)
+    return at_marker(finding, THIS, marker)
 
 
-def registries():
-    return (dict(optimizer_mod._global_optimizer_pre_hooks), dict(module_mod._global_forward_pre_hooks),
-            dict(module_mod._global_forward_hooks), nn.Module.__dict__["train"])
+registries = hook_registries
 
 
 def hook_count(model):
