@@ -47,7 +47,8 @@ def test_a_symlink_is_written_through_not_replaced(tmp_path):
     assert link.is_symlink() and target.read_text() == "new\n"
 
 
-def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path, monkeypatch):
+@pytest.mark.parametrize("data", ["new\n", b"new\n"], ids=["text", "bytes"])
+def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path, monkeypatch, data):
     path = tmp_path / "m.py"
     path.write_text("old\n")
 
@@ -56,7 +57,7 @@ def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path, 
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        write_atomic(path, "new\n")
+        write_atomic(path, data)
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["m.py"]
 

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from modelint import atomic, fixes
+from modelint import fixes
 from modelint.fixing import FixOutcome, fix_text
 from modelint.findings import Edit, Finding, Fix
 from tests.conftest import BUGGY, CLEAN, ROOT
@@ -207,20 +207,6 @@ def test_unwritable_folder_is_a_one_line_error_and_the_file_is_intact(run, write
     assert "cannot write fixes" in r.err and "Traceback" not in r.err
     assert path.read_text() == textwrap.dedent(BUGGY)
     assert r.code == 1 and "MDL101" in r.out
-
-
-def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
-    path = tmp_path / "m.py"
-    path.write_text("old\n")
-
-    def boom(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
-        atomic.write_atomic(path, b"new\n")
-    assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["m.py"]
 
 
 # --- the fix loop -----------------------------------------------------------------------------
