@@ -2,8 +2,9 @@
 
 The code cells are joined in notebook order into one module, so names imported in one cell resolve
 in the next. IPython syntax is masked line by line so the rest parses: line magics (`%time x`),
-shell escapes (`!pip install`, `files = !ls`), help (`obj?`) become `pass`-like placeholders of
-the same indentation; a cell magic (`%%bash`, `%%writefile`, ...) masks its whole cell, except
+shell escapes (`!pip install`, `files = !ls`), help (`obj?`) and automagic lines (`pip install
+x`, `cd data`: a line magic written without `%`, which IPython runs when the line is not Python)
+become `pass`-like placeholders of the same indentation; a cell magic (`%%bash`, `%%writefile`, ...) masks its whole cell, except
 `%%time`, `%%timeit`, `%%capture` and friends whose body is Python. A cell that still does not parse
 is reported once (MDL000 for that cell) and left out of the module.
 
@@ -28,6 +29,14 @@ from modelint.findings import Finding, Fix, tool_finding
 _PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy", "python", "python3"}
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|\w[\w.\[\], ]*\s*=\s*[%!])")
 _HELP = re.compile(r"^(\s*)[\w.]+\?{1,2}\s*$")
+# IPython's automagic: these line magics run without `%` (automagic is on by default). Only a line
+# whose first word is one of them followed by an argument, and which is not Python by itself, is
+# masked: `pip = 3`, `cd(x)` or `time.sleep(1)` stay code.
+_AUTOMAGIC = re.compile(
+    r"^(\s*)(?:pip|conda|mamba|cd|pwd|ls|env|load_ext|reload_ext|autoreload|matplotlib|run|time|"
+    r"timeit|pushd|popd|dirs|bookmark|alias|unalias|who|whos|store|config|xmode|pdb|history)"
+    r"(?:\s+\S.*)?$"
+)
 
 
 class NotebookError(Exception):
@@ -100,10 +109,21 @@ def _cell_fix(fx: Optional[Fix], cell: Cell) -> Optional[Fix]:
 
 
 def _mask_line(line: str) -> str:
-    m = _LINE_MAGIC.match(line) or _HELP.match(line)
+    m = _LINE_MAGIC.match(line) or _HELP.match(line) or _automagic(line)
     if m:
         return f"{m.group(1)}pass  # modelint: masked IPython syntax"
     return line
+
+
+def _automagic(line: str) -> Optional[re.Match]:
+    m = _AUTOMAGIC.match(line)
+    if m is None:
+        return None
+    try:
+        ast.parse(line.strip())
+    except SyntaxError:
+        return m
+    return None  # valid Python (`ls`, `time.sleep(1)`, `pip = 3`): IPython runs it as code too
 
 
 def _mask_cell(source: str) -> str:

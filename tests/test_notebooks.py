@@ -128,3 +128,17 @@ def test_masking_keeps_line_numbers():
     lines = nb.source.splitlines()
     assert lines[2].startswith("pass") and lines[5].strip().startswith("pass")
     assert nb.locate(7) == (nb.cells[1], 4)
+
+
+def test_automagic_lines_are_masked_and_python_lines_are_not(run, write):
+    """IPython runs `pip install x` (a line magic without `%`) when the line is not Python; such a
+    line is not a parse error. A line that is Python by itself (`time.sleep(1)`, `pip = 3`) is kept
+    and checked."""
+    magic = ("code", "pip install -r requirements.txt\ncd data\nimport time\ntime.sleep(0)\n")
+    write("nb.ipynb", nb_json(IMPORTS, magic, MODEL))
+    data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
+    assert [(f["code"], f["cell"]) for f in data] == [("MDL101", 3)]
+    broken = ("code", "pip install x\ndef broken(:\n")
+    write("nb.ipynb", nb_json(IMPORTS, broken, MODEL))
+    data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
+    assert [(f["code"], f["cell"]) for f in data] == [("MDL000", 2), ("MDL101", 3)]
