@@ -23,8 +23,6 @@ def check(path: str, data: bytes, spec) -> List[Finding]:
     if spec.prefilter:
         rules = [r for r in rules if not r.triggers or any(t.encode() in data for t in r.triggers)]
     want_unused = UNUSED_SUPPRESSION in spec.select and b"modelint" in data
-    if not rules and not want_unused:
-        return []
     try:
         from modelint.rust.facts import RustFile
         from modelint.rust.syntax import parse
@@ -35,18 +33,32 @@ def check(path: str, data: bytes, spec) -> List[Finding]:
     broken = _syntax_error(path, file)
     if broken is not None:
         return [broken]
+    if not rules and not want_unused:
+        return []  # parsed all the same: a file that is not Rust is reported even when no rule could fire
     return _run(path, file, rules, spec.rule_options, want_unused, spec.select)
 
 
 def _syntax_error(path: str, file) -> Optional[Finding]:
+    """MDL000 for a file that is not Rust at all. tree-sitter recovers around an error, and its
+    grammar lags rustc: tree-sitter-rust 0.24.2 rejects 2 of the 1,421 .rs files of Burn's tree
+    (`#[cfg(..)]` on a field of a struct pattern), which rustc accepts. So a local error leaves the
+    rest of the file checked; only a file without a Rust item (fn, impl, struct) or with errors on most
+    of its lines is reported."""
     root = file.tree.root_node
     if not root.has_error:
         return None
     from modelint.rust.syntax import walk
 
-    bad = next((n for n in walk(root) if n.type == "ERROR" or n.is_missing), root)
+    errors = [n for n in walk(root) if n.type == "ERROR" or n.is_missing]
+    # Innermost errors only: one lagging construct can wrap the whole file in an outer ERROR node.
+    inner = [n for n in errors if not any(c.type == "ERROR" for c in walk(n) if c != n)]
+    lines = {row for n in inner for row in range(n.start_point[0], n.end_point[0] + 1)}
+    has_items = bool(file.nodes["fn"] or file.nodes["impl"] or file.nodes["struct"])
+    if has_items and len(lines) * 2 <= len(file.columns.lines) - (file.data.endswith(b"\n")):
+        return None
+    bad = errors[0] if errors else root
     line, col, _, _ = file.position(bad)
-    return tool_finding(path, PARSE_ERROR, "cannot parse: Rust syntax error", line, col)
+    return tool_finding(path, PARSE_ERROR, "cannot parse: not Rust (syntax errors on most lines)", line, col)
 
 
 def _run(path: str, file, rule_classes: Sequence[type], rule_options, want_unused: bool, select) -> List[Finding]:

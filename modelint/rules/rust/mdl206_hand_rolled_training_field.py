@@ -64,6 +64,26 @@ pub struct TrainConfig {
 }
 """)
     INVALID = ("""
+#[derive(Config, Debug)]
+pub struct SkipConfig {
+    #[config(default = "false")]
+    training: bool,
+}
+#[derive(Module, Debug)]
+pub struct Skip {
+    prob: f64,
+    training: bool, // expect: MDL206
+}
+impl Skip {
+    pub fn forward<B: Backend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if !self.training || self.prob == 0.0 {
+            return x;
+        }
+        let keep = Tensor::random(x.shape(), Distribution::Bernoulli(1.0 - self.prob), &x.device());
+        x * keep
+    }
+}
+""", """
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
     #[module(skip)]
@@ -108,8 +128,10 @@ impl<B: Backend> Block<B> {
                 cond = f.branch_condition(branch)
                 if cond is None or not _reads_self_field(cond, field):
                     continue
-                rest = text(branch)[cond.end_byte - branch.start_byte:]
-                if f.profile.random_words.search(rest.lower()):
+                gated = f.data[cond.end_byte:branch.end_byte]
+                if b"return" in gated:  # `if !self.training { return x; }`: what follows is gated too
+                    gated += f.data[branch.end_byte:fn.node.end_byte]
+                if f.profile.random_words.search(gated.decode("utf-8", "replace").lower()):
                     return branch
         return None
 

@@ -11,8 +11,8 @@ class NoGradForInference(RustRule):
     name = "no-grad-for-inference"
     level = "warning"
     summary = "`.no_grad()` / `.freeze()` prepare a Burn model for inference; only `.valid()` switches the mode."
-    what = ("Reports `.no_grad()` or a `.freeze*()` call in a function that runs the model (`forward`, `infer`) "
-            "or is named like inference (`infer`, `predict`, `evaluate`, ...) and neither trains (no optimizer "
+    what = ("Reports `.no_grad()` or a `.freeze*()` call in a function named like inference (`infer`, `predict`, "
+            "`evaluate`, `main`, ...) that runs the model (`forward`, `infer`) and neither trains (no optimizer "
             "step, no backward pass) nor calls `.valid()`.")
     why = ("`no_grad()`/`freeze()` only stop gradients of the parameters; the module stays on its autodiff "
            "backend, so Burn's Dropout, BatchNorm, GaussianNoise and RRelu still run their training branch: "
@@ -50,8 +50,9 @@ pub fn predict<B: AutodiffBackend>(model: Model<B>, x: Tensor<B, 2>) -> Tensor<B
             offs = [c for c in calls if c.kind == "method" and p.is_grad_off(c.name)]
             if not offs or f.is_training_routine(fn) or any(c.name == p.to_inference for c in calls):
                 continue
-            runs = any(c.kind == "method" and c.name in p.model_calls for c in calls)
-            if runs or p.inference_function.match(fn.name):
+            # By name only: a training step (SAC's target networks, `.no_grad().forward(..)` on a
+            # frozen copy) legitimately stops gradients without an optimizer call of its own.
+            if p.inference_function.match(fn.name) and any(c.kind == "method" and c.name in p.model_calls for c in calls):
                 for c in offs:
                     self.report(c.node, f"`.{c.name}()` only stops gradients: on the autodiff backend Dropout and "
                                 f"BatchNorm still train in `{fn.name}`; use `.valid()` to get the model for inference")
