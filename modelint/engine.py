@@ -235,6 +235,9 @@ def _check_alone(path: str, data: bytes, select: Tuple[str, ...], rules: Tuple[T
                  index: Optional[ProjectIndex] = None) -> List[Finding]:
     """check_bytes on one module: as its own project (named by its file stem), or, with `index`,
     as the file `path` of that project (its entry there replaced by these bytes)."""
+    other = front_end(path)
+    if other is not None:  # another language: no Python project index
+        return other.check(path, data, CheckSpec(rules, rule_options or {}, ModuleClassifier(ProjectIndex(), module_bases), select))
     facts = facts_from_source(data, Path(path), modname=None if index is not None else Path(path).stem)
     project = ProjectIndex(modules=dict(index.modules) if index is not None else {})
     if facts is not None:
@@ -258,10 +261,12 @@ def fix_source(source: str, path: str = "example.py", select: Optional[Sequence[
     """`check_source`'s twin: fix one in-memory module (used by tests and the rule examples)."""
     from modelint.fixing import fix_text
 
+    from modelint.fixing import parser_for
+
     select, rules = _resolved(select)
     return fix_text(source, lambda t: t.encode("utf-8", "surrogatepass"),
                     lambda data: _check_alone(path, data, select, rules, rule_options, module_bases, index),
-                    lambda found: sorted(shown(path, found, select, (), ".")), unsafe)
+                    lambda found: sorted(shown(path, found, select, (), ".")), unsafe, parses=parser_for(path))
 
 
 def selected_rule_classes(select: Iterable[str]) -> List[Type["Rule"]]:

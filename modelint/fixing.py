@@ -188,10 +188,10 @@ def _open_module(path: str) -> Union[str, Tuple[_Document, str]]:
         decoded = fixes.decode(Path(path).read_bytes())
     except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return f"{path}: not fixed: {exc}"
-    return _TextDocument(path, lambda t: fixes.encode(decoded, t), _parser_for(path)), decoded.text
+    return _TextDocument(path, lambda t: fixes.encode(decoded, t), parser_for(path)), decoded.text
 
 
-def _parser_for(path: str) -> Optional[Callable[[str], bool]]:
+def parser_for(path: str) -> Optional[Callable[[str], bool]]:
     """The parse check of a fixed file in another language (None: Python's)."""
     if path.endswith(".rs"):
         from modelint.rust.syntax import parses

@@ -53,6 +53,10 @@ class BurnProfile:
     model_builders: FrozenSet[str]
     model_calls: FrozenSet[str]
 
+    # The `let` name a hoisted mode query gets: for `B::ad_enabled(..)` and `device.is_autodiff()`.
+    hoisted_function_name: str = "ad_enabled"
+    hoisted_method_name: str = "is_autodiff"
+
     def is_grad_off(self, method: str) -> bool:
         return method in self.grad_off_methods or method.startswith(self.grad_off_prefixes)
 

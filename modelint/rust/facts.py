@@ -161,6 +161,12 @@ class RustFile:
         return [c for c in self.calls_in(fn.node) if c.kind == "method" and c.receiver is not None
                 and c.receiver.type == "self" and self.function_of(c.node) is fn]
 
+    def self_calls_between(self, start: int, end: int) -> List[Call]:
+        """`self.m(..)` calls within bytes [start, end)."""
+        lo, hi = bisect.bisect_left(self._call_starts, start), bisect.bisect_left(self._call_starts, end)
+        return [c for c in self.calls[lo:hi] if c.kind == "method" and c.receiver is not None
+                and c.receiver.type == "self"]
+
     @functools.cached_property
     def comments(self) -> List[Tuple[int, str]]:
         return [(n.start_point[0] + 1, text(n)) for n in self.nodes["comment"]]

@@ -128,12 +128,25 @@ impl<B: Backend> Block<B> {
                 cond = f.branch_condition(branch)
                 if cond is None or not _reads_self_field(cond, field):
                     continue
-                gated = f.data[cond.end_byte:branch.end_byte]
-                if b"return" in gated:  # `if !self.training { return x; }`: what follows is gated too
-                    gated += f.data[branch.end_byte:fn.node.end_byte]
-                if f.profile.random_words.search(gated.decode("utf-8", "replace").lower()):
+                end = branch.end_byte
+                if b"return" in f.data[cond.end_byte:end]:  # `if !self.training { return x; }`: the rest is gated
+                    end = fn.node.end_byte
+                if self._random(owner, cond.end_byte, end):
                     return branch
         return None
+
+    def _random(self, owner: str, start: int, end: int) -> bool:
+        """Is something random done in bytes [start, end) of the file, directly or in a method of
+        `owner` called there through `self.` (`if self.training { self.sample(p) }`)?"""
+        f = self.file
+        if f.profile.random_words.search(f.data[start:end].decode("utf-8", "replace").lower()):
+            return True
+        methods = f.methods_of(owner)
+        for call in f.self_calls_between(start, end):
+            target = methods.get(call.name)
+            if target is not None and any(f.is_sampling(c) for c in f.calls_in(target.node)):
+                return True
+        return False
 
 
 def _derives_module(struct) -> bool:

@@ -84,7 +84,7 @@ fn decode<B: Backend>(steps: usize, x: Tensor<B, 2>) {
                 return None
             stmt = stmt.parent
         fn = f.function_of(loop)
-        name = "ad_enabled" if q.kind == "path" else "is_autodiff"
+        name = f.profile.hoisted_function_name if q.kind == "path" else f.profile.hoisted_method_name
         if stmt.parent is None or fn is None or name in f.bound_in(fn.node):
             return None
         query = text(q.node)
