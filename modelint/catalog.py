@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -20,8 +20,23 @@ from modelint.codes import COVERAGE_CODES, GUARD_CODES, TOOL_CODES, TRACE_CODES,
 
 def _static_infos() -> List[RuleInfo]:
     from modelint.rules import all_rules
+    from modelint.rules.rust import rust_rules
 
-    return [r.info() for r in all_rules()]
+    return _with_front_ends([r.info() for r in all_rules()], rust_rules())
+
+
+def _with_front_ends(infos: List[RuleInfo], rules) -> List[RuleInfo]:
+    """Join another front end's rules: a code a Python rule has gets the other form appended to its
+    docs ("Burn (Rust): ..."); a new code is its own entry."""
+    by_code = {i.code: i for i in infos}
+    for rule in rules:
+        if rule.code in by_code:
+            old = by_code[rule.code]
+            by_code[rule.code] = replace(old, what=f"{old.what}\n\nBurn (Rust): {rule.burn_note}",
+                                         fixable=old.fixable or rule.fixable)
+        else:
+            by_code[rule.code] = rule.info()
+    return list(by_code.values())
 
 
 _CACHE: Optional[Dict[str, RuleInfo]] = None

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from modelint import __version__
 from modelint.codes import INTERNAL_ERROR
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated gitignore-style globs replacing the configured/default exclude list")
     check.add_argument("--extend-exclude", type=_codes, default=[], metavar="GLOBS",
                        help="comma-separated globs excluded in addition to the exclude list")
+    check.add_argument("--lang", type=_codes, metavar="LANGS",
+                       help="comma-separated languages to check: python, rust (default: python, and rust when "
+                            "the rust extra is installed)")
     check.add_argument("--show-files", action="store_true", help="list the files that would be checked, then exit")
     check.add_argument("--show-settings", action="store_true", help="print the resolved settings, then exit")
     check.add_argument("--watch", "-w", action="store_true",
@@ -267,6 +270,22 @@ def _cmd_check(args) -> int:
     return run.once()
 
 
+def _language_suffixes(args, cfg, python: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The suffixes discovery reads for the resolved languages; asking for Rust without its extra is
+    a usage error (one line, exit 2)."""
+    from modelint.config import ConfigError, resolve_languages
+    from modelint.discovery import LANGUAGE_SUFFIXES
+    from modelint.rust import MISSING_EXTRA, available
+
+    try:
+        langs, asked = resolve_languages(getattr(args, "lang", None), cfg)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if asked and "rust" in langs and not available():
+        raise UsageError(MISSING_EXTRA)
+    return tuple(x for lang in langs for x in (python if lang == "python" else LANGUAGE_SUFFIXES[lang]))
+
+
 class _CheckRun:
     """One `check` invocation's settings, resolved once; `once()` discovers and checks (again for
     every change under --watch, with the same cache)."""
@@ -292,6 +311,7 @@ class _CheckRun:
         self.exclude = list(args.exclude) if args.exclude is not None else exclude
         self.extend_exclude = extend_exclude + list(args.extend_exclude)
         self.suffixes = (".py", ".ipynb") if cfg.notebooks else (".py",)
+        self.suffixes = _language_suffixes(args, cfg, self.suffixes)
 
     def discover(self) -> List[str]:
         from modelint.discovery import DiscoveryError, discover

@@ -10,6 +10,7 @@ Keys (all optional):
     module-bases = ["mylib.Block"]  # extra classes to treat as nn.Module
     respect-gitignore = true
     notebooks = true                # also check .ipynb files found in folders
+    lang = ["python", "rust"]       # languages to check (default: python, and rust when its extra is installed)
     [tool.modelint.rules.MDL101]    # per-rule options (see `modelint rule CODE`)
     report-always-on = false
     [tool.modelint.trace]           # runtime tracer
@@ -33,7 +34,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from modelint.catalog import catalog, suggest
-from modelint.discovery import DEFAULT_EXCLUDE
+from modelint.discovery import DEFAULT_EXCLUDE, LANGUAGE_SUFFIXES
 
 
 class ConfigError(Exception):
@@ -41,7 +42,7 @@ class ConfigError(Exception):
 
 
 _LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "module-bases")
-_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "respect-gitignore", "notebooks", "trace", "cache-dir"}
+_KNOWN_KEYS = set(_LIST_KEYS) | {"per-file-ignores", "rules", "respect-gitignore", "notebooks", "trace", "cache-dir", "lang"}
 _TRACE_KEYS = {"targets", "timeout", "allow"}
 
 
@@ -67,6 +68,7 @@ class Config:
     trace_timeout: Optional[float] = None
     trace_allow: Dict[str, List[str]] = field(default_factory=dict)
     cache_dir: Optional[str] = None
+    lang: Optional[List[str]] = None  # None: python, plus rust when the `rust` extra is installed
 
     def ignore_pairs(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
         """`per-file-ignores` as the engine takes them: (glob, upper-cased codes) pairs, sorted."""
@@ -145,11 +147,33 @@ def _parse_table(path: Path, table: Dict[str, Any]) -> Config:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: tool.modelint.per-file-ignores must be a table of glob = [codes]")
             cfg.per_file_ignores = {g: _str_list(path, f"per-file-ignores.{g}", v) for g, v in value.items()}
+        elif key == "lang":
+            cfg.lang = _languages(_str_list(path, key, value), f"{path}: tool.modelint.lang")
         elif key == "rules":
             cfg.rule_options = _parse_rule_options(path, value)
         elif key == "trace":
             _parse_trace(path, value, cfg)
     return cfg
+
+
+def _languages(names: Sequence[str], where: str) -> List[str]:
+    out = [n.strip().lower() for n in names]
+    for n in out:
+        if n not in LANGUAGE_SUFFIXES:
+            raise ConfigError(f"{where}: unknown language {n!r}{suggest(n, LANGUAGE_SUFFIXES)}")
+    return out
+
+
+def resolve_languages(cli: Optional[Sequence[str]], cfg: Config) -> Tuple[List[str], bool]:
+    """The languages to check, and whether they were asked for (`--lang`, `lang = [...]`) rather
+    than defaulted (python, plus rust when the `rust` extra is installed)."""
+    if cli:
+        return _languages(cli, "--lang"), True
+    if cfg.lang is not None:
+        return list(cfg.lang), True
+    from modelint.rust import available
+
+    return (["python", "rust"] if available() else ["python"]), False
 
 
 def validate_config(cfg: Config) -> None:

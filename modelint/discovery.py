@@ -47,6 +47,8 @@ DEFAULT_EXCLUDE: Tuple[str, ...] = (
 )
 
 SOURCE_SUFFIXES = (".py", ".ipynb")
+# `lang` (config) / `--lang`: the file suffixes each language's front end reads.
+LANGUAGE_SUFFIXES = {"python": SOURCE_SUFFIXES, "rust": (".rs",)}
 
 
 class DiscoveryError(Exception):

@@ -36,6 +36,21 @@ if TYPE_CHECKING:  # (the fixer and the pool are imported when used: ~15 ms a on
     import libcst as cst
     from modelint.rules.base import Rule
 
+# Front ends other than Python's, by file suffix: a module whose `check(path, data, spec)` returns
+# the file's findings (suppressions applied), as `check_bytes` does for Python.
+OTHER_FRONT_ENDS: Dict[str, str] = {".rs": "modelint.rust.check"}
+
+
+def front_end(path: str):
+    """The front-end module for a non-Python file, or None (a Python file or notebook)."""
+    name = OTHER_FRONT_ENDS.get(os.path.splitext(path)[1])
+    if name is None:
+        return None
+    import importlib
+
+    return importlib.import_module(name)
+
+
 # Below this many files everything runs in the calling process: a pre-commit run on three files
 # must not pay for a pool.
 PARALLEL_MIN_FILES = 24
@@ -95,6 +110,9 @@ def check_file(path: str, facts: Optional[FileFacts], spec: CheckSpec, data: Opt
         data, problem = read_source(Path(path))
         if data is None:
             return [tool_finding(path, PARSE_ERROR, problem)]
+    other = front_end(path)
+    if other is not None:
+        return other.check(path, data, spec)
     return check_bytes(path, data, facts, spec)
 
 
@@ -217,6 +235,9 @@ def _check_alone(path: str, data: bytes, select: Tuple[str, ...], rules: Tuple[T
                  index: Optional[ProjectIndex] = None) -> List[Finding]:
     """check_bytes on one module: as its own project (named by its file stem), or, with `index`,
     as the file `path` of that project (its entry there replaced by these bytes)."""
+    other = front_end(path)
+    if other is not None:  # another language: no Python project index
+        return other.check(path, data, CheckSpec(rules, rule_options or {}, ModuleClassifier(ProjectIndex(), module_bases), select))
     facts = facts_from_source(data, Path(path), modname=None if index is not None else Path(path).stem)
     project = ProjectIndex(modules=dict(index.modules) if index is not None else {})
     if facts is not None:
@@ -240,10 +261,12 @@ def fix_source(source: str, path: str = "example.py", select: Optional[Sequence[
     """`check_source`'s twin: fix one in-memory module (used by tests and the rule examples)."""
     from modelint.fixing import fix_text
 
+    from modelint.fixing import parser_for
+
     select, rules = _resolved(select)
     return fix_text(source, lambda t: t.encode("utf-8", "surrogatepass"),
                     lambda data: _check_alone(path, data, select, rules, rule_options, module_bases, index),
-                    lambda found: sorted(shown(path, found, select, (), ".")), unsafe)
+                    lambda found: sorted(shown(path, found, select, (), ".")), unsafe, parses=parser_for(path))
 
 
 def selected_rule_classes(select: Iterable[str]) -> List[Type["Rule"]]:
@@ -305,7 +328,13 @@ def _index_pass(paths: Sequence[str], cache: Optional["Cache"]):
         facts = None
         if cache is not None:
             file_keys[p] = cache.file_key(p, data)
+            if front_end(p) is not None:  # another language: no Python imports or classes to index
+                facts_by_path[p] = None
+                continue
             facts = cache.get_facts(file_keys[p])
+        elif front_end(p) is not None:
+            facts_by_path[p] = None
+            continue
         if facts is None:
             facts = facts_from_source(data, Path(p))
             if cache is not None:

@@ -44,9 +44,11 @@ class FixOutcome:
 class _TextDocument:
     """A Python module: fixes apply to its text, which `encode` turns into the file's bytes."""
 
-    def __init__(self, label: str, encode: Callable[[str], Optional[bytes]]):
+    def __init__(self, label: str, encode: Callable[[str], Optional[bytes]],
+                 parses: Optional[Callable[[str], bool]] = None):
         self.label = label
         self.encode = encode
+        self._parses = parses or fixes.parses  # another language's parser (Rust) may be given
 
     def fixable(self, finding: Finding) -> bool:
         return True
@@ -57,7 +59,7 @@ class _TextDocument:
         return new_text, [by_fix[id(fx)] for fx in used]
 
     def parses(self, text: str) -> bool:
-        return fixes.parses(text)
+        return self._parses(text)
 
 
 class _NotebookDocument:
@@ -155,11 +157,11 @@ def _keep_parsing(doc: _Document, text: str, used: List[Finding]) -> Tuple[List[
 
 
 def fix_text(text: str, encode: Callable[[str], Optional[bytes]], check: Check, visible: Visible, unsafe: bool,
-             label: str = "<source>") -> FixOutcome:
+             label: str = "<source>", parses: Optional[Callable[[str], bool]] = None) -> FixOutcome:
     """The fix loop on a module's text. `encode` turns text into the bytes `check` lints (None: not
     representable in the file's encoding). A file with a parse error (MDL000) or a crashed rule
     (MDL999) is never changed."""
-    return _fix_loop(_TextDocument(label, encode), text, check, visible, unsafe)
+    return _fix_loop(_TextDocument(label, encode, parses), text, check, visible, unsafe)
 
 
 def fix_path(path: str, findings: List[Finding], check: Check, visible: Visible, unsafe: bool,
@@ -186,7 +188,16 @@ def _open_module(path: str) -> Union[str, Tuple[_Document, str]]:
         decoded = fixes.decode(Path(path).read_bytes())
     except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return f"{path}: not fixed: {exc}"
-    return _TextDocument(path, lambda t: fixes.encode(decoded, t)), decoded.text
+    return _TextDocument(path, lambda t: fixes.encode(decoded, t), parser_for(path)), decoded.text
+
+
+def parser_for(path: str) -> Optional[Callable[[str], bool]]:
+    """The parse check of a fixed file in another language (None: Python's)."""
+    if path.endswith(".rs"):
+        from modelint.rust.syntax import parses
+
+        return parses
+    return None
 
 
 def _open_notebook(path: str) -> Union[str, Tuple[_Document, str]]:

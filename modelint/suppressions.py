@@ -39,15 +39,22 @@ def comment_suppressions(source: str) -> Suppressions:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return out
-    for tok in tokens:
-        if tok.type != tokenize.COMMENT:
-            continue
-        m = _SUPPRESS.search(tok.string)
+    return comments_suppressions((tok.start[0], tok.string) for tok in tokens if tok.type == tokenize.COMMENT)
+
+
+def comments_suppressions(comments: Iterable[Tuple[int, str]], marker: str = "#") -> Suppressions:
+    """line -> entries from (line, comment text) pairs a parser found; `marker` starts a comment
+    (`//` in Rust: `// modelint: ignore[MDL104]`)."""
+    out: Suppressions = {}
+    for line, comment in comments:
+        if marker != "#" and comment.startswith(marker):
+            comment = "#" + comment[len(marker):]
+        m = _SUPPRESS.search(comment)
         if m:
-            out.setdefault(tok.start[0], []).append(("modelint", _split_codes(m.group("codes"))))
-        m = _NOQA.search(tok.string)
+            out.setdefault(line, []).append(("modelint", _split_codes(m.group("codes"))))
+        m = _NOQA.search(comment)
         if m:
-            out.setdefault(tok.start[0], []).append(("noqa", _split_codes(m.group("codes"))))
+            out.setdefault(line, []).append(("noqa", _split_codes(m.group("codes"))))
     return out
 
 
@@ -59,8 +66,9 @@ def code_matches(code: str, patterns: Optional[Sequence[str]]) -> bool:
 class SuppressionTracker:
     """One file's suppression comments, remembering which ones silenced a finding (for MDL001)."""
 
-    def __init__(self, source: str):
-        self.by_line = comment_suppressions(source)
+    def __init__(self, source: str, by_line: Optional[Suppressions] = None):
+        # `by_line`: a front end that found the comments itself (Rust) passes them instead.
+        self.by_line = comment_suppressions(source) if by_line is None else by_line
         self.used: Set[Tuple[int, int]] = set()
 
     def suppresses(self, code: str, lines: Iterable[int]) -> bool:

@@ -291,6 +291,10 @@ FORBIDDEN = {
     "modelint.report": (("modelint.engine", "modelint.rules", "modelint.analysis", "modelint.cli", "modelint.config",
                          "modelint.fixing"), "a format renders findings; it runs nothing"),
     "modelint.cli": (("modelint.rules",), "the CLI never knows a rule"),
+    # The Rust front end: parsing and per-file facts for the Rust rules, run by the engine's dispatch.
+    "modelint.rust": (("modelint.engine", "modelint.cli", "modelint.config", "modelint.report", "modelint.cache",
+                       "modelint.discovery", "modelint.fixing", "modelint.modecov", "modelint.trace"),
+                      "a front end parses and runs its rules for the engine; it knows nothing above it"),
 }
 
 
@@ -331,6 +335,18 @@ def test_rules_and_analysis_never_print_or_open_files():
     """(Example programs inside strings do not count: only real calls.)"""
     found = [f"{name}:{line}" for name, tree in TREES.items()
              if _in(name, "modelint.rules") or _in(name, "modelint.analysis") or _in(name, "modelint.frameworks")
+             or _in(name, "modelint.rust")
              for line in _calls_to(tree, {"print", "open", "input"})]
     assert not found, "print/open/input in rules, analysis or frameworks:\n" + "\n".join(found)
     assert _calls_to(ast.parse("x = 1\nprint(x)\n'print(y)'\n"), {"print"}) == [2]
+
+
+def test_tree_sitter_is_imported_only_when_used():
+    """The `rust` extra is optional: no module imports tree-sitter at module level, so modelint
+    runs (and checks Python) without it."""
+    found = [f"{name}:{node.lineno}" for name, tree in TREES.items() for node in _imports(tree, module_level_only=True)
+             for module, _ in _targets(name, node) if module.split(".")[0] in ("tree_sitter", "tree_sitter_rust")]
+    assert not found, "tree-sitter imported at module level:\n" + "\n".join(found)
+    inside = [name for name, tree in TREES.items() for node in _imports(tree)
+              for module, _ in _targets(name, node) if module == "tree_sitter"]
+    assert inside, "the check found no tree-sitter import at all: it cannot see one"

@@ -11,16 +11,24 @@ from modelint.rules.base import Rule
 _REGISTRY: Dict[str, Type[Rule]] = {}
 
 
+def collect(path, package: str, base: type) -> Dict[str, type]:
+    """Every `base` subclass defined in a `mdl*.py` module of `package` (at `path`), by code (the
+    Python rules here, the Rust rules in `modelint.rules.rust`)."""
+    found: Dict[str, type] = {}
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if info.name.startswith("mdl"):
+            mod = importlib.import_module(f"{package}.{info.name}")
+            for obj in vars(mod).values():
+                if isinstance(obj, type) and issubclass(obj, base) and obj is not base and obj.__module__ == mod.__name__:
+                    if obj.code in found:
+                        raise RuntimeError(f"duplicate rule code {obj.code}")
+                    found[obj.code] = obj
+    return found
+
+
 def _load() -> Dict[str, Type[Rule]]:
     if not _REGISTRY:
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            if info.name.startswith("mdl"):
-                mod = importlib.import_module(f"{__name__}.{info.name}")
-                for obj in vars(mod).values():
-                    if isinstance(obj, type) and issubclass(obj, Rule) and obj is not Rule and obj.__module__ == mod.__name__:
-                        if obj.code in _REGISTRY:
-                            raise RuntimeError(f"duplicate rule code {obj.code}")
-                        _REGISTRY[obj.code] = obj
+        _REGISTRY.update(collect(__path__, __name__, Rule))
     return _REGISTRY
 
 
