@@ -5,6 +5,7 @@
 - `strip_self_returning(ctx, expr)`, `is_stateless_construction(ctx, call, qualname)`.
 - `iter_returns(fn)`: the function's own return statements.
 - `always_exits(block)`: does every path through a block end in `return` / `raise`?
+- `is_overload_stub(ctx, fn)`: is `fn` a `typing.overload` signature (not the implementation)?
 
 Method maps, `first_param` and reachability through `self.<m>` are in `analysis.classes`.
 
@@ -127,4 +128,19 @@ def always_exits(block: cst.BaseSuite) -> bool:
         return any(isinstance(s, (cst.Return, cst.Raise)) for s in block.body)
     if isinstance(block, cst.IndentedBlock):
         return any(_statement_exits(s) for s in block.body)
+    return False
+
+
+# `@overload` from either typing module, under any alias (`from typing import overload as ov`,
+# `import typing as t; @t.overload`): stubs that declare a signature and never run.
+_OVERLOAD_DECORATORS = frozenset({"typing.overload", "typing_extensions.overload"})
+
+
+def is_overload_stub(ctx, fn: cst.FunctionDef) -> bool:
+    """Is `fn` decorated with `typing.overload` / `typing_extensions.overload` (a signature stub; the
+    undecorated `def` of the same name after it is what runs)?"""
+    for dec in fn.decorators:
+        expr = dec.decorator
+        if isinstance(expr, (cst.Name, cst.Attribute)) and ctx.resolve(expr) in _OVERLOAD_DECORATORS:
+            return True
     return False
