@@ -8,6 +8,8 @@ The names of the queries and of the calls that change each state are the framewo
 (`Profile.grad_queries`, `mode_queries`, `state_setters`).
 - `names_checkpoint(expr)`: does a test name a gradient-checkpointing flag?
 - `feeds_objective(root)`: does a block assign a loss term (`loss = ...`, `self.aux_loss += ...`)?
+- `parameter_flags_only(ctx, expr, ancestors)`: are its only grad reads `p.requires_grad` of a loop
+  variable over `.parameters()` (a trainable-or-frozen question, not grad mode)?
 """
 
 from __future__ import annotations
@@ -115,3 +117,27 @@ def feeds_objective(root: cst.CSTNode) -> bool:
             if name and _OBJECTIVE.search(name):
                 return True
     return False
+
+
+_PARAMETER_ITERATORS = re.compile(r"\b(named_)?parameters\s*\(")
+
+
+def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
+    """Is every grad query in `expr` `<p>.requires_grad` of a name bound by an enclosing loop over
+    `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`)?
+    That flag says whether a parameter is trainable (frozen layers have it False), whatever the grad
+    mode: it is not grad mode used as the training switch."""
+    params = set()
+    code = ctx.module.code_for_node
+    for anc in ancestors:
+        if isinstance(anc, (cst.For, cst.CompFor)) and _PARAMETER_ITERATORS.search(code(anc.iter)):
+            params.update(n.value for n in descendants(anc.target) if isinstance(n, cst.Name))
+    if not params:
+        return False
+    found = False
+    for node in descendants(expr):
+        if grad_query(ctx, node):
+            if not (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value in params):
+                return False
+            found = True
+    return found

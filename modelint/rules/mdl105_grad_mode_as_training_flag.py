@@ -6,7 +6,7 @@ from typing import Dict, FrozenSet, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import get_arg
-from modelint.analysis.gradmode import feeds_objective, grad_locals, names_checkpoint, reads_grad
+from modelint.analysis.gradmode import feeds_objective, grad_locals, names_checkpoint, parameter_flags_only, reads_grad
 from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
@@ -38,7 +38,9 @@ class GradModeAsTrainingFlag(Rule):
         "mode-dependent work (the same dropout / sampling / batch-norm calls with the same arguments but "
         "the input: a faster or lower-memory path, not a mode switch); and a `requires_grad_()` under "
         "`if self.training:` whose arm assigns a loss term (`loss`, `*_loss`, `penalty`, `reg`, `kl`): "
-        "autograd work for a training-only term of the objective, which evaluation skips."
+        "autograd work for a training-only term of the objective, which evaluation skips; and "
+        "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, which says "
+        "whether that parameter is trainable, not what the grad mode is."
     )
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
@@ -136,6 +138,11 @@ class FusedResidual(nn.Module):
             return F.dropout(x, self.p, self.training).contiguous()
         return F.dropout(x.contiguous(), self.p, self.training)
 
+def perturb(model, scale):
+    for name, p in model.named_parameters():
+        if p.requires_grad:                  # trainable or frozen: a property of the parameter
+            p.data.add_(torch.randn_like(p) * scale)
+
 class Smooth(nn.Module):
     def forward(self, pts):
         out = self.net(pts)
@@ -211,6 +218,12 @@ class Switch(nn.Module):
             x = self.norm(x)
         return x
 
+def noisy_step(model, x):
+    for p in model.parameters():
+        if x.requires_grad:  # expect: MDL105
+            x = x + torch.randn_like(x)
+    return x
+
 class Saliency(nn.Module):
     def forward(self, x):
         if self.training:
@@ -253,7 +266,7 @@ class Saliency(nn.Module):
     def _grad_flag(self, expr: cst.CSTNode) -> Optional[str]:
         """The grad query `expr` uses as a training flag (None when it also reads the mode)."""
         shown = reads_grad(self.ctx, expr, self._locals_read_by(expr))
-        if shown and not reads_mode(expr, self._mode_locals()):
+        if shown and not reads_mode(expr, self._mode_locals()) and not parameter_flags_only(self.ctx, expr, self.ctx.ancestors):
             return shown
         return None
 
