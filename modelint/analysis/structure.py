@@ -179,13 +179,16 @@ def factory_module(ctx, call: cst.Call) -> Optional[str]:
     return None
 
 
-Guards = Dict[int, bool]  # id(guard node) -> the value of its test on the path (`guards.guard_steps`)
+Guards = Dict[str, bool]  # source of a test -> its value on the path (`guards.guard_steps`)
+_TEXT = cst.Module(body=[]).code_for_node
 
 
 def path_guards(chain: Sequence[cst.CSTNode]) -> Guards:
     """The tests chain[-1] is under inside its function (`if`/`else` arms, conditional expressions,
-    `and`/`or`, early exits; not `while`), with their values there."""
-    return {id(guard): value for guard, _, value in guard_steps(chain, loops=False)}
+    `and`/`or`, early exits; not `while`), with their values there. Tests are keyed by their source,
+    so `if cfg.aux: self.heads = [...]` and a later `if cfg.aux: self.heads = nn.ModuleList(...)` are
+    under the same test (the flag is not expected to change in between)."""
+    return {_TEXT(test): value for _, test, value in guard_steps(chain, loops=False)}
 
 
 def exclusive(a: Guards, b: Guards) -> bool:
@@ -197,7 +200,7 @@ def exclusive(a: Guards, b: Guards) -> bool:
 def runs_whenever(sites: Iterable[Guards], at: Guards) -> bool:
     """Does one of `sites` run on every path that reaches `at`: a site under no test that `at` is not
     under (with the same value), or two sites in the two arms of one extra test?"""
-    halves: Dict[int, set] = {}
+    halves: Dict[str, set] = {}
     for site in sites:
         extra = {g: v for g, v in site.items() if at.get(g) != v}
         if not extra:

@@ -381,6 +381,10 @@ class Pyramid(nn.Module):
         self.stages = [nn.Conv2d(c, c, 1) for _ in range(n)]  # expect: MDL201
         if shared:
             self.stem = nn.Sequential(*self.stages)
+        if not shared:
+            self.heads = [conv_block(c)]
+        if not shared:
+            self.heads = nn.ModuleList(self.heads)       # the same test: registered wherever built
 """,
     )
 
