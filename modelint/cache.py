@@ -90,10 +90,12 @@ class Cache:
         raw = self._read("facts", file_key)
         if raw is None:
             return None
-        return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"])
+        return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
+                         factories=raw.get("factories", {}))
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
-        self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes})
+        self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
+                                        "factories": facts.factories})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:

@@ -283,3 +283,47 @@ def test_every_registered_rule_is_covered():
     """A rule added to the registry later needs a mutation case (or an entry in ALL_CODES)."""
     missing = sorted(REGISTERED - set(ALL_CODES))
     assert not missing, f"add mutation cases for {missing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 15 (MDL201, helper i15b): the shapes MDL201 newly catches, each injected into the clean
+# `fixtures/factories/pyramid.py`, checked as part of its package (the cross-file factory needs the
+# index of `builders.py`).
+
+from modelint.analysis.index import ProjectIndex, facts_from_source  # noqa: E402
+
+_PYRAMID = "fixtures/factories/pyramid.py"
+
+
+def _unwrap_call(callee: str, first_arg: str):
+    """Match `<...callee>(<first_arg...>)` and replace it by its argument: the container stays plain."""
+    def match(node, _parent):
+        return is_call(node, callee) and len(node.args) == 1 and code(node.args[0].value).startswith(first_arg)
+    return match, lambda node: node.args[0].value
+
+
+STRUCTURE_CASES = [
+    Case("factory-same-file", "MDL201", _PYRAMID, *_unwrap_call("nn.ModuleList", "[conv_bn(")),
+    Case("factory-other-file", "MDL201", _PYRAMID, *_unwrap_call("nn.ModuleList", "[make_head(")),
+    Case("list-concatenation", "MDL201", _PYRAMID, *_unwrap_call("ModuleList", "smooth")),
+    Case("one-branch-registration", "MDL201", _PYRAMID, *_unwrap_call("nn.ModuleList", "tower")),
+]
+
+
+def _package_findings(source: str, path: Path, code: str):
+    index = ProjectIndex()
+    for sibling in sorted(path.parent.glob("*.py")):
+        index.add(facts_from_source(sibling.read_bytes(), sibling))
+    found = check_source(source, path=str(path), select=[code], index=index)
+    assert not [f for f in found if f.code in ("MDL000", "MDL999")], found
+    return sorted((f.line, f.message) for f in found if f.code == code)
+
+
+@pytest.mark.parametrize("case", STRUCTURE_CASES, ids=lambda c: f"{c.code}-{c.id}")
+def test_injected_structure_pattern_is_found(case: Case):
+    path = ROOT / case.path
+    source = path.read_text()
+    assert _package_findings(source, path, case.code) == [], "the clean fixture already has findings"
+    mutated = mutate(source, case.match, case.replace)
+    after = _package_findings(mutated, path, case.code)
+    assert after, f"{case.code} missed the injected bug `{case.id}` in {case.path}"

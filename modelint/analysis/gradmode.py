@@ -7,6 +7,9 @@ read (used by MDL105 and MDL401).
 The names of the queries and of the calls that change each state are the framework profile's
 (`Profile.grad_queries`, `mode_queries`, `state_setters`).
 - `names_checkpoint(expr)`: does a test name a gradient-checkpointing flag?
+- `feeds_objective(root)`: does a block assign a loss term (`loss = ...`, `self.aux_loss += ...`)?
+- `parameter_flags_only(ctx, expr, ancestors)`: are its only grad reads `p.requires_grad` of a loop
+  variable over `.parameters()` (a trainable-or-frozen question, not grad mode)?
 """
 
 from __future__ import annotations
@@ -89,3 +92,52 @@ def names_checkpoint(expr: cst.CSTNode) -> bool:
         if isinstance(node, cst.SimpleString) and _CHECKPOINT.search(node.value):
             return True
     return False
+
+
+# Targets that name a term of the training objective: `loss`, `aux_loss`, `self.gp_penalty`,
+# `reg_term`, `kl`. Matched on the last name of an assignment target.
+_OBJECTIVE = re.compile(r"loss|penalt|regulari[sz]|^reg(_|$)|_reg$|^kl(_|$)|_kl$|objective", re.I)
+
+
+def feeds_objective(root: cst.CSTNode) -> bool:
+    """Does the block assign (`=`, `+=`, annotated) a name or attribute that names a loss term? Then
+    autograd work in it (a fresh `requires_grad_()` for a gradient penalty) serves a term of the
+    training objective only, which evaluation does not compute: deciding it by `self.training` is
+    the intent, not grad mode mistaken for the training mode."""
+    for node in descendants(root):
+        targets = ()
+        if isinstance(node, cst.Assign):
+            targets = tuple(t.target for t in node.targets)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            targets = (node.target,)
+        for t in targets:
+            if isinstance(t, cst.Subscript):
+                t = t.value
+            name = t.attr.value if isinstance(t, cst.Attribute) else t.value if isinstance(t, cst.Name) else ""
+            if name and _OBJECTIVE.search(name):
+                return True
+    return False
+
+
+_PARAMETER_ITERATORS = re.compile(r"\b(named_)?parameters\s*\(")
+
+
+def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
+    """Is every grad query in `expr` `<p>.requires_grad` of a name bound by an enclosing loop over
+    `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`)?
+    That flag says whether a parameter is trainable (frozen layers have it False), whatever the grad
+    mode: it is not grad mode used as the training switch."""
+    params = set()
+    code = ctx.module.code_for_node
+    for anc in ancestors:
+        if isinstance(anc, (cst.For, cst.CompFor)) and _PARAMETER_ITERATORS.search(code(anc.iter)):
+            params.update(n.value for n in descendants(anc.target) if isinstance(n, cst.Name))
+    if not params:
+        return False
+    found = False
+    for node in descendants(expr):
+        if grad_query(ctx, node):
+            if not (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value in params):
+                return False
+            found = True
+    return found

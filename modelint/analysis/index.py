@@ -29,6 +29,8 @@ class FileFacts:
     aliases: Dict[str, str] = field(default_factory=dict)
     # class name (top level or nested, dotted) -> qualified names of its bases
     classes: Dict[str, List[str]] = field(default_factory=dict)
+    # top-level function -> qualified names of the classes it returns an instance of (`factories_from_source`)
+    factories: Dict[str, List[str]] = field(default_factory=dict)
 
 
 def module_name(path: Path) -> str:
@@ -159,6 +161,7 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     local = {name.split(".")[0] for name, _ in raw_classes}
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local) for b in bases if b]
+    facts.factories = factories_from_source(source, facts.aliases, modname, local)
     return facts
 
 
@@ -202,7 +205,66 @@ class ProjectIndex:
         import json
 
         payload = json.dumps(
-            {m: [sorted(f.aliases.items()), sorted(f.classes.items())] for m, f in sorted(self.modules.items())},
+            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items())]
+             for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --- module factories: top-level functions that return a class instance ---------------------------
+# `def get_layer(cfg): ... return nn.Linear(...)` (or `layer = Block(...); ...; return layer`), found by
+# text like the rest of the index: a top-level `def`, its body up to the next line that starts in
+# column 0 (a closing bracket of a wrapped signature aside), and in it `return Name(` / `return local`
+# with `local = Name(`. Only capitalised callees are kept (class constructions); whether the class is
+# an nn.Module is decided when a rule asks (`analysis.structure.factory_module`). Heuristics: a body
+# with a column-0 line inside a string ends early (a factory missed), and a decorated or nested
+# function counts only if its `def` is in column 0.
+_TOP_DEF = re.compile(rb"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.MULTILINE)
+_TOP_LINE = re.compile(rb"^(?![ \t\r\n#)\]}])", re.MULTILINE)
+_RETURN = re.compile(rb"^[ \t]+return[ \t]+([A-Za-z_][\w.]*)[ \t]*(\()?", re.MULTILINE)
+
+
+def _is_class_name(dotted: str) -> bool:
+    return dotted.rsplit(".", 1)[-1][:1].isupper()
+
+
+def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, local: Iterable[str]) -> Dict[str, List[str]]:
+    """Top-level function name -> qualified class names it returns an instance of."""
+    out: Dict[str, List[str]] = {}
+    if b"return" not in source:
+        return out
+    local = frozenset(local)
+    for m in _TOP_DEF.finditer(source):
+        end = _TOP_LINE.search(source, source.find(b"\n", m.end()) + 1 or len(source))
+        body = source[m.end() : end.start() if end else len(source)]
+        found: List[str] = []
+        for r in _RETURN.finditer(body):
+            name = r.group(1).decode("ascii", "replace")
+            if r.group(2) is None:  # `return layer`: the class `layer = Block(...)` built
+                bound = re.search(rb"^[ \t]+" + re.escape(r.group(1)) + rb"[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*\(",
+                                  body, re.MULTILINE)
+                name = bound.group(1).decode("ascii", "replace") if bound else ""
+            if name and _is_class_name(name):
+                found.append(qualify(name, aliases, modname, local))
+        if found:
+            out[m.group(1).decode("ascii", "replace")] = found
+    return out
+
+
+def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
+    """What the top-level function `qualname` (`pkg.layers.get_layer`, through re-exports) returns an
+    instance of, by the index's `factories`; [] when it is not a factory of the checked files."""
+    seen = set()
+    while qualname not in seen and len(seen) < 32:
+        seen.add(qualname)
+        mod, _, func = qualname.rpartition(".")
+        facts = index.modules.get(mod)
+        if facts is None:
+            return []
+        if func in facts.factories:
+            return facts.factories[func]
+        if func not in facts.aliases:
+            return []
+        qualname = facts.aliases[func]  # `from .layers import get_layer` in a package `__init__`
+    return []

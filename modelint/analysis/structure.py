@@ -2,9 +2,14 @@
 
 - `module_construction(ctx, call)`: does a call construct an `nn.Module` (a `torch.nn` layer class or
   a module class of the checked project)? Returns the qualified class name.
+- `factory_module(ctx, call)`: does a call go to a top-level function of the checked files (this file
+  or another) that returns a stateful module (`get_layer(cfg)`)? From the index's `factories`.
 - `strip_self_returning(ctx, expr)`, `is_stateless_construction(ctx, call, qualname)`.
 - `iter_returns(fn)`: the function's own return statements.
 - `always_exits(block)`: does every path through a block end in `return` / `raise`?
+- `path_guards(chain)`, `exclusive(a, b)`, `runs_whenever(site, at)`: which tests a node's path
+  passes (`analysis.guards.guard_steps`), to tell "registered on every path" from "on one branch".
+- `is_overload_stub(ctx, fn)`: is `fn` a `typing.overload` signature (not the implementation)?
 
 Method maps, `first_param` and reachability through `self.<m>` are in `analysis.classes`.
 
@@ -13,10 +18,12 @@ Everything here reads the tree only; callers memoise per class.
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import libcst as cst
 
+from modelint.analysis.guards import guard_steps
+from modelint.analysis.index import factory_classes
 from modelint.analysis.walk import descendants, iter_children
 
 
@@ -47,14 +54,21 @@ def is_stateless_construction(ctx, call: cst.Call, qualname: str) -> bool:
     return False
 
 
+def _callee(ctx, call: cst.Call) -> Optional[str]:
+    """Qualified name of a call's Name/Attribute callee, else None."""
+    func = call.func
+    return ctx.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+
+
 def module_construction(ctx, call: cst.Call) -> Optional[str]:
     """Qualified class name when `call` constructs an nn.Module, else None."""
-    func = call.func
-    if not isinstance(func, (cst.Name, cst.Attribute)):
-        return None
-    qualname = ctx.resolve(func)
-    if not qualname:
-        return None
+    qualname = _callee(ctx, call)
+    return module_class(ctx, qualname) if qualname else None
+
+
+def module_class(ctx, qualname: str) -> Optional[str]:
+    """`qualname` when it names an nn.Module class (a framework layer or a module class of the
+    checked project), else None."""
     fw = ctx.framework
     if qualname.rsplit(".", 1)[-1] in fw.non_module_last_names:
         return None
@@ -127,4 +141,73 @@ def always_exits(block: cst.BaseSuite) -> bool:
         return any(isinstance(s, (cst.Return, cst.Raise)) for s in block.body)
     if isinstance(block, cst.IndentedBlock):
         return any(_statement_exits(s) for s in block.body)
+    return False
+
+
+# `@overload` from either typing module, under any alias (`from typing import overload as ov`,
+# `import typing as t; @t.overload`): stubs that declare a signature and never run.
+_OVERLOAD_DECORATORS = frozenset({"typing.overload", "typing_extensions.overload"})
+
+
+def is_overload_stub(ctx, fn: cst.FunctionDef) -> bool:
+    """Is `fn` decorated with `typing.overload` / `typing_extensions.overload` (a signature stub; the
+    undecorated `def` of the same name after it is what runs)?"""
+    for dec in fn.decorators:
+        expr = dec.decorator
+        if isinstance(expr, (cst.Name, cst.Attribute)) and ctx.resolve(expr) in _OVERLOAD_DECORATORS:
+            return True
+    return False
+
+
+def factory_module(ctx, call: cst.Call) -> Optional[str]:
+    """The module class a call to a module-level factory returns (`get_layer(cfg)` whose body returns
+    `nn.Linear(...)` or a project module), read from the cross-file index (`index.factory_classes`),
+    for a function of this file or one imported from another checked file; None for anything else
+    and for factories of stateless framework layers only (`get_activation(name)` returning `nn.ReLU()`).
+    Methods are not factories here (MDL201 follows `self.<method>()` itself)."""
+    name = _callee(ctx, call)
+    if not name:
+        return None
+    if "." not in name:  # a function of this file: `resolve` leaves it unqualified
+        name = f"{ctx.facts.modname}.{name}"
+    fw = ctx.framework
+    for qual in factory_classes(ctx.classifier.index, name):
+        found = module_class(ctx, qual)
+        last = qual.rsplit(".", 1)[-1]
+        if found and not (fw.is_layer_name(qual) and (last in fw.stateless_layers or last.endswith("Loss"))):
+            return found
+    return None
+
+
+Guards = Dict[str, bool]  # source of a test -> its value on the path (`guards.guard_steps`)
+_TEXT = cst.Module(body=[]).code_for_node
+
+
+def path_guards(chain: Sequence[cst.CSTNode]) -> Guards:
+    """The tests chain[-1] is under inside its function (`if`/`else` arms, conditional expressions,
+    `and`/`or`, early exits; not `while`), with their values there. Tests are keyed by their source,
+    so `if cfg.aux: self.heads = [...]` and a later `if cfg.aux: self.heads = nn.ModuleList(...)` are
+    under the same test (the flag is not expected to change in between)."""
+    return {_TEXT(test): value for _, test, value in guard_steps(chain, loops=False)}
+
+
+def exclusive(a: Guards, b: Guards) -> bool:
+    """Can no single run reach both: a test both are under has opposite values (the two arms of one
+    `if`, or the body of `if x: ...; return` and the statements after it)?"""
+    return any(b.get(g, value) != value for g, value in a.items())
+
+
+def runs_whenever(sites: Iterable[Guards], at: Guards) -> bool:
+    """Does one of `sites` run on every path that reaches `at`: a site under no test that `at` is not
+    under (with the same value), or two sites in the two arms of one extra test?"""
+    halves: Dict[str, set] = {}
+    for site in sites:
+        extra = {g: v for g, v in site.items() if at.get(g) != v}
+        if not extra:
+            return True
+        if len(extra) == 1:
+            (g, v), = extra.items()
+            halves.setdefault(g, set()).add(v)
+            if len(halves[g]) == 2:
+                return True
     return False

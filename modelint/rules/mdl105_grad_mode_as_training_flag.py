@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, FrozenSet, Optional
+from typing import Dict, FrozenSet, Optional, Tuple
 
 import libcst as cst
 
 from modelint.analysis.calls import get_arg
-from modelint.analysis.gradmode import grad_locals, names_checkpoint, reads_grad
+from modelint.analysis.gradmode import feeds_objective, grad_locals, names_checkpoint, parameter_flags_only, reads_grad
 from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
@@ -33,8 +33,14 @@ class GradModeAsTrainingFlag(Rule):
         "runs. Also reports the reverse inside module methods: `self.training` deciding `create_graph=`, "
         "`torch.set_grad_enabled(...)` or `requires_grad_(...)` (as the argument or as a guard around it). "
         "Not reported: a test that reads both (`self.training and torch.is_grad_enabled()` only narrows the "
-        "mode), and gradient-checkpointing switches (`self.gradient_checkpointing and torch.is_grad_enabled()`), "
-        "where grad mode is exactly the right question."
+        "mode); gradient-checkpointing switches (`self.gradient_checkpointing and torch.is_grad_enabled()`), "
+        "where grad mode is exactly the right question; a grad-mode test whose arms apply the same "
+        "mode-dependent work (the same dropout / sampling / batch-norm calls with the same arguments but "
+        "the input: a faster or lower-memory path, not a mode switch); and a `requires_grad_()` under "
+        "`if self.training:` whose arm assigns a loss term (`loss`, `*_loss`, `penalty`, `reg`, `kl`): "
+        "autograd work for a training-only term of the objective, which evaluation skips; and "
+        "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, which says "
+        "whether that parameter is trainable, not what the grad mode is."
     )
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
@@ -115,6 +121,37 @@ def run_epoch(model, loader, train):
         for x, y in loader:
             model(x)
 """,
+        # grad mode picks a code path; both paths apply the same dropout. The mode gates a loss term.
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class FusedResidual(nn.Module):
+    def forward(self, x, y):
+        if torch.is_grad_enabled():          # autograd needs the out-of-place add
+            x = self.dropout(x) + y
+        else:
+            x = self.dropout(x)
+            x += y
+        if x.requires_grad:
+            return F.dropout(x, self.p, self.training).contiguous()
+        return F.dropout(x.contiguous(), self.p, self.training)
+
+def perturb(model, scale):
+    for name, p in model.named_parameters():
+        if p.requires_grad:                  # trainable or frozen: a property of the parameter
+            p.data.add_(torch.randn_like(p) * scale)
+
+class Smooth(nn.Module):
+    def forward(self, pts):
+        out = self.net(pts)
+        if self.training:                    # a training-only penalty term
+            pts.requires_grad_(True)
+            g, = torch.autograd.grad(self.net(pts).sum(), pts, create_graph=True)
+            self.eikonal_loss = (g.norm(dim=-1) - 1).pow(2).mean()
+        return out
+""",
     )
     INVALID = (
         """
@@ -163,6 +200,37 @@ class PINN(nn.Module):
             self.scale.requires_grad_()  # expect: MDL105
         return u, du
 """,
+        # both arms have dropout, but with another mode; one arm only has it; no loss term is gated
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Switch(nn.Module):
+    def forward(self, x):
+        if torch.is_grad_enabled():  # expect: MDL105
+            x = F.dropout(x, self.p, training=True)
+        else:
+            x = F.dropout(x, self.p, training=False)
+        if x.requires_grad:  # expect: MDL105
+            x = self.drop_path(x)
+        else:
+            x = self.norm(x)
+        return x
+
+def noisy_step(model, x):
+    for p in model.parameters():
+        if x.requires_grad:  # expect: MDL105
+            x = x + torch.randn_like(x)
+    return x
+
+class Saliency(nn.Module):
+    def forward(self, x):
+        if self.training:
+            x.requires_grad_(True)  # expect: MDL105
+            self.saliency = torch.autograd.grad(self.net(x).sum(), x)[0]
+        return self.net(x)
+""",
     )
 
     def __init__(self, ctx, options=None):
@@ -198,7 +266,7 @@ class PINN(nn.Module):
     def _grad_flag(self, expr: cst.CSTNode) -> Optional[str]:
         """The grad query `expr` uses as a training flag (None when it also reads the mode)."""
         shown = reads_grad(self.ctx, expr, self._locals_read_by(expr))
-        if shown and not reads_mode(expr, self._mode_locals()):
+        if shown and not reads_mode(expr, self._mode_locals()) and not parameter_flags_only(self.ctx, expr, self.ctx.ancestors):
             return shown
         return None
 
@@ -265,7 +333,7 @@ class PINN(nn.Module):
             target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
         elif last == fw.requires_grad_method and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
             arg = node.args[0].value if node.args else None
-            if (arg is not None and reads_mode(arg, mode_locals)) or self.ctx.is_guarded(node):
+            if (arg is not None and reads_mode(arg, mode_locals)) or self._guard_not_objective(node):
                 target, what = node, f"`{fw.requires_grad_method}()`"
         if target is None:
             return
@@ -275,6 +343,19 @@ class PINN(nn.Module):
             f"higher-order graphs) disappear in evaluations that need them (saliency, adversarial attacks, "
             f"physics-informed validation losses); let the caller's `torch.no_grad()` / `enable_grad()` decide",
         )
+
+    def _guard_not_objective(self, node: cst.CSTNode) -> bool:
+        """Is `node` under a mode check whose arm does more than compute a training-only loss term?
+        (`if self.training: x.requires_grad_(); ...; loss = loss + penalty` gates a term of the
+        objective, which evaluation skips; that is what `self.training` is for.)"""
+        guard = self.ctx.mode_guard(node)
+        if guard is None:
+            return False
+        if isinstance(guard, cst.If):
+            chain = self.ctx.chain(node)
+            arm = guard.orelse if guard.orelse is not None and any(n is guard.orelse for n in chain) else guard.body
+            return not feeds_objective(arm)
+        return True
 
     def _fresh_tensor(self, expr: cst.CSTNode) -> bool:
         """A tensor the function builds from a factory (`q = torch.zeros_like(w)`): whether it requires
@@ -313,13 +394,11 @@ class PINN(nn.Module):
                 body = list(parent.body)
                 idx = next((i for i, s in enumerate(body) if s is node), None)
                 if idx is not None:
-                    arms = arms + body[idx + 1 :]
-        work = None
-        for arm in arms:
-            if arm is not None:
-                work = self._mode_work(arm)
-                if work:
-                    break
+                    arms = [arms[0], [a for a in (arms[1], *body[idx + 1 :]) if a is not None]]
+        works = [self._mode_works(arm) for arm in arms]
+        if works[0] and all(w == works[0] for w in works):
+            return  # both arms apply the same mode-dependent work: grad mode picks a code path, not the mode
+        work = next((min(w)[1] for w in works if w), None)
         if not work:
             return
         self.report(
@@ -329,24 +408,38 @@ class PINN(nn.Module):
             f"`self.training` instead",
         )
 
-    def _mode_work(self, root: cst.CSTNode) -> Optional[str]:
+    def _mode_works(self, root) -> FrozenSet[Tuple[str, str]]:
+        """The mode-dependent calls (dropout, sampling, batch norm) in an arm (a node, a list of
+        statements or None), each as (signature, text to show). The signature is the callee with every
+        argument but the input, so `F.dropout(x, p, self.training)` in both arms of a fast/slow path
+        is the same work, and `training=True` against `training=False` is not."""
+        code = self.ctx.module.code_for_node
         fw = self.ctx.framework
-        stack = [root]
+        out = set()
+        stack = list(root) if isinstance(root, list) else [root] if root is not None else []
         while stack:
             node = stack.pop()
             if isinstance(node, cst.Call):
-                func = node.func
-                if isinstance(func, (cst.Name, cst.Attribute)):
-                    last = func.attr.value if isinstance(func, cst.Attribute) else func.value
-                    q = self.ctx.resolve(func)
-                    if q and (fw.training_flag_position(q) is not None or q in fw.attention_dropout_calls):
-                        return f"`{self.ctx.module.code_for_node(func)}()`"
-                    if isinstance(func, cst.Attribute) and _DROP_ATTR.search(last):
-                        return f"`{self.ctx.module.code_for_node(func)}()`"
-                    op = sampling_op(self.ctx, node, self.ctx.function_facts())
-                    if op:
-                        return f"sampling (`{op.rsplit('.', 1)[-1] if fw.in_namespace(op) else op}`)"
+                shown = self._work_of(node, fw)
+                if shown:
+                    rest = [code(a) for a in node.args[1:]] if node.args and node.args[0].keyword is None else [code(a) for a in node.args]
+                    out.add((code(node.func) + "(" + ", ".join(rest) + ")", shown))
             for child in iter_children(node):
                 if not isinstance(child, (*FUNCTION_TYPES, cst.ClassDef)):
                     stack.append(child)
+        return frozenset(out)
+
+    def _work_of(self, node: cst.Call, fw) -> Optional[str]:
+        func = node.func
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            return None
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value
+        q = self.ctx.resolve(func)
+        if q and (fw.training_flag_position(q) is not None or q in fw.attention_dropout_calls):
+            return f"`{self.ctx.module.code_for_node(func)}()`"
+        if isinstance(func, cst.Attribute) and _DROP_ATTR.search(last):
+            return f"`{self.ctx.module.code_for_node(func)}()`"
+        op = sampling_op(self.ctx, node, self.ctx.function_facts())
+        if op:
+            return f"sampling (`{op.rsplit('.', 1)[-1] if fw.in_namespace(op) else op}`)"
         return None

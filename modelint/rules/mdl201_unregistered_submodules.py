@@ -7,9 +7,14 @@ import libcst as cst
 from modelint.analysis.calls import callee_name
 from modelint.analysis.classes import first_param
 from modelint.analysis.structure import (
+    Guards,
+    exclusive,
+    factory_module,
     is_stateless_construction,
     iter_returns,
     module_construction,
+    path_guards,
+    runs_whenever,
     strip_self_returning,
 )
 from modelint.analysis.walk import descendants
@@ -52,10 +57,13 @@ class _ClassFrame:
     def __init__(self, classdef: cst.ClassDef):
         self.classdef = classdef
         # (statement node, attr, description of the module inside)
-        self.literal: List[Tuple[cst.CSTNode, str, str, str]] = []
-        self.inits: Dict[str, cst.CSTNode] = {}  # attr -> first `self.X = <container>` assignment
+        self.literal: List[Tuple[cst.CSTNode, str, str, str, Guards]] = []
+        # attr -> (first `self.X = <container>` assignment, the tests it is under)
+        self.inits: Dict[str, Tuple[cst.CSTNode, Guards]] = {}
         self.fills: Dict[str, List[Tuple[cst.CSTNode, str]]] = {}  # attr -> [(fill node, module desc)]
-        self.registered: Set[str] = set()  # attrs handed to a module constructor / add_module / reassigned
+        # attr -> the tests each site that registers it (module constructor / add_module / reassignment)
+        # is under: a site on one branch only does not register what the other branch keeps
+        self.registered: Dict[str, List[Guards]] = {}
         self.methods: Optional[Dict[str, cst.FunctionDef]] = None
         self.returns_module: Dict[str, Optional[str]] = {}
 
@@ -69,7 +77,7 @@ class _Uses:
         self.facts = facts
         parents = facts.parents
         self_name = first_param(fn) or "self"
-        self.sinks: Dict[str, List[Optional[Key]]] = {}
+        self.sinks: Dict[str, List[Tuple[Optional[Key], cst.CSTNode]]] = {}
         self.fills: Dict[str, List[Tuple[cst.CSTNode, bool]]] = {}  # local -> [(value, many)]
         for node in descendants(fn.body):
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
@@ -93,12 +101,16 @@ class _Uses:
                 continue  # calling the module
             if isinstance(parent, cst.Arg) and parent.keyword is node:
                 continue
+            if isinstance(parent, cst.AugAssign) and parent.target is node and isinstance(parent.operator, cst.AddAssign):
+                # `layers += [Block()]`: the list grows in place, like `layers.extend(...)`
+                self.fills.setdefault(node.value, []).append((parent.value, True))
+                continue
             if isinstance(parent, (cst.AssignTarget, cst.Param, cst.AugAssign, cst.AnnAssign, cst.For, cst.AsName,
                                    cst.CompFor, cst.NamedExpr, cst.Global, cst.Nonlocal, cst.ImportAlias,
                                    cst.FunctionDef, cst.ClassDef)):
                 if not isinstance(parent, cst.AugAssign) and not (isinstance(parent, cst.AnnAssign) and parent.value is node):
                     continue
-            self.sinks.setdefault(node.value, []).append(_sink(node, parents, self_name))
+            self.sinks.setdefault(node.value, []).append((_sink(node, parents, self_name), node))
 
 
 def _filled_or_bound(fn: cst.FunctionDef) -> FrozenSet[str]:
@@ -135,7 +147,7 @@ def _sink(node: cst.CSTNode, parents: Dict[int, cst.CSTNode], self_name: str) ->
     """Where a value ends up: the container it is put into, a return, or None (anything else)."""
     child = node
     parent = parents.get(id(child))
-    while isinstance(parent, _PASS_THROUGH):
+    while isinstance(parent, _PASS_THROUGH) or (isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add)):
         if isinstance(parent, cst.IfExp) and parent.test is child:
             return None
         child, parent = parent, parents.get(id(parent))
@@ -186,7 +198,14 @@ class UnregisteredSubmodules(Rule):
         "modules are also registered another way (`self.X` passed to `nn.ModuleList(...)`, "
         "`nn.Sequential(*self.X)` or any module constructor, or to `add_module` / `register_module` "
         "/ `setattr`, directly or in a loop over it; a local module also added with `add_module` or "
-        "assigned to its own `self.` attribute); and classes that are not `nn.Module` subclasses."
+        "assigned to its own `self.` attribute) on every path that builds them (a registration in one "
+        "arm of an `if` does not cover the other arm); containers built with a registering container "
+        "under any import spelling (`from torch.nn import ModuleList`, `ModuleList(a) + [b]`); and classes "
+        "that are not `nn.Module` subclasses. Modules count wherever they come from: a construction, a "
+        "method of the class or a module-level factory function of the checked files (`get_layer(cfg)` "
+        "whose body returns a module construction, in this file or another; found by the cross-file "
+        "index), and containers grow by `append`-like calls, `+=` and concatenation (`self.layers = "
+        "self.layers + [Layer()]`)."
     )
     why = (
         "`nn.Module` only registers submodules assigned directly to an attribute or held in "
@@ -270,6 +289,35 @@ class Config:                                        # not a module: plain conta
     def __init__(self):
         self.layers = [nn.Linear(4, 4)]
 """,
+        # registering containers under bare or aliased names; registered on every branch
+        """
+import torch.nn as nn
+from torch.nn import ModuleList, ModuleDict as Heads, Sequential
+
+def make_act(kind):
+    return nn.GELU() if kind == "gelu" else nn.ReLU()
+
+class Tower(nn.Module):
+    def __init__(self, d, n, fused):
+        super().__init__()
+        blocks = ModuleList()
+        for _ in range(n):
+            blocks.append(nn.Linear(d, d))
+        self.blocks = blocks
+        self.extra = ModuleList([nn.Linear(d, d)]) + [nn.Linear(d, d)]
+        self.heads = Heads({"a": nn.Linear(d, 1)})
+        self.acts = [make_act("gelu") for _ in range(n)]   # a factory of stateless layers
+        layers = [nn.Linear(d, d) for _ in range(n)]
+        if fused:
+            self.body = Sequential(*layers)
+        else:
+            self.body = ModuleList(layers)
+        self.stages = [nn.Linear(d, d) for _ in range(n)]
+        if fused:
+            self.trunk = Sequential(*self.stages)
+            return
+        self.trunk = ModuleList(self.stages)
+""",
     )
     INVALID = (
         """
@@ -305,6 +353,38 @@ class Heads(nn.Module):
 
     def _make_layer(self, d):
         return nn.Sequential(nn.Linear(d, d), nn.BatchNorm1d(d))
+""",
+        # concatenation, module-level factories, registration on one branch only
+        """
+import torch.nn as nn
+
+def conv_block(c):
+    block = nn.Sequential(nn.Conv2d(c, c, 3), nn.BatchNorm2d(c))
+    return block
+
+class Pyramid(nn.Module):
+    def __init__(self, c, n, shared):
+        super().__init__()
+        self.levels = []
+        for _ in range(n):
+            self.levels = self.levels + [nn.Conv2d(c, c, 1)]  # expect: MDL201
+        convs = []
+        for _ in range(n):
+            convs += [nn.Conv2d(c, c, 3)]
+        self.convs = convs  # expect: MDL201
+        self.blocks = [conv_block(c) for _ in range(n)]  # expect: MDL201
+        towers = [conv_block(c) for _ in range(n)]
+        if shared:
+            self.tower = nn.Sequential(*towers)
+        else:
+            self.tower = towers  # expect: MDL201
+        self.stages = [nn.Conv2d(c, c, 1) for _ in range(n)]  # expect: MDL201
+        if shared:
+            self.stem = nn.Sequential(*self.stages)
+        if not shared:
+            self.heads = [conv_block(c)]
+        if not shared:
+            self.heads = nn.ModuleList(self.heads)       # the same test: registered wherever built
 """,
     )
 
@@ -398,8 +478,8 @@ class Heads(Module):
         frame = self._frames.pop()
         if frame is None:
             return
-        for stmt, attr, desc, container in frame.literal:
-            if attr in frame.registered:
+        for stmt, attr, desc, container, guards in frame.literal:
+            if runs_whenever(frame.registered.get(attr, ()), guards):
                 continue
             kind = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
             self.report(
@@ -410,9 +490,9 @@ class Heads(Module):
                 f"`state_dict()` does not save them; use `{kind}`",
                 fix=self._wrap(stmt, attr, fills=()),
             )
-        for attr, init in frame.inits.items():
+        for attr, (init, guards) in frame.inits.items():
             fills = frame.fills.get(attr)
-            if not fills or attr in frame.registered:
+            if not fills or runs_whenever(frame.registered.get(attr, ()), guards):
                 continue
             fill, desc = fills[0]
             container = _container_kind(init)
@@ -507,16 +587,16 @@ class Heads(Module):
             return
         stripped = strip_self_returning(self.ctx, value)
         if isinstance(stripped, cst.Call) and module_construction(self.ctx, stripped):
-            frame.registered.add(attr)  # `self.X = nn.ModuleList(...)` somewhere in the class
+            self._registered_here(frame, attr)  # `self.X = nn.ModuleList(...)` somewhere in the class
             return
         container = _container_kind(stmt if isinstance(stmt, cst.Assign) else None, value)
         if container is None and not isinstance(value, cst.Name):
             return
         desc = self._container_modules(value, method, ("self", attr), 0)
         if desc:
-            frame.literal.append((stmt, attr, desc, container or "list"))
-        elif container is not None:
-            frame.inits.setdefault(attr, stmt)
+            frame.literal.append((stmt, attr, desc, container or "list", path_guards(self.ctx.ancestors)))
+        elif container is not None and attr not in frame.inits:
+            frame.inits[attr] = (stmt, path_guards(self.ctx.ancestors))
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self._frames or self._frames[-1] is None:
@@ -558,7 +638,11 @@ class Heads(Module):
         for node in descendants(expr):
             attr = _self_attr(node, self_name)
             if attr is not None:
-                frame.registered.add(attr)
+                self._registered_here(frame, attr)
+
+    def _registered_here(self, frame: _ClassFrame, attr: str) -> None:
+        """Record a site that registers `self.<attr>`'s modules, with the tests it runs under."""
+        frame.registered.setdefault(attr, []).append(path_guards(self.ctx.ancestors))
 
     # --- what a value holds ----------------------------------------------------------------------
     def _uses_of(self, fn: cst.FunctionDef) -> _Uses:
@@ -575,9 +659,21 @@ class Heads(Module):
         return name in bound
 
     def _stays_in(self, name: str, fn: cst.FunctionDef, key: Key) -> bool:
-        """Is every use of local `name` harmless or a put into container `key`?"""
+        """Is every use of local `name` harmless, a put into container `key` or back into `name`
+        (`layers = layers + [...]`), or on a branch that excludes every put into `key` (a use there
+        cannot register what the `key` branch keeps: `if seq: self.body = nn.Sequential(*layers)
+        else: self.body = layers`)?"""
         sinks = self._uses_of(fn).sinks.get(name, ())
-        return all(s == key for s in sinks)
+        itself = ("local", name)
+        puts = [node for s, node in sinks if s == key]
+        others = [node for s, node in sinks if s != key and s != itself]
+        if not others:
+            return True
+        if not puts:
+            return False
+        facts = self.ctx.function_facts(fn)
+        at = [path_guards(facts.chain(n)) for n in puts]
+        return all(all(exclusive(path_guards(facts.chain(o)), a) for a in at) for o in others)
 
     def _holds_module(self, expr: cst.BaseExpression, fn: cst.FunctionDef, key: Key, depth: int) -> Optional[str]:
         """Description of the module an expression evaluates to (a fresh construction), or None."""
@@ -594,6 +690,8 @@ class Heads(Module):
             attr = _self_attr(expr.func, self_name)
             if attr is not None:
                 return self._method_returns_module(attr, depth)
+            if factory_module(self.ctx, expr):  # `get_layer(cfg)`, a module-level factory of the project
+                return self.ctx.module.code_for_node(expr.func) + "(...)"
             return None
         if isinstance(expr, cst.IfExp):
             return self._holds_module(expr.body, fn, key, depth + 1) or self._holds_module(expr.orelse, fn, key, depth + 1)
@@ -635,6 +733,8 @@ class Heads(Module):
         if isinstance(expr, cst.DictComp):
             return self._holds_module(expr.value, fn, key, depth + 1) or self._container_modules(expr.value, fn, key, depth + 1)
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Multiply)):
+            if self._registering(expr.left) or self._registering(expr.right):
+                return None  # `nn.ModuleList(a) + [b]` is a ModuleList
             return self._container_modules(expr.left, fn, key, depth + 1) or self._container_modules(expr.right, fn, key, depth + 1)
         if isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].keyword:
             if self.ctx.resolve(expr.func) in _CONTAINER_FACTORIES:
@@ -645,6 +745,8 @@ class Heads(Module):
             if not self._may_hold(expr.value, fn) or not self._stays_in(expr.value, fn, key):
                 return None
             facts = self.ctx.function_facts(fn)
+            if any(self._registering(v) for v in facts.assigns.get(expr.value, ())):
+                return None  # `blocks = ModuleList(); blocks.append(...)`: a registering container
             local = ("local", expr.value)
             for v in facts.assigns.get(expr.value, ()):
                 desc = self._container_modules(v, fn, local, depth + 1)
@@ -656,6 +758,15 @@ class Heads(Module):
                 if desc:
                     return desc
         return None
+
+    def _registering(self, expr: cst.BaseExpression) -> bool:
+        """Is `expr` a construction of a registering container (`nn.ModuleList(...)`, `ModuleDict()`,
+        `Sequential(...)`, under any import spelling)?"""
+        expr = strip_self_returning(self.ctx, expr)
+        if not isinstance(expr, cst.Call):
+            return False
+        qual = module_construction(self.ctx, expr)
+        return bool(qual) and qual.rsplit(".", 1)[-1] in self.ctx.framework.containers
 
     def _method_returns_module(self, name: str, depth: int) -> Optional[str]:
         frame = self._frames[-1]

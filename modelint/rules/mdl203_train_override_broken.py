@@ -6,7 +6,7 @@ import libcst as cst
 
 from modelint.analysis.calls import literal_value
 from modelint.analysis.classes import first_param, is_decorated_with
-from modelint.analysis.structure import always_exits, iter_returns
+from modelint.analysis.structure import always_exits, is_overload_stub, iter_returns
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertAfter, InsertBefore, Replace, fix
 from modelint.rules.base import Rule
@@ -40,8 +40,9 @@ class TrainOverrideBroken(Rule):
         "hand-written equivalent (assigning `self.training` and calling `.train(...)` on the children); "
         "(c) it does not return `self` (or the delegated call's result) on every path (info). One "
         "finding per method, on its name, with every case that applies; the finding's level is that of "
-        "the most severe case. Methods whose every path raises, and classes that are not modules, are "
-        "not reported. The catalogue lists the rule as `warning` (case b, the common one); with "
+        "the most severe case. Methods whose every path raises, `@overload` signature stubs "
+        "(`typing.overload` / `typing_extensions.overload` under any alias: the implementation after them is "
+        "judged, once), and classes that are not modules, are not reported. The catalogue lists the rule as `warning` (case b, the common one); with "
         "per-finding levels the engine reports case (a) as `error` and case (c) as `info`."
     )
     why = (
@@ -139,6 +140,27 @@ class NoTraining(nn.Module):
     def train(self, mode=True):
         raise RuntimeError("this model is inference-only")
 """,
+        # `@overload` stubs declare signatures; only the implementation runs, and it delegates
+        """
+import typing as t
+from typing import overload
+from typing_extensions import overload as ext_overload
+import torch.nn as nn
+
+class Typed(nn.Module):
+    @overload
+    def train(self, mode: bool = ...) -> "Typed": ...
+    @t.overload
+    def train(self, mode: int) -> "Typed": ...
+    def train(self, mode=True):
+        return super().train(bool(mode))
+
+class TypedExt(nn.Module):
+    @ext_overload
+    def eval(self) -> "TypedExt": ...
+    def eval(self):
+        return self.train(False)
+""",
     )
     INVALID = (
         """
@@ -170,6 +192,27 @@ class NoReturn(nn.Module):
 class HeadOnly(nn.Module):
     def eval(self):  # expect: MDL203
         self.model.eval()
+        return self
+""",
+        # one finding per override: on the implementation, not on each `@overload` stub
+        """
+from typing import overload as sig
+import typing_extensions
+import torch.nn as nn
+
+class Stubbed(nn.Module):
+    @sig
+    def train(self, mode: bool = ...) -> "Stubbed": ...
+    @typing_extensions.overload
+    def train(self, mode: int) -> "Stubbed": ...
+    def train(self, mode=True):  # expect: MDL203
+        self.cache = None
+        return self
+
+class Decorated(nn.Module):
+    @overloaded_elsewhere
+    def train(self, mode=True):  # expect: MDL203
+        self.cache = None
         return self
 """,
     )
@@ -241,8 +284,8 @@ class HeadOnly(nn.Module):
         if len(anc) < 3 or not isinstance(anc[-3], cst.ClassDef):
             return
         classdef = anc[-3]
-        if not self.ctx.is_module_class(classdef):
-            return
+        if not self.ctx.is_module_class(classdef) or is_overload_stub(self.ctx, node):
+            return  # an `@overload` stub never runs: the implementation after it is judged, once
         cases: List[Tuple[str, str]] = []
         repair = None
         incompatible = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))

@@ -7,6 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.classes import first_param
+from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
 
 # Words that name a module when they end a variable or attribute name (`self.text_encoder`,
@@ -20,6 +21,9 @@ _MODULE_WORDS = frozenset(
 _EXEMPT_METHODS = frozenset({"train", "eval", "__setstate__"})
 # Iterating over these gives every module of a tree, one by one.
 _MODULE_ITERATORS = re.compile(r"\b(named_)?(modules|children)\s*\(")
+# Calls that hand a loop the elements of their arguments, and dict views (`saved.items()`).
+_WRAPPERS = frozenset({"enumerate", "zip", "reversed", "list", "sorted", "tuple"})
+_DICT_VIEWS = frozenset({"items", "values", "keys"})
 
 
 def _last_word(name: str) -> str:
@@ -35,15 +39,22 @@ class TrainingFlagAssigned(Rule):
     summary = "`module.training = ...` does not switch the children's mode; use `module.train(mode)`."
     what = (
         "Reports an assignment to the `training` attribute of a module outside a `train` / `eval` "
-        "override (where setting the flag is the implementation) and outside `__setstate__`. The "
+        "override or another library's mode setter (stable-baselines3's `set_training_mode`), where "
+        "setting the flag is the implementation, and outside `__setstate__`. The "
         "object counts as a module when it is `self` in a method of an `nn.Module` class (including "
         "`__init__`: children built there keep `training=True`), a parameter annotated with a module "
         "class, or a name / attribute whose last word names a module (`model`, `self.encoder`, "
         "`ema_model`, `m`, ...). Not reported: `self.training = ...` in classes that are not modules "
         "(trainers, validators, config objects with a `training` field); objects such as `trainer`, "
         "`args`, `state`; and loop variables that iterate over `.modules()` / `.named_modules()` / "
-        "`.children()` (directly or through a list built from them), which set every module of the "
-        "tree one by one (e.g. restoring saved modes)."
+        "`.children()` (directly, through `zip`/`enumerate`/`sorted`, or through a list or dict built from "
+        "them and read with `.items()`/`.values()`), which set every module of the tree one by one "
+        "(restoring saved modes); and restoring an object's own flag from a copy taken of that same "
+        "object's flag (`was = m.training ... m.training = was`, or a holder that keeps one module and "
+        "its flag, `self.module = module; self.training = module.training`, and puts it back) when the "
+        "code that took the copy never calls `train()`/`eval()` on the object itself: such per-module "
+        "snapshots put back exactly the mode each module had. Not caught therefore: a snapshot holder "
+        "kept for the root only, while someone else switched the whole tree."
     )
     why = (
         "`nn.Module.train(mode)` sets `training` on the module and on every descendant. Assigning the "
@@ -100,6 +111,40 @@ def loop(trainer, args):
     trainer.training = True
     args.training = False
 """,
+        # per-module restores: every module gets its own saved flag back
+        """
+import torch.nn as nn
+
+def restore_all(net, flags):
+    for sub, was in zip(net.modules(), flags):
+        sub.training = was
+
+def restore_named(net):
+    saved = {n: m.training for n, m in net.named_modules()}
+    yield
+    for n, mod in net.named_modules():
+        mod.training = saved[n]
+
+def restore_dict(net):
+    saved = {m: m.training for m in net.modules()}
+    yield
+    for m, was in saved.items():
+        m.training = was
+
+class FlagSnapshot:                   # one per module of the tree
+    def __init__(self, module):
+        self.module = module
+        self.was_training = module.training
+
+    def put_back(self):
+        target = self.module
+        target.training = self.was_training
+
+class PolicyWrapper(nn.Module):
+    def set_training_mode(self, mode):   # the library's mode switch: the flag is its implementation
+        self.actor.set_training_mode(mode)
+        self.training = mode
+""",
     )
     INVALID = (
         """
@@ -120,6 +165,33 @@ def evaluate(model, batch, net: nn.Module):
     net.training = False  # expect: MDL204
     return model(batch)
 """,
+        # restoring only the root's flag after switching the whole tree leaves the children switched
+        """
+import torch.nn as nn
+
+def predict(model, x):
+    was = model.training
+    model.eval()
+    out = model(x)
+    model.training = was  # expect: MDL204
+    return out
+
+class eval_mode:
+    def __init__(self, module):
+        self.module = module
+        self.was = module.training
+
+    def __enter__(self):
+        self.module.eval()
+
+    def __exit__(self, *exc):
+        self.module.training = self.was  # expect: MDL204
+
+def copy_mode(student, teacher, flags):
+    student.training = teacher.training  # expect: MDL204
+    for m, was in zip(teacher.children(), flags):
+        student.training = was  # expect: MDL204
+""",
     )
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -134,15 +206,16 @@ def evaluate(model, batch, net: nn.Module):
             self._check(node, target)
 
     def _check(self, stmt: cst.CSTNode, target: cst.Attribute) -> None:
+        setters = self.ctx.framework.mode_setter_methods
         for anc in self.ctx.ancestors:
-            if isinstance(anc, cst.FunctionDef) and anc.name.value in _EXEMPT_METHODS:
+            if isinstance(anc, cst.FunctionDef) and (anc.name.value in _EXEMPT_METHODS or anc.name.value in setters):
                 return
         receiver = target.value
         name = dotted(receiver)
         if name is None:
             return
         why = self._module_evidence(receiver, name)
-        if why is None or self._iterated_module(name):
+        if why is None or self._iterated_module(name) or self._restores_own_snapshot(receiver, stmt.value):
             return
         shown = self.ctx.module.code_for_node(receiver)
         value = self.ctx.module.code_for_node(stmt.value)
@@ -191,15 +264,94 @@ def evaluate(model, batch, net: nn.Module):
                     continue
                 if _MODULE_ITERATORS.search(code(anc.iter)):
                     return True
-                it = anc.iter
-                if isinstance(it, cst.Call) and it.args and isinstance(it.func, cst.Name) and it.func.value in ("enumerate", "zip", "reversed", "list"):
-                    it = it.args[0].value
-                if isinstance(it, cst.Name):
-                    facts = self.ctx.function_facts()
-                    values = facts.assigns.get(it.value, []) if facts else []
+                facts = self.ctx.function_facts()
+                for it in _iterated_names(anc.iter):
+                    values = facts.assigns.get(it, []) if facts else []
                     if any(_MODULE_ITERATORS.search(code(v)) for v in values):
                         return True
         return False
+
+    def _restores_own_snapshot(self, receiver: cst.BaseExpression, value: cst.BaseExpression) -> bool:
+        """`was = m.training ... m.training = was`, or a holder class that keeps one module and its flag
+        (`self.module = module; self.training = module.training`) and puts the flag back: the value is
+        that same object's own flag, saved earlier, and the code that saved it never switches the object
+        with `train()` / `eval()` itself (then the children would have changed too, and restoring only
+        the parent's flag would be the bug). Per-module snapshot holders (one for every module of a
+        tree) are how a tracer or a checkpoint restores modes exactly."""
+        code = self.ctx.module.code_for_node
+        facts = self.ctx.function_facts()
+        method, classdef = self.ctx.enclosing_method_and_class()
+        self_name = first_param(method) if method is not None else None
+        spellings = {code(receiver)}
+        if isinstance(receiver, cst.Name) and facts is not None:
+            spellings.update(code(v) for v in facts.assigns.get(receiver.value, ()))  # `module = self.module`
+        if isinstance(value, cst.Name) and facts is not None:
+            saved = facts.assigns.get(value.value, ())
+            scope = [self.ctx.enclosing_function()]
+        elif self_name and isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name) and value.value.value == self_name:
+            scope = list(self.ctx.methods(classdef).values())
+            saved = [v for fn in scope for v in _self_assigned(fn, value.attr.value)]
+            spellings.update(self._held_as(scope, spellings, saved))
+        else:
+            return False
+        mode_attr = self.ctx.framework.mode_attr
+        own = [v for v in saved if isinstance(v, cst.Attribute) and v.attr.value == mode_attr and code(v.value) in spellings]
+        return bool(own) and len(own) == len(saved) and not self._switches(scope, spellings)
+
+    def _held_as(self, methods, spellings, saved) -> set:
+        """`self.module` spells the module whose flag was saved as `module.training` in a method that
+        also did `self.module = module`."""
+        code = self.ctx.module.code_for_node
+        sources = {code(v.value) for v in saved if isinstance(v, cst.Attribute)}
+        out = set()
+        for fn in methods:
+            self_name = first_param(fn)
+            for node in descendants(fn):
+                if isinstance(node, cst.Assign) and code(node.value) in sources:
+                    for t in node.targets:
+                        if isinstance(t.target, cst.Attribute) and code(t.target) in spellings and isinstance(t.target.value, cst.Name) and t.target.value.value == self_name:
+                            out.add(code(node.value))
+        return out
+
+    def _switches(self, scope, spellings) -> bool:
+        """Does any function in `scope` call `<object>.train(...)` / `.eval()` on one of its spellings?"""
+        fw = self.ctx.framework
+        methods = {fw.train_method, fw.eval_method} | set(fw.mode_setter_methods)
+        code = self.ctx.module.code_for_node
+        for fn in scope:
+            if fn is None:
+                continue
+            for node in descendants(fn):
+                if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in methods:
+                    if code(node.func.value) in spellings:
+                        return True
+        return False
+
+
+def _self_assigned(fn: cst.FunctionDef, attr: str):
+    """Values assigned to `self.<attr>` in a method."""
+    self_name = first_param(fn)
+    for node in descendants(fn):
+        if isinstance(node, cst.Assign):
+            for t in node.targets:
+                target = t.target
+                if isinstance(target, cst.Attribute) and target.attr.value == attr and isinstance(target.value, cst.Name) and target.value.value == self_name:
+                    yield node.value
+
+
+def _iterated_names(it: cst.BaseExpression):
+    """The local names a loop iterates over: `xs`, `enumerate(xs)`, `zip(xs, ys)`, `xs.items()`."""
+    stack = [it]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            yield node.value
+        elif isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Name) and func.value in _WRAPPERS:
+                stack.extend(a.value for a in node.args)
+            elif isinstance(func, cst.Attribute) and func.attr.value in _DICT_VIEWS and not node.args:
+                stack.append(func.value)
 
 
 def _names(target: cst.CSTNode):

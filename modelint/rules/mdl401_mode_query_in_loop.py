@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, FrozenSet, Optional, Tuple
 
 import libcst as cst
 
@@ -70,7 +70,9 @@ class ModeQueryInLoop(Rule):
         "`set_grad_enabled(...)` / `inference_mode()` (for grad and inference mode) or `autocast(...)` (for "
         "autocast) inside the loop makes the query loop-variant and it is not reported. Nothing inside a "
         "loop can change whether the code is being scripted, traced or compiled. Reading `self.training` is "
-        "an attribute read, not a call, and is not reported. Neither is `torch.jit.is_scripting()` written in "
+        "an attribute read, not a call, and is not reported; nor is a query whose argument reads a name the "
+        "loop binds (`for dev in devices: torch.is_autocast_enabled(dev)`), which asks something else on "
+        "each iteration. Neither is `torch.jit.is_scripting()` written in "
         "an `if`/`while`/conditional-expression test (alone or under `not`/`and`/`or`): TorchScript skips "
         "compiling the branch it rules out only when the call stands in the test itself, so hoisting it "
         "would break `torch.jit.script` on code like `if not torch.jit.is_scripting(): checkpoint(...)`. "
@@ -160,6 +162,22 @@ def mixed(model, xs):
             return torch.jit.is_tracing()
         inner()
 """,
+        # an argument that changes per iteration asks a different question each time
+        """
+import torch
+
+def autocast_report(devices, model):
+    states = [torch.is_autocast_enabled(d) for d in devices]
+    for dev in devices:
+        if torch.is_autocast_enabled(dev):
+            model.log(dev, torch.get_autocast_dtype(dev))
+    for i, (name, kind) in enumerate(model.targets):
+        model.log(name, torch.get_autocast_dtype(kind))
+    for step in range(3):
+        kind = model.kinds[step]
+        model.log(step, torch.is_autocast_enabled(device_type=kind))
+    return states
+""",
     )
     INVALID = (
         """
@@ -191,6 +209,21 @@ def decode(model, tokens):
         if is_tracing():  # expect: MDL401
             break
     return [[t for t in row if torch._dynamo.is_compiling()] for row in tokens]  # expect: MDL401
+""",
+        # the argument does not change in the loop; neither does the answer
+        """
+import torch
+
+class Mixed(torch.nn.Module):
+    def forward(self, x):
+        dev = x.device.type
+        for blk in self.blocks:
+            self.last = blk
+            if torch.is_autocast_enabled(dev):  # expect: MDL401
+                x = blk(x.float())
+            if torch.is_autocast_enabled(self.device_type):  # expect: MDL401
+                x = blk(x)
+        return [m(x) for m in self.heads if torch.is_grad_enabled()]  # expect: MDL401
 """,
     )
 
@@ -252,6 +285,7 @@ def decode(model, h, steps):
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         self._variant: Dict[Tuple[int, str], bool] = {}
+        self._bound: Dict[int, FrozenSet[str]] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -261,7 +295,7 @@ def decode(model, h, steps):
         if state is None:
             return
         loop = _loop_of(self.ctx.ancestors)
-        if loop is None or self._loop_changes(loop, state):
+        if loop is None or self._loop_changes(loop, state) or self._argument_varies(node, loop):
             return
         if state == "script" and _in_condition(self.ctx.ancestors):
             return  # TorchScript drops the unscriptable branch only when the call is written in the test
@@ -341,6 +375,18 @@ def decode(model, h, steps):
                 return names_checkpoint(node.test)
         return False
 
+    def _argument_varies(self, call: cst.Call, loop: cst.CSTNode) -> bool:
+        """Does an argument read a name the loop binds (`for dev in ("cuda", "cpu"):
+        torch.is_autocast_enabled(dev)`)? Then each iteration asks about something else: the query is
+        not loop-invariant, and there is no single answer to hoist."""
+        if not call.args:
+            return False
+        key = id(loop)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = _names_bound_in(loop)
+        return any(isinstance(n, cst.Name) and n.value in bound for a in call.args for n in descendants(a.value))
+
     def _loop_changes(self, loop: cst.CSTNode, state: str) -> bool:
         state_setters = self.ctx.framework.state_setters
         setters = state_setters[state] | (state_setters["inference"] if state == "grad" else frozenset())
@@ -389,3 +435,29 @@ def _in_condition(ancestors) -> bool:
             continue
         return False
     return False
+
+
+def _names_bound_in(loop: cst.CSTNode) -> FrozenSet[str]:
+    """Names a loop (re)binds on each iteration: its targets (`for x in`, a comprehension's `for`s),
+    and assignments, `with ... as`, walrus and inner loop targets in its body."""
+    out = set()
+    for node in descendants(loop):
+        targets = ()
+        if isinstance(node, (cst.For, cst.CompFor)):
+            targets = (node.target,)
+        elif isinstance(node, cst.Assign):
+            targets = tuple(t.target for t in node.targets)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr)):
+            targets = (node.target,)
+        elif isinstance(node, cst.AsName):
+            targets = (node.name,)
+        stack = list(targets)
+        while stack:  # names only: `self.x = ...` binds no local (and `self` would match every read)
+            target = stack.pop()
+            if isinstance(target, cst.Name):
+                out.add(target.value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                stack.extend(e.value for e in target.elements)
+            elif isinstance(target, cst.StarredElement):
+                stack.append(target.value)
+    return frozenset(out)

@@ -90,7 +90,8 @@ class WorkspaceIndex:
 def _facts_key(facts: Optional[FileFacts]) -> Any:
     if facts is None:
         return None
-    return facts.modname, sorted(facts.aliases.items()), sorted((k, tuple(v)) for k, v in facts.classes.items())
+    return (facts.modname, sorted(facts.aliases.items()), sorted((k, tuple(v)) for k, v in facts.classes.items()),
+            sorted((k, tuple(v)) for k, v in facts.factories.items()))
 
 
 @dataclass

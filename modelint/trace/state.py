@@ -281,7 +281,7 @@ class ModuleState:
                 container.clear()
                 container.update(saved)
         # Deliberate: every module of the tree has its own snapshot, so this restores only its own flag.
-        module.training = self.training  # modelint: ignore[MDL204]
+        module.training = self.training
         for key, generator_state in self.generators.items():
             self.attrs[key].set_state(generator_state)
 
