@@ -7,9 +7,25 @@ import libcst as cst
 from modelint.analysis.calls import callee_name
 from modelint.analysis.sampling import (
     ForwardReach,
+    after_exit,
+    caller_alternative,
     caller_generator,
     caller_supplied,
+    consumed_under_mode,
+    fills_default,
+    is_init_method,
+    knob_guarded,
+    mode_parametrised,
+    mode_selected,
+    on_meta_device,
+    one_time_init,
+    objective_class,
     random_by_design_class,
+    named_for_its_draw,
+    reparameterised,
+    returns_noise,
+    says_eval_too,
+    returns_objective,
     sampling_op,
     scaled_by_switch,
     seeds_rng,
@@ -75,6 +91,19 @@ class UnguardedSamplingInForward(Rule):
         "        return probs.argmax(-1)                     # deterministic in eval\n"
     )
     triggers = union("sampling_triggers")
+    options_schema = {"report-by-design": False}
+    option_docs = {
+        "report-by-design": (
+            "Also report randomness that is the module's computation, left out by default (issue 15: such "
+            "findings were deliberate, not bugs): a module whose `forward` is an objective (every `return` hands "
+            "back a loss - `loss`, `F.mse_loss(...)`, `(loss, pred)`, `{\"loss\": ...}` - or the class is named "
+            "`*ForPreTraining`/`*Pretrainer`/`*Objective`), a noise source (`forward` returns a fixed-distribution "
+            "draw such as `torch.randn_like(x)`), a module named after the op it wraps (`GumbelSoftmax`), a VAE "
+            "reparameterisation (a `randn` draw mixed with locals `forward` also returns: `return x_hat, mu, "
+            "logvar`), and a draw whose path carries a comment saying it is wanted in eval too (`# applied even "
+            "when evaluating`)."
+        )
+    }
     fix_safety = (
         "No fix: what eval should do instead of sampling (the mean, `argmax`, a fixed seed, an explicit "
         "`sample=` argument) depends on the model."
@@ -306,6 +335,8 @@ class Quantizer(nn.Module):
         super().__init__(ctx, options)
         self._checked: Dict[int, bool] = {}
         self._seeds: Dict[int, bool] = {}
+        self._objectives: Dict[int, bool] = {}
+        self._functions: Optional[Dict[str, cst.FunctionDef]] = None
 
     def _reach_for(self, classdef: cst.ClassDef) -> Optional[ForwardReach]:
         """What `forward` runs, for a module class that is not random by design (else None)."""
@@ -324,10 +355,63 @@ class Quantizer(nn.Module):
             return True
         if scaled_by_switch(chain, guards.switch_locals):
             return True
+        if self._controlled(node, chain, fn, guards):
+            return True
         key = id(fn)
         if key not in self._seeds:
             self._seeds[key] = seeds_rng(self.ctx, fn)
         return self._seeds[key]
+
+    def _controlled(self, node: cst.Call, chain, fn: cst.CSTNode, guards) -> bool:
+        """The idioms of issue 15 (each documented in `analysis.sampling`): the draw fills in a default
+        through a helper, is scaled and guarded by a knob, selected or parametrised by the mode, only
+        consumed under a mode check, a one-time initialisation, shape-only or dead code."""
+        facts = guards.facts
+        outer = self.ctx.enclosing(cst.FunctionDef) or fn
+        if on_meta_device(node) or after_exit(chain):
+            return True
+        if fills_default(chain, outer, self._helper_body):
+            return True
+        if knob_guarded(chain, facts) or mode_selected(chain, guards.mode_locals) or one_time_init(chain, fn):
+            return True
+        classdef = self.ctx.enclosing_class()
+        if mode_parametrised(node, facts, self.ctx.class_mode_attrs(classdef)):
+            return True
+        return consumed_under_mode(chain, facts)
+
+    def _helper_body(self, call: cst.Call) -> Optional[cst.FunctionDef]:
+        """The definition of the function a call names, when it is in this file (a top-level function or
+        a method `self.<name>` of the enclosing class), else None."""
+        if self._functions is None:
+            self._functions = {s.name.value: s for s in self.ctx.module.body if isinstance(s, cst.FunctionDef)}
+        func = call.func
+        if isinstance(func, cst.Name):
+            return self._functions.get(func.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            classdef = self.ctx.enclosing_class()
+            return self.ctx.methods(classdef).get(func.attr.value) if classdef is not None else None
+        return None
+
+    def _objective(self, classdef: cst.ClassDef, reach: ForwardReach) -> bool:
+        key = id(classdef)
+        if key not in self._objectives:
+            forward = reach.methods.get("forward")
+            self._objectives[key] = objective_class(classdef.name.value) or returns_objective(forward) or returns_noise(self.ctx, forward)
+        return self._objectives[key]
+
+    def _by_design(self, node: cst.Call, op: str, method: cst.FunctionDef, classdef: cst.ClassDef, reach: ForwardReach, path) -> bool:
+        """Randomness that is the computation (left out unless `report-by-design`): see `option_docs`."""
+        if self.options["report-by-design"]:
+            return False
+        chain = self.ctx.chain(node)
+        fn = self.ctx.enclosing(cst.FunctionDef, cst.Lambda) or method
+        if self._objective(classdef, reach) and not caller_alternative(chain, reach.guards(fn).facts):
+            return True
+        if named_for_its_draw(classdef.name.value, op):
+            return True
+        if reparameterised(self.ctx, node, chain, method, reach.methods.get("forward")):
+            return True
+        return says_eval_too(self.ctx, [reach.methods[m] for m in path if m in reach.methods])
 
     def visit_Call(self, node: cst.Call) -> None:
         if callee_name(node) not in self.ctx.framework.sampling_last_names:
@@ -342,13 +426,18 @@ class Quantizer(nn.Module):
         op = sampling_op(self.ctx, node, self.ctx.function_facts(fn))
         if op is None:
             return
+        path = reach.path_to(method.name.value, True)
+        if any(is_init_method(m) for m in path):
+            return  # `reset_parameters()` / `_init_weights()` reached from forward: initialisation
         if self._exempt(node, fn, reach):
+            return
+        if self._by_design(node, op, method, classdef, reach, path):
             return
         shown = self._shown(node, op)
         where = "`forward`"
         if method.name.value != "forward":
-            path = " -> ".join(f"{m}()" for m in reach.path_to(method.name.value, True))
-            where = f"`{method.name.value}()`, which `forward` runs unguarded ({path}),"
+            shown_path = " -> ".join(f"{m}()" for m in path)
+            where = f"`{method.name.value}()`, which `forward` runs unguarded ({shown_path}),"
         self.report(
             node,
             f"{shown} samples in {where} in training and in eval alike: after `.eval()` the outputs are "
