@@ -63,7 +63,32 @@ class UnguardedSamplingInForward(Rule):
         "from `forward`); methods `forward` never calls (`reset_parameters`); NumPy and `random` draws "
         "(not torch ops); and data-augmentation and loss classes, random by design: a class or base named "
         "`Random*`, `*Augment*`, `*Jitter`, `*Transform`, `*Erasing`, `Mixup`/`CutMix`/`Mosaic`, a module in "
-        "a `transforms`/`augment*` package, or a class named `*Loss`, `*Criterion`, `*Matcher`."
+        "a `transforms`/`augment*` package, or a class named `*Loss`, `*Criterion`, `*Matcher`.\n\n"
+        "Also not reported (issue 15: idioms that control the draw some other way; each a general pattern with "
+        "VALID/INVALID twins in `tests/test_mdl104_patterns.py`): a fill-in through a default helper, "
+        "`noise = default(noise, lambda: torch.randn_like(x))` (the first argument an optional parameter; a helper "
+        "defined in the same file must be `x if x is not None else f()`, one imported from elsewhere is judged by "
+        "the call's shape); a draw scaled by a knob and run only when a test of that knob passes (`if self.gain > "
+        "0: h = h + self.gain * torch.randn_like(h)`, also through a local); a draw made every call but read only "
+        "under a mode check (`coins = torch.rand(n)` ... `if not self.training or coins[i] > p:`); selection by "
+        "the mode written as arithmetic or a select call (`self.training * drawn + (1 - self.training) * mean`, "
+        "`torch.where(<mode>, drawn, mean)`); a draw whose argument is chosen by the mode (`p = self.p if "
+        "self.training else 0.0` ... `bernoulli_(1 - p)`); one-time lazy initialisation, a draw under a test of a "
+        "module flag the same function sets (`if not self.initted: ...; self.initted.fill_(True)`); a draw in an "
+        "initialisation method forward reaches (`reset_parameters`, `_init_weights`, `init_*`); a draw on "
+        "`device=\"meta\"` (shapes only); and dead code after an unconditional `return`/`raise`.\n\n"
+        "Randomness that is the module's computation is left out unless `report-by-design = true` (in the "
+        "triage that prompted issue 15 these findings were deliberate, never bugs): a module whose `forward` "
+        "returns a loss (a diffusion model's timestep and noise draws, MAE masking, sampled negatives - a Monte "
+        "Carlo estimate of the objective) or whose class is named `*ForPreTraining`/`*Pretrainer`/`*Objective`; "
+        "a noise source (`forward` returns a fixed-distribution draw, `torch.randn_like(x)`); a module named after "
+        "the op it wraps (`GumbelSoftmax` around `F.gumbel_softmax`); a VAE reparameterisation (a `randn` draw "
+        "combined with locals that `forward` returns beside its output, `return x_hat, mu, logvar`); and a draw "
+        "whose path has a comment or docstring saying it is wanted in eval too. What is no longer caught by "
+        "default, therefore: an objective that should be deterministic in validation and is not (except when it "
+        "offers a parameter for the drawn value and picks the draw by some other test than the mode: still "
+        "reported), a noise source or a `GumbelSoftmax` layer used where a deterministic value was meant, and a "
+        "VAE whose caller uses the sample instead of the returned mean in eval."
     )
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
@@ -72,9 +97,10 @@ class UnguardedSamplingInForward(Rule):
         "scores are noisy. Sample in training and take the deterministic choice in eval (`argmax`, the "
         "distribution's mean or mode), or make sampling an explicit argument of `forward`. A `generator=` "
         "kept on the module is not an exemption: its state advances from call to call, so two evaluations "
-        "of the same input still differ. Sampling that is wanted in eval too (a noise-injection layer, an "
-        "MAE-style random mask, a VAE posterior, Reformer's random LSH rotations, Tacotron-style prenet "
-        "dropout) is worth a `# modelint: ignore[MDL104]` that says so."
+        "of the same input still differ. Sampling that is wanted in eval too (a noise-injection layer, "
+        "Reformer's random LSH rotations, Tacotron-style prenet dropout) is worth a `# modelint: ignore[MDL104]` "
+        "or a comment that says so; objectives, noise sources and VAE posteriors are left out by default (see "
+        "`report-by-design`)."
     )
     example = (
         "class Decoder(nn.Module):\n"
@@ -260,6 +286,32 @@ class Sampler:
 def shuffle(x):                           # a plain function: not forward
     return x[torch.randperm(len(x))]
 """,
+        # idioms that control the draw (issue 15) and randomness by design
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mylib.helpers import default
+
+class Denoiser(nn.Module):
+    def forward(self, x, noise=None):
+        noise = default(noise, lambda: torch.randn_like(x))   # fills in what the caller did not pass
+        return self.net(x + noise)
+
+class Skip(nn.Module):
+    def forward(self, h):
+        coins = torch.rand(len(self.blocks))
+        for i, blk in enumerate(self.blocks):
+            if not self.training or coins[i] > self.p:        # read only under the mode check
+                h = blk(h)
+        return h
+
+class NoiseObjective(nn.Module):
+    def forward(self, x0):
+        t = torch.randint(0, self.steps, (x0.shape[0],))
+        eps = torch.randn_like(x0)
+        return F.mse_loss(self.net(self.q_sample(x0, t, eps), t), eps)   # an objective
+""",
     )
     INVALID = (
         # the seed's bug
@@ -328,6 +380,28 @@ class Quantizer(nn.Module):
         codes = F.gumbel_softmax(logits, tau=temperature, hard=True)  # expect: MDL104
         perm = torch.randperm(logits.shape[0], generator=self.gen)  # expect: MDL104
         return codes[perm]
+""",
+        # the twins of the idioms with the control gone
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Skip(nn.Module):
+    def forward(self, h):
+        coins = torch.rand(len(self.blocks))  # expect: MDL104
+        for i, blk in enumerate(self.blocks):
+            if coins[i] > self.p:
+                h = blk(h)
+        return h
+
+class Objective(nn.Module):
+    def forward(self, x0, fixed_t=None):
+        if x0.shape[0] > 1:
+            t = torch.randint(0, self.steps, (x0.shape[0],))  # expect: MDL104
+        else:
+            t = fixed_t
+        return F.mse_loss(self.net(x0, t), x0)
 """,
     )
 
