@@ -418,3 +418,56 @@ def test_default_helper_defined_in_file_must_be_a_default():
         """
     )
     assert _lines(src) == [len(src.splitlines())]
+
+
+# Near misses of the idioms above: each looks like one but leaves eval random, so it stays reported.
+STILL_REPORTED = [
+    # the drawn local is read only in eval (a mode check, but the wrong arm)
+    """
+    class EvalWobble(nn.Module):
+        def forward(self, x):
+            wobble = torch.rand_like(x)  # expect: MDL104
+            if not self.training:
+                x = x + 0.01 * wobble
+            return x
+    """,
+    # a counter is not a one-time flag: the draw runs on every call after the tenth
+    """
+    class Warm(nn.Module):
+        def forward(self, x):
+            if self.calls > 10:
+                x = x + torch.randn_like(x)  # expect: MDL104
+            self.calls += 1
+            return x
+    """,
+    # a random hidden state drawn on every call is not parameter initialisation
+    """
+    class Rnn(nn.Module):
+        def init_hidden(self, n):
+            return torch.randn(1, n, self.hidden)  # expect: MDL104
+
+        def forward(self, x):
+            return self.rnn(x, self.init_hidden(x.shape[1]))
+    """,
+    # scaled by data, tested on data: not a knob the user sets
+    """
+    class DataScaled(nn.Module):
+        def forward(self, x, w):
+            if w.sum() > 0:
+                x = x + w * torch.randn_like(x)  # expect: MDL104
+            return x
+    """,
+    # a comment that mentions evaluation without saying the draw is wanted there
+    """
+    class Drop(nn.Module):
+        def forward(self, x):
+            # TODO: evaluation
+            return x * torch.rand_like(x).lt(0.9)  # expect: MDL104
+    """,
+]
+
+
+@pytest.mark.parametrize("body", STILL_REPORTED, ids=range(len(STILL_REPORTED)))
+def test_near_misses_stay_reported(body):
+    source = _source(body)
+    assert _lines(source) == _expected(source)

@@ -36,6 +36,7 @@ from modelint.analysis import mode as mode_analysis
 from modelint.analysis.calls import callee_name, dotted
 from modelint.analysis.classes import first_methods, first_param, inherited_methods, is_plain_staticmethod, reach
 from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain, guard_steps
+from modelint.analysis.regions import region_of
 from modelint.analysis.structure import iter_returns
 from modelint.analysis.walk import descendants
 
@@ -433,15 +434,19 @@ def _multipliers(chain: List[cst.CSTNode]) -> Iterator[cst.BaseExpression]:
 
 
 def _knob_names(expr: cst.CSTNode, facts: mode_analysis.FunctionFacts) -> Set[str]:
-    """Dotted names an expression reads, plus those its locals were assigned from (one step)."""
+    """Settings an expression reads: `self.<...>` chains (outermost only: `self.cfg.amp`, not `self.cfg`),
+    also through locals assigned from them (one step). Data (`x.shape`) is not a knob."""
     out: Set[str] = set()
     for node in mode_analysis.loads(expr):
         d = dotted(node)
-        if d:
+        if d is None:
+            continue
+        if d.startswith("self."):
             out.add(d)
-            for value in facts.assigns.get(d, ()) if isinstance(node, cst.Name) else ():
-                out.update(filter(None, (dotted(n) for n in mode_analysis.loads(value))))
-    return out - {"self"}
+        elif isinstance(node, cst.Name):
+            for value in facts.assigns.get(d, ()):
+                out |= {x for x in map(dotted, mode_analysis.loads(value)) if x and x.startswith("self.")}
+    return {d for d in out if not any(o.startswith(d + ".") for o in out)}
 
 
 def knob_guarded(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts) -> bool:
@@ -476,7 +481,14 @@ def mode_selected(chain: List[cst.CSTNode], mode_locals: FrozenSet[str]) -> bool
 def mode_parametrised(call: cst.Call, facts: mode_analysis.FunctionFacts, class_mode_attrs: FrozenSet[str]) -> bool:
     """`p = self.p if self.training else 0.0` ... `mask.bernoulli_(1 - p)`: an argument of the draw is
     chosen by the mode, so the mode decides the distribution (degenerate - all ones - in eval)."""
-    return any(mode_analysis.expr_depends_on_mode(a.value, facts, class_mode_attrs) for a in call.args)
+    # Reads of the mode and mode-derived locals only: a local merely reassigned under a mode check later
+    # (`x = x + noise` in an eval branch) does not make `torch.rand_like(x)` mode-parametrised.
+    for a in call.args:
+        if mode_analysis.reads_mode(a.value, facts.mode_locals):
+            return True
+        if any(isinstance(n, cst.Attribute) and dotted(n) in {f"self.{m}" for m in class_mode_attrs} for n in mode_analysis.loads(a.value)):
+            return True
+    return False
 
 
 def _assigned_local(chain: List[cst.CSTNode]) -> Optional[str]:
@@ -492,8 +504,8 @@ def _assigned_local(chain: List[cst.CSTNode]) -> Optional[str]:
 
 def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts, depth: int = 0) -> bool:
     """`probs = torch.empty(n).uniform_()` then `if not self.training or probs[i] >= rate: ...`: the draw is
-    made whatever the mode but every read of it (and of the locals computed from it) is under a mode
-    check, so eval never uses it. Judged by the use, not by the draw."""
+    made whatever the mode but every read of it (and of the locals computed from it) is in code that runs
+    only in training (`analysis.regions`), so eval never uses it. Judged by the use, not by the draw."""
     name = _assigned_local(chain)
     if name is None or depth > 3:
         return False
@@ -506,8 +518,8 @@ def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionF
             continue
         uses += 1
         use_chain = facts.chain(node)
-        if mode_analysis.mode_guard(use_chain, facts.mode_locals) is not None:
-            continue
+        if region_of(use_chain, facts) == "train":
+            continue  # read only when training (an eval-only read would make eval random)
         if not consumed_under_mode(use_chain, facts, depth + 1):
             return False
     return uses > 0
@@ -516,7 +528,7 @@ def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionF
 def _flips(fn: cst.CSTNode, flag: str) -> bool:
     """Does the function set `flag` (`self.initted = True`, `self.initted.fill_(True)`, `.copy_(...)`)?"""
     for node in descendants(fn):
-        if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+        if isinstance(node, (cst.Assign, cst.AnnAssign)):  # not `+=`: a counter is not a one-time flag
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             if any(dotted(t) == flag for t in targets):
                 return True
@@ -539,8 +551,9 @@ def one_time_init(chain: List[cst.CSTNode], fn: cst.CSTNode) -> bool:
     return False
 
 
-# `reset_parameters`, `_init_weights`, `init_embeddings`, `initialize`, `_reset_noise`: initialisation.
-_INIT_METHOD = re.compile(r"^_*(reset|init|initiali[sz]e)(_|$)|_init$|_init_|^_*init_weights")
+# Parameter initialisation: `reset_parameters`, `_init_weights`, `init_params`, `initialize_weights`,
+# `initialize`. (`init_hidden`, `reset_state` are not: a random hidden state drawn each call is a draw.)
+_INIT_METHOD = re.compile(r"^_*(reset|init|initiali[sz]e)_?\w*(param|weight)|^_*(init|initiali[sz]e)$")
 
 
 def is_init_method(name: str) -> bool:
@@ -633,13 +646,27 @@ def _is_noise(ctx, expr: cst.CSTNode, facts: Optional[mode_analysis.FunctionFact
     if isinstance(expr, cst.Call):
         if ctx.resolve(expr.func) in ctx.framework.noise_sampling_calls:
             return True
-        return isinstance(expr.func, cst.Attribute) and _is_noise(ctx, expr.func.value, facts, depth + 1)
+        return (
+            isinstance(expr.func, cst.Attribute)
+            and not any(_reads_input(a.value, facts) for a in expr.args)
+            and _is_noise(ctx, expr.func.value, facts, depth + 1)
+        )
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
-        return _is_noise(ctx, expr.left, facts, depth + 1) or _is_noise(ctx, expr.right, facts, depth + 1)
+        # `torch.randn_like(x) * self.std` is noise; `x * torch.rand_like(x).lt(p)` is a dropout of the input
+        for side, other in ((expr.left, expr.right), (expr.right, expr.left)):
+            if not _reads_input(other, facts) and _is_noise(ctx, side, facts, depth + 1):
+                return True
+        return False
     if isinstance(expr, cst.Name) and facts is not None:
         values = facts.assigns.get(expr.value)
         return bool(values) and all(_is_noise(ctx, v, facts, depth + 1) for v in values)
     return False
+
+
+def _reads_input(expr: cst.CSTNode, facts: Optional[mode_analysis.FunctionFacts]) -> bool:
+    """Does the expression read a parameter of the function (other than `self`), i.e. data?"""
+    params = (facts.params - {"self"}) if facts is not None else frozenset()
+    return bool(_names_in(expr) & params)
 
 
 def returns_noise(ctx, fn: Optional[cst.FunctionDef]) -> bool:
@@ -712,7 +739,8 @@ def named_for_its_draw(class_name: str, op: str) -> bool:
 # The author says the randomness is wanted at evaluation too: "# applied even when evaluating",
 # "also at inference", "in eval mode too".
 _EVAL_TOO = re.compile(
-    r"(even|also|always)\b[^.\n]{0,40}\b(eval|inference|test(ing)? time)|\b(eval|evaluation|inference)( mode| time)? too\b",
+    r"\b(even|also|always)\b[^.\n]{0,40}\b(eval(uat(e|es|ed|ing|ion))?|inference|test(ing)? time)\b"
+    r"|\b(eval|evaluation|inference)( mode| time)? too\b",
     re.I,
 )
 
