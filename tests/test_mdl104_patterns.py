@@ -368,6 +368,28 @@ PAIRS = [
                 return self.head(torch.where(swap[..., None], self.codes(feats), feats))
         """,
     ),
+    (
+        "branch-returns-a-loss",
+        """
+        class DurationFlow(nn.Module):
+            def forward(self, h, target=None, reverse=False):
+                if not reverse:
+                    eps = torch.randn(h.shape[0], 2, h.shape[-1])
+                    z, logdet = self.flow(eps, h)
+                    nll = (0.5 * (z - target) ** 2).sum() - logdet
+                    return nll
+                return self.flow.inverse(h)
+        """,
+        """
+        class DurationFlow(nn.Module):
+            def forward(self, h, target=None, reverse=False):
+                if not reverse:
+                    eps = torch.randn(h.shape[0], 2, h.shape[-1])  # expect: MDL104
+                    z, logdet = self.flow(eps, h)
+                    return z
+                return self.flow.inverse(h)
+        """,
+    ),
 ]
 
 
@@ -398,7 +420,8 @@ def test_invalid_twin_is_reported(pattern, valid, invalid):
 
 
 @pytest.mark.parametrize("name", ["objective-returns-a-loss", "noise-source", "vae-reparameterisation",
-                                  "named-for-its-draw", "comment-says-eval-too", "pretraining-class"])
+                                  "named-for-its-draw", "comment-says-eval-too", "pretraining-class",
+                                  "branch-returns-a-loss"])
 def test_report_objectives_option_brings_the_deliberate_findings_back(name):
     valid = _source(dict((p[0], p[1]) for p in PAIRS)[name])
     assert _lines(valid, {"MDL104": {"report-by-design": True}}) != []

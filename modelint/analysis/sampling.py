@@ -628,6 +628,22 @@ def returns_objective(fn: Optional[cst.FunctionDef]) -> bool:
     return bool(returns) and all(_loss_like(r.value) for r in returns)
 
 
+def path_returns_objective(chain: List[cst.CSTNode]) -> bool:
+    """The draw's own branch ends by returning a loss (`if not reverse: ... return nll + logq`): the
+    innermost enclosing block that ends in a `return` returns a loss. The objective half of a module
+    whose other branch predicts (a flow's training direction)."""
+    for node in reversed(chain):
+        if isinstance(node, FUNCTION_TYPES):
+            return False
+        if isinstance(node, cst.IndentedBlock) and node.body:
+            last = node.body[-1]
+            if isinstance(last, cst.SimpleStatementLine):
+                ret = next((s for s in last.body if isinstance(s, cst.Return)), None)
+                if ret is not None:
+                    return ret.value is not None and _loss_like(ret.value)
+    return False
+
+
 def caller_alternative(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts) -> bool:
     """`if cond: t = torch.randint(...)` / `else: t = eval_t`: the drawn local is also bound from a
     parameter, so the function offers a caller-controlled deterministic value and picks the draw by a

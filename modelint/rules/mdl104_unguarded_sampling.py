@@ -18,6 +18,7 @@ from modelint.analysis.sampling import (
     mode_parametrised,
     mode_selected,
     on_meta_device,
+    path_returns_objective,
     one_time_init,
     objective_class,
     random_by_design_class,
@@ -80,7 +81,8 @@ class UnguardedSamplingInForward(Rule):
         "Randomness that is the module's computation is left out unless `report-by-design = true` (in the "
         "triage that prompted issue 15 these findings were deliberate, never bugs): a module whose `forward` "
         "returns a loss (a diffusion model's timestep and noise draws, MAE masking, sampled negatives - a Monte "
-        "Carlo estimate of the objective) or whose class is named `*ForPreTraining`/`*Pretrainer`/`*Objective`; "
+        "Carlo estimate of the objective), whose class is named `*ForPreTraining`/`*Pretrainer`/`*Objective`, or "
+        "a draw whose own branch ends by returning a loss (`if not reverse: ... return nll`); "
         "a noise source (`forward` returns a fixed-distribution draw, `torch.randn_like(x)`); a module named after "
         "the op it wraps (`GumbelSoftmax` around `F.gumbel_softmax`); a VAE reparameterisation (a `randn` draw "
         "combined with locals that `forward` returns beside its output, `return x_hat, mu, logvar`); and a draw "
@@ -123,7 +125,7 @@ class UnguardedSamplingInForward(Rule):
             "Also report randomness that is the module's computation, left out by default (issue 15: such "
             "findings were deliberate, not bugs): a module whose `forward` is an objective (every `return` hands "
             "back a loss - `loss`, `F.mse_loss(...)`, `(loss, pred)`, `{\"loss\": ...}` - or the class is named "
-            "`*ForPreTraining`/`*Pretrainer`/`*Objective`), a noise source (`forward` returns a fixed-distribution "
+            "`*ForPreTraining`/`*Pretrainer`/`*Objective`, or the draw's own branch ends returning a loss), a noise source (`forward` returns a fixed-distribution "
             "draw such as `torch.randn_like(x)`), a module named after the op it wraps (`GumbelSoftmax`), a VAE "
             "reparameterisation (a `randn` draw mixed with locals `forward` also returns: `return x_hat, mu, "
             "logvar`), and a draw whose path carries a comment saying it is wanted in eval too (`# applied even "
@@ -479,7 +481,8 @@ class Objective(nn.Module):
             return False
         chain = self.ctx.chain(node)
         fn = self.ctx.enclosing(cst.FunctionDef, cst.Lambda) or method
-        if self._objective(classdef, reach) and not caller_alternative(chain, reach.guards(fn).facts):
+        objective = self._objective(classdef, reach) or path_returns_objective(chain)
+        if objective and not caller_alternative(chain, reach.guards(fn).facts):
             return True
         if named_for_its_draw(classdef.name.value, op):
             return True
