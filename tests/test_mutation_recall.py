@@ -287,9 +287,9 @@ def test_every_registered_rule_is_covered():
 
 # ---------------------------------------------------------------------------------------------
 # MDL104, issue 15 (helper i15a): each idiom that controls a draw, taken away from the clean
-# fixtures/sampling_idioms/layers.py, must bring the finding back.
+# fixtures/forward/idioms.py, must bring the finding back.
 
-_IDIOMS = "fixtures/sampling_idioms/layers.py"
+_IDIOMS = "fixtures/forward/idioms.py"
 MDL104_IDIOM_CASES = [
     # the default helper gets a value that is not an optional parameter: it is no longer a fill-in
     Case("default-helper-gets-a-required-value", "MDL104", _IDIOMS,
