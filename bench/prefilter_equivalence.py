@@ -59,6 +59,7 @@ OPTIONS = {
     "MDL101": {"report-always-on": True},
     "MDL302": {"check-parameters": True},
     "MDL401": {"report-checkpointing": True},
+    "MDL104": {"report-by-design": True},  # issue 15: objectives, noise sources, VAE posteriors
 }
 
 

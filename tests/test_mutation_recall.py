@@ -327,3 +327,41 @@ def test_injected_structure_pattern_is_found(case: Case):
     mutated = mutate(source, case.match, case.replace)
     after = _package_findings(mutated, path, case.code)
     assert after, f"{case.code} missed the injected bug `{case.id}` in {case.path}"
+# MDL104, issue 15 (helper i15a): each idiom that controls a draw, taken away from the clean
+# fixtures/forward/idioms.py, must bring the finding back.
+
+_IDIOMS = "fixtures/forward/idioms.py"
+MDL104_IDIOM_CASES = [
+    # the default helper gets a value that is not an optional parameter: it is no longer a fill-in
+    Case("default-helper-gets-a-required-value", "MDL104", _IDIOMS,
+         lambda n, p: is_call(n, "default") and code(n.args[0].value) == "noise",
+         lambda n: n.with_changes(args=[n.args[0].with_changes(value=expr("x")), *n.args[1:]])),
+    # the knob test around the scaled noise removed
+    Case("knob-guard-removed", "MDL104", _IDIOMS,
+         lambda n, p: isinstance(n, cst.If) and code(n.test) == "gain > 0", unguard),
+    # the noise no longer scaled by the knob (still under the knob's test: a fixed amount, always added)
+    Case("knob-scale-replaced", "MDL104", _IDIOMS,
+         lambda n, p: isinstance(n, cst.BinaryOperation) and code(n.left) == "gain" and "randn" in code(n.right),
+         lambda n: n.with_changes(left=expr("0.1"))),
+    # the draw made every call is now read outside the mode check too
+    Case("layerdrop-coins-read-in-eval", "MDL104", _IDIOMS,
+         lambda n, p: isinstance(n, cst.BooleanOperation) and reads_training(n.left) and "coins" in code(n.right),
+         lambda n: n.right),
+    # the lazy initialisation never sets its flag: it re-draws the codebook on every forward
+    Case("lazy-init-flag-never-set", "MDL104", _IDIOMS,
+         lambda n, p: statement_is(n, "self.initted.fill_(True)"), remove),
+    # selection by mode arithmetic replaced by the draw alone
+    Case("mode-arithmetic-dropped", "MDL104", _IDIOMS,
+         lambda n, p: isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Add)
+         and reads_training(n.left) and "gumbel" in code(n.left),
+         lambda n: n.left.right),
+    # the VAE stops returning its posterior: the caller has no mean to use in eval
+    Case("vae-posterior-not-returned", "MDL104", _IDIOMS,
+         lambda n, p: isinstance(n, cst.Return) and code(n.value) == "self.dec(z), mu, logvar",
+         lambda n: n.with_changes(value=expr("self.dec(z)"))),
+]
+
+
+@pytest.mark.parametrize("case", MDL104_IDIOM_CASES, ids=lambda c: f"{c.code}-{c.id}")
+def test_mdl104_idiom_removed_is_found(case: Case):
+    test_injected_bug_is_found(case)

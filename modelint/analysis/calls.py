@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import ast
-from typing import Optional
+from typing import List, Optional
 
 import libcst as cst
+
+
+def dotted(expr: cst.CSTNode) -> Optional[str]:
+    """`torch.nn.functional.dropout` -> that string; None for anything but a Name/Attribute chain."""
+    parts: List[str] = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if not isinstance(expr, cst.Name):
+        return None
+    parts.append(expr.value)
+    return ".".join(reversed(parts))
 
 
 def callee_name(call: cst.Call) -> Optional[str]:

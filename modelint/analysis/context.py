@@ -12,22 +12,11 @@ import libcst as cst
 
 from modelint.analysis import classes
 from modelint.analysis import mode as mode_analysis
+from modelint.analysis.calls import dotted  # noqa: F401  (re-exported: its importers say `context.dotted`)
 from modelint.analysis.index import FileFacts, qualify
 from modelint.analysis.modules import ModuleClassifier
 from modelint.analysis.sampling import ForwardReach
 from modelint.frameworks import Profile, profile_for
-
-
-def dotted(expr: cst.CSTNode) -> Optional[str]:
-    """`torch.nn.functional.dropout` -> that string; None for anything but a Name/Attribute chain."""
-    parts: List[str] = []
-    while isinstance(expr, cst.Attribute):
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if not isinstance(expr, cst.Name):
-        return None
-    parts.append(expr.value)
-    return ".".join(reversed(parts))
 
 
 class FileContext:

@@ -28,14 +28,16 @@ Precision notes (documented heuristics):
 from __future__ import annotations
 
 import re
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Set
 
 import libcst as cst
 
 from modelint.analysis import mode as mode_analysis
-from modelint.analysis.calls import callee_name
+from modelint.analysis.calls import callee_name, dotted
 from modelint.analysis.classes import first_methods, first_param, inherited_methods, is_plain_staticmethod, reach
-from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain
+from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain, guard_steps
+from modelint.analysis.regions import region_of
+from modelint.analysis.structure import iter_returns
 from modelint.analysis.walk import descendants
 
 # Identifiers that name an explicit sampling switch: a parameter, local or attribute whose value decides
@@ -343,3 +345,430 @@ def caller_generator(call: cst.Call, facts: Optional[mode_analysis.FunctionFacts
             if isinstance(value, cst.Name) and value.value in facts.params:
                 return True
     return False
+
+
+# --- idioms that control the draw (issue 15: false positives on code the rule was not tuned on) ------
+# Each is a general pattern with VALID/INVALID twins in tests/test_mdl104_patterns.py.
+
+_STATEMENT_TYPES = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
+
+
+def _optional_params(fn: cst.CSTNode) -> FrozenSet[str]:
+    """Parameters that default to `None` or are annotated `Optional[...]` / `... | None`."""
+    out: Set[str] = set()
+    params = fn.params
+    for p in (*params.posonly_params, *params.params, *params.kwonly_params):
+        default_none = isinstance(p.default, cst.Name) and p.default.value == "None"
+        ann = p.annotation.annotation if p.annotation is not None else None
+        optional_ann = ann is not None and any(
+            isinstance(n, cst.Name) and n.value in ("Optional", "None") for n in descendants(ann)
+        )
+        if default_none or optional_ann:
+            out.add(p.name.value)
+    return frozenset(out)
+
+
+def is_default_helper(fn: cst.FunctionDef) -> bool:
+    """`def default(val, d): return val if val is not None else (d() if callable(d) else d)` and its
+    spellings (`if exists(val): return val` / `return d()`): a function of (value, fallback) that returns
+    the value when it is set and otherwise the fallback (called when it is a function)."""
+    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+    if len(params) < 2:
+        return False
+    value, fallback = params[0], params[1]
+    returns_value = tests_value = uses_fallback = False
+    for node in descendants(fn.body):
+        if isinstance(node, cst.Return) and node.value is not None:
+            arms = [node.value.body, node.value.orelse] if isinstance(node.value, cst.IfExp) else [node.value]
+            for arm in arms:
+                if isinstance(arm, cst.Name) and arm.value == value:
+                    returns_value = True
+                if fallback in _names_in(arm):
+                    uses_fallback = True
+        if isinstance(node, (cst.If, cst.IfExp)) and value in _names_in(node.test):
+            tests_value = True
+        if isinstance(node, cst.Return) and isinstance(node.value, cst.IfExp) and value in _names_in(node.value.test):
+            tests_value = True
+    return returns_value and tests_value and uses_fallback
+
+
+def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_body) -> bool:
+    """`noise = default(noise, lambda: torch.randn_like(x))`: the draw is the fallback (a lambda, or the
+    value itself) of a call whose first argument is an optional parameter of the function, so the op
+    only fills in what the caller did not pass. `helper_body(call)` is the helper's definition when it
+    is known (in the checked file), which must then be a default helper (`is_default_helper`); a helper
+    from outside the checked files is judged by the call's shape alone."""
+    optional = None
+    for i in range(len(chain) - 1, 0, -1):
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(child, _STATEMENT_TYPES) or isinstance(child, cst.FunctionDef):
+            return False
+        if not (isinstance(parent, cst.Arg) and isinstance(chain[i - 2] if i >= 2 else None, cst.Call)):
+            continue
+        call = chain[i - 2]
+        args = [a for a in call.args if a.keyword is None]
+        if len(args) < 2 or parent is args[0] or parent not in args[1:2]:
+            continue
+        first = args[0].value
+        if optional is None:
+            optional = _optional_params(fn) if isinstance(fn, cst.FunctionDef) else frozenset()
+        if not (isinstance(first, cst.Name) and first.value in optional):
+            continue
+        body = helper_body(call)
+        return body is None or is_default_helper(body)
+    return False
+
+
+def _multipliers(chain: List[cst.CSTNode]) -> Iterator[cst.BaseExpression]:
+    """The other operands of the multiplications the draw (chain[-1]) takes part in, up to its statement
+    (through `+`/`-`, `.to(...)`, `.float()`-style method calls on the draw)."""
+    i = len(chain) - 1
+    while i > 0:
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(parent, cst.BinaryOperation):
+            if isinstance(parent.operator, cst.Multiply):
+                yield parent.right if child is parent.left else parent.left
+        elif not ((isinstance(parent, cst.Attribute) and child is parent.value) or (isinstance(parent, cst.Call) and child is parent.func)):
+            return
+        i -= 1
+
+
+def _knob_names(expr: cst.CSTNode, facts: mode_analysis.FunctionFacts) -> Set[str]:
+    """Settings an expression reads: `self.<...>` chains (outermost only: `self.cfg.amp`, not `self.cfg`),
+    also through locals assigned from them (one step). Data (`x.shape`) is not a knob."""
+    out: Set[str] = set()
+    for node in mode_analysis.loads(expr):
+        d = dotted(node)
+        if d is None:
+            continue
+        if d.startswith("self."):
+            out.add(d)
+        elif isinstance(node, cst.Name):
+            for value in facts.assigns.get(d, ()):
+                out |= {x for x in map(dotted, mode_analysis.loads(value)) if x and x.startswith("self.")}
+    return {d for d in out if not any(o.startswith(d + ".") for o in out)}
+
+
+def knob_guarded(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts) -> bool:
+    """`if self.noise_strength > 0: x = x + self.noise_strength * torch.randn_like(x)` (or through a local,
+    `s = self.s; if s: ...`): the draw is scaled by a knob and runs only when a test of that knob passes,
+    so setting the knob to 0 turns it off."""
+    knobs: Set[str] = set()
+    for other in _multipliers(chain):
+        knobs |= _knob_names(other, facts)
+    if not knobs:
+        return False
+    return guard_in_chain(chain, lambda test: bool(_knob_names(test, facts) & knobs)) is not None
+
+
+def mode_selected(chain: List[cst.CSTNode], mode_locals: FrozenSet[str]) -> bool:
+    """Selection by the mode written as arithmetic or a select call: `self.training * drawn + (1 -
+    self.training) * mean`, `torch.where(self.training, drawn, mean)` (a call whose first argument is a
+    mode test and the draw a later argument)."""
+    if any(mode_analysis.reads_mode(other, mode_locals) for other in _multipliers(chain)):
+        return True
+    for i in range(len(chain) - 1, 1, -1):
+        child, arg, call = chain[i], chain[i - 1], chain[i - 2]
+        if isinstance(child, _STATEMENT_TYPES):
+            return False
+        if isinstance(arg, cst.Arg) and isinstance(call, cst.Call):
+            args = [a for a in call.args if a.keyword is None]
+            if args and arg is not args[0] and arg in args and mode_analysis.reads_mode(args[0].value, mode_locals):
+                return True
+    return False
+
+
+def mode_parametrised(call: cst.Call, facts: mode_analysis.FunctionFacts, class_mode_attrs: FrozenSet[str]) -> bool:
+    """`p = self.p if self.training else 0.0` ... `mask.bernoulli_(1 - p)`: an argument of the draw is
+    chosen by the mode, so the mode decides the distribution (degenerate - all ones - in eval)."""
+    # Reads of the mode and mode-derived locals only: a local merely reassigned under a mode check later
+    # (`x = x + noise` in an eval branch) does not make `torch.rand_like(x)` mode-parametrised.
+    for a in call.args:
+        if mode_analysis.reads_mode(a.value, facts.mode_locals):
+            return True
+        if any(isinstance(n, cst.Attribute) and dotted(n) in {f"self.{m}" for m in class_mode_attrs} for n in mode_analysis.loads(a.value)):
+            return True
+    return False
+
+
+def _assigned_local(chain: List[cst.CSTNode]) -> Optional[str]:
+    """The local name the draw's statement binds (`probs = torch.empty(n).uniform_()`), if it is one."""
+    for node in reversed(chain[:-1]):
+        if isinstance(node, cst.Assign):
+            names = [t.target.value for t in node.targets if isinstance(t.target, cst.Name)]
+            return names[0] if len(names) == 1 and len(node.targets) == 1 else None
+        if isinstance(node, _STATEMENT_TYPES) or isinstance(node, FUNCTION_TYPES):
+            return None
+    return None
+
+
+def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts, depth: int = 0) -> bool:
+    """`probs = torch.empty(n).uniform_()` then `if not self.training or probs[i] >= rate: ...`: the draw is
+    made whatever the mode but every read of it (and of the locals computed from it) is in code that runs
+    only in training (`analysis.regions`), so eval never uses it. Judged by the use, not by the draw."""
+    name = _assigned_local(chain)
+    if name is None or depth > 3:
+        return False
+    uses = 0
+    for node in descendants(facts.node):
+        if not (isinstance(node, cst.Name) and node.value == name):
+            continue
+        parent = facts.parents.get(id(node))
+        if isinstance(parent, (cst.AssignTarget, cst.Param)) or (isinstance(parent, cst.Attribute) and parent.attr is node):
+            continue
+        uses += 1
+        use_chain = facts.chain(node)
+        if region_of(use_chain, facts) == "train":
+            continue  # read only when training (an eval-only read would make eval random)
+        if not consumed_under_mode(use_chain, facts, depth + 1):
+            return False
+    return uses > 0
+
+
+def _flips(fn: cst.CSTNode, flag: str) -> bool:
+    """Does the function set `flag` (`self.initted = True`, `self.initted.fill_(True)`, `.copy_(...)`)?"""
+    for node in descendants(fn):
+        if isinstance(node, (cst.Assign, cst.AnnAssign)):  # not `+=`: a counter is not a one-time flag
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            if any(dotted(t) == flag for t in targets):
+                return True
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value.endswith("_"):
+            d = dotted(node.func.value)
+            if d is not None and (d == flag or d.startswith(flag + ".")):
+                return True
+    return False
+
+
+def one_time_init(chain: List[cst.CSTNode], fn: cst.CSTNode) -> bool:
+    """`if not self.initted: self.embed.data.copy_(torch.randn(...)); self.initted.fill_(True)`: the draw is
+    under a test of a flag on the module that the same function sets, so it runs once (lazy
+    initialisation), not on every forward."""
+    for _, test, _ in guard_steps(chain):
+        for node in mode_analysis.loads(test):
+            d = dotted(node) if isinstance(node, cst.Attribute) else None
+            if d and d.startswith("self.") and _flips(fn, d):
+                return True
+    return False
+
+
+# Parameter initialisation: `reset_parameters`, `_init_weights`, `init_params`, `initialize_weights`,
+# `initialize`. (`init_hidden`, `reset_state` are not: a random hidden state drawn each call is a draw.)
+_INIT_METHOD = re.compile(r"^_*(reset|init|initiali[sz]e)_?\w*(param|weight)|^_*(init|initiali[sz]e)$")
+
+
+def is_init_method(name: str) -> bool:
+    return bool(_INIT_METHOD.search(name))
+
+
+def on_meta_device(call: cst.Call) -> bool:
+    """`torch.randn(shape, device="meta")`: a shape-only tensor, no numbers are drawn."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "device":
+            v = arg.value
+            if isinstance(v, cst.Call) and v.args:
+                v = v.args[0].value
+            if isinstance(v, cst.SimpleString) and v.value.strip("'\"") == "meta":
+                return True
+    return False
+
+
+def after_exit(chain: List[cst.CSTNode]) -> bool:
+    """Dead code: the draw's statement follows an unconditional `return`/`raise` in one of its blocks."""
+    for i in range(len(chain) - 1, 0, -1):
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(parent, FUNCTION_TYPES):
+            return False
+        if isinstance(parent, cst.IndentedBlock):
+            for stmt in parent.body:
+                if stmt is child:
+                    break
+                if isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, (cst.Return, cst.Raise)) for s in stmt.body):
+                    return True
+    return False
+
+
+# --- randomness that is the computation (issue 15: "deliberate" findings) ----------------------------
+
+# A returned value that is a training objective: `loss`, `total_loss`, `F.mse_loss(...)`,
+# `self.criterion(...)`, `self.p_losses(...)`, `{"loss": ...}`, `(loss, pred)`, `elbo`, `nll`.
+_LOSS_NAME = re.compile(r"loss|criterion|objective|elbo|(^|_)nll($|_)", re.I)
+
+
+def _loss_like(expr: cst.CSTNode) -> bool:
+    if isinstance(expr, cst.Name):
+        return bool(_LOSS_NAME.search(expr.value))
+    if isinstance(expr, cst.Attribute):
+        return bool(_LOSS_NAME.search(expr.attr.value))
+    if isinstance(expr, cst.Call):
+        name = callee_name(expr)
+        if name and _LOSS_NAME.search(name):
+            return True
+        # `loss.mean()`, `(w * loss).sum()`: a reduction of a loss
+        return isinstance(expr.func, cst.Attribute) and _loss_like(expr.func.value)
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return bool(expr.elements) and _loss_like(expr.elements[0].value)
+    if isinstance(expr, cst.Dict):
+        return any(
+            isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) and _LOSS_NAME.search(e.key.value)
+            for e in expr.elements
+        )
+    if isinstance(expr, cst.BinaryOperation):
+        return _loss_like(expr.left) or _loss_like(expr.right)
+    return False
+
+
+def returns_objective(fn: Optional[cst.FunctionDef]) -> bool:
+    """Does every `return` of `forward` hand back a loss (first of a tuple, a `"loss"` key, a reduction
+    of one)? Then the module is an objective, not a predictor: a diffusion model's timestep and noise
+    draws, a masked autoencoder's mask, a contrastive loss's negatives are the Monte Carlo estimate the
+    loss is defined by, in eval as in training."""
+    if fn is None:
+        return False
+    returns = [r for r in iter_returns(fn) if r.value is not None]
+    return bool(returns) and all(_loss_like(r.value) for r in returns)
+
+
+def path_returns_objective(chain: List[cst.CSTNode]) -> bool:
+    """The draw's own branch ends by returning a loss (`if not reverse: ... return nll + logq`): the
+    innermost enclosing block that ends in a `return` returns a loss. The objective half of a module
+    whose other branch predicts (a flow's training direction)."""
+    for node in reversed(chain):
+        if isinstance(node, FUNCTION_TYPES):
+            return False
+        if isinstance(node, cst.IndentedBlock) and node.body:
+            last = node.body[-1]
+            if isinstance(last, cst.SimpleStatementLine):
+                ret = next((s for s in last.body if isinstance(s, cst.Return)), None)
+                if ret is not None:
+                    return ret.value is not None and _loss_like(ret.value)
+    return False
+
+
+def caller_alternative(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts) -> bool:
+    """`if cond: t = torch.randint(...)` / `else: t = eval_t`: the drawn local is also bound from a
+    parameter, so the function offers a caller-controlled deterministic value and picks the draw by a
+    test that is neither the mode nor `is None` - the objective was meant to be deterministic too."""
+    name = _assigned_local(chain)
+    if name is None:
+        return False
+    return any(isinstance(v, cst.Name) and v.value in facts.params for v in facts.assigns.get(name, ()))
+
+
+def _is_noise(ctx, expr: cst.CSTNode, facts: Optional[mode_analysis.FunctionFacts], depth: int = 0) -> bool:
+    """A value that is a fixed-distribution draw: the call (`torch.randn_like(x)`), a method on it
+    (`.to(x)`, `.mul_(s)`), the draw times/over something, or a local assigned only from such values."""
+    if depth > 6:
+        return False
+    if isinstance(expr, cst.Call):
+        if ctx.resolve(expr.func) in ctx.framework.noise_sampling_calls:
+            return True
+        return (
+            isinstance(expr.func, cst.Attribute)
+            and not any(_reads_input(a.value, facts) for a in expr.args)
+            and _is_noise(ctx, expr.func.value, facts, depth + 1)
+        )
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
+        # `torch.randn_like(x) * self.std` is noise; `x * torch.rand_like(x).lt(p)` is a dropout of the input
+        for side, other in ((expr.left, expr.right), (expr.right, expr.left)):
+            if not _reads_input(other, facts) and _is_noise(ctx, side, facts, depth + 1):
+                return True
+        return False
+    if isinstance(expr, cst.Name) and facts is not None:
+        values = facts.assigns.get(expr.value)
+        return bool(values) and all(_is_noise(ctx, v, facts, depth + 1) for v in values)
+    return False
+
+
+def _reads_input(expr: cst.CSTNode, facts: Optional[mode_analysis.FunctionFacts]) -> bool:
+    """Does the expression read a parameter of the function (other than `self`), i.e. data?"""
+    params = (facts.params - {"self"}) if facts is not None else frozenset()
+    return bool(_names_in(expr) & params)
+
+
+def returns_noise(ctx, fn: Optional[cst.FunctionDef]) -> bool:
+    """Does every `return` of `forward` hand back a fixed-distribution draw (`return torch.randn_like(x)`,
+    `noise = torch.randn_like(x); noise.masked_fill_(pad, 0); return noise`)? Then the module is a noise
+    source: its output *is* the draw (a diffusion noise generator), and eval is not how it is turned off.
+    A module returning a choice made from its input (`probs.multinomial(1)`) is not one."""
+    if fn is None:
+        return False
+    facts = ctx.function_facts(fn)
+    returns = [r for r in iter_returns(fn) if r.value is not None]
+    return bool(returns) and all(_is_noise(ctx, r.value, facts) for r in returns)
+
+
+def _returned_names(fn: cst.FunctionDef) -> Set[str]:
+    """Bare names returned as elements of a tuple (`return z, mu, logvar`) by fn itself."""
+    out: Set[str] = set()
+    for r in iter_returns(fn):
+        if isinstance(r.value, (cst.Tuple, cst.List)) and len(r.value.elements) >= 2:
+            out |= {e.value.value for e in r.value.elements if isinstance(e.value, cst.Name)}
+    return out
+
+
+def _statement(chain: List[cst.CSTNode]) -> Optional[cst.CSTNode]:
+    for node in reversed(chain):
+        if isinstance(node, cst.SimpleStatementLine):
+            return node
+        if isinstance(node, FUNCTION_TYPES):
+            return None
+    return None
+
+
+def reparameterised(ctx, call: cst.Call, chain: List[cst.CSTNode], method: cst.FunctionDef, forward: Optional[cst.FunctionDef]) -> bool:
+    """VAE reparameterisation: a fixed-distribution draw (`torch.randn_like(mu)`) combined with locals that
+    `forward` also returns beside its output (`z = mu + eps * std` ... `return x_hat, mu, logvar`): the
+    caller gets the posterior's parameters and uses the mean where it wants a deterministic value. When
+    the draw is in a helper, the helper's call in `forward` passes returned names (`self.sample_z(mu, lv)`)."""
+    if forward is None or ctx.resolve(call.func) not in ctx.framework.noise_sampling_calls:
+        return False
+    returned = _returned_names(forward)
+    if len(returned) < 2:
+        return False
+    if method is forward:
+        stmt, target = _statement(chain), _assigned_local(chain)
+        return stmt is not None and bool((_names_in(stmt) - {target}) & returned)
+    for node in descendants(forward.body):
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == method.name.value
+            and {a.value.value for a in node.args if isinstance(a.value, cst.Name)} & returned
+        ):
+            return True
+    return False
+
+
+def _words(name: str) -> List[str]:
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+
+
+def named_for_its_draw(class_name: str, op: str) -> bool:
+    """A module named after the op it wraps: `class GumbelSoftmax` around `F.gumbel_softmax`, `class
+    BernoulliMask` around `torch.bernoulli` (whole words in order: `Normalize` is not `normal`)."""
+    op_words = _words(op.rsplit(".", 1)[-1].strip("._()").replace("_", " ").title().replace(" ", ""))
+    cls_words = _words(class_name)
+    n = len(op_words)
+    return n > 0 and any(cls_words[i:i + n] == op_words for i in range(len(cls_words) - n + 1))
+
+
+# The author says the randomness is wanted at evaluation too: "# applied even when evaluating",
+# "also at inference", "in eval mode too".
+_EVAL_TOO = re.compile(
+    r"\b(even|also|always)\b[^.\n]{0,40}\b(eval(uat(e|es|ed|ing|ion))?|inference|test(ing)? time)\b"
+    r"|\b(eval|evaluation|inference)( mode| time)? too\b",
+    re.I,
+)
+
+
+def says_eval_too(ctx, methods: Iterable[cst.FunctionDef]) -> bool:
+    """Does a comment or docstring of a method on the path say the draw also happens in eval?"""
+    return any(_EVAL_TOO.search(ctx.module.code_for_node(m)) for m in methods)
+
+
+# A class named as a training objective: Hugging Face's `*ForPreTraining` heads, `*Pretrainer`, `*Objective`.
+_OBJECTIVE_CLASS = re.compile(r"(ForPre[Tt]raining|Pre[Tt]rainer|Objective)$")
+
+
+def objective_class(name: str) -> bool:
+    return bool(_OBJECTIVE_CLASS.search(name))

@@ -153,6 +153,11 @@ class Profile:
     backward_call_last_names: FrozenSet[str] = field(init=False)
     no_grad_last_names: FrozenSet[str] = field(init=False)
 
+    # --- appended for issue 15 (MDL104 noise sources) ------------------------------------------------
+    # Draws from a fixed distribution whose arguments are shapes, bounds and devices only (`randn_like(x)`
+    # reads x's shape, not its values): what a noise-source module returns. Default empty (other profiles).
+    noise_sampling_calls: FrozenSet[str] = frozenset()
+
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731
         object.__setattr__(self, "sampling_last_names",

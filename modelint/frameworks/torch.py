@@ -304,4 +304,9 @@ TORCH = Profile(
         "torchvision.models.get_model": "factory",
     },
     model_factory_namespaces=("torchvision.models.",),
+    # issue 15 (MDL104): draws whose arguments carry no values of the input, only its shape or bounds;
+    # a module whose `forward` returns one of these is a noise source.
+    noise_sampling_calls=frozenset(
+        "torch." + n for n in ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like")
+    ),
 )

@@ -7,9 +7,26 @@ import libcst as cst
 from modelint.analysis.calls import callee_name
 from modelint.analysis.sampling import (
     ForwardReach,
+    after_exit,
+    caller_alternative,
     caller_generator,
     caller_supplied,
+    consumed_under_mode,
+    fills_default,
+    is_init_method,
+    knob_guarded,
+    mode_parametrised,
+    mode_selected,
+    on_meta_device,
+    path_returns_objective,
+    one_time_init,
+    objective_class,
     random_by_design_class,
+    named_for_its_draw,
+    reparameterised,
+    returns_noise,
+    says_eval_too,
+    returns_objective,
     sampling_op,
     scaled_by_switch,
     seeds_rng,
@@ -47,7 +64,33 @@ class UnguardedSamplingInForward(Rule):
         "from `forward`); methods `forward` never calls (`reset_parameters`); NumPy and `random` draws "
         "(not torch ops); and data-augmentation and loss classes, random by design: a class or base named "
         "`Random*`, `*Augment*`, `*Jitter`, `*Transform`, `*Erasing`, `Mixup`/`CutMix`/`Mosaic`, a module in "
-        "a `transforms`/`augment*` package, or a class named `*Loss`, `*Criterion`, `*Matcher`."
+        "a `transforms`/`augment*` package, or a class named `*Loss`, `*Criterion`, `*Matcher`.\n\n"
+        "Also not reported (issue 15: idioms that control the draw some other way; each a general pattern with "
+        "VALID/INVALID twins in `tests/test_mdl104_patterns.py`): a fill-in through a default helper, "
+        "`noise = default(noise, lambda: torch.randn_like(x))` (the first argument an optional parameter; a helper "
+        "defined in the same file must be `x if x is not None else f()`, one imported from elsewhere is judged by "
+        "the call's shape); a draw scaled by a knob and run only when a test of that knob passes (`if self.gain > "
+        "0: h = h + self.gain * torch.randn_like(h)`, also through a local); a draw made every call but read only "
+        "under a mode check (`coins = torch.rand(n)` ... `if not self.training or coins[i] > p:`); selection by "
+        "the mode written as arithmetic or a select call (`self.training * drawn + (1 - self.training) * mean`, "
+        "`torch.where(<mode>, drawn, mean)`); a draw whose argument is chosen by the mode (`p = self.p if "
+        "self.training else 0.0` ... `bernoulli_(1 - p)`); one-time lazy initialisation, a draw under a test of a "
+        "module flag the same function sets (`if not self.initted: ...; self.initted.fill_(True)`); a draw in an "
+        "initialisation method forward reaches (`reset_parameters`, `_init_weights`, `init_*`); a draw on "
+        "`device=\"meta\"` (shapes only); and dead code after an unconditional `return`/`raise`.\n\n"
+        "Randomness that is the module's computation is left out unless `report-by-design = true` (in the "
+        "triage that prompted issue 15 these findings were deliberate, never bugs): a module whose `forward` "
+        "returns a loss (a diffusion model's timestep and noise draws, MAE masking, sampled negatives - a Monte "
+        "Carlo estimate of the objective), whose class is named `*ForPreTraining`/`*Pretrainer`/`*Objective`, or "
+        "a draw whose own branch ends by returning a loss (`if not reverse: ... return nll`); "
+        "a noise source (`forward` returns a fixed-distribution draw, `torch.randn_like(x)`); a module named after "
+        "the op it wraps (`GumbelSoftmax` around `F.gumbel_softmax`); a VAE reparameterisation (a `randn` draw "
+        "combined with locals that `forward` returns beside its output, `return x_hat, mu, logvar`); and a draw "
+        "whose path has a comment or docstring saying it is wanted in eval too. What is no longer caught by "
+        "default, therefore: an objective that should be deterministic in validation and is not (except when it "
+        "offers a parameter for the drawn value and picks the draw by some other test than the mode: still "
+        "reported), a noise source or a `GumbelSoftmax` layer used where a deterministic value was meant, and a "
+        "VAE whose caller uses the sample instead of the returned mean in eval."
     )
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
@@ -56,9 +99,10 @@ class UnguardedSamplingInForward(Rule):
         "scores are noisy. Sample in training and take the deterministic choice in eval (`argmax`, the "
         "distribution's mean or mode), or make sampling an explicit argument of `forward`. A `generator=` "
         "kept on the module is not an exemption: its state advances from call to call, so two evaluations "
-        "of the same input still differ. Sampling that is wanted in eval too (a noise-injection layer, an "
-        "MAE-style random mask, a VAE posterior, Reformer's random LSH rotations, Tacotron-style prenet "
-        "dropout) is worth a `# modelint: ignore[MDL104]` that says so."
+        "of the same input still differ. Sampling that is wanted in eval too (a noise-injection layer, "
+        "Reformer's random LSH rotations, Tacotron-style prenet dropout) is worth a `# modelint: ignore[MDL104]` "
+        "or a comment that says so; objectives, noise sources and VAE posteriors are left out by default (see "
+        "`report-by-design`)."
     )
     example = (
         "class Decoder(nn.Module):\n"
@@ -75,6 +119,19 @@ class UnguardedSamplingInForward(Rule):
         "        return probs.argmax(-1)                     # deterministic in eval\n"
     )
     triggers = union("sampling_triggers")
+    options_schema = {"report-by-design": False}
+    option_docs = {
+        "report-by-design": (
+            "Also report randomness that is the module's computation, left out by default (issue 15: such "
+            "findings were deliberate, not bugs): a module whose `forward` is an objective (every `return` hands "
+            "back a loss - `loss`, `F.mse_loss(...)`, `(loss, pred)`, `{\"loss\": ...}` - or the class is named "
+            "`*ForPreTraining`/`*Pretrainer`/`*Objective`, or the draw's own branch ends returning a loss), a noise source (`forward` returns a fixed-distribution "
+            "draw such as `torch.randn_like(x)`), a module named after the op it wraps (`GumbelSoftmax`), a VAE "
+            "reparameterisation (a `randn` draw mixed with locals `forward` also returns: `return x_hat, mu, "
+            "logvar`), and a draw whose path carries a comment saying it is wanted in eval too (`# applied even "
+            "when evaluating`)."
+        )
+    }
     fix_safety = (
         "No fix: what eval should do instead of sampling (the mean, `argmax`, a fixed seed, an explicit "
         "`sample=` argument) depends on the model."
@@ -231,6 +288,32 @@ class Sampler:
 def shuffle(x):                           # a plain function: not forward
     return x[torch.randperm(len(x))]
 """,
+        # idioms that control the draw (issue 15) and randomness by design
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mylib.helpers import default
+
+class Denoiser(nn.Module):
+    def forward(self, x, noise=None):
+        noise = default(noise, lambda: torch.randn_like(x))   # fills in what the caller did not pass
+        return self.net(x + noise)
+
+class Skip(nn.Module):
+    def forward(self, h):
+        coins = torch.rand(len(self.blocks))
+        for i, blk in enumerate(self.blocks):
+            if not self.training or coins[i] > self.p:        # read only under the mode check
+                h = blk(h)
+        return h
+
+class NoiseObjective(nn.Module):
+    def forward(self, x0):
+        t = torch.randint(0, self.steps, (x0.shape[0],))
+        eps = torch.randn_like(x0)
+        return F.mse_loss(self.net(self.q_sample(x0, t, eps), t), eps)   # an objective
+""",
     )
     INVALID = (
         # the seed's bug
@@ -300,12 +383,36 @@ class Quantizer(nn.Module):
         perm = torch.randperm(logits.shape[0], generator=self.gen)  # expect: MDL104
         return codes[perm]
 """,
+        # the twins of the idioms with the control gone
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Skip(nn.Module):
+    def forward(self, h):
+        coins = torch.rand(len(self.blocks))  # expect: MDL104
+        for i, blk in enumerate(self.blocks):
+            if coins[i] > self.p:
+                h = blk(h)
+        return h
+
+class Objective(nn.Module):
+    def forward(self, x0, fixed_t=None):
+        if x0.shape[0] > 1:
+            t = torch.randint(0, self.steps, (x0.shape[0],))  # expect: MDL104
+        else:
+            t = fixed_t
+        return F.mse_loss(self.net(x0, t), x0)
+""",
     )
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
         self._checked: Dict[int, bool] = {}
         self._seeds: Dict[int, bool] = {}
+        self._objectives: Dict[int, bool] = {}
+        self._functions: Optional[Dict[str, cst.FunctionDef]] = None
 
     def _reach_for(self, classdef: cst.ClassDef) -> Optional[ForwardReach]:
         """What `forward` runs, for a module class that is not random by design (else None)."""
@@ -324,10 +431,64 @@ class Quantizer(nn.Module):
             return True
         if scaled_by_switch(chain, guards.switch_locals):
             return True
+        if self._controlled(node, chain, fn, guards):
+            return True
         key = id(fn)
         if key not in self._seeds:
             self._seeds[key] = seeds_rng(self.ctx, fn)
         return self._seeds[key]
+
+    def _controlled(self, node: cst.Call, chain, fn: cst.CSTNode, guards) -> bool:
+        """The idioms of issue 15 (each documented in `analysis.sampling`): the draw fills in a default
+        through a helper, is scaled and guarded by a knob, selected or parametrised by the mode, only
+        consumed under a mode check, a one-time initialisation, shape-only or dead code."""
+        facts = guards.facts
+        outer = self.ctx.enclosing(cst.FunctionDef) or fn
+        if on_meta_device(node) or after_exit(chain):
+            return True
+        if fills_default(chain, outer, self._helper_body):
+            return True
+        if knob_guarded(chain, facts) or mode_selected(chain, guards.mode_locals) or one_time_init(chain, fn):
+            return True
+        classdef = self.ctx.enclosing_class()
+        if mode_parametrised(node, facts, self.ctx.class_mode_attrs(classdef)):
+            return True
+        return consumed_under_mode(chain, facts)
+
+    def _helper_body(self, call: cst.Call) -> Optional[cst.FunctionDef]:
+        """The definition of the function a call names, when it is in this file (a top-level function or
+        a method `self.<name>` of the enclosing class), else None."""
+        if self._functions is None:
+            self._functions = {s.name.value: s for s in self.ctx.module.body if isinstance(s, cst.FunctionDef)}
+        func = call.func
+        if isinstance(func, cst.Name):
+            return self._functions.get(func.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            classdef = self.ctx.enclosing_class()
+            return self.ctx.methods(classdef).get(func.attr.value) if classdef is not None else None
+        return None
+
+    def _objective(self, classdef: cst.ClassDef, reach: ForwardReach) -> bool:
+        key = id(classdef)
+        if key not in self._objectives:
+            forward = reach.methods.get("forward")
+            self._objectives[key] = objective_class(classdef.name.value) or returns_objective(forward) or returns_noise(self.ctx, forward)
+        return self._objectives[key]
+
+    def _by_design(self, node: cst.Call, op: str, method: cst.FunctionDef, classdef: cst.ClassDef, reach: ForwardReach, path) -> bool:
+        """Randomness that is the computation (left out unless `report-by-design`): see `option_docs`."""
+        if self.options["report-by-design"]:
+            return False
+        chain = self.ctx.chain(node)
+        fn = self.ctx.enclosing(cst.FunctionDef, cst.Lambda) or method
+        objective = self._objective(classdef, reach) or path_returns_objective(chain)
+        if objective and not caller_alternative(chain, reach.guards(fn).facts):
+            return True
+        if named_for_its_draw(classdef.name.value, op):
+            return True
+        if reparameterised(self.ctx, node, chain, method, reach.methods.get("forward")):
+            return True
+        return says_eval_too(self.ctx, [reach.methods[m] for m in path if m in reach.methods])
 
     def visit_Call(self, node: cst.Call) -> None:
         if callee_name(node) not in self.ctx.framework.sampling_last_names:
@@ -342,13 +503,18 @@ class Quantizer(nn.Module):
         op = sampling_op(self.ctx, node, self.ctx.function_facts(fn))
         if op is None:
             return
+        path = reach.path_to(method.name.value, True)
+        if any(is_init_method(m) for m in path):
+            return  # `reset_parameters()` / `_init_weights()` reached from forward: initialisation
         if self._exempt(node, fn, reach):
+            return
+        if self._by_design(node, op, method, classdef, reach, path):
             return
         shown = self._shown(node, op)
         where = "`forward`"
         if method.name.value != "forward":
-            path = " -> ".join(f"{m}()" for m in reach.path_to(method.name.value, True))
-            where = f"`{method.name.value}()`, which `forward` runs unguarded ({path}),"
+            shown_path = " -> ".join(f"{m}()" for m in path)
+            where = f"`{method.name.value}()`, which `forward` runs unguarded ({shown_path}),"
         self.report(
             node,
             f"{shown} samples in {where} in training and in eval alike: after `.eval()` the outputs are "

@@ -1,0 +1,496 @@
+"""MDL104: the idioms of issue 15, each as a general pattern with a VALID example (not reported) and an
+INVALID twin (the same shape with the control removed: still reported). The examples are written for
+this test; none is a copy of the code that prompted it."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from modelint.engine import check_source
+
+HEAD = (
+    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+    "from mylib.utils import default\n\n\n"
+)
+
+# (pattern, VALID body, INVALID twin with `# expect: MDL104` on each reported line)
+PAIRS = [
+    (
+        "default-helper-in-file",
+        """
+        def exists(v):
+            return v is not None
+
+        def fill(value, fallback):
+            if exists(value):
+                return value
+            return fallback() if callable(fallback) else fallback
+
+        class Denoiser(nn.Module):
+            def forward(self, x, noise=None):
+                noise = fill(noise, lambda: torch.randn_like(x))
+                return self.net(x + noise)
+        """,
+        """
+        def fold(value, fn):
+            return value + fn()          # not a default: always calls the draw
+
+        class Denoiser(nn.Module):
+            def forward(self, x, noise=None):
+                noise = fold(noise, lambda: torch.randn_like(x))  # expect: MDL104
+                return self.net(x + noise)
+        """,
+    ),
+    (
+        "default-helper-imported",
+        """
+        class Shift2d(nn.Module):
+            def forward(self, x, offsets: "torch.Tensor | None" = None):
+                offsets = default(offsets, lambda: torch.rand(x.shape[0], 2))
+                return self.shift(x, offsets)
+        """,
+        """
+        class Shift2d(nn.Module):
+            def forward(self, x, offsets):
+                offsets = default(x, lambda: torch.rand(x.shape[0], 2))  # expect: MDL104
+                return self.shift(x, offsets)
+        """,
+    ),
+    (
+        "knob-scaled-and-guarded",
+        """
+        class StyleBlock(nn.Module):
+            def forward(self, h):
+                if self.jitter_amp > 0:
+                    h = h + self.jitter_amp * torch.randn_like(h)
+                amp = self.cfg.amp
+                if amp:
+                    h = h + amp * torch.randn_like(h)
+                return h
+        """,
+        """
+        class StyleBlock(nn.Module):
+            def forward(self, h):
+                if self.enabled:
+                    h = h + self.gain * torch.randn_like(h)  # expect: MDL104
+                return h
+        """,
+    ),
+    (
+        "drawn-always-used-under-mode",
+        """
+        class LayerSkip(nn.Module):
+            def forward(self, h):
+                coins = torch.rand(len(self.blocks))
+                drop = coins < self.skip_rate
+                for i, blk in enumerate(self.blocks):
+                    if self.training and drop[i]:
+                        continue
+                    h = blk(h)
+                return h
+        """,
+        """
+        class LayerSkip(nn.Module):
+            def forward(self, h):
+                coins = torch.rand(len(self.blocks))  # expect: MDL104
+                drop = coins < self.skip_rate
+                for i, blk in enumerate(self.blocks):
+                    if drop[i]:
+                        continue
+                    h = blk(h)
+                return h
+        """,
+    ),
+    (
+        "selection-by-mode-arithmetic",
+        """
+        class Head(nn.Module):
+            def forward(self, mu, std):
+                t = float(self.training)
+                a = self.training * (mu + std * torch.randn_like(mu)) + (1 - self.training) * mu
+                b = torch.where(torch.tensor(t > 0), torch.randn_like(mu), mu)
+                return a + b
+        """,
+        """
+        class Head(nn.Module):
+            def forward(self, mu, std):
+                return torch.where(mu > 0, torch.randn_like(mu), mu)  # expect: MDL104
+        """,
+    ),
+    (
+        "probability-from-the-mode",
+        """
+        class TokenDrop(nn.Module):
+            def forward(self, x):
+                rate = 0.0 if not self.training else self.rate
+                keep = x.new_empty(x.shape[:2]).bernoulli_(1 - rate)
+                return x * keep[..., None]
+        """,
+        """
+        class TokenDrop(nn.Module):
+            def forward(self, x):
+                rate = self.rate
+                keep = x.new_empty(x.shape[:2]).bernoulli_(1 - rate)  # expect: MDL104
+                return x * keep[..., None]
+        """,
+    ),
+    (
+        "mode-flag-unpacked",
+        """
+        class Smear(nn.Module):
+            def forward(self, x):
+                smear_on, scale = self.training and self.p > 0, 0.5
+                if smear_on:
+                    x = x + scale * torch.rand_like(x)
+                return x
+        """,
+        """
+        class Smear(nn.Module):
+            def forward(self, x):
+                smear_on, scale = self.p > 0, 0.5
+                if smear_on:
+                    x = x + scale * torch.rand_like(x)  # expect: MDL104
+                return x
+        """,
+    ),
+    (
+        "one-time-lazy-init",
+        """
+        class Codebook(nn.Module):
+            def forward(self, z):
+                if not self.ready:
+                    self.codes.data.copy_(torch.randn(self.n, z.shape[-1]))
+                    self.ready.fill_(True)
+                return torch.cdist(z, self.codes).argmin(-1)
+        """,
+        """
+        class Codebook(nn.Module):
+            def forward(self, z):
+                if not self.ready:
+                    self.codes.data.copy_(torch.randn(self.n, z.shape[-1]))  # expect: MDL104
+                return torch.cdist(z, self.codes).argmin(-1)
+        """,
+    ),
+    (
+        "init-method-reached-from-forward",
+        """
+        class Lazy(nn.Module):
+            def _init_weights(self):
+                self.w.data.normal_(0.0, 0.02)
+
+            def forward(self, x):
+                if self.w is None:
+                    self.w = nn.Parameter(x.new_empty(x.shape[-1], 4))
+                self._init_weights()
+                return x @ self.w
+        """,
+        """
+        class Lazy(nn.Module):
+            def _perturb(self):
+                self.w.data.normal_(0.0, 0.02)  # expect: MDL104
+
+            def forward(self, x):
+                self._perturb()
+                return x @ self.w
+        """,
+    ),
+    (
+        "meta-device-shape-only",
+        """
+        class Probe(nn.Module):
+            def forward(self, x):
+                shape = self.body(torch.randn(1, *x.shape[1:], device="meta")).shape
+                return x.reshape(-1, shape[-1])
+        """,
+        """
+        class Probe(nn.Module):
+            def forward(self, x):
+                shape = self.body(torch.randn(1, *x.shape[1:], device=x.device)).shape  # expect: MDL104
+                return x.reshape(-1, shape[-1])
+        """,
+    ),
+    (
+        "dead-code-after-raise",
+        """
+        class Abstract(nn.Module):
+            def forward(self, x):
+                raise NotImplementedError("subclasses decide")
+                return x + torch.randn_like(x)
+        """,
+        """
+        class Abstract(nn.Module):
+            def forward(self, x):
+                if x.ndim != 3:
+                    raise ValueError("3-d input")
+                return x + torch.randn_like(x)  # expect: MDL104
+        """,
+    ),
+    (
+        "objective-returns-a-loss",
+        """
+        class NoisePredictionObjective(nn.Module):
+            def forward(self, x0):
+                t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
+                eps = torch.randn_like(x0)
+                pred = self.net(self.q_sample(x0, t, eps), t)
+                return F.mse_loss(pred, eps)
+
+        class MaskedPretrainer(nn.Module):
+            def forward(self, tokens):
+                order = torch.rand(tokens.shape[:2], device=tokens.device).argsort(1)
+                recon = self.decoder(self.encoder(tokens, order))
+                loss = ((recon - tokens) ** 2).mean()
+                return loss, recon
+        """,
+        """
+        class NoisePredictionObjective(nn.Module):
+            def forward(self, x0, fixed_t=None):
+                if x0.shape[0] > 1:
+                    t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)  # expect: MDL104
+                else:
+                    t = fixed_t
+                return F.mse_loss(self.net(x0, t), x0)
+
+        class MaskedPredictor(nn.Module):
+            def forward(self, tokens):
+                order = torch.rand(tokens.shape[:2], device=tokens.device).argsort(1)  # expect: MDL104
+                return self.decoder(self.encoder(tokens, order))
+        """,
+    ),
+    (
+        "noise-source",
+        """
+        class WhiteNoise(nn.Module):
+            def forward(self, like, lengths=None):
+                noise = torch.randn_like(like)
+                if lengths is not None:
+                    noise.masked_fill_(self.pad_mask(lengths, like), 0.0)
+                return noise
+
+        class TimestepDraw(nn.Module):
+            def forward(self, batch):
+                return torch.randint(0, self.steps, (batch.shape[0],), device=batch.device)
+        """,
+        """
+        class PickNext(nn.Module):
+            def forward(self, logits):
+                return torch.multinomial(logits.softmax(-1), 1)  # expect: MDL104
+
+        class Perturb(nn.Module):
+            def forward(self, like):
+                return like + torch.randn_like(like)  # expect: MDL104
+        """,
+    ),
+    (
+        "vae-reparameterisation",
+        """
+        class Posterior(nn.Module):
+            def forward(self, h):
+                loc, log_scale = self.proj(h).chunk(2, -1)
+                z = loc + torch.randn_like(loc) * log_scale.exp()
+                return self.out(z), loc, log_scale
+
+        class Autoencoder(nn.Module):
+            def _draw(self, loc, log_scale):
+                return loc + torch.randn_like(loc) * log_scale.exp()
+
+            def forward(self, h):
+                loc, log_scale = self.proj(h).chunk(2, -1)
+                return self.out(self._draw(loc, log_scale)), loc, log_scale
+        """,
+        """
+        class Posterior(nn.Module):
+            def forward(self, h):
+                loc, log_scale = self.proj(h).chunk(2, -1)
+                z = loc + torch.randn_like(loc) * log_scale.exp()  # expect: MDL104
+                return self.out(z), h
+
+        class Chooser(nn.Module):
+            def forward(self, probs):
+                pick = torch.multinomial(probs, 1)  # expect: MDL104
+                return pick, probs
+        """,
+    ),
+    (
+        "named-for-its-draw",
+        """
+        class GumbelSoftmax(nn.Module):
+            def forward(self, logits):
+                return F.gumbel_softmax(logits, tau=self.tau, hard=True)
+        """,
+        """
+        class CodeSelector(nn.Module):
+            def forward(self, logits):
+                return F.gumbel_softmax(logits, tau=self.tau, hard=True)  # expect: MDL104
+
+        class Normalize(nn.Module):
+            def forward(self, x):
+                return x / x.norm() + x.new_empty(x.shape).normal_()  # expect: MDL104
+        """,
+    ),
+    (
+        "comment-says-eval-too",
+        """
+        class Prenet(nn.Module):
+            def _drop(self, h):
+                keep = torch.bernoulli(torch.full_like(h[0], 0.5))
+                return h * keep * 2
+
+            def forward(self, h):
+                # as in the paper, this dropout is applied even at inference
+                return self._drop(self.fc(h))
+        """,
+        """
+        class Prenet(nn.Module):
+            def _drop(self, h):
+                keep = torch.bernoulli(torch.full_like(h[0], 0.5))  # expect: MDL104
+                return h * keep * 2
+
+            def forward(self, h):
+                # as in the paper, this dropout uses p = 0.5
+                return self._drop(self.fc(h))
+        """,
+    ),
+    (
+        "pretraining-class",
+        """
+        class EncoderForPreTraining(nn.Module):
+            def forward(self, feats):
+                swap = torch.bernoulli(torch.full(feats.shape[:2], self.swap_prob)).bool()
+                return self.head(torch.where(swap[..., None], self.codes(feats), feats))
+        """,
+        """
+        class EncoderForTokenClassification(nn.Module):
+            def forward(self, feats):
+                swap = torch.bernoulli(torch.full(feats.shape[:2], self.swap_prob)).bool()  # expect: MDL104
+                return self.head(torch.where(swap[..., None], self.codes(feats), feats))
+        """,
+    ),
+    (
+        "branch-returns-a-loss",
+        """
+        class DurationFlow(nn.Module):
+            def forward(self, h, target=None, reverse=False):
+                if not reverse:
+                    eps = torch.randn(h.shape[0], 2, h.shape[-1])
+                    z, logdet = self.flow(eps, h)
+                    nll = (0.5 * (z - target) ** 2).sum() - logdet
+                    return nll
+                return self.flow.inverse(h)
+        """,
+        """
+        class DurationFlow(nn.Module):
+            def forward(self, h, target=None, reverse=False):
+                if not reverse:
+                    eps = torch.randn(h.shape[0], 2, h.shape[-1])  # expect: MDL104
+                    z, logdet = self.flow(eps, h)
+                    return z
+                return self.flow.inverse(h)
+        """,
+    ),
+]
+
+
+def _lines(source: str, options=None):
+    found = check_source(source, select=["MDL104"], rule_options=options)
+    assert not [f for f in found if f.code in ("MDL000", "MDL999")], found
+    return [f.line for f in found if f.code == "MDL104"]
+
+
+def _source(body: str) -> str:
+    return HEAD + textwrap.dedent(body).lstrip("\n")
+
+
+def _expected(source: str):
+    return [i for i, line in enumerate(source.splitlines(), 1) if "# expect: MDL104" in line]
+
+
+@pytest.mark.parametrize("pattern,valid,invalid", PAIRS, ids=[p[0] for p in PAIRS])
+def test_valid_is_not_reported(pattern, valid, invalid):
+    assert _lines(_source(valid)) == []
+
+
+@pytest.mark.parametrize("pattern,valid,invalid", PAIRS, ids=[p[0] for p in PAIRS])
+def test_invalid_twin_is_reported(pattern, valid, invalid):
+    source = _source(invalid)
+    assert _expected(source), "an INVALID twin needs an expect line"
+    assert _lines(source) == _expected(source)
+
+
+@pytest.mark.parametrize("name", ["objective-returns-a-loss", "noise-source", "vae-reparameterisation",
+                                  "named-for-its-draw", "comment-says-eval-too", "pretraining-class",
+                                  "branch-returns-a-loss"])
+def test_report_objectives_option_brings_the_deliberate_findings_back(name):
+    valid = _source(dict((p[0], p[1]) for p in PAIRS)[name])
+    assert _lines(valid, {"MDL104": {"report-by-design": True}}) != []
+
+
+def test_default_helper_defined_in_file_must_be_a_default():
+    """A same-file helper that is not `x if x is not None else f()` keeps the draw reported, even with an
+    optional first argument; an imported one is judged by the call's shape."""
+    src = _source(
+        """
+        def twice(value, fn):
+            return fn() + fn()
+
+        class M(nn.Module):
+            def forward(self, x, noise=None):
+                return twice(noise, lambda: torch.randn_like(x))
+        """
+    )
+    assert _lines(src) == [len(src.splitlines())]
+
+
+# Near misses of the idioms above: each looks like one but leaves eval random, so it stays reported.
+STILL_REPORTED = [
+    # the drawn local is read only in eval (a mode check, but the wrong arm)
+    """
+    class EvalWobble(nn.Module):
+        def forward(self, x):
+            wobble = torch.rand_like(x)  # expect: MDL104
+            if not self.training:
+                x = x + 0.01 * wobble
+            return x
+    """,
+    # a counter is not a one-time flag: the draw runs on every call after the tenth
+    """
+    class Warm(nn.Module):
+        def forward(self, x):
+            if self.calls > 10:
+                x = x + torch.randn_like(x)  # expect: MDL104
+            self.calls += 1
+            return x
+    """,
+    # a random hidden state drawn on every call is not parameter initialisation
+    """
+    class Rnn(nn.Module):
+        def init_hidden(self, n):
+            return torch.randn(1, n, self.hidden)  # expect: MDL104
+
+        def forward(self, x):
+            return self.rnn(x, self.init_hidden(x.shape[1]))
+    """,
+    # scaled by data, tested on data: not a knob the user sets
+    """
+    class DataScaled(nn.Module):
+        def forward(self, x, w):
+            if w.sum() > 0:
+                x = x + w * torch.randn_like(x)  # expect: MDL104
+            return x
+    """,
+    # a comment that mentions evaluation without saying the draw is wanted there
+    """
+    class Drop(nn.Module):
+        def forward(self, x):
+            # TODO: evaluation
+            return x * torch.rand_like(x).lt(0.9)  # expect: MDL104
+    """,
+]
+
+
+@pytest.mark.parametrize("body", STILL_REPORTED, ids=range(len(STILL_REPORTED)))
+def test_near_misses_stay_reported(body):
+    source = _source(body)
+    assert _lines(source) == _expected(source)
