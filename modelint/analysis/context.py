@@ -166,7 +166,8 @@ class FileContext:
         module class (when its first parameter is `self`, spelled as it is), else the enclosing
         function's training-like parameter (`not deterministic` for an inverted one); None when there
         is none."""
-        if self.in_module_method():
+        # A framework whose mode is an argument (Keras `call(x, training=None)`) has no `self.training`.
+        if self.in_module_method() and not self.framework.mode_is_argument:
             method = self.enclosing_method()
             if method is not None and not classes.is_decorated_with(method, "staticmethod", "classmethod"):
                 self_name = classes.first_param(method)

@@ -345,14 +345,16 @@ class Quantizer(nn.Module):
         if self._exempt(node, fn, reach):
             return
         shown = self._shown(node, op)
-        where = "`forward`"
-        if method.name.value != "forward":
+        fw = self.ctx.framework  # the forward's name and the mode's words are the framework's own
+        forward = next((m for m in reach.path_to(method.name.value, True) if m in fw.forward_methods), "forward")
+        where = f"`{forward}`"
+        if method.name.value != forward:
             path = " -> ".join(f"{m}()" for m in reach.path_to(method.name.value, True))
-            where = f"`{method.name.value}()`, which `forward` runs unguarded ({path}),"
+            where = f"`{method.name.value}()`, which `{forward}` runs unguarded ({path}),"
         self.report(
             node,
-            f"{shown} samples in {where} in training and in eval alike: after `.eval()` the outputs are "
-            f"still random, so evaluation is non-deterministic; sample only `if self.training:` and take a "
+            f"{shown} samples in {where} in training and in eval alike: after {fw.eval_words} the outputs are "
+            f"still random, so evaluation is non-deterministic; sample only {fw.mode_check_words} and take a "
             f"deterministic choice in eval (e.g. `argmax` / the mean), or make sampling an explicit argument",
         )
 
