@@ -195,6 +195,11 @@ class Profile:
         object.__setattr__(self, "no_grad_last_names", last(self.no_grad_contexts))
 
     # --- questions on qualified names ----------------------------------------------------------------
+    @property
+    def namespaces(self) -> Tuple[str, ...]:
+        """`namespace` as a tuple (one entry for most frameworks; Keras has several spellings)."""
+        return (self.namespace,) if isinstance(self.namespace, str) else tuple(self.namespace)
+
     def in_namespace(self, qualname: str) -> bool:
         return qualname.startswith(self.namespace)
 
