@@ -42,6 +42,7 @@ class FileContext:
         self._class_mode_attrs: Dict[int, FrozenSet[str]] = {}
         self._local_classes = frozenset(n.split(".")[0] for n in facts.classes)
         self._framework: Optional[Profile] = None
+        self._class_framework: Dict[int, Profile] = {}
         self._methods: Dict[int, Dict[str, cst.FunctionDef]] = {}
         self._reachable: Dict[Tuple[int, Tuple[str, ...]], FrozenSet[str]] = {}
         self._top_classes: Optional[Dict[str, cst.ClassDef]] = None
@@ -53,6 +54,32 @@ class FileContext:
         if self._framework is None:
             self._framework = profile_for(self.facts.aliases)
         return self._framework
+
+    def class_framework(self, classdef: cst.ClassDef) -> Profile:
+        """The profile of the framework a class belongs to: the file's, unless the file mixes
+        frameworks; then the one owning the class's base, through bases in the file and the project
+        (an `mlx.nn.Module` subclass in a file that also imports torch is MLX's: its plain lists are
+        registered). The merged profile when no base tells."""
+        fw = self.framework
+        if not fw.parts:
+            return fw
+        key = id(classdef)
+        if key not in self._class_framework:
+            bases = [q for q in (self.resolve(b.value) for b in classdef.bases if b.keyword is None) if q]
+            self._class_framework[key] = self._owner(bases, fw, 0)
+        return self._class_framework[key]
+
+    def _owner(self, bases: Sequence[str], fw: Profile, depth: int) -> Profile:
+        for q in bases:
+            owner = next((p for p in fw.parts if p.owns(q)), None)
+            if owner is not None:
+                return owner
+            up = self.classifier.index.bases_of(q) if depth < 20 else None
+            if up:
+                found = self._owner(up, fw, depth + 1)
+                if found is not fw:
+                    return found
+        return fw
 
     # --- names -------------------------------------------------------------------------------
     def resolve(self, expr: cst.CSTNode) -> Optional[str]:

@@ -334,13 +334,15 @@ def scaled_by_switch(chain: List[cst.CSTNode], switch_locals: FrozenSet[str]) ->
     return False
 
 
-def caller_generator(call: cst.Call, facts: Optional[mode_analysis.FunctionFacts]) -> bool:
+def caller_generator(call: cst.Call, facts: Optional[mode_analysis.FunctionFacts],
+                     keywords: FrozenSet[str] = frozenset({"generator"})) -> bool:
     """`generator=generator` where `generator` is a parameter of the function: the caller seeds the draw.
-    A generator kept on the module (`generator=self.gen`) is not: its state advances from call to call."""
+    A generator kept on the module (`generator=self.gen`) is not: its state advances from call to call.
+    `keywords` are the framework's spellings (`Profile.generator_keywords`: MLX `key=`, Keras `seed=`)."""
     if facts is None:
         return False
     for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "generator":
+        if arg.keyword is not None and arg.keyword.value in keywords:
             value = arg.value
             if isinstance(value, cst.Name) and value.value in facts.params:
                 return True

@@ -65,11 +65,11 @@ def merged(profiles: Tuple[Profile, ...]) -> Profile:
     message words) is the first profile's that is set (PyTorch's first: `PROFILES` order)."""
     values: Dict[str, object] = {"name": "+".join(p.name for p in profiles)}
     for f in dataclasses.fields(Profile):
-        if not f.init or f.name == "name":
+        if not f.init or f.name in ("name", "parts"):
             continue
         vals = [getattr(p, f.name) for p in profiles]
         values[f.name] = _merge_field(f.name, vals)
-    return Profile(**values)  # type: ignore[arg-type]
+    return Profile(**values, parts=profiles)  # type: ignore[arg-type]
 
 
 def _merge_field(name: str, vals: list):

@@ -36,13 +36,16 @@ KERAS = Profile(
     import_roots=frozenset({"keras", "tensorflow", "tf_keras", "keras_hub", "keras_nlp", "keras_cv"}),
     namespace=_ROOTS + ("tensorflow.", "keras_hub.", "keras_nlp.", "keras_cv."),
     # --- modules
-    layers_namespace=_LAYERS + ("keras_hub.layers.",),
+    # `keras.src.layers.` is how Keras' own sources (and code importing its internals) name its layers.
+    layers_namespace=_LAYERS + ("keras.src.layers.", "keras_hub.layers."),
     non_module_classes=frozenset({r + "layers.InputSpec" for r in _ROOTS}),
     non_module_packages=tuple(r + "layers.experimental" for r in _ROOTS),
     module_bases=frozenset(
         f"{r}{name}" for r in _ROOTS
         for name in ("Layer", "Model", "Sequential", "layers.Layer", "models.Model", "models.Sequential")
-    ) | frozenset({"keras_hub.models.Backbone", "keras_hub.models.Task", "keras_hub.layers.Layer"}),
+    ) | frozenset({"keras_hub.models.Backbone", "keras_hub.models.Task", "keras_hub.layers.Layer",
+                   "keras.src.layers.layer.Layer", "keras.src.models.model.Model", "keras.src.models.Model",
+                   "keras.src.models.sequential.Sequential", "keras.src.models.functional.Functional"}),
     trainer_module_bases=frozenset(),
     trainer_module_suffix="\0",  # no trainer-owned module class in Keras (`model.fit` is the model's own)
     containers=frozenset({"Sequential"}),
@@ -91,8 +94,8 @@ KERAS = Profile(
     model_loaders={f"{r}{n}": "load" for r in _ROOTS for n in ("models.load_model", "saving.load_model")},
     model_factory_namespaces=tuple(r + "applications." for r in _ROOTS),
     forward_methods=("call",),
+    generator_keywords=frozenset({"seed"}),  # `keras.random.normal(shape, seed=seed)` with a caller's seed
     mode_is_argument=True,
-    mode_argument_namespaces=_ROOTS + ("keras_hub.", "keras_nlp.", "keras_cv."),
     train_words="`training=True`",
     eval_words="`training=False`",
     mode_check_words="`if training:`",

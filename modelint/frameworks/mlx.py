@@ -83,6 +83,7 @@ MLX = Profile(
     model_loaders={"mlx_lm.load": "factory", "mlx_lm.utils.load": "factory"},
     model_factory_namespaces=(),
     forward_methods=("__call__",),
+    generator_keywords=frozenset({"key"}),  # `mx.random.normal(shape, key=key)`: an explicit PRNG key
     apply_gradients_methods=frozenset({"update"}),
     grad_transforms=frozenset({"mlx.nn.value_and_grad", "mlx.core.value_and_grad", "mlx.core.grad"}),
     trainable_weights_attrs=frozenset({"trainable_parameters"}),

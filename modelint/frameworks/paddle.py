@@ -131,6 +131,10 @@ PADDLE = Profile(
     optimizer_step_method="step",
     model_loaders={"paddle.jit.load": "load", "paddle.load": "load"},
     model_factory_namespaces=("paddle.vision.models.",),
+    # `Layer.train()` / `.eval()`: `self.training = False; for layer in self.sublayers(): layer.training
+    # = False`, no argument, no return value (paddle/nn/layer/layers.py).
+    switch_calls_train=False,
+    switches_return_self=False,
 )
 
 # MindSpore: `mindspore.nn.Cell`, `cell.set_train(False)`, `mindspore.ops.dropout(x, p, training=True)`.

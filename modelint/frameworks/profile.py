@@ -151,13 +151,19 @@ class Profile:
     # True when the mode is an argument of the forward pass (Keras `call(x, training=None)`), not an
     # attribute set by switch methods: there is no `self.training` and no `.train()`/`.eval()`.
     mode_is_argument: bool = False
-    # The namespaces of such frameworks' classes: in a file that mixes frameworks (a merged profile,
-    # whose scalars are PyTorch's), a class whose base is under one still takes the mode as an argument.
-    mode_argument_namespaces: Tuple[str, ...] = ()
     # How the framework's own words say "switch to training / to inference" (for messages).
     train_words: str = "`model.train()`"
     eval_words: str = "`model.eval()`"
     mode_check_words: str = "`if self.training:`"
+    # PyTorch's switch contract, which an override of `train`/`eval` must keep (MDL203): `eval()` and a
+    # parent's switch call `train(mode)` on the module (so an override must accept `mode`), and both
+    # return the module. Paddle's `Layer.eval()` sets `training` on every sublayer directly and
+    # returns None, so neither holds there.
+    # Keywords that pass a random generator / key to a sampling op: one that is a parameter of the
+    # function means the caller controls the draw (`torch.randn(..., generator=g)`, MLX `key=`).
+    generator_keywords: FrozenSet[str] = frozenset({"generator"})
+    switch_calls_train: bool = True
+    switches_return_self: bool = True
     # Training-step spellings beyond `backward` + `step`: methods that apply gradients to the weights
     # (Keras `optimizer.apply_gradients(...)`, JAX-backend `optimizer.stateless_apply(...)`, MLX
     # `optimizer.update(model, grads)`), and methods that compute them (`tape.gradient(loss, vars)`).
@@ -175,6 +181,9 @@ class Profile:
     stateless_call_method: str = ""
     # Calls that build a whole model from layers (`keras.Sequential`, `keras.Model`).
     model_constructors: FrozenSet[str] = frozenset()
+
+    # The profiles a merged profile stands for (a file that imports several frameworks), else ().
+    parts: Tuple["Profile", ...] = ()
 
     # Memoised derived sets (computed in __post_init__).
     sampling_last_names: FrozenSet[str] = field(init=False)
@@ -199,6 +208,10 @@ class Profile:
     def namespaces(self) -> Tuple[str, ...]:
         """`namespace` as a tuple (one entry for most frameworks; Keras has several spellings)."""
         return (self.namespace,) if isinstance(self.namespace, str) else tuple(self.namespace)
+
+    def owns(self, qualname: str) -> bool:
+        """Is `qualname` one of this framework's module bases or layer classes?"""
+        return qualname in self.module_bases or self.is_layer_class(qualname)
 
     def in_namespace(self, qualname: str) -> bool:
         return qualname.startswith(self.namespace)

@@ -320,7 +320,7 @@ class Quantizer(nn.Module):
         facts = guards.facts
         if guards.guard(node, chain) is not None:
             return True
-        if caller_supplied(chain, facts.params) or caller_generator(node, facts):
+        if caller_supplied(chain, facts.params) or caller_generator(node, facts, self.ctx.framework.generator_keywords):
             return True
         if scaled_by_switch(chain, guards.switch_locals):
             return True

@@ -152,7 +152,7 @@ class Block(keras.layers.Layer):
 
     def visit_Call(self, node: cst.Call) -> None:
         fw = self.ctx.framework
-        if not (fw.mode_is_argument or fw.mode_argument_namespaces):
+        if not (fw.mode_is_argument or any(p.mode_is_argument for p in fw.parts)):
             return
         arg = get_arg(node, fw.mode_keyword)
         if arg is None or not (is_literal_bool(arg.value, True) or is_literal_bool(arg.value, False)):
@@ -192,13 +192,7 @@ class Block(keras.layers.Layer):
 
     def _argument_mode_class(self, cls: cst.ClassDef) -> bool:
         """A layer class of a framework whose mode is an argument (Keras), also in a mixed file."""
-        fw = self.ctx.framework
-        if not self.ctx.is_module_class(cls):
-            return False
-        if fw.mode_is_argument:
-            return True
-        bases = (self.ctx.resolve(b.value) or "" for b in cls.bases)
-        return any(q.startswith(fw.mode_argument_namespaces) for q in bases)
+        return self.ctx.is_module_class(cls) and self.ctx.class_framework(cls).mode_is_argument
 
     # --- what the sublayer is -------------------------------------------------------------------
     def _sublayer(self, func: cst.CSTNode, cls: cst.ClassDef):

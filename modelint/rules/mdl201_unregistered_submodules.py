@@ -375,7 +375,7 @@ class Heads(Module):
     # --- class frames --------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         # A framework that registers modules held in plain lists and dicts (MLX) has nothing to report.
-        moot = self.ctx.framework.registers_plain_containers
+        moot = self.ctx.class_framework(node).registers_plain_containers
         self._frames.append(_ClassFrame(node) if not moot and self.ctx.is_module_class(node) else None)
         self._methods.append(None)  # the class body itself is in no method
 

@@ -245,7 +245,8 @@ class HeadOnly(nn.Module):
             return
         cases: List[Tuple[str, str]] = []
         repair = None
-        incompatible = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
+        fw = self.ctx.class_framework(classdef)  # Paddle's switches neither call train(mode) nor return self
+        incompatible = fw.switch_calls_train and self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
         if incompatible:
             cases.append(("error", incompatible))
         else:
@@ -264,7 +265,7 @@ class HeadOnly(nn.Module):
                                   "it never calls `super().eval()` / `self.train(False)`, so `self.training` (and any "
                                   "child not handled here) stays in training mode after `model.eval()`; call "
                                   "`super().eval()` or `return self.train(False)`"))
-            bad_return = self._bad_return(node, kind, classdef, self_name)
+            bad_return = fw.switches_return_self and self._bad_return(node, kind, classdef, self_name)
             if bad_return:
                 cases.append(("info", bad_return))
             if cases:

@@ -127,6 +127,21 @@ def predict(tv, ntv, x):
 grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 """,
         """
+import keras
+import tensorflow as tf
+
+class Trainer(keras.Model):
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            if self.call_takes_training:
+                y_pred = self(x, training=True)
+            else:
+                y_pred = self(x)  # a model whose `call` takes no `training`: decided per model
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_variables), self.trainable_variables))
+""",
+        """
 import torch
 
 model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1))
@@ -260,12 +275,26 @@ def train_step(model, optimizer, x, y):
                 self._report(node, f"`{text}(...)`", "in a step that runs `backward()` and the optimizer")
 
     def _report(self, node: cst.Call, shown: str, where: str) -> None:
+        if self._has_training_twin(node):
+            return
         self.report(
             node,
             f"{shown} runs without `training=` {where}: nothing sets the mode, so Keras resolves it to False "
             f"and Dropout / BatchNormalization run in inference mode while the model trains (no dropout, "
             f"batch-norm statistics never updated); pass `training=True`",
             fix=pass_training(self.ctx, node, "True"),
+        )
+
+    def _has_training_twin(self, node: cst.Call) -> bool:
+        """The function also makes the same call with `training=` (`if model_accepts_training: y =
+        self(x, training=True) else: y = self(x)`): it decides per model on purpose."""
+        fn = self.ctx.enclosing_function()
+        callee = self.ctx.module.code_for_node(node.func)
+        keyword = self.ctx.framework.mode_keyword
+        return fn is not None and any(
+            isinstance(n, cst.Call) and n is not node and get_arg(n, keyword) is not None
+            and self.ctx.module.code_for_node(n.func) == callee
+            for n in descendants(fn.body)
         )
 
     # --- where the call is ----------------------------------------------------------------------
