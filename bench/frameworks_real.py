@@ -40,6 +40,7 @@ otherwise; 2 for a usage or fetch error.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import io
 import json
@@ -202,7 +203,7 @@ class Mutation:
 
 
 def _regex_sites(pattern: str, repl: Callable[[re.Match], str], guard: Callable[[str], bool] = lambda s: True):
-    rx = re.compile(pattern)
+    rx = re.compile(pattern, re.M)
 
     def sites(source: str) -> Iterator[Tuple[int, str]]:
         if not guard(source):
@@ -231,6 +232,33 @@ def _insert_at_method_top(method: str, statement: str, guard: Callable[[str], bo
                 mutated, line = header + "\n" + mutated, line + header.count("\n") + 1
             yield line, mutated, None
     return sites
+
+
+def _site_is_code(mutated: str, line: int) -> bool:
+    """The injected line is a statement of the program (not text in a docstring example) and, for an
+    inserted statement, sits in a method of a class that subclasses a framework layer spelled as such
+    (`layers.Layer`, `keras.Model`, `nn.Module`, `nn.Layer`, a `*Layer`/`*Model`/`*Block` base) and is not
+    random by design (`Random*`, `*Augment*`: MDL104's documented exemption)."""
+    try:
+        tree = ast.parse(mutated)
+    except SyntaxError:
+        return False
+    return any(isinstance(n, ast.Call) and n.lineno == line for n in ast.walk(tree))
+
+
+def _in_layer_class(mutated: str, line: int) -> bool:
+    tree = ast.parse(mutated)
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        if not (cls.lineno <= line <= (cls.end_lineno or 0)):
+            continue
+        bases = [ast.unparse(b) for b in cls.bases]
+        layer_base = any(re.search(r"(^|\.)(Layer|Model|Module|Cell)$|(Layer|Model|Block)$|^(layers|nn)\.[A-Z]", b)
+                         for b in bases)
+        random_by_design = re.match(r"_*Random|.*Augment", cls.name) is not None
+        if layer_base and not random_by_design and any(
+                isinstance(m, ast.FunctionDef) and m.lineno < line <= (m.end_lineno or 0) for m in cls.body):
+            return True
+    return False
 
 
 def _imports(*needles: str) -> Callable[[str], bool]:
@@ -291,7 +319,8 @@ def recall(cb: Codebase, src: Path, per_kind: int) -> Dict[str, Counter]:
                     break
                 if before is None:
                     before = {f.line for f in check_source(source, path=str(p), select=[mut.code], index=index)}
-                if original in before:
+                if original in before or not _site_is_code(mutated, line) or (
+                        original is None and not _in_layer_class(mutated, line)) or _known_inert(mut, source, line):
                     out[mut.id]["skipped"] += 1
                     continue
                 found = check_source(mutated, path=str(p), select=[mut.code], index=index)
@@ -299,8 +328,25 @@ def recall(cb: Codebase, src: Path, per_kind: int) -> Dict[str, Counter]:
                 if any(f.line == line and f.code == mut.code for f in found):
                     out[mut.id]["caught"] += 1
                 else:
-                    out[mut.id].setdefault("missed_at", f"{p.relative_to(src)}:{line}")  # type: ignore[arg-type]
+                    MISSES.append(f"{cb.name}/{p.relative_to(src)}:{line}: {mut.id} ({mut.code})")
     return out
+
+
+# Keras layers whose output `training` does not change: a literal `training=` on one is no bug (MDL107's
+# documented exemption), so such a sublayer is not an injection site.
+_INERT = re.compile(r"^\s*self\.(\w+)\s*=\s*[\w.]*\b(Dense|EinsumDense|Conv[123]D|Conv[123]DTranspose|"
+                    r"DepthwiseConv[12]D|SeparableConv[12]D|Embedding|LayerNormalization|Activation|ReLU|"
+                    r"Reshape|Flatten|Permute|ZeroPadding[123]D|\w*Pooling[123]D)\(", re.M)
+
+
+def _known_inert(mut: Mutation, source: str, line: int) -> bool:
+    if mut.code != "MDL107":
+        return False
+    called = re.search(r"self\.(\w+)\(", source.splitlines()[line - 1])
+    return bool(called) and called.group(1) in {m.group(1) for m in _INERT.finditer(source)}
+
+
+MISSES: List[str] = []  # every injected bug not caught, for --misses
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -314,6 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--fetch-only", action="store_true")
     ap.add_argument("--no-recall", action="store_true", help="skip the mutation-recall part")
     ap.add_argument("--per-kind", type=int, default=40, help="mutation sites per bug kind and codebase (default 40)")
+    ap.add_argument("--misses", action="store_true", help="print every injected bug that was not caught")
     ap.add_argument("--write-missing", action="store_true", help="append unjudged findings to the verdicts file as `?`")
     ap.add_argument("codebases", nargs="*", help="only these codebases (names from CODEBASES)")
     args = ap.parse_args(argv)
@@ -331,7 +378,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     ok = report_findings(chosen, sources, findings, args)
     if not args.no_recall:
-        ok = report_recall(chosen, sources, args.per_kind) and ok
+        ok = report_recall(chosen, sources, args.per_kind, args.misses) and ok
     return 0 if ok else 1
 
 
@@ -381,7 +428,7 @@ def report_findings(chosen, sources, findings, args) -> bool:
     return ok and not missing and not stale
 
 
-def report_recall(chosen, sources, per_kind: int) -> bool:
+def report_recall(chosen, sources, per_kind: int, show_misses: bool) -> bool:
     print(f"\n{'codebase':<20} {'bug kind':<36} {'code':<7} {'caught':>6} {'injected':>8} {'skipped':>7}")
     totals: Dict[str, Counter] = defaultdict(Counter)
     for cb in chosen:
@@ -389,8 +436,9 @@ def report_recall(chosen, sources, per_kind: int) -> bool:
             code = next(m.code for m in MUTATIONS if m.id == kind)
             totals[kind]["caught"] += c["caught"]
             totals[kind]["injected"] += c["injected"]
-            miss = f"  first miss {c['missed_at']}" if "missed_at" in c else ""
-            print(f"{cb.name:<20} {kind:<36} {code:<7} {c['caught']:>6} {c['injected']:>8} {c['skipped']:>7}{miss}")
+            print(f"{cb.name:<20} {kind:<36} {code:<7} {c['caught']:>6} {c['injected']:>8} {c['skipped']:>7}")
+    if show_misses:
+        print("\n".join(["", "missed injections:", *MISSES]))
     ok = True
     print(f"\n{'bug kind':<36} {'recall':>7}")
     for kind, c in sorted(totals.items()):

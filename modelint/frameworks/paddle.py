@@ -45,7 +45,13 @@ PADDLE = Profile(
     non_module_packages=("paddle.nn.functional", "paddle.nn.initializer", "paddle.nn.utils", "paddle.nn.quant"),
     module_bases=frozenset({"paddle.nn.Layer", "paddle.nn.layer.layers.Layer", "paddle.fluid.dygraph.Layer",
                             "paddlenlp.transformers.PretrainedModel",
-                            "paddlenlp.transformers.model_utils.PretrainedModel"}),
+                            "paddlenlp.transformers.model_utils.PretrainedModel"}
+                           # tensor-parallel layers (PaddleNLP's LoRA and large models subclass them)
+                           | {f"{pkg}.{cls}" for pkg in ("paddle.distributed.fleet.meta_parallel",
+                                                         "paddle.distributed.fleet.layers.mpu.mp_layers",
+                                                         "paddle.distributed.fleet.layers.mpu")
+                              for cls in ("ColumnParallelLinear", "RowParallelLinear", "VocabParallelEmbedding",
+                                          "ParallelCrossEntropy")}),
     trainer_module_bases=frozenset(),
     trainer_module_suffix="\0",  # Paddle's trainers (paddle.Model, PaddleNLP's Trainer) wrap a Layer
     containers=frozenset({"Sequential", "LayerList", "LayerDict", "ParameterList"}),
