@@ -372,6 +372,11 @@ class Heads(Module):
         self._uses: Dict[int, _Uses] = {}
         self._bound: Dict[int, FrozenSet[str]] = {}
 
+    def _container_name(self, container: str) -> str:
+        """`nn.ModuleList` / `nn.ModuleDict` in the framework's own words (Paddle: `nn.LayerList`)."""
+        fw = self.ctx.framework
+        return "nn." + (fw.dict_container if container == "dict" else fw.list_container).rsplit(".", 1)[-1]
+
     # --- class frames --------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         # A framework that registers modules held in plain lists and dicts (MLX) has nothing to report.
@@ -401,7 +406,7 @@ class Heads(Module):
         for stmt, attr, desc, container in frame.literal:
             if attr in frame.registered:
                 continue
-            kind = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+            kind = self._container_name(container)
             self.report(
                 stmt,
                 f"`self.{attr}` is a plain {container} holding modules (`{desc}`): they are not registered "
@@ -416,7 +421,7 @@ class Heads(Module):
                 continue
             fill, desc = fills[0]
             container = _container_kind(init)
-            kind = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+            kind = self._container_name(container)
             self.report(
                 init,
                 f"`self.{attr}` is a plain {container} that is later filled with modules "
