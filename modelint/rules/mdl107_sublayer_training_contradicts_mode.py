@@ -53,7 +53,9 @@ class SublayerTrainingContradictsMode(Rule):
         "    def call(self, x, training=None):\n"
         "        return self.drop(x, training=training)\n"
     )
-    triggers = ("training=True", "training=False", "training = True", "training = False")
+    # Sound: the rule needs a file whose profile takes the mode as an argument, i.e. one importing Keras
+    # (`keras`, `tf.keras`, `tf_keras`, `keras_hub`); PyTorch-only files skip it.
+    triggers = ("keras",)
     fixable = True
     fix_safety = (
         "Unsafe: replaces the literal with the method's own `training` parameter. A literal can be "
