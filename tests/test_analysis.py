@@ -180,7 +180,7 @@ def test_rules_and_analysis_spell_no_framework_names():
     from modelint.frameworks import PROFILES
 
     root = Path(modelint.__file__).parent
-    spaces = tuple(p.namespace for p in PROFILES)
+    spaces = tuple(s for p in PROFILES for s in p.namespaces)
     doc_attrs = {"what", "why", "example", "use_instead", "summary", "fix_safety", "option_docs", "VALID", "INVALID",
                  "FIXES", "UNSAFE_FIXES"}
     bad = []

@@ -246,8 +246,33 @@ CASES: List[Case] = [
          lambda n: expr("torch.jit.is_tracing()")),
 ]
 
+# Keras, MLX and Paddle (issue 19): the same bug kinds injected into each framework's fixtures.
+CASES += [
+    Case("keras-drop-training-in-tape", "MDL305", "fixtures/keras/custom_loop.py",
+         lambda n, p: is_call(n, "model") and has_kw(n, "training") and "True" in code(n), drop_kw("training")),
+    Case("keras-drop-training-in-train_step", "MDL305", "fixtures/keras/custom_loop.py",
+         lambda n, p: is_call(n, "self") and has_kw(n, "training"), drop_kw("training")),
+    Case("keras-drop-training-in-stateless_call", "MDL305", "fixtures/keras/custom_loop.py",
+         lambda n, p: is_call(n, "stateless_call") and has_kw(n, "training"), drop_kw("training")),
+    Case("keras-sublayer-training-literal", "MDL107", "fixtures/keras/layers.py",
+         lambda n, p: isinstance(n, cst.Arg) and n.keyword is not None and n.keyword.value == "training"
+         and code(n.value) == "training", lambda n: n.with_changes(value=expr("True"))),
+    Case("keras-unguard-random-normal", "MDL104", "fixtures/keras/layers.py",
+         lambda n, p: isinstance(n, cst.If) and code(n.test) == "training" and "random" in code(n.body), unguard),
+    Case("mlx-unguard-random-normal", "MDL104", "fixtures/mlx/mlp.py",
+         lambda n, p: isinstance(n, cst.If) and reads_training(n.test) and "random" in code(n.body), unguard),
+    Case("mlx-dropout-built-in-call", "MDL202", "fixtures/mlx/mlp.py",
+         lambda n, p: isinstance(n, cst.Attribute) and code(n) == "self.drop" and isinstance(p(n), cst.Call),
+         lambda n: expr("nn.Dropout(0.2)")),
+    Case("paddle-drop-training-kw-F.dropout", "MDL101", "fixtures/paddle/text_classifier.py",
+         lambda n, p: is_call(n, "F.dropout") and has_kw(n, "training"), drop_kw("training")),
+    Case("paddle-layerlist-to-list", "MDL201", "fixtures/paddle/text_classifier.py",
+         lambda n, p: is_call(n, "nn.LayerList"), lambda n: n.args[0].value),
+]
+
 ALL_CODES = ("MDL101", "MDL102", "MDL103", "MDL104", "MDL105", "MDL106", "MDL201", "MDL202", "MDL203", "MDL204",
              "MDL301", "MDL302", "MDL401")
+ALL_CODES += ("MDL107", "MDL305")  # issue 19 (Keras)
 
 
 def _findings(source: str, path: str, code: str):

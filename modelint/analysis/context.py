@@ -31,6 +31,7 @@ class FileContext:
         self._class_mode_attrs: Dict[int, FrozenSet[str]] = {}
         self._local_classes = frozenset(n.split(".")[0] for n in facts.classes)
         self._framework: Optional[Profile] = None
+        self._class_framework: Dict[int, Profile] = {}
         self._methods: Dict[int, Dict[str, cst.FunctionDef]] = {}
         self._reachable: Dict[Tuple[int, Tuple[str, ...]], FrozenSet[str]] = {}
         self._top_classes: Optional[Dict[str, cst.ClassDef]] = None
@@ -42,6 +43,32 @@ class FileContext:
         if self._framework is None:
             self._framework = profile_for(self.facts.aliases)
         return self._framework
+
+    def class_framework(self, classdef: cst.ClassDef) -> Profile:
+        """The profile of the framework a class belongs to: the file's, unless the file mixes
+        frameworks; then the one owning the class's base, through bases in the file and the project
+        (an `mlx.nn.Module` subclass in a file that also imports torch is MLX's: its plain lists are
+        registered). The merged profile when no base tells."""
+        fw = self.framework
+        if not fw.parts:
+            return fw
+        key = id(classdef)
+        if key not in self._class_framework:
+            bases = [q for q in (self.resolve(b.value) for b in classdef.bases if b.keyword is None) if q]
+            self._class_framework[key] = self._owner(bases, fw, 0)
+        return self._class_framework[key]
+
+    def _owner(self, bases: Sequence[str], fw: Profile, depth: int) -> Profile:
+        for q in bases:
+            owner = next((p for p in fw.parts if p.owns(q)), None)
+            if owner is not None:
+                return owner
+            up = self.classifier.index.bases_of(q) if depth < 20 else None
+            if up:
+                found = self._owner(up, fw, depth + 1)
+                if found is not fw:
+                    return found
+        return fw
 
     # --- names -------------------------------------------------------------------------------
     def resolve(self, expr: cst.CSTNode) -> Optional[str]:
@@ -155,7 +182,8 @@ class FileContext:
         module class (when its first parameter is `self`, spelled as it is), else the enclosing
         function's training-like parameter (`not deterministic` for an inverted one); None when there
         is none."""
-        if self.in_module_method():
+        # A framework whose mode is an argument (Keras `call(x, training=None)`) has no `self.training`.
+        if self.in_module_method() and not self.framework.mode_is_argument:
             method = self.enclosing_method()
             if method is not None and not classes.is_decorated_with(method, "staticmethod", "classmethod"):
                 self_name = classes.first_param(method)

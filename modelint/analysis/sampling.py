@@ -205,11 +205,13 @@ class ForwardReach:
         self.ctx = ctx
         self.classdef = classdef
         self.methods = first_methods(classdef)
-        if "forward" not in self.methods and local_classes:
+        # The forward pass's name(s) in the file's framework (`forward`; MLX `__call__`, Keras `call`).
+        self.seeds = ctx.framework.forward_methods
+        if not any(s in self.methods for s in self.seeds) and local_classes:
             # Template method: `forward` is inherited from a base class in the same file and calls
             # methods this class overrides. Use the base's methods under this class's own.
             inherited = inherited_methods(classdef, local_classes)
-            if "forward" in inherited:
+            if any(s in inherited for s in self.seeds):
                 self.methods = {**inherited, **self.methods}
         self._guards: Dict[int, FunctionGuards] = {}
         self._reach: Dict[bool, Dict[str, Optional[str]]] = {}
@@ -227,7 +229,7 @@ class ForwardReach:
                 self_name = "self" if is_plain_staticmethod(fn) else (first_param(fn) or "self")
                 return self._self_refs(fn, self_name, unguarded_only)
 
-            self._reach[unguarded_only] = reach(self.methods, ("forward",), refs, lambda n: not is_sampling_api(n))
+            self._reach[unguarded_only] = reach(self.methods, self.seeds, refs, lambda n: not is_sampling_api(n))
         return self._reach[unguarded_only]
 
     def _self_refs(self, fn: cst.FunctionDef, self_name: str, unguarded_only: bool) -> Iterable[str]:
@@ -334,13 +336,15 @@ def scaled_by_switch(chain: List[cst.CSTNode], switch_locals: FrozenSet[str]) ->
     return False
 
 
-def caller_generator(call: cst.Call, facts: Optional[mode_analysis.FunctionFacts]) -> bool:
+def caller_generator(call: cst.Call, facts: Optional[mode_analysis.FunctionFacts],
+                     keywords: FrozenSet[str] = frozenset({"generator"})) -> bool:
     """`generator=generator` where `generator` is a parameter of the function: the caller seeds the draw.
-    A generator kept on the module (`generator=self.gen`) is not: its state advances from call to call."""
+    A generator kept on the module (`generator=self.gen`) is not: its state advances from call to call.
+    `keywords` are the framework's spellings (`Profile.generator_keywords`: MLX `key=`, Keras `seed=`)."""
     if facts is None:
         return False
     for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "generator":
+        if arg.keyword is not None and arg.keyword.value in keywords:
             value = arg.value
             if isinstance(value, cst.Name) and value.value in facts.params:
                 return True

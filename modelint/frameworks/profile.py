@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import FrozenSet, Mapping, Pattern, Tuple
+from typing import FrozenSet, Mapping, Pattern, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,11 @@ class Profile:
     # Top-level packages whose import selects this profile (`import torch`, `from lightning import ...`).
     import_roots: FrozenSet[str]
     # The framework's own namespace: a call under it is never a project class (`torch.`).
-    namespace: str
+    namespace: Union[str, Tuple[str, ...]]  # a tuple when the framework has several spellings
 
     # --- modules ---------------------------------------------------------------------------------
     # The namespace of its layer classes: a public capitalised name under it is a module (`torch.nn.`).
-    layers_namespace: str
+    layers_namespace: Union[str, Tuple[str, ...]]
     # Classes in that namespace that are not modules (`torch.nn.Parameter`), and sub-packages of
     # functions (`torch.nn.functional`).
     non_module_classes: FrozenSet[str]
@@ -128,7 +128,7 @@ class Profile:
     sampling_calls: FrozenSet[str]
     tensor_sampling_methods: FrozenSet[str]
     distribution_methods: FrozenSet[str]
-    distributions_namespace: str
+    distributions_namespace: Union[str, Tuple[str, ...]]
     # Substrings for the text pre-filter of rules that look for sampling ops.
     sampling_triggers: Tuple[str, ...]
     # The method that seeds a random generator.
@@ -144,6 +144,46 @@ class Profile:
     model_loaders: Mapping[str, str]
     # Namespaces whose lower-case functions build models (`torchvision.models.resnet50`).
     model_factory_namespaces: Tuple[str, ...]
+
+    # --- beyond PyTorch (issue 19): defaults keep PyTorch's behaviour -------------------------------
+    # The methods that are a module's forward pass (`forward`; MLX `__call__`, Keras `call`).
+    forward_methods: Tuple[str, ...] = ("forward",)
+    # True when the mode is an argument of the forward pass (Keras `call(x, training=None)`), not an
+    # attribute set by switch methods: there is no `self.training` and no `.train()`/`.eval()`.
+    mode_is_argument: bool = False
+    # How the framework's own words say "switch to training / to inference" (for messages).
+    train_words: str = "`model.train()`"
+    eval_words: str = "`model.eval()`"
+    mode_check_words: str = "`if self.training:`"
+    # PyTorch's switch contract, which an override of `train`/`eval` must keep (MDL203): `eval()` and a
+    # parent's switch call `train(mode)` on the module (so an override must accept `mode`), and both
+    # return the module. Paddle's `Layer.eval()` sets `training` on every sublayer directly and
+    # returns None, so neither holds there.
+    # Keywords that pass a random generator / key to a sampling op: one that is a parameter of the
+    # function means the caller controls the draw (`torch.randn(..., generator=g)`, MLX `key=`).
+    generator_keywords: FrozenSet[str] = frozenset({"generator"})
+    switch_calls_train: bool = True
+    switches_return_self: bool = True
+    # Training-step spellings beyond `backward` + `step`: methods that apply gradients to the weights
+    # (Keras `optimizer.apply_gradients(...)`, JAX-backend `optimizer.stateless_apply(...)`, MLX
+    # `optimizer.update(model, grads)`), and methods that compute them (`tape.gradient(loss, vars)`).
+    apply_gradients_methods: FrozenSet[str] = frozenset()
+    gradient_methods: FrozenSet[str] = frozenset()
+    # Context managers that record a forward pass for differentiation (`tf.GradientTape()`).
+    gradient_tapes: FrozenSet[str] = frozenset()
+    # Calls that turn a loss function into a gradient function (`jax.value_and_grad`, MLX
+    # `nn.value_and_grad(model, loss_fn)`).
+    grad_transforms: FrozenSet[str] = frozenset()
+    # Attributes that name a model's trainable weights (`model.trainable_variables`): their receiver is
+    # the model a training step updates.
+    trainable_weights_attrs: FrozenSet[str] = frozenset()
+    # A model method that runs the forward pass without state (Keras `model.stateless_call(...)`).
+    stateless_call_method: str = ""
+    # Calls that build a whole model from layers (`keras.Sequential`, `keras.Model`).
+    model_constructors: FrozenSet[str] = frozenset()
+
+    # The profiles a merged profile stands for (a file that imports several frameworks), else ().
+    parts: Tuple["Profile", ...] = ()
 
     # Memoised derived sets (computed in __post_init__).
     sampling_last_names: FrozenSet[str] = field(init=False)
@@ -169,6 +209,15 @@ class Profile:
         object.__setattr__(self, "no_grad_last_names", last(self.no_grad_contexts))
 
     # --- questions on qualified names ----------------------------------------------------------------
+    @property
+    def namespaces(self) -> Tuple[str, ...]:
+        """`namespace` as a tuple (one entry for most frameworks; Keras has several spellings)."""
+        return (self.namespace,) if isinstance(self.namespace, str) else tuple(self.namespace)
+
+    def owns(self, qualname: str) -> bool:
+        """Is `qualname` one of this framework's module bases or layer classes?"""
+        return qualname in self.module_bases or self.is_layer_class(qualname)
+
     def in_namespace(self, qualname: str) -> bool:
         return qualname.startswith(self.namespace)
 
@@ -201,3 +250,19 @@ class Profile:
             if qualname in table:
                 return table[qualname]
         return None
+
+
+# Field groups a framework without the feature sets to "none" (Keras, MLX, MindSpore), one home each.
+# Functional calls that take the mode as an argument (`F.dropout(x, p, training=...)`): none.
+NO_FUNCTIONAL_MODE_CALLS = dict(
+    dropout_calls={}, training_default_false_calls={}, norm_training_calls={}, dropout_p_position={},
+    attention_dropout_calls={}, mha_call="", mha_dropout_p_position=-1, mha_training_position=-1,
+    mode_argument_callees=frozenset(), mode_argument_callee_prefixes=(),
+)
+# A global grad mode and other global mode state (`torch.no_grad`, `torch.is_grad_enabled`): none.
+NO_GLOBAL_MODES = dict(
+    no_grad_contexts=frozenset(), set_grad_enabled=frozenset(), grad_context_names=frozenset(), grad_queries={},
+    mode_queries={}, state_setters={}, requires_grad_attr="", requires_grad_method="",
+)
+# Layer-constructor arguments that switch mode dependence on or off, and module-returning methods: none.
+NO_LAYER_ARGS = dict(layer_stats_arg={}, layer_dropout_arg={}, layer_optional_dropout_arg={})

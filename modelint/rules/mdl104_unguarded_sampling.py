@@ -427,7 +427,7 @@ class Objective(nn.Module):
         facts = guards.facts
         if guards.guard(node, chain) is not None:
             return True
-        if caller_supplied(chain, facts.params) or caller_generator(node, facts):
+        if caller_supplied(chain, facts.params) or caller_generator(node, facts, self.ctx.framework.generator_keywords):
             return True
         if scaled_by_switch(chain, guards.switch_locals):
             return True
@@ -511,14 +511,16 @@ class Objective(nn.Module):
         if self._by_design(node, op, method, classdef, reach, path):
             return
         shown = self._shown(node, op)
-        where = "`forward`"
-        if method.name.value != "forward":
+        fw = self.ctx.framework  # the forward's name and the mode's words are the framework's own
+        forward = next((m for m in path if m in fw.forward_methods), "forward")
+        where = f"`{forward}`"
+        if method.name.value != forward:
             shown_path = " -> ".join(f"{m}()" for m in path)
-            where = f"`{method.name.value}()`, which `forward` runs unguarded ({shown_path}),"
+            where = f"`{method.name.value}()`, which `{forward}` runs unguarded ({shown_path}),"
         self.report(
             node,
-            f"{shown} samples in {where} in training and in eval alike: after `.eval()` the outputs are "
-            f"still random, so evaluation is non-deterministic; sample only `if self.training:` and take a "
+            f"{shown} samples in {where} in training and in eval alike: after {fw.eval_words} the outputs are "
+            f"still random, so evaluation is non-deterministic; sample only {fw.mode_check_words} and take a "
             f"deterministic choice in eval (e.g. `argmax` / the mean), or make sampling an explicit argument",
         )
 

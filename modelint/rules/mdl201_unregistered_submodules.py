@@ -452,10 +452,15 @@ class Heads(Module):
         self._uses: Dict[int, _Uses] = {}
         self._bound: Dict[int, FrozenSet[str]] = {}
 
+    def _container_name(self, container: str) -> str:
+        """`nn.ModuleList` / `nn.ModuleDict` in the framework's own words (Paddle: `nn.LayerList`)."""
+        fw = self.ctx.framework
+        return "nn." + (fw.dict_container if container == "dict" else fw.list_container).rsplit(".", 1)[-1]
+
     # --- class frames --------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         # A framework that registers modules held in plain lists and dicts (MLX) has nothing to report.
-        moot = self.ctx.framework.registers_plain_containers
+        moot = self.ctx.class_framework(node).registers_plain_containers
         self._frames.append(_ClassFrame(node) if not moot and self.ctx.is_module_class(node) else None)
         self._methods.append(None)  # the class body itself is in no method
 
@@ -481,7 +486,7 @@ class Heads(Module):
         for stmt, attr, desc, container, guards in frame.literal:
             if runs_whenever(frame.registered.get(attr, ()), guards):
                 continue
-            kind = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+            kind = self._container_name(container)
             self.report(
                 stmt,
                 f"`self.{attr}` is a plain {container} holding modules (`{desc}`): they are not registered "
@@ -496,7 +501,7 @@ class Heads(Module):
                 continue
             fill, desc = fills[0]
             container = _container_kind(init)
-            kind = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+            kind = self._container_name(container)
             self.report(
                 init,
                 f"`self.{attr}` is a plain {container} that is later filled with modules "

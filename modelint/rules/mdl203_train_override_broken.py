@@ -288,14 +288,17 @@ class HeadOnly(nn.Module):
             return  # an `@overload` stub never runs: the implementation after it is judged, once
         cases: List[Tuple[str, str]] = []
         repair = None
-        incompatible = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
+        fw = self.ctx.class_framework(classdef)  # Paddle's switches neither call train(mode) nor return self
+        incompatible = fw.switch_calls_train and self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
         if incompatible:
             cases.append(("error", incompatible))
         else:
             if always_exits(node.body) and not any(True for _ in iter_returns(node)):
                 return  # every path raises: deliberately unsupported
             self_name = first_param(node) or "self"
-            delegates = self._delegates(node, kind, classdef, self_name)
+            delegates = self._delegates(node, kind, classdef, self_name) or (
+                # Paddle's own switch is `self.training = ...` plus the same on each sublayer
+                not fw.switch_calls_train and _assigns_attr(node, self_name, fw.mode_attr))
             if not delegates:
                 if kind == "train":
                     cases.append(("warning",
@@ -307,7 +310,7 @@ class HeadOnly(nn.Module):
                                   "it never calls `super().eval()` / `self.train(False)`, so `self.training` (and any "
                                   "child not handled here) stays in training mode after `model.eval()`; call "
                                   "`super().eval()` or `return self.train(False)`"))
-            bad_return = self._bad_return(node, kind, classdef, self_name)
+            bad_return = fw.switches_return_self and self._bad_return(node, kind, classdef, self_name)
             if bad_return:
                 cases.append(("info", bad_return))
             if cases:
@@ -499,3 +502,13 @@ class HeadOnly(nn.Module):
 def _is_docstring(stmt: cst.CSTNode) -> bool:
     return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
             and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
+
+
+def _assigns_attr(fn: cst.FunctionDef, self_name: str, attr: str) -> bool:
+    """`self.<attr> = ...` somewhere in the function."""
+    return any(
+        isinstance(n, cst.Assign) and any(
+            isinstance(t.target, cst.Attribute) and t.target.attr.value == attr
+            and isinstance(t.target.value, cst.Name) and t.target.value.value == self_name for t in n.targets)
+        for n in descendants(fn.body)
+    )
