@@ -480,6 +480,20 @@ STILL_REPORTED = [
                 x = x + w * torch.randn_like(x)  # expect: MDL104
             return x
     """,
+    # the mode passed on to a layer call computes data; a draw shaped like that data is not
+    # parametrised by the mode (it is random in eval)
+    """
+    class AfterDropout(nn.Module):
+        def forward(self, x):
+            x = F.dropout(x, 0.1, self.training)
+            return x + torch.randn_like(x)  # expect: MDL104
+    """,
+    """
+    class AfterNorm(nn.Module):
+        def forward(self, x, training=None):
+            x = self.norm(x, training=training)
+            return x + 0.1 * torch.randn(x.shape)  # expect: MDL104
+    """,
     # a comment that mentions evaluation without saying the draw is wanted there
     """
     class Drop(nn.Module):

@@ -38,7 +38,7 @@ from modelint.analysis.classes import first_methods, first_param, inherited_meth
 from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain, guard_steps
 from modelint.analysis.regions import region_of
 from modelint.analysis.structure import iter_returns
-from modelint.analysis.walk import descendants
+from modelint.analysis.walk import children, descendants
 
 # Identifiers that name an explicit sampling switch: a parameter, local or attribute whose value decides
 # whether to sample. Matched against whole names and `_`-separated parts, lower-cased.
@@ -485,12 +485,41 @@ def mode_selected(chain: List[cst.CSTNode], mode_locals: FrozenSet[str]) -> bool
 def mode_parametrised(call: cst.Call, facts: mode_analysis.FunctionFacts, class_mode_attrs: FrozenSet[str]) -> bool:
     """`p = self.p if self.training else 0.0` ... `mask.bernoulli_(1 - p)`: an argument of the draw is
     chosen by the mode, so the mode decides the distribution (degenerate - all ones - in eval)."""
-    # Reads of the mode and mode-derived locals only: a local merely reassigned under a mode check later
-    # (`x = x + noise` in an eval branch) does not make `torch.rand_like(x)` mode-parametrised.
+    # Reads of the mode and mode-selected locals only: a local merely reassigned under a mode check later
+    # (`x = x + noise` in an eval branch) does not make `torch.rand_like(x)` mode-parametrised, and
+    # neither does data computed by a call the mode is passed to (`x = self.norm(x, training=training)`,
+    # `x = F.dropout(x, p, self.training)` then `randn(shape(x))`): that is the data's shape, not a
+    # parameter the mode picks.
+    selected = mode_analysis.derived_locals(facts.assigns, _reads_mode_as_value, ())
+    attrs = {f"self.{m}" for m in class_mode_attrs}
     for a in call.args:
-        if mode_analysis.reads_mode(a.value, facts.mode_locals):
+        if _reads_mode_as_value(a.value, selected):
             return True
-        if any(isinstance(n, cst.Attribute) and dotted(n) in {f"self.{m}" for m in class_mode_attrs} for n in mode_analysis.loads(a.value)):
+        if any(isinstance(n, cst.Attribute) and dotted(n) in attrs for n in _loads_outside_calls(a.value)):
+            return True
+    return False
+
+
+def _loads_outside_calls(expr: cst.CSTNode):
+    """`mode_analysis.loads`, leaving out what is read only as an argument of a call (`f(x, training=t)`);
+    the draw's own argument (`shape(x)` / `1 - p`) is the expression itself, so its top is kept."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if type(node) is cst.Call:
+            stack.append(node.func)  # `self.p.item()`: the callee is read; its arguments are not
+            continue
+        if type(node) in (cst.Attribute, cst.Name):
+            yield from mode_analysis.loads(node)
+            continue
+        stack.extend(children(node))
+
+
+def _reads_mode_as_value(expr: cst.CSTNode, selected: FrozenSet[str]) -> bool:
+    for node in _loads_outside_calls(expr):
+        if type(node) is cst.Attribute and node.attr.value in mode_analysis.MODE_ATTRS:
+            return True
+        if type(node) is cst.Name and (node.value in mode_analysis.MODE_NAMES or node.value in selected):
             return True
     return False
 
