@@ -26,7 +26,7 @@ from modelint.analysis.index import FileFacts
 from modelint.findings import Finding, finding_from_dict
 
 CACHE_DIR_NAME = ".modelint_cache"
-_LAYOUT = "v1"
+_LAYOUT = "v2"  # v2: facts carry the mode summaries of functions (analysis/modemodel.py)
 
 
 def source_fingerprint() -> str:
@@ -90,10 +90,12 @@ class Cache:
         raw = self._read("facts", file_key)
         if raw is None:
             return None
-        return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"])
+        return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
+                         functions=raw.get("functions", {}))
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
-        self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes})
+        self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
+                                        "functions": facts.functions})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:

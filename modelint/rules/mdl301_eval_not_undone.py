@@ -302,6 +302,7 @@ for x in range(10):
         self._scopes: Dict[int, Optional[cst.FunctionDef]] = {0: None}
         self._steps_in: Set[int] = set()  # scopes that call a training step directly
         self._calls: Dict[int, Set[str]] = {}  # scope -> names it calls
+        self._project_names = ctx.classifier.index.step_or_switch_names()
 
     # The walk only collects cheap facts; the flow analysis runs at the end, only on files that
     # switch something to eval mode and step an optimizer, and only on scopes with a loop that
@@ -334,6 +335,13 @@ for x in range(10):
         else:
             return
         self._calls.setdefault(sid, set()).add(name)
+        if name in self._project_names:  # a summarised function of the project (another file too)
+            effect = for_context(self.ctx).project_effect(node)
+            if effect is not None:
+                self._mode_calls = self._mode_calls or effect.evals() or bool(effect.exit)
+                if effect.steps or "step_fn" in effect.returns:
+                    self._steps_in.add(sid)
+                    self._optimizer_step = True
 
     def _reaching_step(self) -> Set[int]:
         reach = set(self._steps_in)
