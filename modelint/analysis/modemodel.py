@@ -23,6 +23,7 @@ exceptions, `del` and containers are not followed.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -31,14 +32,10 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 from modelint.analysis.astnames import dotted_ast
 
 # A function is summarised when its text calls a mode switch or a method whose name says one
-# (`.eval(`, `.train(`, `.to_eval(`), runs a training step, or builds / loads a model.
-_RELEVANT = re.compile(
-    rb"\.\w*(?:eval|train)\w*\s*\(|backward\s*\(|\.step\s*\(|from_pretrained|load_state_dict|torch\.load|"
-    rb"create_model|deepcopy",
-    re.IGNORECASE,
-)
-_DEF = re.compile(rb"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
-_CLASS = re.compile(rb"^([ \t]*)class[ \t]+(\w+)", re.MULTILINE)
+# (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
+_RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
+             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
+_NAME = re.compile(rb"[ \t]*(\w+)")
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
@@ -255,76 +252,105 @@ class FunctionIR:
         return FunctionIR(raw[0], raw[1], raw[2], raw[3], raw[4])
 
 
-def _block_end(lines: List[bytes], start: int, indent: int) -> int:
-    """Index of the first line after the block whose header is lines[start]."""
-    i = start + 1
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if stripped and not stripped.startswith(b"#"):
-            width = len(line) - len(line.lstrip())
-            if width <= indent:
-                break
-        i += 1
-    return i
+def _block_end(source: bytes, pos: int, indent: int) -> int:
+    """Position just after the block whose header line starts at `pos` (indent `indent`)."""
+    i = source.find(b"\n", pos)
+    n = len(source)
+    while 0 <= i < n - 1:
+        start = i + 1
+        j = start
+        while j < n and source[j] in b" \t":
+            j += 1
+        if j < n and source[j] not in b"\r\n#" and j - start <= indent:
+            return start
+        i = source.find(b"\n", start)
+    return n
 
 
 def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
     """`name` / `Class.name` -> FunctionIR for the file's relevant functions (top level and methods
-    of top-level classes, plus nested classes' methods by their dotted name)."""
-    if not _RELEVANT.search(source):
+    of classes, by the innermost class's name; functions nested in a function are part of its
+    summary). Cost: `find` loops over the file, then only the functions holding a match are cut
+    out and parsed (timm: 0.1 s for 300 files)."""
+    hits = _hits(source)
+    if not hits:
         return {}
-    lines = source.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    classes: List[Tuple[int, int, str]] = []  # (indent, end line index, name)
-    for m in _CLASS.finditer(source):
-        start = _line_index(offsets, m.start())
-        classes.append((len(m.group(1).expandtabs(8)), _block_end(lines, start, len(m.group(1))), m.group(2).decode()))
+    headers = sorted(_headers(source, b"def ", False) + _headers(source, b"class ", True))
+    defs = [h for h in headers if not h[3]]
+    if not defs:
+        return {}
+    bounds = dict(zip((d[0] for d in defs), _next_outer(defs, len(source))))
     out: Dict[str, FunctionIR] = {}
-    inside_until = -1  # functions nested in a function are part of its summary, not their own
-    for m in _DEF.finditer(source):
-        start = _line_index(offsets, m.start())
-        indent = len(m.group(1))
-        if start < inside_until:
+    for k, (pos, indent, name, is_class) in enumerate(headers):
+        if is_class:
             continue
-        end = _block_end(lines, start, indent)
-        inside_until = end
-        text = b"".join(lines[start:end])
-        if not _RELEVANT.search(text):
+        i = bisect.bisect_left(hits, pos)
+        if i == len(hits):
+            break
+        if hits[i] >= bounds[pos]:
+            continue  # no match before the next def at this indent or less: not in this function
+        outer = next((h for h in reversed(headers[:k]) if h[1] < indent), None) if indent else None
+        if outer is not None and not outer[3]:
+            continue  # nested in a function: part of that function's summary
+        end = _block_end(source, pos, indent)
+        if hits[i] >= end:
             continue
-        owner = _owner(classes, start, indent, m.start(), offsets)
-        name = m.group(2).decode()
-        ir = _parse_function(text, start + 1, owner is not None)
+        owner = outer[2] if outer is not None else None
+        ir = _parse_function(source[pos:end], source.count(b"\n", 0, pos) + 1, owner is not None)
         if ir is not None:
             out.setdefault(f"{owner}.{name}" if owner else name, ir)
     return out
 
 
-def _line_index(offsets: List[int], pos: int) -> int:
-    lo, hi = 0, len(offsets) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if offsets[mid] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+def _headers(source: bytes, word: bytes, is_class: bool) -> List[tuple]:
+    """(line start, indent, name, is_class) of each `def` / `class` header (`find` loops: the
+    equivalent multi-line regex costs as much as the rest of the summaries)."""
+    out = []
+    i = source.find(word)
+    while i >= 0:
+        start = source.rfind(b"\n", 0, i) + 1
+        head = source[start:i]
+        stripped = head.strip(b" \t")
+        if stripped in (b"", b"async"):
+            m = _NAME.match(source, i + len(word))
+            if m:
+                out.append((start, len(head) - len(head.lstrip(b" \t")), m.group(1).decode(), is_class))
+        i = source.find(word, i + 1)
+    return out
 
 
-def _owner(classes, start: int, indent: int, pos: int, offsets) -> Optional[str]:
-    """The class whose body directly holds the def on line `start` (None for a function)."""
-    best = None
-    for cindent, cend, cname in classes:
-        cstart = None
-        if cindent < indent and cend > start:
-            cstart = cindent
-        if cstart is not None and (best is None or cindent > best[0]):
-            best = (cindent, cname)
-    if best is None:
-        return None
-    return best[1]
+def _hits(source: bytes) -> List[int]:
+    """Sorted positions of the `_RELEVANT` words outside docstring examples (plain `find` loops:
+    a regex alternation over these words costs 10x more on transformers' 2,900 files)."""
+    out: List[int] = []
+    for word in _RELEVANT:
+        i = source.find(word)
+        while i >= 0:
+            if not _in_doctest(source, i):
+                out.append(i)
+            i = source.find(word, i + 1)
+    out.sort()
+    return out
+
+
+def _next_outer(defs: List[tuple], end: int) -> List[int]:
+    """For each def, the position of the next def at the same or a smaller indent (or `end`): an
+    upper bound of where its body ends."""
+    out = [end] * len(defs)
+    stack: List[int] = []  # indexes of defs still waiting for their bound
+    for j, (pos, indent, *_) in enumerate(defs):
+        while stack and defs[stack[-1]][1] >= indent:
+            out[stack.pop()] = pos
+        stack.append(j)
+    return out
+
+
+def _in_doctest(source: bytes, pos: int) -> bool:
+    """A match on a `>>> ...` / `... ...` docstring example line (transformers documents
+    `from_pretrained` in almost every model's docstrings)."""
+    start = source.rfind(b"\n", 0, pos) + 1
+    head = source[start:pos].lstrip()
+    return head.startswith((b">>>", b"...", b"#"))
 
 
 def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[FunctionIR]:
