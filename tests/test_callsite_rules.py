@@ -464,8 +464,8 @@ def test_parameter_case_needs_an_eval_name_a_plain_function_and_a_model_name():
             with torch.no_grad():
                 return model(x)
 
-        class Evaluator:
-            def evaluate(self, model, x):     # a method: the owning class switches modes
+        class Trainer:
+            def distill(self, model, x):      # a method of a class that is not an evaluator
                 with torch.no_grad():
                     return model(x)
 

@@ -262,7 +262,7 @@ class ProjectIndex:
             for mod, facts in self.modules.items():
                 for fname in facts.functions:
                     eff = self.effect(f"{mod}.{fname}")
-                    if eff is not None and (eff.steps or eff.exit or eff.returns):
+                    if eff is not None and (eff.steps or eff.exit or eff.returns or eff.decorators):
                         names.add(fname.rsplit(".", 1)[-1])
             self._names = frozenset(names)
         return self._names

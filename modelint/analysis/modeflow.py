@@ -65,6 +65,9 @@ class _Token:
 ENTRY = _Token("ENTRY")
 UNKNOWN = _Token("UNKNOWN")
 TRAIN = _Token("TRAIN")
+# `TRAIN` after a training step ran on the path: the `model.train()` was for training, so an
+# inference further on (a test loop below the epoch's training loop) is not deliberate train mode.
+TRAINED = _Token("TRAINED")
 BOUND = _Token("BOUND")
 
 ENTRY_SET: FrozenSet = frozenset({ENTRY})
@@ -246,6 +249,7 @@ class ModelCall:
     key: str
     state: State
     no_grad: bool
+    loops: Tuple[cst.CSTNode, ...] = ()
 
 
 @dataclass
@@ -580,6 +584,8 @@ class _ScopeAnalysis:
         self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._aliases: Dict[str, Set[str]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
+        self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
@@ -898,6 +904,10 @@ class _ScopeAnalysis:
                         out.add(t)
                 return frozenset(out), "other"
             kind = self.creation_kind(expr)
+            if kind == "construct":
+                inner = self.wrapped_eval(expr, state)
+                if inner:  # `search = BeamSearch(model)` around a model already in eval mode
+                    return inner, "alias"
             if kind is not None:
                 return frozenset({Created(kind, expr, self.mf.code(expr))}), kind
             effect = self.mf.project_effect(expr)
@@ -909,6 +919,17 @@ class _ScopeAnalysis:
                 tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
                 return tokens, ("copy" if last == "deepcopy" else "alias")
             return frozenset({BOUND}), "other"
+
+    def wrapped_eval(self, call: cst.Call, state: State) -> FrozenSet:
+        """The eval facts of a model argument that is in eval mode on every path (a wrapper built
+        around it runs it in that mode), else empty."""
+        for arg in call.args:
+            key = key_of(peel(arg.value))
+            if key is not None:
+                tokens = get(state, key)
+                if tokens and all(isinstance(t, EvalSite) for t in tokens):
+                    return tokens
+        return frozenset()
 
     def returned(self, call: cst.Call, effect) -> FrozenSet:
         """Facts of a model returned by a project helper in another file (`net = restore_from(p)`)."""
@@ -982,6 +1003,11 @@ class _ScopeAnalysis:
     def call(self, call: cst.Call, state: State) -> State:
         func = call.func
         fw = self.ctx.framework
+        if not self.volatile and call.args:
+            self.volatile = any(
+                a.keyword is not None and a.keyword.value == fw.volatile_keyword and literal_value(a.value) is True
+                for a in call.args
+            )
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
@@ -1012,11 +1038,11 @@ class _ScopeAnalysis:
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             if attr in fw.backward_methods:
                 self.step(call, "backward", state)
-                return state
+                return trained_after_step(state)
             if attr == fw.optimizer_step_method and optimizer_like(func.value):
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
-                return state
+                return trained_after_step(state)
             if attr == "load_state_dict":
                 key = key_of(peel(func.value))
                 if key is not None:
@@ -1049,13 +1075,13 @@ class _ScopeAnalysis:
             if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
-                return state
+                return trained_after_step(state)
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
-                return state
+                return trained_after_step(state)
             self.model_call(call, func.value, state)
             if call.args:
                 self.use_args(call)
@@ -1106,6 +1132,7 @@ class _ScopeAnalysis:
             for key in [recv, *args, *kws.values()]:
                 if key is not None:
                     self.use(key, forwarded=True)
+            out = trained_after_step(out)
         return out
 
     def set_eval(self, state: State, key: str, site: EvalSite) -> State:
@@ -1136,8 +1163,8 @@ class _ScopeAnalysis:
         return len(positional) > 2 or bool(required) or len(call.args) > 1
 
     def model_call(self, call: cst.Call, key: str, state: State) -> None:
-        no_grad = bool(self.no_grad) or self.no_grad_scope
-        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad)
+        no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile
+        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops))
         if not no_grad:
             self.use(key, forwarded=True)
 
@@ -1190,7 +1217,7 @@ class _ScopeAnalysis:
             self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
         self.site_loops[id(call)] = loops
         new_state = self.compose(state, summary.exit, summary, mapping, call, name)
-        return new_state
+        return trained_after_step(new_state) if summary.steps and not (self.no_grad or self.no_grad_scope) else new_state
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional, kwonly, names = _param_list(callee)
@@ -1245,6 +1272,13 @@ class _ScopeAnalysis:
             else:  # the callee changed its mode on every path: its aliases here change too
                 out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def trained_after_step(state: State) -> State:
+    """After a training step every `TRAIN` fact becomes `TRAINED` (see there)."""
+    if not any(TRAIN in v for v in state.values()):
+        return state
+    return {k: (v - {TRAIN}) | {TRAINED} if TRAIN in v else v for k, v in state.items()}
 
 
 def map_key(ckey: str, summary: ScopeFlow, mapping: Dict[str, Optional[str]]) -> Optional[str]:

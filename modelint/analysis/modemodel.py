@@ -243,13 +243,14 @@ class FunctionIR:
     returns: List[str] = field(default_factory=list)
     line: int = 0
     is_method: bool = False
+    decorators: List[str] = field(default_factory=list)
 
     def to_json(self) -> list:
-        return [self.params, self.body, self.returns, self.line, self.is_method]
+        return [self.params, self.body, self.returns, self.line, self.is_method, self.decorators]
 
     @staticmethod
     def from_json(raw: list) -> "FunctionIR":
-        return FunctionIR(raw[0], raw[1], raw[2], raw[3], raw[4])
+        return FunctionIR(*raw)
 
 
 def _block_end(source: bytes, pos: int, indent: int) -> int:
@@ -284,7 +285,8 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
     for k, (pos, indent, name, is_class) in enumerate(headers):
         if is_class:
             continue
-        i = bisect.bisect_left(hits, pos)
+        first = _decorators_start(source, pos)
+        i = bisect.bisect_left(hits, first)
         if i == len(hits):
             break
         if hits[i] >= bounds[pos]:
@@ -296,10 +298,20 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
         if hits[i] >= end:
             continue
         owner = outer[2] if outer is not None else None
-        ir = _parse_function(source[pos:end], source.count(b"\n", 0, pos) + 1, owner is not None)
+        ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, owner is not None)
         if ir is not None:
             out.setdefault(f"{owner}.{name}" if owner else name, ir)
     return out
+
+
+def _decorators_start(source: bytes, pos: int) -> int:
+    """Start of the decorator lines (`@...`) right above the header line at `pos`."""
+    while pos > 0:
+        prev = source.rfind(b"\n", 0, pos - 1) + 1
+        if not source[prev:pos].lstrip().startswith(b"@"):
+            break
+        pos = prev
+    return pos
 
 
 def _headers(source: bytes, word: bytes, is_class: bool) -> List[tuple]:
@@ -329,6 +341,12 @@ def _hits(source: bytes) -> List[int]:
             if not _in_doctest(source, i):
                 out.append(i)
             i = source.find(word, i + 1)
+    i = source.find(b"@")
+    while i >= 0:  # a decorator that switches to eval around the call (`@eval_decorator`)
+        end = source.find(b"\n", i)
+        if source.find(b"eval", i, end if end >= 0 else len(source)) >= 0 and not _in_doctest(source, i):
+            out.append(i)
+        i = source.find(b"@", i + 1)
     out.sort()
     return out
 
@@ -361,10 +379,11 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
     if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
         return None
     fn = tree.body[0]
-    builder = _Builder(line0 - fn.lineno + 1 if fn.decorator_list else line0 - fn.lineno + 1)
+    builder = _Builder(line0)
     body = builder.body(fn.body)
     params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
-    return FunctionIR(params, body, builder.returns, line0, is_method)
+    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
+    return FunctionIR(params, body, builder.returns, line0, is_method, decorators)
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,6 +405,7 @@ class Effect:
     steps: FrozenSet[str]
     returns: FrozenSet[str]
     is_method: bool
+    decorators: Tuple[str, ...] = ()
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -439,7 +459,7 @@ class Evaluator:
                 returns.add(r)
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
-                      frozenset(returns), ir.is_method)
+                      frozenset(returns), ir.is_method, tuple(ir.decorators))
 
     def block(self, events: list, state):
         for e in events:

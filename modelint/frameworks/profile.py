@@ -153,6 +153,13 @@ class Profile:
     backward_call_last_names: FrozenSet[str] = field(init=False)
     no_grad_last_names: FrozenSet[str] = field(init=False)
 
+    # --- the mode model (issue 14: analysis/modeflow.py, analysis/modemodel.py) -------------------
+    # Pre-0.4 PyTorch inference: `Variable(x, volatile=True)` turns gradients off like no_grad.
+    volatile_keyword: str = "volatile"
+    # A model's own method decorated with a name holding this word switches to eval mode around the
+    # call (`@eval_decorator def generate(self, ...)`), so `model.generate(...)` runs in eval mode.
+    eval_decorator_word: str = "eval"
+
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731
         object.__setattr__(self, "sampling_last_names",
