@@ -181,6 +181,23 @@ _PREDICATE_PREFIXES = ("is_", "has_", "get_", "check_", "should_", "can_", "_is_
 CREATION_KINDS = ("construct", "load", "hub", "factory", "load_state_dict", "from_pretrained")
 
 
+# Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
+# target networks, frozen reference models, the best checkpoint kept for comparison.
+NOT_TRAINED = re.compile(
+    r"(^|_)(ema|teacher|target|tgt|frozen|ref|reference|momentum|shadow|averaged|avg|swa|old|prev|previous|best|"
+    r"infer|inference|export|exported|deploy|fixed|baseline|pretrained|orig|original|eval|evaluator|val)(_|$|\d)"
+    r"|^(ema|teacher|target|frozen|swa|shadow)|(ema|teacher|target|_t|_tgt)$",
+    re.IGNORECASE,
+)
+
+
+
+
+def not_trained_name(key: str) -> bool:
+    """`ema_model`, `self.teacher`, `target_net`: named as a model that is not the one trained."""
+    return bool(NOT_TRAINED.search(key.rsplit(".", 1)[-1]))
+
+
 def optimizer_like(recv: cst.CSTNode) -> bool:
     """`optimizer`, `self.opt`, `optimizers[i]`, `opt_g`, `scaler`: the receiver of a `.step()`
     that is an optimizer (or an AMP grad scaler) step, not a scheduler or environment step."""

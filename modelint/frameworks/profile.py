@@ -159,6 +159,8 @@ class Profile:
     # A model's own method decorated with a name holding this word switches to eval mode around the
     # call (`@eval_decorator def generate(self, ...)`), so `model.generate(...)` runs in eval mode.
     eval_decorator_word: str = "eval"
+    # Loading a pretrained model this way returns it in eval mode (transformers, diffusers).
+    pretrained_loader_method: str = "from_pretrained"
 
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731

@@ -364,11 +364,19 @@ def infer(net, batch):
     def _bound_here(tokens) -> bool:
         return any(isinstance(t, Created) or t is TRAINED for t in tokens)
 
-    def _held_out(self, mf: ModeFlow, mc) -> bool:
+    def _held_out(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
         """Evidence that a call after training runs on held-out data: it is inside a loop over
         validation / test data, or its arguments are named so (`model(val_x)`)."""
-        for loop in reversed(mc.loops):
-            if isinstance(loop, cst.For) and _HELD_OUT.search(mf.code(loop.iter, 200)):
+        loops = list(mc.loops)
+        facts = self.ctx.function_facts(flow.node) if isinstance(flow.node, cst.FunctionDef) else None
+        if facts is not None:  # comprehensions too: `sum(model(x) ... for x, y in test_loader)`
+            for n in facts.chain(mc.node):
+                comp = getattr(n, "for_in", None) if isinstance(n, (cst.GeneratorExp, cst.ListComp, cst.SetComp, cst.DictComp)) else None
+                while comp is not None:
+                    loops.append(comp)
+                    comp = comp.inner_for_in
+        for loop in loops:
+            if isinstance(loop, (cst.For, cst.CompFor)) and _HELD_OUT.search(mf.code(loop.iter, 200)):
                 return True
         return any(_HELD_OUT.search(mf.code(a.value, 200)) for a in mc.node.args)
 
@@ -409,7 +417,7 @@ def infer(net, batch):
         )
         created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
                    and mode_sensitivity(self.ctx, t.node) != "no"]
-        if TRAINED in tokens and (name_based or self._held_out(mf, mc)):
+        if TRAINED in tokens and (name_based or self._held_out(mf, flow, mc)):
             return (
                 f"`{mf.code(call)}` runs `{key}` {where} on held-out data after a training step left it in "
                 f"training mode (`{key}.train()` earlier on this path was for training, not for this "
