@@ -282,6 +282,7 @@ def infer(net, batch):
         self._calls: Dict[str, List[Tuple[cst.Call, Optional[cst.CSTNode]]]] = {}
         self._creating: Set[int] = set()  # scopes (0: top level) with a call that may build / load a model
         self._stepping: Set[int] = set()  # scopes with a backward / step call (train-then-test bodies)
+        self._project_names = ctx.classifier.index.step_or_switch_names()
         self._volatile: Set[int] = set()  # scopes with `Variable(x, volatile=True)` (pre-0.4 inference)
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
@@ -311,7 +312,9 @@ def infer(net, batch):
             self._relevant = True
         if name[:1].isupper() or name in _CREATING_NAMES or (
             isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute) and func.value.attr.value == "models"
-        ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces):
+        ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces) or (
+            name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
+        ):
             self._creating.add(id(scope) if scope is not None else 0)
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
