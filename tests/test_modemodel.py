@@ -244,18 +244,19 @@ def test_step_callable_from_another_module(tmp_path):
             import torch
             from opt_utils import make_update_fn
 
-            def fit(model, loader, val_loader, epochs):
-                update = make_update_fn(model, 0.1)
-                model.train()
-                for epoch in range(epochs):
-                    for x, y in loader:
-                        update(model(x, y))
-                    model.eval()
+            def pretrain(net, batches, held_out, rounds):
+                step = make_update_fn(net, 0.1)
+                net.train()
+                while rounds:
+                    rounds -= 1
+                    for batch in batches:
+                        step(net(*batch))
+                    net.eval()
                     with torch.no_grad():
-                        [model(x) for x in val_loader]
+                        [net(x) for x in held_out]
             """,
     }
-    assert found(tmp_path, files) == [("train.py", 11, "MDL301")]
+    assert found(tmp_path, files) == [("train.py", 12, "MDL301")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,16 +286,18 @@ def test_test_loop_inside_main_after_training():
         """
         import torch
 
-        def main(model, opt, train_loader, test_loader, epochs):
-            for epoch in range(epochs):
-                model.train()
-                for x, y in train_loader:
-                    torch.nn.functional.cross_entropy(model(x), y).backward()
-                    opt.step()
-                    opt.zero_grad()
+        def main(args):
+            net, optimizer = build(args)
+            for epoch in range(args.epochs):
+                net.train()
+                for images, targets in args.train_data:
+                    optimizer.zero_grad()
+                    criterion(net(images), targets).backward()
+                    optimizer.step()
+                correct = 0
                 with torch.no_grad():
-                    for x, y in test_loader:
-                        pred = model(x).argmax(1)  # expect: MDL302
+                    for images, targets in args.test_data:
+                        correct += (net(images).argmax(1) == targets).sum()  # expect: MDL302
         """,
         "MDL302",
     )
@@ -487,14 +490,15 @@ def test_mode_insensitive_models_are_not_reported(monkeypatch):
         import torch
         from torch import nn
 
-        class Net(nn.Module):
-            pass
+        class Tiny(nn.Module):
+            def forward(self, x):
+                return x * 2
 
-        def predict(path, x):
-            model = Net()
-            model.load_state_dict(torch.load(path))
-            with torch.no_grad():
-                return model(x)  # expect: MDL302
+        @torch.no_grad()
+        def score(weights, batch):
+            scorer = Tiny()
+            scorer.load_state_dict(weights)
+            return scorer(batch).sum()  # expect: MDL302
         """
     check(src, "MDL302")
     monkeypatch.setattr(FileContext, "mode_sensitivity", lambda self, expr: No(), raising=False)
