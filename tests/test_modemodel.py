@@ -599,3 +599,25 @@ def test_lightning_module_with_pretrained_submodule():
         """,
         "MDL303",
     )
+
+
+def test_neutrally_named_evaluation_helper_called_on_held_out_data():
+    check(
+        """
+        import torch
+
+        def compute_val_loss(net, batches):
+            with torch.no_grad():
+                return sum(net(x).mean() for x in batches)
+
+        def train(net, opt, batches, val_batches, epochs):
+            for epoch in range(epochs):
+                net.train()
+                for x in batches:
+                    net(x).mean().backward()
+                    opt.step()
+                compute_val_loss(net, val_batches)  # expect: MDL302
+                compute_val_loss(net, batches[:2])   # training data: a training-time statistic
+        """,
+        "MDL302",
+    )

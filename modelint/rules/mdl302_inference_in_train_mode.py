@@ -350,6 +350,36 @@ def infer(net, batch):
                 if message:
                     done.add(mc.key)
                     self.report(mc.node, message)
+        self._neutral_evaluations(mf, node)
+
+    def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
+        """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
+        its model parameter under no_grad without switching it, called on held-out data (`val_*`,
+        `test_*` arguments) by a scope where a training step left that model in training mode."""
+        for scope in mf.scopes():
+            if (0 if scope is module else id(scope)) not in self._stepping or mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope)
+            for lc in flow.local_calls if flow is not None else ():
+                if not any(_HELD_OUT.search(mf.code(a.value, 200)) for a in lc.node.args):
+                    continue
+                callee = mf.flow(lc.callee)
+                for param, key in lc.mapping.items():
+                    if key is None or TRAINED not in get(lc.state, key) or any(
+                        isinstance(t, EvalSite) or t is UNKNOWN for t in get(lc.state, key)
+                    ):
+                        continue
+                    runs = [mc for mc in callee.model_calls if mc.key == param and mc.no_grad
+                            and get(mc.state, param) == frozenset({ENTRY})] if callee is not None else []
+                    if runs:
+                        self.report(lc.node, (
+                            f"`{mf.code(lc.node)}` evaluates `{key}` on held-out data after a training step left it "
+                            f"in training mode, and `{lc.callee.name.value}()` runs it under no_grad "
+                            f"(`{mf.code(runs[0].node)}` on line {mf.line(runs[0].node)}) without `{param}.eval()`: "
+                            "dropout still drops activations and batch norm uses batch statistics and updates its "
+                            f"running averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
+                        ))
+                        break
 
     def _evaluation_scope(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
         """An evaluation by name: `evaluate()`, `test_epoch()`, or any method of a `Tester` /
