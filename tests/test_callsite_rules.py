@@ -497,6 +497,10 @@ def test_pytest_files_do_not_use_the_name_trigger():
         """
     assert not run(src, "MDL302", path="tests/test_model.py")
     assert len(run(src, "MDL302", path="train_utils.py")) == 1
+    under_no_grad = src.replace("            assert model(1)", "            with torch.no_grad():\n                assert model(1)")
+    under_no_grad = under_no_grad.replace("from torch import nn", "import torch\n        from torch import nn")
+    assert not run(under_no_grad, "MDL302", path="tests/test_model.py")
+    assert len(run(under_no_grad, "MDL302", path="train_utils.py")) == 1
 
 
 def test_explicit_train_before_no_grad_is_deliberate():

@@ -1117,7 +1117,7 @@ class _ScopeAnalysis:
     def project_call(self, call: cst.Call, effect, state: State) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
         exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, mapped_exit
+        from modelint.analysis.modemodel import bind, mapped_exit, trained_keys
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
@@ -1146,8 +1146,8 @@ class _ScopeAnalysis:
             kind = "optimizer" if "o" in effect.steps else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
             self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops)
-            for key in [recv, *args, *kws.values()]:
-                if key is not None:
+            for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
+                if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
             out = trained_after_step(out)
         return out

@@ -40,6 +40,7 @@ _NAME = re.compile(rb"[ \t]*(\w+)")
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
 # Calls that change nothing about a mode and are too common to record.
+_NO_GRAD_NAMES = frozenset({"no_grad", "inference_mode"})
 _SKIP_CALLS = frozenset({"print", "len", "range", "enumerate", "zip", "isinstance", "getattr", "setattr", "hasattr",
                          "list", "dict", "tuple", "set", "str", "int", "float", "format", "append", "item", "sum",
                          "min", "max", "mean", "to", "cuda", "cpu", "size", "view", "reshape", "zero_grad", "no_grad",
@@ -87,6 +88,7 @@ class _Builder:
         self.returns: List[str] = []
         self.step_fns: set = set()
         self.kinds: Dict[str, str] = {}  # local -> kind of value bound
+        self.no_grad = 0  # depth of `with torch.no_grad()` / `inference_mode()` blocks
 
     def line(self, node: ast.AST) -> int:
         return self.line0 + getattr(node, "lineno", 1) - 1
@@ -121,9 +123,14 @@ class _Builder:
             out.extend(self.body(s.orelse))
             return
         if isinstance(s, (ast.With, ast.AsyncWith)):
+            quiet = 0
             for item in s.items:
                 self.expr(item.context_expr, out)
+                ctx = item.context_expr.func if isinstance(item.context_expr, ast.Call) else item.context_expr
+                quiet += (dotted_ast(ctx) or "").rsplit(".", 1)[-1] in _NO_GRAD_NAMES
+            self.no_grad += quiet
             out.extend(self.body(s.body))
+            self.no_grad -= quiet
             return
         if isinstance(s, ast.Try) or type(s).__name__ == "TryStar":
             main = self.body(s.body) + self.body(s.orelse)
@@ -220,7 +227,7 @@ class _Builder:
             return
         args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
         kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
-        out.append(["c", callee, args, kws, self.line(call)])
+        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0])
 
 
 def _has_step(events: list) -> bool:
@@ -406,6 +413,9 @@ class Effect:
     returns: FrozenSet[str]
     is_method: bool
     decorators: Tuple[str, ...] = ()
+    # keys run forward outside no_grad (`model(x)`, `self.net(x)`), in the function's own names:
+    # the models a training step of the function trains (not a teacher run under no_grad)
+    trains: FrozenSet[str] = frozenset()
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -442,6 +452,7 @@ class Evaluator:
     def run(self, qualname: str, ir: FunctionIR, module: str, cls: Optional[str]) -> Effect:
         self.module, self.cls = module, cls
         self.steps: set = set()
+        self.trains: set = set()
         self.where: Dict[str, int] = {}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
         state = self.block(ir.body, {})
@@ -459,7 +470,7 @@ class Evaluator:
                 returns.add(r)
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
-                      frozenset(returns), ir.is_method, tuple(ir.decorators))
+                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains))
 
     def block(self, events: list, state):
         for e in events:
@@ -487,11 +498,17 @@ class Evaluator:
 
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
+        quiet = len(e) > 5 and e[5]
         recv, _, _ = callee_name.rpartition(".")
+        if not quiet:
+            self.trains.add(callee_name)
         effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
         if effect is None:
             return state
         self.steps |= effect.steps
+        if not quiet:
+            mapping = bind(effect, args, kws, recv or None)
+            self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
         for key, modes, _ in mapped_exit(effect, bind(effect, args, kws, recv or None), recv or None):
             new = set()
             for m in modes:
@@ -550,4 +567,15 @@ def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optiona
         modes = receiver_modes(effect)
         if modes:
             out.append((recv, modes, min(effect.where.get(k, 0) for k in effect.exit)))
+    return out
+
+
+def trained_keys(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str]) -> List[str]:
+    """The caller's keys a call trains: what the callee runs outside no_grad, mapped through the
+    call (a wrapper method running `self.net(x)` trains the receiver too)."""
+    out = [k for k in (map_key(t, effect, mapping) for t in effect.trains) if k]
+    if recv is not None and effect.is_method and effect.params and any(
+        t.startswith(effect.params[0] + ".") for t in effect.trains
+    ):
+        out.append(recv)
     return out

@@ -104,8 +104,14 @@ class InferenceInTrainMode(Rule):
         "switches modes, often in another file) and of functions without an evaluation-like name "
         "(training-time no_grad passes: distillation targets, EMA updates, DREAM); mode-free "
         "`torch.nn` layers (`Linear`, `Conv2d`, `LayerNorm`); `LightningModule` methods (Lightning "
-        "switches modes around its hooks); and, in test suites (`test_*.py`, `*_test.py`, `tests/`), "
-        "the name-based trigger (pytest's `test_*` functions)."
+        "switches modes around its hooks); and pytest's `test_*` functions in test suites (`test_*.py`, `*_test.py`, `tests/`: they "
+        "build small models to check shapes and losses). Also reported: a model left in training mode by a "
+        "training step and then run on held-out data (a test loop after the epoch's training loop, "
+        "held-out batches every N steps, a neutrally named no_grad helper called with `val_*` / `test_*` "
+        "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, and "
+        "`Variable(x, volatile=True)` (pre-0.4 inference). A model whose construction tree holds no "
+        "mode-dependent layer (the sensitivity analysis answers \"no\") is never reported; \"unknown\" "
+        "(configured from outside, third-party classes) is."
     )
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
@@ -330,6 +336,8 @@ def infer(net, batch):
         for scope in mf.scopes():
             name_based = isinstance(scope, cst.FunctionDef) and self._evaluation_scope(mf, scope)
             sid = 0 if scope is node else id(scope)
+            if isinstance(scope, cst.FunctionDef) and self._pytest_test(mf, scope):
+                continue  # a test of a test suite builds a small model to check shapes and losses
             if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile):
                 continue
             creating = sid in self._creating or sid in self._stepping
