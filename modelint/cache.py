@@ -23,6 +23,7 @@ from modelint import __version__
 from modelint.atomic import write_atomic
 from modelint.codes import INTERNAL_ERROR
 from modelint.analysis.index import FileFacts
+from modelint.analysis.modemodel import IR_VERSION
 from modelint.findings import Finding, finding_from_dict
 
 CACHE_DIR_NAME = ".modelint_cache"
@@ -84,7 +85,7 @@ class Cache:
     # --- facts -----------------------------------------------------------------------------
     @staticmethod
     def file_key(path: str, data: bytes) -> str:
-        return digest(__version__, path, data)
+        return digest(__version__, IR_VERSION, path, data)
 
     def get_facts(self, file_key: str) -> Optional[FileFacts]:
         raw = self._read("facts", file_key)

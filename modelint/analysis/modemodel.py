@@ -33,6 +33,10 @@ from modelint.analysis.astnames import dotted_ast
 
 # A function is summarised when its text calls a mode switch or a method whose name says one
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
+# The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
+# format is never read from an old cache entry.
+IR_VERSION = 1
+
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
 _NAME = re.compile(rb"[ \t]*(\w+)")
