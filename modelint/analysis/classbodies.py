@@ -49,6 +49,7 @@ class CallSite:
     line: int
     text: Optional[str]  # the call up to its closing parenthesis; None when not closed within the limit
     held: bool  # `self.x = <call>`: the object is kept as an attribute
+    attr: Optional[str] = None  # that attribute's name (`x`)
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,14 @@ class ClassBody:
         return self._parsed[0]
 
     def to_json(self) -> list:
-        return [self.line, self.signature, [[c.name, c.line, c.text, c.held] for c in self.calls],
+        return [self.line, self.signature, [[c.name, c.line, c.text, c.held, c.attr] for c in self.calls],
                 [list(r) for r in self.refs], list(self.mode_lines), [list(r) for r in self.rebinds],
                 [list(k) for k in self.kept]]
 
     @staticmethod
     def from_json(raw: list) -> "ClassBody":
         line, signature, calls, refs, mode_lines, rebinds, kept = raw
-        return ClassBody(line, signature, tuple(CallSite(n, ln, t, h) for n, ln, t, h in calls),
+        return ClassBody(line, signature, tuple(CallSite(n, ln, t, h, a) for n, ln, t, h, a in calls),
                          tuple((n, ln) for n, ln in refs), tuple(mode_lines), tuple((p, n, ln) for p, n, ln in rebinds),
                          tuple((p, ln) for p, ln in kept))
 
@@ -151,7 +152,7 @@ def project_fingerprint(index: ProjectIndex) -> str:
 _CLASS = re.compile(rb"^([ \t]*)class[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
 _TRIPLE = re.compile(rb'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')  # (an escaped triple quote inside one: not handled)
 _INIT = re.compile(rb"def[ \t]+__init__[ \t]*\(")
-_HELD = re.compile(rb"self\.\w+[ \t]*=[ \t]*$")
+_HELD = re.compile(rb"self\.(\w+)[ \t]*(?::[^=]*)?=[ \t]*$")
 _MAX_CALL = 4000  # bytes: a layer construction is short; a longer span is not worth parsing
 _ENDS: Dict[int, "re.Pattern[bytes]"] = {}
 
@@ -358,7 +359,9 @@ def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int) -> Cla
             paren = source.find(b"(", pos)
             close = _closing(source, paren)
             text = source[start:close].decode("utf-8", "replace") if close else None
-            calls.append(CallSite(_name(source[start:paren]), line_of(pos), text, bool(_HELD.search(prefix))))
+            held = _HELD.search(prefix)
+            calls.append(CallSite(_name(source[start:paren]), line_of(pos), text, bool(held),
+                                  held.group(1).decode() if held else None))
     return ClassBody(line, signature, tuple(calls), tuple(refs), tuple(mode_lines), tuple(rebinds), tuple(kept))
 
 
@@ -372,8 +375,22 @@ def _line_counter(source: bytes):
     return lambda offset: source.count(b"\n", 0, offset) + 1
 
 
+_TRAIN_CALL = re.compile(rb"\.train[ \t]*\([ \t]*(?:True|mode[ \t]*=[ \t]*True)?[ \t]*\)|\.fit[ \t]*\(")
+TRAIN_CALLS = "<train calls>"  # pseudo class name: the file calls `.train()` / `.fit(...)` somewhere
+
+
 def class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
-    """The class-body facts of one file (see the module docstring)."""
+    """The class-body facts of one file (see the module docstring); with the pseudo entry
+    `TRAIN_CALLS` when the file calls `.train()` (or `.train(True)`) or `.fit(...)` anywhere: a
+    training script or trainer that switches some root module to training mode (MDL205)."""
+    out = _class_bodies(source, facts)
+    m = _TRAIN_CALL.search(source)
+    if m is not None:
+        out[TRAIN_CALLS] = ClassBody(source.count(b"\n", 0, m.start()) + 1)
+    return out
+
+
+def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
     if b"class" not in source:
         return {}
     if source.startswith(b"\xef\xbb\xbf"):

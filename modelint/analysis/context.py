@@ -241,3 +241,20 @@ class FileContext:
         `Net(p=0.0)`, `nn.Sequential(...)`). A `Sensitivity` with `.answer` "yes" / "no" / "unknown"
         and a `.reason` for messages; memoised per project (see `analysis.sensitivity`)."""
         return sensitivity_in_file(self, target)
+
+    def routine(self, fn: cst.FunctionDef):
+        """What kind of routine `fn` is and where its switches, model runs and training steps are
+        (`analysis.routines.Routine`), memoised per function."""
+        from modelint.analysis.routines import routine_facts
+
+        return routine_facts(self, fn)
+
+    def line(self, node: cst.CSTNode) -> int:
+        """1-based first line of `node` (for messages; the positions are computed once per file,
+        on the first call)."""
+        positions = getattr(self, "_line_positions", None)
+        if positions is None:
+            from modelint.analysis.positions import syntactic_positions
+
+            positions = self._line_positions = syntactic_positions(self.module)
+        return positions[node].start.line

@@ -145,9 +145,27 @@ class SensitivityAnalysis:
                 return self.of_class(q, None, facts)
             return Sensitivity(UNKNOWN, f"`{_short(text)}` is not a model class the checks can see")
         if isinstance(node, ast.Call):
-            return self._call(node, scope, held=True) or Sensitivity(
-                UNKNOWN, f"`{_short(text)}` does not show what it builds")
+            found = self._call(node, scope, held=True)
+            if found is not None:
+                return found
+            q = self._qualify(_dotted(node.func), facts)
+            if q and (profile_for(facts.aliases).is_capitalised_layer_name(q) or self._locate(q, facts)):
+                return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
+            return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
         return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
+
+    def of_attribute(self, qualname: str, attr: str, facts: Optional[FileFacts] = None) -> Optional[Sensitivity]:
+        """The submodule a class keeps as `self.<attr> = <construction>` (its first such call site);
+        None when the class or that attribute is not seen."""
+        located = self._locate(qualname, facts)
+        if located is None:
+            return None
+        file_facts, cls = located
+        body = bodies_of(file_facts).get(cls)
+        site = next((c for c in body.calls if c.attr == attr), None) if body is not None else None
+        if site is None or site.text is None:
+            return None
+        return self.of_expression(site.text, file_facts)
 
     # --- classes -------------------------------------------------------------------------------
     def _class(self, qualname: str, env: Env, facts: Optional[FileFacts]) -> Sensitivity:
