@@ -383,19 +383,19 @@ def class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
     """The class-body facts of one file (see the module docstring); with the pseudo entry
     `TRAIN_CALLS` when the file calls `.train()` (or `.train(True)`) or `.fit(...)` anywhere: a
     training script or trainer that switches some root module to training mode (MDL205)."""
-    out = _class_bodies(source, facts)
-    m = _TRAIN_CALL.search(source)
-    if m is not None:
-        out[TRAIN_CALLS] = ClassBody(source.count(b"\n", 0, m.start()) + 1)
+    if source.startswith(b"\xef\xbb\xbf"):
+        source = source[3:]
+    if b"\"\"\"" in source or b"\'\'\'" in source:
+        source = _TRIPLE.sub(_blank, source)
+    out = _class_bodies(source, facts) if b"class" in source else {}
+    for m in _TRAIN_CALL.finditer(source):
+        if b"#" not in _line_prefix(source, m.start())[1]:
+            out[TRAIN_CALLS] = ClassBody(source.count(b"\n", 0, m.start()) + 1)
+            break
     return out
 
 
 def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
-    if b"class" not in source:
-        return {}
-    if source.startswith(b"\xef\xbb\xbf"):
-        source = source[3:]
-    source = _TRIPLE.sub(_blank, source)
     spans = _class_spans(source)
     if not spans:
         return {}

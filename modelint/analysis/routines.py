@@ -14,9 +14,10 @@ model runs and training steps are (MDL304, MDL205; reusable by the call-site rul
   `set_grad_enabled(False)` block that runs a model, `volatile=True` (pre-0.4 inference),
   `.generate(...)` / `.predict(...)` calls, and an evaluation-like name (`evaluate`, `validate`,
   `test_*`, `predict`, `infer*`, `inference`); the name alone counts only outside test suites;
-- `kind`: "train" (training steps, no strong evaluation signal), "mixed" (both: a routine that
-  trains and then evaluates, or runs metrics under no_grad), "eval" (evaluation signals and no
-  training step), or None.
+- `kind`: "train" (an optimizer step, or a backward pass without any evaluation signal; no strong
+  evaluation signal), "mixed" (both: a routine that trains and then evaluates, runs metrics under
+  no_grad, or takes input gradients in an evaluation routine), "eval" (evaluation signals and no
+  training step), or None. The name signal does not count for a `test*` function with `assert`s.
 
 `unconditional(fn, node, parents)`: does `node` run on every path through `fn` up to it (not under
 an `if`/loop/`except`/`match` arm of `fn`)? `order`: the preorder position of each node (source order).
@@ -70,10 +71,16 @@ class Routine:
     order: Dict[int, int] = field(default_factory=dict)
     parents: Dict[int, cst.CSTNode] = field(default_factory=dict)
 
+    optimizer_steps: int = 0  # how many of `steps` are optimizer / scaler steps (or reach one)
+
     @property
     def kind(self) -> Optional[str]:
-        if self.steps:
+        """A backward pass alone in a routine with an evaluation signal (saliency maps, input
+        gradients) is not training: "mixed"."""
+        if self.optimizer_steps:
             return "mixed" if self.strong_eval else "train"
+        if self.steps:
+            return "mixed" if self.eval_signals else "train"
         return "eval" if self.eval_signals else None
 
     def pos(self, node: cst.CSTNode) -> int:
@@ -155,9 +162,13 @@ class _Collector:
                 self.call(node, decorated)
         r.strong_eval = bool(r.eval_signals)
         name = r.name
-        if evaluation_like_name(name) and not is_test_suite_file(self.ctx.path):
+        if evaluation_like_name(name) and not is_test_suite_file(self.ctx.path) and not self.pytest_like(name):
             r.eval_signals.append(f"`{name}` is named like an evaluation routine")
         return r
+
+    def pytest_like(self, name: str) -> bool:
+        """`test_*` with `assert` statements: a test of the code, not an evaluation routine."""
+        return name.startswith("test") and any(isinstance(n, cst.Assert) for n in self.nodes)
 
     def in_no_grad(self, node: cst.CSTNode) -> bool:
         cur = self.r.parents.get(id(node))
@@ -179,8 +190,12 @@ class _Collector:
                 mode = train_flag(call) if attr == fw.train_method else (None if call.args else False)
                 r.switches.append(Switch(call, key, mode))
                 return
-            if attr in fw.backward_methods or (attr == fw.optimizer_step_method and optimizer_like(func.value)):
+            if attr in fw.backward_methods:
                 r.steps.append(call)
+                return
+            if attr == fw.optimizer_step_method and optimizer_like(func.value):
+                r.steps.append(call)
+                r.optimizer_steps += 1
                 return
             if attr in ("generate", "forward") and key:
                 self.add_run(call, key, decorated)
@@ -194,8 +209,11 @@ class _Collector:
                 r.steps.append(call)
                 return
             self.add_run(call, func.value, decorated)
-        if self.depth < 2 and self.reaches_step(call):
-            r.steps.append(call)
+        if self.depth < 2:
+            reached = self.reached(call)
+            if reached is not None and reached.steps:
+                r.steps.append(call)
+                r.optimizer_steps += bool(reached.optimizer_steps)
 
     def add_run(self, call: cst.Call, key: str, decorated: bool) -> None:
         no_grad = decorated or self.in_no_grad(call)
@@ -205,12 +223,13 @@ class _Collector:
         if no_grad and not decorated and not any(s.startswith("it runs") for s in self.r.eval_signals):
             self.r.eval_signals.insert(0, "it runs code under a no-grad context")
 
-    def reaches_step(self, call: cst.Call) -> bool:
-        """A call of a function / `self.` method of this file that (within two levels) takes a training step."""
+    def reached(self, call: cst.Call) -> Optional[Routine]:
+        """The routine of a function / `self.` method of this file that `call` calls (steps are
+        followed two levels deep)."""
         target = local_callee(self.ctx, self.fn, call)
         if target is None or target is self.fn:
-            return False
-        return bool(routine_facts(self.ctx, target, self.depth + 1).steps)
+            return None
+        return routine_facts(self.ctx, target, self.depth + 1)
 
 
 def _own_nodes(fn: cst.FunctionDef, parents: Dict[int, cst.CSTNode]) -> List[cst.CSTNode]:

@@ -226,7 +226,8 @@ def main(net, loader):
         out = []
         fw = self.ctx.framework
         for sw in r.switches:
-            if sw.mode is False and "." in sw.key and self._freezing(r, sw.key):
+            if (sw.mode is False and "." in sw.key and sw.call.func.attr.value == fw.eval_method
+                    and self._freezing(r, sw.key)):
                 out.append((sw.key, sw.call))
         for node in r.order_nodes:  # self.vae = AutoencoderKL.from_pretrained(...).eval()
             if (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call)
