@@ -319,9 +319,11 @@ def construction_of(ctx, routine: Routine, key: str, before: cst.CSTNode) -> Opt
     return None
 
 
-def passes(routine: Routine, key: str, nodes: List[cst.CSTNode], skip: Tuple[cst.CSTNode, ...] = ()) -> Optional[cst.Call]:
+def passes(routine: Routine, key: str, nodes: List[cst.CSTNode], skip: Tuple[cst.CSTNode, ...] = (),
+           ctx=None) -> Optional[cst.Call]:
     """A call among `nodes` that is given `key` (or a parent of it, or `self` for a `self.` key) as
-    an argument, or calls a method on it that may change modes (`apply`): it may switch the mode."""
+    an argument, or calls a method on it that may change modes (`apply`): it may switch the mode.
+    With `ctx`, a call of a function of this file that switches no mode itself does not count."""
     roots = {key}
     parts = key.split(".")
     roots.update(".".join(parts[:i]) for i in range(1, len(parts)))
@@ -330,7 +332,14 @@ def passes(routine: Routine, key: str, nodes: List[cst.CSTNode], skip: Tuple[cst
             continue
         for arg in node.args:
             if dotted(arg.value) in roots:
+                if ctx is not None and isinstance(routine.fn, cst.FunctionDef) and _switches_nothing(ctx, routine.fn, node):
+                    break
                 return node
         if isinstance(node.func, cst.Attribute) and node.func.attr.value == "apply" and dotted(node.func.value) in roots:
             return node
     return None
+
+
+def _switches_nothing(ctx, fn: cst.FunctionDef, call: cst.Call) -> bool:
+    callee = local_callee(ctx, fn, call)
+    return callee is not None and not routine_facts(ctx, callee, 1).switches

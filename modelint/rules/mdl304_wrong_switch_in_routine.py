@@ -244,7 +244,7 @@ with torch.no_grad():
         if not later or not any(run.used for run in later):
             return  # no forward, or only forwards whose outputs are discarded (BN recalibration)
         first = later[0]
-        if self._switched_between(r, sw, first.call) or passes(r, sw.key, r.between(sw.call, first.call)):
+        if self._switched_between(r, sw, first.call) or passes(r, sw.key, r.between(sw.call, first.call), ctx=self.ctx):
             return
         sensitivity = self._sensitivity(r, sw.key, sw.call)
         if sensitivity is not None and sensitivity.answer == "no":
@@ -273,7 +273,7 @@ with torch.no_grad():
         if self._switched_between(r, sw, first_step) or self._frozen(r, sw.key):
             return
         skip = tuple(run.call for run in r.runs)
-        if passes(r, sw.key, r.between(sw.call, end), skip):
+        if passes(r, sw.key, r.between(sw.call, end), skip, ctx=self.ctx):
             return
         sensitivity = self._sensitivity(r, sw.key, sw.call)
         if sensitivity is not None and sensitivity.answer == "no":
