@@ -382,16 +382,21 @@ TRAIN_CALLS = "<train calls>"  # pseudo class name: the file calls `.train()` / 
 def class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
     """The class-body facts of one file (see the module docstring); with the pseudo entry
     `TRAIN_CALLS` when the file calls `.train()` (or `.train(True)`) or `.fit(...)` anywhere: a
-    training script or trainer that switches some root module to training mode (MDL205)."""
+    training script or trainer that switches some root module to training mode (MDL205). Its
+    `refs` are (receiver as written, line) of the first 32 such calls."""
     if source.startswith(b"\xef\xbb\xbf"):
         source = source[3:]
     if b"\"\"\"" in source or b"\'\'\'" in source:
         source = _TRIPLE.sub(_blank, source)
     out = _class_bodies(source, facts) if b"class" in source else {}
+    calls: List[Tuple[str, int]] = []
     for m in _TRAIN_CALL.finditer(source):
-        if b"#" not in _line_prefix(source, m.start())[1]:
-            out[TRAIN_CALLS] = ClassBody(source.count(b"\n", 0, m.start()) + 1)
-            break
+        line_start, prefix = _line_prefix(source, m.start())
+        if b"#" not in prefix and len(calls) < 32:
+            receiver = _name(source[_dotted_start(source, m.start() + 1, line_start) : m.start()]) if m.start() else ""
+            calls.append((receiver, source.count(b"\n", 0, m.start()) + 1))
+    if calls:
+        out[TRAIN_CALLS] = ClassBody(calls[0][1], refs=tuple(calls))
     return out
 
 

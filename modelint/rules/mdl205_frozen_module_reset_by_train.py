@@ -25,7 +25,7 @@ class FrozenModuleResetByTrain(Rule):
         "(`<sub>.requires_grad_(False)`, `p.requires_grad = False` over `<sub>.parameters()`, or a "
         "`freeze`-like function name), when the parent's `.train()` runs later: for a submodule of a module "
         "class, when the class is a LightningModule (its trainer calls `.train()` on the root after every "
-        "validation), when this file calls `.train()` / `.fit(...)`, or when a checked file that imports the "
+        "validation), when this file calls `.train()` / `.fit(...)` (on anything but the frozen part itself), or when a checked file that imports the "
         "class does (through the cross-file index); for `model.<sub>.eval()` in a script, when "
         "`model.train()` runs after it (later in the routine, at the top of the loop that contains it, or in "
         "a function of this file that it is passed to). Not reported: a class whose `train()` override "
@@ -261,8 +261,12 @@ def main(net, loader):
         if self.ctx.is_lightning_class(cls):
             return "Lightning's trainer calls `.train()` on the module after every validation and"
         facts = self.ctx.facts
-        if TRAIN_CALLS in bodies_of(facts):
-            return f"the `.train()` / `.fit(...)` call on line {bodies_of(facts)[TRAIN_CALLS].line} of this file"
+        own = bodies_of(facts).get(TRAIN_CALLS)
+        # `self.<sub>.train()` of the frozen part itself (or inside it) is not a parent's train().
+        others = [line for receiver, line in (own.refs if own is not None else ())
+                  if not key_covers(f"self.{attr}", receiver)]
+        if others:
+            return f"the `.train()` / `.fit(...)` call on line {others[0]} of this file"
         index = self.ctx.classifier.index
         for other in index.modules.values():
             if other is facts or TRAIN_CALLS not in bodies_of(other):
