@@ -302,3 +302,25 @@ def test_mdl205_script_reset_through_a_helper_and_not_after_reapplying():
             model.encoder.eval()
     """
     assert codes(src, "MDL205") == [9]
+
+
+def test_mdl304_forward_in_a_nested_function_and_a_switch_in_the_same_branch():
+    src = """
+    import torch
+
+    def rollout(policy, batches):
+        policy.train()
+
+        def run(batch):
+            with torch.inference_mode():
+                return policy(batch)
+
+        return [run(b) for b in batches]
+
+    def check(model, loader, every):
+        if every:
+            model.train()
+            with torch.no_grad():
+                return [model(x) for x in loader]
+    """
+    assert codes(src, "MDL304") == [5, 15]

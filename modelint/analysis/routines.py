@@ -100,6 +100,23 @@ class Routine:
             cur = self.parents.get(id(cur))
         return cur is self.fn
 
+    def dominates(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+        """`a` comes first and its block contains `b`: whenever `b` runs, `a` ran before it in the
+        same pass through that block (early exits aside)."""
+        if self.pos(a) >= self.pos(b):
+            return False
+        block = self.parents.get(id(a))
+        while block is not None and not isinstance(block, (cst.IndentedBlock, cst.SimpleStatementSuite, cst.Module)):
+            if isinstance(block, _CONDITIONAL):
+                return False  # `x and m.train()`, a comprehension: not every pass
+            block = self.parents.get(id(block))
+        cur = self.parents.get(id(b))
+        while cur is not None:
+            if cur is block:
+                return True
+            cur = self.parents.get(id(cur))
+        return False
+
     def between(self, a: cst.CSTNode, b: cst.CSTNode) -> List[cst.CSTNode]:
         """The routine's nodes after `a` and before `b` in source order."""
         lo, hi = self.pos(a), self.pos(b)
@@ -157,6 +174,7 @@ class _Collector:
         decorated = isinstance(self.fn, cst.FunctionDef) and is_decorated_with(self.fn, *fw.no_grad_last_names)
         if decorated:
             r.eval_signals.append(f"`{self.fn.name.value}` is decorated with a no-grad context")
+        self.nested = {n.name.value: n for n in self.nodes if isinstance(n, cst.FunctionDef) and n is not self.fn}
         for node in self.nodes:
             if isinstance(node, cst.Call):
                 self.call(node, decorated)
@@ -208,12 +226,29 @@ class _Collector:
             if (self.ctx.resolve(func) or "") in fw.backward_calls:
                 r.steps.append(call)
                 return
+            if func.value in self.nested and self.depth < 2:
+                self.inline(call, self.nested[func.value], decorated)
+                return
             self.add_run(call, func.value, decorated)
         if self.depth < 2:
             reached = self.reached(call)
             if reached is not None and reached.steps:
                 r.steps.append(call)
                 r.optimizer_steps += bool(reached.optimizer_steps)
+
+    def inline(self, call: cst.Call, nested: cst.FunctionDef, decorated: bool) -> None:
+        """A call of a function defined in this routine (`def eval_batch(b): ...` then
+        `[eval_batch(b) for b in loader]`): its model runs, no-grad blocks and steps count here, at
+        the call."""
+        sub = _Collector(self.ctx, nested, self.depth + 1).run()
+        outer_no_grad = decorated or self.in_no_grad(call)
+        for run in sub.runs:
+            self.r.runs.append(Run(call, run.key, run.no_grad or outer_no_grad, True))
+        if sub.strong_eval:
+            self.r.eval_signals.insert(0, f"the `{nested.name.value}` it calls runs code under a no-grad context")
+        if sub.steps:
+            self.r.steps.append(call)
+            self.r.optimizer_steps += bool(sub.optimizer_steps)
 
     def add_run(self, call: cst.Call, key: str, decorated: bool) -> None:
         no_grad = decorated or self.in_no_grad(call)

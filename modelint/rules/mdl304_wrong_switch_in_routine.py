@@ -29,20 +29,22 @@ class WrongSwitchInRoutine(Rule):
     summary = "`model.train()` before the forward of an evaluation routine, or `model.eval()` before the step of a training routine."
     what = (
         "Reports a mode switch that is the wrong way round for the routine it opens. (1) `model.train()` "
-        "that runs, unconditionally, before the first forward (`model(x)`, `model.forward(x)`, "
-        "`model.generate(...)`) of an evaluation or inference routine, with nothing in between that "
-        "switches `model` back or is given it. A routine is an evaluation routine when it takes no training "
+        "that runs before the first forward (`model(x)`, `model.forward(x)`, "
+        "`model.generate(...)`; in the routine or in a function it defines and calls) of an evaluation or "
+        "inference routine, in a block that contains that forward, with nothing in between that switches "
+        "`model` back or is given it (a function of this file that switches no mode does not count). A routine is an evaluation routine when it takes no training "
         "step and it runs a model under `torch.no_grad()` / `torch.inference_mode()` / "
         "`torch.set_grad_enabled(False)` (a block or a decorator), passes `volatile=True`, calls "
         "`.generate(...)` / `.predict(...)`, or has an evaluation-like name (`evaluate`, `validate`, `test*`, "
         "`predict`, `infer`, `inference`; the name alone does not count in test suites). A script's top-level "
         "code (and its `if __name__ == \"__main__\":` block) counts as a routine. (2) `model.eval()` / "
-        "`model.train(False)` that runs, unconditionally, before the first training step (`backward()`, an "
+        "`model.train(False)` that runs before the first training step, in a block that contains it (`backward()`, an "
         "optimizer or grad-scaler `step()`, or a call of a function of this file that takes one) of a "
         "routine with no evaluation signal, when `model` then runs outside no_grad and nothing restores "
         "training mode before the step. Not reported: the save/restore idiom (`was = model.training; "
         "model.eval(); ...; model.train(was)`); `model.train()` after the forward (restoring training mode "
-        "for the caller is right); a switch under an `if`, a loop or an `except`; a routine that trains and "
+        "for the caller is right); a switch under an `if`, a loop or an `except` that the forward / step is "
+        "not under; a routine that trains and "
         "then evaluates; MC dropout done on purpose (`model.eval()` and then `m.train()` for the dropout "
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
@@ -235,7 +237,7 @@ with torch.no_grad():
 
     # --- case 1: train() before the forward of an evaluation routine ---------------------------------
     def _train_in_eval(self, r: Routine, sw: Switch) -> None:
-        if not r.unconditional(sw.call) or self._deliberate(r, sw):
+        if self._deliberate(r, sw):
             return
         runs = [run for run in r.runs if key_covers(sw.key, run.key)]
         if any(r.pos(run.call) < r.pos(sw.call) for run in runs):
@@ -244,6 +246,8 @@ with torch.no_grad():
         if not later or not any(run.used for run in later):
             return  # no forward, or only forwards whose outputs are discarded (BN recalibration)
         first = later[0]
+        if not r.dominates(sw.call, first.call):
+            return  # under a condition the forward is not under (`if stochastic: model.train()`)
         if self._switched_between(r, sw, first.call) or passes(r, sw.key, r.between(sw.call, first.call), ctx=self.ctx):
             return
         sensitivity = self._sensitivity(r, sw.key, sw.call)
@@ -264,7 +268,7 @@ with torch.no_grad():
 
     # --- case 2: eval() before the step of a training routine ----------------------------------------
     def _eval_in_train(self, r: Routine, sw: Switch, first_step: cst.Call) -> None:
-        if not r.unconditional(sw.call) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
+        if not r.dominates(sw.call, first_step) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
             return
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
