@@ -12,7 +12,7 @@ from modelint.analysis.classbodies import with_bodies
 from modelint.analysis.context import FileContext
 from modelint.analysis.index import ProjectIndex, facts_from_source
 from modelint.analysis.modules import ModuleClassifier
-from modelint.analysis.routines import evaluation_like_name, is_test_suite_file
+from modelint.analysis.routines import evaluation_like_name, is_test_suite_file, routine_facts
 from modelint.engine import EngineSettings, check_paths, check_source
 
 
@@ -28,7 +28,7 @@ def routine_kind(source: str, name: str, path: str = "m.py"):
     module = cst.parse_module(data)
     ctx = FileContext(path, module, facts, ModuleClassifier(index))
     fn = next(s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == name)
-    return ctx.routine(fn).kind
+    return routine_facts(ctx, fn).kind
 
 
 # --- routine kinds ----------------------------------------------------------------------------------

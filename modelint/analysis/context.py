@@ -242,13 +242,6 @@ class FileContext:
         and a `.reason` for messages; memoised per project (see `analysis.sensitivity`)."""
         return sensitivity_in_file(self, target)
 
-    def routine(self, fn: cst.FunctionDef):
-        """What kind of routine `fn` is and where its switches, model runs and training steps are
-        (`analysis.routines.Routine`), memoised per function."""
-        from modelint.analysis.routines import routine_facts
-
-        return routine_facts(self, fn)
-
     def line(self, node: cst.CSTNode) -> int:
         """1-based first line of `node` (for messages; the positions are computed once per file,
         on the first call)."""

@@ -1,7 +1,7 @@
 """What kind of routine a function is (evaluation / training / both) and where its mode switches,
 model runs and training steps are (MDL304, MDL205; reusable by the call-site rules).
 
-`routine_facts(ctx, fn)` (memoised per function through `FileContext.routine`) returns a `Routine`:
+`routine_facts(ctx, fn)` (memoised per function on the context) returns a `Routine`:
 - `switches`: `X.train()` / `X.train(True|False|flag)` / `X.eval()` calls, with the key `X` (a name
   or attribute chain as written) and the mode they set (True, False, None = a flag);
 - `runs`: calls that run a model `X`: `X(...)`, `X.forward(...)`, `X.generate(...)` (transformers'

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import libcst as cst
 
 from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of, iter_located
 from modelint.analysis.context import dotted
-from modelint.analysis.routines import Routine, Switch, key_covers, local_callee
+from modelint.analysis.routines import Routine, Switch, key_covers, local_callee, routine_facts
 from modelint.analysis.sensitivity import analysis_for
 from modelint.rules.base import Rule
 
@@ -199,10 +199,24 @@ def main(net, loader):
     )
 
     # --- the walk ----------------------------------------------------------------------------------
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    # Only functions with an `.eval()` call are analysed (collected during the walk).
+    def visit_Module(self, node: cst.Module) -> None:
+        self._todo: Dict[int, cst.FunctionDef] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == self.ctx.framework.eval_method:
+            fn = self.ctx.enclosing_function()
+            if fn is not None:
+                self._todo.setdefault(id(fn), fn)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for fn in self._todo.values():
+            self._check(fn)
+
+    def _check(self, node: cst.FunctionDef) -> None:
         if node.name.value == self.ctx.framework.train_method and self._owner(node) is not None:
             return  # inside a train() override: re-applying eval() there is the fix
-        r = self.ctx.routine(node)
+        r = routine_facts(self.ctx, node)
         for key, call in self._frozen_evals(r):
             parent, attr = key.rsplit(".", 1)
             if parent == "self":
@@ -278,7 +292,7 @@ def main(net, loader):
         return None
 
     def _reapplies(self, override: cst.FunctionDef) -> bool:
-        r = self.ctx.routine(override)
+        r = routine_facts(self.ctx, override)
         return any(sw.mode is False for sw in r.switches)
 
     def _owner(self, fn: cst.FunctionDef) -> Optional[cst.ClassDef]:
@@ -296,7 +310,7 @@ def main(net, loader):
             if isinstance(node, cst.Call) and r.pos(node) > r.pos(eval_call):
                 callee = local_callee(self.ctx, r.fn, node) if isinstance(r.fn, cst.FunctionDef) else None
                 param = _bound_param(node, callee, parent) if callee is not None else None
-                if param and any(s.mode is True and s.key == param for s in self.ctx.routine(callee).switches):
+                if param and any(s.mode is True and s.key == param for s in routine_facts(self.ctx, callee).switches):
                     return f"`{callee.name.value}({parent}, ...)` on line {self.ctx.line(node)} (it calls `{param}.train()`)"
         return None
 
