@@ -99,6 +99,27 @@ class Frozen(nn.Module):
 def run(model):
     model.train()
 """,
+        # the override re-applies it through a helper method
+        """
+from torch import nn
+import pytorch_lightning as pl
+
+class Distiller(pl.LightningModule):
+    def __init__(self, teacher):
+        super().__init__()
+        self.teacher = teacher
+        self.student = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+
+    def _freeze_teacher(self):
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_teacher()
+        return self
+""",
         # re-applied after each model.train(); a submodule without mode-dependent layers
         """
 import torch
@@ -269,8 +290,9 @@ def main(net, loader):
         cls = self._owner(fn)
         if cls is None or not self.ctx.is_module_class(cls):
             return None
-        override = self.ctx.methods(cls).get(self.ctx.framework.train_method)
-        if override is not None and self._reapplies(override):
+        methods = self.ctx.methods(cls)
+        override = methods.get(self.ctx.framework.train_method)
+        if override is not None and self._reapplies(override, methods):
             return None
         if self.ctx.is_lightning_class(cls):
             return "Lightning's trainer calls `.train()` on the module after every validation and"
@@ -291,9 +313,19 @@ def main(net, loader):
                     return f"`{other.modname}` (which imports `{cls.name.value}`) calls `.train()` / `.fit(...)`, which"
         return None
 
-    def _reapplies(self, override: cst.FunctionDef) -> bool:
+    def _reapplies(self, override: cst.FunctionDef, methods) -> bool:
+        """The override puts something in eval, itself or through a `self.<method>()` that does
+        (`self._freeze_teacher()`)."""
         r = routine_facts(self.ctx, override)
-        return any(sw.mode is False for sw in r.switches)
+        if any(sw.mode is False for sw in r.switches):
+            return True
+        for node in r.order_nodes:
+            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                    and dotted(node.func.value) == "self" and node.func.attr.value in methods):
+                callee = methods[node.func.attr.value]
+                if callee is not override and any(sw.mode is False for sw in routine_facts(self.ctx, callee).switches):
+                    return True
+        return False
 
     def _owner(self, fn: cst.FunctionDef) -> Optional[cst.ClassDef]:
         for cls in self.ctx.top_level_classes().values():
