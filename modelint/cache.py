@@ -115,6 +115,20 @@ class Cache:
             return  # never cache a crash
         self._write("results", key, [f.to_dict() for f in findings])
 
+    # --- class bodies (analysis.classbodies: what each class builds, for mode sensitivity) ------
+    # Keyed with the salt too (unlike facts): the scan is modelint code that changes more often.
+    def get_bodies(self, file_key: str) -> Optional[dict]:
+        """The file's class-body facts, or None when not cached."""
+        from modelint.analysis.classbodies import bodies_from_json
+
+        raw = self._read("bodies", digest(self.salt, file_key))
+        return None if raw is None else bodies_from_json(raw)
+
+    def put_bodies(self, file_key: str, bodies: dict) -> None:
+        from modelint.analysis.classbodies import bodies_to_json
+
+        self._write("bodies", digest(self.salt, file_key), bodies_to_json(bodies))
+
 
 def clean(folder: Path) -> bool:
     """Remove a cache folder; True if there was one. Refuses folders that are not modelint caches."""

@@ -337,7 +337,9 @@ def test_no_grad_forms():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def a(x):
             model = Net()
@@ -390,7 +392,9 @@ def test_from_pretrained_and_helper_returning_eval_model():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def load(path):
             model = Net()
@@ -414,7 +418,9 @@ def test_parameter_callers_in_the_file_decide():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def evaluate(model, x):
             with torch.no_grad():
@@ -489,7 +495,9 @@ def test_pytest_files_do_not_use_the_name_trigger():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def test_forward_shape():
             model = Net()
@@ -510,7 +518,9 @@ def test_explicit_train_before_no_grad_is_deliberate():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def update_bn(loader):
             model = Net()

@@ -253,10 +253,23 @@ CASES: List[Case] = [
     Case("mode-query-moved-into-loop", "MDL401", "fixtures/perf/recurrent.py",
          lambda n, p: isinstance(n, cst.Name) and n.value == "tracing" and isinstance(p(n), cst.UnaryOperation),
          lambda n: expr("torch.jit.is_tracing()")),
+    # MDL304: an evaluation routine that starts with model.train(); a training routine that starts in eval
+    Case("eval-replaced-by-train-in-eval-routine", "MDL304", "fixtures/eval_routines/routines.py",
+         lambda n, p: statement_is(n, "model.eval()") and in_function(p, n, "dump_predictions"),
+         lambda n: statements("model.train()\n")[0]),
+    Case("train-replaced-by-eval-in-training-routine", "MDL304", "fixtures/eval_routines/routines.py",
+         lambda n, p: statement_is(n, "model.train()") and in_function(p, n, "train_epoch"),
+         lambda n: statements("model.eval()\n")[0]),
+    # MDL205: the frozen encoder's eval() hoisted out of the epoch loop whose model.train() resets it
+    Case("frozen-eval-hoisted-out-of-epoch-loop", "MDL205", "fixtures/frozen_backbone/train.py",
+         lambda n, p: isinstance(n, cst.For) and in_function(p, n, "finetune_head") and any(
+             statement_is(s, "model.encoder.eval()") for s in n.body.body),
+         lambda n: cst.FlattenSentinel(statements("model.encoder.eval()\n") + [n.with_changes(body=n.body.with_changes(
+             body=[s for s in n.body.body if not statement_is(s, "model.encoder.eval()")]))])),
 ]
 
 ALL_CODES = ("MDL101", "MDL102", "MDL103", "MDL104", "MDL105", "MDL106", "MDL201", "MDL202", "MDL203", "MDL204",
-             "MDL301", "MDL302", "MDL303", "MDL401")
+             "MDL301", "MDL302", "MDL303", "MDL401", "MDL205", "MDL304")
 
 
 def _fixture_index(path: str):

@@ -205,3 +205,17 @@ class Profile:
             if qualname in table:
                 return table[qualname]
         return None
+
+    # --- mode sensitivity of a model's construction tree (`analysis.sensitivity`, issue #14) ----------
+    # Methods building a model from outside the checked code (`AutoModel.from_pretrained(...)`): its
+    # layers are unknown.
+    external_model_methods: FrozenSet[str] = frozenset()
+    # Receivers of those methods that are not models, by name suffix (`AutoTokenizer`).
+    non_model_suffixes: Tuple[str, ...] = ()
+    # Mode-sensitive layers whose dropout argument defaults to 0 (off unless passed).
+    layer_zero_default_dropout_arg: Mapping[str, LayerArg] = field(default_factory=dict)
+    # Layers whose mode dependence is that of the layer they are given (`TransformerEncoder(layer, n)`).
+    layer_wrapping_layers: FrozenSet[str] = frozenset()
+    # Module bases that hold no layers of their own (`nn.Module`, `LightningModule`); any other base
+    # outside the checked files makes a subclass's sensitivity unknown.
+    empty_module_bases: FrozenSet[str] = frozenset()

@@ -129,7 +129,9 @@ class InferenceInTrainMode(Rule):
         "        return model(images).argmax(1)\n"
         "\n"
         "class ResNet(nn.Module):\n"
-        "    pass\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm2d(64)\n"
     )
     use_instead = (
         "def predict(path, images):\n"
@@ -140,7 +142,9 @@ class InferenceInTrainMode(Rule):
         "        return model(images).argmax(1)\n"
         "\n"
         "class ResNet(nn.Module):\n"
-        "    pass\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm2d(64)\n"
     )
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer")
     options_schema = {"check-parameters": True}
@@ -161,7 +165,9 @@ from torch import nn
 from transformers import AutoModel
 
 class Net(nn.Module):
-    pass
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
 
 def predict(path, x):
     model = Net()
@@ -244,7 +250,9 @@ import torch
 from torch import nn
 
 class Net(nn.Module):
-    pass
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
 
 def predict(path, x):
     model = Net()

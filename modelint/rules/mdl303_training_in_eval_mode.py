@@ -33,7 +33,8 @@ class TrainingInEvalMode(Rule):
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: an "
         "eval inside the same loop as the step (MDL301's case), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), and steps whose model may be in training mode on some path."
+        "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "reports that switch), and steps whose model may be in training mode on some path."
     )
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
@@ -134,7 +135,7 @@ def finetune(loader, opt):
         model(**batch).loss.backward()
         opt.step()  # expect: MDL303
 
-def train_after_baseline(model, loader, val_loader, opt):
+def finetune_after_baseline(model, loader, val_loader, opt):
     model.eval()
     with torch.no_grad():
         baseline = [model(x) for x, _ in val_loader]
@@ -273,9 +274,20 @@ def tune(batches, optim, scaler):
                 tokens = get(st.state, key)
                 if not _all_eval(tokens) or self._switched_in_loop(flow, tokens, st):
                     continue
+                if self._wrong_switch_in_routine(flow, tokens):
+                    continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
                 out.append((st, key, tokens))
         return out
+
+    @staticmethod
+    def _wrong_switch_in_routine(flow: ScopeFlow, tokens) -> bool:
+        """Every eval comes from a `.eval()` written in a routine named as training (`train_epoch`,
+        `fit`): MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough."""
+        name = flow.name.lstrip("_").lower()
+        return name.startswith(("train", "fit")) and all(
+            isinstance(t, EvalSite) and not t.via for t in tokens
+        )
 
     @staticmethod
     def _trained_here(key: str, loops, inner) -> bool:
