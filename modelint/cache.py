@@ -23,10 +23,11 @@ from modelint import __version__
 from modelint.atomic import write_atomic
 from modelint.codes import INTERNAL_ERROR
 from modelint.analysis.index import FileFacts
+from modelint.analysis.modemodel import IR_VERSION
 from modelint.findings import Finding, finding_from_dict
 
 CACHE_DIR_NAME = ".modelint_cache"
-_LAYOUT = "v1"
+_LAYOUT = "v2"  # v2: facts carry the mode summaries of functions (analysis/modemodel.py)
 
 
 def source_fingerprint() -> str:
@@ -84,18 +85,18 @@ class Cache:
     # --- facts -----------------------------------------------------------------------------
     @staticmethod
     def file_key(path: str, data: bytes) -> str:
-        return digest(__version__, path, data)
+        return digest(__version__, IR_VERSION, path, data)
 
     def get_facts(self, file_key: str) -> Optional[FileFacts]:
         raw = self._read("facts", file_key)
         if raw is None:
             return None
         return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
-                         factories=raw.get("factories", {}))
+                         factories=raw.get("factories", {}), functions=raw.get("functions", {}))
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
         self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
-                                        "factories": facts.factories})
+                                        "factories": facts.factories, "functions": facts.functions})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:
@@ -113,6 +114,20 @@ class Cache:
         if any(f.code == INTERNAL_ERROR for f in findings):
             return  # never cache a crash
         self._write("results", key, [f.to_dict() for f in findings])
+
+    # --- class bodies (analysis.classbodies: what each class builds, for mode sensitivity) ------
+    # Keyed with the salt too (unlike facts): the scan is modelint code that changes more often.
+    def get_bodies(self, file_key: str) -> Optional[dict]:
+        """The file's class-body facts, or None when not cached."""
+        from modelint.analysis.classbodies import bodies_from_json
+
+        raw = self._read("bodies", digest(self.salt, file_key))
+        return None if raw is None else bodies_from_json(raw)
+
+    def put_bodies(self, file_key: str, bodies: dict) -> None:
+        from modelint.analysis.classbodies import bodies_to_json
+
+        self._write("bodies", digest(self.salt, file_key), bodies_to_json(bodies))
 
 
 def clean(folder: Path) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source
+from modelint.analysis.classbodies import attach, class_bodies, project_fingerprint, with_bodies
 from modelint.analysis.modules import ModuleClassifier
 from modelint.catalog import catalog
 from modelint.codes import INTERNAL_ERROR, PARSE_ERROR, UNUSED_SUPPRESSION
@@ -195,7 +196,7 @@ def _check_module(path: str, data: bytes, module: cst.Module, facts, rules: Sequ
 
     want_unused = UNUSED_SUPPRESSION in spec.select
     if facts is None:
-        facts = facts_from_source(data, Path(path))
+        facts = with_bodies(facts_from_source(data, Path(path)), data)
     ctx = FileContext(path, module, facts, spec.classifier)
     rules = [cls(ctx, spec.rule_options.get(cls.code)) for cls in rules]
     dispatcher = _Dispatcher(ctx, rules)
@@ -238,7 +239,7 @@ def _check_alone(path: str, data: bytes, select: Tuple[str, ...], rules: Tuple[T
     other = front_end(path)
     if other is not None:  # another language: no Python project index
         return other.check(path, data, CheckSpec(rules, rule_options or {}, ModuleClassifier(ProjectIndex(), module_bases), select))
-    facts = facts_from_source(data, Path(path), modname=None if index is not None else Path(path).stem)
+    facts = with_bodies(facts_from_source(data, Path(path), modname=None if index is not None else Path(path).stem), data)
     project = ProjectIndex(modules=dict(index.modules) if index is not None else {})
     if facts is not None:
         project.add(facts)
@@ -339,7 +340,7 @@ def _index_pass(paths: Sequence[str], cache: Optional["Cache"]):
             facts = facts_from_source(data, Path(p))
             if cache is not None:
                 cache.put_facts(file_keys[p], facts)
-        facts_by_path[p] = facts
+        facts_by_path[p] = _with_bodies(facts, data, cache, file_keys.get(p))
         index.add(facts)
     return index, facts_by_path, file_keys, sizes
 
@@ -353,7 +354,7 @@ def check_paths(files: Sequence[Path], settings: EngineSettings) -> CheckResult:
     per_file: Dict[str, List[Finding]] = {}
     result_keys: Dict[str, str] = {}
     if cache is not None:
-        fingerprint = index.fingerprint()
+        fingerprint = project_fingerprint(index)  # (class bodies included: mode sensitivity)
         for p, key in file_keys.items():
             result_keys[p] = cache.result_key(fingerprint, key)
             if (cached := cache.get_findings(result_keys[p])) is not None:
@@ -423,3 +424,13 @@ def _map(fn: Callable, items: Sequence, run: _Run, jobs: int, weights: Optional[
         return out
     finally:
         gc.unfreeze()
+
+
+def _with_bodies(facts: FileFacts, data: bytes, cache: Optional["Cache"], key: Optional[str]) -> FileFacts:
+    """`facts` with the file's class bodies (`analysis.classbodies`), from the cache when it has them."""
+    bodies = cache.get_bodies(key) if cache is not None and key else None
+    if bodies is None:
+        bodies = class_bodies(data, facts)
+        if cache is not None and key:
+            cache.put_bodies(key, bodies)
+    return attach(facts, bodies)

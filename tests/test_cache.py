@@ -26,7 +26,7 @@ def test_warm_run_gives_the_same_output_and_writes_gitignore(run, write, tmp_pat
     assert cold.out == warm.out
     cache = tmp_path / ".modelint_cache"
     assert (cache / ".gitignore").read_text().strip().endswith("*")
-    assert list((cache / "v1" / "results").rglob("*.json"))
+    assert list((cache / "v2" / "results").rglob("*.json"))
 
 
 def test_content_change_invalidates(run, write):

@@ -337,7 +337,9 @@ def test_no_grad_forms():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def a(x):
             model = Net()
@@ -390,7 +392,9 @@ def test_from_pretrained_and_helper_returning_eval_model():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def load(path):
             model = Net()
@@ -414,7 +418,9 @@ def test_parameter_callers_in_the_file_decide():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def evaluate(model, x):
             with torch.no_grad():
@@ -464,8 +470,8 @@ def test_parameter_case_needs_an_eval_name_a_plain_function_and_a_model_name():
             with torch.no_grad():
                 return model(x)
 
-        class Evaluator:
-            def evaluate(self, model, x):     # a method: the owning class switches modes
+        class Trainer:
+            def distill(self, model, x):      # a method of a class that is not an evaluator
                 with torch.no_grad():
                     return model(x)
 
@@ -489,7 +495,9 @@ def test_pytest_files_do_not_use_the_name_trigger():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def test_forward_shape():
             model = Net()
@@ -497,6 +505,10 @@ def test_pytest_files_do_not_use_the_name_trigger():
         """
     assert not run(src, "MDL302", path="tests/test_model.py")
     assert len(run(src, "MDL302", path="train_utils.py")) == 1
+    under_no_grad = src.replace("            assert model(1)", "            with torch.no_grad():\n                assert model(1)")
+    under_no_grad = under_no_grad.replace("from torch import nn", "import torch\n        from torch import nn")
+    assert not run(under_no_grad, "MDL302", path="tests/test_model.py")
+    assert len(run(under_no_grad, "MDL302", path="train_utils.py")) == 1
 
 
 def test_explicit_train_before_no_grad_is_deliberate():
@@ -506,7 +518,9 @@ def test_explicit_train_before_no_grad_is_deliberate():
         from torch import nn
 
         class Net(nn.Module):
-            pass
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
 
         def update_bn(loader):
             model = Net()

@@ -114,7 +114,7 @@ def hoist_train_call(node: cst.For):
 
 
 def _is_train_call(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and code(stmt).strip().endswith(".train()")
+    return isinstance(stmt, cst.SimpleStatementLine) and code(stmt).strip().endswith((".train()", ".to_train()"))
 
 
 def for_with_train_call(node, parent_of) -> bool:
@@ -240,10 +240,32 @@ CASES: List[Case] = [
          lambda n, p: statement_is(n, "model.eval()") and in_function(p, n, "predict"), remove),
     Case("eval-dropped-in-loader-helper", "MDL302", "fixtures/training/inference.py",
          lambda n, p: statement_is(n, "model.to(device).eval()"), lambda n: statements("model.to(device)\n")[0]),
+    # MDL301 across files: the wrapper's `to_train()` hoisted out of the epoch loop
+    Case("to-train-moved-out-of-epoch-loop-crossfile", "MDL301", "fixtures/training_loops/fit.py",
+         for_with_train_call, hoist_train_call),
+    # MDL302: `model.eval()` dropped before the per-epoch test of a train-then-test body
+    Case("eval-dropped-before-epoch-test", "MDL302", "fixtures/training_loops/finetune.py",
+         lambda n, p: statement_is(n, "model.eval()"), remove),
+    # MDL303: `model.train()` dropped from a fine-tuning loop over a from_pretrained model
+    Case("train-dropped-before-finetuning", "MDL303", "fixtures/training_loops/finetune.py",
+         lambda n, p: statement_is(n, "model.train()"), remove),
     # MDL401: a mode query hoisted out of a loop moved back in
     Case("mode-query-moved-into-loop", "MDL401", "fixtures/perf/recurrent.py",
          lambda n, p: isinstance(n, cst.Name) and n.value == "tracing" and isinstance(p(n), cst.UnaryOperation),
          lambda n: expr("torch.jit.is_tracing()")),
+    # MDL304: an evaluation routine that starts with model.train(); a training routine that starts in eval
+    Case("eval-replaced-by-train-in-eval-routine", "MDL304", "fixtures/eval_routines/routines.py",
+         lambda n, p: statement_is(n, "model.eval()") and in_function(p, n, "dump_predictions"),
+         lambda n: statements("model.train()\n")[0]),
+    Case("train-replaced-by-eval-in-training-routine", "MDL304", "fixtures/eval_routines/routines.py",
+         lambda n, p: statement_is(n, "model.train()") and in_function(p, n, "train_epoch"),
+         lambda n: statements("model.eval()\n")[0]),
+    # MDL205: the frozen encoder's eval() hoisted out of the epoch loop whose model.train() resets it
+    Case("frozen-eval-hoisted-out-of-epoch-loop", "MDL205", "fixtures/frozen_backbone/train.py",
+         lambda n, p: isinstance(n, cst.For) and in_function(p, n, "finetune_head") and any(
+             statement_is(s, "model.encoder.eval()") for s in n.body.body),
+         lambda n: cst.FlattenSentinel(statements("model.encoder.eval()\n") + [n.with_changes(body=n.body.with_changes(
+             body=[s for s in n.body.body if not statement_is(s, "model.encoder.eval()")]))])),
 ]
 
 # Keras, MLX and Paddle (issue 19): the same bug kinds injected into each framework's fixtures.
@@ -273,10 +295,22 @@ CASES += [
 ALL_CODES = ("MDL101", "MDL102", "MDL103", "MDL104", "MDL105", "MDL106", "MDL201", "MDL202", "MDL203", "MDL204",
              "MDL301", "MDL302", "MDL401")
 ALL_CODES += ("MDL107", "MDL305")  # issue 19 (Keras)
+             "MDL301", "MDL302", "MDL303", "MDL401", "MDL205", "MDL304")
+
+
+def _fixture_index(path: str):
+    """The cross-file index of the fixture's folder (its siblings' imports, classes and mode
+    summaries), so that a mutation in one file of a package is checked as part of it."""
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+
+    index = ProjectIndex()
+    for sibling in sorted((ROOT / path).parent.glob("*.py")):
+        index.add(facts_from_source(sibling.read_bytes(), sibling))
+    return index
 
 
 def _findings(source: str, path: str, code: str):
-    found = check_source(source, path=path, select=[code])
+    found = check_source(source, path=str(ROOT / path), select=[code], index=_fixture_index(path))
     assert not [f for f in found if f.code in ("MDL000", "MDL999")], found
     return sorted((f.line, f.message) for f in found if f.code == code)
 

@@ -16,6 +16,7 @@ from modelint.analysis.calls import dotted  # noqa: F401  (re-exported: its impo
 from modelint.analysis.index import FileFacts, qualify
 from modelint.analysis.modules import ModuleClassifier
 from modelint.analysis.sampling import ForwardReach
+from modelint.analysis.sensitivity import Sensitivity, sensitivity_in_file
 from modelint.frameworks import Profile, profile_for
 
 
@@ -249,3 +250,21 @@ class FileContext:
             if isinstance(n, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
                 return n
         return None
+
+    # --- mode sensitivity (analysis.sensitivity, issue #14) ----------------------------------------
+    def mode_sensitivity(self, target) -> "Sensitivity":
+        """Does the model `target` compute differently in train and eval mode? `target`: a class
+        qualname, a `cst.ClassDef`, or an expression naming or constructing a model (`Net`,
+        `Net(p=0.0)`, `nn.Sequential(...)`). A `Sensitivity` with `.answer` "yes" / "no" / "unknown"
+        and a `.reason` for messages; memoised per project (see `analysis.sensitivity`)."""
+        return sensitivity_in_file(self, target)
+
+    def line(self, node: cst.CSTNode) -> int:
+        """1-based first line of `node` (for messages; the positions are computed once per file,
+        on the first call)."""
+        positions = getattr(self, "_line_positions", None)
+        if positions is None:
+            from modelint.analysis.positions import syntactic_positions
+
+            positions = self._line_positions = syntactic_positions(self.module)
+        return positions[node].start.line

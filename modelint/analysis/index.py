@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: the index's API)
+from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
 
 
 @dataclass
@@ -31,6 +34,9 @@ class FileFacts:
     classes: Dict[str, List[str]] = field(default_factory=dict)
     # top-level function -> qualified names of the classes it returns an instance of (`factories_from_source`)
     factories: Dict[str, List[str]] = field(default_factory=dict)
+    # `func` / `Class.method` -> its mode summary program (`modemodel.FunctionIR.to_json()`), for
+    # the functions whose text switches a mode, runs a training step or loads a model
+    functions: Dict[str, list] = field(default_factory=dict)
 
 
 def module_name(path: Path) -> str:
@@ -58,19 +64,6 @@ def resolve_relative(modname: str, is_package: bool, level: int, module: Optiona
     if module:
         return f"{base}.{module}" if base else module
     return base
-
-
-def dotted_ast(node: ast.AST) -> Optional[str]:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = dotted_ast(node.value)
-        return f"{inner}.{node.attr}" if inner else None
-    if isinstance(node, ast.Subscript):  # Generic[T], nn.Module subclasses with typing
-        return dotted_ast(node.value)
-    if isinstance(node, ast.Call):  # with_metaclass(Meta, Base) and friends: not resolved
-        return None
-    return None
 
 
 def qualify(name: str, aliases: Dict[str, str], modname: str, local_classes: Iterable[str] = ()) -> str:
@@ -162,6 +155,7 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local) for b in bases if b]
     facts.factories = factories_from_source(source, facts.aliases, modname, local)
+    facts.functions = {name: ir.to_json() for name, ir in summaries_from_source(source).items()}
     return facts
 
 
@@ -170,9 +164,128 @@ class ProjectIndex:
     """All checked files' facts, keyed by module name."""
 
     modules: Dict[str, FileFacts] = field(default_factory=dict)
+    _effects: Dict[str, Optional[Effect]] = field(default_factory=dict, repr=False, compare=False)
+    _by_name: Optional[Dict[str, List[str]]] = field(default=None, repr=False, compare=False)
+    _names: Optional[frozenset] = field(default=None, repr=False, compare=False)
 
     def add(self, facts: FileFacts) -> None:
         self.modules[facts.modname] = facts
+        self._effects.clear()
+        self._by_name = self._names = None
+
+    # --- mode summaries (modemodel) ----------------------------------------------------------------
+    def _split(self, qualname: str) -> Optional[Tuple[str, str]]:
+        """(module, `func` / `Class.method`) of a qualified function name, following re-exports."""
+        seen = set()
+        while qualname not in seen and len(seen) < 32:
+            seen.add(qualname)
+            parts = qualname.split(".")
+            for i in range(len(parts) - 1, 0, -1):
+                mod, rest = ".".join(parts[:i]), ".".join(parts[i:])
+                facts = self.modules.get(mod)
+                if facts is None:
+                    continue
+                if rest in facts.functions:
+                    return mod, rest
+                head = rest.split(".")[0]
+                if head not in facts.aliases:
+                    return self._inherited(mod, rest)
+                qualname = facts.aliases[head] + rest[len(head):]
+                break
+            else:
+                return None
+        return None
+
+    def _inherited(self, mod: str, rest: str) -> Optional[Tuple[str, str]]:
+        """`Class.method` defined in a base class of `mod.Class` (checked files only)."""
+        cls, _, meth = rest.rpartition(".")
+        if not cls or not meth:
+            return None
+        todo, seen = [f"{mod}.{cls}"], set()
+        while todo and len(seen) < 16:
+            q = todo.pop()
+            if q in seen:
+                continue
+            seen.add(q)
+            for base in self.bases_of(q) or ():
+                found = self._split(f"{base}.{meth}") if base not in seen else None
+                if found is not None:
+                    return found
+                todo.append(base)
+        return None
+
+    def effect(self, qualname: str) -> Optional[Effect]:
+        """What calling the checked function `qualname` does to modes (None: not summarised)."""
+        if qualname in self._effects:
+            return self._effects[qualname]
+        found = self._split(qualname)
+        self._effects[qualname] = None  # recursion guard
+        if found is None:
+            return None
+        mod, rest = found
+        ir = FunctionIR.from_json(self.modules[mod].functions[rest])
+        cls = rest.rpartition(".")[0] or None
+        result = Evaluator(self._resolve_from).run(f"{mod}.{rest}", ir, mod, cls)
+        if any(r.startswith("construct:") for r in result.returns):  # qualify the class a loader builds
+            facts = self.modules[mod]
+            local = {n.split(".")[0] for n in facts.classes}
+            result = replace(result, returns=frozenset(
+                "construct:" + qualify(r[10:], facts.aliases, mod, local) if r.startswith("construct:") else r
+                for r in result.returns))
+        self._effects[qualname] = result
+        return result
+
+    def method_effect(self, name: str) -> Optional[Effect]:
+        """The effect of `obj.<name>()` when `obj`'s class is unknown: the method of that name of
+        the checked classes, when there are at most `BY_NAME_MAX` and they agree on what they do."""
+        if name in NOT_BY_NAME or name.startswith("__"):
+            return None
+        if self._by_name is None:
+            self._by_name = {}
+            for mod, facts in self.modules.items():
+                for fname in facts.functions:
+                    if "." in fname:
+                        self._by_name.setdefault(fname.rsplit(".", 1)[1], []).append(f"{mod}.{fname}")
+        quals = self._by_name.get(name, ())
+        if not quals or len(quals) > BY_NAME_MAX:
+            return None
+        effects = [self.effect(q) for q in quals]
+        if any(e is None for e in effects):
+            return None
+        first = effects[0]
+        if any((e.steps, e.exit) != (first.steps, first.exit) for e in effects[1:]):
+            return None
+        return first
+
+    def step_or_switch_names(self) -> frozenset:
+        """Last names of the summarised functions that run a training step or switch a mode (a
+        rule's cheap filter before resolving a call)."""
+        if self._names is None:
+            names = set()
+            for mod, facts in self.modules.items():
+                for fname in facts.functions:
+                    eff = self.effect(f"{mod}.{fname}")
+                    if eff is not None and (eff.steps or eff.exit or eff.returns or eff.decorators):
+                        names.add(fname.rsplit(".", 1)[-1])
+            self._names = frozenset(names)
+        return self._names
+
+    def _resolve_from(self, mod: str, callee: str, cls: Optional[str], self_name: Optional[str]) -> Optional[Effect]:
+        """The Effect of a call spelled `callee` inside module `mod` (in class `cls`, whose methods'
+        receiver is `self_name`)."""
+        facts = self.modules.get(mod)
+        if facts is None:
+            return None
+        head, _, rest = callee.partition(".")
+        if self_name is not None and head == self_name and cls and rest and "." not in rest:
+            return self.effect(f"{mod}.{cls}.{rest}")
+        if head in facts.aliases:
+            return self.effect(facts.aliases[head] + (f".{rest}" if rest else ""))
+        if not rest:
+            return self.effect(f"{mod}.{callee}")
+        if head in facts.classes and "." not in rest:
+            return self.effect(f"{mod}.{callee}")
+        return self.method_effect(callee.rsplit(".", 1)[1])
 
     def bases_of(self, qualname: str) -> Optional[List[str]]:
         """Bases of a class given its qualified name, following re-exports (`from .x import C`
@@ -205,7 +318,7 @@ class ProjectIndex:
         import json
 
         payload = json.dumps(
-            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items())]
+            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.functions.items())]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )

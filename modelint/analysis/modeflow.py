@@ -65,6 +65,9 @@ class _Token:
 ENTRY = _Token("ENTRY")
 UNKNOWN = _Token("UNKNOWN")
 TRAIN = _Token("TRAIN")
+# `TRAIN` after a training step ran on the path: the `model.train()` was for training, so an
+# inference further on (a test loop below the epoch's training loop) is not deliberate train mode.
+TRAINED = _Token("TRAINED")
 BOUND = _Token("BOUND")
 
 ENTRY_SET: FrozenSet = frozenset({ENTRY})
@@ -80,6 +83,8 @@ class EvalSite:
     eval_node: cst.CSTNode
     shown: str
     via: Tuple[str, ...] = ()
+    # set in another file: "line 7 of `lib.learner.Learner.to_eval`" (eval_node is then the call here)
+    elsewhere: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,23 @@ _PREDICATE_PREFIXES = ("is_", "has_", "get_", "check_", "should_", "can_", "_is_
 CREATION_KINDS = ("construct", "load", "hub", "factory", "load_state_dict", "from_pretrained")
 
 
+# Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
+# target networks, frozen reference models, the best checkpoint kept for comparison.
+NOT_TRAINED = re.compile(
+    r"(^|_)(ema|teacher|target|tgt|frozen|ref|reference|momentum|shadow|averaged|avg|swa|old|prev|previous|best|"
+    r"infer|inference|export|exported|deploy|fixed|baseline|pretrained|orig|original|eval|evaluator|val)(_|$|\d)"
+    r"|^(ema|teacher|target|frozen|swa|shadow)|(ema|teacher|target|_t|_tgt)$",
+    re.IGNORECASE,
+)
+
+
+
+
+def not_trained_name(key: str) -> bool:
+    """`ema_model`, `self.teacher`, `target_net`: named as a model that is not the one trained."""
+    return bool(NOT_TRAINED.search(key.rsplit(".", 1)[-1]))
+
+
 def optimizer_like(recv: cst.CSTNode) -> bool:
     """`optimizer`, `self.opt`, `optimizers[i]`, `opt_g`, `scaler`: the receiver of a `.step()`
     that is an optimizer (or an AMP grad scaler) step, not a scheduler or environment step."""
@@ -244,6 +266,7 @@ class ModelCall:
     key: str
     state: State
     no_grad: bool
+    loops: Tuple[cst.CSTNode, ...] = ()
 
 
 @dataclass
@@ -501,6 +524,27 @@ class ModeFlow:
         return result
 
     # --- call resolution -----------------------------------------------------------------------
+    def project_effect(self, call: cst.Call):
+        """The `modemodel.Effect` of a call into a summarised function of the project (this file
+        included: methods of wrapper objects), or None."""
+        func = call.func
+        index = self.ctx.classifier.index
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        if last is None or last not in index.step_or_switch_names():
+            return None
+        qual = self.ctx.resolve(func)
+        if qual is None:
+            return None
+        modname = self.ctx.facts.modname
+        if isinstance(func, cst.Name):
+            return index.effect(qual if "." in qual else f"{modname}.{qual}")
+        head = qual.split(".")[0]
+        if self.ctx.is_imported(head) or qual.startswith(modname + "."):
+            found = index.effect(qual)
+            if found is not None:
+                return found
+        return index.method_effect(last)
+
     def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
         """(file-local function, receiver key bound to its first parameter or None)."""
         func = call.func
@@ -556,6 +600,10 @@ class _ScopeAnalysis:
         self._trained: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._aliases: Dict[str, Set[str]] = {}
+        self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
+        self.volatile = False
+        self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
@@ -659,6 +707,14 @@ class _ScopeAnalysis:
 
     def if_(self, stmt: cst.If, state: State) -> _Flow:
         state = self.expr(stmt.test, state)
+        test = stmt.test
+        if isinstance(test, cst.Name) and test.value in self._saved and stmt.orelse is None:
+            # `if was_training: model.train()`: afterwards the model has the mode it had when saved
+            body = self.suite(stmt.body, state)
+            key, tokens = self._saved[test.value]
+            out = _Flow(assign(body.out, key, tokens) if body.out is not None else state)
+            out.absorb(body)
+            return out
         body = self.suite(stmt.body, state)
         if stmt.orelse is None:
             other = _Flow(state)
@@ -780,6 +836,7 @@ class _ScopeAnalysis:
         if key is not None:
             if isinstance(target, cst.Name):
                 self._bound.add(key)
+                self._note_saved_or_step_fn(key, value, state)
             tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
             for source in alias_sources(value) if value is not None else ():
                 if source != key:
@@ -804,6 +861,21 @@ class _ScopeAnalysis:
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
         return state
+
+    def _note_saved_or_step_fn(self, name: str, value: Optional[cst.CSTNode], state: State) -> None:
+        self._saved.pop(name, None)
+        self._step_fns.discard(name)
+        if value is None:
+            return
+        src = key_of(value)
+        attr = "." + self.ctx.framework.mode_attr
+        if src is not None and src.endswith(attr):
+            owner = src[: -len(attr)]
+            self._saved[name] = (owner, get(state, owner))
+        elif isinstance(value, cst.Call):
+            effect = self.mf.project_effect(value)
+            if effect is not None and "step_fn" in effect.returns:
+                self._step_fns.add(name)
 
     def value_of(self, value: cst.CSTNode, state: State) -> Tuple[FrozenSet, str]:
         """The facts a key takes when bound to `value`, and the kind of binding."""
@@ -849,14 +921,47 @@ class _ScopeAnalysis:
                         out.add(t)
                 return frozenset(out), "other"
             kind = self.creation_kind(expr)
+            if kind == "construct":
+                inner = self.wrapped_eval(expr, state)
+                if inner:  # `search = BeamSearch(model)` around a model already in eval mode
+                    return inner, "alias"
             if kind is not None:
                 return frozenset({Created(kind, expr, self.mf.code(expr))}), kind
+            effect = self.mf.project_effect(expr)
+            if effect is not None and effect.returns:
+                return self.returned(expr, effect), "other"
             last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
             if last in _WRAPPER_LAST and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
                 inner_key = key_of(peel(expr.args[0].value))
                 tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
                 return tokens, ("copy" if last == "deepcopy" else "alias")
             return frozenset({BOUND}), "other"
+
+    def wrapped_eval(self, call: cst.Call, state: State) -> FrozenSet:
+        """The eval facts of a model argument that is in eval mode on every path (a wrapper built
+        around it runs it in that mode), else empty."""
+        for arg in call.args:
+            key = key_of(peel(arg.value))
+            if key is not None:
+                tokens = get(state, key)
+                if tokens and all(isinstance(t, EvalSite) for t in tokens):
+                    return tokens
+        return frozenset()
+
+    def returned(self, call: cst.Call, effect) -> FrozenSet:
+        """Facts of a model returned by a project helper in another file (`net = restore_from(p)`)."""
+        out: Set = set()
+        for r in effect.returns:
+            if r == "from_pretrained":
+                out.add(Created("from_pretrained", call, self.mf.code(call)))
+            elif r == "eval":
+                out.add(EvalSite(call, call, self.mf.code(call), (effect.qualname.rsplit(".", 1)[-1],),
+                                 f"`{effect.qualname}`"))
+            elif r.startswith("construct:") and self.ctx.classifier.is_module_base(r[10:]):
+                out.add(Created("construct", call, self.mf.code(call)))
+            else:
+                out.add(BOUND)
+        return frozenset(out or {BOUND})
 
     def creation_kind(self, call: cst.Call) -> Optional[str]:
         qual = self.ctx.resolve(call.func)
@@ -915,6 +1020,11 @@ class _ScopeAnalysis:
     def call(self, call: cst.Call, state: State) -> State:
         func = call.func
         fw = self.ctx.framework
+        if not self.volatile and call.args:
+            self.volatile = any(
+                a.keyword is not None and a.keyword.value == fw.volatile_keyword and literal_value(a.value) is True
+                for a in call.args
+            )
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
@@ -932,6 +1042,9 @@ class _ScopeAnalysis:
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 if attr == fw.train_method:
                     flag = train_flag(call)
+                    saved = self._restored(call, key)
+                    if saved is not None:
+                        return assign(state, key, saved)
                 else:  # stable-baselines3's policy.set_training_mode(mode)
                     arg = get_arg(call, fw.train_mode_keyword, 0)
                     value = literal_value(arg.value) if arg is not None else None
@@ -942,11 +1055,11 @@ class _ScopeAnalysis:
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             if attr in fw.backward_methods:
                 self.step(call, "backward", state)
-                return state
+                return trained_after_step(state)
             if attr == fw.optimizer_step_method and optimizer_like(func.value):
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
-                return state
+                return trained_after_step(state)
             if attr == "load_state_dict":
                 key = key_of(peel(func.value))
                 if key is not None:
@@ -958,6 +1071,9 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
+            effect = self.mf.project_effect(call)
+            if effect is not None:
+                return self.project_call(call, effect, state)
             if attr in MODEL_METHODS:
                 key = key_of(func.value)
                 if key is not None:
@@ -973,14 +1089,68 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
+            if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
+                self.has_optimizer_step = True
+                self.step(call, "optimizer", state)
+                return trained_after_step(state)
+            effect = self.mf.project_effect(call)
+            if effect is not None:
+                return self.project_call(call, effect, state)
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
-                return state
+                return trained_after_step(state)
             self.model_call(call, func.value, state)
             if call.args:
                 self.use_args(call)
             return state
         return state
+
+    def _restored(self, call: cst.Call, key: str) -> Optional[FrozenSet]:
+        """`model.train(was_training)` after `was_training = model.training`: the facts saved then."""
+        arg = get_arg(call, "mode", 0)
+        if arg is not None and isinstance(arg.value, cst.Name) and arg.value.value in self._saved:
+            saved_key, tokens = self._saved[arg.value.value]
+            if saved_key == key:
+                return tokens
+        return None
+
+    def project_call(self, call: cst.Call, effect, state: State) -> State:
+        """A call of a function or method of the project summarised by `analysis.modemodel`: its
+        exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
+        from modelint.analysis.modemodel import bind, mapped_exit, trained_keys
+
+        func = call.func
+        recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
+        args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
+        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
+        mapping = bind(effect, [a for a in args], kws, recv)
+        name = effect.qualname.rsplit(".", 1)[-1]
+        shown = self.mf.code(call)
+        loops = tuple(self.loops)
+        self.site_loops[id(call)] = loops
+        out = state
+        targets = mapped_exit(effect, mapping, recv)
+        for key, modes, line in targets:
+            if key is None:
+                continue
+            new: Set = set()
+            for m in modes:
+                if m == "entry":
+                    new |= get(state, key)
+                elif m == "eval":
+                    new.add(EvalSite(call, call, shown, (name,), f"line {line} of `{effect.qualname}`"))
+                else:
+                    new.add(TRAIN if m == "train" else UNKNOWN)
+            out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
+        if effect.steps and not (self.no_grad or self.no_grad_scope):
+            kind = "optimizer" if "o" in effect.steps else "backward"
+            self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
+            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops)
+            for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
+                if key is not None:  # (nothing visibly run: every argument may be what it trains)
+                    self.use(key, forwarded=True)
+            out = trained_after_step(out)
+        return out
 
     def set_eval(self, state: State, key: str, site: EvalSite) -> State:
         return self.set_mode(state, key, frozenset({site}))
@@ -1010,8 +1180,8 @@ class _ScopeAnalysis:
         return len(positional) > 2 or bool(required) or len(call.args) > 1
 
     def model_call(self, call: cst.Call, key: str, state: State) -> None:
-        no_grad = bool(self.no_grad) or self.no_grad_scope
-        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad)
+        no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile
+        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops))
         if not no_grad:
             self.use(key, forwarded=True)
 
@@ -1064,7 +1234,7 @@ class _ScopeAnalysis:
             self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
         self.site_loops[id(call)] = loops
         new_state = self.compose(state, summary.exit, summary, mapping, call, name)
-        return new_state
+        return trained_after_step(new_state) if summary.steps and not (self.no_grad or self.no_grad_scope) else new_state
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional, kwonly, names = _param_list(callee)
@@ -1119,6 +1289,13 @@ class _ScopeAnalysis:
             else:  # the callee changed its mode on every path: its aliases here change too
                 out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def trained_after_step(state: State) -> State:
+    """After a training step every `TRAIN` fact becomes `TRAINED` (see there)."""
+    if not any(TRAIN in v for v in state.values()):
+        return state
+    return {k: (v - {TRAIN}) | {TRAINED} if TRAIN in v else v for k, v in state.items()}
 
 
 def map_key(ckey: str, summary: ScopeFlow, mapping: Dict[str, Optional[str]]) -> Optional[str]:

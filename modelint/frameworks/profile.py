@@ -197,6 +197,27 @@ class Profile:
     # Draws from a fixed distribution whose arguments are shapes, bounds and devices only (`randn_like(x)`
     # reads x's shape, not its values): what a noise-source module returns. Default empty (other profiles).
     noise_sampling_calls: FrozenSet[str] = frozenset()
+    # --- the mode model (issue 14: analysis/modeflow.py, analysis/modemodel.py) -------------------
+    # Pre-0.4 PyTorch inference: `Variable(x, volatile=True)` turns gradients off like no_grad.
+    volatile_keyword: str = "volatile"
+    # A model's own method decorated with a name holding this word switches to eval mode around the
+    # call (`@eval_decorator def generate(self, ...)`), so `model.generate(...)` runs in eval mode.
+    eval_decorator_word: str = "eval"
+    # Loading a pretrained model this way returns it in eval mode (transformers, diffusers).
+    pretrained_loader_method: str = "from_pretrained"
+    # --- mode sensitivity of a model's construction tree (`analysis.sensitivity`, issue #14) ----------
+    # Methods building a model from outside the checked code (`AutoModel.from_pretrained(...)`): its
+    # layers are unknown.
+    external_model_methods: FrozenSet[str] = frozenset()
+    # Receivers of those methods that are not models, by name suffix (`AutoTokenizer`).
+    non_model_suffixes: Tuple[str, ...] = ()
+    # Mode-sensitive layers whose dropout argument defaults to 0 (off unless passed).
+    layer_zero_default_dropout_arg: Mapping[str, LayerArg] = field(default_factory=dict)
+    # Layers whose mode dependence is that of the layer they are given (`TransformerEncoder(layer, n)`).
+    layer_wrapping_layers: FrozenSet[str] = frozenset()
+    # Module bases that hold no layers of their own (`nn.Module`, `LightningModule`); any other base
+    # outside the checked files makes a subclass's sensitivity unknown.
+    empty_module_bases: FrozenSet[str] = frozenset()
 
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731

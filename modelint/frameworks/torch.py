@@ -310,3 +310,21 @@ TORCH = Profile(
         "torch." + n for n in ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like")
     ),
 )
+
+# --- mode sensitivity (analysis.sensitivity, issue #14) ------------------------------------------------
+# `from_pretrained` / `from_config` / diffusers' `from_single_file` build a model whose layers the
+# checked code does not show; tokenizers, configs, processors and schedulers have no mode.
+# MultiheadAttention's `dropout` is its third parameter and defaults to 0.0. TransformerEncoder /
+# Decoder clone the layer they are given. `timm.layers.Mlp` is a module base for the classifier but
+# holds dropout itself, so it is not "empty".
+from dataclasses import replace  # noqa: E402 (kept in this block)
+
+TORCH = replace(
+    TORCH,
+    external_model_methods=frozenset({"from_pretrained", "from_config", "from_single_file"}),
+    non_model_suffixes=("Tokenizer", "TokenizerFast", "Config", "Processor", "FeatureExtractor", "ImageProcessor",
+                        "Scheduler"),
+    layer_zero_default_dropout_arg={"MultiheadAttention": LayerArg("dropout", 2, 0.0)},
+    layer_wrapping_layers=frozenset({"TransformerEncoder", "TransformerDecoder"}),
+    empty_module_bases=_MODULE_BASES - {"timm.layers.Mlp"},
+)

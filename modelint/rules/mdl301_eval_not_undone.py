@@ -5,18 +5,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, optimizer_like, sites
+from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, not_trained_name, optimizer_like, sites
 from modelint.rules.base import Rule
-
-# Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
-# target networks, frozen reference models, the best checkpoint kept for comparison.
-_NOT_TRAINED = re.compile(
-    r"(^|_)(ema|teacher|target|tgt|frozen|ref|reference|momentum|shadow|averaged|avg|swa|old|prev|previous|best|"
-    r"infer|inference|export|exported|deploy|fixed|baseline|pretrained|orig|original|eval|evaluator|val)(_|$|\d)"
-    r"|^(ema|teacher|target|frozen|swa|shadow)|(ema|teacher|target|_t|_tgt)$",
-    re.IGNORECASE,
-)
-
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -302,6 +292,7 @@ for x in range(10):
         self._scopes: Dict[int, Optional[cst.FunctionDef]] = {0: None}
         self._steps_in: Set[int] = set()  # scopes that call a training step directly
         self._calls: Dict[int, Set[str]] = {}  # scope -> names it calls
+        self._project_names = ctx.classifier.index.step_or_switch_names()
 
     # The walk only collects cheap facts; the flow analysis runs at the end, only on files that
     # switch something to eval mode and step an optimizer, and only on scopes with a loop that
@@ -334,6 +325,13 @@ for x in range(10):
         else:
             return
         self._calls.setdefault(sid, set()).add(name)
+        if name in self._project_names:  # a summarised function of the project (another file too)
+            effect = for_context(self.ctx).project_effect(node)
+            if effect is not None:
+                self._mode_calls = self._mode_calls or effect.evals() or bool(effect.exit)
+                if effect.steps or "step_fn" in effect.returns:
+                    self._steps_in.add(sid)
+                    self._optimizer_step = True
 
     def _reaching_step(self) -> Set[int]:
         reach = set(self._steps_in)
@@ -408,7 +406,7 @@ for x in range(10):
     @staticmethod
     def _other_model(flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
         """Is `key` evidently not the model being trained?"""
-        if _NOT_TRAINED.search(_last(key)) or _OPTIMIZER.search(_last(key)):
+        if not_trained_name(key) or _OPTIMIZER.search(_last(key)):
             return True  # optimizer.eval(): schedule-free optimizers have modes too, but not this bug
         parts = key.split(".")
         if parts[0] == "self":
@@ -440,6 +438,8 @@ for x in range(10):
         site_line = mf.line(site.node)
         step_line = mf.line(step.inner)
         where = f"`{site.shown}` on line {eval_line}" + (f" in `{site.via[-1]}()`" if site.via else "")
+        if site.elsewhere:  # the switch is in another file: name where
+            where = f"the switch on {site.elsewhere}"
         if site.via:
             first = f"`{mf.code(site.node)}` leaves `{key}` in eval mode ({where})"
         else:

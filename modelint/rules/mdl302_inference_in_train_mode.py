@@ -9,7 +9,9 @@ from modelint.analysis.calls import callee_name
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.modeflow import (
     ENTRY,
+    MODEL_METHODS,
     TRAIN,
+    TRAINED,
     UNKNOWN,
     Created,
     EvalSite,
@@ -47,6 +49,19 @@ def _evalish(name: str) -> bool:
     if not name.startswith(_EVAL_PREFIXES):
         return False
     return not (name.startswith("infer") and not name.startswith("inference") and name != "infer")
+
+
+# Names of data that is held out from training: a loop over `val_loader`, a call on `test_x`.
+_HELD_OUT = re.compile(r"(^|_|\b)(val|valid|validation|test|testing|eval|evaluation|dev|holdout|heldout|held_out)(_|$|\b|s\b|\d)",
+                       re.IGNORECASE)
+_EVAL_CLASS = re.compile(r"^_?(Test|Eval|Valid|Predict|Infer)", re.IGNORECASE)
+
+
+def mode_sensitivity(ctx, expr) -> str:
+    """"yes" / "no" / "unknown": can the model built by `expr` compute differently in train and
+    eval mode (helper i14b's `analysis/sensitivity.py`; "unknown" until it is there)."""
+    ask = getattr(ctx, "mode_sensitivity", None)
+    return ask(expr).answer if ask is not None else "unknown"
 
 
 def _is_tokens_evaluated(tokens) -> bool:
@@ -89,8 +104,14 @@ class InferenceInTrainMode(Rule):
         "switches modes, often in another file) and of functions without an evaluation-like name "
         "(training-time no_grad passes: distillation targets, EMA updates, DREAM); mode-free "
         "`torch.nn` layers (`Linear`, `Conv2d`, `LayerNorm`); `LightningModule` methods (Lightning "
-        "switches modes around its hooks); and, in test suites (`test_*.py`, `*_test.py`, `tests/`), "
-        "the name-based trigger (pytest's `test_*` functions)."
+        "switches modes around its hooks); and pytest's `test_*` functions in test suites (`test_*.py`, `*_test.py`, `tests/`: they "
+        "build small models to check shapes and losses). Also reported: a model left in training mode by a "
+        "training step and then run on held-out data (a test loop after the epoch's training loop, "
+        "held-out batches every N steps, a neutrally named no_grad helper called with `val_*` / `test_*` "
+        "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, and "
+        "`Variable(x, volatile=True)` (pre-0.4 inference). A model whose construction tree holds no "
+        "mode-dependent layer (the sensitivity analysis answers \"no\") is never reported; \"unknown\" "
+        "(configured from outside, third-party classes) is."
     )
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
@@ -108,7 +129,9 @@ class InferenceInTrainMode(Rule):
         "        return model(images).argmax(1)\n"
         "\n"
         "class ResNet(nn.Module):\n"
-        "    pass\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm2d(64)\n"
     )
     use_instead = (
         "def predict(path, images):\n"
@@ -119,7 +142,9 @@ class InferenceInTrainMode(Rule):
         "        return model(images).argmax(1)\n"
         "\n"
         "class ResNet(nn.Module):\n"
-        "    pass\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm2d(64)\n"
     )
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer")
     options_schema = {"check-parameters": True}
@@ -140,7 +165,9 @@ from torch import nn
 from transformers import AutoModel
 
 class Net(nn.Module):
-    pass
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
 
 def predict(path, x):
     model = Net()
@@ -223,7 +250,9 @@ import torch
 from torch import nn
 
 class Net(nn.Module):
-    pass
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
 
 def predict(path, x):
     model = Net()
@@ -266,6 +295,9 @@ def infer(net, batch):
         self._scope_stack: List[cst.CSTNode] = []
         self._calls: Dict[str, List[Tuple[cst.Call, Optional[cst.CSTNode]]]] = {}
         self._creating: Set[int] = set()  # scopes (0: top level) with a call that may build / load a model
+        self._stepping: Set[int] = set()  # scopes with a backward / step call (train-then-test bodies)
+        self._project_names = ctx.classifier.index.step_or_switch_names()
+        self._volatile: Set[int] = set()  # scopes with `Variable(x, volatile=True)` (pre-0.4 inference)
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -285,10 +317,18 @@ def infer(net, batch):
         if name in fw.grad_context_names:
             self._relevant = True
         scope = self._scope_stack[-1] if self._scope_stack else None
+        sid = id(scope) if scope is not None else 0
         self._calls.setdefault(name, []).append((node, scope))
+        if name in fw.backward_methods or name == fw.optimizer_step_method:
+            self._stepping.add(sid)
+        if any(a.keyword is not None and a.keyword.value == fw.volatile_keyword for a in node.args):
+            self._volatile.add(sid)
+            self._relevant = True
         if name[:1].isupper() or name in _CREATING_NAMES or (
             isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute) and func.value.attr.value == "models"
-        ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces):
+        ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces) or (
+            name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
+        ):
             self._creating.add(id(scope) if scope is not None else 0)
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
@@ -302,12 +342,15 @@ def infer(net, batch):
             return
         mf = for_context(self.ctx)
         for scope in mf.scopes():
-            name_based = isinstance(scope, cst.FunctionDef) and _evalish(scope.name.value) and not self._pytest_test(mf, scope)
-            if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope)):
+            name_based = isinstance(scope, cst.FunctionDef) and self._evaluation_scope(mf, scope)
+            sid = 0 if scope is node else id(scope)
+            if isinstance(scope, cst.FunctionDef) and self._pytest_test(mf, scope):
+                continue  # a test of a test suite builds a small model to check shapes and losses
+            if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile):
                 continue
-            creating = (0 if scope is node else id(scope)) in self._creating
+            creating = sid in self._creating or sid in self._stepping
             if not creating and not (name_based and self._has_model_params(mf, scope)):
-                continue  # nothing built or loaded here, and no parameter that could be checked
+                continue  # nothing built, loaded or trained here, and no parameter that could be checked
             if mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope)
@@ -315,12 +358,85 @@ def infer(net, batch):
                 continue
             done: Set[str] = set()
             for mc in flow.model_calls:
-                if mc.key in done or "." in mc.key or not (mc.no_grad or name_based):
+                if mc.key in done or not (mc.no_grad or name_based):
                     continue
-                message = self._check(mf, flow, mc.key, mc.state, mc.no_grad, mc.node, name_based)
+                if "." in mc.key and not self._bound_here(get(mc.state, mc.key)):
+                    continue  # an attribute model not built or trained here: its owner switches modes
+                message = self._check(mf, flow, mc, name_based)
                 if message:
                     done.add(mc.key)
                     self.report(mc.node, message)
+        self._neutral_evaluations(mf, node)
+
+    def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
+        """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
+        its model parameter under no_grad without switching it, called on held-out data (`val_*`,
+        `test_*` arguments) by a scope where a training step left that model in training mode."""
+        for scope in mf.scopes():
+            if (0 if scope is module else id(scope)) not in self._stepping or mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope)
+            for lc in flow.local_calls if flow is not None else ():
+                if not any(_HELD_OUT.search(mf.code(a.value, 200)) for a in lc.node.args):
+                    continue
+                callee = mf.flow(lc.callee)
+                for param, key in lc.mapping.items():
+                    if key is None or TRAINED not in get(lc.state, key) or any(
+                        isinstance(t, EvalSite) or t is UNKNOWN for t in get(lc.state, key)
+                    ):
+                        continue
+                    runs = [mc for mc in callee.model_calls if mc.key == param and mc.no_grad
+                            and get(mc.state, param) == frozenset({ENTRY})] if callee is not None else []
+                    if runs:
+                        self.report(lc.node, (
+                            f"`{mf.code(lc.node)}` evaluates `{key}` on held-out data after a training step left it "
+                            f"in training mode, and `{lc.callee.name.value}()` runs it under no_grad "
+                            f"(`{mf.code(runs[0].node)}` on line {mf.line(runs[0].node)}) without `{param}.eval()`: "
+                            "dropout still drops activations and batch norm uses batch statistics and updates its "
+                            f"running averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
+                        ))
+                        break
+
+    def _evaluation_scope(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
+        """An evaluation by name: `evaluate()`, `test_epoch()`, or any method of a `Tester` /
+        `Evaluator` / `Validator` / `Predictor` class (`Tester.run(self, net, loader)`)."""
+        if self._pytest_test(mf, scope):
+            return False
+        if _evalish(scope.name.value):
+            return True
+        method = mf.index.method_owner(scope)
+        if method is None or method is not scope or scope.name.value.startswith("__"):
+            return False
+        return bool(_EVAL_CLASS.match(mf.index.method_class[id(method)].name.value)) and not mf.pytest_file
+
+    @staticmethod
+    def _bound_here(tokens) -> bool:
+        return any(isinstance(t, Created) or t is TRAINED for t in tokens)
+
+    def _held_out(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
+        """Evidence that a call after training runs on held-out data: it is inside a loop over
+        validation / test data, or its arguments are named so (`model(val_x)`)."""
+        loops = list(mc.loops)
+        facts = self.ctx.function_facts(flow.node) if isinstance(flow.node, cst.FunctionDef) else None
+        if facts is not None:  # comprehensions too: `sum(model(x) ... for x, y in test_loader)`
+            for n in facts.chain(mc.node):
+                comp = getattr(n, "for_in", None) if isinstance(n, (cst.GeneratorExp, cst.ListComp, cst.SetComp, cst.DictComp)) else None
+                while comp is not None:
+                    loops.append(comp)
+                    comp = comp.inner_for_in
+        for loop in loops:
+            if isinstance(loop, (cst.For, cst.CompFor)) and _HELD_OUT.search(mf.code(loop.iter, 200)):
+                return True
+        return any(_HELD_OUT.search(mf.code(a.value, 200)) for a in mc.node.args)
+
+    def _switches_inside(self, call: cst.Call) -> bool:
+        """`model.generate(...)` where the project's `generate` is decorated to switch to eval itself."""
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            return False
+        effect = self.ctx.classifier.index.method_effect(func.attr.value)
+        word = self.ctx.framework.eval_decorator_word
+        return effect is not None and any(word in d.lower() for d in effect.decorators)
 
     def _decorated(self, scope: cst.CSTNode) -> bool:
         """`@torch.no_grad()` / `@torch.inference_mode()` (by last name) on the function."""
@@ -334,11 +450,10 @@ def infer(net, batch):
         method = mf.index.method_owner(scope)
         return method is not None and mf.index.method_class[id(method)].name.value.startswith("Test")
 
-    def _check(
-        self, mf: ModeFlow, flow: ScopeFlow, key: str, state, no_grad: bool, call: cst.Call, name_based: bool
-    ) -> Optional[str]:
-        tokens = get(state, key)
-        if _is_tokens_evaluated(tokens):
+    def _check(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool) -> Optional[str]:
+        key, no_grad, call = mc.key, mc.no_grad, mc.node
+        tokens = get(mc.state, key)
+        if any(isinstance(t, EvalSite) or t is UNKNOWN for t in tokens) or self._switches_inside(call):
             return None
         where = "under `torch.no_grad()`" if no_grad else f"in `{flow.name}()`"
         consequence = (
@@ -349,7 +464,16 @@ def infer(net, batch):
             else "dropout still drops activations and batch norm still normalises with batch statistics "
             "and overwrites its running averages, so predictions are noisy and change from run to run"
         )
-        created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED]
+        created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
+                   and mode_sensitivity(self.ctx, t.node) != "no"]
+        if TRAINED in tokens and (name_based or self._held_out(mf, flow, mc)):
+            return (
+                f"`{mf.code(call)}` runs `{key}` {where} on held-out data after a training step left it in "
+                f"training mode (`{key}.train()` earlier on this path was for training, not for this "
+                f"evaluation): {consequence}; call `{key}.eval()` before evaluating and `{key}.train()` after"
+            )
+        if _is_tokens_evaluated(tokens):
+            return None  # `model.train()` right before: training mode on purpose (BN recalibration)
         if created:
             origin = min(created, key=lambda t: mf.line(t.node))
             return (
@@ -360,9 +484,11 @@ def infer(net, batch):
         if ENTRY not in tokens or key not in flow.params or not self.options["check-parameters"]:
             return None
         fn = flow.node
-        if not name_based or not isinstance(fn, cst.FunctionDef) or id(fn) in mf.index.method_class:
+        if not name_based or not isinstance(fn, cst.FunctionDef):
+            return None
+        if id(fn) in mf.index.method_class and not self._evaluation_scope(mf, fn):
             return None  # methods: the class that owns the loop switches modes (often in another file)
-        if not (isinstance(call.func, cst.Name) or call.func.attr.value == "forward"):
+        if not (isinstance(call.func, cst.Name) or call.func.attr.value in MODEL_METHODS):
             return None  # `model.predict(...)` of a high-level wrapper switches modes itself
         if not self._model_like_param(fn, key):
             return None
@@ -377,7 +503,9 @@ def infer(net, batch):
         )
 
     def _has_model_params(self, mf: ModeFlow, fn: cst.FunctionDef) -> bool:
-        if id(fn) in mf.index.method_class or not self.options["check-parameters"]:
+        if not self.options["check-parameters"]:
+            return False
+        if id(fn) in mf.index.method_class and not self._evaluation_scope(mf, fn):
             return False
         return any(
             self._model_like_param(fn, p.name.value)

@@ -1,10 +1,11 @@
-"""The fixes MDL101 and MDL103 share: pass the training mode to a functional call."""
+"""The fixes of the mode rules: pass the training mode to a functional call (MDL101, MDL103); switch
+a model to training mode before its training loop (MDL303)."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from modelint.fixes import Replace, call_with_keyword, fix
+from modelint.fixes import InsertBefore, Replace, call_with_keyword, fix
 
 
 def pass_training(ctx, call, flag: Optional[str]):
@@ -19,3 +20,9 @@ def replace_training(ctx, value, flag: Optional[str], why: str):
     """Unsafe fix: a literal `training=True` replaced by `<flag>`; `why` says why it is unsafe."""
     keyword = ctx.framework.mode_keyword
     return fix(f"Pass `{keyword}={flag}` (unsafe: {why})", Replace(value, flag), safe=False) if flag else None
+
+
+def train_before_loop(ctx, loop, key: str):
+    """Safe fix: `key.train()` on its own line right before the training loop `loop`."""
+    line = f"{key}.{ctx.framework.train_method}()"
+    return fix(f"Call `{line}` before the training loop", InsertBefore(loop, (line,)))

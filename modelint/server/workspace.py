@@ -5,6 +5,7 @@ Nothing here imports pygls, so it is tested (and usable) without the `lsp` extra
 from __future__ import annotations
 
 import atexit
+import json
 import io
 import logging
 import re
@@ -91,7 +92,7 @@ def _facts_key(facts: Optional[FileFacts]) -> Any:
     if facts is None:
         return None
     return (facts.modname, sorted(facts.aliases.items()), sorted((k, tuple(v)) for k, v in facts.classes.items()),
-            sorted((k, tuple(v)) for k, v in facts.factories.items()))
+            sorted((k, tuple(v)) for k, v in facts.factories.items()), json.dumps(facts.functions, sort_keys=True))
 
 
 @dataclass

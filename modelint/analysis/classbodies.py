@@ -1,0 +1,443 @@
+"""What each class body builds, read from the file's text in the index pass (for `analysis.sensitivity`).
+
+The cross-file index (`analysis.index`) knows each class's bases; mode sensitivity also needs what a
+class in *another* file constructs. The check pass parses one file per worker, so those facts have
+to come from the index pass, which reads every file's text but parses only small snippets. Per
+class (top level or nested, named as in `FileFacts.classes`) it records, from the class's own lines
+(nested classes excluded):
+- `calls`: calls whose name could build a layer or take the mode: a capitalised last name
+  (`nn.Dropout(`, `Encoder(`), a call of an `__init__` parameter (`norm_layer(dim)`), a functional
+  call that takes the mode (`F.dropout(`, from the profile) and `from_pretrained(`; each with its
+  line, the call's text up to the matching parenthesis (parsed only when someone asks) and whether
+  it is assigned to `self.<attr>` directly;
+- `refs`: names of mode-sensitive layer classes used without a call (`norm_layer = nn.BatchNorm2d`),
+  outside the `__init__` signature and outside `isinstance`/`issubclass` lines;
+- `mode_lines`: lines reading the module's mode (`self.training`);
+- `rebinds` / `kept`: a constructor parameter rebound to a class name (`norm_layer = nn.BatchNorm2d`)
+  or kept as an attribute (`self.backbone = backbone`);
+- `signature`: the `__init__` signature's text (parameters, defaults and annotations are parsed
+  from it on first use).
+
+Heuristics, documented because they can be wrong: triple-quoted strings are blanked before the scan
+(a layer named in a docstring is not a call); a line is a comment from its first `#`; a class body
+ends at the first later line indented no deeper than its header (a continuation line or a
+single-quoted string at that depth ends it early); names are resolved later through the file's
+imports, as the index does.
+
+The facts ride on the file's `FileFacts` object (`attach` / `bodies_of`) so that no other module's
+data type changes; `project_fingerprint` adds them to the index fingerprint of the result cache, so a
+finding that depends on another file's class body is recomputed when that body changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
+
+from modelint.analysis.index import FileFacts, ProjectIndex
+from modelint.frameworks import Profile, profile_for
+
+
+@dataclass(frozen=True)
+class CallSite:
+    name: str  # dotted, as written (`nn.Dropout`)
+    line: int
+    text: Optional[str]  # the call up to its closing parenthesis; None when not closed within the limit
+    held: bool  # `self.x = <call>`: the object is kept as an attribute
+    attr: Optional[str] = None  # that attribute's name (`x`)
+
+
+@dataclass(frozen=True)
+class ClassBody:
+    line: int
+    signature: Optional[str] = None  # `def __init__(...)` as written; None when the class has none
+    calls: Tuple[CallSite, ...] = ()
+    refs: Tuple[Tuple[str, int], ...] = ()
+    mode_lines: Tuple[int, ...] = ()
+    # `norm_layer = nn.BatchNorm2d` / `conv_block = conv_block or BasicConv2d`: a constructor
+    # parameter rebound in the body to a class name (param, dotted name, line).
+    rebinds: Tuple[Tuple[str, str, int], ...] = ()
+    # `self.backbone = backbone`: a constructor parameter kept as an attribute (param, line).
+    kept: Tuple[Tuple[str, int], ...] = ()
+
+    @property
+    def has_init(self) -> bool:
+        return self.signature is not None
+
+    @cached_property
+    def _parsed(self) -> Tuple[bool, Tuple[Tuple[str, Optional[str]], ...], Dict[str, str]]:
+        return _parse_signature(self.signature) if self.signature is not None else (False, (), {})
+
+    @property
+    def annotations(self) -> Dict[str, str]:
+        """`__init__` parameter -> its annotation as source text."""
+        return self._parsed[2]
+
+    @property
+    def params(self) -> Tuple[Tuple[str, Optional[str]], ...]:
+        """`__init__`'s parameters after `self`: (name, default as source text or None)."""
+        return self._parsed[1]
+
+    @property
+    def star(self) -> bool:
+        """`__init__` takes `*args` / `**kwargs` (or its signature could not be read)."""
+        return self._parsed[0]
+
+    def to_json(self) -> list:
+        return [self.line, self.signature, [[c.name, c.line, c.text, c.held, c.attr] for c in self.calls],
+                [list(r) for r in self.refs], list(self.mode_lines), [list(r) for r in self.rebinds],
+                [list(k) for k in self.kept]]
+
+    @staticmethod
+    def from_json(raw: list) -> "ClassBody":
+        line, signature, calls, refs, mode_lines, rebinds, kept = raw
+        return ClassBody(line, signature, tuple(CallSite(n, ln, t, h, a) for n, ln, t, h, a in calls),
+                         tuple((n, ln) for n, ln in refs), tuple(mode_lines), tuple((p, n, ln) for p, n, ln in rebinds),
+                         tuple((p, ln) for p, ln in kept))
+
+
+def _parse_signature(signature: str) -> Tuple[bool, Tuple[Tuple[str, Optional[str]], ...], Dict[str, str]]:
+    """(takes *args/**kwargs, parameters after self, annotations) of an `__init__` signature's text."""
+    try:
+        fn = ast.parse(signature + ": pass").body[0]
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True, (), {}
+    args = fn.args
+    positional = args.posonlyargs + args.args
+    defaults: List[Optional[ast.expr]] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    params = [(a.arg, d) for a, d in zip(positional, defaults)][1:]
+    params += list(zip((a.arg for a in args.kwonlyargs), args.kw_defaults))
+    shown = tuple((n, ast.unparse(d) if d is not None else None) for n, d in params)
+    notes = {a.arg: ast.unparse(a.annotation) for a in positional + args.kwonlyargs if a.annotation is not None}
+    return bool(args.vararg or args.kwarg), shown, notes
+
+
+# --- storage on FileFacts ------------------------------------------------------------------------
+_ATTR = "class_bodies"
+
+
+def attach(facts: FileFacts, bodies: Dict[str, ClassBody]) -> FileFacts:
+    setattr(facts, _ATTR, bodies)
+    return facts
+
+
+def bodies_of(facts: FileFacts) -> Dict[str, ClassBody]:
+    """The class bodies recorded for a file ({} when its facts were built without them)."""
+    return getattr(facts, _ATTR, None) or {}
+
+
+def bodies_to_json(bodies: Dict[str, ClassBody]) -> dict:
+    return {name: body.to_json() for name, body in bodies.items()}
+
+
+def bodies_from_json(raw: dict) -> Dict[str, ClassBody]:
+    return {name: ClassBody.from_json(v) for name, v in raw.items()}
+
+
+def project_fingerprint(index: ProjectIndex) -> str:
+    """The index fingerprint extended with every file's class bodies (the result cache's key)."""
+    h = hashlib.sha256(index.fingerprint().encode())
+    for mod, facts in sorted(index.modules.items()):
+        h.update(mod.encode() + b"\0")
+        h.update(json.dumps(bodies_to_json(bodies_of(facts)), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+# --- the scan ------------------------------------------------------------------------------------
+_CLASS = re.compile(rb"^([ \t]*)class[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
+_TRIPLE = re.compile(rb'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')  # (an escaped triple quote inside one: not handled)
+_INIT = re.compile(rb"def[ \t]+__init__[ \t]*\(")
+_HELD = re.compile(rb"self\.(\w+)[ \t]*(?::[^=]*)?=[ \t]*$")
+_MAX_CALL = 4000  # bytes: a layer construction is short; a longer span is not worth parsing
+_ENDS: Dict[int, "re.Pattern[bytes]"] = {}
+
+
+_BLANKS = bytes(b if b == 0x0A else 0x20 for b in range(256))  # every byte but newline -> space
+_BRACKETS = re.compile(rb"[()\[\]{}'\"#]")
+
+
+def _blank(m: "re.Match[bytes]") -> bytes:
+    return m.group().translate(_BLANKS)
+
+
+def _closing(source: bytes, start: int, limit: int = _MAX_CALL) -> Optional[int]:
+    """Index just past the bracket closing the one at `start`, skipping quoted strings and comments;
+    None when it is not closed within `limit` bytes."""
+    depth, pos, end = 0, start, min(len(source), start + limit)
+    while True:
+        m = _BRACKETS.search(source, pos, end)
+        if m is None:
+            return None
+        i = m.start()
+        c = source[i]
+        if c in b"([{":
+            depth += 1
+        elif c in b")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif c == 0x23:  # a comment runs to the end of the line
+            i = source.find(b"\n", i, end)
+            if i < 0:
+                return None
+        else:
+            quote = source[i : i + 1]
+            j = source.find(quote, i + 1, end)
+            while j > 0 and source[j - 1] == 0x5C:
+                j = source.find(quote, j + 1, end)
+            if j < 0:
+                return None
+            i = j
+        pos = i + 1
+
+
+def _body_start(source: bytes, pos: int) -> int:
+    """Just past the colon ending a class header whose name ends at `pos` (bases may span lines)."""
+    while pos < len(source) and source[pos] in b" \t":
+        pos += 1
+    if source[pos : pos + 1] == b"(":
+        pos = _closing(source, pos, 20000) or pos + 1
+    colon = source.find(b":", pos)
+    return len(source) if colon < 0 else colon + 1
+
+
+def _body_end(source: bytes, start: int, indent: int) -> int:
+    pattern = _ENDS.get(indent)
+    if pattern is None:
+        pattern = _ENDS[indent] = re.compile(rb"^[ \t]{0,%d}(?=[^ \t\r\n#])" % indent, re.MULTILINE)
+    nl = source.find(b"\n", start)
+    if nl < 0:
+        return len(source)
+    m = pattern.search(source, nl + 1)
+    return m.start() if m else len(source)
+
+
+def _class_spans(source: bytes) -> List[Tuple[str, int, int, int]]:
+    """(dotted name, header offset, body start, body end) of each class, outer before inner."""
+    spans: List[Tuple[str, int, int, int]] = []
+    stack: List[Tuple[int, str]] = []  # (body end, dotted name)
+    for m in _CLASS.finditer(source):
+        start = m.start()
+        while stack and stack[-1][0] <= start:
+            stack.pop()
+        name = m.group(2).decode()
+        dotted = f"{stack[-1][1]}.{name}" if stack else name
+        body = _body_start(source, m.end())
+        end = _body_end(source, body, len(m.group(1).expandtabs(8)))
+        spans.append((dotted, start, body, end))
+        stack.append((end, dotted))
+    return spans
+
+
+def _own_segments(spans, i: int) -> List[Tuple[int, int]]:
+    """The byte ranges of class `i`'s body minus the bodies of the classes nested in it."""
+    _, _, start, end = spans[i]
+    segments, pos = [], start
+    for _, header, _, inner_end in spans[i + 1 :]:
+        if header >= end:
+            break
+        if header >= pos:
+            segments.append((pos, header))
+            pos = inner_end
+    segments.append((pos, end))
+    return [(a, b) for a, b in segments if b > a]
+
+
+_PARAM_NAME = re.compile(rb"[(,][ \t\r\n]*\**[ \t]*([A-Za-z_]\w*)[ \t\r\n]*(?=[:=,)])")
+
+
+def _init_signature(source: bytes, segments) -> Tuple[Optional[str], Tuple[str, ...], Tuple[int, int]]:
+    """(`def __init__(...)` text, candidate parameter names, its byte span). The names come from a
+    pattern (a nested call's argument may be taken for one: it only records more calls); the exact
+    parameters are parsed from the text when someone asks (`ClassBody.params`)."""
+    for a, b in segments:
+        m = _INIT.search(source, a, b)
+        if m is None:
+            continue
+        close = _closing(source, m.end() - 1, 20000)
+        if close is None:
+            return "def __init__(*args, **kwargs)", (), (m.start(), m.end())
+        raw = source[m.end() - 1 : close]
+        names = tuple(dict.fromkeys(n.group(1).decode() for n in _PARAM_NAME.finditer(raw)))
+        return "def __init__" + raw.decode("utf-8", "replace"), names[1:], (m.start(), close)
+    return None, (), (0, 0)
+
+
+_PATTERNS: Dict[str, Tuple["re.Pattern[bytes]", "re.Pattern[bytes]", "re.Pattern[bytes]"]] = {}
+_PARAM_CALLS: Dict[str, Tuple["re.Pattern[bytes]", "re.Pattern[bytes]", "re.Pattern[bytes]"]] = {}
+_DOTTED_TAIL = re.compile(rb"(?:[A-Za-z_]\w*[ \t]*\.[ \t]*)+$")
+
+
+def _patterns(fw: Profile):
+    """(calls worth recording, references of mode-sensitive layer classes, reads of the mode) for a
+    profile, each matching the last name only (the dotted prefix is read backwards): matching every
+    dotted identifier instead cost 3x more on timm."""
+    found = _PATTERNS.get(fw.name)
+    if found is None:
+        names = set(fw.dropout_calls) | set(fw.training_default_false_calls) | set(fw.norm_training_calls) | {fw.mha_call}
+        lower = sorted({n.rsplit(".", 1)[-1] for n in names} | set(fw.external_model_methods))
+        calls = re.compile(rb"[A-Z]\w*[ \t]*\(|(?:%s)[ \t]*\(" % b"|".join(n.encode() for n in lower))
+        layers = b"|".join(re.escape(n.encode()) for n in sorted(fw.mode_sensitive_layers, key=len, reverse=True))
+        refs = re.compile(rb"(?:%s)\b(?![ \t]*\()" % layers)
+        mode = re.compile(rb"self\." + fw.mode_attr.encode() + rb"\b")
+        found = _PATTERNS[fw.name] = (calls, refs, mode)
+    return found
+
+
+def _param_calls(name: str) -> Tuple["re.Pattern[bytes]", "re.Pattern[bytes]", "re.Pattern[bytes]"]:
+    """(calls of a parameter, its rebinding to a class name, its keeping as an attribute) patterns."""
+    found = _PARAM_CALLS.get(name)
+    if found is None:
+        n = re.escape(name.encode())
+        found = _PARAM_CALLS[name] = (
+            re.compile(rb"%s[ \t]*\(" % n),
+            re.compile(rb"^[ \t]*%s[ \t]*=[ \t]*(?:%s[ \t]+or[ \t]+)?([A-Za-z_][\w.]*)[ \t]*(?:#.*)?\r?$" % (n, n),
+                       re.MULTILINE),
+            re.compile(rb"^[ \t]*self\.\w+[ \t]*=[ \t]*%s[ \t]*(?:#.*)?\r?$" % n, re.MULTILINE),
+        )
+    return found
+
+
+def _dotted_start(source: bytes, pos: int, line_start: int) -> int:
+    """Start of the dotted name whose last part starts at `pos` (`nn.` before `Dropout`)."""
+    if pos == 0 or source[pos - 1] not in b". \t":
+        return pos
+    m = _DOTTED_TAIL.search(source, line_start, pos)
+    return m.start() if m and m.end() == pos else pos
+
+
+def _line_prefix(source: bytes, pos: int) -> Tuple[int, bytes]:
+    line_start = source.rfind(b"\n", 0, pos) + 1
+    return line_start, source[line_start:pos]
+
+
+def _word_start(source: bytes, pos: int) -> bool:
+    """The match at `pos` starts a name (the patterns start with a literal for speed: a leading
+    look-behind made them 3x slower)."""
+    return pos == 0 or not (source[pos - 1 : pos].isalnum() or source[pos - 1] == 0x5F)
+
+
+def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int) -> ClassBody:
+    signature, param_names, span = _init_signature(source, segments)
+    calls_re, refs_re, mode_re = _patterns(fw)
+    calls: List[CallSite] = []
+    refs: List[Tuple[str, int]] = []
+    mode_lines: List[int] = []
+    rebinds: List[Tuple[str, str, int]] = []
+    kept: List[Tuple[str, int]] = []
+    for a, b in segments:
+        mode_lines += [line_of(m.start()) for m in mode_re.finditer(source, a, b) if _word_start(source, m.start())]
+        for m in refs_re.finditer(source, a, b):
+            if not _word_start(source, m.start()):
+                continue
+            line_start, prefix = _line_prefix(source, m.start())
+            start = _dotted_start(source, m.start(), line_start)
+            line_text = source[line_start : source.find(b"\n", m.start())]
+            if (b"#" not in prefix and not (span[0] <= m.start() < span[1])
+                    and b"isinstance" not in line_text and b"issubclass" not in line_text):
+                refs.append((_name(source[start : m.end()]), line_of(m.start())))
+        starts = [m.start() for m in calls_re.finditer(source, a, b)]
+        for pname in param_names:
+            called, rebound, keeps = _param_calls(pname)
+            kept += [(pname, line_of(m.start())) for m in keeps.finditer(source, a, b)]
+            starts += [m.start() for m in called.finditer(source, a, b) if source[m.start() - 1] != 0x2E]
+            rebinds += [(pname, m.group(1).decode("ascii", "replace"), line_of(m.start()))
+                        for m in rebound.finditer(source, a, b) if m.group(1) not in (b"None", pname.encode())]
+        for pos in sorted(starts):
+            if not _word_start(source, pos):
+                continue
+            line_start, _ = _line_prefix(source, pos)
+            start = _dotted_start(source, pos, line_start)
+            prefix = source[line_start:start]
+            if b"#" in prefix or prefix.rstrip().endswith((b"def", b"class")) or source.startswith(b"self", start):
+                continue
+            paren = source.find(b"(", pos)
+            close = _closing(source, paren)
+            text = source[start:close].decode("utf-8", "replace") if close else None
+            held = _HELD.search(prefix)
+            calls.append(CallSite(_name(source[start:paren]), line_of(pos), text, bool(held),
+                                  held.group(1).decode() if held else None))
+    return ClassBody(line, signature, tuple(calls), tuple(refs), tuple(mode_lines), tuple(rebinds), tuple(kept))
+
+
+def _name(raw: bytes) -> str:
+    return re.sub(rb"\s+", b"", raw).decode("ascii", "replace")
+
+
+def _line_counter(source: bytes):
+    """offset -> 1-based line (a C-level count: cheaper than indexing every newline of the file
+    for the few dozen offsets a file's classes record)."""
+    return lambda offset: source.count(b"\n", 0, offset) + 1
+
+
+_TRAIN_CALL = re.compile(rb"\.train[ \t]*\([ \t]*(?:True|mode[ \t]*=[ \t]*True)?[ \t]*\)|\.fit[ \t]*\(")
+TRAIN_CALLS = "<train calls>"  # pseudo class name: the file calls `.train()` / `.fit(...)` somewhere
+
+
+def class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
+    """The class-body facts of one file (see the module docstring); with the pseudo entry
+    `TRAIN_CALLS` when the file calls `.train()` (or `.train(True)`) or `.fit(...)` anywhere: a
+    training script or trainer that switches some root module to training mode (MDL205). Its
+    `refs` are (receiver as written, line) of the first 32 such calls."""
+    if source.startswith(b"\xef\xbb\xbf"):
+        source = source[3:]
+    if b"\"\"\"" in source or b"\'\'\'" in source:
+        source = _TRIPLE.sub(_blank, source)
+    out = _class_bodies(source, facts) if b"class" in source else {}
+    calls: List[Tuple[str, int]] = []
+    for m in _TRAIN_CALL.finditer(source):
+        line_start, prefix = _line_prefix(source, m.start())
+        if b"#" not in prefix and len(calls) < 32:
+            receiver = _name(source[_dotted_start(source, m.start() + 1, line_start) : m.start()]) if m.start() else ""
+            calls.append((receiver, source.count(b"\n", 0, m.start()) + 1))
+    if calls:
+        out[TRAIN_CALLS] = ClassBody(calls[0][1], refs=tuple(calls))
+    return out
+
+
+def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
+    spans = _class_spans(source)
+    if not spans:
+        return {}
+    fw = profile_for(facts.aliases)
+    line_of = _line_counter(source)
+    out: Dict[str, ClassBody] = {}
+    for i, (name, header, _, _) in enumerate(spans):
+        if name in facts.classes and name not in out:
+            out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header))
+    return out
+
+
+def iter_located(index: ProjectIndex, qualname: str) -> Iterator[Tuple[FileFacts, str]]:
+    """The (file, class name) a qualified class name denotes in the checked files, following
+    re-exports (`from .x import C` in a package `__init__`) the way `ProjectIndex.bases_of` does;
+    yields at most one pair."""
+    seen = set()
+    while qualname not in seen and len(seen) < 32:
+        seen.add(qualname)
+        parts = qualname.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            facts = index.modules.get(".".join(parts[:i]))
+            if facts is None:
+                continue
+            cls = ".".join(parts[i:])
+            if cls in facts.classes:
+                yield facts, cls
+                return
+            head = cls.split(".")[0]
+            if head not in facts.aliases:
+                return
+            qualname = facts.aliases[head] + cls[len(head):]
+            break
+        else:
+            return
+
+
+def with_bodies(facts: FileFacts, source: bytes) -> FileFacts:
+    """`facts` with its file's class bodies attached (the engine calls this once per file)."""
+    return attach(facts, class_bodies(source, facts))

@@ -1,0 +1,585 @@
+"""The project-wide half of the mode model: per-function mode summaries that travel between files.
+
+`modeflow` follows the mode of every model value through the statements of one file. A call into
+another file (`evaluate(model)` imported from `engine.py`, `learner.to_eval()` of a wrapper class
+defined elsewhere, `net = restore_from(path)`) needs what that function does to the mode, and that
+is what this module computes, from the index pass (`analysis/index.py`), without a second parse
+of the file: the functions whose text mentions a mode switch, a training step or a model loader
+(`_RELEVANT`, one regex over the file) are cut out by indentation and parsed one by one with the
+standard library's `ast` (the way the index reads class headers), into a small JSON-able program
+(`FunctionIR`): mode switches, training steps, calls with their argument names, branches and loops.
+`ProjectIndex.effect(qualname)` runs that program once per function (memoised), composing the
+effects of the calls it makes through the project's import aliases, into an `Effect`: the mode each
+parameter / `self.<attr>` has on exit ("eval", "train", "entry" = restored or unchanged, "unknown"),
+whether a training step runs, and what kind of value it returns (a freshly built or loaded model,
+a model in eval mode, a callable that runs a training step).
+
+Documented limits: only functions whose own text matches `_RELEVANT` (or that call one in the same
+file) are summarised; calls through objects whose class is not known are resolved by method name
+when every project class defining that name agrees (`BY_NAME_MAX` definitions at most);
+exceptions, `del` and containers are not followed.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import re
+import textwrap
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+from modelint.analysis.astnames import dotted_ast
+
+# A function is summarised when its text calls a mode switch or a method whose name says one
+# (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
+# The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
+# format is never read from an old cache entry.
+IR_VERSION = 1
+
+_RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
+             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
+_NAME = re.compile(rb"[ \t]*(\w+)")
+
+_OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
+_NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
+# Calls that change nothing about a mode and are too common to record.
+_NO_GRAD_NAMES = frozenset({"no_grad", "inference_mode"})
+_SKIP_CALLS = frozenset({"print", "len", "range", "enumerate", "zip", "isinstance", "getattr", "setattr", "hasattr",
+                         "list", "dict", "tuple", "set", "str", "int", "float", "format", "append", "item", "sum",
+                         "min", "max", "mean", "to", "cuda", "cpu", "size", "view", "reshape", "zero_grad", "no_grad",
+                         "inference_mode", "update", "log", "info", "debug", "warning", "join", "get", "items"})
+# Method names resolved across the project by name only: not the framework's own switches, steps
+# and forward (every module has them; their meaning is fixed).
+NOT_BY_NAME = frozenset({"train", "eval", "step", "forward", "backward", "__call__", "__init__", "zero_grad",
+                          "set_training_mode", "to", "cuda", "cpu", "load_state_dict", "state_dict", "parameters"})
+BY_NAME_MAX = 3
+
+
+def _peel(node: ast.AST) -> ast.AST:
+    """`model.to(dev).cuda()` -> `model`."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+        "to", "cuda", "cpu", "half", "float", "double", "bfloat16", "requires_grad_", "train", "eval"
+    ):
+        node = node.func.value
+    return node
+
+
+def optimizer_name(name: str) -> bool:
+    return bool(_OPTIMIZER.search(name)) and not _NOT_OPTIMIZER.search(name)
+
+
+def _train_flag(call: ast.Call) -> Optional[object]:
+    """True / False for a literal `train(...)` argument, the flag's name for `train(was)`, None otherwise."""
+    arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "mode"), None)
+    if arg is None:
+        return True
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, (bool, int)):
+        return bool(arg.value)
+    if isinstance(arg, ast.Name):
+        return arg.id
+    return None
+
+
+class _Builder:
+    """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
+    ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line]; ["if", [...], [...]];
+    ["loop", [...]]."""
+
+    def __init__(self, line0: int):
+        self.line0 = line0
+        self.saved: Dict[str, str] = {}  # was = model.training
+        self.returns: List[str] = []
+        self.step_fns: set = set()
+        self.kinds: Dict[str, str] = {}  # local -> kind of value bound
+        self.no_grad = 0  # depth of `with torch.no_grad()` / `inference_mode()` blocks
+
+    def line(self, node: ast.AST) -> int:
+        return self.line0 + getattr(node, "lineno", 1) - 1
+
+    def body(self, stmts: Iterable[ast.stmt]) -> list:
+        out: list = []
+        for s in stmts:
+            self.stmt(s, out)
+        return out
+
+    def stmt(self, s: ast.stmt, out: list) -> None:
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            inner = _Builder(self.line0).body(s.body)
+            if _has_step(inner):
+                self.step_fns.add(s.name)
+            return
+        if isinstance(s, ast.ClassDef):
+            return
+        if isinstance(s, ast.If):
+            flag = s.test.id if isinstance(s.test, ast.Name) else None
+            if flag in self.saved and not s.orelse:
+                # `if was_training: model.train()`: the saved mode comes back
+                self.expr(s.test, out)
+                out.append(["m", self.saved[flag], "restore", self.line(s)])
+                return
+            self.expr(s.test, out)
+            out.append(["if", self.body(s.body), self.body(s.orelse)])
+            return
+        if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
+            self.expr(s.iter if not isinstance(s, ast.While) else s.test, out)
+            out.append(["loop", self.body(s.body)])
+            out.extend(self.body(s.orelse))
+            return
+        if isinstance(s, (ast.With, ast.AsyncWith)):
+            quiet = 0
+            for item in s.items:
+                self.expr(item.context_expr, out)
+                ctx = item.context_expr.func if isinstance(item.context_expr, ast.Call) else item.context_expr
+                quiet += (dotted_ast(ctx) or "").rsplit(".", 1)[-1] in _NO_GRAD_NAMES
+            self.no_grad += quiet
+            out.extend(self.body(s.body))
+            self.no_grad -= quiet
+            return
+        if isinstance(s, ast.Try) or type(s).__name__ == "TryStar":
+            main = self.body(s.body) + self.body(s.orelse)
+            handlers = [self.body(h.body) for h in s.handlers]
+            alt: list = main
+            for h in handlers:
+                alt = [["if", alt, h]]
+            out.extend(alt)
+            out.extend(self.body(s.finalbody))
+            return
+        if isinstance(s, ast.Return):
+            if s.value is not None:
+                self.expr(s.value, out)
+                self.returns.append(self.value_kind(s.value))
+            return
+        if isinstance(s, (ast.Assign, ast.AnnAssign)):
+            value = s.value
+            if value is None:
+                return
+            self.expr(value, out)
+            targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+            for t in targets:
+                key = dotted_ast(t)
+                if key is None:
+                    continue
+                src = dotted_ast(value)
+                if src and src.endswith(".training"):
+                    self.saved[key] = src[: -len(".training")]
+                self.kinds[key] = self.value_kind(value)
+            return
+        for child in ast.iter_child_nodes(s):
+            if isinstance(child, ast.expr):
+                self.expr(child, out)
+
+    def value_kind(self, value: ast.AST) -> str:
+        """What a bound / returned value is, as far as its text says."""
+        if isinstance(value, ast.Name) and value.id in self.step_fns:
+            return "step_fn"
+        if isinstance(value, ast.Lambda) and _has_step(_Builder(self.line0).body([ast.Expr(value.body)])):
+            return "step_fn"
+        key = dotted_ast(_peel(value))
+        if key is not None:
+            return self.kinds.get(key, f"key:{key}")
+        if isinstance(value, ast.Call):
+            func = dotted_ast(value.func) or ""
+            last = func.rsplit(".", 1)[-1]
+            if last == "from_pretrained":
+                return "from_pretrained"
+            if last == "deepcopy" and value.args:
+                return self.value_kind(value.args[0])
+            if last[:1].isupper():
+                return f"construct:{func}"
+            if func:
+                return f"call:{func}"
+        return ""
+
+    def expr(self, node: ast.AST, out: list) -> None:
+        """Calls in evaluation order (receivers and arguments first); lambdas are not entered."""
+        if isinstance(node, ast.Lambda):
+            return
+        for child in ast.iter_child_nodes(node):
+            self.expr(child, out)
+        if isinstance(node, ast.Call):
+            self.call(node, out)
+
+    def call(self, call: ast.Call, out: list) -> None:
+        func = call.func
+        if isinstance(func, ast.Attribute):
+            attr, recv = func.attr, dotted_ast(_peel(func.value))
+            if attr == "eval" and not call.args and recv:
+                out.append(["m", recv, "eval", self.line(call)])
+                return
+            if attr == "train" and recv:
+                flag = _train_flag(call)
+                if isinstance(flag, str):
+                    value = "restore" if flag in self.saved else "unknown"
+                else:
+                    value = "unknown" if flag is None else "train" if flag else "eval"
+                out.append(["m", recv, value, self.line(call)])
+                return
+            if attr in ("backward", "manual_backward"):
+                out.append(["s", "b", self.line(call)])
+                return
+            if attr == "step":
+                last = recv.rsplit(".", 1)[-1] if recv else ""
+                if optimizer_name(last):
+                    out.append(["s", "o", self.line(call)])
+                return
+        callee = dotted_ast(func)
+        if callee is None or callee.rsplit(".", 1)[-1] in _SKIP_CALLS:
+            return
+        if isinstance(func, ast.Name) and func.id in self.step_fns:
+            out.append(["s", "o", self.line(call)])
+            return
+        args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
+        kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
+        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0])
+
+
+def _has_step(events: list) -> bool:
+    for e in events:
+        if e[0] == "s":
+            return True
+        if e[0] == "if" and (_has_step(e[1]) or _has_step(e[2])):
+            return True
+        if e[0] == "loop" and _has_step(e[1]):
+            return True
+    return False
+
+
+@dataclass
+class FunctionIR:
+    """One function's summary program (JSON-able: `to_json` / `from_json`)."""
+
+    params: List[str]
+    body: list
+    returns: List[str] = field(default_factory=list)
+    line: int = 0
+    is_method: bool = False
+    decorators: List[str] = field(default_factory=list)
+
+    def to_json(self) -> list:
+        return [self.params, self.body, self.returns, self.line, self.is_method, self.decorators]
+
+    @staticmethod
+    def from_json(raw: list) -> "FunctionIR":
+        return FunctionIR(*raw)
+
+
+def _block_end(source: bytes, pos: int, indent: int) -> int:
+    """Position just after the block whose header line starts at `pos` (indent `indent`)."""
+    i = source.find(b"\n", pos)
+    n = len(source)
+    while 0 <= i < n - 1:
+        start = i + 1
+        j = start
+        while j < n and source[j] in b" \t":
+            j += 1
+        if j < n and source[j] not in b"\r\n#" and j - start <= indent:
+            return start
+        i = source.find(b"\n", start)
+    return n
+
+
+def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
+    """`name` / `Class.name` -> FunctionIR for the file's relevant functions (top level and methods
+    of classes, by the innermost class's name; functions nested in a function are part of its
+    summary). Cost: `find` loops over the file, then only the functions holding a match are cut
+    out and parsed (timm: 0.1 s for 300 files)."""
+    hits = _hits(source)
+    if not hits:
+        return {}
+    headers = sorted(_headers(source, b"def ", False) + _headers(source, b"class ", True))
+    defs = [h for h in headers if not h[3]]
+    if not defs:
+        return {}
+    bounds = dict(zip((d[0] for d in defs), _next_outer(defs, len(source))))
+    out: Dict[str, FunctionIR] = {}
+    for k, (pos, indent, name, is_class) in enumerate(headers):
+        if is_class:
+            continue
+        first = _decorators_start(source, pos)
+        i = bisect.bisect_left(hits, first)
+        if i == len(hits):
+            break
+        if hits[i] >= bounds[pos]:
+            continue  # no match before the next def at this indent or less: not in this function
+        outer = next((h for h in reversed(headers[:k]) if h[1] < indent), None) if indent else None
+        if outer is not None and not outer[3]:
+            continue  # nested in a function: part of that function's summary
+        end = _block_end(source, pos, indent)
+        if hits[i] >= end:
+            continue
+        owner = outer[2] if outer is not None else None
+        ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, owner is not None)
+        if ir is not None:
+            out.setdefault(f"{owner}.{name}" if owner else name, ir)
+    return out
+
+
+def _decorators_start(source: bytes, pos: int) -> int:
+    """Start of the decorator lines (`@...`) right above the header line at `pos`."""
+    while pos > 0:
+        prev = source.rfind(b"\n", 0, pos - 1) + 1
+        if not source[prev:pos].lstrip().startswith(b"@"):
+            break
+        pos = prev
+    return pos
+
+
+def _headers(source: bytes, word: bytes, is_class: bool) -> List[tuple]:
+    """(line start, indent, name, is_class) of each `def` / `class` header (`find` loops: the
+    equivalent multi-line regex costs as much as the rest of the summaries)."""
+    out = []
+    i = source.find(word)
+    while i >= 0:
+        start = source.rfind(b"\n", 0, i) + 1
+        head = source[start:i]
+        stripped = head.strip(b" \t")
+        if stripped in (b"", b"async"):
+            m = _NAME.match(source, i + len(word))
+            if m:
+                out.append((start, len(head) - len(head.lstrip(b" \t")), m.group(1).decode(), is_class))
+        i = source.find(word, i + 1)
+    return out
+
+
+def _hits(source: bytes) -> List[int]:
+    """Sorted positions of the `_RELEVANT` words outside docstring examples (plain `find` loops:
+    a regex alternation over these words costs 10x more on transformers' 2,900 files)."""
+    out: List[int] = []
+    for word in _RELEVANT:
+        i = source.find(word)
+        while i >= 0:
+            if not _in_doctest(source, i):
+                out.append(i)
+            i = source.find(word, i + 1)
+    i = source.find(b"@")
+    while i >= 0:  # a decorator that switches to eval around the call (`@eval_decorator`)
+        end = source.find(b"\n", i)
+        if source.find(b"eval", i, end if end >= 0 else len(source)) >= 0 and not _in_doctest(source, i):
+            out.append(i)
+        i = source.find(b"@", i + 1)
+    out.sort()
+    return out
+
+
+def _next_outer(defs: List[tuple], end: int) -> List[int]:
+    """For each def, the position of the next def at the same or a smaller indent (or `end`): an
+    upper bound of where its body ends."""
+    out = [end] * len(defs)
+    stack: List[int] = []  # indexes of defs still waiting for their bound
+    for j, (pos, indent, *_) in enumerate(defs):
+        while stack and defs[stack[-1]][1] >= indent:
+            out[stack.pop()] = pos
+        stack.append(j)
+    return out
+
+
+def _in_doctest(source: bytes, pos: int) -> bool:
+    """A match on a `>>> ...` / `... ...` docstring example line (transformers documents
+    `from_pretrained` in almost every model's docstrings)."""
+    start = source.rfind(b"\n", 0, pos) + 1
+    head = source[start:pos].lstrip()
+    return head.startswith((b">>>", b"...", b"#"))
+
+
+def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[FunctionIR]:
+    try:
+        tree = ast.parse(textwrap.dedent(text.decode("utf-8", "replace")))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    fn = tree.body[0]
+    builder = _Builder(line0)
+    body = builder.body(fn.body)
+    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
+    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
+    return FunctionIR(params, body, builder.returns, line0, is_method, decorators)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: IR -> Effect
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What calling a function does to modes, in its own names: `exit[key]` is the set of modes
+    `key` may have on exit ("eval", "train", "entry", "unknown"; a key absent is "entry"), `where`
+    the line that set it (for messages), `steps` the training-step kinds it runs ("o": optimizer /
+    scaler step, "b": backward only), `returns` the kinds of value it returns."""
+
+    qualname: str
+    path_hint: str
+    params: Tuple[str, ...]
+    exit: Dict[str, FrozenSet[str]]
+    where: Dict[str, int]
+    steps: FrozenSet[str]
+    returns: FrozenSet[str]
+    is_method: bool
+    decorators: Tuple[str, ...] = ()
+    # keys run forward outside no_grad (`model(x)`, `self.net(x)`), in the function's own names:
+    # the models a training step of the function trains (not a teacher run under no_grad)
+    trains: FrozenSet[str] = frozenset()
+
+    def evals(self) -> bool:
+        return any("eval" in v for v in self.exit.values())
+
+
+def _get(state: Dict[str, FrozenSet[str]], key: str) -> FrozenSet[str]:
+    k = key
+    while True:
+        if k in state:
+            return state[k]
+        i = k.rfind(".")
+        if i < 0:
+            return frozenset({"entry"})
+        k = k[:i]
+
+
+def _join(a: Dict[str, FrozenSet[str]], b: Dict[str, FrozenSet[str]]) -> Dict[str, FrozenSet[str]]:
+    return {k: _get(a, k) | _get(b, k) for k in set(a) | set(b)}
+
+
+def _assign(state, key: str, value: FrozenSet[str]):
+    out = {k: v for k, v in state.items() if not k.startswith(key + ".")}
+    out[key] = value
+    return out
+
+
+class Evaluator:
+    """Runs FunctionIRs over the project (`resolve(module, callee, receiver_is_self, cls)` finds a
+    callee's Effect)."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve
+
+    def run(self, qualname: str, ir: FunctionIR, module: str, cls: Optional[str]) -> Effect:
+        self.module, self.cls = module, cls
+        self.steps: set = set()
+        self.trains: set = set()
+        self.where: Dict[str, int] = {}
+        self.self_name = ir.params[0] if ir.is_method and ir.params else None
+        state = self.block(ir.body, {})
+        returns = set()
+        for r in ir.returns:
+            if r.startswith("key:"):
+                key = r[4:]
+                modes = _get(state, key)
+                returns.add("eval" if modes == {"eval"} else f"param:{ir.params.index(key)}" if key in ir.params else "")
+            elif r.startswith("call:"):
+                callee = self.resolve(module, r[5:], cls, None)
+                if callee is not None:
+                    returns |= callee.returns
+            else:
+                returns.add(r)
+        returns.discard("")
+        return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
+                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains))
+
+    def block(self, events: list, state):
+        for e in events:
+            state = self.event(e, state)
+        return state
+
+    def event(self, e: list, state):
+        kind = e[0]
+        if kind == "m":
+            value = "entry" if e[2] == "restore" else e[2]
+            self.where[e[1]] = e[3]
+            return _assign(state, e[1], frozenset({value}))
+        if kind == "s":
+            self.steps.add(e[1])
+            return state
+        if kind == "if":
+            return _join(self.block(e[1], state), self.block(e[2], state))
+        if kind == "loop":
+            once = self.block(e[1], state)
+            twice = self.block(e[1], _join(state, once))
+            return _join(state, _join(once, twice))
+        if kind == "c":
+            return self.call(e, state)
+        return state
+
+    def call(self, e: list, state):
+        callee_name, args, kws, line = e[1], e[2], e[3], e[4]
+        quiet = len(e) > 5 and e[5]
+        recv, _, _ = callee_name.rpartition(".")
+        if not quiet:
+            self.trains.add(callee_name)
+        effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
+        if effect is None:
+            return state
+        self.steps |= effect.steps
+        if not quiet:
+            mapping = bind(effect, args, kws, recv or None)
+            self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
+        for key, modes, _ in mapped_exit(effect, bind(effect, args, kws, recv or None), recv or None):
+            new = set()
+            for m in modes:
+                new |= _get(state, key) if m == "entry" else {m}
+            if "eval" in new:
+                self.where[key] = line
+            state = _assign(state, key, frozenset(new))
+        return state
+
+
+def bind(effect: Effect, args: List[Optional[str]], kws: Dict[str, Optional[str]], recv: Optional[str]):
+    params = list(effect.params)
+    mapping: Dict[str, Optional[str]] = {}
+    if effect.is_method and params:
+        mapping[params[0]] = recv
+        params = params[1:]
+    for p, a in zip(params, args):
+        mapping[p] = a
+    for k, v in kws.items():
+        if k in effect.params:
+            mapping[k] = v
+    return mapping
+
+
+def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Optional[str]:
+    """A callee's key in the caller's names (None: the callee's own local, or not a plain name)."""
+    root, dot, rest = ckey.partition(".")
+    if root in mapping:
+        base = mapping[root]
+        return None if base is None else base + (dot + rest if rest else "")
+    return None  # the callee's locals and free names: not the caller's
+
+
+def receiver_modes(effect: Effect) -> FrozenSet[str]:
+    """A wrapper method's effect on the wrapper object itself: the modes its `self.<net>`
+    attributes (or `self`) have on exit (`learner.to_eval()` -> {"eval"})."""
+    if not effect.is_method or not effect.params:
+        return frozenset()
+    self_name = effect.params[0]
+    out: set = set()
+    for key, modes in effect.exit.items():
+        if key == self_name or key.startswith(self_name + "."):
+            out |= modes
+    return frozenset(out)
+
+
+def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str]):
+    """(caller key, modes on exit, line that set them) for each key a call changes; a method's
+    receiver that is a wrapper object (`learner.to_eval()`) takes the modes of its networks."""
+    out = []
+    for ckey, modes in effect.exit.items():
+        key = map_key(ckey, effect, mapping)
+        if key is not None:
+            out.append((key, modes, effect.where.get(ckey, 0)))
+    if recv is not None and effect.is_method and recv not in {k for k, _, _ in out}:
+        modes = receiver_modes(effect)
+        if modes:
+            out.append((recv, modes, min(effect.where.get(k, 0) for k in effect.exit)))
+    return out
+
+
+def trained_keys(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str]) -> List[str]:
+    """The caller's keys a call trains: what the callee runs outside no_grad, mapped through the
+    call (a wrapper method running `self.net(x)` trains the receiver too)."""
+    out = [k for k in (map_key(t, effect, mapping) for t in effect.trains) if k]
+    if recv is not None and effect.is_method and effect.params and any(
+        t.startswith(effect.params[0] + ".") for t in effect.trains
+    ):
+        out.append(recv)
+    return out

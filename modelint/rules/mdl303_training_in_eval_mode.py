@@ -1,0 +1,337 @@
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Set, Tuple
+
+import libcst as cst
+
+from modelint.analysis.modeflow import Created, EvalSite, ModeFlow, ScopeFlow, Step, for_context, get, not_trained_name
+from modelint.rules.base import Rule
+from modelint.rules.training_fixes import train_before_loop
+
+
+def _all_eval(tokens) -> bool:
+    """Every path gives the object eval mode: `.eval()` / `.train(False)` or a `from_pretrained` load."""
+    return bool(tokens) and all(
+        isinstance(t, EvalSite) or (isinstance(t, Created) and t.kind == "from_pretrained") for t in tokens
+    )
+
+
+class TrainingInEvalMode(Rule):
+    code = "MDL303"
+    name = "training-in-eval-mode"
+    level = "error"
+    summary = "A training step runs on a model that is in eval mode on every path to it."
+    what = (
+        "Reports an optimizer step (`optimizer.step()`, `scaler.step(opt)`, a wrapper's `fit_batch()` or a "
+        "step callable returned by a helper, followed across files through the project's mode summaries) "
+        "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
+        "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
+        "returns eval mode) and nothing calls `.train()`, or it was put in eval mode (`model.eval()`, "
+        "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
+        "and nothing switched it back. Also reports a `LightningModule` whose `__init__` stores a "
+        "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
+        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: an "
+        "eval inside the same loop as the step (MDL301's case), sub-modules (`model.backbone.eval()` "
+        "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
+        "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "reports that switch), and steps whose model may be in training mode on some path."
+    )
+    why = (
+        "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
+        "such a model runs with dropout off and batch norm normalising with, and never updating, its "
+        "running statistics: nothing fails, the loss goes down, but regularisation is gone and "
+        "fine-tuning results are worse than the same code with `model.train()`."
+    )
+    example = (
+        "from transformers import AutoModelForSequenceClassification\n"
+        "\n"
+        "def finetune(loader, epochs):\n"
+        "    model = AutoModelForSequenceClassification.from_pretrained(\"bert-base-uncased\")\n"
+        "    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+        "    for epoch in range(epochs):\n"
+        "        for batch in loader:\n"
+        "            model(**batch).loss.backward()\n"
+        "            optimizer.step()\n"
+        "            optimizer.zero_grad()\n"
+    )
+    use_instead = (
+        "from transformers import AutoModelForSequenceClassification\n"
+        "\n"
+        "def finetune(loader, epochs):\n"
+        "    model = AutoModelForSequenceClassification.from_pretrained(\"bert-base-uncased\")\n"
+        "    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n"
+        "    model.train()\n"
+        "    for epoch in range(epochs):\n"
+        "        for batch in loader:\n"
+        "            model(**batch).loss.backward()\n"
+        "            optimizer.step()\n"
+        "            optimizer.zero_grad()\n"
+    )
+    triggers = ("eval", "from_pretrained", "train(")
+    fixable = True
+    fix_safety = (
+        "Safe: inserts `model.train()` right before the outermost loop that holds the training step, "
+        "only when the model is in eval mode on every path into that loop and nothing in the loop "
+        "switches its mode; the loop then trains in training mode, which is what an optimizer step "
+        "expects. No fix for the Lightning case (where `.train()` belongs, e.g. `on_fit_start`, is "
+        "a design choice)."
+    )
+
+    VALID = (
+        """
+import torch
+from transformers import AutoModel
+
+def finetune(loader, opt):
+    model = AutoModel.from_pretrained("bert-base-uncased")
+    model.train()
+    for batch in loader:
+        model(**batch).loss.backward()
+        opt.step()
+
+def after_eval(model, loader, val_loader, opt, evaluate):
+    model.eval()
+    evaluate(model, val_loader)
+    model.train()
+    for x, y in loader:
+        model(x, y).backward()
+        opt.step()
+
+def frozen_backbone(model, loader, opt):
+    model.backbone.eval()  # deliberate: keep pretrained batch-norm statistics
+    for x, y in loader:
+        model(x, y).backward()
+        opt.step()
+
+def attack(model, x, y, steps):
+    model.eval()
+    for _ in range(steps):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+""",
+        """
+import pytorch_lightning as pl
+from transformers import AutoModel
+
+class Finetuner(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.encoder = AutoModel.from_pretrained("bert-base-uncased")
+
+    def on_fit_start(self):
+        self.encoder.train()
+
+    def training_step(self, batch, idx):
+        return self.encoder(**batch).loss
+""",
+    )
+    INVALID = (
+        """
+import torch
+from transformers import AutoModel
+
+def finetune(loader, opt):
+    model = AutoModel.from_pretrained("bert-base-uncased").to("cuda")
+    for batch in loader:
+        model(**batch).loss.backward()
+        opt.step()  # expect: MDL303
+
+def finetune_after_baseline(model, loader, val_loader, opt):
+    model.eval()
+    with torch.no_grad():
+        baseline = [model(x) for x, _ in val_loader]
+    for x, y in loader:
+        model(x, y).backward()
+        opt.step()  # expect: MDL303
+""",
+        """
+import pytorch_lightning as pl
+from transformers import AutoModel
+
+class Finetuner(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.encoder = AutoModel.from_pretrained("bert-base-uncased")  # expect: MDL303
+
+    def training_step(self, batch, idx):
+        return self.encoder(**batch).loss
+""",
+    )
+    FIXES = (
+        (
+            """
+from transformers import T5ForConditionalGeneration
+
+def tune(batches, optim, scaler):
+    net = T5ForConditionalGeneration.from_pretrained("t5-small")
+    while batches:
+        scaler.scale(net(**batches.pop()).loss).backward()
+        scaler.step(optim)
+""",
+            """
+from transformers import T5ForConditionalGeneration
+
+def tune(batches, optim, scaler):
+    net = T5ForConditionalGeneration.from_pretrained("t5-small")
+    net.train()
+    while batches:
+        scaler.scale(net(**batches.pop()).loss).backward()
+        scaler.step(optim)
+""",
+        ),
+    )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._stepping = False  # an optimizer step, or a call of a project function that runs one
+        self._evaluating = False  # an `.eval()` / `train(...)` / `from_pretrained`, or a project switch
+        self._project_names = ctx.classifier.index.step_or_switch_names()
+        self._classes: List[cst.ClassDef] = []
+        # Lightning classes: id -> [from_pretrained assignments in __init__, calls `.train()`, has training_step]
+        self._lightning: Dict[int, list] = {}
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node.name.value in self.ctx.framework.runtime_methods and self._classes:
+            entry = self._lightning_entry()
+            if entry is not None and node.name.value == "training_step":
+                entry[2] = True
+
+    def _lightning_entry(self) -> Optional[list]:
+        cls = self._classes[-1] if self._classes else None
+        if cls is None:
+            return None
+        key = id(cls)
+        if key not in self._lightning:
+            self._lightning[key] = [[], False, False] if self.ctx.is_lightning_class(cls) else None
+        return self._lightning[key]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        fw = self.ctx.framework
+        if not isinstance(func, (cst.Attribute, cst.Name)):
+            return
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value
+        if name == fw.optimizer_step_method:
+            self._stepping = True
+        elif name in (fw.eval_method, fw.train_method, fw.pretrained_loader_method):
+            self._evaluating = True
+            if self._classes:
+                self._note_lightning(node, name)
+        elif name in self._project_names:
+            effect = for_context(self.ctx).project_effect(node)
+            if effect is not None:
+                self._stepping = self._stepping or bool(effect.steps) or "step_fn" in effect.returns
+                self._evaluating = self._evaluating or effect.evals() or "eval" in effect.returns
+
+    def _note_lightning(self, call: cst.Call, name: str) -> None:
+        entry = self._lightning_entry()
+        if entry is None:
+            return
+        fw = self.ctx.framework
+        if name == fw.train_method:
+            entry[1] = True
+            return
+        method, _ = self.ctx.enclosing_method_and_class()
+        if name == fw.pretrained_loader_method and method is not None and method.name.value == "__init__":
+            entry[0].append(call)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for entry in self._lightning.values():
+            if entry is None:
+                continue
+            found, trains, has_step = entry
+            if found and has_step and not trains:
+                for call in found[:1]:
+                    self.report(call, self._lightning_message(call))
+        if not (self._stepping and self._evaluating):
+            return
+        mf = for_context(self.ctx)
+        for scope in mf.scopes():
+            if mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope)
+            if flow is None or not flow.has_optimizer_step:
+                continue
+            for step, key, tokens in self._eval_steps(mf, flow):
+                self.report(step.node, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step))
+
+    def _eval_steps(self, mf: ModeFlow, flow: ScopeFlow) -> List[Tuple[Step, str, frozenset]]:
+        """(step, key, facts) for each optimizer step whose trained model is in eval on every path."""
+        out: List[Tuple[Step, str, frozenset]] = []
+        done: Set[str] = set()
+        for st in sorted(flow.steps, key=lambda s: mf.line(s.node)):
+            if st.kind != "optimizer":
+                continue
+            inner = st.loops[-1] if st.loops else None
+            for key, loops in flow.forwarded:
+                if key in done or not self._trained_here(key, loops, inner) or not_trained_name(key):
+                    continue
+                tokens = get(st.state, key)
+                if not _all_eval(tokens) or self._switched_in_loop(flow, tokens, st):
+                    continue
+                if self._wrong_switch_in_routine(flow, tokens):
+                    continue  # MDL304's finding (`model.eval()` at the start of a training routine)
+                done.add(key)
+                out.append((st, key, tokens))
+        return out
+
+    @staticmethod
+    def _wrong_switch_in_routine(flow: ScopeFlow, tokens) -> bool:
+        """Every eval comes from a `.eval()` written in a routine named as training (`train_epoch`,
+        `fit`): MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough."""
+        name = flow.name.lstrip("_").lower()
+        return name.startswith(("train", "fit")) and all(
+            isinstance(t, EvalSite) and not t.via for t in tokens
+        )
+
+    @staticmethod
+    def _trained_here(key: str, loops, inner) -> bool:
+        parts = key.split(".")
+        if parts[0] == "self":
+            parts = parts[1:]
+        if len(parts) != 1:
+            return False  # a sub-module (`model.backbone`): frozen on purpose, or a method call
+        return inner is None or any(lp is inner for lp in loops)
+
+    @staticmethod
+    def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
+        """An eval site inside a loop around the step: MDL301's case (an evaluation inside the loop),
+        unless the model was also never switched out of `from_pretrained`'s eval mode."""
+        if any(isinstance(t, Created) for t in tokens):
+            return False
+        for t in tokens:
+            if isinstance(t, EvalSite):
+                site_loops = flow.site_loops.get(id(t.node), ())
+                if any(lp is x for lp in st.loops for x in site_loops):
+                    return True
+        return False
+
+    def _fix(self, mf: ModeFlow, flow: ScopeFlow, key: str, step: Step):
+        return train_before_loop(self.ctx, step.loops[0], key) if step.loops else None
+
+    def _message(self, mf: ModeFlow, key: str, tokens, step: Step) -> str:
+        origin = min(tokens, key=lambda t: mf.line(t.node))
+        if isinstance(origin, Created):
+            how = f"`{key}` comes from `{origin.shown}` on line {mf.line(origin.node)}, which returns a model in eval mode,"
+        else:
+            where = origin.elsewhere or f"line {mf.line(origin.eval_node)}"
+            how = f"`{origin.shown}` ({where}) put `{key}` in eval mode"
+        return (
+            f"{how} and nothing calls `{key}.train()` before `{step.shown}` on line {mf.line(step.node)}: "
+            f"`{key}` trains with dropout off and batch norm frozen on its running statistics; call "
+            f"`{key}.train()` before the training loop"
+        )
+
+    def _lightning_message(self, call: cst.Call) -> str:
+        shown = " ".join(self.ctx.module.code_for_node(call).split())[:60]
+        return (
+            f"`{shown}` returns a model in eval mode and no method of this LightningModule calls `.train()`: "
+            "Lightning 2.x does not switch modules to training mode when fitting starts, so this sub-module "
+            "trains with dropout off and batch norm frozen; call `self.train()` (or the sub-module's "
+            "`.train()`) in `on_fit_start` / `on_train_epoch_start`"
+        )

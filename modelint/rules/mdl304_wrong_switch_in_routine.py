@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+import re
+from typing import Dict
+
+import libcst as cst
+
+from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
+from modelint.rules.base import Rule
+
+# A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
+# frozen batch norm during fine-tuning.
+_DELIBERATE = re.compile(r"dropout|monte|\bmc\b|mc_|calibrat|update_bn|bn_update|running stat|freez|frozen|\bbn\b|batch.?norm",
+                         re.IGNORECASE)
+# Models that are run but not trained in a training routine (distillation teachers, EMA / target copies).
+_NOT_TRAINED = re.compile(r"teacher|target|ema|frozen|reference|ref_|momentum|critic_old|old_", re.IGNORECASE)
+
+
+def _where(r: Routine) -> str:
+    return f"`{r.name}`" if isinstance(r.fn, cst.FunctionDef) else "the script's top-level code"
+
+
+def _same(a: str, b: str) -> bool:
+    return key_covers(a, b) or key_covers(b, a)
+
+
+class WrongSwitchInRoutine(Rule):
+    code = "MDL304"
+    name = "wrong-switch-in-routine"
+    level = "warning"
+    summary = "`model.train()` before the forward of an evaluation routine, or `model.eval()` before the step of a training routine."
+    what = (
+        "Reports a mode switch that is the wrong way round for the routine it opens. (1) `model.train()` "
+        "that runs before the first forward (`model(x)`, `model.forward(x)`, "
+        "`model.generate(...)`; in the routine or in a function it defines and calls) of an evaluation or "
+        "inference routine, in a block that contains that forward, with nothing in between that switches "
+        "`model` back or is given it (a function of this file that switches no mode does not count). A routine is an evaluation routine when it takes no training "
+        "step and it runs a model under `torch.no_grad()` / `torch.inference_mode()` / "
+        "`torch.set_grad_enabled(False)` (a block or a decorator), passes `volatile=True`, calls "
+        "`.generate(...)` / `.predict(...)`, or has an evaluation-like name (`evaluate`, `validate`, `test*`, "
+        "`predict`, `infer`, `inference`; the name alone does not count in test suites). A script's top-level "
+        "code (and its `if __name__ == \"__main__\":` block) counts as a routine. (2) `model.eval()` / "
+        "`model.train(False)` that runs before the first training step, in a block that contains it (`backward()`, an "
+        "optimizer or grad-scaler `step()`, or a call of a function of this file that takes one) of a "
+        "routine with no evaluation signal, when `model` then runs outside no_grad and nothing restores "
+        "training mode before the step. Not reported: the save/restore idiom (`was = model.training; "
+        "model.eval(); ...; model.train(was)`); `model.train()` after the forward (restoring training mode "
+        "for the caller is right); a switch under an `if`, a loop or an `except` that the forward / step is "
+        "not under; a routine that trains and "
+        "then evaluates; MC dropout done on purpose (`model.eval()` and then `m.train()` for the dropout "
+        "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
+        "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
+        "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
+        "norm; models that are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
+        "no dropout, batch norm or mode branch anywhere in their construction tree."
+    )
+    why = (
+        "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
+        "norm normalise with the statistics of each test batch and overwrite its running averages with test "
+        "data, so the reported metric is wrong and every later evaluation too. `no_grad` does not help: it "
+        "only turns off gradients. `model.eval()` before a training step turns dropout off and freezes batch "
+        "norm's statistics for the whole epoch: the model trains without its regulariser and with "
+        "normalisation statistics that no longer follow the data."
+    )
+    example = (
+        "def evaluate(model, loader):\n"
+        "    model.train()\n"
+        "    with torch.no_grad():\n"
+        "        return [model(x).argmax(1) for x in loader]\n"
+    )
+    use_instead = (
+        "def evaluate(model, loader):\n"
+        "    model.eval()\n"
+        "    with torch.no_grad():\n"
+        "        return [model(x).argmax(1) for x in loader]\n"
+    )
+    triggers = ("train", "eval")
+    options_schema = {"check-training-routines": True}
+    option_docs = {
+        "check-training-routines": "Also report `model.eval()` before the first training step of a training routine "
+        "(case 2); set to false where a frozen-statistics fine-tuning style is the convention.",
+    }
+    fix_safety = (
+        "No fix. Replacing the `model.train()` that opens an evaluation routine by `model.eval()` looks "
+        "right, but it is unsafe: callers that train after calling the routine relied on it leaving the "
+        "model in training mode, and would then train in eval mode (MDL301/MDL303); the switch back "
+        "belongs after the evaluation, or at the caller. Likewise the `model.eval()` of a training routine "
+        "may be meant for code the rule cannot see."
+    )
+
+    VALID = (
+        # the save/restore idiom; train() after the forward restores training mode for the caller
+        """
+import torch
+
+def evaluate(model, loader):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        scores = [model(x) for x in loader]
+    model.train(was_training)
+    return scores
+
+@torch.no_grad()
+def validate(model, batch):
+    model.eval()
+    out = model(batch)
+    model.train()
+    return out
+""",
+        # MC dropout on purpose; BN recalibration (outputs discarded); a switch under a condition
+        """
+import torch
+from torch import nn
+
+@torch.no_grad()
+def predict_with_uncertainty(model, x, n=10):
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    return torch.stack([model(x) for _ in range(n)])
+
+def refresh_statistics(model, loader):
+    model.train()
+    with torch.no_grad():
+        for x in loader:
+            model(x)
+
+def infer(model, x, stochastic=False):
+    if stochastic:
+        model.train()
+    with torch.no_grad():
+        return model(x)
+""",
+        # a routine that trains then evaluates; a teacher in eval for distillation; a model without
+        # mode-dependent layers
+        """
+import torch
+from torch import nn
+
+def fit_epoch(model, loader, opt, val_batch):
+    model.train()
+    for x, y in loader:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        return model(val_batch)
+
+def finetune_step(model, x, y, opt):
+    model.train()
+    model.backbone.eval()  # the parent's train() flipped the frozen part back; re-apply eval to it
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
+def distill(student, teacher, loader, opt):
+    teacher.eval()
+    student.train()
+    for x in loader:
+        with torch.no_grad():
+            target = teacher(x)
+        loss = (student(x) - target).pow(2).mean()
+        loss.backward()
+        opt.step()
+
+@torch.no_grad()
+def test_linear(x):
+    layer = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    layer.train()
+    return layer(x)
+""",
+    )
+    INVALID = (
+        """
+import torch
+
+def evaluate(model, loader):
+    model.train()  # expect: MDL304
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+
+def compute_val_loss(net, batches, loss_fn):
+    net.train()  # expect: MDL304
+    total = 0.0
+    with torch.inference_mode():
+        for x, y in batches:
+            total += loss_fn(net(x), y).item()
+    return total
+""",
+        # a method of a wrapper; generate(); a training routine that starts in eval mode
+        """
+import torch
+
+class Runner:
+    def caption(self, images):
+        self.model.train()  # expect: MDL304
+        return self.model.generate(images, max_new_tokens=20)
+
+def train_epoch(model, loader, optimizer):
+    model.eval()  # expect: MDL304
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+""",
+        # an inference script
+        """
+import torch
+from torch import nn
+
+net = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.3), nn.Linear(8, 2))
+net.load_state_dict(torch.load("weights.pt"))
+net.train()  # expect: MDL304
+with torch.no_grad():
+    print(net(torch.randn(1, 8)).softmax(-1))
+""",
+    )
+
+    # --- the walk ----------------------------------------------------------------------------------
+    # Only routines with a switch are analysed: collecting them during the walk costs nothing, while
+    # building the facts of every function cost +15% CPU on timm.
+    def visit_Module(self, node: cst.Module) -> None:
+        self._todo: Dict[int, cst.CSTNode] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        fw = self.ctx.framework
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in (fw.train_method, fw.eval_method):
+            scope = self.ctx.enclosing_function() or self.ctx.module
+            self._todo.setdefault(id(scope), scope)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for scope in self._todo.values():
+            self._check(routine_facts(self.ctx, scope))
+
+    def _check(self, r: Routine) -> None:
+        if not r.switches:
+            return
+        if r.kind == "eval":
+            for sw in r.switches:
+                if sw.mode is True:
+                    self._train_in_eval(r, sw)
+        elif r.kind == "train" and self.options["check-training-routines"]:
+            first_step = min(r.steps, key=r.pos)
+            for sw in r.switches:
+                if sw.mode is False and r.pos(sw.call) < r.pos(first_step):
+                    self._eval_in_train(r, sw, first_step)
+
+    # --- case 1: train() before the forward of an evaluation routine ---------------------------------
+    def _train_in_eval(self, r: Routine, sw: Switch) -> None:
+        if self._deliberate(r, sw):
+            return
+        runs = [run for run in r.runs if key_covers(sw.key, run.key)]
+        if any(r.pos(run.call) < r.pos(sw.call) for run in runs):
+            return  # after a forward: restoring training mode for the caller
+        later = sorted((run for run in runs if r.pos(run.call) > r.pos(sw.call)), key=lambda run: r.pos(run.call))
+        if not later or not any(run.used for run in later):
+            return  # no forward, or only forwards whose outputs are discarded (BN recalibration)
+        first = later[0]
+        if not r.dominates(sw.call, first.call):
+            return  # under a condition the forward is not under (`if stochastic: model.train()`)
+        if self._switched_between(r, sw, first.call) or passes(r, sw.key, r.between(sw.call, first.call), ctx=self.ctx):
+            return
+        sensitivity = self._sensitivity(r, sw.key, sw.call)
+        if sensitivity is not None and sensitivity.answer == "no":
+            return
+        line = self._line(first.call)
+        signal = next((s for s in r.eval_signals if "decorated" in s), None) if first.no_grad else None
+        if signal is None:
+            signal = f"it runs `{first.key}` under a no-grad context" if first.no_grad else r.eval_signals[0]
+        self.report(
+            sw.call,
+            f"`{sw.key}.train()` switches `{sw.key}` to training mode before it runs on line {line} in "
+            f"{_where(r)}, an evaluation routine ({signal}): dropout stays on and batch norm normalises "
+            f"with each batch's statistics and overwrites its running averages with this data, so the results "
+            f"are noisy and every later evaluation is affected{self._why(sensitivity)}; call `{sw.key}.eval()` "
+            f"here, and `{sw.key}.train()` after the evaluation if the caller trains next",
+        )
+
+    # --- case 2: eval() before the step of a training routine ----------------------------------------
+    def _eval_in_train(self, r: Routine, sw: Switch, first_step: cst.Call) -> None:
+        if not r.dominates(sw.call, first_step) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
+            return
+        if self._refreezes_part(r, sw):
+            return
+        trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
+        if not trained:
+            return  # not run with gradients here: a teacher, an EMA copy, or a forward in another function
+        end = min(first_step, trained[0].call, key=r.pos) if r.pos(trained[0].call) < r.pos(first_step) else first_step
+        if self._switched_between(r, sw, first_step) or self._frozen(r, sw.key):
+            return
+        skip = tuple(run.call for run in r.runs)
+        if passes(r, sw.key, r.between(sw.call, end), skip, ctx=self.ctx):
+            return
+        sensitivity = self._sensitivity(r, sw.key, sw.call)
+        if sensitivity is not None and sensitivity.answer == "no":
+            return
+        shown = self.ctx.module.code_for_node(sw.call)
+        self.report(
+            sw.call,
+            f"`{shown}` puts `{sw.key}` in eval mode before the training step on line {self._line(first_step)} "
+            f"of {_where(r)}, and nothing switches it back: it trains with dropout off and batch norm frozen "
+            f"on its running statistics{self._why(sensitivity)}; call `{sw.key}.train()` instead (if a part "
+            f"must stay frozen, switch only that part to eval after `{sw.key}.train()`)",
+        )
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
+        lo, hi = r.pos(sw.call), r.pos(end)
+        return any(lo < r.pos(o.call) < hi and _same(o.key, sw.key) and o.mode is not sw.mode for o in r.switches)
+
+    @staticmethod
+    def _refreezes_part(r: Routine, sw: Switch) -> bool:
+        """`model.train(); model.stem.eval()`: a part put back in eval after its parent's `train()` is how a
+        frozen part stays frozen (MDL205's advice), not a training routine left in eval."""
+        return any(o.mode is True and sw.key.startswith(o.key + ".") and r.pos(o.call) < r.pos(sw.call)
+                   for o in r.switches)
+
+    def _frozen(self, r: Routine, key: str) -> bool:
+        fw = self.ctx.framework
+        for node in r.order_nodes:
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+                if node.func.attr.value == fw.requires_grad_method and self.ctx.module.code_for_node(node.func.value).startswith(key):
+                    return True
+        return False
+
+    def _deliberate(self, r: Routine, sw: Switch) -> bool:
+        if _DELIBERATE.search(r.name):
+            return True
+        stmt = r.parents.get(id(sw.call))
+        while stmt is not None and not isinstance(stmt, cst.SimpleStatementLine):
+            stmt = r.parents.get(id(stmt))
+        if isinstance(stmt, cst.SimpleStatementLine) and stmt.trailing_whitespace.comment is not None:
+            return bool(_DELIBERATE.search(stmt.trailing_whitespace.comment.value))
+        return False
+
+    def _sensitivity(self, r: Routine, key: str, before: cst.CSTNode):
+        built = construction_of(self.ctx, r, key, before)
+        return self.ctx.mode_sensitivity(built) if built is not None else None
+
+    @staticmethod
+    def _why(sensitivity) -> str:
+        if sensitivity is not None and sensitivity.answer == "yes" and sensitivity.reason:
+            return f" (it is mode-dependent: {sensitivity.reason})"
+        return ""
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.ctx.line(node)

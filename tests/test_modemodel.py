@@ -1,0 +1,626 @@
+"""The mode model (issue 14): per-function mode summaries across files (`analysis/modemodel.py`,
+travelling through `analysis/index.py`), the path analysis built on them (`analysis/modeflow.py`) and
+the call-site rules MDL301 / MDL302 / MDL303 on code patterns the single-file analysis missed.
+
+Cross-file cases are small projects written to a temporary folder and checked through the engine,
+the way `modelint check` runs them (index pass, then the check pass)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from modelint.analysis.index import ProjectIndex, facts_from_source
+from modelint.analysis.modemodel import summaries_from_source
+from modelint.cache import Cache
+from modelint.engine import EngineSettings, check_paths, check_source
+
+CODES = ("MDL301", "MDL302", "MDL303")
+
+
+def project(tmp_path: Path, files: Dict[str, str]) -> List[Path]:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return sorted(tmp_path.rglob("*.py"))
+
+
+def found(tmp_path: Path, files: Dict[str, str], cache: Optional[Cache] = None, jobs: int = 1):
+    paths = project(tmp_path, files)
+    result = check_paths(paths, EngineSettings(select=CODES, root=str(tmp_path), jobs=jobs, cache=cache))
+    return sorted((Path(f.path).name, f.line, f.code) for f in result.findings)
+
+
+def one(source: str, code: str):
+    source = textwrap.dedent(source)
+    return sorted(f.line for f in check_source(source, select=[code]) if f.code == code)
+
+
+def expected(source: str, code: str):
+    lines = textwrap.dedent(source).splitlines()
+    return [i for i, line in enumerate(lines, 1) if f"# expect: {code}" in line]
+
+
+def check(source: str, code: str):
+    assert one(source, code) == expected(source, code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+def test_summary_records_switches_steps_restores_and_returned_models():
+    src = textwrap.dedent(
+        """
+        import torch
+
+        def evaluate(model, loader):
+            was = model.training
+            model.eval()
+            out = [model(x) for x in loader]
+            if was:
+                model.train()
+            return out
+
+        def leave_eval(model):
+            model.eval()
+
+        def make_update(model, opt):
+            def update(loss):
+                loss.backward()
+                opt.step()
+            return update
+
+        def restore_from(path):
+            net = Net()
+            net.load_state_dict(torch.load(path))
+            return net
+
+        def nothing_relevant(x):
+            return x + 1
+        """
+    ).encode()
+    index = ProjectIndex()
+    index.add(facts_from_source(src, Path("helpers.py"), modname="helpers"))
+    assert set(summaries_from_source(src)) == {"evaluate", "leave_eval", "make_update", "restore_from"}
+    assert index.effect("helpers.evaluate").exit == {"model": frozenset({"entry"})}  # the save/restore idiom
+    assert index.effect("helpers.leave_eval").exit == {"model": frozenset({"eval"})}
+    assert index.effect("helpers.make_update").returns == frozenset({"step_fn"})
+    assert index.effect("helpers.restore_from").returns == frozenset({"construct:helpers.Net"}) or \
+        index.effect("helpers.restore_from").returns == frozenset({"construct:Net"})
+    assert index.effect("helpers.nothing_relevant") is None
+
+
+def test_docstring_examples_are_not_summarised():
+    src = b'def forward(self, x):\n    """\n    >>> model = AutoModel.from_pretrained("x")\n    """\n    return x\n'
+    assert summaries_from_source(src) == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Missed pattern 1: a wrapper object in another file; evaluation two calls away
+
+
+WRAPPER = {
+    "lib/__init__.py": "",
+    "lib/learner.py": """
+        import torch
+
+        class Learner:
+            def __init__(self, net, opt):
+                self.image_net = net
+                self.opt = opt
+
+            def to_eval(self):
+                self.image_net.eval()
+
+            def to_train(self):
+                self.image_net.train()
+
+            def fit_batch(self, batch):
+                loss = self.image_net(batch)
+                loss.backward()
+                self.opt.step()
+        """,
+    "lib/features.py": """
+        import torch
+
+        def collect_features(learner, loader):
+            learner.to_eval()
+            with torch.no_grad():
+                return [learner.image_net(x) for x in loader]
+        """,
+}
+
+LOOP_HOISTED = """
+    from lib.features import collect_features
+    from lib.learner import Learner
+
+    def run_validation(learner, loader):
+        return collect_features(learner, loader)
+
+    def main(net, opt, train_loader, val_loader, epochs):
+        learner = Learner(net, opt)
+        learner.to_train()
+        for epoch in range(epochs):
+            for batch in train_loader:
+                learner.fit_batch(batch)
+            run_validation(learner, val_loader)
+    """
+
+LOOP_OK = """
+    from lib.features import collect_features
+    from lib.learner import Learner
+
+    def run_validation(learner, loader):
+        return collect_features(learner, loader)
+
+    def main(net, opt, train_loader, val_loader, epochs):
+        learner = Learner(net, opt)
+        for epoch in range(epochs):
+            learner.to_train()
+            for batch in train_loader:
+                learner.fit_batch(batch)
+            run_validation(learner, val_loader)
+    """
+
+
+def test_wrapper_object_switched_in_another_file(tmp_path):
+    assert found(tmp_path, {**WRAPPER, "run.py": LOOP_HOISTED}) == [("run.py", 14, "MDL301")]
+
+
+def test_wrapper_object_switched_back_each_epoch(tmp_path):
+    assert found(tmp_path, {**WRAPPER, "run.py": LOOP_OK}) == []
+
+
+def test_cache_follows_a_change_in_the_file_a_summary_depends_on(tmp_path):
+    """The helper that puts the learner in eval changes; the loop file's finding must change with
+    it under the cache, and agree with a run without the cache."""
+    cache = Cache(tmp_path / ".modelint_cache", salt="test")
+    files = {**WRAPPER, "run.py": LOOP_HOISTED}
+    assert found(tmp_path, files, cache=cache) == [("run.py", 14, "MDL301")]
+    restoring = dict(files)
+    restoring["lib/features.py"] = WRAPPER["lib/features.py"].replace(
+        "                return [learner.image_net(x) for x in loader]",
+        "                out = [learner.image_net(x) for x in loader]\n            learner.to_train()\n            return out",
+    )
+    assert "learner.to_train()" in restoring["lib/features.py"]
+    warm = found(tmp_path, restoring, cache=cache)
+    cold = found(tmp_path, restoring)
+    assert warm == cold == []
+    back = found(tmp_path, files, cache=cache)
+    assert back == [("run.py", 14, "MDL301")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Missed pattern 2: the optimizer step is a callable returned by a helper
+
+
+def test_step_callable_returned_by_a_helper_makes_a_training_loop():
+    check(
+        """
+        import torch
+
+        def make_update_fn(model, lr):
+            opt = torch.optim.SGD(model.parameters(), lr=lr)
+            def update(loss):
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            return update
+
+        def validate(model, loader):
+            model.eval()
+            with torch.no_grad():
+                return [model(x) for x in loader]
+
+        def fit(model, loader, val_loader, epochs):
+            update = make_update_fn(model, 0.1)
+            model.train()
+            for epoch in range(epochs):
+                for x, y in loader:
+                    update(model(x, y))
+                validate(model, val_loader)  # expect: MDL301
+        """,
+        "MDL301",
+    )
+
+
+def test_step_callable_from_another_module(tmp_path):
+    files = {
+        "opt_utils.py": """
+            def make_update_fn(model, lr):
+                def update(loss):
+                    loss.backward()
+                    for p in model.parameters():
+                        p.data -= lr * p.grad
+                    model.optimizer.step()
+                return update
+            """,
+        "train.py": """
+            import torch
+            from opt_utils import make_update_fn
+
+            def pretrain(net, batches, held_out, rounds):
+                step = make_update_fn(net, 0.1)
+                net.train()
+                while rounds:
+                    rounds -= 1
+                    for batch in batches:
+                        step(net(*batch))
+                    net.eval()
+                    with torch.no_grad():
+                        [net(x) for x in held_out]
+            """,
+    }
+    assert found(tmp_path, files) == [("train.py", 12, "MDL301")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Missed patterns 3-5: evaluation not named so, inside main(), inside the training loop
+
+
+def test_tester_method_parameter_and_generate():
+    check(
+        """
+        import torch
+
+        class Tester:
+            def run(self, net, loader):
+                with torch.no_grad():
+                    return [net(x) for x in loader]  # expect: MDL302
+
+        def evaluate_lm(model, prompts):
+            with torch.no_grad():
+                return [model.generate(p) for p in prompts]  # expect: MDL302
+        """,
+        "MDL302",
+    )
+
+
+def test_test_loop_inside_main_after_training():
+    check(
+        """
+        import torch
+
+        def main(args):
+            net, optimizer = build(args)
+            for epoch in range(args.epochs):
+                net.train()
+                for images, targets in args.train_data:
+                    optimizer.zero_grad()
+                    criterion(net(images), targets).backward()
+                    optimizer.step()
+                correct = 0
+                with torch.no_grad():
+                    for images, targets in args.test_data:
+                        correct += (net(images).argmax(1) == targets).sum()  # expect: MDL302
+        """,
+        "MDL302",
+    )
+
+
+def test_held_out_batches_every_n_steps_inside_the_training_loop():
+    check(
+        """
+        import torch
+
+        def fit(model, opt, loader, val_batch, every):
+            model.train()
+            for step, (x, y) in enumerate(loader):
+                model(x, y).backward()
+                opt.step()
+                if step % every == 0:
+                    with torch.no_grad():
+                        print(model(val_batch).mean())  # expect: MDL302
+        """,
+        "MDL302",
+    )
+
+
+def test_pre_0_4_volatile_inference():
+    check(
+        """
+        import torch
+        from torch import nn
+        from torch.autograd import Variable
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
+
+        def predict(path, x):
+            net = Net()
+            net.load_state_dict(torch.load(path))
+            return net(Variable(x, volatile=True))  # expect: MDL302
+        """,
+        "MDL302",
+    )
+
+
+def test_bn_recalibration_and_training_time_no_grad_stay_clean():
+    check(
+        """
+        import torch
+
+        def recalibrate(model, loader):
+            model.train()
+            with torch.no_grad():
+                for x in loader:
+                    model(x)
+
+        def fit(model, teacher, opt, loader):
+            model.train()
+            for x, y in loader:
+                with torch.no_grad():
+                    soft = teacher(x)
+                    anchor = model(x)           # a training-time target, not held-out data
+                (model(x) - soft - anchor).pow(2).mean().backward()
+                opt.step()
+        """,
+        "MDL302",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Missed pattern 6: a model built by a loader helper in another module
+
+
+def test_model_from_a_loader_helper_in_another_module(tmp_path):
+    files = {
+        "models.py": """
+            import torch
+            from torch import nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.drop = nn.Dropout(0.3)
+
+            def restore_from(path):
+                net = Net()
+                net.load_state_dict(torch.load(path))
+                return net
+            """,
+        "predict.py": """
+            import torch
+            from models import restore_from
+
+            def predict(path, x):
+                net = restore_from(path)
+                with torch.no_grad():
+                    return net(x)
+            """,
+    }
+    assert found(tmp_path, files) == [("predict.py", 8, "MDL302")]
+
+
+# ---------------------------------------------------------------------------------------------
+# MDL302 false alarms of the old analysis
+
+
+def test_generate_whose_decorator_switches_to_eval(tmp_path):
+    files = {
+        "lm.py": """
+            import torch
+            from torch import nn
+
+            def eval_decorator(fn):
+                def inner(self, *args, **kwargs):
+                    was = self.training
+                    self.eval()
+                    out = fn(self, *args, **kwargs)
+                    self.train(was)
+                    return out
+                return inner
+
+            class LM(nn.Module):
+                @eval_decorator
+                def generate(self, prompt):
+                    return self.net(prompt)
+            """,
+        "sample.py": """
+            import torch
+
+            def evaluate_samples(model, prompts):
+                with torch.no_grad():
+                    return [model.generate(p) for p in prompts]
+            """,
+    }
+    assert found(tmp_path, files) == []
+
+
+def test_search_wrapper_around_a_model_in_eval():
+    check(
+        """
+        import torch
+        from torch import nn
+
+        class BeamSearch(nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+        def decode(model, x):
+            model.eval()
+            search = BeamSearch(model)
+            with torch.no_grad():
+                return search(x)
+        """,
+        "MDL302",
+    )
+
+
+def test_save_restore_idiom_is_not_an_mdl301():
+    check(
+        """
+        import torch
+
+        def evaluate(model, loader):
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                out = [model(x) for x in loader]
+            if was_training:
+                model.train()
+            return out
+
+        def fit(model, opt, loader, val_loader, epochs):
+            model.train()
+            for epoch in range(epochs):
+                for x, y in loader:
+                    model(x, y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+        """,
+        "MDL301",
+    )
+
+
+def test_mode_insensitive_models_are_not_reported(monkeypatch):
+    """MDL302 asks the sensitivity analysis (i14b) and drops models that answer "no"."""
+    from modelint.analysis.context import FileContext
+
+    class No:
+        answer, reason = "no", "no dropout, no batch norm"
+
+    src = """
+        import torch
+        from torch import nn
+
+        class Tiny(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.25)
+
+        @torch.no_grad()
+        def score(weights, batch):
+            scorer = Tiny()
+            scorer.load_state_dict(weights)
+            return scorer(batch).sum()  # expect: MDL302
+        """
+    check(src, "MDL302")
+    monkeypatch.setattr(FileContext, "mode_sensitivity", lambda self, expr: No(), raising=False)
+    assert one(src, "MDL302") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# MDL303
+
+
+def test_from_pretrained_then_trained_without_train():
+    check(
+        """
+        from transformers import AutoModel
+
+        def finetune(loader, opt, epochs):
+            model = AutoModel.from_pretrained("roberta-base")
+            for epoch in range(epochs):
+                for batch in loader:
+                    model(**batch).loss.backward()
+                    opt.step()  # expect: MDL303
+        """,
+        "MDL303",
+    )
+
+
+def test_eval_helper_in_another_file_before_training(tmp_path):
+    files = {
+        "evaluation.py": """
+            import torch
+
+            def baseline(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return [model(x) for x in loader]
+            """,
+        "train.py": """
+            from evaluation import baseline
+
+            def fit(model, opt, loader, val_loader):
+                baseline(model, val_loader)
+                for x, y in loader:
+                    model(x, y).backward()
+                    opt.step()
+            """,
+    }
+    assert found(tmp_path, files) == [("train.py", 8, "MDL303")]
+
+
+def test_train_on_some_path_is_not_mdl303():
+    check(
+        """
+        from transformers import AutoModel
+
+        def finetune(loader, opt, resume):
+            model = AutoModel.from_pretrained("roberta-base")
+            if not resume:
+                model.train()
+            for batch in loader:
+                model(**batch).loss.backward()
+                opt.step()
+
+        def with_ema(model, ema, opt, loader):
+            ema.eval()
+            model.train()
+            for x, y in loader:
+                model(x, y).backward()
+                opt.step()
+        """,
+        "MDL303",
+    )
+
+
+def test_lightning_module_with_pretrained_submodule():
+    check(
+        """
+        import lightning as L
+        from transformers import AutoModel
+
+        class Classifier(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.backbone = AutoModel.from_pretrained("bert-base-uncased")  # expect: MDL303
+
+            def training_step(self, batch, idx):
+                return self.backbone(**batch).loss
+
+        class Switched(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.backbone = AutoModel.from_pretrained("bert-base-uncased")
+
+            def on_train_epoch_start(self):
+                self.train()
+
+            def training_step(self, batch, idx):
+                return self.backbone(**batch).loss
+        """,
+        "MDL303",
+    )
+
+
+def test_neutrally_named_evaluation_helper_called_on_held_out_data():
+    check(
+        """
+        import torch
+
+        def compute_val_loss(net, batches):
+            with torch.no_grad():
+                return sum(net(x).mean() for x in batches)
+
+        def train(net, opt, batches, val_batches, epochs):
+            for epoch in range(epochs):
+                net.train()
+                for x in batches:
+                    net(x).mean().backward()
+                    opt.step()
+                compute_val_loss(net, val_batches)  # expect: MDL302
+                compute_val_loss(net, batches[:2])   # training data: a training-time statistic
+        """,
+        "MDL302",
+    )

@@ -1,0 +1,379 @@
+"""Mode sensitivity (`analysis.sensitivity`) on multi-file projects, built as the engine builds them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Dict
+
+import libcst as cst
+import pytest
+
+from modelint.analysis.classbodies import class_bodies, project_fingerprint, with_bodies
+from modelint.analysis.context import FileContext
+from modelint.analysis.index import ProjectIndex, facts_from_source
+from modelint.analysis.modules import ModuleClassifier
+from modelint.analysis.sensitivity import NO, UNKNOWN, YES, combine, Sensitivity
+
+
+def project(tmp_path: Path, files: Dict[str, str]) -> Dict[str, FileContext]:
+    """Write `files` (relative path -> source) under tmp_path and build each file's context over one
+    project index, as the engine's index pass does."""
+    index = ProjectIndex()
+    parsed = {}
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    for rel in files:
+        path = tmp_path / rel
+        data = path.read_bytes()
+        facts = with_bodies(facts_from_source(data, path), data)
+        index.add(facts)
+        parsed[rel] = (cst.parse_module(data), facts)
+    classifier = ModuleClassifier(index)
+    return {rel: FileContext(str(tmp_path / rel), module, facts, classifier) for rel, (module, facts) in parsed.items()}
+
+
+def sens(ctx: FileContext, target) -> Sensitivity:
+    if isinstance(target, str) and not target.startswith(("<", "expr:")):
+        cls = ctx.top_level_classes().get(target)
+        if cls is not None:
+            return ctx.mode_sensitivity(cls)
+        return ctx.mode_sensitivity(target)
+    return ctx.mode_sensitivity(cst.parse_expression(target[5:]))
+
+
+MLP = """
+import torch.nn as nn
+
+class MLP(nn.Module):
+    def __init__(self, d=4):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, x):
+        return self.net(self.norm(x))
+"""
+
+
+def test_plain_mlp_is_not_sensitive(tmp_path):
+    ctx = project(tmp_path, {"mlp.py": MLP})["mlp.py"]
+    assert sens(ctx, "MLP").answer == NO
+    assert sens(ctx, "expr:MLP(8)").answer == NO
+    assert sens(ctx, "expr:nn.Sequential(nn.Linear(3, 4), nn.ReLU())").answer == NO
+
+
+def test_literal_zero_dropout_is_not_sensitive_and_a_literal_half_is(tmp_path):
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class A(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.0)
+                self.rnn = nn.LSTM(4, 4, num_layers=2)
+                self.att = nn.MultiheadAttention(4, 2)
+        class B(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(p=0.5)
+    """})["m.py"]
+    assert sens(ctx, "A").answer == NO
+    b = sens(ctx, "B")
+    assert b.answer == YES and "nn.Dropout(p=0.5)" in b.reason and "line 12" in b.reason
+
+
+def test_dropout_from_a_constructor_argument(tmp_path):
+    """`nn.Dropout(p)` with `p=0.1`: the class alone is "unknown" (the caller decides, documented);
+    a construction binds it: `Net()` -> yes, `Net(p=0.0)` / `Net(0)` -> no, `Net(p=args.p)` -> unknown."""
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self, d, p=0.1):
+                super().__init__()
+                self.fc = nn.Linear(d, d)
+                self.drop = nn.Dropout(p)
+    """})["m.py"]
+    alone = sens(ctx, "Net")
+    assert alone.answer == UNKNOWN and "`p` (default 0.1)" in alone.reason
+    assert sens(ctx, "expr:Net(4)").answer == YES
+    assert sens(ctx, "expr:Net(4, p=0.0)").answer == NO
+    assert sens(ctx, "expr:Net(4, 0)").answer == NO
+    assert sens(ctx, "expr:Net(4, p=args.p)").answer == UNKNOWN
+    assert sens(ctx, "expr:Net(4, p=0.0).to(device)").answer == NO
+
+
+def test_zero_passed_down_through_another_files_constructor(tmp_path):
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/enc.py": """
+            import torch.nn as nn
+            class Encoder(nn.Module):
+                def __init__(self, d, dropout=0.1):
+                    super().__init__()
+                    self.layer = nn.TransformerEncoderLayer(d, 2, dropout=dropout)
+        """,
+        "pkg/model.py": """
+            import torch.nn as nn
+            from .enc import Encoder
+            class Zero(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.enc = Encoder(8, dropout=0.0)
+            class Default(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.enc = Encoder(8)
+        """,
+    }
+    ctx = project(tmp_path, files)["pkg/model.py"]
+    assert sens(ctx, "Zero").answer == NO
+    default = sens(ctx, "Default")
+    assert default.answer == YES and "Encoder" in default.reason and "TransformerEncoderLayer" in default.reason
+
+
+def test_batch_norm_in_a_submodule_class_of_another_file(tmp_path):
+    files = {
+        "proj/__init__.py": "",
+        "proj/blocks.py": """
+            from torch import nn
+            class ConvBlock(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3)
+                    self.bn = nn.BatchNorm2d(c)
+            class NoStats(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.bn = nn.BatchNorm2d(c, track_running_stats=False)
+        """,
+        "proj/net.py": """
+            import torch.nn as nn
+            from proj.blocks import ConvBlock, NoStats
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = nn.Sequential(ConvBlock(3), nn.ReLU())
+            class Plain(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = NoStats(3)
+        """,
+    }
+    ctx = project(tmp_path, files)["proj/net.py"]
+    net = sens(ctx, "Net")
+    assert net.answer == YES and "ConvBlock" in net.reason and "BatchNorm2d" in net.reason and "proj.blocks" in net.reason
+    assert sens(ctx, "Plain").answer == NO
+
+
+def test_a_training_branch_and_a_functional_mode_call(tmp_path):
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        class Branch(nn.Module):
+            def forward(self, x):
+                if self.training:
+                    x = x + 1
+                return x
+        class Functional(nn.Module):
+            def forward(self, x, stats):
+                return F.batch_norm(x, *stats, training=True)
+    """})["m.py"]
+    branch = sens(ctx, "Branch")
+    assert branch.answer == YES and "self.training" in branch.reason and "line 6" in branch.reason
+    assert sens(ctx, "Functional").answer == YES
+
+
+def test_unknown_third_party_base_and_from_pretrained(tmp_path):
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        from somelib import FancyBase, FancyBlock
+        from transformers import AutoModel, AutoTokenizer
+        class Sub(FancyBase):
+            pass
+        class Holder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = FancyBlock(3)
+        class Pre(nn.Module):
+            def __init__(self, name):
+                super().__init__()
+                self.tok = AutoTokenizer.from_pretrained(name)
+                self.bert = AutoModel.from_pretrained(name)
+        class TokOnly(nn.Module):
+            def __init__(self, name):
+                super().__init__()
+                self.tok = AutoTokenizer.from_pretrained(name)
+                self.fc = nn.Linear(3, 3)
+    """})["m.py"]
+    sub = sens(ctx, "Sub")
+    assert sub.answer == UNKNOWN and "somelib.FancyBase" in sub.reason
+    assert sens(ctx, "Holder").answer == UNKNOWN
+    pre = sens(ctx, "Pre")
+    assert pre.answer == UNKNOWN and "AutoModel.from_pretrained" in pre.reason
+    assert sens(ctx, "TokOnly").answer == NO
+    assert sens(ctx, "expr:AutoModel.from_pretrained('bert')").answer == UNKNOWN
+
+
+def test_yes_wins_over_unknown(tmp_path):
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        from somelib import FancyBlock
+        class Mixed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = FancyBlock(3)
+                self.bn = nn.BatchNorm1d(3)
+    """})["m.py"]
+    assert sens(ctx, "Mixed").answer == YES
+
+
+def test_layer_factory_parameters(tmp_path):
+    """timm / torchvision style: `norm_layer=nn.BatchNorm2d` (a default class), and `norm_layer=None`
+    replaced in the body by a mode-sensitive class."""
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class ByDefault(nn.Module):
+            def __init__(self, c, norm_layer=nn.BatchNorm2d):
+                super().__init__()
+                self.norm = norm_layer(c)
+        class ByNone(nn.Module):
+            def __init__(self, c, norm_layer=None):
+                super().__init__()
+                if norm_layer is None:
+                    norm_layer = nn.BatchNorm2d
+                self.norm = norm_layer(c)
+        class LayerNormOnly(nn.Module):
+            def __init__(self, c, norm_layer=nn.LayerNorm):
+                super().__init__()
+                self.norm = norm_layer(c)
+                for m in self.modules():
+                    if isinstance(m, nn.BatchNorm2d):
+                        pass
+    """})["m.py"]
+    assert sens(ctx, "expr:ByDefault(3)").answer == YES
+    assert sens(ctx, "expr:ByDefault(3, norm_layer=nn.LayerNorm)").answer == NO
+    assert sens(ctx, "ByNone").answer == YES
+    assert sens(ctx, "LayerNormOnly").answer == NO
+
+
+def test_subclass_of_a_layer_and_of_a_project_class(tmp_path):
+    files = {
+        "a.py": """
+            import torch.nn as nn
+            class MyBN(nn.BatchNorm2d):
+                pass
+            class Base(nn.Module):
+                def forward(self, x):
+                    return x * 2 if self.training else x
+        """,
+        "b.py": """
+            from a import Base
+            class Child(Base):
+                pass
+        """,
+    }
+    ctxs = project(tmp_path, files)
+    assert sens(ctxs["a.py"], "MyBN").answer == YES
+    assert sens(ctxs["b.py"], "Child").answer == YES
+
+
+def test_cycles_terminate(tmp_path):
+    files = {
+        "a.py": "import torch.nn as nn\nfrom b import B\nclass A(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.b = B()\n",
+        "b.py": "import torch.nn as nn\nfrom a import A\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.a = A()\n",
+    }
+    assert sens(project(tmp_path, files)["a.py"], "A").answer == NO
+
+
+def test_expressions_that_do_not_show_what_they_build(tmp_path):
+    ctx = project(tmp_path, {"m.py": "import torch\nimport torch.nn as nn\n"})["m.py"]
+    assert sens(ctx, "expr:build_model(cfg)").answer == UNKNOWN
+    assert sens(ctx, "expr:torch.load(path)").answer == UNKNOWN
+    assert sens(ctx, "expr:nn.Sequential(*layers)").answer == UNKNOWN
+    assert sens(ctx, "expr:nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.2))").answer == YES
+
+
+def test_docstrings_and_comments_are_not_calls(tmp_path):
+    ctx = project(tmp_path, {"m.py": '''
+        import torch.nn as nn
+        class Doc(nn.Module):
+            """Unlike the paper we use no nn.Dropout(0.5) here.
+
+        and no nn.BatchNorm2d(c) either (a line at column 0 inside the docstring).
+            """
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(2, 2)  # was nn.Dropout(0.1)
+    '''})["m.py"]
+    assert sens(ctx, "Doc").answer == NO
+
+
+def test_memoised_per_project(tmp_path):
+    ctx = project(tmp_path, {"mlp.py": MLP})["mlp.py"]
+    first = sens(ctx, "MLP")
+    assert sens(ctx, "MLP") is first
+
+
+def test_combine_prefers_yes_then_unknown():
+    y, u = Sensitivity(YES, "y"), Sensitivity(UNKNOWN, "u")
+    assert combine([None, u, y]) is y
+    assert combine([u, Sensitivity(NO, "")]) is u
+    assert combine([]).answer == NO
+
+
+def test_class_bodies_fingerprint_changes_with_a_body(tmp_path):
+    path = tmp_path / "m.py"
+    a = b"import torch.nn as nn\nclass A(nn.Module):\n    def __init__(self):\n        self.x = nn.Linear(1, 1)\n"
+    b = a.replace(b"nn.Linear(1, 1)", b"nn.Dropout(0.1)")
+    prints = []
+    for data in (a, b):
+        index = ProjectIndex()
+        index.add(with_bodies(facts_from_source(data, path), data))
+        prints.append(project_fingerprint(index))
+    assert prints[0] != prints[1]
+    assert index.fingerprint() == ProjectIndex(modules={"m": facts_from_source(a, path)}).fingerprint()
+
+
+def test_cache_round_trips_class_bodies(tmp_path):
+    """The cache stores each file's class bodies under its content key (a changed file gets a new
+    key; the result key changes through `project_fingerprint`, tested above)."""
+    from modelint.cache import Cache
+
+    cache = Cache(tmp_path / ".cache", salt="t")
+    data = b"import torch.nn as nn\nclass E(nn.Module):\n    def __init__(self):\n        self.d = nn.Dropout(0.1)\n"
+    key = cache.file_key("e.py", data)
+    bodies = class_bodies(data, facts_from_source(data, Path("e.py")))
+    cache.put_bodies(key, bodies)
+    assert cache.get_bodies(key) == bodies
+
+
+@pytest.mark.parametrize("header", ["class Net(\n    nn.Module,\n):", "class Net(nn.Module):"])
+def test_multiline_class_headers(tmp_path, header):
+    src = f"import torch.nn as nn\n{header}\n    def __init__(self):\n        super().__init__()\n        self.d = nn.Dropout()\n"
+    ctx = project(tmp_path, {"m.py": src})["m.py"]
+    assert sens(ctx, "Net").answer == YES
+
+
+def test_a_module_passed_in_and_kept(tmp_path):
+    """`self.backbone = backbone`: unknown alone when annotated as a module; a construction that
+    passes a construction decides."""
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class Seg(nn.Module):
+            def __init__(self, backbone: nn.Module, width: int):
+                super().__init__()
+                self.backbone = backbone
+                self.width = width
+                self.head = nn.Conv2d(width, 2, 1)
+        class Untyped(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.width = width
+    """})["m.py"]
+    alone = sens(ctx, "Seg")
+    assert alone.answer == UNKNOWN and "backbone" in alone.reason
+    assert sens(ctx, "expr:Seg(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), 8)").answer == YES
+    assert sens(ctx, "expr:Seg(nn.Linear(3, 8), 8)").answer == NO
+    assert sens(ctx, "Untyped").answer == NO
