@@ -293,9 +293,8 @@ CASES += [
 ]
 
 ALL_CODES = ("MDL101", "MDL102", "MDL103", "MDL104", "MDL105", "MDL106", "MDL201", "MDL202", "MDL203", "MDL204",
-             "MDL301", "MDL302", "MDL401")
-ALL_CODES += ("MDL107", "MDL305")  # issue 19 (Keras)
              "MDL301", "MDL302", "MDL303", "MDL401", "MDL205", "MDL304")
+ALL_CODES += ("MDL107", "MDL305")  # issue 19 (Keras)
 
 
 def _fixture_index(path: str):
