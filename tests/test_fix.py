@@ -119,7 +119,7 @@ def test_text_marks_fixable_findings_and_json_carries_the_fix(run, write):
 def test_rules_lists_the_fixable_rules(run):
     out = run("rules").out
     fixable = {line.split()[0] for line in out.splitlines()[1:] if line.split()[3] == "yes"}
-    assert fixable == {"MDL101", "MDL103", "MDL107", "MDL201", "MDL203", "MDL305", "MDL401"}
+    assert fixable == {"MDL101", "MDL103", "MDL107", "MDL201", "MDL203", "MDL303", "MDL305", "MDL401"}
     assert "fixable" in run("rule", "MDL201").out.splitlines()[0]
 
 
@@ -361,7 +361,7 @@ def test_notebook_source_as_string_and_compact_layout(run, tmp_path):
 
 def test_rules_json_says_which_rules_fix(run):
     data = json.loads(run("rules", "--format", "json").out)
-    assert {r["code"] for r in data if r["fixable"]} == {"MDL101", "MDL103", "MDL107", "MDL201", "MDL203", "MDL305", "MDL401"}
+    assert {r["code"] for r in data if r["fixable"]} == {"MDL101", "MDL103", "MDL107", "MDL201", "MDL203", "MDL303", "MDL305", "MDL401"}
     assert all(isinstance(r["fixable"], bool) for r in data)
 
 
@@ -377,7 +377,7 @@ def test_fix_that_adds_an_import_converges_through_the_cli(run, write):
                 super().__init__()
                 self.heads = [Linear(d, 1) for _ in range(3)]
         """)
-    r = run("check", "m.py", "--fix", "--unsafe-fixes")
+    r = run("check", "m.py", "--fix", "--unsafe-fixes", "--extend-select", "MDL201")
     assert r.code == 0, r
     text = path.read_text()
     assert "from torch import nn\n" in text

@@ -35,6 +35,13 @@ def project(write):
     return write
 
 
+@pytest.fixture(autouse=True)
+def _sampling_rule_selected(tmp_path):
+    """MDL104 is off by default since issue 15's measuring set; these CLI tests check the Rust front end
+    on an MDL104 finding, so the project selects it, as a user would."""
+    (tmp_path / "pyproject.toml").write_text('[tool.modelint]\nextend-select = ["MDL104"]\n')
+
+
 def _codes(out: str):
     return sorted((Path(f["path"]).name, f["code"]) for f in json.loads(out))
 

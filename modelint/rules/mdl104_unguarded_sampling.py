@@ -39,6 +39,7 @@ class UnguardedSamplingInForward(Rule):
     code = "MDL104"
     name = "unguarded-sampling-in-forward"
     level = "warning"
+    default = False  # issue 15's measuring set: see the end of `what`
     summary = "A random sampling op runs in `forward` whatever the mode, so eval outputs are random."
     what = (
         "Reports a random-sampling op executed by an `nn.Module`'s `forward`, or by a method of the same "
@@ -91,6 +92,15 @@ class UnguardedSamplingInForward(Rule):
         "offers a parameter for the drawn value and picks the draw by some other test than the mode: still "
         "reported), a noise source or a `GumbelSoftmax` layer used where a deterministic value was meant, and a "
         "VAE whose caller uses the sample instead of the returned mean in eval."
+    )
+    what += (
+        " "
+        'Off by default: on the measuring set (26 code bases never used to develop it: 17 repositories '
+        'with training scripts and 9 model packages; `bench/precision.py`, verdicts with reasons in '
+        '`bench/verdicts/measuring.tsv`) it reached 90% real-or-deliberate (21 findings: 1 real, 18 '
+        'deliberate, 2 false; the deliberate ones are randomness that is the computation in objectives '
+        'and samplers that the by-design exemptions do not yet recognise), below the 95% a default rule '
+        'needs. Select it with `--select` or `extend-select`.'
     )
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
