@@ -71,6 +71,8 @@ import corpus  # noqa: E402  (bench/corpus.py: wheel fetching, the measured subp
 
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
+SETS = BENCH / "sets"
+VERDICT_DIR = BENCH / "verdicts"
 VERDICTS = ("real", "deliberate", "false")
 COLUMNS = ("codebase", "code", "path", "line", "verdict", "reason")
 # The files `modelint check` reads (sources, notebooks) and the ignore files that decide which.
@@ -120,11 +122,11 @@ def _codebase(entry: dict, where: str) -> CodeBase:
 
 def load_set(name: str) -> List[CodeBase]:
     """The code bases of bench/sets/NAME.toml; for `tuning` without a file, corpus.py's pins."""
-    path = BENCH / "sets" / f"{name}.toml"
+    path = SETS / f"{name}.toml"
     if not path.is_file():
         if name == "tuning":
             return [CodeBase(n, "wheel", package=n, version=v) for n, v in corpus.PINS.items()]
-        raise BenchError(f"no set file {path.relative_to(REPO_ROOT)}")
+        raise BenchError(f"no set file {path}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
@@ -197,7 +199,7 @@ def load_verdicts(paths: Iterable[Path]) -> Dict[Key, Verdict]:
 
 
 def verdict_files(set_name: str) -> List[Path]:
-    return sorted(Path(p) for p in glob.glob(str(BENCH / "verdicts" / f"{glob.escape(set_name)}*.tsv")))
+    return sorted(Path(p) for p in glob.glob(str(VERDICT_DIR / f"{glob.escape(set_name)}*.tsv")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,7 +474,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--todo", type=Path, metavar="OUT", help="write the new findings to OUT as verdict rows to fill in")
     p.add_argument("--markdown", action="store_true", help="also print the per-rule table as Markdown")
     p.add_argument("--fetch-only", action="store_true", help="fetch and extract, run nothing")
+    p.add_argument("--findings", type=Path, metavar="JSON", help="judge the findings of an earlier --json "
+                   "output instead of running modelint (its scope and code bases; sources from --cache)")
     return p
+
+
+def results_from_json(path: Path, codebases: Sequence[CodeBase], cache: Path):
+    """(results, scope) of an earlier --json run, for the code bases of `codebases` it holds."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        ran = {c["name"]: c for c in payload["codebases"]}
+        scope = set(payload["scope"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BenchError(f"{path}: not a precision.py --json output ({e})") from None
+    out = []
+    for cb in codebases:
+        if cb.name not in ran:
+            continue
+        d = ran[cb.name]
+        res = corpus.Result(cb.name, d.get("version", ""), files=d.get("files", 0), lines=d.get("lines", 0),
+                            cpu=d.get("cpu_seconds", 0.0), error=d.get("error", ""), findings=d.get("findings", []))
+        src = Path(d["src_dir"]) if d.get("src_dir") else None
+        res.src_dir = src if src and src.is_dir() else None
+        out.append((cb, res, d.get("skipped", [])))
+    return out, scope
 
 
 def _source_line(results):
@@ -510,6 +535,12 @@ def report(results, cmp: Comparison, args) -> None:
         corpus.log(f"wrote {len(cmp.new)} rows to {args.todo}")
 
 
+def _commit(root: Path) -> str:
+    """The git commit of the measured modelint tree ('' outside git), so a --json run says which code ran."""
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -528,16 +559,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.modelint_root.resolve()), env.get("PYTHONPATH")]))
         base_cmd = [sys.executable, "-m", "modelint"]
-        scope = set() if args.fetch_only else selected_codes(base_cmd, env, args.select)
+        if args.findings:
+            results, scope = results_from_json(args.findings, codebases, args.cache)
+        else:
+            scope = set() if args.fetch_only else selected_codes(base_cmd, env, args.select)
     except BenchError as e:
         print(f"precision.py: {e}", file=sys.stderr)
         return 2
-    results = run_set(codebases, args, base_cmd, env)
+    if not args.findings:
+        results = run_set(codebases, args, base_cmd, env)
     checked = {cb.name: res.findings for cb, res, _ in results if res.ok and not args.fetch_only}
     cmp = compare(checked, verdicts, scope)
     report(results, cmp, args)
     if args.json:
         payload = {"set": args.set, "modelint_root": str(args.modelint_root), "select": args.select,
+                   "modelint_commit": _commit(args.modelint_root),
                    "scope": sorted(scope), "codebases": [dict(res.to_dict(), pin=cb.pin, field=cb.field,
                    skipped=skipped) for cb, res, skipped in results],
                    "per_rule": {c: vars(s) for c, s in cmp.per_rule.items()},
