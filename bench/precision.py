@@ -246,7 +246,8 @@ class Comparison:
     per_rule: Dict[str, RuleStats] = field(default_factory=dict)
     new: List[Tuple[Key, dict]] = field(default_factory=list)  # findings without a verdict
     disappeared: List[Verdict] = field(default_factory=list)
-    out_of_scope: int = 0  # verdicts of codes the run did not select, or code bases it skipped
+    not_selected: Counter = field(default_factory=Counter)  # code -> verdicts of a code not run
+    not_run: int = 0  # verdicts of code bases this run did not check
 
     def total(self) -> RuleStats:
         t = RuleStats()
@@ -275,10 +276,12 @@ def compare(findings: Dict[str, List[dict]], verdicts: Dict[Key, Verdict], scope
     for key, v in sorted(verdicts.items()):
         if key in seen:
             continue
-        if v.codebase in findings and v.code in scope:
+        if v.codebase not in findings:
+            out.not_run += 1
+        elif v.code in scope:
             out.disappeared.append(v)
         else:
-            out.out_of_scope += 1
+            out.not_selected[v.code] += 1
     return out
 
 
@@ -525,8 +528,11 @@ def report(results, cmp: Comparison, args) -> None:
     print(f"\ndisappeared verdicts (a real one gone is a possible recall loss): {len(cmp.disappeared)}")
     for v in cmp.disappeared:
         print(f"  {v.codebase}/{v.path}:{v.line}: {v.code} [{v.verdict}] {v.reason}")
-    if cmp.out_of_scope:
-        print(f"\n{cmp.out_of_scope} verdicts not in this run (code not selected or code base not run)")
+    if cmp.not_selected:
+        codes = ", ".join(f"{c} {n}" for c, n in sorted(cmp.not_selected.items()))
+        print(f"\nverdicts of codes this run did not select (left out or off by default): {codes}")
+    if cmp.not_run:
+        print(f"{cmp.not_run} verdicts of code bases this run did not check")
     if args.todo:
         with args.todo.open("w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
@@ -577,7 +583,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "scope": sorted(scope), "codebases": [dict(res.to_dict(), pin=cb.pin, field=cb.field,
                    skipped=skipped) for cb, res, skipped in results],
                    "per_rule": {c: vars(s) for c, s in cmp.per_rule.items()},
-                   "new": [list(k) for k, _ in cmp.new], "disappeared": [list(v.key) + [v.verdict] for v in cmp.disappeared]}
+                   "new": [list(k) for k, _ in cmp.new], "disappeared": [list(v.key) + [v.verdict] for v in cmp.disappeared],
+                   "not_selected": dict(cmp.not_selected)}
         args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     failed = [cb.name for cb, res, _ in results if not res.ok]
     if failed:

@@ -120,7 +120,7 @@ def test_a_verdict_without_its_finding_disappears_only_when_it_could_have_been_f
         ("c", "MDL104", "x.py", 1, "false", "not run"),      # code base not checked this run
     ), {"MDL104"})
     assert [v.key for v in cmp.disappeared] == [("a", "MDL104", "gone.py", 5)]
-    assert cmp.out_of_scope == 2
+    assert (dict(cmp.not_selected), cmp.not_run) == ({"MDL401": 1}, 1)
     assert cmp.per_rule == {}
 
 
@@ -217,6 +217,16 @@ def test_main_judges_an_earlier_run(tmp_path, monkeypatch, capsys):
     assert "new findings (no verdict, to triage): 1" in out and "r/n.py:8: MDL104" in out
     assert "disappeared verdicts" in out and "w/gone.py:2: MDL104 [false] was false" in out
     assert todo.read_text().splitlines()[1].split("\t")[:5] == ["r", "MDL104", "n.py", "8", "?"]
+
+
+def test_main_says_which_codes_were_not_selected(tmp_path, monkeypatch, capsys):
+    write_set(tmp_path, monkeypatch, WHEEL)
+    (tmp_path / "verdicts" / "toy.tsv").write_text(tsv(("w", "MDL104", "m.py", 1, "deliberate", "d")))
+    run = run_json(tmp_path, {"w": []}, ["MDL302"])  # MDL104 was not run (e.g. left the default set)
+    assert P.main(["--set", "toy", "--findings", str(run), "--cache", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "did not select (left out or off by default): MDL104 1" in out
+    assert "disappeared verdicts (a real one gone is a possible recall loss): 0" in out
 
 
 @pytest.mark.parametrize("verdict_text, argv, says", [
