@@ -276,9 +276,12 @@ def relativize(path: str, cwd: Path, src: Path) -> str:
         return path
 
 
-def check(res: Result, base_cmd: Sequence[str], args: argparse.Namespace, env: dict) -> None:
+def check(res: Result, base_cmd: Sequence[str], args: argparse.Namespace, env: dict,
+          extra: Sequence[str] = ()) -> None:
+    """Run `check` on res.src_dir; `extra` are more `check` options (precision.py: --no-cache)."""
     assert res.src_dir is not None
     cmd = list(base_cmd) + ["check", str(res.src_dir), "--format", "json", "--exit-zero", "--no-config"]
+    cmd += list(extra)
     if args.select:
         cmd += ["--select", args.select]
     if args.jobs is not None:
