@@ -105,9 +105,10 @@ class Script:
     val_loader: str  # a validation loader in the loop's scope
     model: str  # the model's name in the loop's scope
     build: Optional[Anchor] = None  # the line that creates the model (`x = Net(...)`)
-    freeze: Optional[str] = None  # a submodule of the built model (`conv1`) for MDL205
+    freeze: Optional[str] = None  # a submodule of the built model holding batch norm or dropout (MDL205)
     infer: str = "{m}({b}[0])"  # how the scripts' model is called on one batch
     more_train_switches: Tuple[Anchor, ...] = ()  # other .train() calls on the model
+    more_steps: Tuple[Anchor, ...] = ()  # other optimizer steps of the same loop
     packages: Tuple[str, ...] = ()  # folders that get an (empty) __init__.py
     prep: Tuple[Tuple[str, str, str], ...] = ()  # (file, old, new): make it parse on Python 3
     starts_in_eval: bool = False  # from_pretrained: eval mode before any .train()
@@ -167,7 +168,7 @@ SCRIPTS: Tuple[Script, ...] = (
         eval_forward=A(r"outputs = model\(inputs\)", within="test"),
         val_loader="testloader", model="model",
         build=A(r"model = models\.__dict__\[args\.arch\]\(num_classes=num_classes\)", within="main"),
-        freeze="conv1",
+        freeze="layer1",
     ),
     Script(
         "pytorchyolo", "eriklindernoren/PyTorch-YOLOv3", "1d621c8489e22c76ceb93bb2397ac6c8dfb5ceb7",
@@ -207,7 +208,7 @@ SCRIPTS: Tuple[Script, ...] = (
                       after=r"for epoch in range\(args\.start_epoch"),),
         eval_forward=A(r"output = model\(images\)", within="evaluate", file="engine.py"),
         val_loader="data_loader_val", model="model",
-        build=A(r"^    model = create_model\($", within="main"), freeze="patch_embed",
+        build=A(r"^    model = create_model\($", within="main"), freeze="blocks",
     ),
     Script(
         "opacus-mnist", "pytorch/opacus", "4d0ebc84613d214fbfd37fbfd1390e3747a625ce",
@@ -233,7 +234,7 @@ SCRIPTS: Tuple[Script, ...] = (
         eval_block=(A(r"prec1 = validate\(val_loader, model, criterion\)", within="main"),),
         eval_forward=A(r"output = model\(input_var\)", within="validate"),
         val_loader="val_loader", model="model",
-        build=A(r"model = torch\.nn\.DataParallel\(resnet", within="main"), freeze="module.conv1",
+        build=A(r"model = torch\.nn\.DataParallel\(resnet", within="main"), freeze="module.layer1",
     ),
     Script(
         "vit-pytorch", "jeonsworld/ViT-pytorch", "460a162767de1722a014ed2261463dbbc01196b6",
@@ -261,6 +262,7 @@ SCRIPTS: Tuple[Script, ...] = (
         val_loader="val_loader", model="decoder", infer="{m}({b}[0], {b}[1], {b}[2])",
         build=A(r"encoder = Encoder\(\)", within="main"), freeze="resnet",
         trained_build=A(r"decoder = DecoderWithAttention\(", within="main"),
+        more_steps=(A(r"encoder_optimizer\.step\(\)", within="train"),),
     ),
 )
 
@@ -446,15 +448,17 @@ def p301_wrapper(m: Mutant, s: Script) -> None:
 def p301_update_fn(m: Mutant, s: Script) -> None:
     """The step is a callable returned by a helper of another file (no opt.step() in the loop)."""
     need_eval_in_loop(s)
-    doc, line = m.resolve(s.step)
-    match = re.search(r"([\w.]+)\.step\(\)", doc.orig_text(line))
-    if not match:
-        raise NotApplicable("the script's step is not spelled opt.step()")
     tm = train_model(m, s)
+    for anchor in (s.step,) + s.more_steps:
+        doc, line = m.resolve(anchor)
+        match = re.search(r"([\w.]+)\.step\(\)", doc.orig_text(line))
+        if not match:
+            raise NotApplicable("the script's step is not spelled opt.step()")
+        fn = "update" if anchor is s.step else f"update_{match.group(1).replace('.', '_')}"
+        doc.replace_in(line, match.group(0), f"{fn}()")
+        doc.insert_before(line, [f"{fn} = make_update_fn({tm}, {match.group(1)})"])
+        doc.add_import(import_from(m, "steps", "make_update_fn"))
     m.add_file("steps.py", STEPS)
-    doc.replace_in(line, match.group(0), "update()")
-    doc.insert_before(line, [f"update = make_update_fn({tm}, {match.group(1)})"])
-    doc.add_import(import_from(m, "steps", "make_update_fn"))
     delete_train_switches(m, s)
     relate(m, s.eval_switch, s.eval_block[0])
 
@@ -898,6 +902,12 @@ def check(root: Path) -> List[dict]:
     return findings
 
 
+def known_codes(codes: Sequence[str]) -> Dict[str, bool]:
+    """Which codes the modelint on PYTHONPATH knows (`modelint rule CODE` exits 0)."""
+    return {c: subprocess.run([sys.executable, "-m", "modelint", "rule", c], capture_output=True).returncode == 0
+            for c in codes}
+
+
 def run_tree(m: Mutant, keep: Optional[Path], label: str) -> List[dict]:
     if keep is not None:
         root = keep / label
@@ -994,7 +1004,7 @@ def summarize(outcomes: List[Outcome]) -> dict:
     }
 
 
-def report(outcomes: List[Outcome], summary: dict, listing: bool) -> str:
+def report(outcomes: List[Outcome], summary: dict, listing: bool, known: Dict[str, bool]) -> str:
     lines = []
     order = [p.name for p in PATTERNS]
     lines.append(f"{'pattern':34} {'caught/injected':>16} {'recall':>7}   n/a  baseline")
@@ -1009,7 +1019,8 @@ def report(outcomes: List[Outcome], summary: dict, listing: bool) -> str:
     lines.append(f"{'code':34} {'caught/injected':>16} {'recall':>7}")
     for code in sorted(set(c for p in PATTERNS for c in p.codes)):
         row = summary["per_code"].get(code, [0, 0])
-        lines.append(f"{code:34} {row[0]:>7}/{row[1]:<8} {pct(*row):>7}")
+        note = "" if known.get(code, True) else "   (not a code of this modelint: 0 by construction)"
+        lines.append(f"{code:34} {row[0]:>7}/{row[1]:<8} {pct(*row):>7}{note}")
     lines.append(f"{'all':34} {summary['caught']:>7}/{summary['injected']:<8} {pct(summary['caught'], summary['injected']):>7}")
     lines.append("")
     lines.append(f"controls clean: {summary['controls_clean']}/{summary['controls']}")
@@ -1019,9 +1030,14 @@ def report(outcomes: List[Outcome], summary: dict, listing: bool) -> str:
     misses = [o for o in outcomes if o.status == "missed"]
     if misses:
         lines.append("")
-        lines.append(f"misses ({len(misses)}):")
+        lines.append(f"misses ({len(misses)}), per pattern:")
+        for name in order:
+            these = [o for o in misses if o.pattern.split(" ")[0] == name]
+            if these:
+                lines.append(f"  {name:30} {', '.join(o.script for o in these)}")
         for o in misses:
-            lines.append(f"  {o.script:18} {o.pattern:30} {o.code} {o.detail}")
+            if o.detail:
+                lines.append(f"  {o.script} {o.pattern}: {o.detail}")
     for o in outcomes:
         if o.status == "baseline":
             lines.append(f"  BASELINE {o.script} {o.pattern}: {o.detail}")
@@ -1080,7 +1096,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             outcomes += list(pool.map(lambda p: measure(s, p, sources, base, args.near, args.keep), patterns))
     summary = summarize(outcomes)
-    sys.stdout.write(report(outcomes, summary, args.list))
+    known = known_codes(sorted({c for p in PATTERNS for c in p.codes}))
+    summary["unknown_codes"] = [c for c, ok in known.items() if not ok]
+    sys.stdout.write(report(outcomes, summary, args.list, known))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "outcomes": [vars(o) for o in outcomes]}, indent=1))
     if errors or summary["errors"]:
