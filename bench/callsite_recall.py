@@ -30,7 +30,8 @@ including every line of a file it added, (b) the first line after each run of de
 (c) the lines of the anchors the pattern names as related: where the mode is set and where it is
 wrong (for MDL301 the evaluation switch, the evaluation call in the loop and the training step;
 for MDL302 the forward call run for inference; for MDL303 the model's construction and the step;
-for MDL205 the later ``model.train()``). A finding is *near* when it is in the same file as a
+for MDL205 the later ``model.train()``). "The training step" is the optimizer step and every
+``.backward()`` call of the function that holds it. A finding is *near* when it is in the same file as a
 site and at most ``NEAR`` = 2 lines from it (``--near N`` changes it).
 
 Verdict of one mutant, for the pattern's expected code(s):
@@ -339,6 +340,18 @@ def relate(m: Mutant, *anchors: Anchor) -> None:
         m.relate(doc, line)
 
 
+def relate_step(m: Mutant, s: Script) -> None:
+    """Relate the training step: the optimizer step and the backward() calls of its function
+    (a rule may name either as the place where training runs in the wrong mode)."""
+    import ast as _ast
+    doc, line = m.resolve(s.step)
+    m.relate(doc, line)
+    fn = doc.enclosing_function(line)
+    for node in _ast.walk(fn if fn is not None else doc.tree):
+        if isinstance(node, _ast.Call) and isinstance(node.func, _ast.Attribute) and node.func.attr == "backward":
+            m.relate(doc, node.lineno)
+
+
 def delete_train_switches(m: Mutant, s: Script, every: bool = False) -> None:
     for anchor in (s.train_switch,) + (s.more_train_switches if every else ()):
         doc, line = m.resolve(anchor)
@@ -418,7 +431,8 @@ def p301_plain(m: Mutant, s: Script) -> None:
     """Delete the model.train() that undoes the evaluation's model.eval()."""
     need_eval_in_loop(s)
     delete_train_switches(m, s)
-    relate(m, s.eval_switch, s.eval_block[0], s.step)
+    relate(m, s.eval_switch, s.eval_block[0])
+    relate_step(m, s)
 
 
 def p301_cross_file(m: Mutant, s: Script) -> None:
@@ -430,7 +444,8 @@ def p301_cross_file(m: Mutant, s: Script) -> None:
     doc.replace_in(line, f"{em}.eval()", f"prepare_for_eval({em})")
     doc.add_import(import_from(m, "evalmode", "prepare_for_eval"))
     delete_train_switches(m, s)
-    relate(m, s.eval_block[0], s.step)
+    relate(m, s.eval_block[0])
+    relate_step(m, s)
 
 
 def p301_wrapper(m: Mutant, s: Script) -> None:
@@ -442,7 +457,8 @@ def p301_wrapper(m: Mutant, s: Script) -> None:
     doc.replace_line(line, [f"learner = Learner({em})", "learner.to_eval()"])
     doc.add_import(import_from(m, "learner", "Learner"))
     delete_train_switches(m, s)
-    relate(m, s.eval_block[0], s.step)
+    relate(m, s.eval_block[0])
+    relate_step(m, s)
 
 
 def p301_update_fn(m: Mutant, s: Script) -> None:
@@ -461,6 +477,7 @@ def p301_update_fn(m: Mutant, s: Script) -> None:
     m.add_file("steps.py", STEPS)
     delete_train_switches(m, s)
     relate(m, s.eval_switch, s.eval_block[0])
+    relate_step(m, s)
 
 
 def p302_plain(m: Mutant, s: Script) -> None:
@@ -645,7 +662,7 @@ def p303_from_pretrained(m: Mutant, s: Script) -> None:
         doc.delete_range(line, stmt.end_lineno)
         doc.add_import("from transformers import AutoModel")
     m.relate(doc, line)
-    relate(m, s.step)
+    relate_step(m, s)
 
 
 def p303_initial_eval(m: Mutant, s: Script) -> None:
@@ -661,7 +678,7 @@ def p303_initial_eval(m: Mutant, s: Script) -> None:
     texts = [bdoc.orig_text(i)[base:] for i in range(first, last + 1) if i not in drop]
     ldoc.insert_before(lline, texts)
     delete_train_switches(m, s, every=True)
-    relate(m, s.step)
+    relate_step(m, s)
 
 
 def p304_train_in_eval(m: Mutant, s: Script) -> None:
@@ -677,7 +694,7 @@ def p304_eval_in_train(m: Mutant, s: Script) -> None:
     doc, line = switch_in_routine(m, s.train_switch, s)
     call = re.search(r"\.train\([^)]*\)", doc.orig_text(line))
     doc.replace_in(line, call.group(0), ".eval()")
-    relate(m, s.step)
+    relate_step(m, s)
 
 
 def _frozen_target(m: Mutant, s: Script) -> Tuple[Doc, int, str]:
