@@ -29,7 +29,8 @@ is *not applicable* to that script and is listed as such, not counted.
 including every line of a file it added, (b) the first line after each run of deleted lines, and
 (c) the lines of the anchors the pattern names as related: where the mode is set and where it is
 wrong (for MDL301 the evaluation switch, the evaluation call in the loop and the training step;
-for MDL302 the forward call run for inference; for MDL303 the model's construction and the step;
+for MDL302 the forward call run for inference and the evaluation call in the loop; for MDL303
+the model's construction, the evaluation switch and call, and the step;
 for MDL205 the later ``model.train()``). "The training step" is the optimizer step and every
 ``.backward()`` call of the function that holds it. A finding is *near* when it is in the same file as a
 site and at most ``NEAR`` = 2 lines from it (``--near N`` changes it).
@@ -548,7 +549,7 @@ def p302_generate(m: Mutant, s: Script) -> None:
     fdoc, fline = m.resolve(s.eval_forward)
     doc.delete_stmt(line)
     fdoc.replace_in(fline, f"{em}(", f"{em}.generate(")
-    relate(m, s.eval_forward)
+    relate(m, s.eval_forward, s.eval_block[0])
 
 
 def _nograd_around(doc: Doc, line: int):
@@ -597,7 +598,7 @@ def p302_volatile(m: Mutant, s: Script) -> None:
     if arg and not already:
         fdoc.insert_before(fline, [f"{arg.group(1)} = Variable({arg.group(1)}, volatile=True)"])
         fdoc.add_import("from torch.autograd import Variable")
-    relate(m, s.eval_forward)
+    relate(m, s.eval_forward, s.eval_block[0])
 
 
 def p302_attr(m: Mutant, s: Script) -> None:
@@ -622,7 +623,7 @@ def p302_attr(m: Mutant, s: Script) -> None:
     doc.add_import("from types import SimpleNamespace")
     sdoc, sline = m.resolve(s.eval_switch)
     sdoc.delete_stmt(sline)
-    relate(m, s.eval_forward)
+    relate(m, s.eval_forward, s.eval_block[0])
 
 
 def p302_restore_helper(m: Mutant, s: Script) -> None:
@@ -662,6 +663,7 @@ def p303_from_pretrained(m: Mutant, s: Script) -> None:
         doc.delete_range(line, stmt.end_lineno)
         doc.add_import("from transformers import AutoModel")
     m.relate(doc, line)
+    relate(m, s.eval_switch, s.eval_block[0])
     relate_step(m, s)
 
 
@@ -678,6 +680,7 @@ def p303_initial_eval(m: Mutant, s: Script) -> None:
     texts = [bdoc.orig_text(i)[base:] for i in range(first, last + 1) if i not in drop]
     ldoc.insert_before(lline, texts)
     delete_train_switches(m, s, every=True)
+    relate(m, s.eval_switch, s.eval_block[0])
     relate_step(m, s)
 
 
@@ -920,9 +923,11 @@ def check(root: Path) -> List[dict]:
 
 
 def known_codes(codes: Sequence[str]) -> Dict[str, bool]:
-    """Which codes the modelint on PYTHONPATH knows (`modelint rule CODE` exits 0)."""
-    return {c: subprocess.run([sys.executable, "-m", "modelint", "rule", c], capture_output=True).returncode == 0
-            for c in codes}
+    """Which codes the modelint on PYTHONPATH knows (`modelint rule CODE` exits 0). Run outside
+    this repository: `python -m` puts the working folder before PYTHONPATH."""
+    with tempfile.TemporaryDirectory(prefix="callsite-") as tmp:
+        return {c: subprocess.run([sys.executable, "-m", "modelint", "rule", c], capture_output=True,
+                                  cwd=tmp).returncode == 0 for c in codes}
 
 
 def run_tree(m: Mutant, keep: Optional[Path], label: str) -> List[dict]:
