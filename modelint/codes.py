@@ -12,7 +12,7 @@ A code, once shipped, keeps its meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, ClassVar, Dict
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,36 @@ class RuleInfo:
     # For fixable rules: what the fix changes and why it is safe or unsafe (one paragraph).
     fix_safety: str = ""
 
+
+
+class Described:
+    """What a rule class says about itself, for every front end (Python rules in `rules/base.py`,
+    Rust rules in `rust/rule.py`): its code, docs and options, and `info()`, the `RuleInfo` the
+    catalogue shows."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    level: ClassVar[str] = "error"
+    summary: ClassVar[str] = ""
+    what: ClassVar[str] = ""
+    why: ClassVar[str] = ""
+    example: ClassVar[str] = ""
+    use_instead: ClassVar[str] = ""
+    fixable: ClassVar[bool] = False
+    default: ClassVar[bool] = True
+    # Option name -> default value; `[tool.modelint.rules.CODE]` may override them.
+    options_schema: ClassVar[Dict[str, Any]] = {}
+    # Option name -> what it does (every option in `options_schema` has one; a test checks).
+    option_docs: ClassVar[Dict[str, str]] = {}
+    # What the fix changes and why it is safe or unsafe; for a rule without a fix, why there is none.
+    fix_safety: ClassVar[str] = ""
+
+    @classmethod
+    def info(cls) -> RuleInfo:
+        return RuleInfo(code=cls.code, name=cls.name, level=cls.level, summary=cls.summary, what=cls.what,
+                        why=cls.why, example=cls.example, use_instead=cls.use_instead, fixable=cls.fixable,
+                        default=cls.default, kind="static", options=dict(cls.options_schema),
+                        option_docs=dict(cls.option_docs), fix_safety=cls.fix_safety)
 
 TOOL_CODES = (
     RuleInfo(

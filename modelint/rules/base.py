@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 import libcst as cst
 
 from modelint.analysis.context import FileContext
-from modelint.codes import RuleInfo
+from modelint.codes import Described
 from modelint.fixes import FixSpec
 
 
@@ -38,23 +38,10 @@ class Report:
         self.level = level
 
 
-class Rule:
-    code: ClassVar[str]
-    name: ClassVar[str]
-    level: ClassVar[str] = "error"
-    summary: ClassVar[str]
-    what: ClassVar[str] = ""
-    why: ClassVar[str] = ""
-    example: ClassVar[str] = ""
-    use_instead: ClassVar[str] = ""
-    fixable: ClassVar[bool] = False
-    default: ClassVar[bool] = True
-    # Option name -> default value; `[tool.modelint.rules.CODE]` may override them.
-    options_schema: ClassVar[Dict[str, Any]] = {}
-    # Option name -> what it does (every option in `options_schema` has one; a test checks).
-    option_docs: ClassVar[Dict[str, str]] = {}
-    # What the fix changes and why it is safe or unsafe; for a rule without a fix, why there is none.
-    fix_safety: ClassVar[str] = ""
+class Rule(Described):
+    """A Python rule: its self-description (`codes.Described`) plus the examples, the pre-filter and
+    the LibCST visitor methods."""
+
     # Text pre-filter: the rule cannot fire on a file that contains none of these substrings.
     # Empty means "always run".
     triggers: ClassVar[Tuple[str, ...]] = ()
@@ -76,22 +63,3 @@ class Rule:
         if level is not None and level not in ("error", "warning", "info"):
             raise ValueError(f"unknown level {level!r}")
         self.reports.append(Report(self.code, node, self.ctx.statement_of(node), message, fix, level))
-
-    @classmethod
-    def info(cls) -> RuleInfo:
-        return RuleInfo(
-            code=cls.code,
-            name=cls.name,
-            level=cls.level,
-            summary=cls.summary,
-            what=cls.what,
-            why=cls.why,
-            example=cls.example,
-            use_instead=cls.use_instead,
-            fixable=cls.fixable,
-            default=cls.default,
-            kind="static",
-            options=dict(cls.options_schema),
-            option_docs=dict(cls.option_docs),
-            fix_safety=cls.fix_safety,
-        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
-from modelint.codes import RuleInfo
+from modelint.codes import Described
 from modelint.rust.facts import RustFile
 
 
@@ -29,20 +29,10 @@ class RustReport:
         self.code, self.node, self.message, self.fix = code, node, message, fix
 
 
-class RustRule:
-    code: ClassVar[str]
-    name: ClassVar[str]
-    level: ClassVar[str] = "error"
-    summary: ClassVar[str] = ""
-    what: ClassVar[str] = ""
-    why: ClassVar[str] = ""
-    example: ClassVar[str] = ""
-    use_instead: ClassVar[str] = ""
-    default: ClassVar[bool] = True
-    fixable: ClassVar[bool] = False
-    fix_safety: ClassVar[str] = ""
-    options_schema: ClassVar[Dict[str, Any]] = {}
-    option_docs: ClassVar[Dict[str, str]] = {}
+class RustRule(Described):
+    """A Rust rule: its self-description (`codes.Described`, shared with Python rules) plus the
+    examples, the pre-filter and `check()`."""
+
     # Text pre-filter, as for Python rules: the rule cannot fire on a file with none of these.
     triggers: ClassVar[Tuple[str, ...]] = ()
     # For a code shared with a Python rule: the Burn form, appended to that rule's docs.
@@ -61,10 +51,3 @@ class RustRule:
 
     def check(self) -> None:  # pragma: no cover - every rule overrides it
         raise NotImplementedError
-
-    @classmethod
-    def info(cls) -> RuleInfo:
-        return RuleInfo(code=cls.code, name=cls.name, level=cls.level, summary=cls.summary, what=cls.what,
-                        why=cls.why, example=cls.example, use_instead=cls.use_instead, fixable=cls.fixable,
-                        default=cls.default, kind="static", options=dict(cls.options_schema),
-                        option_docs=dict(cls.option_docs), fix_safety=cls.fix_safety)
