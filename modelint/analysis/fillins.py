@@ -76,6 +76,10 @@ def _arms(test: ast.expr, value: str, state: str, body, orelse) -> list:
     return [body] if p == state else [orelse]
 
 
+_BLOCKS = tuple(getattr(ast, n) for n in ("For", "AsyncFor", "While", "With", "AsyncWith", "Try", "TryStar", "Match")
+                if hasattr(ast, n))  # statements that hold statements (`if` aside)
+
+
 def _walk(stmts: List[ast.stmt], value: str, state: str, returns: list, evaluated: list) -> bool:
     """Follow `stmts` on the path where `value` is `state`: append what is returned and what is
     evaluated on the way; True when every path ends (return/raise)."""
@@ -91,7 +95,7 @@ def _walk(stmts: List[ast.stmt], value: str, state: str, returns: list, evaluate
             if all(ends):
                 return True
             continue
-        if any(isinstance(n, ast.Return) for n in ast.walk(stmt)):
+        if isinstance(stmt, _BLOCKS) and any(isinstance(n, ast.Return) for n in ast.walk(stmt)):
             raise _Unknown  # a return inside a loop, `with` or `try`
         evaluated.append(stmt)
     return False
@@ -155,6 +159,9 @@ def fillins_from_defs(defs: Iterable[Tuple[str, bytes]]) -> Dict[str, bool]:
     for name, text in defs:
         if text.count(b"\n") > MAX_BODY_LINES + 3 or b"return" not in text or b"," not in text:
             continue  # long (+3: the signature and two blank lines after it), or cannot be a 2-argument helper
+        if b"if" not in text:
+            out[name] = False  # no test of the value: not a default helper (a parse saved)
+            continue
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -157,9 +157,9 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     local = {name.split(".")[0] for name, _ in raw_classes}
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local) for b in bases if b]
-    facts.factories = factories_from_source(source, facts.aliases, modname, local)
-    facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end])
-                                      for m, end in _top_level_defs(source)) if b"return" in source else {}
+    defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
+    facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
+    facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs)
     facts.functions = {name: ir.to_json() for name, ir in summaries_from_source(source).items()}
     return facts
 
@@ -356,13 +356,15 @@ def _top_level_defs(source: bytes) -> Iterator[Tuple["re.Match[bytes]", int]]:
         yield m, end.start() if end else len(source)
 
 
-def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, local: Iterable[str]) -> Dict[str, List[str]]:
-    """Top-level function name -> qualified class names it returns an instance of."""
+def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, local: Iterable[str],
+                          defs: Optional[List[Tuple["re.Match[bytes]", int]]] = None) -> Dict[str, List[str]]:
+    """Top-level function name -> qualified class names it returns an instance of (`defs`: the file's
+    `_top_level_defs`, when the caller has them already)."""
     out: Dict[str, List[str]] = {}
     if b"return" not in source:
         return out
     local = frozenset(local)
-    for m, end in _top_level_defs(source):
+    for m, end in _top_level_defs(source) if defs is None else defs:
         body = source[m.end() : end]
         found: List[str] = []
         for r in _RETURN.finditer(body):
