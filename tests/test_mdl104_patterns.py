@@ -644,3 +644,20 @@ def test_same_file_helper_and_method_helper_are_judged_by_the_same_definition(he
     )
     n = len(src.splitlines())
     assert _lines(src) == ([n - 2, n - 1] if reported else [])
+
+
+def test_a_static_method_helper_has_no_receiver():
+    src = _source(
+        """
+        class M(nn.Module):
+            @staticmethod
+            def fill(v, d):
+                return v if v is not None else d()
+
+            def forward(self, x, noise=None):
+                return x + self.fill(noise, lambda: torch.randn_like(x))
+        """
+    )
+    assert _lines(src) == []
+    assert _lines(src.replace("return v if v is not None else d()", "return d() if v is not None else v")) == [
+        len(src.splitlines())]

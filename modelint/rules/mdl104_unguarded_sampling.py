@@ -5,6 +5,7 @@ from typing import Dict, Optional
 import libcst as cst
 
 from modelint.analysis.calls import callee_name
+from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.fillins import fillin_verdict, judge_cst
 from modelint.analysis.sampling import (
     ForwardReach,
@@ -479,7 +480,9 @@ class Objective(nn.Module):
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             classdef = self.ctx.enclosing_class()
             method = self.ctx.methods(classdef).get(func.attr.value) if classdef is not None else None
-            return judge_cst(self.ctx.module, method, method=True) if method is not None else None
+            if method is None:
+                return None
+            return judge_cst(self.ctx.module, method, method=not is_decorated_with(method, "staticmethod"))
         qual = self.ctx.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
         return fillin_verdict(self.ctx.classifier.index, qual) if qual and "." in qual else None
 
