@@ -31,8 +31,9 @@ class TrainOverrideBroken(Rule):
     summary = "A module's `train()` / `eval()` override breaks `model.eval()` / `model.train()`."
     what = (
         "Reports a method named `train` or `eval` of an `nn.Module` class when (a) its parameters are "
-        "not compatible with `train(self, mode=True)` / `eval(self)` (error): e.g. a fit method "
-        "`train(self, loader, epochs)`, or an evaluation routine `eval(self, loader)`; (b) it never "
+        "not compatible with `train(self, mode=True)` / `eval(self)` in a way that fails silently (error): e.g. a "
+        "fit method `train(self, loader, epochs=10)` or `train(self, epochs=10)`, which `model.eval()` runs with "
+        "`loader=False` / `epochs=False` (signatures that raise `TypeError` instead: see below); (b) it never "
         "delegates to the base implementation (warning): no `super().train(mode)`, "
         "`super(Cls, self).train(mode)`, `nn.Module.train(self, mode)` or `<Base>.train(self, mode)` "
         "for a base module class (for `eval`: `super().eval()`, `self.train(False)` or one of the "
