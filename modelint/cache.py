@@ -89,14 +89,16 @@ class Cache:
 
     def get_facts(self, file_key: str) -> Optional[FileFacts]:
         raw = self._read("facts", file_key)
-        if raw is None:
-            return None
+        if raw is None or "fillins" not in raw:
+            return None  # an entry written before the fill-in helpers were indexed is a miss, not "no helpers"
         return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
-                         factories=raw.get("factories", {}), functions=raw.get("functions", {}))
+                         factories=raw.get("factories", {}), functions=raw.get("functions", {}),
+                         fillins=raw["fillins"])
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
         self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
-                                        "factories": facts.factories, "functions": facts.functions})
+                                        "factories": facts.factories, "functions": facts.functions,
+                                        "fillins": facts.fillins})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:

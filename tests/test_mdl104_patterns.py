@@ -4,11 +4,17 @@ this test; none is a copy of the code that prompted it."""
 
 from __future__ import annotations
 
+import ast
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from modelint.engine import check_source
+from modelint.analysis.fillins import is_default_helper
+from modelint.analysis.index import ProjectIndex, facts_from_source
+from modelint.cache import Cache
+from modelint.engine import EngineSettings, check_paths, check_source
+from modelint.server.workspace import WorkspaceIndex
 
 HEAD = (
     "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
@@ -508,3 +514,150 @@ STILL_REPORTED = [
 def test_near_misses_stay_reported(body):
     source = _source(body)
     assert _lines(source) == _expected(source)
+
+
+# --- default helpers judged by their body (`analysis.fillins`), in this file and in other checked files ----
+
+HELPERS = [  # `x if x is not None else f()` in its spellings
+    "def default(v, d):\n    return v if v is not None else d()\n",
+    "def default(v, d):\n    return d() if v is None else v\n",
+    "def default(val, d):\n    if exists(val):\n        return val\n    return d() if callable(d) else d\n",
+    "def pick(val, d):\n    \"\"\"doc\"\"\"\n    if val is None:\n        return d()\n    return val\n",
+    "def pick(val, d):\n    if not is_none(val):\n        return val\n    else:\n        return d\n",
+    "def pick(val, d, *rest):\n    if val:\n        return val\n    raise_if(rest)\n    return d() if callable(d) else d\n",
+]
+NOT_HELPERS = [
+    # a helper named `default` that always calls f() (the draw runs, and is used, whatever is passed)
+    "def default(val, d):\n    noise = d()\n    if val is not None:\n        return val + noise\n    return noise\n",
+    "def default(val, d):\n    return val + d()\n",
+    # returns f() exactly when x is given
+    "def default(val, d):\n    return d() if val is not None else val\n",
+    "def default(val, d):\n    if exists(val):\n        return d()\n    return val\n",
+    # a test whose polarity cannot be read: either arm may run with the value set
+    "def default(val, d):\n    if check(val, d):\n        return val\n    return d()\n",
+    # the value given back only after calling the fallback
+    "def default(val, d):\n    fallback = d()\n    return val if val is not None else fallback\n",
+    # falls off the end when the value is set
+    "def default(val, d):\n    if val is None:\n        return d()\n",
+    "def one(val):\n    return val\n",
+]
+
+
+@pytest.mark.parametrize("text", HELPERS)
+def test_default_helper_spellings(text):
+    assert is_default_helper(ast.parse(text).body[0])
+
+
+@pytest.mark.parametrize("text", NOT_HELPERS)
+def test_default_helper_near_misses(text):
+    assert not is_default_helper(ast.parse(text).body[0])
+
+
+def test_index_records_short_top_level_fill_in_helpers():
+    source = (HELPERS[0] + "\n\n" + NOT_HELPERS[0] + "\n\nclass C:\n    def default(self, v, d):\n        return v\n\n\n"
+              "def long(v, d):\n" + "    x = 1\n" * 20 + "    return v if v is not None else d()\n").encode()
+    source = source.replace(b"def default(val, d):\n    noise", b"def always(val, d):\n    noise")
+    facts = facts_from_source(source, Path("/x/pkg/u.py"), "pkg.u")
+    assert facts.fillins == {"default": True, "always": False}  # methods and long functions are not indexed
+    index, other = ProjectIndex(), ProjectIndex()
+    index.add(facts)
+    other.add(facts_from_source(source.replace(b"return v if v is not None", b"return d() if v is not None"),
+                                Path("/x/pkg/u.py"), "pkg.u"))
+    assert index.fingerprint() != other.fingerprint()
+
+
+def _project(tmp_path, helper: str):
+    files = {
+        "pkg/__init__.py": "from .utils import default\n",
+        "pkg/utils.py": helper,
+        "pkg/model.py": (
+            "import torch\nimport torch.nn as nn\nfrom pkg import default\nfrom pkg.utils import default as fill\n\n\n"
+            "class Denoiser(nn.Module):\n"
+            "    def forward(self, x, noise=None, shift=None):\n"
+            "        noise = default(noise, lambda: torch.randn_like(x))\n"
+            "        shift = fill(shift, lambda: torch.rand(x.shape[0]))\n"
+            "        return self.net(x + noise + shift)\n"
+        ),
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    return sorted(tmp_path.rglob("*.py"))
+
+
+def _found(tmp_path, helper, cache=None):
+    paths = _project(tmp_path, helper)
+    result = check_paths(paths, EngineSettings(select=("MDL104",), root=str(tmp_path), jobs=1, cache=cache))
+    return sorted((Path(f.path).name, f.line) for f in result.findings if f.code == "MDL104")
+
+
+@pytest.mark.parametrize("helper", HELPERS[:3])
+def test_imported_helper_of_a_checked_file_is_judged_by_its_body(tmp_path, helper):
+    assert _found(tmp_path, helper) == []
+
+
+@pytest.mark.parametrize("helper", NOT_HELPERS[:4])
+def test_imported_near_miss_of_a_checked_file_stays_reported(tmp_path, helper):
+    assert _found(tmp_path, helper) == [("model.py", 9), ("model.py", 10)]
+
+
+def test_cache_follows_a_change_of_the_helper_in_the_other_file(tmp_path):
+    """The helper's body changes in utils.py; model.py's findings must change with it under the cache and
+    agree with a run without the cache, and come back when the body does."""
+    cache = Cache(tmp_path / ".modelint_cache", salt="test")
+    good, bad = HELPERS[2], NOT_HELPERS[3]
+    assert _found(tmp_path, good, cache) == []
+    warm = _found(tmp_path, bad, cache)
+    assert warm == _found(tmp_path, bad) == [("model.py", 9), ("model.py", 10)]
+    assert _found(tmp_path, good, cache) == []
+    assert cache.hits > 0  # the unchanged files' facts were served from the cache
+
+
+def test_fill_ins_survive_the_facts_cache_and_old_entries_are_misses(tmp_path):
+    cache = Cache(tmp_path, salt="s")
+    facts = facts_from_source(HELPERS[0].encode(), Path("/x/pkg/u.py"), "pkg.u")
+    cache.put_facts("k", facts)
+    assert cache.get_facts("k").fillins == {"default": True}
+    entry = next(tmp_path.rglob("*.json"))
+    entry.write_text(entry.read_text().replace('"fillins"', '"other"'))
+    assert cache.get_facts("k") is None
+
+
+def test_editor_workspace_key_sees_a_helper_body_change(tmp_path):
+    utils = tmp_path / "utils.py"
+    utils.write_text(HELPERS[0])
+    ws = WorkspaceIndex()
+    ws.refresh(utils)
+    assert ws.set_open(utils, facts_from_source(NOT_HELPERS[2].encode(), utils)) is True
+    assert ws.set_open(utils, facts_from_source(NOT_HELPERS[2].encode(), utils)) is False
+
+
+@pytest.mark.parametrize("helper,reported", [(h, False) for h in HELPERS[:3]] + [(h, True) for h in NOT_HELPERS[:4]])
+def test_same_file_helper_and_method_helper_are_judged_by_the_same_definition(helper, reported):
+    method = textwrap.indent(helper.replace("(v, d)", "(self, v, d)").replace("(val, d)", "(self, val, d)"), "    ")
+    src = _source(
+        helper + "\n\nclass M(nn.Module):\n" + method
+        + "\n    def forward(self, x, noise=None, shift=None):\n"
+        "        noise = default(noise, lambda: torch.randn_like(x))\n"
+        "        shift = self.default(shift, lambda: torch.rand(x.shape[0]))\n"
+        "        return x + noise + shift\n"
+    )
+    n = len(src.splitlines())
+    assert _lines(src) == ([n - 2, n - 1] if reported else [])
+
+
+def test_a_static_method_helper_has_no_receiver():
+    src = _source(
+        """
+        class M(nn.Module):
+            @staticmethod
+            def fill(v, d):
+                return v if v is not None else d()
+
+            def forward(self, x, noise=None):
+                return x + self.fill(noise, lambda: torch.randn_like(x))
+        """
+    )
+    assert _lines(src) == []
+    assert _lines(src.replace("return v if v is not None else d()", "return d() if v is not None else v")) == [
+        len(src.splitlines())]

@@ -24,7 +24,7 @@ def lines(source: str, code: str):
     return [f.line for f in check_source(textwrap.dedent(source), select=[code]) if f.code == code]
 
 
-def reports(source: str, code: str):
+def reports(source: str, code: str, options=None):
     """The rule's raw reports (with their per-report level), straight from one walk."""
     source = textwrap.dedent(source)
     module = cst.parse_module(source)
@@ -32,7 +32,7 @@ def reports(source: str, code: str):
     index = ProjectIndex()
     index.add(facts)
     ctx = FileContext("example.py", module, facts, ModuleClassifier(index))
-    rule = get_rule(code)(ctx)
+    rule = get_rule(code)(ctx, options)
     dispatcher = _Dispatcher(ctx, [rule])
     walk(module, dispatcher.enter, dispatcher.leave)
     assert not dispatcher.failed, dispatcher.failed
@@ -179,10 +179,8 @@ def test_mdl202_argument_rules():
 @pytest.mark.parametrize(
     "body,level",
     [
-        ("def train(self, loader, epochs):\n        pass", "error"),
-        ("def train(self):\n        pass", "error"),
+        ("def train(self, loader):\n        pass", "error"),
         ("def train(self, mode):\n        return super().train(mode)", "error"),
-        ("def eval(self, loader):\n        pass", "error"),
         ("def train(self, mode=True):\n        self.x = 1\n        return self", "warning"),
         ("def train(self, mode=True):\n        self.x = 1", "warning"),
         ("def train(self, mode=True):\n        super().train(mode)", "info"),
@@ -195,6 +193,46 @@ def test_mdl203_levels(body, level):
     src = f"import torch.nn as nn\n\nclass M(nn.Module):\n    {body}\n"
     found = reports(src, "MDL203")
     assert [r.level for r in found] == [level]
+
+
+LOUD_SIGNATURES = [
+    "def train(self, loader, epochs):\n        pass",
+    "def train(self):\n        pass",
+    "def train(self, mode=True, *, loader):\n        pass",
+    "def eval(self, loader):\n        pass",
+    "def eval(self, *, loader):\n        pass",
+]
+SILENT_TWINS = [  # each takes `train(False)` / `eval()` and does the wrong thing without an error
+    "def train(self, loader, epochs=1):\n        pass",
+    "def train(self, epochs=10):\n        pass",
+    "def train(self, loader):\n        pass",
+]
+
+
+@pytest.mark.parametrize("body", LOUD_SIGNATURES)
+def test_mdl203_loud_signature_clashes_only_with_the_option(body):
+    """A signature that cannot take the mode switch's call raises TypeError at the first switch: left out
+    by default, reported (as an error) with `report-signature-clashes`."""
+    src = f"import torch.nn as nn\n\nclass M(nn.Module):\n    {body}\n"
+    assert reports(src, "MDL203") == []
+    found = reports(src, "MDL203", {"report-signature-clashes": True})
+    assert [r.level for r in found] == ["error"] and "TypeError" in found[0].message
+
+
+@pytest.mark.parametrize("body", SILENT_TWINS)
+def test_mdl203_silent_signature_clashes_stay_reported(body):
+    src = f"import torch.nn as nn\n\nclass M(nn.Module):\n    {body}\n"
+    for options in (None, {"report-signature-clashes": True}):
+        found = reports(src, "MDL203", options)
+        assert [r.level for r in found] == ["error"], options
+        assert "=False` instead of switching modes" in found[0].message
+
+
+def test_mdl203_option_reaches_the_rule_through_check_source():
+    src = "import torch.nn as nn\n\nclass M(nn.Module):\n    def eval(self, td, reward):\n        return reward\n"
+    assert lines(src, "MDL203") == []
+    found = check_source(src, select=["MDL203"], rule_options={"MDL203": {"report-signature-clashes": True}})
+    assert [f.line for f in found if f.code == "MDL203"] == [4]
 
 
 def test_mdl203_combined_cases_in_one_message():
@@ -328,7 +366,7 @@ MUTATIONS = [
     ("batch norm built in forward", "x = self.bn(x.mean(1))", "x = nn.BatchNorm1d(x.shape[-1])(x.mean(1))", "MDL202"),
     ("super().train dropped", "        super().train(mode)\n", "", "MDL203"),
     ("return self dropped", "        self.cache = None\n        return self\n", "        self.cache = None\n", "MDL203"),
-    ("fit named train", "    def train(self, mode=True):\n        super().train(mode)", "    def train(self, loader, epochs):\n        super().train(True)", "MDL203"),
+    ("fit named train", "    def train(self, mode=True):\n        super().train(mode)", "    def train(self, loader, epochs=1):\n        super().train(True)", "MDL203"),
     ("eval() -> training flag", "    model.eval()\n", "    model.training = False\n", "MDL204"),
 ]
 

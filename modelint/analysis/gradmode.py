@@ -123,8 +123,9 @@ _PARAMETER_ITERATORS = re.compile(r"\b(named_)?parameters\s*\(")
 
 
 def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
-    """Is every grad query in `expr` `<p>.requires_grad` of a name bound by an enclosing loop over
-    `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`)?
+    """Is every grad query in `expr` the `requires_grad` of a parameter: of a name bound by an enclosing
+    loop over `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`),
+    or of a layer's parameter attribute (`layer.weight.requires_grad`, `Profile.parameter_attrs`)?
     That flag says whether a parameter is trainable (frozen layers have it False), whatever the grad
     mode: it is not grad mode used as the training switch."""
     params = set()
@@ -132,12 +133,14 @@ def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
     for anc in ancestors:
         if isinstance(anc, (cst.For, cst.CompFor)) and _PARAMETER_ITERATORS.search(code(anc.iter)):
             params.update(n.value for n in descendants(anc.target) if isinstance(n, cst.Name))
-    if not params:
-        return False
+    attrs = ctx.framework.parameter_attrs
     found = False
     for node in descendants(expr):
         if grad_query(ctx, node):
-            if not (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value in params):
+            receiver = node.value if isinstance(node, cst.Attribute) else None
+            looped = isinstance(receiver, cst.Name) and receiver.value in params
+            member = isinstance(receiver, cst.Attribute) and receiver.attr.value in attrs
+            if not (looped or member):
                 return False
             found = True
     return found

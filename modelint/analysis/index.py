@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: the index's API)
+from modelint.analysis.fillins import fillins_from_defs
 from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
 
 
@@ -37,6 +38,8 @@ class FileFacts:
     # `func` / `Class.method` -> its mode summary program (`modemodel.FunctionIR.to_json()`), for
     # the functions whose text switches a mode, runs a training step or loads a model
     functions: Dict[str, list] = field(default_factory=dict)
+    # short top-level function -> is it a default helper, `x if x is not None else f()` (`analysis.fillins`)
+    fillins: Dict[str, bool] = field(default_factory=dict)
 
 
 def module_name(path: Path) -> str:
@@ -154,7 +157,9 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     local = {name.split(".")[0] for name, _ in raw_classes}
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local) for b in bases if b]
-    facts.factories = factories_from_source(source, facts.aliases, modname, local)
+    defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
+    facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
+    facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs)
     facts.functions = {name: ir.to_json() for name, ir in summaries_from_source(source).items()}
     return facts
 
@@ -318,7 +323,8 @@ class ProjectIndex:
         import json
 
         payload = json.dumps(
-            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.functions.items())]
+            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.functions.items()),
+                 sorted(f.fillins.items())]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )
@@ -342,15 +348,24 @@ def _is_class_name(dotted: str) -> bool:
     return dotted.rsplit(".", 1)[-1][:1].isupper()
 
 
-def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, local: Iterable[str]) -> Dict[str, List[str]]:
-    """Top-level function name -> qualified class names it returns an instance of."""
+def _top_level_defs(source: bytes) -> Iterator[Tuple["re.Match[bytes]", int]]:
+    """(match of `def name(`, end offset of its body) for each top-level `def`, by text: the body runs
+    up to the next line that starts in column 0 (factories and fill-in helpers)."""
+    for m in _TOP_DEF.finditer(source):
+        end = _TOP_LINE.search(source, source.find(b"\n", m.end()) + 1 or len(source))
+        yield m, end.start() if end else len(source)
+
+
+def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, local: Iterable[str],
+                          defs: Optional[List[Tuple["re.Match[bytes]", int]]] = None) -> Dict[str, List[str]]:
+    """Top-level function name -> qualified class names it returns an instance of (`defs`: the file's
+    `_top_level_defs`, when the caller has them already)."""
     out: Dict[str, List[str]] = {}
     if b"return" not in source:
         return out
     local = frozenset(local)
-    for m in _TOP_DEF.finditer(source):
-        end = _TOP_LINE.search(source, source.find(b"\n", m.end()) + 1 or len(source))
-        body = source[m.end() : end.start() if end else len(source)]
+    for m, end in _top_level_defs(source) if defs is None else defs:
+        body = source[m.end() : end]
         found: List[str] = []
         for r in _RETURN.finditer(body):
             name = r.group(1).decode("ascii", "replace")

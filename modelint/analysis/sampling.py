@@ -372,36 +372,12 @@ def _optional_params(fn: cst.CSTNode) -> FrozenSet[str]:
     return frozenset(out)
 
 
-def is_default_helper(fn: cst.FunctionDef) -> bool:
-    """`def default(val, d): return val if val is not None else (d() if callable(d) else d)` and its
-    spellings (`if exists(val): return val` / `return d()`): a function of (value, fallback) that returns
-    the value when it is set and otherwise the fallback (called when it is a function)."""
-    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
-    if len(params) < 2:
-        return False
-    value, fallback = params[0], params[1]
-    returns_value = tests_value = uses_fallback = False
-    for node in descendants(fn.body):
-        if isinstance(node, cst.Return) and node.value is not None:
-            arms = [node.value.body, node.value.orelse] if isinstance(node.value, cst.IfExp) else [node.value]
-            for arm in arms:
-                if isinstance(arm, cst.Name) and arm.value == value:
-                    returns_value = True
-                if fallback in _names_in(arm):
-                    uses_fallback = True
-        if isinstance(node, (cst.If, cst.IfExp)) and value in _names_in(node.test):
-            tests_value = True
-        if isinstance(node, cst.Return) and isinstance(node.value, cst.IfExp) and value in _names_in(node.value.test):
-            tests_value = True
-    return returns_value and tests_value and uses_fallback
-
-
-def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_body) -> bool:
+def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_verdict) -> bool:
     """`noise = default(noise, lambda: torch.randn_like(x))`: the draw is the fallback (a lambda, or the
     value itself) of a call whose first argument is an optional parameter of the function, so the op
-    only fills in what the caller did not pass. `helper_body(call)` is the helper's definition when it
-    is known (in the checked file), which must then be a default helper (`is_default_helper`); a helper
-    from outside the checked files is judged by the call's shape alone."""
+    only fills in what the caller did not pass. `helper_verdict(call)` says whether the helper is a
+    default helper (`analysis.fillins`) when its body is known (this file, or another checked file by
+    the index); None (a helper from outside the checked files) leaves it to the call's shape alone."""
     optional = None
     for i in range(len(chain) - 1, 0, -1):
         parent, child = chain[i - 1], chain[i]
@@ -418,8 +394,8 @@ def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_body) -> boo
             optional = _optional_params(fn) if isinstance(fn, cst.FunctionDef) else frozenset()
         if not (isinstance(first, cst.Name) and first.value in optional):
             continue
-        body = helper_body(call)
-        return body is None or is_default_helper(body)
+        verdict = helper_verdict(call)
+        return verdict is None or verdict
     return False
 
 

@@ -197,6 +197,10 @@ class Profile:
     # Draws from a fixed distribution whose arguments are shapes, bounds and devices only (`randn_like(x)`
     # reads x's shape, not its values): what a noise-source module returns. Default empty (other profiles).
     noise_sampling_calls: FrozenSet[str] = frozenset()
+    # --- appended for issue 15 (MDL105 parameter flags) ------------------------------------------------
+    # Attribute names of a layer's parameters (`layer.weight`): their `requires_grad` says whether the
+    # parameter is trainable, whatever the grad mode. Default empty (other profiles).
+    parameter_attrs: FrozenSet[str] = frozenset()
     # --- the mode model (issue 14: analysis/modeflow.py, analysis/modemodel.py) -------------------
     # Pre-0.4 PyTorch inference: `Variable(x, volatile=True)` turns gradients off like no_grad.
     volatile_keyword: str = "volatile"

@@ -236,6 +236,7 @@ TORCH = Profile(
         "compile": frozenset(),
     },
     requires_grad_attr="requires_grad",
+    parameter_attrs=frozenset({"weight", "bias", "in_proj_weight", "in_proj_bias"}),  # nn.Linear/Conv/Norm, nn.MultiheadAttention
     requires_grad_method="requires_grad_",
     tensor_factories=frozenset(
         "torch." + n

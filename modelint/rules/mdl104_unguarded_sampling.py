@@ -5,6 +5,8 @@ from typing import Dict, Optional
 import libcst as cst
 
 from modelint.analysis.calls import callee_name
+from modelint.analysis.classes import is_decorated_with
+from modelint.analysis.fillins import fillin_verdict, judge_cst
 from modelint.analysis.sampling import (
     ForwardReach,
     after_exit,
@@ -69,8 +71,9 @@ class UnguardedSamplingInForward(Rule):
         "Also not reported (issue 15: idioms that control the draw some other way; each a general pattern with "
         "VALID/INVALID twins in `tests/test_mdl104_patterns.py`): a fill-in through a default helper, "
         "`noise = default(noise, lambda: torch.randn_like(x))` (the first argument an optional parameter; a helper "
-        "defined in the same file must be `x if x is not None else f()`, one imported from elsewhere is judged by "
-        "the call's shape); a draw scaled by a knob and run only when a test of that knob passes (`if self.gain > "
+        "defined in the checked files - this file or, through the cross-file index, another one - must be `x if x "
+        "is not None else f()` along both paths, never calling `f` when `x` is given; one from outside the checked "
+        "files is judged by the call's shape); a draw scaled by a knob and run only when a test of that knob passes (`if self.gain > "
         "0: h = h + self.gain * torch.randn_like(h)`, also through a local); a draw made every call but read only "
         "under a mode check (`coins = torch.rand(n)` ... `if not self.training or coins[i] > p:`); selection by "
         "the mode written as arithmetic or a select call (`self.training * drawn + (1 - self.training) * mean`, "
@@ -456,7 +459,7 @@ class Objective(nn.Module):
         outer = self.ctx.enclosing(cst.FunctionDef) or fn
         if on_meta_device(node) or after_exit(chain):
             return True
-        if fills_default(chain, outer, self._helper_body):
+        if fills_default(chain, outer, self._helper_verdict):
             return True
         if knob_guarded(chain, facts) or mode_selected(chain, guards.mode_locals) or one_time_init(chain, fn):
             return True
@@ -465,18 +468,23 @@ class Objective(nn.Module):
             return True
         return consumed_under_mode(chain, facts)
 
-    def _helper_body(self, call: cst.Call) -> Optional[cst.FunctionDef]:
-        """The definition of the function a call names, when it is in this file (a top-level function or
-        a method `self.<name>` of the enclosing class), else None."""
+    def _helper_verdict(self, call: cst.Call) -> Optional[bool]:
+        """Is the function a call names a default helper (`analysis.fillins`)? Judged by its body when that
+        is known: a top-level function or `self.<method>` of this file, or a top-level function of another
+        checked file (the index's `fillins`); None for a helper from outside the checked files."""
         if self._functions is None:
             self._functions = {s.name.value: s for s in self.ctx.module.body if isinstance(s, cst.FunctionDef)}
         func = call.func
-        if isinstance(func, cst.Name):
-            return self._functions.get(func.value)
+        if isinstance(func, cst.Name) and func.value in self._functions:
+            return judge_cst(self.ctx.module, self._functions[func.value])
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             classdef = self.ctx.enclosing_class()
-            return self.ctx.methods(classdef).get(func.attr.value) if classdef is not None else None
-        return None
+            method = self.ctx.methods(classdef).get(func.attr.value) if classdef is not None else None
+            if method is None:
+                return None
+            return judge_cst(self.ctx.module, method, method=not is_decorated_with(method, "staticmethod"))
+        qual = self.ctx.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        return fillin_verdict(self.ctx.classifier.index, qual) if qual and "." in qual else None
 
     def _objective(self, classdef: cst.ClassDef, reach: ForwardReach) -> bool:
         key = id(classdef)

@@ -40,8 +40,9 @@ class GradModeAsTrainingFlag(Rule):
         "the input: a faster or lower-memory path, not a mode switch); and a `requires_grad_()` under "
         "`if self.training:` whose arm assigns a loss term (`loss`, `*_loss`, `penalty`, `reg`, `kl`): "
         "autograd work for a training-only term of the objective, which evaluation skips; and "
-        "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, which says "
-        "whether that parameter is trainable, not what the grad mode is."
+        "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, or of a layer's "
+        "parameter attribute (`self.proj.weight.requires_grad`, `layer.bias.requires_grad`: the framework "
+        "profile's parameter names), which says whether that parameter is trainable, not what the grad mode is."
     )
     what += (
         " "
@@ -160,6 +161,18 @@ class Smooth(nn.Module):
             g, = torch.autograd.grad(self.net(pts).sum(), pts, create_graph=True)
             self.eikonal_loss = (g.norm(dim=-1) - 1).pow(2).mean()
         return out
+
+class Adapter(nn.Module):
+    def forward(self, x):
+        if self.proj.weight.requires_grad:   # fine-tuned or frozen: a property of the parameter
+            x = F.dropout(x, 0.1, training=True)
+        return self.proj(x)
+
+def norm_grads(layer, acts, grads):
+    out = {}
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = (F.instance_norm(acts) * grads).sum(0)
+    return out
 """,
     )
     INVALID = (
@@ -226,6 +239,12 @@ class Switch(nn.Module):
         else:
             x = self.norm(x)
         return x
+
+class Adapter(nn.Module):                # an attribute that is not a parameter: the tensor's grad tracking
+    def forward(self, x):
+        if self.proj.cached.requires_grad:  # expect: MDL105
+            x = F.dropout(x, 0.1, training=True)
+        return self.proj(x)
 
 def noisy_step(model, x):
     for p in model.parameters():

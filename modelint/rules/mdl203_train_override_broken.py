@@ -31,8 +31,9 @@ class TrainOverrideBroken(Rule):
     summary = "A module's `train()` / `eval()` override breaks `model.eval()` / `model.train()`."
     what = (
         "Reports a method named `train` or `eval` of an `nn.Module` class when (a) its parameters are "
-        "not compatible with `train(self, mode=True)` / `eval(self)` (error): e.g. a fit method "
-        "`train(self, loader, epochs)`, or an evaluation routine `eval(self, loader)`; (b) it never "
+        "not compatible with `train(self, mode=True)` / `eval(self)` in a way that fails silently (error): e.g. a "
+        "fit method `train(self, loader, epochs=10)` or `train(self, epochs=10)`, which `model.eval()` runs with "
+        "`loader=False` / `epochs=False` (signatures that raise `TypeError` instead: see below); (b) it never "
         "delegates to the base implementation (warning): no `super().train(mode)`, "
         "`super(Cls, self).train(mode)`, `nn.Module.train(self, mode)` or `<Base>.train(self, mode)` "
         "for a base module class (for `eval`: `super().eval()`, `self.train(False)` or one of the "
@@ -43,7 +44,14 @@ class TrainOverrideBroken(Rule):
         "the most severe case. Methods whose every path raises, `@overload` signature stubs "
         "(`typing.overload` / `typing_extensions.overload` under any alias: the implementation after them is "
         "judged, once), and classes that are not modules, are not reported. The catalogue lists the rule as `warning` (case b, the common one); with "
-        "per-finding levels the engine reports case (a) as `error` and case (c) as `info`."
+        "per-finding levels the engine reports case (a) as `error` and case (c) as `info`.\n\n"
+        "What it no longer reports by default (issue 15): a signature that cannot take the mode switch's own "
+        "call at all - a `train` with no parameter after `self`, or with two or more required positional "
+        "parameters (`train(self, data, epochs)`) or a required keyword-only one, and an `eval` that requires "
+        "an argument (`eval(self, loader)`). Those raise `TypeError` the first time anything switches modes, "
+        "a loud failure rather than the silent bug this rule is for; `report-signature-clashes = true` "
+        "reports them again. A `train` whose first parameter takes the flag silently (`train(self, "
+        "epochs=10)`: `model.eval()` runs a fit with `epochs=False`) is still reported."
     )
     why = (
         "PyTorch switches modes through this method: `model.eval()` is `model.train(False)`, and a "
@@ -76,6 +84,14 @@ class TrainOverrideBroken(Rule):
         "its children on purpose and the parent's switch now also runs on every child."
     )
     fixable = True
+    options_schema = {"report-signature-clashes": False}
+    option_docs = {
+        "report-signature-clashes": (
+            "Also report `train` / `eval` overrides whose signature cannot take the mode switch's call "
+            "(`train(self)`, `train(self, data, epochs)`, `eval(self, loader)`): they raise `TypeError` at the "
+            "first `model.eval()` / `model.train()`, so they are left out by default."
+        )
+    }
 
     VALID = (
         """
@@ -115,6 +131,28 @@ class Manual(nn.Module):
 class Trainer:                      # not a module: its train() is nobody's business
     def train(self, loader, epochs):
         pass
+""",
+        # signatures that cannot take `train(False)` / `eval()`: a TypeError at the first mode switch, loud
+        # (reported with `report-signature-clashes = true`)
+        """
+import torch.nn as nn
+
+class Fitter(nn.Module):
+    def train(self, data, epochs):
+        for _ in range(epochs):
+            self.step(data)
+
+class Frozen(nn.Module):
+    def train(self):
+        return self
+
+class Scorer(nn.Module):
+    def eval(self, loader):
+        return sum(self(x).sum() for x in loader)
+
+class KeywordFit(nn.Module):
+    def train(self, mode=True, *, loader):
+        return self.fit(loader)
 """,
         """
 import torch.nn as nn
@@ -172,9 +210,10 @@ class Classifier(nn.Module):
             for x, y in loader:
                 self.step(x, y)
 
-class Scorer(nn.Module):
-    def eval(self, loader):  # expect: MDL203
-        return sum(self(x).sum() for x in loader)
+class Epochs(nn.Module):                 # `model.eval()` silently runs a fit with `epochs=False`
+    def train(self, epochs=10):  # expect: MDL203
+        for _ in range(epochs):
+            self.step()
 """,
         """
 import torch.nn as nn
@@ -289,7 +328,10 @@ class HeadOnly(nn.Module):
         cases: List[Tuple[str, str]] = []
         repair = None
         fw = self.ctx.class_framework(classdef)  # Paddle's switches neither call train(mode) nor return self
-        incompatible = fw.switch_calls_train and self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef))
+        clash = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef)) if fw.switch_calls_train else None
+        if clash is not None and clash[1] and not self.options["report-signature-clashes"]:
+            return  # fails loudly (TypeError) at the first mode switch: not the silent bug this rule is for
+        incompatible = clash[0] if clash is not None else None
         if incompatible:
             cases.append(("error", incompatible))
         else:
@@ -363,7 +405,9 @@ class HeadOnly(nn.Module):
         return fix(title[:1].upper() + title[1:], *changes, safe=not add_super)
 
     # --- (a) ---------------------------------------------------------------------------------
-    def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[str]:
+    def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[Tuple[str, bool]]:
+        """(message, loud) when the signature does not fit `train(self, mode=True)` / `eval(self)`; `loud`
+        when the mode switch's own call (`train(False)`, `train(True)`, `eval()`) raises `TypeError`."""
         params = fn.params
         positional = list(params.posonly_params) + list(params.params)
         if not is_decorated_with(fn, "staticmethod"):
@@ -376,17 +420,17 @@ class HeadOnly(nn.Module):
             if required:
                 return (f"`model.eval()` (called by your evaluation loop, Lightning, Accelerate, ...) raises "
                         f"`TypeError` because `{required[0]}` is required; rename this method (e.g. `evaluate`) "
-                        f"and keep `eval(self)` for the mode switch")
+                        f"and keep `eval(self)` for the mode switch", True)
             return None
         if not positional and not has_star:
             return ("`model.eval()` calls `self.train(False)` and a parent's `.train()`/`.eval()` calls "
                     "`child.train(mode)`, which raise `TypeError` here; rename this method (e.g. `fit`) or give "
-                    "it a `mode=True` parameter")
+                    "it a `mode=True` parameter", True)
         if len(required_pos) > 1 or required_kw:
             missing = (required_pos[1:] + required_kw)[0]
             return (f"`model.eval()` calls `self.train(False)` (and a parent's `.train()`/`.eval()` calls "
                     f"`child.train(mode)`), which raises `TypeError` here because `{missing}` is required; "
-                    f"rename this method (e.g. `fit`) and keep `train(self, mode=True)` for the mode switch")
+                    f"rename this method (e.g. `fit`) and keep `train(self, mode=True)` for the mode switch", True)
         if positional:
             first = positional[0]
             callers = ("a parent module's `.train(mode)` / `.eval()` calls `child.train(mode)` on it"
@@ -397,10 +441,10 @@ class HeadOnly(nn.Module):
             if first.name.value.lower() not in _MODE_PARAM_NAMES and not isinstance(default, bool):
                 return (f"{callers}, so this method runs with `{first.name.value}=False` instead of "
                         f"switching modes; rename it (e.g. `fit`) and keep `train(self, mode=True)` for the mode "
-                        f"switch")
+                        f"switch", False)
             if first.default is None:
                 return (f"`model.train()` without an argument raises `TypeError` (`{first.name.value}` has no "
-                        f"default); use `{first.name.value}: bool = True`")
+                        f"default); use `{first.name.value}: bool = True`", False)  # `train(False)` itself works
         return None
 
     # --- (b) ---------------------------------------------------------------------------------

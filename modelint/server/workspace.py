@@ -92,7 +92,8 @@ def _facts_key(facts: Optional[FileFacts]) -> Any:
     if facts is None:
         return None
     return (facts.modname, sorted(facts.aliases.items()), sorted((k, tuple(v)) for k, v in facts.classes.items()),
-            sorted((k, tuple(v)) for k, v in facts.factories.items()), json.dumps(facts.functions, sort_keys=True))
+            sorted((k, tuple(v)) for k, v in facts.factories.items()), json.dumps(facts.functions, sort_keys=True),
+            sorted(facts.fillins.items()))
 
 
 @dataclass
