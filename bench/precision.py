@@ -14,7 +14,7 @@ Each code base is checked as a subprocess, ::
     python -m modelint check SRC --format json --exit-zero --no-config --no-cache [--select CODES]
 
 with ``--modelint-root`` (default: this working tree) first on ``PYTHONPATH``, and its findings
-are compared with the verdict files ``bench/verdicts/SET*.tsv`` (tab-separated, with a header)::
+are compared with the verdict files ``bench/verdicts/SET.tsv`` and ``SET-*.tsv`` (tab-separated, with a header)::
 
     codebase  code  path  line  verdict  reason
 
@@ -199,7 +199,11 @@ def load_verdicts(paths: Iterable[Path]) -> Dict[Key, Verdict]:
 
 
 def verdict_files(set_name: str) -> List[Path]:
-    return sorted(Path(p) for p in glob.glob(str(VERDICT_DIR / f"{glob.escape(set_name)}*.tsv")))
+    """``SET.tsv`` and ``SET-*.tsv``: a bare ``SET*`` would also read ``measuring2.tsv`` for
+    ``measuring``, counting another set's verdicts as this one's disappeared findings."""
+    base = glob.escape(set_name)
+    found = glob.glob(str(VERDICT_DIR / f"{base}.tsv")) + glob.glob(str(VERDICT_DIR / f"{base}-*.tsv"))
+    return sorted(Path(p) for p in found)
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench/precision.py", description="Precision of modelint's rules "
                                 "on a pinned set of real code bases, against committed verdicts.")
     p.add_argument("names", nargs="*", metavar="NAME", help="code bases of the set to run (default: all)")
-    p.add_argument("--set", default="measuring", help="bench/sets/SET.toml and bench/verdicts/SET*.tsv (default: %(default)s)")
+    p.add_argument("--set", default="measuring", help="bench/sets/SET.toml and bench/verdicts/SET.tsv, SET-*.tsv (default: %(default)s)")
     p.add_argument("--cache", type=Path, metavar="DIR", help="where sources live (default: ~/.cache/modelint-bench/SET; "
                    "the tuning set shares corpus.py's cache)")
     p.add_argument("--mirror", type=Path, metavar="DIR", help="take repositories from git mirrors DIR/OWNER+NAME[/repo] "

@@ -90,6 +90,14 @@ def test_every_verdict_file_of_a_set_is_read(tmp_path, monkeypatch):
         "tuning-mdl104.tsv", "tuning-structure.tsv", "tuning.tsv"]
 
 
+def test_a_set_does_not_read_the_verdicts_of_a_set_whose_name_extends_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "VERDICT_DIR", tmp_path)
+    for name in ("measuring.tsv", "measuring-misc.tsv", "measuring2.tsv", "measuring2-x.tsv", "measuringx.tsv"):
+        (tmp_path / name).write_text(HEADER)
+    assert [p.name for p in P.verdict_files("measuring")] == ["measuring-misc.tsv", "measuring.tsv"]
+    assert [p.name for p in P.verdict_files("measuring2")] == ["measuring2-x.tsv", "measuring2.tsv"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparison
 
