@@ -1350,6 +1350,32 @@ def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
     return out
 
 
+
+# --------------------------------------------------------------------------------------------
+# Which call-site rule owns a training step in eval mode: decided by paths (MDL301 / MDL303)
+
+
+def eval_on_every_path(tokens: FrozenSet) -> bool:
+    """Every path gives the object eval mode (`.eval()` / `.train(False)`, or a `from_pretrained`
+    load): a training step there trains in eval mode from its first run on (MDL303). When some path
+    still has training mode (built, entry, `.train()`), the eval came from an earlier iteration or
+    branch (MDL301)."""
+    return bool(tokens) and all(
+        isinstance(t, EvalSite) or (isinstance(t, Created) and t.kind == "from_pretrained") for t in tokens
+    )
+
+
+def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
+    """`key` (a top-level model, not a sub-module) runs forward outside no_grad in the innermost loop
+    around `step` (or anywhere, for a step outside loops): the step trains it."""
+    parts = key.split(".")
+    if parts[0] == "self":
+        parts = parts[1:]
+    if len(parts) != 1:
+        return False
+    inner = step.loops[-1] if step.loops else None
+    return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
+
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 

@@ -5,7 +5,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, not_trained_name, optimizer_like, sites
+from modelint.analysis.modeflow import (
+    EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
+    sites,
+)
 from modelint.rules.base import Rule
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -205,6 +208,23 @@ def pgd(model, x, y, steps, eps):
         delta.data = (delta + eps * delta.grad.sign()).clamp(-eps, eps)
     return delta
 """,
+        # eval on every path to the step (a baseline evaluation before the loop too): MDL303's finding
+        """
+import torch
+
+def run(net, optimizer, train_batches, val_batches, epochs, report):
+    net.eval()
+    with torch.no_grad():
+        report(sum(net(x).mean() for x in val_batches))
+    for epoch in range(epochs):
+        for x in train_batches:
+            optimizer.zero_grad()
+            net(x).mean().backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            report(sum(net(x).mean() for x in val_batches))
+""",
         # LightningModule: Lightning owns the loop and switches modes itself
         """
 import pytorch_lightning as pl
@@ -397,6 +417,8 @@ for x in range(10):
             if not st.loops:
                 continue
             for key, tokens in st.state.items():
+                if eval_on_every_path(tokens) and forwarded_at_step(flow, key, st):
+                    continue  # in eval on every path to this step: MDL303 (training-in-eval-mode)
                 for site in sites(tokens):
                     site_loops = flow.site_loops.get(id(site.node), ())
                     common = [lp for lp in st.loops if any(lp is x for x in site_loops)]

@@ -4,16 +4,11 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import Created, EvalSite, ModeFlow, ScopeFlow, Step, for_context, get, not_trained_name
+from modelint.analysis.modeflow import (
+    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
+)
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
-
-
-def _all_eval(tokens) -> bool:
-    """Every path gives the object eval mode: `.eval()` / `.train(False)` or a `from_pretrained` load."""
-    return bool(tokens) and all(
-        isinstance(t, EvalSite) or (isinstance(t, Created) and t.kind == "from_pretrained") for t in tokens
-    )
 
 
 class TrainingInEvalMode(Rule):
@@ -153,6 +148,24 @@ def finetune_after_baseline(model, loader, val_loader, opt):
         model(x, y).backward()
         opt.step()  # expect: MDL303
 """,
+        # a baseline evaluation before the loop, and the per-epoch evaluation inside it: no path
+        # reaches the step in training mode (not MDL301's "switched by an earlier iteration")
+        """
+import torch
+
+def run(net, optimizer, train_batches, val_batches, epochs, report):
+    net.eval()
+    with torch.no_grad():
+        report(sum(net(x).mean() for x in val_batches))
+    for epoch in range(epochs):
+        for x in train_batches:
+            optimizer.zero_grad()
+            net(x).mean().backward()
+            optimizer.step()  # expect: MDL303
+        net.eval()
+        with torch.no_grad():
+            report(sum(net(x).mean() for x in val_batches))
+""",
         """
 import pytorch_lightning as pl
 from transformers import AutoModel
@@ -268,21 +281,23 @@ def tune(batches, optim, scaler):
             if flow is None or not flow.has_optimizer_step:
                 continue
             for step, key, tokens in self._eval_steps(mf, flow):
-                self.report(step.node, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step))
+                self.report(step.node, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step, tokens))
 
     def _eval_steps(self, mf: ModeFlow, flow: ScopeFlow) -> List[Tuple[Step, str, frozenset]]:
-        """(step, key, facts) for each optimizer step whose trained model is in eval on every path."""
+        """(step, key, facts) for each optimizer step whose trained model is in eval on every path
+        (also when an evaluation inside the loop is one of those paths: with no path in training
+        mode the step never trains in training mode; MDL301 leaves these steps to this rule)."""
         out: List[Tuple[Step, str, frozenset]] = []
         done: Set[str] = set()
+        keys = list(dict.fromkeys(k for k, _ in flow.forwarded))
         for st in sorted(flow.steps, key=lambda s: mf.line(s.node)):
             if st.kind != "optimizer":
                 continue
-            inner = st.loops[-1] if st.loops else None
-            for key, loops in flow.forwarded:
-                if key in done or not self._trained_here(key, loops, inner) or not_trained_name(key):
+            for key in keys:
+                if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
                 tokens = get(st.state, key)
-                if not _all_eval(tokens) or self._switched_in_loop(flow, tokens, st):
+                if not eval_on_every_path(tokens):
                     continue
                 if self._wrong_switch_in_routine(flow, tokens):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
@@ -300,20 +315,8 @@ def tune(batches, optim, scaler):
         )
 
     @staticmethod
-    def _trained_here(key: str, loops, inner) -> bool:
-        parts = key.split(".")
-        if parts[0] == "self":
-            parts = parts[1:]
-        if len(parts) != 1:
-            return False  # a sub-module (`model.backbone`): frozen on purpose, or a method call
-        return inner is None or any(lp is inner for lp in loops)
-
-    @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
-        """An eval site inside a loop around the step: MDL301's case (an evaluation inside the loop),
-        unless the model was also never switched out of `from_pretrained`'s eval mode."""
-        if any(isinstance(t, Created) for t in tokens):
-            return False
+        """An eval site inside a loop around the step (an evaluation the loop repeats)."""
         for t in tokens:
             if isinstance(t, EvalSite):
                 site_loops = flow.site_loops.get(id(t.node), ())
@@ -321,8 +324,12 @@ def tune(batches, optim, scaler):
                     return True
         return False
 
-    def _fix(self, mf: ModeFlow, flow: ScopeFlow, key: str, step: Step):
-        return train_before_loop(self.ctx, step.loops[0], key) if step.loops else None
+    def _fix(self, mf: ModeFlow, flow: ScopeFlow, key: str, step: Step, tokens):
+        """Only when no eval of `key` runs inside the loops around the step: a `.train()` before the
+        loop would not undo an evaluation that the loop itself repeats (fix_safety)."""
+        if not step.loops or self._switched_in_loop(flow, tokens, step):
+            return None
+        return train_before_loop(self.ctx, step.loops[0], key)
 
     def _message(self, mf: ModeFlow, key: str, tokens, step: Step) -> str:
         origin = min(tokens, key=lambda t: mf.line(t.node))
