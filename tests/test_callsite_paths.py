@@ -98,3 +98,91 @@ def test_eval_on_one_branch_before_the_loop_is_neither():
                 opt.step()
         """
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# MDL205: a freeze in `__init__` / at setup, reset by a later `train()` reached through calls
+
+
+def test_freeze_in_a_wrapper_init_reset_by_a_trainer_in_another_file(tmp_path):
+    files = {
+        "loop.py": """
+            def fit_epoch(net, batches, opt):
+                net.train()
+                for x in batches:
+                    opt.zero_grad()
+                    net(x).mean().backward()
+                    opt.step()
+            """,
+        "run.py": """
+            import torch
+            from loop import fit_epoch
+
+            class PartlyFrozen(torch.nn.Module):
+                def __init__(self, inner):
+                    super().__init__()
+                    self.inner = inner
+                    self.inner.features.requires_grad_(False)
+                    self.inner.features.eval()
+
+                def forward(self, x):
+                    return self.inner(x)
+
+            def main(batches, opt):
+                model = PartlyFrozen(torch.hub.load("pytorch/vision", "vgg11_bn"))
+                for _ in range(3):
+                    fit_epoch(model, batches, opt)
+            """,
+    }
+    assert project(tmp_path, files, ("MDL205",)) == [("run.py", 10, "MDL205")]
+
+
+def test_freeze_at_setup_reset_in_another_file_unless_it_refreezes(tmp_path):
+    trainer = """
+        def train_epoch(model, batches, opt):
+            model.train(){refreeze}
+            for x in batches:
+                opt.zero_grad()
+                model(x).mean().backward()
+                opt.step()
+        """
+    main = """
+        import torch
+        from trainer import train_epoch
+
+        def main(batches, epochs):
+            model = torch.hub.load("pytorch/vision", "resnet18")
+            model.layer1.requires_grad_(False)
+            model.layer1.eval()
+            opt = torch.optim.SGD(model.fc.parameters(), lr=0.1)
+            for _ in range(epochs):
+                train_epoch(model, batches, opt)
+        """
+    reset = project(tmp_path / "a", {"trainer.py": trainer.format(refreeze=""), "main.py": main}, ("MDL205",))
+    assert reset == [("main.py", 8, "MDL205")]
+    refrozen = {"trainer.py": trainer.format(refreeze="\n            model.layer1.eval()"), "main.py": main}
+    assert project(tmp_path / "b", refrozen, ("MDL205",)) == []
+
+
+def test_a_wrapped_model_is_as_mode_dependent_as_what_it_wraps():
+    # DataParallel delegates to what it wraps: batch norm inside is reset; Linear layers only
+    # compute the same in both modes
+    check_annotated(
+        """
+        import torch
+        from torch import nn
+
+        def main(batches, opt):
+            model = nn.DataParallel(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)))
+            model.module.requires_grad_(False)
+            model.module.eval()
+            model.train()
+
+        def other(batches, opt):
+            model = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+            model.module.requires_grad_(False)
+            model.module.eval()  # expect: MDL205
+            model.train()
+        """,
+        ("MDL205",),
+    )
