@@ -186,3 +186,53 @@ def test_a_wrapped_model_is_as_mode_dependent_as_what_it_wraps():
         """,
         ("MDL205",),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# MDL301: a plain wrapper object owns the networks and switches them (`agent.act_mode()`)
+
+AGENT = """
+    class Agent:
+        def __init__(self, policy, target, lr=1e-3):
+            self.policy = policy
+            self.target = target
+            self.lr = lr
+
+        def freeze_target(self):
+            self.target.eval()
+
+        def act_mode(self):
+            self.policy.eval()
+
+        def learn_mode(self):
+            self.policy.train()
+    """
+
+RUN = """
+    import torch
+    from agent import Agent
+
+    def run(policy, target, opt, batches, episodes):
+        agent = Agent(policy, target)
+        policy.train()
+        for ep in range(episodes):
+            {top}agent.freeze_target()
+            for x in batches:
+                opt.zero_grad()
+                (policy(x) - target(x).detach()).pow(2).mean().backward()
+                opt.step()
+            agent.act_mode()
+            with torch.no_grad():
+                print(policy(batches[0]).mean())
+    """
+
+
+def test_wrapper_method_in_another_file_leaves_the_kept_network_in_eval(tmp_path):
+    files = {"agent.py": AGENT, "run.py": RUN.format(top="")}
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == [("run.py", 14, "MDL301")]
+
+
+def test_wrapper_switched_back_at_the_top_of_each_episode_is_clean(tmp_path):
+    # near misses: `learn_mode()` restores the policy; `freeze_target()` switches another network
+    files = {"agent.py": AGENT, "run.py": RUN.format(top="agent.learn_mode()\n            ")}
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == []

@@ -545,6 +545,35 @@ class ModeFlow:
                 return found
         return index.method_effect(last)
 
+    def kept_arguments(self, call: cst.Call) -> Dict[str, str]:
+        """`Learner(net, opt)` of a checked class whose `__init__` keeps parameters as attributes of
+        the same name (`self.net = net`, read by the index pass: `classbodies`): {attribute: the key
+        the caller passes for it}. Attributes named otherwise (`self.model = net`) are not mapped."""
+        func = call.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if not last[:1].isupper():
+            return {}
+        qual = self.ctx.resolve(func)
+        if not qual:
+            return {}
+        from modelint.analysis.classbodies import bodies_of, iter_located
+
+        located = next(iter_located(self.ctx.classifier.index, qual), None)
+        body = bodies_of(located[0]).get(located[1]) if located is not None else None
+        if body is None or not body.kept:
+            return {}
+        names = [p for p, _ in body.params]
+        kept = {p for p, _ in body.kept}
+        out: Dict[str, str] = {}
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                break
+            name = arg.keyword.value if arg.keyword is not None else names[i] if i < len(names) else None
+            key = key_of(peel(arg.value))
+            if name in kept and key is not None:
+                out[name] = key
+        return out
+
     def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
         """(file-local function, receiver key bound to its first parameter or None)."""
         func = call.func
@@ -601,6 +630,7 @@ class _ScopeAnalysis:
         self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._aliases: Dict[str, Set[str]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
         self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
@@ -843,6 +873,7 @@ class _ScopeAnalysis:
                     self._aliases.setdefault(key, set()).add(source)
                     self._aliases.setdefault(source, set()).add(key)
             self._bindings[(key, id(node))] = Binding(node, kind, tuple(self.loops))
+            self._note_wrapper(key, value)
             return assign(state, key, tokens)
         if isinstance(target, (cst.Tuple, cst.List)):
             values: Optional[Sequence[cst.CSTNode]] = None
@@ -1142,6 +1173,8 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
+        if recv in self._kept and effect.is_method:
+            out = self._wrapper_modes(call, effect, recv, out, state)
         if effect.steps and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if "o" in effect.steps else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
@@ -1150,6 +1183,39 @@ class _ScopeAnalysis:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
             out = trained_after_step(out)
+        return out
+
+    # --- wrapper objects that own the networks (`learner = Learner(net)`; `learner.to_eval()`) ----
+    def _note_wrapper(self, key: str, value: Optional[cst.CSTNode]) -> None:
+        kept = self.mf.kept_arguments(value) if isinstance(value, cst.Call) else {}
+        if kept:
+            self._kept[key] = kept
+        else:
+            self._kept.pop(key, None)
+
+    def _wrapper_modes(self, call: cst.Call, effect, recv: str, out: State, before: State) -> State:
+        """A wrapper method's effect on the networks the wrapper keeps: `to_eval()` leaving
+        `self.net` in eval puts the caller's `net` (handed to `Learner(net)`) in eval."""
+        self_name = effect.params[0] if effect.params else None
+        kept = self._kept[recv]
+        shown = self.mf.code(call)
+        for ckey, modes in effect.exit.items():
+            root, _, rest = ckey.partition(".")
+            attr, _, deeper = rest.partition(".")
+            if root != self_name or attr not in kept:
+                continue
+            key = kept[attr] + ("." + deeper if deeper else "")
+            line = effect.where.get(ckey, 0)
+            new: Set = set()
+            for m in modes:
+                if m == "entry":
+                    new |= get(before, key)
+                elif m == "eval":
+                    new.add(EvalSite(call, call, shown, (effect.qualname.rsplit(".", 1)[-1],),
+                                     f"line {line} of `{effect.qualname}`"))
+                else:
+                    new.add(TRAIN if m == "train" else UNKNOWN)
+            out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
         return out
 
     def set_eval(self, state: State, key: str, site: EvalSite) -> State:
