@@ -236,3 +236,43 @@ def test_wrapper_switched_back_at_the_top_of_each_episode_is_clean(tmp_path):
     # near misses: `learn_mode()` restores the policy; `freeze_target()` switches another network
     files = {"agent.py": AGENT, "run.py": RUN.format(top="agent.learn_mode()\n            ")}
     assert project(tmp_path, files, ("MDL301", "MDL303")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# MDL303: a from_pretrained model returned in a tuple by a setup function, trained by a helper
+
+
+def test_pretrained_model_from_a_setup_tuple_trained_by_a_helper():
+    check_annotated(
+        """
+        import torch
+        from transformers import AutoModelForTokenClassification
+
+        def build(cfg):
+            net = AutoModelForTokenClassification.from_pretrained(cfg.name)
+            optim = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+            return net, optim
+
+        def build_ready(cfg):
+            net = AutoModelForTokenClassification.from_pretrained(cfg.name)
+            net.train()
+            return net, torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+
+        def epoch(net, optim, batches):
+            for b in batches:
+                net(**b).loss.backward()
+                optim.step()  # expect: MDL303
+                optim.zero_grad()
+
+        def main(cfg, batches):
+            net, optim = build(cfg)
+            for _ in range(cfg.epochs):
+                epoch(net, optim, batches)
+
+        def main_ready(cfg, batches):
+            net, optim = build_ready(cfg)
+            for _ in range(cfg.epochs):
+                epoch(net, optim, batches)
+        """,
+        ("MDL301", "MDL303"),
+    )

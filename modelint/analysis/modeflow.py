@@ -307,6 +307,8 @@ class ScopeFlow:
     forwarded: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
     # key -> keys it was bound from (`ddp = DDP(model)`, `m = model.to(dev)`) and back
     aliases: Dict[str, Set[str]] = field(default_factory=dict)
+    # `return args, model`: facts about each position of a returned tuple
+    tuple_returns: Dict[int, FrozenSet] = field(default_factory=dict)
 
 
 class _Flow:
@@ -631,6 +633,7 @@ class _ScopeAnalysis:
         self._aliases: Dict[str, Set[str]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
         self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
+        self._tuple_returns: Dict[int, Set] = {}
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
         self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
@@ -672,6 +675,7 @@ class _ScopeAnalysis:
             trained=list(self._trained.values()),
             forwarded=list(self._forwarded.values()),
             aliases=self._aliases,
+            tuple_returns={i: frozenset(v) for i, v in self._tuple_returns.items()},
         )
 
     # --- statements ----------------------------------------------------------------------------
@@ -839,6 +843,8 @@ class _ScopeAnalysis:
             if node.value is not None:
                 state = self.expr(node.value, state)
                 self._returns.update(self.value_of(node.value, state)[0])
+                if isinstance(node.value, cst.Tuple):
+                    self._note_tuple_return(node.value, state)
             flow = _Flow(None)
             flow.ret.append(state)
             return flow
@@ -887,7 +893,11 @@ class _ScopeAnalysis:
                 values = [a.value for a in value.args]  # model, opt = accelerator.prepare(model, opt)
             elif isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(target.elements):
                 values = [e.value for e in value.elements]
+            returned = self._returned_tuple(value) if values is None and isinstance(value, cst.Call) else {}
             for i, el in enumerate(target.elements):
+                if returned.get(i) and key_of(el.value) is not None:
+                    state = self._bind_facts(el.value, returned[i], state, node)
+                    continue
                 state = self.bind_target(el.value, values[i] if values else None, state, node)
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
@@ -1184,6 +1194,42 @@ class _ScopeAnalysis:
                     self.use(key, forwarded=True)
             out = trained_after_step(out)
         return out
+
+    # --- tuples returned by a function of this file (`args, model = setup(cfg)`) ---------------
+    def _note_tuple_return(self, value: cst.Tuple, state: State) -> None:
+        for i, el in enumerate(value.elements):
+            if not isinstance(el, cst.StarredElement):
+                self._tuple_returns.setdefault(i, set()).update(self.value_of(el.value, state)[0])
+
+    def _returned_tuple(self, call: cst.Call) -> Dict[int, FrozenSet]:
+        """Facts about each position of the tuple a file-local function returns, in the caller's terms
+        (a parameter or free name returned: BOUND; an eval inside it: an EvalSite at this call)."""
+        resolved = self.mf.resolve_call(self.scope, call)
+        summary = self.mf.flow(resolved[0]) if resolved is not None else None
+        if summary is None or not summary.tuple_returns:
+            return {}
+        name = resolved[0].name.value
+        out: Dict[int, FrozenSet] = {}
+        for i, tokens in summary.tuple_returns.items():
+            mapped: Set = set()
+            for t in tokens:
+                if t is ENTRY:
+                    mapped.add(BOUND)
+                elif isinstance(t, EvalSite):
+                    mapped.add(EvalSite(call, t.eval_node, t.shown, (name,) + t.via))
+                else:
+                    mapped.add(t)
+            out[i] = frozenset(mapped)
+        return out
+
+    def _bind_facts(self, target: cst.CSTNode, tokens: FrozenSet, state: State, node: cst.CSTNode) -> State:
+        key = key_of(target)
+        if isinstance(target, cst.Name):
+            self._bound.add(key)
+            self._note_saved_or_step_fn(key, None, state)
+        self._bindings[(key, id(node))] = Binding(node, "other", tuple(self.loops))
+        self._note_wrapper(key, None)
+        return assign(state, key, tokens)
 
     # --- wrapper objects that own the networks (`learner = Learner(net)`; `learner.to_eval()`) ----
     def _note_wrapper(self, key: str, value: Optional[cst.CSTNode]) -> None:

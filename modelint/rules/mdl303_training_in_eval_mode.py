@@ -274,6 +274,7 @@ def tune(batches, optim, scaler):
         if not (self._stepping and self._evaluating):
             return
         mf = for_context(self.ctx)
+        reported: Set[int] = set()
         for scope in mf.scopes():
             if mf.in_lightning_class(scope):
                 continue
@@ -281,7 +282,13 @@ def tune(batches, optim, scaler):
             if flow is None or not flow.has_optimizer_step:
                 continue
             for step, key, tokens in self._eval_steps(mf, flow):
-                self.report(step.node, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step, tokens))
+                # A step inside a function of this file that the loop calls (`train_one_epoch(model)`) is
+                # reported where it runs, once, however many callers reach it in eval mode.
+                at = step.inner if step.inner is not step.node else step.node
+                if id(at) in reported:
+                    continue
+                reported.add(id(at))
+                self.report(at, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step, tokens))
 
     def _eval_steps(self, mf: ModeFlow, flow: ScopeFlow) -> List[Tuple[Step, str, frozenset]]:
         """(step, key, facts) for each optimizer step whose trained model is in eval on every path
@@ -338,8 +345,11 @@ def tune(batches, optim, scaler):
         else:
             where = origin.elsewhere or f"line {mf.line(origin.eval_node)}"
             how = f"`{origin.shown}` ({where}) put `{key}` in eval mode"
+        before = f"`{step.shown}` on line {mf.line(step.node)}"
+        if step.inner is not step.node:  # reported at the step inside the called function
+            before = f"`{mf.code(step.node)}` on line {mf.line(step.node)} runs this step"
         return (
-            f"{how} and nothing calls `{key}.train()` before `{step.shown}` on line {mf.line(step.node)}: "
+            f"{how} and nothing calls `{key}.train()` before {before}: "
             f"`{key}` trains with dropout off and batch norm frozen on its running statistics; call "
             f"`{key}.train()` before the training loop"
         )
