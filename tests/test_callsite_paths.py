@@ -276,3 +276,58 @@ def test_pretrained_model_from_a_setup_tuple_trained_by_a_helper():
         """,
         ("MDL301", "MDL303"),
     )
+
+
+def test_an_optimizer_over_input_tensors_trains_no_model():
+    # style transfer / latent search: the model stays in eval on purpose; an optimizer over a
+    # model's own tensors (`[net.weight]`) or over `net.parameters()` does train it
+    check_annotated(
+        """
+        import torch
+
+        def invert(net, target, steps, evaluate):
+            net.eval()
+            z = torch.randn(1, 128).requires_grad_()
+            opt = torch.optim.Adam([z], lr=0.05)
+            for i in range(steps):
+                opt.zero_grad()
+                (net(z) - target).pow(2).mean().backward()
+                opt.step()
+                if i % 10 == 0:
+                    evaluate(net)
+
+        def finetune_after_probe(net, batches, steps):
+            net.eval()
+            opt = torch.optim.Adam(net.parameters(), lr=0.05)
+            for x in batches:
+                opt.zero_grad()
+                net(x).mean().backward()
+                opt.step()  # expect: MDL303
+        """,
+        ("MDL301", "MDL303"),
+    )
+
+
+def test_mdl304_eval_in_a_training_routine_depends_on_what_the_optimizer_holds():
+    check_annotated(
+        """
+        import torch
+
+        def train_head(model, head, loader):
+            model.eval()
+            opt = torch.optim.SGD(head.parameters(), lr=0.1)
+            for x, y in loader:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(head(model(x)), y).backward()
+                opt.step()
+
+        def train_all(model, loader):
+            model.eval()  # expect: MDL304
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x, y in loader:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+        """,
+        ("MDL304",),
+    )

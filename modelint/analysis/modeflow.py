@@ -1488,6 +1488,40 @@ def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
     inner = step.loops[-1] if step.loops else None
     return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
 
+
+_INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
+
+
+def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
+    """`LBFGS([image])`, `Adam([z.requires_grad_()], lr=0.1)`: an optimizer built over a list of plain
+    tensors (an image, a latent, a perturbation), not over a model's parameters. Its step trains no
+    model, so a model in eval mode there is deliberate (style transfer, adversarial inputs, latent
+    search). `[model.weight]` or `[{"params": ...}]` is not such a list."""
+    if not isinstance(ctor, cst.Call) or not ctor.args or ctor.args[0].keyword is not None:
+        return False
+    first = ctor.args[0].value
+    if not isinstance(first, (cst.List, cst.Tuple)) or not first.elements:
+        return False
+    for el in first.elements:
+        v = el.value
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _INPUT_PEEL:
+            v = v.func.value
+        if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
+            return False
+    return True
+
+
+def step_over_inputs(flow: ScopeFlow, step: Step) -> bool:
+    """The step's optimizer is bound in this scope to an optimizer over input tensors (see there)."""
+    call = step.inner
+    if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+        return False
+    key = key_of(call.func.value)
+    for b in flow.bindings.get(key, ()) if key else ():
+        if isinstance(b.node, cst.Assign) and optimizer_over_inputs(b.node.value):
+            return True
+    return False
+
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 

@@ -7,7 +7,7 @@ import libcst as cst
 
 from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
-    sites,
+    sites, step_over_inputs,
 )
 from modelint.rules.base import Rule
 
@@ -51,7 +51,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "`.backward()` / `accelerator.backward()`) when that call puts a model in eval mode "
         "(`model.eval()`, `model.train(False)`, or a call of a function or method defined in the same "
         "file that does so, followed transitively with arguments mapped to parameters: "
-        "`validate(model, loader)`, `self.validate()` running `self.model.eval()`), and a training "
+        "`validate(model, loader)`, `self.validate()` running `self.model.eval()`; a method of a plain wrapper "
+        "object, `learner.to_eval()`, switching a network the wrapper keeps as `self.net = net` in its "
+        "`__init__`, also in another file), and a training "
         "step can run afterwards, on some path, in the same or the next iteration, without "
         "`model.train()` / `model.train(True)` in between (at the top of the loop, after the "
         "evaluation, or inside the called `train_one_epoch()`; those calls are followed too). "
@@ -65,7 +67,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
         "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
-        "examples, saliency maps); and code in `LightningModule` classes, whose loop Lightning owns."
+        "examples, saliency maps), or whose optimizer is built over input tensors (`Adam([z])`: latent "
+        "search, style transfer); steps that no path reaches in training mode (MDL303 reports those: "
+        "the decision is by paths, one finding); and code in `LightningModule` classes, whose loop Lightning owns."
     )
     what += (
         " "
@@ -414,8 +418,8 @@ for x in range(10):
         found: Dict[Tuple[int, str], Tuple[str, EvalSite, List[Step]]] = {}
         trains_cache: Dict[int, bool] = {}
         for st in flow.steps:
-            if not st.loops:
-                continue
+            if not st.loops or step_over_inputs(flow, st):
+                continue  # (an optimizer over an input image / latent trains no model)
             for key, tokens in st.state.items():
                 if eval_on_every_path(tokens) and forwarded_at_step(flow, key, st):
                     continue  # in eval on every path to this step: MDL303 (training-in-eval-mode)
@@ -427,7 +431,8 @@ for x in range(10):
                     loop = common[-1]
                     if id(loop) not in trains_cache:
                         trains_cache[id(loop)] = any(
-                            s.kind == "optimizer" and any(lp is loop for lp in s.loops) for s in flow.steps
+                            s.kind == "optimizer" and any(lp is loop for lp in s.loops) and not step_over_inputs(flow, s)
+                            for s in flow.steps
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
                         continue

@@ -6,6 +6,7 @@ import libcst as cst
 
 from modelint.analysis.modeflow import (
     Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
+    step_over_inputs,
 )
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
@@ -24,10 +25,14 @@ class TrainingInEvalMode(Rule):
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
         "returns eval mode) and nothing calls `.train()`, or it was put in eval mode (`model.eval()`, "
         "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
-        "and nothing switched it back. Also reports a `LightningModule` whose `__init__` stores a "
+        "and nothing switched it back (also when the loop repeats that evaluation: no path reaches the "
+        "step in training mode). The model may come from a file-local setup function (`net, opt = "
+        "build(cfg)`), and a step inside a function of this file that the loop calls is reported where it "
+        "runs. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
-        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: an "
-        "eval inside the same loop as the step (MDL301's case), sub-modules (`model.backbone.eval()` "
+        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
+        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late), "
+        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
         "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
@@ -112,6 +117,15 @@ def attack(model, x, y, steps):
     model.eval()
     for _ in range(steps):
         torch.nn.functional.cross_entropy(model(x), y).backward()
+
+def stylize(net, content, steps):
+    net.eval()  # a fixed feature extractor: only the image is optimised
+    image = content.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image])
+    for _ in range(steps):
+        optimizer.zero_grad()
+        net(image).pow(2).mean().backward()
+        optimizer.step()
 """,
         """
 import pytorch_lightning as pl
@@ -298,8 +312,8 @@ def tune(batches, optim, scaler):
         done: Set[str] = set()
         keys = list(dict.fromkeys(k for k, _ in flow.forwarded))
         for st in sorted(flow.steps, key=lambda s: mf.line(s.node)):
-            if st.kind != "optimizer":
-                continue
+            if st.kind != "optimizer" or step_over_inputs(flow, st):
+                continue  # (an optimizer over an input image / latent trains no model)
             for key in keys:
                 if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
