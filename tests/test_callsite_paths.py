@@ -331,3 +331,27 @@ def test_mdl304_eval_in_a_training_routine_depends_on_what_the_optimizer_holds()
         """,
         ("MDL304",),
     )
+
+
+def test_a_training_routine_that_evaluates_first_is_mdl303_a_plain_one_mdl304():
+    check_annotated(
+        """
+        import torch
+
+        def train_model(model, opt, train_batches, val_batches, log):
+            model.eval()
+            with torch.no_grad():
+                log(sum(model(x).sum() for x in val_batches))   # a baseline before training
+            for x in train_batches:
+                opt.zero_grad()
+                model(x).sum().backward()
+                opt.step()  # expect: MDL303
+
+        def train_one_epoch(model, opt, train_batches):
+            model.eval()  # expect: MDL304
+            for x in train_batches:
+                opt.zero_grad()
+                model(x).sum().backward()
+                opt.step()
+        """
+    )

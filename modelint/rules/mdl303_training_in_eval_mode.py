@@ -8,6 +8,7 @@ from modelint.analysis.modeflow import (
     Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
     step_over_inputs,
 )
+from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
 
@@ -320,20 +321,23 @@ def tune(batches, optim, scaler):
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
                     continue
-                if self._wrong_switch_in_routine(flow, tokens):
+                if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
                 out.append((st, key, tokens))
         return out
 
-    @staticmethod
-    def _wrong_switch_in_routine(flow: ScopeFlow, tokens) -> bool:
-        """Every eval comes from a `.eval()` written in a routine named as training (`train_epoch`,
-        `fit`): MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough."""
+    def _wrong_switch_in_routine(self, flow: ScopeFlow, tokens, st: Step) -> bool:
+        """Every eval comes from a `.eval()` written before the step in a training routine named as
+        such (`train_epoch`, `fit`) that runs no evaluation itself and repeats no eval in the loop:
+        MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough. A routine that
+        evaluates first (a baseline under no_grad) is not MDL304's case: reported here."""
         name = flow.name.lstrip("_").lower()
-        return name.startswith(("train", "fit")) and all(
-            isinstance(t, EvalSite) and not t.via for t in tokens
-        )
+        if not name.startswith(("train", "fit")) or not isinstance(flow.node, cst.FunctionDef):
+            return False
+        if not all(isinstance(t, EvalSite) and not t.via for t in tokens) or self._switched_in_loop(flow, tokens, st):
+            return False
+        return routine_facts(self.ctx, flow.node).kind == "train"
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
