@@ -355,3 +355,33 @@ def test_a_training_routine_that_evaluates_first_is_mdl303_a_plain_one_mdl304():
                 opt.step()
         """
     )
+
+
+def test_a_bare_self_handed_to_a_call_does_not_make_every_attribute_a_trained_model():
+    # `self.tracker` is a metric object whose `add()` switches its own scoring network: not the
+    # model the loop trains, although the Trainer hands `self` to a hook it cannot follow
+    check_annotated(
+        """
+        import torch
+
+        class Scorer:
+            def __init__(self, net):
+                self.net = net
+
+            def add(self, x):
+                self.net.eval()
+                with torch.no_grad():
+                    return self.net(x)
+
+        class Trainer:
+            def fit(self, loader):
+                self.model.train()
+                for x in loader:
+                    run_hooks(self, x)
+                    self.opt.zero_grad()
+                    self.model(x).sum().backward()
+                    self.opt.step()
+                    self.tracker.add(x)
+        """,
+        ("MDL301",),
+    )

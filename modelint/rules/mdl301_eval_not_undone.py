@@ -26,8 +26,10 @@ _NOT_A_FORWARD = ("get_", "is_", "has_", "num_", "save", "load", "print", "log",
 def _involves(used: str, name: str) -> bool:
     """`name` (a model) takes part in a use: it is called itself, one of its compute methods is
     called (`model.compute_loss(b)`; not `model.num_parameters()`), or it is part of something
-    called (`model.encoder(x)` uses `model`'s parameters too)."""
-    if used == name or name.startswith(used + "."):
+    called (`model.encoder(x)` uses `model`'s parameters too). A bare `self` handed to a call is
+    not taken to use every attribute of the object (a Brain/Trainer passes `self` around; its metric
+    trackers are not models): its models count when they are run or handed on themselves."""
+    if used == name or (name.startswith(used + ".") and used != "self"):
         return True
     if used.startswith(name + "."):
         method = used[len(name) + 1:]
