@@ -385,3 +385,22 @@ def test_a_bare_self_handed_to_a_call_does_not_make_every_attribute_a_trained_mo
         """,
         ("MDL301",),
     )
+
+
+def test_mdl205_a_train_earlier_in_the_freezing_method_is_not_a_later_reset():
+    check_annotated(
+        """
+        import torch
+        from torch import nn
+
+        class Encoder(nn.Module):
+            def __init__(self, inner, freeze_stem):
+                super().__init__()
+                self.inner = inner
+                if freeze_stem:
+                    self.inner.train()
+                    self.inner.stem.eval()
+                    self.inner.stem.requires_grad_(False)
+        """,
+        ("MDL205",),
+    )

@@ -346,6 +346,7 @@ for _ in range(5):
         for key, call in self._frozen_evals(r):
             root, _, attr = key.partition(".")
             if root == "self" and method:  # `self.backbone`, `self.net.stem`: a part of this class
+                self._freeze_line = self.ctx.line(call)
                 parent, reset = "self", self._class_reset(node, attr)
             else:
                 parent, reset = self._script_reset(r, key, call) or (root, None)
@@ -404,8 +405,11 @@ for _ in range(5):
         facts = self.ctx.facts
         own = bodies_of(facts).get(TRAIN_CALLS)
         # `self.<sub>.train()` of the frozen part itself (or inside it) is not a parent's train().
+        # Nor a `.train()` earlier in the method that freezes (`self.model.train()` then
+        # `self.model.stem.eval()` in `__init__`): that one runs before the freeze.
+        start, freeze_line = self.ctx.line(fn), self._freeze_line
         others = [line for receiver, line in (own.refs if own is not None else ())
-                  if not key_covers(f"self.{attr}", receiver)]
+                  if not key_covers(f"self.{attr}", receiver) and not start <= line < freeze_line]
         if others:
             return f"the `.train()` / `.fit(...)` call on line {others[0]} of this file"
         index = self.ctx.classifier.index
