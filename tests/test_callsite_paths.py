@@ -404,3 +404,35 @@ def test_mdl205_a_train_earlier_in_the_freezing_method_is_not_a_later_reset():
         """,
         ("MDL205",),
     )
+
+
+def test_an_object_switched_by_its_own_method_and_never_run_is_not_the_trained_model(tmp_path):
+    # near miss: the same call on a model-named object is reported
+    files = {
+        "scoring.py": """
+            import torch
+
+            class Quality:
+                def __init__(self, judge):
+                    self.judge = judge
+                    self.scores = []
+
+                def append(self, wav):
+                    self.judge.eval()
+                    with torch.no_grad():
+                        self.scores.append(self.judge(wav))
+            """,
+        "brain.py": """
+            class Brain:
+                def train_batch(self, batch):
+                    out = self.compute_forward(batch)
+                    for _ in range(2):
+                        loss = self.compute_objectives(out, batch)
+                        self.optimizer.zero_grad()
+                        loss.backward()
+                        self.optimizer.step()
+                        self.pesq_metric.append(out)
+                        self.generator.append(out)
+            """,
+    }
+    assert project(tmp_path, files, ("MDL301",)) == [("brain.py", 11, "MDL301")]

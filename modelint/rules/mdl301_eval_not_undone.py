@@ -438,6 +438,8 @@ for x in range(10):
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
                         continue
+                    if self._switched_by_own_method(flow, key, site, loop):
+                        continue
                     entry = found.setdefault((id(site.node), key), (key, site, []))
                     entry[2].append(st)
         return list(found.values())
@@ -470,6 +472,16 @@ for x in range(10):
             return False
         forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
+
+    @staticmethod
+    def _switched_by_own_method(flow: ScopeFlow, key: str, site: EvalSite, loop: cst.CSTNode) -> bool:
+        """`self.pesq_metric.append(...)` whose summary leaves the object "in eval" (its own scoring
+        network): an object switched only through one of its own methods, not named like a model and
+        never run in the loop, is a tracker or helper that holds a network, not the trained model.
+        (A wrapper that keeps the trained network, `learner.to_eval()`, maps to that network's key.)"""
+        if not site.via or not site.shown.startswith(key + ".") or _MODEL_NAME.search(_last(key)):
+            return False
+        return not any(_involves(k, key) for k, loops in flow.forwarded if any(lp is loop for lp in loops))
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
         step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))
