@@ -436,3 +436,29 @@ def test_an_object_switched_by_its_own_method_and_never_run_is_not_the_trained_m
             """,
     }
     assert project(tmp_path, files, ("MDL301",)) == [("brain.py", 11, "MDL301")]
+
+
+def test_mdl303_a_mode_free_model_in_eval_is_not_reported_a_dropout_twin_is():
+    check_annotated(
+        """
+        import torch
+        from torch import nn
+
+        def plain(loader, opt, evaluate):
+            net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1)).to("cpu")
+            net.eval()
+            evaluate(net)
+            for x, y in loader:
+                (net(x) - y).pow(2).mean().backward()
+                opt.step()
+
+        def with_dropout(loader, opt, evaluate):
+            net = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.2), nn.Linear(8, 1)).to("cpu")
+            net.eval()
+            evaluate(net)
+            for x, y in loader:
+                (net(x) - y).pow(2).mean().backward()
+                opt.step()  # expect: MDL303
+        """,
+        ("MDL301", "MDL303"),
+    )

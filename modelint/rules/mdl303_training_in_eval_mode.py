@@ -33,7 +33,8 @@ class TrainingInEvalMode(Rule):
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late), "
-        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), sub-modules (`model.backbone.eval()` "
+        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
+        "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
         "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
@@ -118,6 +119,14 @@ def attack(model, x, y, steps):
     model.eval()
     for _ in range(steps):
         torch.nn.functional.cross_entropy(model(x), y).backward()
+
+def probe_after_baseline(loader, opt, evaluate):
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))  # mode-free
+    net.eval()
+    evaluate(net)
+    for x, y in loader:
+        (net(x) - y).pow(2).mean().backward()
+        opt.step()
 
 def stylize(net, content, steps):
     net.eval()  # a fixed feature extractor: only the image is optimised
@@ -321,6 +330,8 @@ def tune(batches, optim, scaler):
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
                     continue
+                if self._mode_free(flow, key):
+                    continue  # train and eval compute the same: nothing goes wrong
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
@@ -338,6 +349,26 @@ def tune(batches, optim, scaler):
         if not all(isinstance(t, EvalSite) and not t.via for t in tokens) or self._switched_in_loop(flow, tokens, st):
             return False
         return routine_facts(self.ctx, flow.node).kind == "train"
+
+    def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
+        """Every binding of `key` in this scope builds a model whose mode sensitivity is "no" (no
+        dropout, batch norm or mode branch in its construction tree; `DataParallel(...)` and `.to(dev)`
+        looked through)."""
+        bindings = [b.node for b in flow.bindings.get(key, ())]
+        if not bindings or not all(isinstance(n, cst.Assign) for n in bindings):
+            return False
+        fw = self.ctx.framework
+        for node in bindings:
+            value = node.value
+            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in fw.mode_preserving_methods:
+                value = value.func.value
+            last = value.func.attr.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) else \
+                value.func.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) else ""
+            if last in fw.mode_delegating_wrappers and value.args:
+                value = value.args[0].value
+            if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
+                return False
+        return True
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
