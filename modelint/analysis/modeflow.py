@@ -307,6 +307,8 @@ class ScopeFlow:
     forwarded: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
     # key -> keys it was bound from (`ddp = DDP(model)`, `m = model.to(dev)`) and back
     aliases: Dict[str, Set[str]] = field(default_factory=dict)
+    # `return args, model`: facts about each position of a returned tuple
+    tuple_returns: Dict[int, FrozenSet] = field(default_factory=dict)
 
 
 class _Flow:
@@ -545,6 +547,35 @@ class ModeFlow:
                 return found
         return index.method_effect(last)
 
+    def kept_arguments(self, call: cst.Call) -> Dict[str, str]:
+        """`Learner(net, opt)` of a checked class whose `__init__` keeps parameters as attributes of
+        the same name (`self.net = net`, read by the index pass: `classbodies`): {attribute: the key
+        the caller passes for it}. Attributes named otherwise (`self.model = net`) are not mapped."""
+        func = call.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if not last[:1].isupper():
+            return {}
+        qual = self.ctx.resolve(func)
+        if not qual:
+            return {}
+        from modelint.analysis.classbodies import bodies_of, iter_located
+
+        located = next(iter_located(self.ctx.classifier.index, qual), None)
+        body = bodies_of(located[0]).get(located[1]) if located is not None else None
+        if body is None or not body.kept:
+            return {}
+        names = [p for p, _ in body.params]
+        kept = {p for p, _ in body.kept}
+        out: Dict[str, str] = {}
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                break
+            name = arg.keyword.value if arg.keyword is not None else names[i] if i < len(names) else None
+            key = key_of(peel(arg.value))
+            if name in kept and key is not None:
+                out[name] = key
+        return out
+
     def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
         """(file-local function, receiver key bound to its first parameter or None)."""
         func = call.func
@@ -601,6 +632,8 @@ class _ScopeAnalysis:
         self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._aliases: Dict[str, Set[str]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
+        self._tuple_returns: Dict[int, Set] = {}
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
         self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
@@ -642,6 +675,7 @@ class _ScopeAnalysis:
             trained=list(self._trained.values()),
             forwarded=list(self._forwarded.values()),
             aliases=self._aliases,
+            tuple_returns={i: frozenset(v) for i, v in self._tuple_returns.items()},
         )
 
     # --- statements ----------------------------------------------------------------------------
@@ -809,6 +843,8 @@ class _ScopeAnalysis:
             if node.value is not None:
                 state = self.expr(node.value, state)
                 self._returns.update(self.value_of(node.value, state)[0])
+                if isinstance(node.value, cst.Tuple):
+                    self._note_tuple_return(node.value, state)
             flow = _Flow(None)
             flow.ret.append(state)
             return flow
@@ -843,6 +879,7 @@ class _ScopeAnalysis:
                     self._aliases.setdefault(key, set()).add(source)
                     self._aliases.setdefault(source, set()).add(key)
             self._bindings[(key, id(node))] = Binding(node, kind, tuple(self.loops))
+            self._note_wrapper(key, value)
             return assign(state, key, tokens)
         if isinstance(target, (cst.Tuple, cst.List)):
             values: Optional[Sequence[cst.CSTNode]] = None
@@ -856,7 +893,11 @@ class _ScopeAnalysis:
                 values = [a.value for a in value.args]  # model, opt = accelerator.prepare(model, opt)
             elif isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(target.elements):
                 values = [e.value for e in value.elements]
+            returned = self._returned_tuple(value) if values is None and isinstance(value, cst.Call) else {}
             for i, el in enumerate(target.elements):
+                if returned.get(i) and key_of(el.value) is not None:
+                    state = self._bind_facts(el.value, returned[i], state, node)
+                    continue
                 state = self.bind_target(el.value, values[i] if values else None, state, node)
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
@@ -1142,6 +1183,8 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
+        if recv in self._kept and effect.is_method:
+            out = self._wrapper_modes(call, effect, recv, out, state)
         if effect.steps and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if "o" in effect.steps else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
@@ -1150,6 +1193,75 @@ class _ScopeAnalysis:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
             out = trained_after_step(out)
+        return out
+
+    # --- tuples returned by a function of this file (`args, model = setup(cfg)`) ---------------
+    def _note_tuple_return(self, value: cst.Tuple, state: State) -> None:
+        for i, el in enumerate(value.elements):
+            if not isinstance(el, cst.StarredElement):
+                self._tuple_returns.setdefault(i, set()).update(self.value_of(el.value, state)[0])
+
+    def _returned_tuple(self, call: cst.Call) -> Dict[int, FrozenSet]:
+        """Facts about each position of the tuple a file-local function returns, in the caller's terms
+        (a parameter or free name returned: BOUND; an eval inside it: an EvalSite at this call)."""
+        resolved = self.mf.resolve_call(self.scope, call)
+        summary = self.mf.flow(resolved[0]) if resolved is not None else None
+        if summary is None or not summary.tuple_returns:
+            return {}
+        name = resolved[0].name.value
+        out: Dict[int, FrozenSet] = {}
+        for i, tokens in summary.tuple_returns.items():
+            mapped: Set = set()
+            for t in tokens:
+                if t is ENTRY:
+                    mapped.add(BOUND)
+                elif isinstance(t, EvalSite):
+                    mapped.add(EvalSite(call, t.eval_node, t.shown, (name,) + t.via))
+                else:
+                    mapped.add(t)
+            out[i] = frozenset(mapped)
+        return out
+
+    def _bind_facts(self, target: cst.CSTNode, tokens: FrozenSet, state: State, node: cst.CSTNode) -> State:
+        key = key_of(target)
+        if isinstance(target, cst.Name):
+            self._bound.add(key)
+            self._note_saved_or_step_fn(key, None, state)
+        self._bindings[(key, id(node))] = Binding(node, "other", tuple(self.loops))
+        self._note_wrapper(key, None)
+        return assign(state, key, tokens)
+
+    # --- wrapper objects that own the networks (`learner = Learner(net)`; `learner.to_eval()`) ----
+    def _note_wrapper(self, key: str, value: Optional[cst.CSTNode]) -> None:
+        kept = self.mf.kept_arguments(value) if isinstance(value, cst.Call) else {}
+        if kept:
+            self._kept[key] = kept
+        else:
+            self._kept.pop(key, None)
+
+    def _wrapper_modes(self, call: cst.Call, effect, recv: str, out: State, before: State) -> State:
+        """A wrapper method's effect on the networks the wrapper keeps: `to_eval()` leaving
+        `self.net` in eval puts the caller's `net` (handed to `Learner(net)`) in eval."""
+        self_name = effect.params[0] if effect.params else None
+        kept = self._kept[recv]
+        shown = self.mf.code(call)
+        for ckey, modes in effect.exit.items():
+            root, _, rest = ckey.partition(".")
+            attr, _, deeper = rest.partition(".")
+            if root != self_name or attr not in kept:
+                continue
+            key = kept[attr] + ("." + deeper if deeper else "")
+            line = effect.where.get(ckey, 0)
+            new: Set = set()
+            for m in modes:
+                if m == "entry":
+                    new |= get(before, key)
+                elif m == "eval":
+                    new.add(EvalSite(call, call, shown, (effect.qualname.rsplit(".", 1)[-1],),
+                                     f"line {line} of `{effect.qualname}`"))
+                else:
+                    new.add(TRAIN if m == "train" else UNKNOWN)
+            out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
         return out
 
     def set_eval(self, state: State, key: str, site: EvalSite) -> State:
@@ -1349,6 +1461,66 @@ def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
             stack.append((child, False))
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# Which call-site rule owns a training step in eval mode: decided by paths (MDL301 / MDL303)
+
+
+def eval_on_every_path(tokens: FrozenSet) -> bool:
+    """Every path gives the object eval mode (`.eval()` / `.train(False)`, or a `from_pretrained`
+    load): a training step there trains in eval mode from its first run on (MDL303). When some path
+    still has training mode (built, entry, `.train()`), the eval came from an earlier iteration or
+    branch (MDL301)."""
+    return bool(tokens) and all(
+        isinstance(t, EvalSite) or (isinstance(t, Created) and t.kind == "from_pretrained") for t in tokens
+    )
+
+
+def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
+    """`key` (a top-level model, not a sub-module) runs forward outside no_grad in the innermost loop
+    around `step` (or anywhere, for a step outside loops): the step trains it."""
+    parts = key.split(".")
+    if parts[0] == "self":
+        parts = parts[1:]
+    if len(parts) != 1:
+        return False
+    inner = step.loops[-1] if step.loops else None
+    return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
+
+
+_INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
+
+
+def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
+    """`LBFGS([image])`, `Adam([z.requires_grad_()], lr=0.1)`: an optimizer built over a list of plain
+    tensors (an image, a latent, a perturbation), not over a model's parameters. Its step trains no
+    model, so a model in eval mode there is deliberate (style transfer, adversarial inputs, latent
+    search). `[model.weight]` or `[{"params": ...}]` is not such a list."""
+    if not isinstance(ctor, cst.Call) or not ctor.args or ctor.args[0].keyword is not None:
+        return False
+    first = ctor.args[0].value
+    if not isinstance(first, (cst.List, cst.Tuple)) or not first.elements:
+        return False
+    for el in first.elements:
+        v = el.value
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _INPUT_PEEL:
+            v = v.func.value
+        if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
+            return False
+    return True
+
+
+def step_over_inputs(flow: ScopeFlow, step: Step) -> bool:
+    """The step's optimizer is bound in this scope to an optimizer over input tensors (see there)."""
+    call = step.inner
+    if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+        return False
+    key = key_of(call.func.value)
+    for b in flow.bindings.get(key, ()) if key else ():
+        if isinstance(b.node, cst.Assign) and optimizer_over_inputs(b.node.value):
+            return True
+    return False
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

@@ -7,7 +7,10 @@ import libcst as cst
 
 from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of, iter_located
 from modelint.analysis.context import dotted
-from modelint.analysis.routines import Routine, Switch, key_covers, local_callee, routine_facts
+from modelint.analysis.modeflow import for_context
+from modelint.analysis.modemodel import bind, mapped_exit
+from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, local_callee, routine_facts
+from modelint.analysis.walk import iter_children
 from modelint.analysis.sensitivity import analysis_for
 from modelint.rules.base import Rule
 
@@ -26,12 +29,21 @@ class FrozenModuleResetByTrain(Rule):
         "`freeze`-like function name), when the parent's `.train()` runs later: for a submodule of a module "
         "class, when the class is a LightningModule (its trainer calls `.train()` on the root after every "
         "validation), when this file calls `.train()` / `.fit(...)` (on anything but the frozen part itself), or when a checked file that imports the "
-        "class does (through the cross-file index); for `model.<sub>.eval()` in a script, when "
-        "`model.train()` runs after it (later in the routine, at the top of the loop that contains it, or in "
-        "a function of this file that it is passed to). Not reported: a class whose `train()` override "
-        "re-applies `eval()` to that submodule (or puts anything in eval); an `eval()` re-applied after each "
-        "`model.train()` in the loop; and submodules whose mode sensitivity is \"no\" (no dropout, batch norm "
-        "or mode branch in their construction tree: train and eval compute the same thing)."
+        "class does (through the cross-file index), or when an instance built in this file is later "
+        "switched to training mode by a call (followed into other files through the mode summaries); a part "
+        "of a kept module (`self.net.stem.eval()`) counts as a submodule of the class. For `model.<sub>.eval()` "
+        "in a function or a script's top-level code, when a `.train()` of `model` (or of a part holding "
+        "`<sub>`) runs after it: later in the routine, at the top of the loop that contains it, in a function "
+        "of this file that it is passed to (or that uses the script's global `model`), in a function of "
+        "another file whose summary leaves it in training mode (`train_one_epoch(model, ...)`), or, when a "
+        "setup function returns the model, after the call that binds its result in this file. Not reported: "
+        "a class whose `train()` override re-applies `eval()` to that submodule (or puts anything in eval); "
+        "an `eval()` re-applied after each `model.train()` in the loop or in the training function (also in "
+        "another file); a `train(flag)` that restores a saved mode; a function's own local of the same name "
+        "as the script's global; and submodules whose mode sensitivity is \"no\" (no dropout, batch norm or "
+        "mode branch in their construction tree, looking through `DataParallel`-style wrappers: train and "
+        "eval compute the same thing). Not followed: parts indexed by subscript (`model.blocks[0].eval()`), "
+        "setup functions called from another file."
     )
     why = (
         "`Module.train()` sets the mode of every submodule recursively. A backbone frozen once with "
@@ -156,6 +168,54 @@ class Extractor(nn.Module):
         self.cnn.requires_grad_(False)
         self.cnn.eval()
 """,
+        # near misses of the setup-function case: the training helper re-freezes after its train();
+        # a global name that the helper shadows with its own local; a saved mode restored
+        """
+import torch
+from torch import nn
+
+def prepare(cfg):
+    model = torch.hub.load("pytorch/vision", "resnet18")
+    model.layer1.requires_grad_(False)
+    model.layer1.eval()
+    return model
+
+def fit(model, batches, opt):
+    model.train()
+    model.layer1.eval()  # re-applied after every train(): stays frozen
+    for x in batches:
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+
+def probe(model, x):
+    was = model.training
+    model.eval()
+    out = model(x)
+    model.train(was)
+    return out
+
+def main(cfg, batches, opt):
+    model = prepare(cfg)
+    fit(model, batches, opt)
+    probe(model, batches[0])
+""",
+        """
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+model.encoder = nn.Sequential(nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8))
+model.encoder.requires_grad_(False)
+model.encoder.eval()
+
+def pretrain_other():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+    model.train()
+    return model
+
+pretrain_other()
+""",
     )
     INVALID = (
         """
@@ -217,33 +277,79 @@ def main(net, loader):
     net.freeze_backbone()
     train_one_epoch(net, loader)
 """,
+        # a setup function freezes and returns the model; the caller trains it with a helper
+        """
+import torch
+from torch import nn
+
+def make_net(num_classes):
+    net = torch.hub.load("pytorch/vision", "resnet50")
+    for p in net.layer1.parameters():
+        p.requires_grad = False
+    net.layer1.eval()  # expect: MDL205
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    return net, optimizer
+
+def one_epoch(net, batches, optimizer):
+    net.train()
+    for x, y in batches:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+
+def run(batches, epochs):
+    net, optimizer = make_net(10)
+    for _ in range(epochs):
+        one_epoch(net, batches, optimizer)
+""",
+        # a script: frozen at top level, reset by a function that trains the global model
+        """
+import torch
+from torch import nn
+
+model = torch.hub.load("pytorch/vision", "resnet18")
+model.layer4.requires_grad_(False)
+model.layer4.eval()  # expect: MDL205
+opt = torch.optim.Adam(model.fc.parameters())
+
+def epoch(batches):
+    model.train()
+    for x, y in batches:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+for _ in range(5):
+    epoch([])
+""",
     )
 
     # --- the walk ----------------------------------------------------------------------------------
     # Only functions with an `.eval()` call are analysed (collected during the walk).
     def visit_Module(self, node: cst.Module) -> None:
-        self._todo: Dict[int, cst.FunctionDef] = {}
+        self._todo: Dict[int, cst.CSTNode] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Attribute) and node.func.attr.value == self.ctx.framework.eval_method:
-            fn = self.ctx.enclosing_function()
-            if fn is not None:
-                self._todo.setdefault(id(fn), fn)
+            fn = self.ctx.enclosing_function() or self.ctx.module  # a script's top level too
+            self._todo.setdefault(id(fn), fn)
 
     def leave_Module(self, node: cst.Module) -> None:
         for fn in self._todo.values():
             self._check(fn)
 
-    def _check(self, node: cst.FunctionDef) -> None:
-        if node.name.value == self.ctx.framework.train_method and self._owner(node) is not None:
+    def _check(self, node: cst.CSTNode) -> None:
+        method = isinstance(node, cst.FunctionDef)
+        if method and node.name.value == self.ctx.framework.train_method and self._owner(node) is not None:
             return  # inside a train() override: re-applying eval() there is the fix
         r = routine_facts(self.ctx, node)
         for key, call in self._frozen_evals(r):
-            parent, attr = key.rsplit(".", 1)
-            if parent == "self":
-                reset = self._class_reset(node, attr)
+            root, _, attr = key.partition(".")
+            if root == "self" and method:  # `self.backbone`, `self.net.stem`: a part of this class
+                self._freeze_line = self.ctx.line(call)
+                parent, reset = "self", self._class_reset(node, attr)
             else:
-                reset = self._script_reset(r, parent, key, call)
+                parent, reset = self._script_reset(r, key, call) or (root, None)
             if reset is None or self._not_sensitive(node, r, parent, attr, call):
                 continue
             self.report(
@@ -299,8 +405,11 @@ def main(net, loader):
         facts = self.ctx.facts
         own = bodies_of(facts).get(TRAIN_CALLS)
         # `self.<sub>.train()` of the frozen part itself (or inside it) is not a parent's train().
+        # Nor a `.train()` earlier in the method that freezes (`self.model.train()` then
+        # `self.model.stem.eval()` in `__init__`): that one runs before the freeze.
+        start, freeze_line = self.ctx.line(fn), self._freeze_line
         others = [line for receiver, line in (own.refs if own is not None else ())
-                  if not key_covers(f"self.{attr}", receiver)]
+                  if not key_covers(f"self.{attr}", receiver) and not start <= line < freeze_line]
         if others:
             return f"the `.train()` / `.fit(...)` call on line {others[0]} of this file"
         index = self.ctx.classifier.index
@@ -311,6 +420,22 @@ def main(net, loader):
                 located = next(iter_located(index, value), None) if value.endswith(cls.name.value) else None
                 if located is not None and located[0].modname == facts.modname and located[1] == cls.name.value:
                     return f"`{other.modname}` (which imports `{cls.name.value}`) calls `.train()` / `.fit(...)`, which"
+        return self._instance_reset(cls, attr)
+
+    def _instance_reset(self, cls: cst.ClassDef, attr: str) -> Optional[str]:
+        """An instance built in this file (`model = Frozen(net)`) whose later calls switch it to
+        training mode, through functions of this file or other files (the mode summaries)."""
+        scopes = [self.ctx.module] + [s for s in self.ctx.module.body if isinstance(s, cst.FunctionDef)]
+        for scope in scopes:
+            r = routine_facts(self.ctx, scope, 1)
+            for node in r.order_nodes:
+                if (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call)
+                        and isinstance(node.targets[0].target, cst.Name)
+                        and (self.ctx.resolve(node.value.func) or "").rsplit(".", 1)[-1] == cls.name.value):
+                    name = node.targets[0].target.value
+                    found = self._reset_after(r, name, f"{name}.{attr}", node)
+                    if found is not None:
+                        return f"{found}, on the `{cls.name.value}` instance `{name}`,"
         return None
 
     def _reapplies(self, override: cst.FunctionDef, methods) -> bool:
@@ -333,18 +458,77 @@ def main(net, loader):
                 return cls
         return None
 
-    def _script_reset(self, r: Routine, parent: str, key: str, eval_call: cst.Call) -> Optional[str]:
-        for sw in r.switches:
-            if sw.mode is True and key_covers(sw.key, key) and sw.key == parent:
-                if self._runs_after(r, sw.call, eval_call) and not self._reapplied_after(r, sw, key):
-                    return f"`{parent}.train()` on line {self.ctx.line(sw.call)}"
-        for node in r.order_nodes:
-            if isinstance(node, cst.Call) and r.pos(node) > r.pos(eval_call):
-                callee = local_callee(self.ctx, r.fn, node) if isinstance(r.fn, cst.FunctionDef) else None
-                param = _bound_param(node, callee, parent) if callee is not None else None
-                if param and any(s.mode is True and s.key == param for s in routine_facts(self.ctx, callee).switches):
-                    return f"`{callee.name.value}({parent}, ...)` on line {self.ctx.line(node)} (it calls `{param}.train()`)"
+    def _script_reset(self, r: Routine, key: str, eval_call: cst.Call) -> Optional[Tuple[str, str]]:
+        """(parent, what resets it) when a `.train()` of a parent of `key` (`model` or `model.bert`
+        for `model.bert.embeddings`) runs after the freeze: in this routine, in a function it calls
+        (this file or another, through the mode summaries), or, when the routine returns the model
+        (a setup function), in a routine of this file that binds its result."""
+        root = key.split(".")[0]
+        found = self._reset_after(r, root, key, eval_call)
+        if found is not None:
+            return root, found
+        positions = _returns(r, root) if isinstance(r.fn, cst.FunctionDef) else []
+        for caller, name, at in self._bindings_of_result(r.fn, positions) if positions else ():
+            sub = name + key[len(root):]
+            found = self._reset_after(caller, name, sub, at)
+            if found is not None:
+                return name, f"{found}, after `{name}` is returned by `{r.fn.name.value}()`,"
         return None
+
+    def _reset_after(self, r: Routine, root: str, key: str, after: cst.CSTNode) -> Optional[str]:
+        """What switches `key`'s parents back to training mode after `after` in `r`, if anything."""
+        for sw in r.switches:
+            if sw.mode is True and key_covers(sw.key, key) and sw.key != key and key_covers(root, sw.key):
+                if self._runs_after(r, sw.call, after) and not self._reapplied_after(r, sw, key):
+                    return f"`{sw.key}.train()` on line {self.ctx.line(sw.call)}"
+        for node in r.order_nodes:
+            if isinstance(node, cst.Call) and r.pos(node) > r.pos(after):
+                found = self._call_resets(r, node, root, key)
+                if found is not None:
+                    return found
+        return None
+
+    def _call_resets(self, r: Routine, call: cst.Call, root: str, key: str) -> Optional[str]:
+        """A call that puts a parent of `key` in training mode and leaves `key` so: a function of this
+        file given the model (or using the script's global of that name), or a summarised function of
+        the project (`train_one_epoch(model, ...)` imported from another file)."""
+        line = self.ctx.line(call)
+        callee = local_callee(self.ctx, r.fn, call)
+        if callee is not None:
+            name = _bound_param(call, callee, root)
+            if name is None and isinstance(r.fn, cst.Module) and not _binds(callee, root):
+                name = root  # a script's function working on the global `model`
+            if name is not None:
+                cr = routine_facts(self.ctx, callee, 1)
+                sub = name + key[len(root):]
+                for s in cr.switches:
+                    if s.mode is True and key_covers(s.key, sub) and s.key != sub and not self._reapplied_after(cr, s, sub):
+                        return f"`{callee.name.value}(...)` on line {line} (it calls `{s.key}.train()`)"
+        effect = for_context(self.ctx).project_effect(call)
+        if effect is None:
+            return None
+        func = call.func
+        recv = dotted(func.value) if isinstance(func, cst.Attribute) else None
+        args = [dotted(a.value) if not a.star and a.keyword is None else None for a in call.args]
+        kws = {a.keyword.value: dotted(a.value) for a in call.args if a.keyword is not None}
+        exits = {k: modes for k, modes, _ in mapped_exit(effect, bind(effect, args, kws, recv), recv) if k}
+        modes = _nearest(exits, key)
+        if modes and modes & {"train", "unknown"} and "eval" not in modes and key_covers(root, _nearest_key(exits, key)):
+            return f"`{self.ctx.module.code_for_node(func)}(...)` on line {line} (`{effect.qualname}` switches it to training mode)"
+        return None
+
+    def _bindings_of_result(self, fn: cst.FunctionDef, positions: List[Optional[int]]):
+        """(routine, name, assignment) for each `name = fn(...)` / `name, x = fn(...)` (the model at
+        one of `positions` of the returned tuple) in the file's top-level code and functions."""
+        scopes = [self.ctx.module] + [s for s in self.ctx.module.body if isinstance(s, cst.FunctionDef) and s is not fn]
+        for scope in scopes:
+            r = routine_facts(self.ctx, scope, 1)
+            for node in r.order_nodes:
+                if (isinstance(node, cst.Assign) and isinstance(node.value, cst.Call)
+                        and isinstance(node.value.func, cst.Name) and node.value.func.value == fn.name.value):
+                    for target in node.targets:
+                        for name in _target_names(target.target, positions):
+                            yield r, name, node
 
     def _runs_after(self, r: Routine, later: cst.CSTNode, first: cst.CSTNode) -> bool:
         if r.pos(later) > r.pos(first):
@@ -365,15 +549,30 @@ def main(net, loader):
                    and _inside(r, sw.call, block) for sw in r.switches)
 
     # --- sensitivity ---------------------------------------------------------------------------------
-    def _not_sensitive(self, fn: cst.FunctionDef, r: Routine, parent: str, attr: str, call: cst.Call) -> bool:
+    def _not_sensitive(self, fn: cst.CSTNode, r: Routine, parent: str, attr: str, call: cst.Call) -> bool:
         if parent == "self":
-            cls = self._owner(fn)
+            cls = self._owner(fn) if isinstance(fn, cst.FunctionDef) else None
             if cls is None:
                 return False
-            found = analysis_for(self.ctx.classifier).of_attribute(f"{self.ctx.facts.modname}.{cls.name.value}", attr,
+            top = attr.split(".")[0]  # `self.net.stem`: as mode-free as `self.net` at most
+            found = analysis_for(self.ctx.classifier).of_attribute(f"{self.ctx.facts.modname}.{cls.name.value}", top,
                                                                     self.ctx.facts)
             return found is not None and found.answer == "no"
-        return False
+        built = construction_of(self.ctx, r, parent, call)  # `model = Net()` in the routine: mode-free?
+        built = self._unwrapped(built)
+        return built is not None and self.ctx.mode_sensitivity(built).answer == "no"
+
+    def _unwrapped(self, built: Optional[cst.BaseExpression]) -> Optional[cst.BaseExpression]:
+        """`DataParallel(Net())` -> `Net()`: a wrapper that delegates to the model it wraps is as
+        mode-dependent as that model (asked directly, the wrapper class itself holds no layer)."""
+        fw = self.ctx.framework
+        while isinstance(built, cst.Call) and built.args and built.args[0].keyword is None and not built.args[0].star:
+            func = built.func
+            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            if last not in fw.mode_delegating_wrappers:
+                break
+            built = built.args[0].value
+        return built
 
 
 def _inside(r: Routine, node: cst.CSTNode, ancestor: Optional[cst.CSTNode]) -> bool:
@@ -426,3 +625,66 @@ def _bound_param(call: cst.Call, callee: cst.FunctionDef, name: str) -> Optional
         if arg.keyword is not None and dotted(arg.value) == name:
             return arg.keyword.value
     return None
+
+
+def _returns(r: Routine, name: str) -> List[Optional[int]]:
+    """Where `name` is in the routine's returned values: None for `return name`, i for a returned
+    tuple holding it at position i."""
+    out: List[Optional[int]] = []
+    for node in r.order_nodes:
+        if isinstance(node, cst.Return) and node.value is not None:
+            value = node.value
+            if isinstance(value, cst.Tuple):
+                out += [i for i, el in enumerate(value.elements) if dotted(el.value) == name]
+            elif dotted(value) == name:
+                out.append(None)
+    return out
+
+
+def _target_names(target: cst.BaseExpression, positions: List[Optional[int]]) -> List[str]:
+    names = []
+    if isinstance(target, cst.Name):
+        names.append(target.value)
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for i in positions:
+            if i is not None and i < len(target.elements) and isinstance(target.elements[i].value, cst.Name):
+                names.append(target.elements[i].value.value)
+    return names
+
+
+def _binds(fn: cst.FunctionDef, name: str) -> bool:
+    """`fn` has a parameter or a local called `name` (so its `name.train()` is not the global's)."""
+    params = fn.params
+    if any(p.name.value == name for p in (*params.posonly_params, *params.params, *params.kwonly_params)):
+        return True
+    for node in _walk(fn.body):
+        if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
+            return False
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.For, cst.WithItem)):
+            targets = node.targets if isinstance(node, cst.Assign) else [node.asname] if isinstance(node, cst.WithItem) else [node.target]
+            for t in targets:
+                t = t.target if isinstance(t, (cst.AssignTarget,)) else t.name if isinstance(t, cst.AsName) else t
+                if t is not None and any(isinstance(n, cst.Name) and n.value == name for n in _walk(t)):
+                    return True
+    return False
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        yield cur
+        if not isinstance(cur, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) or cur is node:
+            stack.extend(iter_children(cur))
+
+
+def _nearest_key(exits: Dict[str, frozenset], key: str) -> str:
+    k = key
+    while k not in exits and "." in k:
+        k = k.rsplit(".", 1)[0]
+    return k
+
+
+def _nearest(exits: Dict[str, frozenset], key: str) -> frozenset:
+    """The modes `key` has after the call: its own entry, else its nearest parent's."""
+    return exits.get(_nearest_key(exits, key), frozenset())

@@ -5,7 +5,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import EvalSite, ModeFlow, ScopeFlow, Step, for_context, not_trained_name, optimizer_like, sites
+from modelint.analysis.modeflow import (
+    EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
+    sites, step_over_inputs,
+)
 from modelint.rules.base import Rule
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -23,8 +26,10 @@ _NOT_A_FORWARD = ("get_", "is_", "has_", "num_", "save", "load", "print", "log",
 def _involves(used: str, name: str) -> bool:
     """`name` (a model) takes part in a use: it is called itself, one of its compute methods is
     called (`model.compute_loss(b)`; not `model.num_parameters()`), or it is part of something
-    called (`model.encoder(x)` uses `model`'s parameters too)."""
-    if used == name or name.startswith(used + "."):
+    called (`model.encoder(x)` uses `model`'s parameters too). A bare `self` handed to a call is
+    not taken to use every attribute of the object (a Brain/Trainer passes `self` around; its metric
+    trackers are not models): its models count when they are run or handed on themselves."""
+    if used == name or (name.startswith(used + ".") and used != "self"):
         return True
     if used.startswith(name + "."):
         method = used[len(name) + 1:]
@@ -48,7 +53,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "`.backward()` / `accelerator.backward()`) when that call puts a model in eval mode "
         "(`model.eval()`, `model.train(False)`, or a call of a function or method defined in the same "
         "file that does so, followed transitively with arguments mapped to parameters: "
-        "`validate(model, loader)`, `self.validate()` running `self.model.eval()`), and a training "
+        "`validate(model, loader)`, `self.validate()` running `self.model.eval()`; a method of a plain wrapper "
+        "object, `learner.to_eval()`, switching a network the wrapper keeps as `self.net = net` in its "
+        "`__init__`, also in another file), and a training "
         "step can run afterwards, on some path, in the same or the next iteration, without "
         "`model.train()` / `model.train(True)` in between (at the top of the loop, after the "
         "evaluation, or inside the called `train_one_epoch()`; those calls are followed too). "
@@ -62,7 +69,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
         "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
-        "examples, saliency maps); and code in `LightningModule` classes, whose loop Lightning owns."
+        "examples, saliency maps), or whose optimizer is built over input tensors (`Adam([z])`: latent "
+        "search, style transfer); steps that no path reaches in training mode (MDL303 reports those: "
+        "the decision is by paths, one finding); and code in `LightningModule` classes, whose loop Lightning owns."
     )
     what += (
         " "
@@ -204,6 +213,23 @@ def pgd(model, x, y, steps, eps):
         loss.backward()
         delta.data = (delta + eps * delta.grad.sign()).clamp(-eps, eps)
     return delta
+""",
+        # eval on every path to the step (a baseline evaluation before the loop too): MDL303's finding
+        """
+import torch
+
+def run(net, optimizer, train_batches, val_batches, epochs, report):
+    net.eval()
+    with torch.no_grad():
+        report(sum(net(x).mean() for x in val_batches))
+    for epoch in range(epochs):
+        for x in train_batches:
+            optimizer.zero_grad()
+            net(x).mean().backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            report(sum(net(x).mean() for x in val_batches))
 """,
         # LightningModule: Lightning owns the loop and switches modes itself
         """
@@ -394,9 +420,11 @@ for x in range(10):
         found: Dict[Tuple[int, str], Tuple[str, EvalSite, List[Step]]] = {}
         trains_cache: Dict[int, bool] = {}
         for st in flow.steps:
-            if not st.loops:
-                continue
+            if not st.loops or step_over_inputs(flow, st):
+                continue  # (an optimizer over an input image / latent trains no model)
             for key, tokens in st.state.items():
+                if eval_on_every_path(tokens) and forwarded_at_step(flow, key, st):
+                    continue  # in eval on every path to this step: MDL303 (training-in-eval-mode)
                 for site in sites(tokens):
                     site_loops = flow.site_loops.get(id(site.node), ())
                     common = [lp for lp in st.loops if any(lp is x for x in site_loops)]
@@ -405,9 +433,12 @@ for x in range(10):
                     loop = common[-1]
                     if id(loop) not in trains_cache:
                         trains_cache[id(loop)] = any(
-                            s.kind == "optimizer" and any(lp is loop for lp in s.loops) for s in flow.steps
+                            s.kind == "optimizer" and any(lp is loop for lp in s.loops) and not step_over_inputs(flow, s)
+                            for s in flow.steps
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
+                        continue
+                    if self._switched_by_own_method(flow, key, site, loop):
                         continue
                     entry = found.setdefault((id(site.node), key), (key, site, []))
                     entry[2].append(st)
@@ -441,6 +472,16 @@ for x in range(10):
             return False
         forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
+
+    @staticmethod
+    def _switched_by_own_method(flow: ScopeFlow, key: str, site: EvalSite, loop: cst.CSTNode) -> bool:
+        """`self.pesq_metric.append(...)` whose summary leaves the object "in eval" (its own scoring
+        network): an object switched only through one of its own methods, not named like a model and
+        never run in the loop, is a tracker or helper that holds a network, not the trained model.
+        (A wrapper that keeps the trained network, `learner.to_eval()`, maps to that network's key.)"""
+        if not site.via or not site.shown.startswith(key + ".") or _MODEL_NAME.search(_last(key)):
+            return False
+        return not any(_involves(k, key) for k, loops in flow.forwarded if any(lp is loop for lp in loops))
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
         step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))

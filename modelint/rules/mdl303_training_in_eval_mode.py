@@ -4,16 +4,13 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.modeflow import Created, EvalSite, ModeFlow, ScopeFlow, Step, for_context, get, not_trained_name
+from modelint.analysis.modeflow import (
+    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
+    step_over_inputs,
+)
+from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
-
-
-def _all_eval(tokens) -> bool:
-    """Every path gives the object eval mode: `.eval()` / `.train(False)` or a `from_pretrained` load."""
-    return bool(tokens) and all(
-        isinstance(t, EvalSite) or (isinstance(t, Created) and t.kind == "from_pretrained") for t in tokens
-    )
 
 
 class TrainingInEvalMode(Rule):
@@ -29,10 +26,15 @@ class TrainingInEvalMode(Rule):
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
         "returns eval mode) and nothing calls `.train()`, or it was put in eval mode (`model.eval()`, "
         "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
-        "and nothing switched it back. Also reports a `LightningModule` whose `__init__` stores a "
+        "and nothing switched it back (also when the loop repeats that evaluation: no path reaches the "
+        "step in training mode). The model may come from a file-local setup function (`net, opt = "
+        "build(cfg)`), and a step inside a function of this file that the loop calls is reported where it "
+        "runs. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
-        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: an "
-        "eval inside the same loop as the step (MDL301's case), sub-modules (`model.backbone.eval()` "
+        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
+        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late), "
+        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
+        "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
         "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
@@ -117,6 +119,23 @@ def attack(model, x, y, steps):
     model.eval()
     for _ in range(steps):
         torch.nn.functional.cross_entropy(model(x), y).backward()
+
+def probe_after_baseline(loader, opt, evaluate):
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))  # mode-free
+    net.eval()
+    evaluate(net)
+    for x, y in loader:
+        (net(x) - y).pow(2).mean().backward()
+        opt.step()
+
+def stylize(net, content, steps):
+    net.eval()  # a fixed feature extractor: only the image is optimised
+    image = content.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image])
+    for _ in range(steps):
+        optimizer.zero_grad()
+        net(image).pow(2).mean().backward()
+        optimizer.step()
 """,
         """
 import pytorch_lightning as pl
@@ -152,6 +171,24 @@ def finetune_after_baseline(model, loader, val_loader, opt):
     for x, y in loader:
         model(x, y).backward()
         opt.step()  # expect: MDL303
+""",
+        # a baseline evaluation before the loop, and the per-epoch evaluation inside it: no path
+        # reaches the step in training mode (not MDL301's "switched by an earlier iteration")
+        """
+import torch
+
+def run(net, optimizer, train_batches, val_batches, epochs, report):
+    net.eval()
+    with torch.no_grad():
+        report(sum(net(x).mean() for x in val_batches))
+    for epoch in range(epochs):
+        for x in train_batches:
+            optimizer.zero_grad()
+            net(x).mean().backward()
+            optimizer.step()  # expect: MDL303
+        net.eval()
+        with torch.no_grad():
+            report(sum(net(x).mean() for x in val_batches))
 """,
         """
 import pytorch_lightning as pl
@@ -261,6 +298,7 @@ def tune(batches, optim, scaler):
         if not (self._stepping and self._evaluating):
             return
         mf = for_context(self.ctx)
+        reported: Set[int] = set()
         for scope in mf.scopes():
             if mf.in_lightning_class(scope):
                 continue
@@ -268,52 +306,73 @@ def tune(batches, optim, scaler):
             if flow is None or not flow.has_optimizer_step:
                 continue
             for step, key, tokens in self._eval_steps(mf, flow):
-                self.report(step.node, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step))
+                # A step inside a function of this file that the loop calls (`train_one_epoch(model)`) is
+                # reported where it runs, once, however many callers reach it in eval mode.
+                at = step.inner if step.inner is not step.node else step.node
+                if id(at) in reported:
+                    continue
+                reported.add(id(at))
+                self.report(at, self._message(mf, key, tokens, step), fix=self._fix(mf, flow, key, step, tokens))
 
     def _eval_steps(self, mf: ModeFlow, flow: ScopeFlow) -> List[Tuple[Step, str, frozenset]]:
-        """(step, key, facts) for each optimizer step whose trained model is in eval on every path."""
+        """(step, key, facts) for each optimizer step whose trained model is in eval on every path
+        (also when an evaluation inside the loop is one of those paths: with no path in training
+        mode the step never trains in training mode; MDL301 leaves these steps to this rule)."""
         out: List[Tuple[Step, str, frozenset]] = []
         done: Set[str] = set()
+        keys = list(dict.fromkeys(k for k, _ in flow.forwarded))
         for st in sorted(flow.steps, key=lambda s: mf.line(s.node)):
-            if st.kind != "optimizer":
-                continue
-            inner = st.loops[-1] if st.loops else None
-            for key, loops in flow.forwarded:
-                if key in done or not self._trained_here(key, loops, inner) or not_trained_name(key):
+            if st.kind != "optimizer" or step_over_inputs(flow, st):
+                continue  # (an optimizer over an input image / latent trains no model)
+            for key in keys:
+                if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
                 tokens = get(st.state, key)
-                if not _all_eval(tokens) or self._switched_in_loop(flow, tokens, st):
+                if not eval_on_every_path(tokens):
                     continue
-                if self._wrong_switch_in_routine(flow, tokens):
+                if self._mode_free(flow, key):
+                    continue  # train and eval compute the same: nothing goes wrong
+                if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
                 out.append((st, key, tokens))
         return out
 
-    @staticmethod
-    def _wrong_switch_in_routine(flow: ScopeFlow, tokens) -> bool:
-        """Every eval comes from a `.eval()` written in a routine named as training (`train_epoch`,
-        `fit`): MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough."""
+    def _wrong_switch_in_routine(self, flow: ScopeFlow, tokens, st: Step) -> bool:
+        """Every eval comes from a `.eval()` written before the step in a training routine named as
+        such (`train_epoch`, `fit`) that runs no evaluation itself and repeats no eval in the loop:
+        MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough. A routine that
+        evaluates first (a baseline under no_grad) is not MDL304's case: reported here."""
         name = flow.name.lstrip("_").lower()
-        return name.startswith(("train", "fit")) and all(
-            isinstance(t, EvalSite) and not t.via for t in tokens
-        )
+        if not name.startswith(("train", "fit")) or not isinstance(flow.node, cst.FunctionDef):
+            return False
+        if not all(isinstance(t, EvalSite) and not t.via for t in tokens) or self._switched_in_loop(flow, tokens, st):
+            return False
+        return routine_facts(self.ctx, flow.node).kind == "train"
 
-    @staticmethod
-    def _trained_here(key: str, loops, inner) -> bool:
-        parts = key.split(".")
-        if parts[0] == "self":
-            parts = parts[1:]
-        if len(parts) != 1:
-            return False  # a sub-module (`model.backbone`): frozen on purpose, or a method call
-        return inner is None or any(lp is inner for lp in loops)
+    def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
+        """Every binding of `key` in this scope builds a model whose mode sensitivity is "no" (no
+        dropout, batch norm or mode branch in its construction tree; `DataParallel(...)` and `.to(dev)`
+        looked through)."""
+        bindings = [b.node for b in flow.bindings.get(key, ())]
+        if not bindings or not all(isinstance(n, cst.Assign) for n in bindings):
+            return False
+        fw = self.ctx.framework
+        for node in bindings:
+            value = node.value
+            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in fw.mode_preserving_methods:
+                value = value.func.value
+            last = value.func.attr.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) else \
+                value.func.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) else ""
+            if last in fw.mode_delegating_wrappers and value.args:
+                value = value.args[0].value
+            if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
+                return False
+        return True
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
-        """An eval site inside a loop around the step: MDL301's case (an evaluation inside the loop),
-        unless the model was also never switched out of `from_pretrained`'s eval mode."""
-        if any(isinstance(t, Created) for t in tokens):
-            return False
+        """An eval site inside a loop around the step (an evaluation the loop repeats)."""
         for t in tokens:
             if isinstance(t, EvalSite):
                 site_loops = flow.site_loops.get(id(t.node), ())
@@ -321,8 +380,12 @@ def tune(batches, optim, scaler):
                     return True
         return False
 
-    def _fix(self, mf: ModeFlow, flow: ScopeFlow, key: str, step: Step):
-        return train_before_loop(self.ctx, step.loops[0], key) if step.loops else None
+    def _fix(self, mf: ModeFlow, flow: ScopeFlow, key: str, step: Step, tokens):
+        """Only when no eval of `key` runs inside the loops around the step: a `.train()` before the
+        loop would not undo an evaluation that the loop itself repeats (fix_safety)."""
+        if not step.loops or self._switched_in_loop(flow, tokens, step):
+            return None
+        return train_before_loop(self.ctx, step.loops[0], key)
 
     def _message(self, mf: ModeFlow, key: str, tokens, step: Step) -> str:
         origin = min(tokens, key=lambda t: mf.line(t.node))
@@ -331,8 +394,11 @@ def tune(batches, optim, scaler):
         else:
             where = origin.elsewhere or f"line {mf.line(origin.eval_node)}"
             how = f"`{origin.shown}` ({where}) put `{key}` in eval mode"
+        before = f"`{step.shown}` on line {mf.line(step.node)}"
+        if step.inner is not step.node:  # reported at the step inside the called function
+            before = f"`{mf.code(step.node)}` on line {mf.line(step.node)} runs this step"
         return (
-            f"{how} and nothing calls `{key}.train()` before `{step.shown}` on line {mf.line(step.node)}: "
+            f"{how} and nothing calls `{key}.train()` before {before}: "
             f"`{key}` trains with dropout off and batch norm frozen on its running statistics; call "
             f"`{key}.train()` before the training loop"
         )

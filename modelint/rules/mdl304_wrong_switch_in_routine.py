@@ -5,6 +5,7 @@ from typing import Dict
 
 import libcst as cst
 
+from modelint.analysis.context import dotted
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
 from modelint.rules.base import Rule
 
@@ -44,7 +45,9 @@ class WrongSwitchInRoutine(Rule):
         "`model.train(False)` that runs before the first training step, in a block that contains it (`backward()`, an "
         "optimizer or grad-scaler `step()`, or a call of a function of this file that takes one) of a "
         "routine with no evaluation signal, when `model` then runs outside no_grad and nothing restores "
-        "training mode before the step. Not reported: the save/restore idiom (`was = model.training; "
+        "training mode before the step. Not reported: a training routine whose optimizers are all built "
+        "in it over other parameters than the model's (`SGD(head.parameters())`, `Adam([prompt])`: a frozen "
+        "network run in eval on purpose while a head, an adapter or a prompt trains); the save/restore idiom (`was = model.training; "
         "model.eval(); ...; model.train(was)`); `model.train()` after the forward (restoring training mode "
         "for the caller is right); a switch under an `if`, a loop or an `except` that the forward / step is "
         "not under; a routine that trains and "
@@ -99,6 +102,29 @@ class WrongSwitchInRoutine(Rule):
     )
 
     VALID = (
+        # prompt tuning: the network stays in eval while only the added prompt is optimised, and the
+        # caller's mode comes back afterwards; near miss below: an optimizer over the network itself
+        """
+import torch
+
+def train_prompt(model, prompt, loader, steps):
+    was = model.training
+    model.eval()
+    optimizer = torch.optim.Adam([prompt], lr=1e-3)
+    for x, y in loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.cat([prompt.expand(len(x), -1), x], 1)), y).backward()
+        optimizer.step()
+    model.train(was)
+
+def train_adapter(model, adapter, loader):
+    model.eval()
+    optimizer = torch.optim.SGD(adapter.parameters(), lr=0.1)
+    for x, y in loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(adapter(model(x)), y).backward()
+        optimizer.step()
+""",
         # the save/restore idiom; train() after the forward restores training mode for the caller
         """
 import torch
@@ -296,7 +322,7 @@ with torch.no_grad():
     def _eval_in_train(self, r: Routine, sw: Switch, first_step: cst.Call) -> None:
         if not r.dominates(sw.call, first_step) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
             return
-        if self._refreezes_part(r, sw):
+        if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key):
             return
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
@@ -330,6 +356,33 @@ with torch.no_grad():
         frozen part stays frozen (MDL205's advice), not a training routine left in eval."""
         return any(o.mode is True and sw.key.startswith(o.key + ".") and r.pos(o.call) < r.pos(sw.call)
                    for o in r.switches)
+
+    def _optimizes_others(self, r: Routine, key: str) -> bool:
+        """Every optimizer the routine steps is built in it over something other than `key`'s
+        parameters (`SGD(head.parameters())`, `Adam([prompt, z])`): `key` is a frozen network run in
+        eval on purpose while added parameters train (prompt tuning, adapters, input optimisation)."""
+        method = self.ctx.framework.optimizer_step_method
+        steps = [s for s in r.steps if isinstance(s.func, cst.Attribute) and s.func.attr.value == method]
+        return bool(steps) and all(self._built_over_others(r, dotted(s.func.value), key, s) for s in steps)
+
+    @staticmethod
+    def _built_over_others(r: Routine, opt: str, key: str, step: cst.Call) -> bool:
+        ctor = None
+        for node in r.order_nodes:
+            if (isinstance(node, cst.Assign) and len(node.targets) == 1 and dotted(node.targets[0].target) == opt
+                    and r.pos(node) < r.pos(step)):
+                ctor = node.value
+        if not isinstance(ctor, cst.Call) or not ctor.args or ctor.args[0].keyword is not None:
+            return False
+        first = ctor.args[0].value
+        if isinstance(first, cst.Call) and isinstance(first.func, cst.Attribute) and first.func.attr.value in (
+                "parameters", "named_parameters"):
+            owners = [dotted(first.func.value)]
+        elif isinstance(first, (cst.List, cst.Tuple)) and first.elements:
+            owners = [dotted(el.value) for el in first.elements]
+        else:
+            return False
+        return all(o is not None and not _same(o, key) for o in owners)
 
     def _frozen(self, r: Routine, key: str) -> bool:
         fw = self.ctx.framework
