@@ -954,6 +954,8 @@ class _ScopeAnalysis:
         for r in effect.returns:
             if r == "from_pretrained":
                 out.add(Created("from_pretrained", call, self.mf.code(call)))
+            elif r == "load":  # weights loaded into a new model: it is in training mode
+                out.add(Created("load", call, self.mf.code(call)))
             elif r == "eval":
                 out.add(EvalSite(call, call, self.mf.code(call), (effect.qualname.rsplit(".", 1)[-1],),
                                  f"`{effect.qualname}`"))

@@ -34,8 +34,9 @@ from modelint.analysis.astnames import dotted_ast
 # A function is summarised when its text calls a mode switch or a method whose name says one
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
 # The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
-# format is never read from an old cache entry.
-IR_VERSION = 1
+# format is never read from an old cache entry. 2: the "load" return kind (a model that weights were
+# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned).
+IR_VERSION = 2
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
@@ -183,6 +184,8 @@ class _Builder:
             last = func.rsplit(".", 1)[-1]
             if last == "from_pretrained":
                 return "from_pretrained"
+            if func == "torch.load":
+                return "load"
             if last == "deepcopy" and value.args:
                 return self.value_kind(value.args[0])
             if last[:1].isupper():
@@ -215,6 +218,10 @@ class _Builder:
                     value = "unknown" if flag is None else "train" if flag else "eval"
                 out.append(["m", recv, value, self.line(call)])
                 return
+            if attr == "load_state_dict" and recv and "." not in recv and not self.kinds.get(recv, "").startswith("construct:"):
+                # `net = torchvision.models.resnet18(); net.load_state_dict(...)`; `return net` returns a
+                # loaded model (a project class's construction keeps its "construct:" kind)
+                self.kinds[recv] = "load"
             if attr in ("backward", "manual_backward"):
                 out.append(["s", "b", self.line(call)])
                 return

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis import inference
 from modelint.analysis.calls import callee_name
 from modelint.analysis.classes import is_decorated_with
+from modelint.analysis.context import dotted
+from modelint.analysis.walk import preorder_and_parents
 from modelint.analysis.modeflow import (
     ENTRY,
     MODEL_METHODS,
@@ -51,9 +54,6 @@ def _evalish(name: str) -> bool:
     return not (name.startswith("infer") and not name.startswith("inference") and name != "infer")
 
 
-# Names of data that is held out from training: a loop over `val_loader`, a call on `test_x`.
-_HELD_OUT = re.compile(r"(^|_|\b)(val|valid|validation|test|testing|eval|evaluation|dev|holdout|heldout|held_out)(_|$|\b|s\b|\d)",
-                       re.IGNORECASE)
 _EVAL_CLASS = re.compile(r"^_?(Test|Eval|Valid|Predict|Infer)", re.IGNORECASE)
 
 
@@ -67,6 +67,19 @@ def mode_sensitivity(ctx, expr) -> str:
 def _is_tokens_evaluated(tokens) -> bool:
     """Some path put it in eval mode, restored an unknown mode, or chose training mode on purpose."""
     return any(isinstance(t, EvalSite) or t is UNKNOWN or t is TRAIN for t in tokens)
+
+
+def _names_in(expr: cst.CSTNode) -> List[str]:
+    """Plain names read in an argument (`held_batch[0]` -> [`held_batch`]), not attribute names."""
+    if isinstance(expr, cst.Name):
+        return [expr.value]
+    if isinstance(expr, cst.Subscript):
+        return _names_in(expr.value)
+    if isinstance(expr, cst.Attribute):
+        return _names_in(expr.value)
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+        return _names_in(expr.func.value)  # `held_x.to(device)`
+    return []
 
 
 class InferenceInTrainMode(Rule):
@@ -309,15 +322,40 @@ def infer(net, batch):
         self._stepping: Set[int] = set()  # scopes with a backward / step call (train-then-test bodies)
         self._project_names = ctx.classifier.index.step_or_switch_names()
         self._volatile: Set[int] = set()  # scopes with `Variable(x, volatile=True)` (pre-0.4 inference)
+        # eval contexts open around the walk (`with evaluating(model):`, `@eval_mode`): the keys they
+        # name (None: every model), and the calls seen inside one -> those keys
+        self._eval_contexts: List[Optional[FrozenSet[str]]] = []
+        self._in_eval_context: Dict[int, List[Optional[FrozenSet[str]]]] = {}
+        self._walks: Dict[int, tuple] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._scope_stack.append(node)
         if not self._relevant and _evalish(node.name.value):
             self._relevant = True
+        found = [self._eval_context(d.decorator) for d in node.decorators]
+        self._eval_contexts.extend(f for f in found if f is not False)
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._scope_stack.pop()
+        found = [self._eval_context(d.decorator) for d in node.decorators]
+        del self._eval_contexts[len(self._eval_contexts) - sum(f is not False for f in found):]
+
+    def visit_With(self, node: cst.With) -> None:
+        self._eval_contexts.extend(f for f in (self._eval_context(i.item) for i in node.items) if f is not False)
+
+    def leave_With(self, node: cst.With) -> None:
+        n = sum(self._eval_context(i.item) is not False for i in node.items)
+        del self._eval_contexts[len(self._eval_contexts) - n:]
+
+    def _eval_context(self, expr: cst.CSTNode):
+        """A `with` item or decorator that says it switches to eval (`evaluating(model)`, `@eval_mode`):
+        the keys of its arguments (None when it names none: it switches every model it sees); False
+        when it is not one."""
+        if not inference.eval_context_name(inference.last_name(expr), self.ctx.framework.grad_context_names):
+            return False
+        keys = frozenset(k for k in (dotted(a.value) for a in getattr(expr, "args", ())) if k)
+        return keys or None
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -330,6 +368,8 @@ def infer(net, batch):
         scope = self._scope_stack[-1] if self._scope_stack else None
         sid = id(scope) if scope is not None else 0
         self._calls.setdefault(name, []).append((node, scope))
+        if self._eval_contexts:
+            self._in_eval_context[id(node)] = list(self._eval_contexts)
         if name in fw.backward_methods or name == fw.optimizer_step_method:
             self._stepping.add(sid)
         if any(a.keyword is not None and a.keyword.value == fw.volatile_keyword for a in node.args):
@@ -373,11 +413,80 @@ def infer(net, batch):
                     continue
                 if "." in mc.key and not self._bound_here(get(mc.state, mc.key)):
                     continue  # an attribute model not built or trained here: its owner switches modes
+                if self._not_inference(mf, flow, mc):
+                    continue
                 message = self._check(mf, flow, mc, name_based)
                 if message:
                     done.add(mc.key)
                     self.report(mc.node, message)
         self._neutral_evaluations(mf, node)
+
+    # --- forwards that are not inference on data (analysis/inference.py) --------------------------
+    def _not_inference(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
+        """An eval context around the call, build code, or a probe of an untrained model."""
+        root = mc.key.split(".")[0]
+        for keys in self._in_eval_context.get(id(mc.node), ()):
+            if keys is None or any(k == mc.key or k.split(".")[0] == root for k in keys):
+                return True
+        fn = flow.node
+        if isinstance(fn, cst.FunctionDef) and any(
+            inference.build_name(f.name.value) for f in self._enclosing_functions(mf, fn)
+        ):
+            return True  # `__init__` / `build_*` / `*_shape`: a no_grad pass that initialises or measures
+        nodes, parents = self._walk(flow.node)
+        if inference.shape_only(parents, mc.node, nodes):
+            return True  # only the output's shape is read: dropout and batch norm cannot matter
+        return self._untrained_probe(mf, flow, mc, nodes, parents)
+
+    def _untrained_probe(self, mf: ModeFlow, flow: ScopeFlow, mc, nodes, parents) -> bool:
+        """`net = Net(); net(torch.zeros(1, 3, 32, 32))`: a model built here and neither trained nor
+        given weights before the call, run on synthetic input (a smoke test)."""
+        tokens = get(mc.state, mc.key)
+        if not tokens or not all(isinstance(t, Created) and t.kind in ("construct", "factory") for t in tokens):
+            return False
+        if flow.steps or not mc.node.args:
+            return False
+        bound = self._single_assignments(flow.node)
+        if not all(inference.synthetic(self.ctx, a.value, bound) for a in mc.node.args if a.keyword is None):
+            return False
+        return not self._given_weights(mc.key, flow, nodes, parents, mc.node)
+
+    def _given_weights(self, key: str, flow: ScopeFlow, nodes, parents, before: cst.Call) -> bool:
+        """Before `before`, a call on the model or its aliases other than a device move
+        (`load_state_dict`, `load_checkpoint(model, path)`, `model.apply(init)`) may give it weights."""
+        names = {key} | set(flow.aliases.get(key, ()))
+        preserving = self.ctx.framework.mode_preserving_methods - {"apply"}
+        for n in nodes:
+            if n is before:
+                return False
+            if not isinstance(n, cst.Call):
+                continue
+            func = n.func
+            if isinstance(func, cst.Attribute) and dotted(func.value) in names and func.attr.value not in preserving:
+                return True
+            if any(dotted(a.value) in names for a in n.args):
+                return True
+        return False
+
+    def _walk(self, scope: cst.CSTNode):
+        found = self._walks.get(id(scope))
+        if found is None:
+            found = preorder_and_parents(scope)
+            self._walks[id(scope)] = found
+        return found
+
+    def _single_assignments(self, scope: cst.CSTNode) -> Dict[str, cst.CSTNode]:
+        facts = self.ctx.function_facts(scope)
+        if facts is None:
+            return {}
+        return {name: values[0] for name, values in facts.assigns.items() if len(values) == 1}
+
+    @staticmethod
+    def _enclosing_functions(mf: ModeFlow, fn: cst.FunctionDef):
+        node = fn
+        while isinstance(node, cst.FunctionDef):
+            yield node
+            node = mf.index.parent.get(id(node))
 
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
@@ -388,7 +497,7 @@ def infer(net, batch):
                 continue
             flow = mf.flow(scope)
             for lc in flow.local_calls if flow is not None else ():
-                if not any(_HELD_OUT.search(mf.code(a.value, 200)) for a in lc.node.args):
+                if not any(inference.held_out_text(mf.code(a.value, 200)) for a in lc.node.args):
                     continue
                 callee = mf.flow(lc.callee)
                 for param, key in lc.mapping.items():
@@ -436,9 +545,30 @@ def infer(net, batch):
                     loops.append(comp)
                     comp = comp.inner_for_in
         for loop in loops:
-            if isinstance(loop, (cst.For, cst.CompFor)) and _HELD_OUT.search(mf.code(loop.iter, 200)):
+            if isinstance(loop, (cst.For, cst.CompFor)) and inference.held_out_text(mf.code(loop.iter, 200)):
                 return True
-        return any(_HELD_OUT.search(mf.code(a.value, 200)) for a in mc.node.args)
+        if any(inference.held_out_text(mf.code(a.value, 200)) for a in mc.node.args):
+            return True
+        # a name bound from held-out data: `held_batch = next(iter(val_loader))`; `model(held_batch[0])`
+        bound = self._single_assignments(flow.node)
+        for arg in mc.node.args:
+            for name in _names_in(arg.value):
+                value = bound.get(name)
+                if value is not None and inference.held_out_text(mf.code(value, 200)):
+                    return True
+        return False
+
+    def _trained_before(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
+        """A training step of this scope that runs the model comes before the call in the source
+        (`loss.backward(); opt.step()` then, in the same loop, `model(val_x)`): whatever mode the
+        model arrived in (`model.train(flag)`, a caller's switch), it was the training mode."""
+        if any(isinstance(t, EvalSite) for t in get(mc.state, mc.key)):
+            return False
+        root = mc.key.split(".")[0]
+        if not any(k == mc.key or k.split(".")[0] == root for k, _ in flow.forwarded):
+            return False
+        line = mf.line(mc.node)
+        return any(mf.line(st.node) < line for st in flow.steps)
 
     def _switches_inside(self, call: cst.Call) -> bool:
         """`model.generate(...)` where the project's `generate` is decorated to switch to eval itself."""
@@ -464,7 +594,9 @@ def infer(net, batch):
     def _check(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool) -> Optional[str]:
         key, no_grad, call = mc.key, mc.no_grad, mc.node
         tokens = get(mc.state, key)
-        if any(isinstance(t, EvalSite) or t is UNKNOWN for t in tokens) or self._switches_inside(call):
+        if any(isinstance(t, EvalSite) for t in tokens) or self._switches_inside(call):
+            return None
+        if UNKNOWN in tokens and not (no_grad and self._trained_before(mf, flow, mc) and self._held_out(mf, flow, mc)):
             return None
         where = "under `torch.no_grad()`" if no_grad else f"in `{flow.name}()`"
         consequence = (
@@ -477,7 +609,9 @@ def infer(net, batch):
         )
         created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
                    and mode_sensitivity(self.ctx, t.node) != "no"]
-        if TRAINED in tokens and (name_based or self._held_out(mf, flow, mc)):
+        if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
+            name_based or self._held_out(mf, flow, mc)
+        ):
             return (
                 f"`{mf.code(call)}` runs `{key}` {where} on held-out data after a training step left it in "
                 f"training mode (`{key}.train()` earlier on this path was for training, not for this "
@@ -561,6 +695,7 @@ def infer(net, batch):
                     return True  # a global or free name: set elsewhere
                 if self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
                     return True
-            if any(t is not ENTRY and not isinstance(t, Created) for t in tokens):
+            if any(t is not ENTRY and t is not TRAINED and not isinstance(t, Created) for t in tokens):
                 return True  # bound to the result of some call: its mode is unknown
+            # (TRAINED: a training step left it in training mode, `train(); step(); evaluate(model)`)
         return False if any_caller else None
