@@ -22,6 +22,7 @@ from modelint.analysis.modeflow import (
     ScopeFlow,
     for_context,
     get,
+    peel,
 )
 from modelint.rules.base import Rule
 
@@ -67,6 +68,27 @@ def mode_sensitivity(ctx, expr) -> str:
 def _is_tokens_evaluated(tokens) -> bool:
     """Some path put it in eval mode, restored an unknown mode, or chose training mode on purpose."""
     return any(isinstance(t, EvalSite) or t is UNKNOWN or t is TRAIN for t in tokens)
+
+
+def _bound_expr(node: cst.CSTNode, key: str) -> Optional[cst.CSTNode]:
+    """The expression a binding statement gives `key`: `key = value`; `key, opt = call(...)` -> the
+    call; `a, key = x, y` -> `y`. None for loop targets, `with ... as key` and the like."""
+    if isinstance(node, cst.AnnAssign):
+        return node.value if dotted(node.target) == key else None
+    if not isinstance(node, cst.Assign):
+        return None
+    for target in node.targets:
+        t = target.target
+        if dotted(t) == key:
+            return node.value
+        if isinstance(t, (cst.Tuple, cst.List)):
+            i = next((j for j, e in enumerate(t.elements) if dotted(e.value) == key), None)
+            if i is None:
+                continue
+            if isinstance(node.value, (cst.Tuple, cst.List)) and len(node.value.elements) == len(t.elements):
+                return node.value.elements[i].value
+            return node.value if isinstance(node.value, cst.Call) else None
+    return None
 
 
 def _names_in(expr: cst.CSTNode) -> List[str]:
@@ -488,6 +510,77 @@ def infer(net, batch):
             yield node
             node = mf.index.parent.get(id(node))
 
+    # --- the sensitivity of the model a key holds, through pass-through wrappers and callers -------
+    def _key_sensitivity(self, mf: ModeFlow, scope: cst.CSTNode, key: str, depth: int = 0) -> str:
+        """"yes" / "no" / "unknown" for the model `key` holds in `scope`: from its constructions in
+        the scope, skipping same-model pass-through rebindings (`model = accelerator.prepare(model)`,
+        `model, opt = engine.make_private(module=model, ...)`, `model = DDP(model)`: the wrapped
+        model computes the same thing), and for a parameter from what the callers in this file pass.
+        "unknown" when no construction is seen."""
+        flow = mf.flow(scope)
+        if flow is None or depth > 3:
+            return "unknown"
+        answers: List[str] = []
+        for binding in flow.bindings.get(key, ()):
+            expr = _bound_expr(binding.node, key)
+            if expr is None:
+                return "unknown"
+            expr = peel(expr)
+            source = dotted(expr)
+            if source is not None:
+                answers.append("unknown" if source == key else self._key_sensitivity(mf, scope, source, depth + 1))
+            elif self._pass_through(expr, key):
+                continue  # the earlier binding of `key` decides
+            else:
+                inner = self._wrapped_key(expr)
+                answers.append(self._key_sensitivity(mf, scope, inner, depth + 1) if inner
+                               else mode_sensitivity(self.ctx, expr))
+        if not flow.bindings.get(key) and key in flow.params and isinstance(scope, cst.FunctionDef):
+            answers.extend(self._callers_sensitivity(mf, scope, key, depth))
+        if "yes" in answers:
+            return "yes"
+        return "no" if answers and all(a == "no" for a in answers) else "unknown"
+
+    def _pass_through(self, expr: cst.CSTNode, key: str) -> bool:
+        """A call that is given `key` itself (positionally or by keyword) and whose result is bound
+        back to `key`: not a construction of a new class of the project."""
+        if not isinstance(expr, cst.Call) or not any(dotted(peel(a.value)) == key for a in expr.args):
+            return False
+        name = callee_name(expr) or ""
+        if name in self._wrappers() or not name[:1].isupper():
+            return True
+        return False
+
+    def _wrapped_key(self, expr: cst.CSTNode) -> Optional[str]:
+        """`DDP(model)` / `torch.compile(model)` bound to another name: the wrapped key."""
+        if isinstance(expr, cst.Call) and (callee_name(expr) or "") in self._wrappers() and expr.args:
+            return dotted(peel(expr.args[0].value))
+        return None
+
+    def _wrappers(self) -> FrozenSet[str]:
+        """Wrappers that run the model they are given (DDP, `torch.compile`, `accelerator.prepare`);
+        not `deepcopy` (a copy is another model)."""
+        return self.ctx.framework.mode_delegating_wrappers - {"deepcopy"}
+
+    def _callers_sensitivity(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int) -> List[str]:
+        positional = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        is_method = id(fn) in mf.index.method_class and not is_decorated_with(fn, "staticmethod")
+        if is_method:
+            positional = positional[1:]
+        out: List[str] = []
+        for call, scope in self._calls.get(fn.name.value, ()):
+            if isinstance(call.func, cst.Attribute) != is_method:
+                continue  # `model.train()` is not a call of a function `train(model, ...)`
+            arg = next((a for a in call.args if a.keyword is not None and a.keyword.value == param), None)
+            if arg is None and param in positional:
+                plain = [a for a in call.args if a.keyword is None and not a.star]
+                i = positional.index(param)
+                arg = plain[i] if i < len(plain) else None
+            ckey = dotted(peel(arg.value)) if arg is not None else None
+            out.append(self._key_sensitivity(mf, scope if scope is not None else mf.module, ckey, depth + 1)
+                       if ckey else "unknown")
+        return out or ["unknown"]
+
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
         its model parameter under no_grad without switching it, called on held-out data (`val_*`,
@@ -507,7 +600,7 @@ def infer(net, batch):
                         continue
                     runs = [mc for mc in callee.model_calls if mc.key == param and mc.no_grad
                             and get(mc.state, param) == frozenset({ENTRY})] if callee is not None else []
-                    if runs:
+                    if runs and self._key_sensitivity(mf, scope, key) != "no":
                         self.report(lc.node, (
                             f"`{mf.code(lc.node)}` evaluates `{key}` on held-out data after a training step left it "
                             f"in training mode, and `{lc.callee.name.value}()` runs it under no_grad "
@@ -612,6 +705,8 @@ def infer(net, batch):
         if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
             name_based or self._held_out(mf, flow, mc)
         ):
+            if self._key_sensitivity(mf, flow.node, key) == "no":
+                return None  # every model it may hold computes the same in both modes
             return (
                 f"`{mf.code(call)}` runs `{key}` {where} on held-out data after a training step left it in "
                 f"training mode (`{key}.train()` earlier on this path was for training, not for this "
@@ -641,6 +736,8 @@ def infer(net, batch):
         if callers is True:
             return None
         who = "its callers in this file do not" if callers is False else "it has no caller in this file that does"
+        if self._key_sensitivity(mf, fn, key) == "no":
+            return None  # the callers pass models without mode-dependent layers
         return (
             f"`{mf.code(call)}` runs the parameter `{key}` {where} without `{key}.eval()`: `{flow.name}()` "
             f"does not switch it to eval mode and {who}, so it runs in whatever mode it arrives in "
