@@ -348,6 +348,7 @@ def infer(net, batch):
         # name (None: every model), and the calls seen inside one -> those keys
         self._eval_contexts: List[Optional[FrozenSet[str]]] = []
         self._in_eval_context: Dict[int, List[Optional[FrozenSet[str]]]] = {}
+        self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
@@ -422,7 +423,7 @@ def infer(net, batch):
             if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile):
                 continue
             creating = sid in self._creating or sid in self._stepping
-            if not creating and not (name_based and self._has_model_params(mf, scope)):
+            if not creating and not (name_based and (self._has_model_params(mf, scope) or self._reads_globals(mf, scope))):
                 continue  # nothing built, loaded or trained here, and no parameter that could be checked
             if mf.in_lightning_class(scope):
                 continue
@@ -440,6 +441,7 @@ def infer(net, batch):
                 message = self._check(mf, flow, mc, name_based)
                 if message:
                     done.add(mc.key)
+                    self._reported.add(id(mc.node))
                     self.report(mc.node, message)
         self._neutral_evaluations(mf, node)
 
@@ -583,23 +585,31 @@ def infer(net, batch):
 
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
-        its model parameter under no_grad without switching it, called on held-out data (`val_*`,
-        `test_*` arguments) by a scope where a training step left that model in training mode."""
+        its model parameter, or a global model, under no_grad without switching it, called on
+        held-out data (`val_*` / `test_*` arguments, a held-out name, or its forward in a loop over
+        held-out data) by a scope where a training step left that model in training mode."""
         for scope in mf.scopes():
-            if (0 if scope is module else id(scope)) not in self._stepping or mf.in_lightning_class(scope):
+            sid = 0 if scope is module else id(scope)
+            if sid not in self._stepping and not (sid == 0 and 0 in self._creating) or mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope)
             for lc in flow.local_calls if flow is not None else ():
-                if not any(inference.held_out_text(mf.code(a.value, 200)) for a in lc.node.args):
-                    continue
                 callee = mf.flow(lc.callee)
-                for param, key in lc.mapping.items():
+                if callee is None:
+                    continue
+                named = any(inference.held_out_text(mf.code(a.value, 200)) for a in lc.node.args)
+                for param, key in self._mapped_models(lc, callee):
+                    # a helper reading global data (`def eval_training(epoch)`): its name is evidence too
+                    evidence = named or (param not in lc.mapping and inference.held_out_text(lc.callee.name.value))
                     if key is None or TRAINED not in get(lc.state, key) or any(
                         isinstance(t, EvalSite) or t is UNKNOWN for t in get(lc.state, key)
                     ):
                         continue
                     runs = [mc for mc in callee.model_calls if mc.key == param and mc.no_grad
-                            and get(mc.state, param) == frozenset({ENTRY})] if callee is not None else []
+                            and get(mc.state, param) == frozenset({ENTRY})
+                            and (evidence or self._held_out(mf, callee, mc))]
+                    if any(id(r.node) in self._reported for r in runs):
+                        continue  # reported in the helper itself (an evaluation by name)
                     if runs and self._key_sensitivity(mf, scope, key) != "no":
                         self.report(lc.node, (
                             f"`{mf.code(lc.node)}` evaluates `{key}` on held-out data after a training step left it "
@@ -609,6 +619,16 @@ def infer(net, batch):
                             f"running averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
                         ))
                         break
+
+    @staticmethod
+    def _mapped_models(lc, callee: ScopeFlow):
+        """(callee key, caller key) of the models a local call hands over: its parameters, and the
+        global names the callee runs (`net` in `def compute_val_loss(epoch): ... net(x)`)."""
+        yield from lc.mapping.items()
+        for mc in callee.model_calls:
+            root = mc.key.split(".")[0]
+            if root not in callee.params and root not in callee.locals and root not in lc.mapping:
+                yield mc.key, mc.key
 
     def _evaluation_scope(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
         """An evaluation by name: `evaluate()`, `test_epoch()`, or any method of a `Tester` /
@@ -721,8 +741,10 @@ def infer(net, batch):
                 f"{_CREATED[origin.kind]} `{origin.shown}` on line {mf.line(origin.node)} and nothing calls "
                 f"`{key}.eval()`): {consequence}; call `{key}.eval()` before inference"
             )
-        if ENTRY not in tokens or key not in flow.params or not self.options["check-parameters"]:
+        if ENTRY not in tokens or not self.options["check-parameters"]:
             return None
+        if key not in flow.params:
+            return self._global_model(mf, flow, mc, name_based, where, consequence)
         fn = flow.node
         if not name_based or not isinstance(fn, cst.FunctionDef):
             return None
@@ -742,6 +764,33 @@ def infer(net, batch):
             f"`{mf.code(call)}` runs the parameter `{key}` {where} without `{key}.eval()`: `{flow.name}()` "
             f"does not switch it to eval mode and {who}, so it runs in whatever mode it arrives in "
             f"(training mode after any training step); {consequence}; call `{key}.eval()` first"
+        )
+
+    def _global_model(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool, where: str, consequence: str) -> Optional[str]:
+        """A model of the script's global scope (`net`) run by a top-level evaluation function
+        (`def eval_training(epoch): ... net(images)`) that does not switch it, when every call of the
+        function in this file comes where a training step left the model in training mode."""
+        fn, key, call = flow.node, mc.key, mc.node
+        if not (name_based and isinstance(fn, cst.FunctionDef) and mf.index.parent.get(id(fn)) is mf.module):
+            return None
+        if id(fn) in mf.index.method_class or key.split(".")[0] in flow.locals or not _MODEL_PARAM.search(key):
+            return None
+        if not (isinstance(call.func, cst.Name) or call.func.attr.value in MODEL_METHODS):
+            return None
+        if self._callers_evaluate(mf, fn, key, 0, global_key=True) is not False:
+            return None  # no caller here, or one that switches it / whose mode we cannot tell
+        if self._key_sensitivity(mf, mf.module, key) == "no":
+            return None
+        return (
+            f"`{mf.code(call)}` runs the global model `{key}` {where} without `{key}.eval()`: `{flow.name}()` "
+            f"does not switch it to eval mode and its callers in this file call it while `{key}` is in training "
+            f"mode (after a training step, or as built); {consequence}; call `{key}.eval()` first"
+        )
+
+    def _reads_globals(self, mf: ModeFlow, fn: cst.FunctionDef) -> bool:
+        """A top-level function of a file whose script code builds or trains a model."""
+        return self.options["check-parameters"] and mf.index.parent.get(id(fn)) is mf.module and (
+            0 in self._creating or 0 in self._stepping
         )
 
     def _has_model_params(self, mf: ModeFlow, fn: cst.FunctionDef) -> bool:
@@ -767,11 +816,12 @@ def infer(net, batch):
             return bool(_MODEL_PARAM.search(name))
         return False
 
-    def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int) -> Optional[bool]:
+    def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,
+                          global_key: bool = False) -> Optional[bool]:
         """True: some caller in this file switches the argument to eval mode, or passes something
         whose mode we cannot tell; False: there are callers and each passes a model that is still in
         training mode (built there, or its own parameter that its callers do not switch);
-        None: no caller in this file."""
+        None: no caller in this file. `global_key`: `param` is a global name the function reads."""
         any_caller = False
         for call, scope in self._calls.get(fn.name.value, ()):
             flow = mf.flow(scope if scope is not None else mf.module)
@@ -781,13 +831,19 @@ def infer(net, batch):
             if lc is None:
                 continue
             any_caller = True
-            ckey = lc.mapping.get(param)
+            ckey = param if global_key else lc.mapping.get(param)
             if ckey is None:
                 return True  # an expression we cannot follow
             tokens = get(lc.state, ckey)
             if _is_tokens_evaluated(tokens) or any(isinstance(t, Created) and t.kind == "from_pretrained" for t in tokens):
                 return True
             if ENTRY in tokens:
+                if global_key and isinstance(flow.node, cst.FunctionDef) and depth < 3 and not (
+                    ckey in flow.params or ckey.split(".")[0] in flow.locals
+                ):
+                    if self._callers_evaluate(mf, flow.node, ckey, depth + 1, global_key=True) is not False:
+                        return True
+                    continue
                 if not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
                     return True  # a global or free name: set elsewhere
                 if self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
