@@ -102,9 +102,16 @@ def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, cst.CSTNode], depth: int 
         return True
     if qual in fw.tensor_factories:
         if qual.rsplit(".", 1)[-1] in ("tensor", "as_tensor"):
-            return bool(expr.args) and literal_value(expr.args[0].value) is not NOT_LITERAL
+            return bool(expr.args) and _constant(expr.args[0].value)
         return not qual.endswith("_like")  # `zeros_like(x)` takes the shape of data, the values don't matter
     return False
+
+
+def _constant(expr: cst.CSTNode) -> bool:
+    """A literal, or a list / tuple of literals (`[1.0, 2.0]`, `[[0, 1], [1, 0]]`)."""
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return all(_constant(e.value) for e in expr.elements)
+    return literal_value(expr) is not NOT_LITERAL
 
 
 def shape_only(parents: Dict[int, cst.CSTNode], call: cst.Call, uses: Iterable[cst.CSTNode]) -> bool:

@@ -35,7 +35,8 @@ from modelint.analysis.astnames import dotted_ast
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
 # The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
 # format is never read from an old cache entry. 2: the "load" return kind (a model that weights were
-# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned).
+# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned), and
+# "eval" for a returned local switched with `.eval()` after it was bound.
 IR_VERSION = 2
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
@@ -209,9 +210,13 @@ class _Builder:
             attr, recv = func.attr, dotted_ast(_peel(func.value))
             if attr == "eval" and not call.args and recv:
                 out.append(["m", recv, "eval", self.line(call)])
+                if recv in self.kinds:  # `net = build(); net.eval(); return net` returns an eval model
+                    self.kinds[recv] = "eval"
                 return
             if attr == "train" and recv:
                 flag = _train_flag(call)
+                if recv in self.kinds and self.kinds[recv] == "eval":
+                    self.kinds[recv] = ""  # switched again: what is returned is not known to be in eval
                 if isinstance(flag, str):
                     value = "restore" if flag in self.saved else "unknown"
                 else:
