@@ -404,3 +404,26 @@ def test_synthetic_recognises_shapes_not_data():
     assert not inference.synthetic(Ctx, expr("torch.tensor(rows)"), {})
     assert not inference.synthetic(Ctx, expr("torch.zeros_like(x)"), {})
     assert not inference.synthetic(Ctx, expr("images"), {})
+
+
+def test_model_handed_over_as_an_attribute_of_a_namespace():
+    src = """
+        from types import SimpleNamespace
+
+        def evaluate(model, loader):
+            with torch.no_grad():
+                return [model(x) for x in loader]  # expect: MDL302
+
+        def main(loader, val_loader):
+            model = Net()
+            opt = torch.optim.SGD(model.parameters(), 0.1)
+            for epoch in range(3):
+                model.train()
+                for x in loader:
+                    model(x).sum().backward()
+                    opt.step()
+                state = SimpleNamespace(net=model)
+                evaluate(state.net, val_loader)
+        """
+    check(src)
+    check(src.replace("SimpleNamespace(net=model)", "SimpleNamespace(net=model.eval())").replace("  # expect: MDL302", ""))

@@ -559,6 +559,20 @@ def infer(net, batch):
             return dotted(peel(expr.args[0].value))
         return None
 
+    @staticmethod
+    def _held_attribute(flow: ScopeFlow, key: str) -> str:
+        """`state.net` where `state = SimpleNamespace(net=model)` (bound once in the scope): `model`."""
+        root, _, attr = key.partition(".")
+        bindings = flow.bindings.get(root, ())
+        if not attr or "." in attr or len(bindings) != 1:
+            return key
+        value = _bound_expr(bindings[0].node, root)
+        if isinstance(value, cst.Call):
+            for arg in value.args:
+                if arg.keyword is not None and arg.keyword.value == attr:
+                    return dotted(peel(arg.value)) or key
+        return key
+
     def _wrappers(self) -> FrozenSet[str]:
         """Wrappers that run the model they are given (DDP, `torch.compile`, `accelerator.prepare`);
         not `deepcopy` (a copy is another model)."""
@@ -579,6 +593,9 @@ def infer(net, batch):
                 i = positional.index(param)
                 arg = plain[i] if i < len(plain) else None
             ckey = dotted(peel(arg.value)) if arg is not None else None
+            caller = mf.flow(scope if scope is not None else mf.module)
+            if ckey and caller is not None:
+                ckey = self._held_attribute(caller, ckey)
             out.append(self._key_sensitivity(mf, scope if scope is not None else mf.module, ckey, depth + 1)
                        if ckey else "unknown")
         return out or ["unknown"]
@@ -834,7 +851,10 @@ def infer(net, batch):
             ckey = param if global_key else lc.mapping.get(param)
             if ckey is None:
                 return True  # an expression we cannot follow
+            ckey = self._held_attribute(flow, ckey)
             tokens = get(lc.state, ckey)
+            if TRAINED in tokens:
+                tokens = tokens - {TRAIN}  # `model.train()` then a loop that may run zero times: for training
             if _is_tokens_evaluated(tokens) or any(isinstance(t, Created) and t.kind == "from_pretrained" for t in tokens):
                 return True
             if ENTRY in tokens:
