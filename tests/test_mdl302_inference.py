@@ -427,3 +427,32 @@ def test_model_handed_over_as_an_attribute_of_a_namespace():
         """
     check(src)
     check(src.replace("SimpleNamespace(net=model)", "SimpleNamespace(net=model.eval())").replace("  # expect: MDL302", ""))
+
+
+def test_evaluation_helper_called_after_the_training_step_in_the_loop():
+    src = """
+        def train(loader, model, opt):
+            model.train()
+            for x in loader:
+                model(x).sum().backward()
+                opt.step()
+
+        def test(loader, model):
+            with torch.no_grad():
+                return [model(x) for x in loader]  # expect: MDL302
+
+        def main(args, loader, test_loader):
+            model = build(args)  # a factory whose mode cannot be told
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            if args.evaluate:
+                return test(test_loader, model)
+            for epoch in range(3):
+                train(loader, model, opt)
+                test(test_loader, model)
+        """
+    check(src)
+    # the near miss: a caller switches it (or the helper is only called with a model of unknown mode)
+    check(src.replace("        return test(test_loader, model)", "        model.eval()\n"
+                      "                return test(test_loader, model)").replace("  # expect: MDL302", ""))
+    check(src.replace("                train(loader, model, opt)\n                test(test_loader, model)\n",
+                      "                pass\n").replace("  # expect: MDL302", ""))

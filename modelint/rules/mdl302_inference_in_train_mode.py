@@ -936,22 +936,24 @@ if __name__ == "__main__":
 
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,
                           global_key: bool = False) -> Optional[bool]:
-        """True: some caller in this file switches the argument to eval mode, or passes something
-        whose mode we cannot tell; False: there are callers and each passes a model that is still in
-        training mode (built there, or its own parameter that its callers do not switch);
-        None: no caller in this file. `global_key`: `param` is a global name the function reads."""
-        any_caller = False
+        """True: some caller in this file switches the argument to eval mode (or its own callers
+        may), or no caller shows training mode and some pass something whose mode we cannot tell;
+        False: no caller switches it and some caller passes it where a training step left it in
+        training mode (`train(model); evaluate(model)` in the epoch loop, whatever an `if
+        args.evaluate:` branch passes), or every caller passes a model built there; None: no caller
+        in this file. `global_key`: `param` is a global name the function reads."""
+        any_caller = unknown = trained = False
         for call, scope in self._calls.get(fn.name.value, ()):
             flow = mf.flow(scope if scope is not None else mf.module)
-            if flow is None:
-                return True
-            lc = next((c for c in flow.local_calls if c.node is call and c.callee is fn), None)
-            if lc is None:
+            lc = next((c for c in flow.local_calls if c.node is call and c.callee is fn), None) if flow else None
+            if flow is None or lc is None:
+                unknown = unknown or flow is None
                 continue
             any_caller = True
             ckey = param if global_key else lc.mapping.get(param)
             if ckey is None:
-                return True  # an expression we cannot follow
+                unknown = True  # an expression we cannot follow
+                continue
             ckey = self._held_attribute(flow, ckey)
             tokens = get(lc.state, ckey)
             if TRAINED in tokens:
@@ -966,10 +968,12 @@ if __name__ == "__main__":
                         return True
                     continue
                 if not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
-                    return True  # a global or free name: set elsewhere
-                if self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
+                    unknown = True  # a global or free name: set elsewhere
+                elif self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
                     return True
+            trained = trained or TRAINED in tokens
             if any(t is not ENTRY and t is not TRAINED and not isinstance(t, Created) for t in tokens):
-                return True  # bound to the result of some call: its mode is unknown
-            # (TRAINED: a training step left it in training mode, `train(); step(); evaluate(model)`)
-        return False if any_caller else None
+                unknown = True  # bound to the result of some call: its mode is unknown
+        if not any_caller:
+            return None
+        return False if trained or not unknown else True
