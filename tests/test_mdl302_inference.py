@@ -456,3 +456,80 @@ def test_evaluation_helper_called_after_the_training_step_in_the_loop():
                       "                return test(test_loader, model)").replace("  # expect: MDL302", ""))
     check(src.replace("                train(loader, model, opt)\n                test(test_loader, model)\n",
                       "                pass\n").replace("  # expect: MDL302", ""))
+
+
+def _project_findings(tmp_path: Path, files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    paths = sorted(tmp_path.rglob("*.py"))
+    result = check_paths(paths, EngineSettings(select=("MDL302",), root=str(tmp_path), jobs=1, cache=None))
+    return sorted((Path(f.path).name, f.line) for f in result.findings if f.code == "MDL302")
+
+
+EVAL_HELPERS = """
+import torch
+
+def _evaluate(model, loader):
+    out = []
+    for x in loader:
+        with torch.no_grad():
+            out.append(model(x))
+    return out
+
+def validation(model, loader):
+    return [model(x) for x in loader]
+
+def validation_switched(model, loader):
+    model.eval()
+    return [model(x) for x in loader]
+
+def validation_restored(model, loader):
+    was = model.training
+    model.eval()
+    out = [model(x) for x in loader]
+    model.train(was)
+    return out
+"""
+
+
+def test_evaluation_helper_of_another_file_after_the_training_step(tmp_path: Path):
+    found = _project_findings(tmp_path, {"helpers.py": EVAL_HELPERS, "train.py": """
+        import torch
+        from torch import nn
+        from helpers import _evaluate, validation, validation_switched, validation_restored
+
+        def fit(model, opt, loader, val_loader):
+            for epoch in range(3):
+                model.train()
+                for x in loader:
+                    model(x).sum().backward()
+                    opt.step()
+                a = _evaluate(model, val_loader)
+                with torch.no_grad():
+                    b = validation(model, val_loader)
+                c = validation(model, val_loader)  # not under no_grad: MDL302 does not say it is inference
+                with torch.no_grad():
+                    d = validation_switched(model, val_loader)
+                    e = validation_restored(model, val_loader)
+
+        def main(loader, val_loader):
+            model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+            fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, val_loader)
+        """})
+    # (helpers.py's own `_evaluate` / `validation` are reported there too: no caller in that file switches)
+    assert [f for f in found if f[0] == "train.py"] == [("train.py", 12), ("train.py", 14)]
+
+
+def test_evaluation_helper_of_another_file_before_any_training_step(tmp_path: Path):
+    found = _project_findings(tmp_path, {"helpers.py": EVAL_HELPERS, "run.py": """
+        import torch
+        from helpers import _evaluate
+
+        def report(model, val_loader):
+            model.eval()
+            return _evaluate(model, val_loader)
+
+        def resume(model, val_loader):
+            return _evaluate(model, val_loader)  # the caller's mode: not known here
+        """})
+    assert [f for f in found if f[0] == "run.py"] == []

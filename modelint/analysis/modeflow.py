@@ -278,6 +278,17 @@ class LocalCall:
 
 
 @dataclass
+class ProjectCall:
+    """A call into a summarised function of the project (`modemodel.Effect`), with the state before it."""
+
+    node: cst.Call
+    effect: object
+    state: State
+    loops: Tuple[cst.CSTNode, ...] = ()
+    no_grad: bool = False  # made under no_grad / inference_mode / after volatile=True
+
+
+@dataclass
 class Binding:
     node: cst.CSTNode
     kind: str  # "alias" | "copy" | a CREATION_KINDS value | "other"
@@ -294,6 +305,7 @@ class ScopeFlow:
     steps: List[Step] = field(default_factory=list)
     model_calls: List[ModelCall] = field(default_factory=list)
     local_calls: List[LocalCall] = field(default_factory=list)
+    project_calls: List[ProjectCall] = field(default_factory=list)
     bindings: Dict[str, List[Binding]] = field(default_factory=dict)
     # id(call node) -> loops (outermost first) around a call that leaves something in eval mode
     site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = field(default_factory=dict)
@@ -592,6 +604,7 @@ class _ScopeAnalysis:
         self._steps: Dict[Tuple[int, int], Step] = {}
         self._model_calls: Dict[int, ModelCall] = {}
         self._local_calls: Dict[int, LocalCall] = {}
+        self._project_calls: Dict[int, ProjectCall] = {}
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
         self.has_optimizer_step = False
@@ -634,6 +647,7 @@ class _ScopeAnalysis:
             steps=steps,
             model_calls=list(self._model_calls.values()),
             local_calls=list(self._local_calls.values()),
+            project_calls=list(self._project_calls.values()),
             bindings=bindings,
             site_loops=self.site_loops,
             no_grad_scope=self.no_grad_scope,
@@ -1130,6 +1144,8 @@ class _ScopeAnalysis:
         shown = self.mf.code(call)
         loops = tuple(self.loops)
         self.site_loops[id(call)] = loops
+        self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
+                                                    bool(self.no_grad) or self.no_grad_scope or self.volatile)
         out = state
         targets = mapped_exit(effect, mapping, recv)
         for key, modes, line in targets:

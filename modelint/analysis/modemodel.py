@@ -35,12 +35,20 @@ from modelint.analysis.astnames import dotted_ast
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
 # The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
 # format is never read from an old cache entry. 2: the "load" return kind (a model that weights were
-# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned), and
-# "eval" for a returned local switched with `.eval()` after it was bound.
+# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned),
+# "eval" for a returned local switched with `.eval()` after it was bound, functions with no_grad /
+# inference_mode / volatile=True and evaluation-like names summarised, calls after `volatile=True` or
+# in a no-grad-decorated function marked as no-grad calls, and `Effect.infers`.
 IR_VERSION = 2
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
-             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
+             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model",
+             # inference: an evaluation helper that runs its model argument under no_grad without a
+             # switch (MDL302 follows it from a training loop in another file)
+             b"no_grad(", b"inference_mode(", b"volatile=True",
+             # and evaluation routines by name, whose caller may hold the no_grad (`with torch.no_grad():
+             # validation(model, ...)`); not `def test`: test suites would be summarised whole
+             b"def valid", b"def eval", b"def _eval", b"def _valid", b"def predict", b"def infer")
 _NAME = re.compile(rb"[ \t]*(\w+)")
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
@@ -206,6 +214,8 @@ class _Builder:
 
     def call(self, call: ast.Call, out: list) -> None:
         func = call.func
+        if any(k.arg == "volatile" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords):
+            self.no_grad += 1  # pre-0.4 inference: the rest of the function runs without gradients
         if isinstance(func, ast.Attribute):
             attr, recv = func.attr, dotted_ast(_peel(func.value))
             if attr == "eval" and not call.args and recv:
@@ -403,9 +413,10 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
         return None
     fn = tree.body[0]
     builder = _Builder(line0)
+    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
+    builder.no_grad = sum(d.rsplit(".", 1)[-1] in _NO_GRAD_NAMES for d in decorators)  # `@torch.no_grad()`
     body = builder.body(fn.body)
     params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
-    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
     return FunctionIR(params, body, builder.returns, line0, is_method, decorators)
 
 
@@ -432,6 +443,9 @@ class Effect:
     # keys run forward outside no_grad (`model(x)`, `self.net(x)`), in the function's own names:
     # the models a training step of the function trains (not a teacher run under no_grad)
     trains: FrozenSet[str] = frozenset()
+    # keys run while still in the mode they arrived in (no `model.eval()` before): (key, line of the
+    # first such run, 1 when under no_grad here / 0 otherwise); an evaluation that trusts its caller
+    infers: Tuple[Tuple[str, int, int], ...] = ()
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -469,6 +483,7 @@ class Evaluator:
         self.module, self.cls = module, cls
         self.steps: set = set()
         self.trains: set = set()
+        self.infers: Dict[str, Tuple[int, int]] = {}
         self.where: Dict[str, int] = {}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
         state = self.block(ir.body, {})
@@ -486,7 +501,8 @@ class Evaluator:
                 returns.add(r)
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
-                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains))
+                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
+                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())))
 
     def block(self, events: list, state):
         for e in events:
@@ -515,9 +531,12 @@ class Evaluator:
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
         quiet = len(e) > 5 and e[5]
-        recv, _, _ = callee_name.rpartition(".")
+        recv, _, last = callee_name.rpartition(".")
         if not quiet:
             self.trains.add(callee_name)
+        run = recv if last in ("forward", "generate") and recv else callee_name
+        if _get(state, run) == {"entry"} and (run not in self.infers or quiet and not self.infers[run][1]):
+            self.infers[run] = (line, 1 if quiet else 0)
         effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
         if effect is None:
             return state

@@ -449,6 +449,7 @@ if __name__ == "__main__":
         # name (None: every model), and the calls seen inside one -> those keys
         self._eval_contexts: List[Optional[FrozenSet[str]]] = []
         self._in_eval_context: Dict[int, List[Optional[FrozenSet[str]]]] = {}
+        self._calls_project_evaluation = False
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
@@ -505,6 +506,8 @@ if __name__ == "__main__":
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
+            if name in self._project_names and (_evalish(name) or inference.held_out_text(name)):
+                self._calls_project_evaluation = True  # `validate(model, ...)` defined in another file
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         dec = node.decorator
@@ -514,6 +517,8 @@ if __name__ == "__main__":
     # --- the check ---------------------------------------------------------------------------------
     def leave_Module(self, node: cst.Module) -> None:
         if not self._relevant:
+            if self._calls_project_evaluation:
+                self._project_evaluations(for_context(self.ctx), node)
             return
         mf = for_context(self.ctx)
         for scope in mf.scopes():
@@ -545,6 +550,7 @@ if __name__ == "__main__":
                     self._reported.add(id(mc.node))
                     self.report(mc.node, message)
         self._neutral_evaluations(mf, node)
+        self._project_evaluations(mf, node)
 
     # --- forwards that are not inference on data (analysis/inference.py) --------------------------
     def _not_inference(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
@@ -737,6 +743,50 @@ if __name__ == "__main__":
                             f"running averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
                         ))
                         break
+
+    def _project_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
+        """An evaluation helper of another file (`_evaluate(model, val_loader)` from `test.py`) whose
+        summary runs a model argument under no_grad without switching it, called where a training
+        step left that model in training mode, with held-out evidence: held-out arguments or an
+        evaluation-like / held-out name of the helper."""
+        from modelint.analysis.modemodel import bind
+
+        for scope in mf.scopes():
+            if mf.in_lightning_class(scope):
+                continue
+            flow = mf.flow(scope) if (0 if scope is module else id(scope)) in self._stepping | self._creating else None
+            for pc in flow.project_calls if flow is not None else ():
+                effect, call = pc.effect, pc.node
+                if not effect.infers or effect.qualname.startswith(self.ctx.facts.modname + "."):
+                    continue  # (a helper of this file is checked where it is defined)
+                name = effect.qualname.rsplit(".", 1)[-1]
+                if not (_evalish(name) or inference.held_out_text(name)
+                        or any(inference.held_out_text(mf.code(a.value, 200)) for a in call.args)):
+                    continue
+                recv = dotted(peel(call.func.value)) if isinstance(call.func, cst.Attribute) else None
+                args = [dotted(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
+                kws = {a.keyword.value: dotted(peel(a.value)) for a in call.args if a.keyword is not None}
+                mapping = bind(effect, args, kws, recv)
+                for param, line, quiet in effect.infers:
+                    if not quiet and (effect.steps or not pc.no_grad):
+                        continue  # run with gradients there, and the call is not made under no_grad here
+                    key = mapping.get(param)
+                    if key is None or param == (effect.params[0] if effect.is_method and effect.params else None):
+                        continue
+                    key = self._held_attribute(flow, key)
+                    tokens = get(pc.state, key)
+                    if TRAINED not in tokens or any(isinstance(t, EvalSite) or t is UNKNOWN for t in tokens):
+                        continue
+                    if self._key_sensitivity(mf, scope, key) == "no":
+                        continue
+                    self.report(call, (
+                        f"`{mf.code(call)}` evaluates `{key}` after a training step left it in training mode, and "
+                        f"`{effect.qualname}` runs it{' under no_grad' if quiet else ''} (line {line}) without "
+                        f"`{param}.eval()`: dropout "
+                        "still drops activations and batch norm uses batch statistics and updates its running "
+                        f"averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
+                    ))
+                    break
 
     @staticmethod
     def _mapped_models(lc, callee: ScopeFlow):
