@@ -533,3 +533,17 @@ def test_evaluation_helper_of_another_file_before_any_training_step(tmp_path: Pa
             return _evaluate(model, val_loader)  # the caller's mode: not known here
         """})
     assert [f for f in found if f[0] == "run.py"] == []
+
+
+def test_a_wrapper_construction_has_the_sensitivity_of_what_it_wraps():
+    src = """
+        def evaluate(loader, model):
+            with torch.no_grad():
+                return [model(x) for x in loader]  # expect: MDL302
+
+        def main(loader):
+            model = torch.nn.DataParallel(Net())
+            return evaluate(loader, model)
+        """
+    check(src)
+    check(src.replace("DataParallel(Net())", "DataParallel(Plain())").replace("  # expect: MDL302", ""))

@@ -947,6 +947,9 @@ class _ScopeAnalysis:
             last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
             if last in _WRAPPER_LAST and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
                 inner_key = key_of(peel(expr.args[0].value))
+                if inner_key is None and last != "deepcopy" and isinstance(expr.args[0].value, cst.Call):
+                    expr = expr.args[0].value  # `DataParallel(Net())`: the facts of the wrapped construction
+                    continue
                 tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
                 return tokens, ("copy" if last == "deepcopy" else "alias")
             return frozenset({BOUND}), "other"

@@ -640,10 +640,13 @@ if __name__ == "__main__":
                 answers.append("unknown" if source == key else self._key_sensitivity(mf, scope, source, depth + 1))
             elif self._pass_through(expr, key):
                 continue  # the earlier binding of `key` decides
+            elif self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
+                inner = peel(expr.args[0].value)
+                source = dotted(inner)
+                answers.append(self._key_sensitivity(mf, scope, source, depth + 1) if source
+                               else mode_sensitivity(self.ctx, inner))
             else:
-                inner = self._wrapped_key(expr)
-                answers.append(self._key_sensitivity(mf, scope, inner, depth + 1) if inner
-                               else mode_sensitivity(self.ctx, expr))
+                answers.append(mode_sensitivity(self.ctx, expr))
         if not flow.bindings.get(key) and key in flow.params and isinstance(scope, cst.FunctionDef):
             answers.extend(self._callers_sensitivity(mf, scope, key, depth))
         if "yes" in answers:
@@ -660,11 +663,11 @@ if __name__ == "__main__":
             return True
         return False
 
-    def _wrapped_key(self, expr: cst.CSTNode) -> Optional[str]:
-        """`DDP(model)` / `torch.compile(model)` bound to another name: the wrapped key."""
-        if isinstance(expr, cst.Call) and (callee_name(expr) or "") in self._wrappers() and expr.args:
-            return dotted(peel(expr.args[0].value))
-        return None
+    def _is_wrapper(self, expr: cst.CSTNode) -> bool:
+        """`DDP(model)` / `torch.compile(Net())`: a wrapper that runs the model it is given (its own
+        layers, if any, are not the model's: the profile may take `DataParallel` for a plain layer)."""
+        return (isinstance(expr, cst.Call) and (callee_name(expr) or "") in self._wrappers() and bool(expr.args)
+                and not expr.args[0].star and expr.args[0].keyword is None)
 
     @staticmethod
     def _held_attribute(flow: ScopeFlow, key: str) -> str:
