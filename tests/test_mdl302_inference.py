@@ -547,3 +547,20 @@ def test_a_wrapper_construction_has_the_sensitivity_of_what_it_wraps():
         """
     check(src)
     check(src.replace("DataParallel(Net())", "DataParallel(Plain())").replace("  # expect: MDL302", ""))
+
+
+def test_a_callable_handed_the_loss_and_the_optimizer_is_a_training_step():
+    src = """
+        def train_one_epoch(model, loader, val_loader, optimizer, loss_scaler, mode=True):
+            model.train(mode)
+            for step, (x, y) in enumerate(loader):
+                loss = model(x).sum()
+                loss_scaler(loss, optimizer, clip_grad=1.0)
+                if step % 50 == 0:
+                    with torch.no_grad():
+                        out = model(next(iter(val_loader))[0])  # expect: MDL302
+        """
+    check(src)
+    # near miss: a scheduler handed the optimizer (no loss) is not a step, so nothing says training ran
+    check(src.replace("loss_scaler(loss, optimizer, clip_grad=1.0)", "adjust_lr(optimizer, step)")
+          .replace("  # expect: MDL302", ""))

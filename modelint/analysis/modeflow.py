@@ -1108,7 +1108,8 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
-            if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
+            if func.value in self._step_fns or _steps_loss(call):
+                # `update = make_update_fn(model, lr); update(loss)`; `loss_scaler(loss, optimizer)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
@@ -1310,6 +1311,17 @@ class _ScopeAnalysis:
             else:  # the callee changed its mode on every path: its aliases here change too
                 out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def _steps_loss(call: cst.Call) -> bool:
+    """`loss_scaler(loss, optimizer, clip_grad=...)`: a lower-case callable handed a loss and an
+    optimizer (timm's NativeScaler in DeiT) steps it (`modemodel.loss_and_optimizer`)."""
+    from modelint.analysis.modemodel import loss_and_optimizer
+
+    name = call.func.value if isinstance(call.func, cst.Name) else ""
+    if not name or name[:1].isupper() or len(call.args) < 2:
+        return False
+    return loss_and_optimizer([key_of(peel(a.value)) for a in call.args if not a.star])
 
 
 def trained_after_step(state: State) -> State:

@@ -38,7 +38,8 @@ from modelint.analysis.astnames import dotted_ast
 # loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned),
 # "eval" for a returned local switched with `.eval()` after it was bound, functions with no_grad /
 # inference_mode / volatile=True and evaluation-like names summarised, calls after `volatile=True` or
-# in a no-grad-decorated function marked as no-grad calls, and `Effect.infers`.
+# in a no-grad-decorated function marked as no-grad calls, `Effect.infers`, and a call handed a loss and
+# an optimizer recorded as an optimizer step.
 IR_VERSION = 2
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
@@ -253,7 +254,21 @@ class _Builder:
             return
         args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
         kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
+        if loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper():
+            # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT), `engine.step(loss, opt)`:
+            # a callable handed the loss and the optimizer steps it
+            out.append(["s", "o", self.line(call)])
+            return
         out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0])
+
+
+_LOSS = re.compile(r"(^|_)loss(es)?($|_)", re.IGNORECASE)
+
+
+def loss_and_optimizer(keys: List[Optional[str]]) -> bool:
+    """Arguments that name a loss (`loss`, `total_loss`) and an optimizer (`optimizer`, `opt_g`)."""
+    last = [k.rsplit(".", 1)[-1] for k in keys if k]
+    return any(_LOSS.search(k) for k in last) and any(optimizer_name(k) for k in last)
 
 
 def _has_step(events: list) -> bool:

@@ -24,6 +24,7 @@ from modelint.analysis.modeflow import (
     get,
     peel,
 )
+from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.rules.base import Rule
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
@@ -495,7 +496,10 @@ if __name__ == "__main__":
         self._calls.setdefault(name, []).append((node, scope))
         if self._eval_contexts:
             self._in_eval_context[id(node)] = list(self._eval_contexts)
-        if name in fw.backward_methods or name == fw.optimizer_step_method:
+        if name in fw.backward_methods or name == fw.optimizer_step_method or (
+            isinstance(func, cst.Name) and len(node.args) >= 2 and not name[:1].isupper()
+            and loss_and_optimizer([dotted(a.value) for a in node.args])  # `loss_scaler(loss, optimizer)`
+        ):
             self._stepping.add(sid)
         if any(a.keyword is not None and a.keyword.value == fw.volatile_keyword for a in node.args):
             self._volatile.add(sid)
