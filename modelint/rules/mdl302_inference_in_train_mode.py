@@ -510,8 +510,10 @@ if __name__ == "__main__":
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
-            if name in self._project_names and (_evalish(name) or inference.held_out_text(name)):
-                self._calls_project_evaluation = True  # `validate(model, ...)` defined in another file
+            if name in self._project_names and _evalish(name):
+                # `validate(model, ...)` defined in another file (an evaluation-like name holds a
+                # trigger word, so the text pre-filter stays sound)
+                self._calls_project_evaluation = True
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         dec = node.decorator
