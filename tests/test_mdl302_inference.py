@@ -451,9 +451,14 @@ def test_evaluation_helper_called_after_the_training_step_in_the_loop():
                 test(test_loader, model)
         """
     check(src)
-    # the near miss: a caller switches it (or the helper is only called with a model of unknown mode)
+    # one caller switches it: the helper is not reported, the call in the loop (train mode) still is
     check(src.replace("        return test(test_loader, model)", "        model.eval()\n"
-                      "                return test(test_loader, model)").replace("  # expect: MDL302", ""))
+                      "                return test(test_loader, model)").replace("  # expect: MDL302", "")
+          .replace("        test(test_loader, model)\n", "        test(test_loader, model)  # expect: MDL302\n"))
+    # both switch it: nothing is reported
+    check(src.replace("        return test(test_loader, model)", "        model.eval()\n"
+                      "                return test(test_loader, model)").replace("  # expect: MDL302", "")
+          .replace("        test(test_loader, model)\n", "        model.eval()\n                test(test_loader, model)\n"))
     check(src.replace("                train(loader, model, opt)\n                test(test_loader, model)\n",
                       "                pass\n").replace("  # expect: MDL302", ""))
 
@@ -564,3 +569,35 @@ def test_a_callable_handed_the_loss_and_the_optimizer_is_a_training_step():
     # near miss: a scheduler handed the optimizer (no loss) is not a step, so nothing says training ran
     check(src.replace("loss_scaler(loss, optimizer, clip_grad=1.0)", "adjust_lr(optimizer, step)")
           .replace("  # expect: MDL302", ""))
+
+
+def test_neutral_helper_after_a_training_function_on_glued_held_out_names():
+    src = """
+        def train(loader, model, opt):
+            model.train()
+            for x in loader:
+                model(x).sum().backward()
+                opt.step()
+
+        def compute_loss(loader, model):
+            with torch.no_grad():
+                return sum(model(x).sum() for x in loader)
+
+        def main(trainloader, testloader):
+            model = Net()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for epoch in range(3):
+                train(trainloader, model, opt)
+                compute_loss(testloader, model)  # expect: MDL302
+                compute_loss(trainloader, model)
+        """
+    check(src)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("testloader", True), ("val_loader", True), ("valset", True), ("dev_batch", True), ("held_batch", True),
+     ("trainloader", False), ("latest", False), ("device", False), ("interval", False), ("contest", False)],
+)
+def test_held_out_names(text, expected):
+    assert inference.held_out_text(text) is expected

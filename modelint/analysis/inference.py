@@ -31,8 +31,10 @@ import libcst as cst
 from modelint.analysis.calls import literal_value, NOT_LITERAL
 
 # Names of data held out from training: a loop over `val_loader`, a call on `test_x`, `held_out`.
+# (`testloader`, `valset`, `test_dl`: the data word may be glued on.)
 _HELD_OUT = re.compile(
-    r"(^|_|\b)(val|valid|validation|test|testing|eval|evaluation|dev|holdout|heldout|held_out|held)(_|$|\b|s\b|\d)",
+    r"(^|_|\b)(val|valid|validation|test|testing|eval|evaluation|dev|holdout|heldout|held_out|held)"
+    r"(_|$|\b|s\b|\d|loader|set|data|batch|dl|ds|iter)",
     re.IGNORECASE,
 )
 # Build / deduce names (`build_model`, `_init_weights`, `setup`, `make_layers`, `_get_conv_output_shape`,

@@ -723,10 +723,12 @@ if __name__ == "__main__":
         held-out data) by a scope where a training step left that model in training mode."""
         for scope in mf.scopes():
             sid = 0 if scope is module else id(scope)
-            if sid not in self._stepping and not (sid == 0 and 0 in self._creating) or mf.in_lightning_class(scope):
+            if sid not in self._stepping and sid not in self._creating or mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope)
-            for lc in flow.local_calls if flow is not None else ():
+            if flow is None or not flow.steps:
+                continue  # (a step through a called function counts: `train(...); compute_val_loss(...)`)
+            for lc in flow.local_calls:
                 callee = mf.flow(lc.callee)
                 if callee is None:
                     continue
