@@ -601,3 +601,23 @@ def test_neutral_helper_after_a_training_function_on_glued_held_out_names():
 )
 def test_held_out_names(text, expected):
     assert inference.held_out_text(text) is expected
+
+
+def test_script_level_code_is_checked_like_a_function():
+    # (top-level code has no parameters: the held-out and probe checks read its assignments directly)
+    check(
+        """
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model.train()
+        for x in train_loader:
+            model(x).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            held = next(iter(val_loader))
+            out = model(held[0])  # expect: MDL302
+        probe = Net()
+        with torch.no_grad():
+            shape = probe(torch.zeros(1, 3, 8, 8)).shape
+        """
+    )

@@ -452,7 +452,8 @@ if __name__ == "__main__":
         self._in_eval_context: Dict[int, List[Optional[FrozenSet[str]]]] = {}
         self._calls_project_evaluation = False
         self._reported: Set[int] = set()  # ids of the model calls reported
-        self._walks: Dict[int, tuple] = {}  # id(scope) -> (nodes in preorder, parents), on demand
+        self._walks: Dict[int, tuple] = {}
+        self._assigns: Dict[int, Dict[str, cst.CSTNode]] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -613,10 +614,23 @@ if __name__ == "__main__":
         return found
 
     def _single_assignments(self, scope: cst.CSTNode) -> Dict[str, cst.CSTNode]:
-        facts = self.ctx.function_facts(scope)
-        if facts is None:
-            return {}
-        return {name: values[0] for name, values in facts.assigns.items() if len(values) == 1}
+        """Names assigned exactly once in the scope (a function, or a script's top-level code) -> value."""
+        found = self._assigns.get(id(scope))
+        if found is None:
+            values: Dict[str, List[cst.CSTNode]] = {}
+            for node in self._walk(scope)[0]:
+                if isinstance(node, cst.Assign):
+                    for target in node.targets:
+                        if isinstance(target.target, cst.Name):
+                            values.setdefault(target.target.value, []).append(node.value)
+                        else:
+                            for name in _names_in(target.target):
+                                values.setdefault(name, []).extend((node.value, node.value))  # not a single value
+                elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)) and isinstance(node.target, cst.Name):
+                    values.setdefault(node.target.value, []).extend((node, node))
+            found = {name: vs[0] for name, vs in values.items() if len(vs) == 1}
+            self._assigns[id(scope)] = found
+        return found
 
     @staticmethod
     def _enclosing_functions(mf: ModeFlow, fn: cst.FunctionDef):
