@@ -1108,14 +1108,17 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
-            if func.value in self._step_fns or _steps_loss(call):
-                # `update = make_update_fn(model, lr); update(loss)`; `loss_scaler(loss, optimizer)`
+            if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
+            if _steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
+                self.has_optimizer_step = True
+                self.step(call, "optimizer", state)
+                return trained_after_step(state)
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
                 return trained_after_step(state)

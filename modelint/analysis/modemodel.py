@@ -254,21 +254,20 @@ class _Builder:
             return
         args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
         kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
-        if loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper():
-            # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT), `engine.step(loss, opt)`:
-            # a callable handed the loss and the optimizer steps it
-            out.append(["s", "o", self.line(call)])
-            return
-        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0])
+        # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT): a callable handed the
+        # loss and the optimizer steps it, when it is not a summarised function (7th field: 1)
+        steps = loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper()
+        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0, 1 if steps else 0])
 
 
 _LOSS = re.compile(r"(^|_)loss(es)?($|_)", re.IGNORECASE)
 
 
 def loss_and_optimizer(keys: List[Optional[str]]) -> bool:
-    """Arguments that name a loss (`loss`, `total_loss`) and an optimizer (`optimizer`, `opt_g`)."""
+    """Arguments that name a loss (`loss`, `total_loss`; not `loss_scaler`) and an optimizer
+    (`optimizer`, `opt_g`)."""
     last = [k.rsplit(".", 1)[-1] for k in keys if k]
-    return any(_LOSS.search(k) for k in last) and any(optimizer_name(k) for k in last)
+    return any(_LOSS.search(k) and not optimizer_name(k) for k in last) and any(optimizer_name(k) for k in last)
 
 
 def _has_step(events: list) -> bool:
@@ -554,6 +553,8 @@ class Evaluator:
             self.infers[run] = (line, 1 if quiet else 0)
         effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
         if effect is None:
+            if len(e) > 6 and e[6] and not quiet:
+                self.steps.add("o")  # `loss_scaler(loss, optimizer)`
             return state
         self.steps |= effect.steps
         if not quiet:

@@ -215,7 +215,9 @@ class InferenceInTrainMode(Rule):
         "        super().__init__()\n"
         "        self.bn = nn.BatchNorm2d(64)\n"
     )
-    triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer")
+    # ("_val" / "val_": a helper named for held-out data, `compute_val_loss`, defined in another file)
+    triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer",
+                "_val", "val_")
     options_schema = {"check-parameters": True}
     option_docs = {
         "check-parameters": "Also report inference on a model-like parameter of an evaluation-like function "
@@ -511,9 +513,11 @@ if __name__ == "__main__":
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
-            if name in self._project_names and _evalish(name):
-                # `validate(model, ...)` defined in another file (an evaluation-like name holds a
-                # trigger word, so the text pre-filter stays sound)
+            if name in self._project_names and (_evalish(name) or (
+                inference.held_out_text(name) and any(t in name for t in self.triggers)
+            )):
+                # `validate(model, ...)` / `compute_val_loss(...)` defined in another file (the name
+                # holds a trigger word, so the text pre-filter stays sound)
                 self._calls_project_evaluation = True
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
@@ -750,9 +754,7 @@ if __name__ == "__main__":
                 for param, key in self._mapped_models(lc, callee):
                     # a helper reading global data (`def eval_training(epoch)`): its name is evidence too
                     evidence = named or (param not in lc.mapping and inference.held_out_text(lc.callee.name.value))
-                    if key is None or TRAINED not in get(lc.state, key) or any(
-                        isinstance(t, EvalSite) or t is UNKNOWN for t in get(lc.state, key)
-                    ):
+                    if key is None or not self._trained_at(mf, flow, lc.node, key, get(lc.state, key)):
                         continue
                     runs = [mc for mc in callee.model_calls if mc.key == param and mc.no_grad
                             and get(mc.state, param) == frozenset({ENTRY})
@@ -799,8 +801,7 @@ if __name__ == "__main__":
                     if key is None or param == (effect.params[0] if effect.is_method and effect.params else None):
                         continue
                     key = self._held_attribute(flow, key)
-                    tokens = get(pc.state, key)
-                    if TRAINED not in tokens or any(isinstance(t, EvalSite) or t is UNKNOWN for t in tokens):
+                    if not self._trained_at(mf, flow, call, key, get(pc.state, key)):
                         continue
                     if self._key_sensitivity(mf, scope, key) == "no":
                         continue
@@ -863,6 +864,22 @@ if __name__ == "__main__":
                 if value is not None and inference.held_out_text(mf.code(value, 200)):
                     return True
         return False
+
+    def _trained_at(self, mf: ModeFlow, flow: ScopeFlow, node: cst.CSTNode, key: str, tokens) -> bool:
+        """At `node` the model `key` is in the training mode a training step left it in: a step
+        after `key.train()` on every path that reaches it, or (`key.train(flag)`, a caller's switch)
+        a step of this scope that runs it earlier in the source; never when an eval reaches it."""
+        if any(isinstance(t, EvalSite) for t in tokens):
+            return False
+        if TRAINED in tokens and UNKNOWN not in tokens:
+            return True
+        if not tokens & {UNKNOWN, TRAINED, TRAIN, ENTRY}:
+            return False  # rebound after the step (`net = load(...)`): another object
+        root = key.split(".")[0]
+        if not any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded):
+            return False
+        line = mf.line(node)
+        return any(mf.line(st.node) < line for st in flow.steps)
 
     def _trained_before(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
         """A training step of this scope that runs the model comes before the call in the source
