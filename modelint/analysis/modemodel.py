@@ -11,8 +11,9 @@ standard library's `ast` (the way the index reads class headers), into a small J
 `ProjectIndex.effect(qualname)` runs that program once per function (memoised), composing the
 effects of the calls it makes through the project's import aliases, into an `Effect`: the mode each
 parameter / `self.<attr>` has on exit ("eval", "train", "entry" = restored or unchanged, "unknown"),
-whether a training step runs, and what kind of value it returns (a freshly built or loaded model,
-a model in eval mode, a callable that runs a training step).
+whether a training step runs, what kind of value it returns (a freshly built or loaded model,
+a model in eval mode, a callable that runs a training step), and which arguments it runs while
+they are still in the mode they arrived in (`infers`: an evaluation helper that trusts its caller).
 
 Documented limits: only functions whose own text matches `_RELEVANT` (or that call one in the same
 file) are summarised; calls through objects whose class is not known are resolved by method name

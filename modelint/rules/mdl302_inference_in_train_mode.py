@@ -169,7 +169,13 @@ class InferenceInTrainMode(Rule):
         "or as built, or by a neutrally named helper on held-out data; a model handed to an evaluation "
         "helper as an attribute of a namespace built in the caller (`SimpleNamespace(net=model)`); and a "
         "model returned by a loader helper of another file that builds a network and loads weights into it "
-        "(`net = restore_from(path)`; a helper that calls `.eval()` before returning is trusted)."
+        "(`net = restore_from(path)`; a helper that calls `.eval()` before returning is trusted); an "
+        "evaluation helper of another file (`validate(model, val_loader)`, `compute_val_loss(...)`: an "
+        "evaluation-like or held-out name, or held-out arguments) that runs its model argument without "
+        "switching it, under its own no_grad or under the caller's, called where a training step left the "
+        "model in training mode (reported at the call; a callable handed a loss and an optimizer, "
+        "`loss_scaler(loss, optimizer)`, counts as a training step); and an evaluation helper of this file "
+        "when one caller passes the model right after a training step, whatever another caller passes."
     )
     what += (
         " "
