@@ -621,3 +621,24 @@ def test_script_level_code_is_checked_like_a_function():
             shape = probe(torch.zeros(1, 3, 8, 8)).shape
         """
     )
+
+
+def test_globals_that_are_not_models_are_not_evaluated_models():
+    # (a neutrally named helper calls `len` / `tqdm` / `DataLoader` under no_grad: not models)
+    check(
+        """
+        from tqdm import tqdm
+
+        def count_val_batches(loader):
+            with torch.no_grad():
+                return len(list(tqdm(loader)))
+
+        def fit(model, opt, loader, val_loader):
+            model.train()
+            for x in loader:
+                model(x).sum().backward()
+                opt.step()
+                n = len(x)
+            count_val_batches(val_loader)
+        """
+    )

@@ -827,7 +827,9 @@ if __name__ == "__main__":
         yield from lc.mapping.items()
         for mc in callee.model_calls:
             root = mc.key.split(".")[0]
-            if root not in callee.params and root not in callee.locals and root not in lc.mapping:
+            if root not in callee.params and root not in callee.locals and root not in lc.mapping and (
+                _MODEL_PARAM.search(mc.key)  # a global named as a model, not `len` / `tqdm`
+            ):
                 yield mc.key, mc.key
 
     def _evaluation_scope(self, mf: ModeFlow, scope: cst.FunctionDef) -> bool:
@@ -881,6 +883,8 @@ if __name__ == "__main__":
             return True
         if not tokens & {UNKNOWN, TRAINED, TRAIN, ENTRY}:
             return False  # rebound after the step (`net = load(...)`): another object
+        if not tokens & {UNKNOWN, TRAINED, TRAIN} and not _MODEL_PARAM.search(key):
+            return False  # a name nothing here switched and not named as a model (`len`, `tqdm`)
         root = key.split(".")[0]
         if not any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded):
             return False
