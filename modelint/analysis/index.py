@@ -263,14 +263,14 @@ class ProjectIndex:
         return first
 
     def step_or_switch_names(self) -> frozenset:
-        """Last names of the summarised functions that run a training step or switch a mode (a
-        rule's cheap filter before resolving a call)."""
+        """Last names of the summarised functions that run a training step, switch a mode, or run a
+        model argument under no_grad without a switch (a rule's cheap filter before resolving a call)."""
         if self._names is None:
             names = set()
             for mod, facts in self.modules.items():
                 for fname in facts.functions:
                     eff = self.effect(f"{mod}.{fname}")
-                    if eff is not None and (eff.steps or eff.exit or eff.returns or eff.decorators):
+                    if eff is not None and (eff.steps or eff.exit or eff.returns or eff.decorators or eff.infers):
                         names.add(fname.rsplit(".", 1)[-1])
             self._names = frozenset(names)
         return self._names

@@ -278,6 +278,17 @@ class LocalCall:
 
 
 @dataclass
+class ProjectCall:
+    """A call into a summarised function of the project (`modemodel.Effect`), with the state before it."""
+
+    node: cst.Call
+    effect: object
+    state: State
+    loops: Tuple[cst.CSTNode, ...] = ()
+    no_grad: bool = False  # made under no_grad / inference_mode / after volatile=True
+
+
+@dataclass
 class Binding:
     node: cst.CSTNode
     kind: str  # "alias" | "copy" | a CREATION_KINDS value | "other"
@@ -294,6 +305,7 @@ class ScopeFlow:
     steps: List[Step] = field(default_factory=list)
     model_calls: List[ModelCall] = field(default_factory=list)
     local_calls: List[LocalCall] = field(default_factory=list)
+    project_calls: List[ProjectCall] = field(default_factory=list)
     bindings: Dict[str, List[Binding]] = field(default_factory=dict)
     # id(call node) -> loops (outermost first) around a call that leaves something in eval mode
     site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = field(default_factory=dict)
@@ -623,6 +635,7 @@ class _ScopeAnalysis:
         self._steps: Dict[Tuple[int, int], Step] = {}
         self._model_calls: Dict[int, ModelCall] = {}
         self._local_calls: Dict[int, LocalCall] = {}
+        self._project_calls: Dict[int, ProjectCall] = {}
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
         self.has_optimizer_step = False
@@ -667,6 +680,7 @@ class _ScopeAnalysis:
             steps=steps,
             model_calls=list(self._model_calls.values()),
             local_calls=list(self._local_calls.values()),
+            project_calls=list(self._project_calls.values()),
             bindings=bindings,
             site_loops=self.site_loops,
             no_grad_scope=self.no_grad_scope,
@@ -974,6 +988,9 @@ class _ScopeAnalysis:
             last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
             if last in _WRAPPER_LAST and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
                 inner_key = key_of(peel(expr.args[0].value))
+                if inner_key is None and last != "deepcopy" and isinstance(expr.args[0].value, cst.Call):
+                    expr = expr.args[0].value  # `DataParallel(Net())`: the facts of the wrapped construction
+                    continue
                 tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
                 return tokens, ("copy" if last == "deepcopy" else "alias")
             return frozenset({BOUND}), "other"
@@ -995,6 +1012,8 @@ class _ScopeAnalysis:
         for r in effect.returns:
             if r == "from_pretrained":
                 out.add(Created("from_pretrained", call, self.mf.code(call)))
+            elif r == "load":  # weights loaded into a new model: it is in training mode
+                out.add(Created("load", call, self.mf.code(call)))
             elif r == "eval":
                 out.add(EvalSite(call, call, self.mf.code(call), (effect.qualname.rsplit(".", 1)[-1],),
                                  f"`{effect.qualname}`"))
@@ -1137,6 +1156,10 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
+            if _steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
+                self.has_optimizer_step = True
+                self.step(call, "optimizer", state)
+                return trained_after_step(state)
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
                 return trained_after_step(state)
@@ -1169,6 +1192,8 @@ class _ScopeAnalysis:
         shown = self.mf.code(call)
         loops = tuple(self.loops)
         self.site_loops[id(call)] = loops
+        self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
+                                                    bool(self.no_grad) or self.no_grad_scope or self.volatile)
         out = state
         targets = mapped_exit(effect, mapping, recv)
         for key, modes, line in targets:
@@ -1401,6 +1426,17 @@ class _ScopeAnalysis:
             else:  # the callee changed its mode on every path: its aliases here change too
                 out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def _steps_loss(call: cst.Call) -> bool:
+    """`loss_scaler(loss, optimizer, clip_grad=...)`: a lower-case callable handed a loss and an
+    optimizer (timm's NativeScaler in DeiT) steps it (`modemodel.loss_and_optimizer`)."""
+    from modelint.analysis.modemodel import loss_and_optimizer
+
+    name = call.func.value if isinstance(call.func, cst.Name) else ""
+    if not name or name[:1].isupper() or len(call.args) < 2:
+        return False
+    return loss_and_optimizer([key_of(peel(a.value)) for a in call.args if not a.star])
 
 
 def trained_after_step(state: State) -> State:

@@ -11,8 +11,9 @@ standard library's `ast` (the way the index reads class headers), into a small J
 `ProjectIndex.effect(qualname)` runs that program once per function (memoised), composing the
 effects of the calls it makes through the project's import aliases, into an `Effect`: the mode each
 parameter / `self.<attr>` has on exit ("eval", "train", "entry" = restored or unchanged, "unknown"),
-whether a training step runs, and what kind of value it returns (a freshly built or loaded model,
-a model in eval mode, a callable that runs a training step).
+whether a training step runs, what kind of value it returns (a freshly built or loaded model,
+a model in eval mode, a callable that runs a training step), and which arguments it runs while
+they are still in the mode they arrived in (`infers`: an evaluation helper that trusts its caller).
 
 Documented limits: only functions whose own text matches `_RELEVANT` (or that call one in the same
 file) are summarised; calls through objects whose class is not known are resolved by method name
@@ -34,11 +35,22 @@ from modelint.analysis.astnames import dotted_ast
 # A function is summarised when its text calls a mode switch or a method whose name says one
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
 # The IR's format: part of the cache key of a file's facts (`cache.Cache.file_key`), so a changed
-# format is never read from an old cache entry.
-IR_VERSION = 1
+# format is never read from an old cache entry. 2: the "load" return kind (a model that weights were
+# loaded into: `net.load_state_dict(...)` on a returned local, or `torch.load(...)` returned),
+# "eval" for a returned local switched with `.eval()` after it was bound, functions with no_grad /
+# inference_mode / volatile=True and evaluation-like names summarised, calls after `volatile=True` or
+# in a no-grad-decorated function marked as no-grad calls, `Effect.infers`, and a call handed a loss and
+# an optimizer recorded as an optimizer step.
+IR_VERSION = 2
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
-             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model")
+             b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model",
+             # inference: an evaluation helper that runs its model argument under no_grad without a
+             # switch (MDL302 follows it from a training loop in another file)
+             b"no_grad(", b"inference_mode(", b"volatile=True",
+             # and evaluation routines by name, whose caller may hold the no_grad (`with torch.no_grad():
+             # validation(model, ...)`); not `def test`: test suites would be summarised whole
+             b"def valid", b"def eval", b"def _eval", b"def _valid", b"def predict", b"def infer")
 _NAME = re.compile(rb"[ \t]*(\w+)")
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
@@ -183,6 +195,8 @@ class _Builder:
             last = func.rsplit(".", 1)[-1]
             if last == "from_pretrained":
                 return "from_pretrained"
+            if func == "torch.load":
+                return "load"
             if last == "deepcopy" and value.args:
                 return self.value_kind(value.args[0])
             if last[:1].isupper():
@@ -202,19 +216,29 @@ class _Builder:
 
     def call(self, call: ast.Call, out: list) -> None:
         func = call.func
+        if any(k.arg == "volatile" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords):
+            self.no_grad += 1  # pre-0.4 inference: the rest of the function runs without gradients
         if isinstance(func, ast.Attribute):
             attr, recv = func.attr, dotted_ast(_peel(func.value))
             if attr == "eval" and not call.args and recv:
                 out.append(["m", recv, "eval", self.line(call)])
+                if recv in self.kinds:  # `net = build(); net.eval(); return net` returns an eval model
+                    self.kinds[recv] = "eval"
                 return
             if attr == "train" and recv:
                 flag = _train_flag(call)
+                if recv in self.kinds and self.kinds[recv] == "eval":
+                    self.kinds[recv] = ""  # switched again: what is returned is not known to be in eval
                 if isinstance(flag, str):
                     value = "restore" if flag in self.saved else "unknown"
                 else:
                     value = "unknown" if flag is None else "train" if flag else "eval"
                 out.append(["m", recv, value, self.line(call)])
                 return
+            if attr == "load_state_dict" and recv and "." not in recv and not self.kinds.get(recv, "").startswith("construct:"):
+                # `net = torchvision.models.resnet18(); net.load_state_dict(...)`; `return net` returns a
+                # loaded model (a project class's construction keeps its "construct:" kind)
+                self.kinds[recv] = "load"
             if attr in ("backward", "manual_backward"):
                 out.append(["s", "b", self.line(call)])
                 return
@@ -231,7 +255,20 @@ class _Builder:
             return
         args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
         kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
-        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0])
+        # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT): a callable handed the
+        # loss and the optimizer steps it, when it is not a summarised function (7th field: 1)
+        steps = loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper()
+        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0, 1 if steps else 0])
+
+
+_LOSS = re.compile(r"(^|_)loss(es)?($|_)", re.IGNORECASE)
+
+
+def loss_and_optimizer(keys: List[Optional[str]]) -> bool:
+    """Arguments that name a loss (`loss`, `total_loss`; not `loss_scaler`) and an optimizer
+    (`optimizer`, `opt_g`)."""
+    last = [k.rsplit(".", 1)[-1] for k in keys if k]
+    return any(_LOSS.search(k) and not optimizer_name(k) for k in last) and any(optimizer_name(k) for k in last)
 
 
 def _has_step(events: list) -> bool:
@@ -391,9 +428,10 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
         return None
     fn = tree.body[0]
     builder = _Builder(line0)
+    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
+    builder.no_grad = sum(d.rsplit(".", 1)[-1] in _NO_GRAD_NAMES for d in decorators)  # `@torch.no_grad()`
     body = builder.body(fn.body)
     params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
-    decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
     return FunctionIR(params, body, builder.returns, line0, is_method, decorators)
 
 
@@ -420,6 +458,9 @@ class Effect:
     # keys run forward outside no_grad (`model(x)`, `self.net(x)`), in the function's own names:
     # the models a training step of the function trains (not a teacher run under no_grad)
     trains: FrozenSet[str] = frozenset()
+    # keys run while still in the mode they arrived in (no `model.eval()` before): (key, line of the
+    # first such run, 1 when under no_grad here / 0 otherwise); an evaluation that trusts its caller
+    infers: Tuple[Tuple[str, int, int], ...] = ()
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -457,6 +498,7 @@ class Evaluator:
         self.module, self.cls = module, cls
         self.steps: set = set()
         self.trains: set = set()
+        self.infers: Dict[str, Tuple[int, int]] = {}
         self.where: Dict[str, int] = {}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
         state = self.block(ir.body, {})
@@ -474,7 +516,8 @@ class Evaluator:
                 returns.add(r)
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
-                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains))
+                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
+                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())))
 
     def block(self, events: list, state):
         for e in events:
@@ -503,11 +546,16 @@ class Evaluator:
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
         quiet = len(e) > 5 and e[5]
-        recv, _, _ = callee_name.rpartition(".")
+        recv, _, last = callee_name.rpartition(".")
         if not quiet:
             self.trains.add(callee_name)
+        run = recv if last in ("forward", "generate") and recv else callee_name
+        if _get(state, run) == {"entry"} and (run not in self.infers or quiet and not self.infers[run][1]):
+            self.infers[run] = (line, 1 if quiet else 0)
         effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
         if effect is None:
+            if len(e) > 6 and e[6] and not quiet:
+                self.steps.add("o")  # `loss_scaler(loss, optimizer)`
             return state
         self.steps |= effect.steps
         if not quiet:
