@@ -662,6 +662,43 @@ def pick_one_file(spec: Optional[str], srcs: List[Tuple[str, Path]], files: List
     return own[len(own) // 2]
 
 
+def against(base: Path, srcs: List[Path], runs: int, timeout: float) -> int:
+    """`--against BASE`: the cold check (`--no-cache --no-config --jobs 1 --select MDL`) of this
+    tree and of BASE run as concurrent pairs, `runs` times; prints each pair's CPU seconds, the means
+    and their ratio. A pair shares the machine's load, so the ratio holds on a busy machine where
+    either number alone drifts by 20% (5 sessions on 2 cores)."""
+    scratch = Path(tempfile.mkdtemp(prefix="modelint-pairs-"))  # cwd: `python -m` puts it first on sys.path
+    cmd = [sys.executable, "-m", "modelint", "check", *map(str, srcs), "--no-cache", "--no-config", "--jobs", "1",
+           "--select", "MDL", "--exit-zero"]
+    trees = {"base": base.resolve(), "this": REPO_ROOT}
+    cpu: Dict[str, List[float]] = {k: [] for k in trees}
+    try:
+        for i in range(runs):
+            before = loadavg_text()
+            found: Dict[str, Sample] = {}
+
+            def one(key: str) -> None:
+                env = dict(os.environ, PYTHONPATH=str(trees[key]))
+                found[key] = run_measured(cmd, scratch, env, timeout)[0]
+
+            threads = [threading.Thread(target=one, args=(k,)) for k in trees]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for k in trees:
+                cpu[k].append(found[k].cpu)
+            print(f"pair {i + 1}: base {found['base'].cpu:.2f} s, this {found['this'].cpu:.2f} s CPU "
+                  f"(x{found['this'].cpu / found['base'].cpu:.3f}; peak MB {found['base'].max_rss_kb / 1024:.0f} / "
+                  f"{found['this'].max_rss_kb / 1024:.0f}); load average before: {before}", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    mb, mt = statistics.mean(cpu["base"]), statistics.mean(cpu["this"])
+    print(f"mean CPU: base {mb:.2f} s ({base}), this {mt:.2f} s ({REPO_ROOT}): ratio of means {mt / mb:.3f}; "
+          f"load average after: {loadavg_text()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench/speed.py",
@@ -687,6 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
                    help="kill a run after this long (default: %(default)g)")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write every sample to OUT as JSON")
+    p.add_argument("--against", type=Path, metavar="TREE",
+                   help="only compare the cold -j1 check's CPU with another checkout (e.g. `git worktree add "
+                   "/tmp/base REV`), --runs concurrent pairs")
     return p
 
 
@@ -710,6 +750,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except Exception as e:  # noqa: BLE001
             log(f"[{name}] fetch failed: {e}")
             return 1
+    if args.against is not None:
+        return against(args.against, [src for _, src in srcs], runs, args.timeout)
     files = [p.resolve() for _, src in srcs for p in corpus.iter_py(src)]
     lines = sum(corpus.count_py(src)[1] for _, src in srcs)
     one_file = pick_one_file(args.one_file, srcs, files, parser)

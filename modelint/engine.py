@@ -427,10 +427,13 @@ def _map(fn: Callable, items: Sequence, run: _Run, jobs: int, weights: Optional[
 
 
 def _with_bodies(facts: FileFacts, data: bytes, cache: Optional["Cache"], key: Optional[str]) -> FileFacts:
-    """`facts` with the file's class bodies (`analysis.classbodies`), from the cache when it has them."""
-    bodies = cache.get_bodies(key) if cache is not None and key else None
+    """`facts` with the file's class bodies (`analysis.classbodies`), from the cache when it has them.
+    Without a cache they are scanned when a rule first asks (`with_bodies`); with one, now: the
+    result cache's fingerprint (`project_fingerprint`) holds every file's bodies."""
+    if cache is None or not key:
+        return with_bodies(facts, data)
+    bodies = cache.get_bodies(key)
     if bodies is None:
         bodies = class_bodies(data, facts)
-        if cache is not None and key:
-            cache.put_bodies(key, bodies)
+        cache.put_bodies(key, bodies)
     return attach(facts, bodies)
