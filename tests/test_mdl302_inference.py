@@ -289,6 +289,41 @@ def test_held_out_batch_every_n_steps_in_the_training_loop():
     )
 
 
+def test_held_out_calls_that_are_not_the_model():
+    """Only the model is run in train mode: Python's builtins and plain functions called on held-out
+    data after the step (`enumerate(val_loader)`, `len(val_loader)`, an imported feature function)
+    are not models, even when the training loop called them too; the model call beside them is."""
+    check(
+        """
+        from features import log_mel, write_wav
+
+        def fit(gen, opt, loader, val_loader):
+            gen.train()
+            for epoch in range(3):
+                for i, (x, y) in enumerate(loader):
+                    feats = log_mel(x)
+                    gen(feats).sum().backward()
+                    opt.step()
+                    write_wav("train.wav", x)
+                with torch.no_grad():
+                    for j, batch in enumerate(val_loader):
+                        mel = log_mel(batch[0])
+                        write_wav("val.wav", batch[0])
+                    total = len(val_loader)
+
+        def fit_and_score(generator, opt, loader, val_loader):
+            generator.train()
+            for epoch in range(3):
+                for i, (x, y) in enumerate(loader):
+                    generator(x).sum().backward()
+                    opt.step()
+                with torch.no_grad():
+                    for j, batch in enumerate(val_loader):
+                        out = generator(batch[0])  # expect: MDL302
+        """
+    )
+
+
 def test_global_model_of_a_script_in_an_evaluation_function():
     src = """
         def train(epoch):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from modelint.analysis.astnames import dotted_ast
+from modelint.frameworks import PROFILES
 
 # A function is summarised when its text calls a mode switch or a method whose name says one
 # (`.eval(`, `.train(`, `.to_eval(`, `.set_train_mode(`), runs a training step, or builds / loads a model.
@@ -61,6 +62,10 @@ _SKIP_CALLS = frozenset({"print", "len", "range", "enumerate", "zip", "isinstanc
                          "list", "dict", "tuple", "set", "str", "int", "float", "format", "append", "item", "sum",
                          "min", "max", "mean", "to", "cuda", "cpu", "size", "view", "reshape", "zero_grad", "no_grad",
                          "inference_mode", "update", "log", "info", "debug", "warning", "join", "get", "items"})
+# Calls that load a whole pickled model (`torch.load(path)`): it keeps the mode it was saved in.
+_WHOLE_MODEL_LOADS = frozenset(
+    name for p in PROFILES for name, kind in p.model_loaders.items() if kind == "load")
+
 # Method names resolved across the project by name only: not the framework's own switches, steps
 # and forward (every module has them; their meaning is fixed).
 NOT_BY_NAME = frozenset({"train", "eval", "step", "forward", "backward", "__call__", "__init__", "zero_grad",
@@ -195,7 +200,7 @@ class _Builder:
             last = func.rsplit(".", 1)[-1]
             if last == "from_pretrained":
                 return "from_pretrained"
-            if func == "torch.load":
+            if func in _WHOLE_MODEL_LOADS:
                 return "load"
             if last == "deepcopy" and value.args:
                 return self.value_kind(value.args[0])

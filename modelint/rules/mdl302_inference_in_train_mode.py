@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
@@ -29,6 +30,22 @@ from modelint.rules.base import Rule
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
+# Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _model_like(key: str, tokens) -> bool:
+    """A callee that may be the trained model: switched or trained in this scope, created here as a
+    module, or named as a model. A name with none of these (`mel_spectrogram(...)`, `save_sample(...)`,
+    an imported function) was only *called* before the step, which does not make it a model: the
+    held-out check would otherwise take every function called in a training loop for one."""
+    if key.split(".")[0] in _BUILTINS:
+        return False
+    if tokens & {TRAIN, TRAINED} or any(isinstance(t, Created) for t in tokens):
+        return True
+    return bool(_MODEL_PARAM.search(key.split(".")[-1]))
+
+
 _MODEL_PARAM = re.compile(
     r"(^|_)(model|net|network|encoder|decoder|classifier|backbone|policy|generator|discriminator|detector|"
     r"predictor|unet|vae|student|actor|critic|regressor|segmenter)s?(_|$|\d)|(model|net)$",
@@ -895,7 +912,8 @@ if __name__ == "__main__":
         """A training step of this scope that runs the model comes before the call in the source
         (`loss.backward(); opt.step()` then, in the same loop, `model(val_x)`): whatever mode the
         model arrived in (`model.train(flag)`, a caller's switch), it was the training mode."""
-        if any(isinstance(t, EvalSite) for t in get(mc.state, mc.key)):
+        tokens = get(mc.state, mc.key)
+        if any(isinstance(t, EvalSite) for t in tokens) or not _model_like(mc.key, tokens):
             return False
         root = mc.key.split(".")[0]
         if not any(k == mc.key or k.split(".")[0] == root for k, _ in flow.forwarded):
