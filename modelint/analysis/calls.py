@@ -23,11 +23,16 @@ def dotted(expr: cst.CSTNode) -> Optional[str]:
 def callee_name(call: cst.Call) -> Optional[str]:
     """The last name of what is called: `dropout` for `F.dropout(...)` and `dropout(...)`; None for
     `f()()` and other computed callees. A cheap first filter before `ctx.resolve`."""
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    if isinstance(func, cst.Name):
-        return func.value
+    return terminal_name(call.func)
+
+
+def terminal_name(expr: cst.CSTNode) -> Optional[str]:
+    """The last name of a dotted expression: `eval_mode` for `utils.eval_mode` and `eval_mode`;
+    None for anything else (a call, a subscript)."""
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    if isinstance(expr, cst.Name):
+        return expr.value
     return None
 
 

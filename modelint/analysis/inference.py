@@ -28,7 +28,7 @@ from typing import Dict, Iterable, Optional
 
 import libcst as cst
 
-from modelint.analysis.calls import literal_value, NOT_LITERAL
+from modelint.analysis.calls import literal_value, NOT_LITERAL, terminal_name
 
 # Names of data held out from training: a loop over `val_loader`, a call on `test_x`, `held_out`.
 # (`testloader`, `valset`, `test_dl`: the data word may be glued on.)
@@ -75,13 +75,7 @@ def eval_context_name(name: Optional[str], grad_context_names: Iterable[str]) ->
 
 def last_name(expr: cst.CSTNode) -> Optional[str]:
     """`evaluating(model)` / `utils.eval_mode` / `@x.y()` -> the last name called or named."""
-    if isinstance(expr, cst.Call):
-        expr = expr.func
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    return None
+    return terminal_name(expr.func if isinstance(expr, cst.Call) else expr)
 
 
 def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, cst.CSTNode], depth: int = 0) -> bool:

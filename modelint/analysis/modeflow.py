@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -293,6 +293,20 @@ class Binding:
     node: cst.CSTNode
     kind: str  # "alias" | "copy" | a CREATION_KINDS value | "other"
     loops: Tuple[cst.CSTNode, ...]
+
+
+def _returned(tokens: Iterable, call: cst.CSTNode, name: str) -> FrozenSet:
+    """A file-local function's returned facts as seen at `call`: the callee's own entry state is
+    whatever the caller bound, and an eval site inside it is reached through `name`."""
+    out: Set = set()
+    for t in tokens:
+        if t is ENTRY:
+            out.add(BOUND)
+        elif isinstance(t, EvalSite):
+            out.add(EvalSite(call, t.eval_node, t.shown, (name,) + t.via))
+        else:
+            out.add(t)
+    return frozenset(out)
 
 
 @dataclass
@@ -966,15 +980,7 @@ class _ScopeAnalysis:
                 if summary is None or not summary.returns:
                     return frozenset({BOUND}), "other"
                 name = resolved[0].name.value
-                out: Set = set()
-                for t in summary.returns:
-                    if t is ENTRY:
-                        out.add(BOUND)
-                    elif isinstance(t, EvalSite):
-                        out.add(EvalSite(expr, t.eval_node, t.shown, (name,) + t.via))
-                    else:
-                        out.add(t)
-                return frozenset(out), "other"
+                return _returned(summary.returns, expr, name), "other"
             kind = self.creation_kind(expr)
             if kind == "construct":
                 inner = self.wrapped_eval(expr, state)
@@ -1236,15 +1242,7 @@ class _ScopeAnalysis:
         name = resolved[0].name.value
         out: Dict[int, FrozenSet] = {}
         for i, tokens in summary.tuple_returns.items():
-            mapped: Set = set()
-            for t in tokens:
-                if t is ENTRY:
-                    mapped.add(BOUND)
-                elif isinstance(t, EvalSite):
-                    mapped.add(EvalSite(call, t.eval_node, t.shown, (name,) + t.via))
-                else:
-                    mapped.add(t)
-            out[i] = frozenset(mapped)
+            out[i] = _returned(tokens, call, name)
         return out
 
     def _bind_facts(self, target: cst.CSTNode, tokens: FrozenSet, state: State, node: cst.CSTNode) -> State:
