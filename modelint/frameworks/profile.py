@@ -181,6 +181,10 @@ class Profile:
     stateless_call_method: str = ""
     # Calls that build a whole model from layers (`keras.Sequential`, `keras.Model`).
     model_constructors: FrozenSet[str] = frozenset()
+    # Tensor methods that build a fresh tensor (`x.new_zeros(())`), and casts / moves that keep a fresh
+    # tensor fresh (`torch.zeros(()).to(device)`): MDL105 asks whether a value is a leaf built right here.
+    tensor_factory_methods: FrozenSet[str] = frozenset()
+    tensor_cast_methods: FrozenSet[str] = frozenset()
 
     # The profiles a merged profile stands for (a file that imports several frameworks), else ().
     parts: Tuple["Profile", ...] = ()
