@@ -65,6 +65,33 @@ PAIRS = [
         """,
     ),
     (
+        "default-helper-thunk-named-first",
+        """
+        class Sampler(nn.Module):
+            def forward(self, x, eps=None, t=None, **extra):
+                draw = lambda: torch.randn_like(x)
+                eps = default(eps, draw)
+
+                def pick_t():
+                    return torch.randint(0, self.steps, (x.shape[0],), device=x.device)
+                t = default(t, pick_t)
+                shift = default(extra.pop("shift", None), lambda: torch.rand(x.shape[0], 1))
+                return self.net(x + eps + shift, t)
+        """,
+        """
+        class Sampler(nn.Module):
+            def forward(self, x, eps=None, t=None, **extra):
+                draw = lambda: torch.randn_like(x)  # expect: MDL104
+                eps = default(eps, draw) + draw()     # the thunk also runs unconditionally
+
+                def pick_t():
+                    return torch.randint(0, self.steps, (x.shape[0],), device=x.device)  # expect: MDL104
+                t = default(x, pick_t)                # fills in nothing the caller may leave out
+                shift = default(extra["shift"], lambda: torch.rand(x.shape[0], 1))  # expect: MDL104
+                return self.net(x + eps + shift, t)
+        """,
+    ),
+    (
         "knob-scaled-and-guarded",
         """
         class StyleBlock(nn.Module):
