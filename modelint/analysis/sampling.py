@@ -844,3 +844,61 @@ _OBJECTIVE_CLASS = re.compile(r"(ForPre[Tt]raining|Pre[Tt]rainer|Objective)$")
 
 def objective_class(name: str) -> bool:
     return bool(_OBJECTIVE_CLASS.search(name))
+
+
+# Attributes and calls of a tensor that read only its size, placement or type, never its values.
+_SIZE_ATTRS = frozenset({"shape", "device", "dtype", "ndim"})
+_SIZE_METHODS = frozenset({"size", "dim", "numel", "get_device"})
+_SIZE_KEYWORDS = frozenset({"size", "device", "dtype", "layout", "pin_memory", "requires_grad", "low", "high"})
+
+
+def sizes_only_inputs(ctx, forward: Optional[cst.FunctionDef]) -> bool:
+    """A sampler module: `forward` has no input whose *values* it computes with - every parameter (there may
+    be none) is read only to size, place or type the draws (`torch.randn(n, self.dim, device=device)`,
+    `x.shape[0]`, `len(x)`, `x.device`, `torch.randn_like(x)`). Its output is a function of its own draws and parameters alone (a GAN
+    generator fed from its own latent, a learned prior's sampler): there is no input for eval to be
+    deterministic about, so the randomness is the computation. `*args` / `**kwargs` may carry data: not one."""
+    if forward is None or forward.params.star_arg not in (None, cst.MaybeSentinel.DEFAULT) or forward.params.star_kwarg:
+        return False
+    facts = ctx.function_facts(forward)
+    params = facts.params - {first_param(forward) or "self"}
+    sizers = ctx.framework.size_argument_calls
+    for node in mode_analysis.loads(forward.body):
+        if isinstance(node, cst.Name) and node.value in params and not _sizes_a_draw(ctx, facts.chain(node), sizers):
+            return False
+    return True
+
+
+def _sizes_a_draw(ctx, chain: List[cst.CSTNode], sizers: FrozenSet[str]) -> bool:
+    """Is chain[-1] (a parameter's read) used only as a size / device / dtype argument of a draw or factory,
+    through tuples, arithmetic, `x.shape[0]`, `x.size(1)`, `x.device` and `len(x)`?"""
+    i = len(chain) - 1
+    while i > 0:
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(parent, cst.Attribute) and child is parent.value:
+            if parent.attr.value in _SIZE_ATTRS:
+                i -= 1
+                continue
+            grand = chain[i - 2] if i >= 2 else None
+            if parent.attr.value in _SIZE_METHODS and isinstance(grand, cst.Call) and grand.func is parent:
+                i -= 2
+                continue
+            return False
+        if isinstance(parent, cst.Arg):
+            call = chain[i - 2] if i >= 2 else None
+            if not isinstance(call, cst.Call):
+                return False
+            if isinstance(call.func, cst.Name) and call.func.value == "len":
+                i -= 2
+                continue
+            keyword = parent.keyword.value if parent.keyword is not None else None
+            q = ctx.resolve(call.func) if isinstance(call.func, (cst.Name, cst.Attribute)) else None
+            return q in sizers and (keyword is None or keyword in _SIZE_KEYWORDS)
+        if isinstance(parent, cst.Subscript) and child is parent.value and isinstance(child, cst.Name):
+            return False  # `x[0]`: a value of the input
+        if isinstance(parent, (cst.Tuple, cst.List, cst.Element, cst.BinaryOperation, cst.UnaryOperation,
+                               cst.Subscript, cst.SubscriptElement, cst.Index)):
+            i -= 1
+            continue
+        return False
+    return False
