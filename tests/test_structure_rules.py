@@ -295,7 +295,7 @@ def test_mdl204_receivers():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(2, 2)
+            self.fc = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1))
             self.training = False                  # children built above keep training=True
 
     class State:
