@@ -56,7 +56,7 @@ from modelint.rules import all_rules  # noqa: E402
 
 ALL = tuple(sorted(set(resolve_selection(None, (), ())) | {"MDL001"} | {r.code for r in all_rules()}))
 OPTIONS = {
-    "MDL101": {"report-always-on": True},
+    "MDL101": {"report-always-on": True, "report-explicit-always-on": True},
     "MDL302": {"check-parameters": True},
     "MDL401": {"report-checkpointing": True},
     "MDL104": {"report-by-design": True},  # issue 15: objectives, noise sources, VAE posteriors

@@ -48,7 +48,7 @@ def test_change_in_another_file_invalidates_dependent_findings(run, write):
 
 
 def test_config_change_invalidates(run, write):
-    write("m.py", BUGGY.replace("F.dropout(x, 0.1)", "F.dropout(x, 0.1, training=True)"))
+    write("m.py", BUGGY.replace("F.dropout(x, 0.1)", "F.dropout(F.dropout(x, 0.1, training=self.training), 0.1, training=True)"))
     assert run("check", "m.py").code == 1
     write("pyproject.toml", "[tool.modelint.rules.MDL101]\nreport-always-on = false\n")
     assert run("check", "m.py").code == 0

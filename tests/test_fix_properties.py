@@ -24,7 +24,7 @@ from modelint.rules import all_rules
 hypothesmith = pytest.importorskip("hypothesmith")
 
 ALL = tuple(sorted(set(resolve_selection(None, (), ())) | {r.code for r in all_rules()}))
-OPTIONS = {"MDL401": {"report-checkpointing": True}}
+OPTIONS = {"MDL401": {"report-checkpointing": True}, "MDL101": {"report-explicit-always-on": True}}
 EXAMPLES = int(os.environ.get("MODELINT_FIX_EXAMPLES", "40"))
 
 

@@ -65,6 +65,33 @@ PAIRS = [
         """,
     ),
     (
+        "default-helper-thunk-named-first",
+        """
+        class Sampler(nn.Module):
+            def forward(self, x, eps=None, t=None, **extra):
+                draw = lambda: torch.randn_like(x)
+                eps = default(eps, draw)
+
+                def pick_t():
+                    return torch.randint(0, self.steps, (x.shape[0],), device=x.device)
+                t = default(t, pick_t)
+                shift = default(extra.pop("shift", None), lambda: torch.rand(x.shape[0], 1))
+                return self.net(x + eps + shift, t)
+        """,
+        """
+        class Sampler(nn.Module):
+            def forward(self, x, eps=None, t=None, **extra):
+                draw = lambda: torch.randn_like(x)  # expect: MDL104
+                eps = default(eps, draw) + draw()     # the thunk also runs unconditionally
+
+                def pick_t():
+                    return torch.randint(0, self.steps, (x.shape[0],), device=x.device)  # expect: MDL104
+                t = default(x, pick_t)                # fills in nothing the caller may leave out
+                shift = default(extra["shift"], lambda: torch.rand(x.shape[0], 1))  # expect: MDL104
+                return self.net(x + eps + shift, t)
+        """,
+    ),
+    (
         "knob-scaled-and-guarded",
         """
         class StyleBlock(nn.Module):
@@ -337,6 +364,30 @@ PAIRS = [
         """,
     ),
     (
+        "sampler-without-data-input",
+        """
+        class LatentGenerator(nn.Module):
+            def forward(self, n, device=None):
+                z = torch.randn(n, self.latent_dim, device=device)
+                return self.decoder(z)
+
+        class PriorSampler(nn.Module):
+            def forward(self, like):
+                eps = torch.randn(like.shape[0], self.k, device=like.device)
+                return self.loc + self.scale * eps + 0 * torch.rand(len(like), 1)
+        """,
+        """
+        class ConditionalGenerator(nn.Module):        # the condition's values are data
+            def forward(self, cond):
+                z = torch.randn(cond.shape[0], self.latent_dim, device=cond.device)  # expect: MDL104
+                return self.decoder(torch.cat([z, cond], 1))
+
+        class Indexed(nn.Module):
+            def forward(self, counts):
+                return self.decoder(torch.randn(counts[0], 3))  # expect: MDL104
+        """,
+    ),
+    (
         "comment-says-eval-too",
         """
         class Prenet(nn.Module):
@@ -427,6 +478,7 @@ def test_invalid_twin_is_reported(pattern, valid, invalid):
 
 @pytest.mark.parametrize("name", ["objective-returns-a-loss", "noise-source", "vae-reparameterisation",
                                   "named-for-its-draw", "comment-says-eval-too", "pretraining-class",
+                                  "sampler-without-data-input",
                                   "branch-returns-a-loss"])
 def test_report_objectives_option_brings_the_deliberate_findings_back(name):
     valid = _source(dict((p[0], p[1]) for p in PAIRS)[name])

@@ -423,3 +423,41 @@ MDL104_IDIOM_CASES = [
 @pytest.mark.parametrize("case", MDL104_IDIOM_CASES, ids=lambda c: f"{c.code}-{c.id}")
 def test_mdl104_idiom_removed_is_found(case: Case):
     test_injected_bug_is_found(case)
+
+
+# Issue 15 (helper r15b): the patterns that stay reported beside each new exemption.
+def _train_without_default_or_super(node: cst.FunctionDef) -> cst.FunctionDef:
+    """`def train(self, mode=True): super().train(mode); ...` -> `def train(self, mode): ...`."""
+    params = list(node.params.params)
+    params[1] = params[1].with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT)
+    body = [s for s in node.body.body if not statement_is(s, "super().train(mode)")]
+    return node.with_changes(params=node.params.with_changes(params=params), body=node.body.with_changes(body=body))
+
+
+ISSUE15_CASES = [
+    # MDL101: one call of a class that passes the mode elsewhere gets a literal `training=True`
+    Case("literal-true-beside-mode", "MDL101", "fixtures/transformer/block.py",
+         lambda n, p: isinstance(n, cst.Arg) and n.keyword is not None and n.keyword.value == "training"
+         and code(n.value) == "self.training" and is_call(p(n), "F.dropout") and has_kw(p(n), "p"),
+         lambda n: n.with_changes(value=expr("True"))),
+    # MDL203: `mode` loses its default (loud, left to the option) and the override stops delegating (silent)
+    Case("train-no-default-no-super", "MDL203", "fixtures/forward/state.py",
+         lambda n, p: isinstance(n, cst.FunctionDef) and n.name.value == "train", _train_without_default_or_super),
+    # MDL204: the flag assigned in `__init__` of a module with batch norm and dropout below it
+    Case("training-flag-in-init-of-mode-dependent-module", "MDL204", "fixtures/structure/models.py",
+         lambda n, p: statement_is(n, "self.drop_rate = drop_rate"),
+         lambda n: cst.FlattenSentinel([n, *statements("self.training = False\n")])),
+    # MDL105: the mode decides whether the *input* tracks gradients (not a fresh leaf)
+    Case("mode-decides-input-requires-grad", "MDL105", "fixtures/transformer/block.py",
+         *prepend_to_function("forward", "x = x.detach().requires_grad_(self.training)\n", "self.p, self.training")),
+    # MDL104: a thunk bound first is also called directly: the draw runs on every forward
+    Case("fill-in-thunk-also-called", "MDL104", "fixtures/forward/idioms.py",
+         lambda n, p: statement_is(n, "noise = default(noise, lambda: torch.randn_like(x))"),
+         lambda n: cst.FlattenSentinel(statements("draw = lambda: torch.randn_like(x)\n"
+                                                  "noise = default(noise, draw) + 0.01 * draw()\n"))),
+]
+
+
+@pytest.mark.parametrize("case", ISSUE15_CASES, ids=lambda c: f"{c.code}-{c.id}")
+def test_issue15_pattern_still_caught(case: Case):
+    test_injected_bug_is_found(case)

@@ -38,7 +38,7 @@ ALL = tuple(sorted(set(resolve_selection(None, (), ())) | {"MDL001"} | {r.code f
 # Options that switch on optional sub-checks (the others are on by default; spelled out so that a
 # changed default does not silently narrow this test).
 OPTIONS = {
-    "MDL101": {"report-always-on": True},
+    "MDL101": {"report-always-on": True, "report-explicit-always-on": True},
     "MDL302": {"check-parameters": True},
     "MDL401": {"report-checkpointing": True},
     "MDL104": {"report-by-design": True},  # issue 15: objectives, noise sources, VAE posteriors

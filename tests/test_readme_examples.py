@@ -74,7 +74,7 @@ def test_the_suppression_example_suppresses_both_lines_and_each_comment_is_used(
     r = _modelint("check", "bare.py", "--output-format", "json", cwd=tmp_path)
     import json
 
-    assert [(f["line"], f["code"]) for f in json.loads(r.stdout)] == [(7, "MDL101"), (8, "MDL101")], r.stdout
+    assert [(f["line"], f["code"]) for f in json.loads(r.stdout)] == [(8, "MDL101"), (9, "MDL101")], r.stdout
 
 
 def test_the_configuration_example_loads_and_validates():

@@ -283,7 +283,8 @@ def test_session_suppress_and_incremental_change(session):
 
 def test_session_unsafe_fix_is_marked_and_not_preferred(session):
     client, path = session
-    text = BUGGY.replace("F.dropout(x, 0.5)", "F.dropout(x, 0.5, training=True)")
+    # a literal training=True beside a call that passes the mode (MDL101 reports only that one by default)
+    text = BUGGY.replace("F.dropout(x, 0.5)", "F.dropout(F.dropout(x, 0.1, training=self.training), 0.5, training=True)")
     uri = open_doc(client, path, text)
     (diag,) = diagnostics(client, uri, 1)
     actions = client.request("textDocument/codeAction", {

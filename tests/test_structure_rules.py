@@ -180,7 +180,6 @@ def test_mdl202_argument_rules():
     "body,level",
     [
         ("def train(self, loader):\n        pass", "error"),
-        ("def train(self, mode):\n        return super().train(mode)", "error"),
         ("def train(self, mode=True):\n        self.x = 1\n        return self", "warning"),
         ("def train(self, mode=True):\n        self.x = 1", "warning"),
         ("def train(self, mode=True):\n        super().train(mode)", "info"),
@@ -201,6 +200,7 @@ LOUD_SIGNATURES = [
     "def train(self, mode=True, *, loader):\n        pass",
     "def eval(self, loader):\n        pass",
     "def eval(self, *, loader):\n        pass",
+    "def train(self, mode):\n        return super().train(mode)",  # `model.train()` raises; `train(False)` works
 ]
 SILENT_TWINS = [  # each takes `train(False)` / `eval()` and does the wrong thing without an error
     "def train(self, loader, epochs=1):\n        pass",
@@ -226,6 +226,17 @@ def test_mdl203_silent_signature_clashes_stay_reported(body):
         found = reports(src, "MDL203", options)
         assert [r.level for r in found] == ["error"], options
         assert "=False` instead of switching modes" in found[0].message
+
+
+def test_mdl203_mode_without_default_still_has_its_body_judged():
+    """`train(self, mode)` is loud only for `model.train()` without an argument; every other call switches
+    modes, so by default its body is judged like any override's (here: no delegation, no `return self`)."""
+    src = "import torch.nn as nn\n\nclass M(nn.Module):\n    def train(self, mode):\n        self.x = mode\n"
+    found = reports(src, "MDL203")
+    assert [r.level for r in found] == ["warning"] and "super().train(mode)" in found[0].message
+    assert "TypeError" not in found[0].message
+    (clash,) = reports(src, "MDL203", {"report-signature-clashes": True})
+    assert clash.level == "error" and "has no default" in clash.message
 
 
 def test_mdl203_option_reaches_the_rule_through_check_source():
@@ -284,7 +295,7 @@ def test_mdl204_receivers():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(2, 2)
+            self.fc = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1))
             self.training = False                  # children built above keep training=True
 
     class State:

@@ -327,7 +327,9 @@ def _patterns(fw: Profile):
         calls = re.compile(rb"[A-Z]\w*[ \t]*\(|(?:%s)[ \t]*\(" % b"|".join(n.encode() for n in lower))
         layers = b"|".join(re.escape(n.encode()) for n in sorted(fw.mode_sensitive_layers, key=len, reverse=True))
         refs = re.compile(rb"(?:%s)\b(?![ \t]*\()" % layers)
-        mode = re.compile(rb"self\." + fw.mode_attr.encode() + rb"\b")
+        # a read, not a store: `self.training = False` sets the flag and computes nothing mode-dependent
+        # (MDL204 asks whether such a module has anything the flag could disagree with)
+        mode = re.compile(rb"self\." + fw.mode_attr.encode() + rb"\b(?![ \t]*=(?!=))")
         found = _PATTERNS[fw.name] = (calls, refs, mode)
     return found
 

@@ -375,10 +375,17 @@ def _optional_params(fn: cst.CSTNode) -> FrozenSet[str]:
 def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_verdict) -> bool:
     """`noise = default(noise, lambda: torch.randn_like(x))`: the draw is the fallback (a lambda, or the
     value itself) of a call whose first argument is an optional parameter of the function, so the op
-    only fills in what the caller did not pass. `helper_verdict(call)` says whether the helper is a
-    default helper (`analysis.fillins`) when its body is known (this file, or another checked file by
-    the index); None (a helper from outside the checked files) leaves it to the call's shape alone."""
-    optional = None
+    only fills in what the caller did not pass. The fallback may also be a thunk named first (`make =
+    lambda: torch.randn_like(x)` or a nested `def make(): ...`, then `default(noise, make)`), and the
+    optional value a lookup in the function's `**kwargs` (`kwargs.get("noise")`, `kwargs.pop("noise",
+    None)`). `helper_verdict(call)` says whether the helper is a default helper (`analysis.fillins`) when
+    its body is known (this file, or another checked file by the index); None (a helper from outside the
+    checked files) leaves it to the call's shape alone."""
+    inner = next((i for i in range(len(chain) - 1, 0, -1) if isinstance(chain[i], (cst.Lambda, cst.FunctionDef))), None)
+    thunk = _thunk_name(chain[inner - 1], chain[inner]) if inner is not None else None
+    scope = next((n for n in reversed(chain[:inner - 1]) if isinstance(n, cst.FunctionDef)), None) if thunk else None
+    if scope is not None:  # (a method itself is no thunk: nothing encloses it but its class)
+        return _fills_through(scope, thunk, helper_verdict)
     for i in range(len(chain) - 1, 0, -1):
         parent, child = chain[i - 1], chain[i]
         if isinstance(child, _STATEMENT_TYPES) or isinstance(child, cst.FunctionDef):
@@ -386,17 +393,73 @@ def fills_default(chain: List[cst.CSTNode], fn: cst.CSTNode, helper_verdict) -> 
         if not (isinstance(parent, cst.Arg) and isinstance(chain[i - 2] if i >= 2 else None, cst.Call)):
             continue
         call = chain[i - 2]
-        args = [a for a in call.args if a.keyword is None]
-        if len(args) < 2 or parent is args[0] or parent not in args[1:2]:
-            continue
-        first = args[0].value
-        if optional is None:
-            optional = _optional_params(fn) if isinstance(fn, cst.FunctionDef) else frozenset()
-        if not (isinstance(first, cst.Name) and first.value in optional):
-            continue
-        verdict = helper_verdict(call)
-        return verdict is None or verdict
+        if _fallback_arg(call) is parent and _optional_value(call, fn if isinstance(fn, cst.FunctionDef) else None):
+            verdict = helper_verdict(call)
+            return verdict is None or verdict
     return False
+
+
+def _fallback_arg(call: cst.Call) -> Optional[cst.Arg]:
+    """The second positional argument of a call with at least two (the fallback of `default(value, fallback)`)."""
+    args = [a for a in call.args if a.keyword is None and not a.star]
+    return args[1] if len(args) >= 2 else None
+
+
+def _optional_value(call: cst.Call, fn: Optional[cst.FunctionDef]) -> bool:
+    """Is the first argument of `call` a value the caller may leave out: an optional parameter of `fn`, or a
+    `.get(key)` / `.pop(key, None)` lookup in its `**kwargs`?"""
+    if fn is None:
+        return False
+    first = next(a for a in call.args if a.keyword is None and not a.star).value
+    if isinstance(first, cst.Name):
+        return first.value in _optional_params(fn)
+    star = fn.params.star_kwarg
+    if star is None or not isinstance(first, cst.Call) or not isinstance(first.func, cst.Attribute):
+        return False
+    receiver, method = first.func.value, first.func.attr.value
+    if not (isinstance(receiver, cst.Name) and receiver.value == star.name.value):
+        return False
+    if method == "get":
+        return len(first.args) in (1, 2) and (len(first.args) == 1 or _is_none(first.args[1].value))
+    return method == "pop" and len(first.args) == 2 and _is_none(first.args[1].value)
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+def _thunk_name(parent: cst.CSTNode, child: cst.CSTNode) -> Optional[str]:
+    """`make = lambda: <draw>` (parent the assignment, child the lambda) or a nested `def make(): ...`
+    (child the definition): the local name the thunk is bound to."""
+    if isinstance(child, cst.Lambda) and isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+        target = parent.targets[0].target
+        return target.value if isinstance(target, cst.Name) else None
+    if isinstance(child, cst.FunctionDef) and isinstance(parent, cst.IndentedBlock):
+        return child.name.value
+    return None
+
+
+def _fills_through(scope: cst.FunctionDef, thunk: str, helper_verdict) -> bool:
+    """Is the local thunk `thunk` used only as the fallback of fill-in calls of `scope` (at least one)?"""
+    uses = [n for n in descendants(scope.body) if isinstance(n, cst.Name) and n.value == thunk]
+    calls = [n for n in descendants(scope.body) if isinstance(n, cst.Call)]
+    fallbacks = [c for c in calls if isinstance(getattr(_fallback_arg(c), "value", None), cst.Name)
+                 and _fallback_arg(c).value.value == thunk]
+    if not fallbacks or len(uses) != len(fallbacks) + _bindings(scope, thunk):
+        return False  # also called or passed somewhere else: the draw may run unconditionally
+    for call in fallbacks:
+        verdict = helper_verdict(call)
+        if not _optional_value(call, scope) or verdict is False:
+            return False
+    return True
+
+
+def _bindings(scope: cst.FunctionDef, name: str) -> int:
+    """How many `name = ...` targets and `def name` bind `name` in `scope` (each holds a Name node that is
+    not a use)."""
+    return sum(1 for n in descendants(scope.body)
+               if (isinstance(n, cst.AssignTarget) and isinstance(n.target, cst.Name) and n.target.value == name)
+               or (isinstance(n, cst.FunctionDef) and n.name.value == name))
 
 
 def _multipliers(chain: List[cst.CSTNode]) -> Iterator[cst.BaseExpression]:
@@ -781,3 +844,61 @@ _OBJECTIVE_CLASS = re.compile(r"(ForPre[Tt]raining|Pre[Tt]rainer|Objective)$")
 
 def objective_class(name: str) -> bool:
     return bool(_OBJECTIVE_CLASS.search(name))
+
+
+# Attributes and calls of a tensor that read only its size, placement or type, never its values.
+_SIZE_ATTRS = frozenset({"shape", "device", "dtype", "ndim"})
+_SIZE_METHODS = frozenset({"size", "dim", "numel", "get_device"})
+_SIZE_KEYWORDS = frozenset({"size", "device", "dtype", "layout", "pin_memory", "requires_grad", "low", "high"})
+
+
+def sizes_only_inputs(ctx, forward: Optional[cst.FunctionDef]) -> bool:
+    """A sampler module: `forward` has no input whose *values* it computes with - every parameter (there may
+    be none) is read only to size, place or type the draws (`torch.randn(n, self.dim, device=device)`,
+    `x.shape[0]`, `len(x)`, `x.device`, `torch.randn_like(x)`). Its output is a function of its own draws and parameters alone (a GAN
+    generator fed from its own latent, a learned prior's sampler): there is no input for eval to be
+    deterministic about, so the randomness is the computation. `*args` / `**kwargs` may carry data: not one."""
+    if forward is None or forward.params.star_arg not in (None, cst.MaybeSentinel.DEFAULT) or forward.params.star_kwarg:
+        return False
+    facts = ctx.function_facts(forward)
+    params = facts.params - {first_param(forward) or "self"}
+    sizers = ctx.framework.size_argument_calls
+    for node in mode_analysis.loads(forward.body):
+        if isinstance(node, cst.Name) and node.value in params and not _sizes_a_draw(ctx, facts.chain(node), sizers):
+            return False
+    return True
+
+
+def _sizes_a_draw(ctx, chain: List[cst.CSTNode], sizers: FrozenSet[str]) -> bool:
+    """Is chain[-1] (a parameter's read) used only as a size / device / dtype argument of a draw or factory,
+    through tuples, arithmetic, `x.shape[0]`, `x.size(1)`, `x.device` and `len(x)`?"""
+    i = len(chain) - 1
+    while i > 0:
+        parent, child = chain[i - 1], chain[i]
+        if isinstance(parent, cst.Attribute) and child is parent.value:
+            if parent.attr.value in _SIZE_ATTRS:
+                i -= 1
+                continue
+            grand = chain[i - 2] if i >= 2 else None
+            if parent.attr.value in _SIZE_METHODS and isinstance(grand, cst.Call) and grand.func is parent:
+                i -= 2
+                continue
+            return False
+        if isinstance(parent, cst.Arg):
+            call = chain[i - 2] if i >= 2 else None
+            if not isinstance(call, cst.Call):
+                return False
+            if isinstance(call.func, cst.Name) and call.func.value == "len":
+                i -= 2
+                continue
+            keyword = parent.keyword.value if parent.keyword is not None else None
+            q = ctx.resolve(call.func) if isinstance(call.func, (cst.Name, cst.Attribute)) else None
+            return q in sizers and (keyword is None or keyword in _SIZE_KEYWORDS)
+        if isinstance(parent, cst.Subscript) and child is parent.value and isinstance(child, cst.Name):
+            return False  # `x[0]`: a value of the input
+        if isinstance(parent, (cst.Tuple, cst.List, cst.Element, cst.BinaryOperation, cst.UnaryOperation,
+                               cst.Subscript, cst.SubscriptElement, cst.Index)):
+            i -= 1
+            continue
+        return False
+    return False

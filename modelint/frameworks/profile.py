@@ -181,6 +181,13 @@ class Profile:
     stateless_call_method: str = ""
     # Calls that build a whole model from layers (`keras.Sequential`, `keras.Model`).
     model_constructors: FrozenSet[str] = frozenset()
+    # Tensor methods that build a fresh tensor (`x.new_zeros(())`), and casts / moves that keep a fresh
+    # tensor fresh (`torch.zeros(()).to(device)`): MDL105 asks whether a value is a leaf built right here.
+    tensor_factory_methods: FrozenSet[str] = frozenset()
+    tensor_cast_methods: FrozenSet[str] = frozenset()
+    # Draws and factories whose positional arguments are sizes (or a tensor read for its shape only:
+    # `torch.randn_like(x)`), never values: MDL104's sampler test (`analysis.sampling.sizes_only_inputs`).
+    size_argument_calls: FrozenSet[str] = frozenset()
 
     # The profiles a merged profile stands for (a file that imports several frameworks), else ().
     parts: Tuple["Profile", ...] = ()

@@ -242,6 +242,13 @@ TORCH = Profile(
         "torch." + n
         for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")
     ),
+    tensor_factory_methods=frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"}),
+    size_argument_calls=frozenset(
+        "torch." + n for n in ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
+                               "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "arange")
+    ),
+    tensor_cast_methods=frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "long", "int", "bool",
+                                   "type", "type_as", "contiguous", "view", "reshape", "expand", "squeeze", "unsqueeze"}),
     # --- random sampling
     sampling_calls=frozenset(
         {

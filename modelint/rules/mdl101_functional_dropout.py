@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from modelint.analysis.alwayson import ModeTies
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.rules.training_fixes import pass_training, replace_training
 from modelint.rules.base import Rule
@@ -16,7 +17,18 @@ class FunctionalDropoutIgnoresMode(Rule):
         "Reports calls to `F.dropout`, `F.dropout1d`, `F.dropout2d` and `F.dropout3d` inside an "
         "`nn.Module` that do not pass `training=` (by keyword or as the third positional argument), "
         "and calls that pass a literal `training=True`. Outside module classes, it reports such a call "
-        "inside a function that has a `training`-like parameter the call ignores."
+        "inside a function that has a `training`-like parameter the call ignores.\n\n"
+        "A literal `training=True` (by keyword or positionally) is reported only when the same module class (or, "
+        "outside classes, the same top-level function) elsewhere ties its functional dropout to the mode: another "
+        "`F.dropout*` / alpha-dropout / `multi_head_attention_forward` call passes a mode-derived `training=` "
+        "(`training=self.training`), sits under a mode check, or takes a probability that depends on the mode. "
+        "Then the author knows the call takes the mode and forgot it once. Where nothing in the class or "
+        "function ties dropout to the mode, the literal is stated intent (issue 15: Tacotron-style prenets whose "
+        "dropout stays on at inference, Monte Carlo dropout helpers were all deliberate) and is not reported by "
+        "default; `report-explicit-always-on = true` reports it again. Not caught therefore by default: a class "
+        "whose only functional dropout says `training=True` by mistake (its `nn.Dropout` children, which follow "
+        "the mode on their own, do not count as tying). A call without `training=` is reported whatever the "
+        "class does elsewhere."
     )
     why = (
         "Unlike `nn.Dropout`, the functional form does not know the module's mode: `training` defaults "
@@ -24,8 +36,8 @@ class FunctionalDropoutIgnoresMode(Rule):
         "rescales the rest, so validation scores are noisy and too low, and predictions differ from "
         "run to run. Calls guarded by a mode check (`if self.training:`), calls whose `p` depends on "
         "the mode, and calls with any non-literal `training=` expression are not reported. A literal "
-        "`training=True` is sometimes intended (Monte Carlo dropout, Tacotron-style prenets): say so "
-        "with `# modelint: ignore[MDL101]`."
+        "`training=True` is sometimes intended (Monte Carlo dropout, Tacotron-style prenets): it is reported "
+        "only beside calls of the same class that do pass the mode (see above)."
     )
     example = (
         "class Block(nn.Module):\n"
@@ -38,10 +50,14 @@ class FunctionalDropoutIgnoresMode(Rule):
         "        return F.dropout(self.fc(x), p=0.1, training=self.training)\n"
     )
     fixable = True
-    options_schema = {"report-always-on": True}
+    options_schema = {"report-always-on": True, "report-explicit-always-on": False}
     option_docs = {
-        "report-always-on": "Also report an explicit literal `training=True` outside a mode check (always-on "
-        "dropout); set to false when Monte Carlo dropout is used on purpose.",
+        "report-always-on": "Report an explicit literal `training=True` outside a mode check (always-on "
+        "dropout) in a class or function that elsewhere passes the mode to its dropout; set to false to "
+        "report no literal `training=True` at all.",
+        "report-explicit-always-on": "Also report a literal `training=True` in a class or function that nowhere "
+        "ties its functional dropout to the mode (left out by default: always-on dropout stated on purpose, "
+        "such as a Tacotron prenet or Monte Carlo dropout). Needs `report-always-on`.",
     }
     fix_safety = (
         "Safe: adds `training=self.training` (in a method of a module class; else the function's training flag, "
@@ -94,6 +110,32 @@ import torch.nn.functional as F
 def mlp(x, w, training=False):
     return F.dropout(x @ w, 0.1, training=training)
 """,
+        # always-on dropout stated on purpose: nothing else in the class (or function) ties dropout to the
+        # mode (an `nn.Dropout` child follows the mode by itself and does not count); reported with
+        # `report-explicit-always-on = true`
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Prenet(nn.Module):
+    def __init__(self, sizes, p=0.5):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.post = nn.Dropout(0.1)
+        self.p = p
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = F.dropout(F.relu(layer(x)), p=self.p, training=True)   # on at inference too
+        return self.post(x)
+
+class Sampler(nn.Module):
+    def forward(self, x):
+        return F.dropout(x, self.p if self.training else 0.0, True)   # off in eval through p
+
+def mc_predict(net, x, training, n=20):
+    return sum(net(F.dropout(x, 0.2, True)) for _ in range(n)) / n   # Monte Carlo dropout
+""",
     )
     INVALID = (
         """
@@ -103,7 +145,31 @@ from torch import nn
 class Block(nn.Module):
     def forward(self, x):
         x = F.dropout(x, 0.1)  # expect: MDL101
+        return F.dropout(x, p=0.1, training=self.training)
+""",
+        # a literal `training=True` where the same class passes the mode elsewhere: forgotten once
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class Decoder(nn.Module):
+    def step(self, h):
+        return F.dropout(h, self.p, training=self.training)
+
+    def forward(self, h, first):
+        if first:
+            h = F.dropout(h, self.p, True)  # expect: MDL101
+        return self.step(h)
+
+class Gated(nn.Module):
+    def forward(self, x):
+        if self.training:
+            x = F.dropout2d(x, 0.1)
         return F.dropout(x, p=0.1, training=True)  # expect: MDL101
+
+def mlp(x, w, training):
+    x = F.dropout(x, 0.1, training=training)
+    return F.dropout(x @ w, 0.1, training=True)  # expect: MDL101
 """,
         """
 import torch
@@ -168,6 +234,7 @@ from torch import nn
 
 class Block(nn.Module):
     def forward(self, x):
+        x = F.dropout(x, training=self.training)
         return F.dropout(x, training=True)
 """,
             """
@@ -176,10 +243,15 @@ from torch import nn
 
 class Block(nn.Module):
     def forward(self, x):
+        x = F.dropout(x, training=self.training)
         return F.dropout(x, training=self.training)
 """,
         ),
     )
+
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._mode_ties = ModeTies(ctx)  # does the class around a literal `training=True` pass the mode elsewhere?
 
     def visit_Call(self, node: cst.Call) -> None:
         fw = self.ctx.framework
@@ -193,25 +265,25 @@ class Block(nn.Module):
         known = self.ctx.training_flag()
         flag = known or self.ctx.self_mode()
         training = get_arg(node, fw.mode_keyword, fw.dropout_calls[qualname])
-        if training is not None:
-            if (
-                self.options["report-always-on"]
-                and is_literal_bool(training.value, True)
-                and not self.ctx.is_guarded(node)
-            ):
-                self.report(
-                    node,
-                    f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`; if this "
-                    f"is intended (MC dropout, an always-on prenet) suppress it with "
-                    f"`# modelint: ignore[MDL101]`, otherwise pass `training={flag}`",
-                    fix=replace_training(self.ctx, training.value, known, "turns off dropout that may be deliberately "
-                                                                        "always on, e.g. Monte Carlo dropout"),
-                )
-            return
+        if training is not None and not (self.options["report-always-on"] and is_literal_bool(training.value, True)):
+            return  # any other `training=` expression is the author's decision
         if self.ctx.is_guarded(node):
             return
         p = get_arg(node, fw.dropout_p_keyword, fw.dropout_p_position[qualname])
         if p is not None and (is_literal_zero(p.value) or self.ctx.depends_on_mode(p.value)):
+            return  # a no-op, or off in eval through its probability
+        if training is not None:
+            tied = self._mode_ties.here()
+            if tied or self.options["report-explicit-always-on"]:
+                beside = ", while other dropout here follows the mode" if tied else ""
+                self.report(
+                    node,
+                    f"`{shown}(..., training=True)` keeps dropping activations after `.eval()`{beside}; pass "
+                    f"`training={flag}`, or if this one is meant to stay on (MC dropout, an always-on prenet) "
+                    f"say so with `# modelint: ignore[MDL101]`",
+                    fix=replace_training(self.ctx, training.value, known, "turns off dropout that may be deliberately "
+                                                                        "always on, e.g. Monte Carlo dropout"),
+                )
             return
         self.report(
             node,

@@ -21,7 +21,11 @@ class FunctionalDropoutNeverActive(Rule):
         "flag, alpha dropout never drops anything and RReLU never samples its slope, in training too: "
         "the regularizer you added is silently off and the model overfits as if it were not there. "
         "Being inside `if self.training:` does not help, because the call itself still says "
-        "`training=False`. An explicit `training=False` is taken as deliberate and not reported."
+        "`training=False`. An explicit `training=False` is taken as deliberate and not reported, and so is an explicit "
+        "literal `training=True` (always on, in eval too): unlike MDL101's `F.dropout(..., training=True)`, which is "
+        "reported beside calls of the same class that pass the mode (issue 15), an always-on alpha dropout or "
+        "RReLU is not checked against the rest of its class; not caught therefore: `F.alpha_dropout(x, p, True)` "
+        "written where the author meant the mode."
     )
     example = (
         "class SNNBlock(nn.Module):\n"

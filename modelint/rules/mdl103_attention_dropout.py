@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from modelint.analysis.alwayson import ModeTies
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.analysis.mode import loads
 from modelint.fixes import Replace, code_in_place, fix
@@ -23,7 +24,15 @@ class AttentionDropoutIgnoresMode(Rule):
         "A value depends on the mode when it reads `self.training` (or a `training`-like name), or is "
         "a local or `self.` attribute assigned from such an expression or under a mode check. A "
         "`dropout_p` that is just a parameter of the enclosing function is the caller's decision and "
-        "is not reported."
+        "is not reported.\n\n"
+        "A literal `training=True` given to `F.multi_head_attention_forward` is judged as MDL101 judges "
+        "`F.dropout(..., training=True)`: reported when the same module class (or top-level function) elsewhere "
+        "ties its functional dropout to the mode (a mode-derived `training=`, a mode check around the call, a "
+        "mode-dependent probability), else taken for stated always-on intent and left out unless "
+        "`report-explicit-always-on = true`. Not caught therefore by default: an attention class whose only "
+        "mode-taking call says `training=True` by mistake. A literal non-zero `dropout_p` of "
+        "`scaled_dot_product_attention` / flash-attn is still reported: those kernels have no mode argument, "
+        "so a literal probability states nothing about eval."
     )
     why = (
         "These kernels take a dropout probability, not a module, so `model.eval()` cannot reach them: "
@@ -49,6 +58,12 @@ class AttentionDropoutIgnoresMode(Rule):
         "`multi_head_attention_forward`, which may be deliberate."
     )
     fixable = True
+    options_schema = {"report-explicit-always-on": False}
+    option_docs = {
+        "report-explicit-always-on": "Also report `multi_head_attention_forward(..., training=True)` in a class or "
+        "function that nowhere ties its functional dropout to the mode (left out by default: always-on attention "
+        "dropout stated on purpose)."
+    }
 
     VALID = (
         """
@@ -103,6 +118,18 @@ class MHA(nn.Module):
             q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p,
             self.ow, self.ob, training=self.training)[0]
 """,
+        # a literal `training=True` where nothing else in the class ties dropout to the mode: stated intent
+        # (reported with `report-explicit-always-on = true`)
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class StochasticMHA(nn.Module):
+    def forward(self, q, k, v):
+        return F.multi_head_attention_forward(
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p,
+            self.ow, self.ob, training=True)[0]
+""",
     )
     INVALID = (
         """
@@ -134,6 +161,18 @@ class MHA(nn.Module):
     def forward(self, q, k, v):
         return F.multi_head_attention_forward(  # expect: MDL103
             q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p, self.ow, self.ob)[0]
+""",
+        # the literal beside a call of the same class that passes the mode: forgotten once
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class CrossMHA(nn.Module):
+    def forward(self, q, k, v):
+        q = F.dropout(q, self.p, training=self.training)
+        return F.multi_head_attention_forward(  # expect: MDL103
+            q, k, v, self.e, self.h, self.w, self.b, None, None, False, self.p,
+            self.ow, self.ob, training=True)[0]
 """,
     )
 
@@ -190,6 +229,10 @@ class Attention(nn.Module):
                 fix=self._mode_aware(dropout.value, known),
             )
 
+    def __init__(self, ctx, options=None):
+        super().__init__(ctx, options)
+        self._mode_ties = ModeTies(ctx)  # does the class around a literal `training=True` pass the mode elsewhere?
+
     def _mode_aware(self, value: cst.BaseExpression, flag: Optional[str]):
         text = flag and code_in_place(self.ctx, value, value)
         if not text:
@@ -214,6 +257,8 @@ class Attention(nn.Module):
             return
         if not self._active_in_eval(getattr(get_arg(node, fw.attention_dropout_p_keyword, fw.mha_dropout_p_position), "value", None)):
             return
+        if training is not None and not self.options["report-explicit-always-on"] and not self._mode_ties.here():
+            return  # always-on attention dropout stated where nothing else follows the mode: intent
         if training is None:
             repair = pass_training(self.ctx, node, known)
         else:

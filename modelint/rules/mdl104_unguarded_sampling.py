@@ -32,6 +32,7 @@ from modelint.analysis.sampling import (
     sampling_op,
     scaled_by_switch,
     seeds_rng,
+    sizes_only_inputs,
 )
 from modelint.frameworks import union
 from modelint.rules.base import Rule
@@ -70,8 +71,11 @@ class UnguardedSamplingInForward(Rule):
         "a `transforms`/`augment*` package, or a class named `*Loss`, `*Criterion`, `*Matcher`.\n\n"
         "Also not reported (issue 15: idioms that control the draw some other way; each a general pattern with "
         "VALID/INVALID twins in `tests/test_mdl104_patterns.py`): a fill-in through a default helper, "
-        "`noise = default(noise, lambda: torch.randn_like(x))` (the first argument an optional parameter; a helper "
-        "defined in the checked files - this file or, through the cross-file index, another one - must be `x if x "
+        "`noise = default(noise, lambda: torch.randn_like(x))` (the first argument an optional parameter or a "
+        "`kwargs.get(\"noise\")` / `kwargs.pop(\"noise\", None)` lookup in the function's `**kwargs`; the fallback "
+        "the lambda itself, or a thunk bound first - `draw = lambda: ...` or a nested `def draw(): ...` - that is "
+        "used only as such fallbacks, never called directly; a `functools.partial(torch.randn_like, x)` fallback is "
+        "no draw call at all and is never reported; a helper defined in the checked files - this file or, through the cross-file index, another one - must be `x if x "
         "is not None else f()` along both paths, never calling `f` when `x` is given; one from outside the checked "
         "files is judged by the call's shape); a draw scaled by a knob and run only when a test of that knob passes (`if self.gain > "
         "0: h = h + self.gain * torch.randn_like(h)`, also through a local); a draw made every call but read only "
@@ -87,14 +91,18 @@ class UnguardedSamplingInForward(Rule):
         "returns a loss (a diffusion model's timestep and noise draws, MAE masking, sampled negatives - a Monte "
         "Carlo estimate of the objective), whose class is named `*ForPreTraining`/`*Pretrainer`/`*Objective`, or "
         "a draw whose own branch ends by returning a loss (`if not reverse: ... return nll`); "
-        "a noise source (`forward` returns a fixed-distribution draw, `torch.randn_like(x)`); a module named after "
+        "a noise source (`forward` returns a fixed-distribution draw, `torch.randn_like(x)`); a sampler, whose "
+        "`forward` reads no input's values - every parameter only sizes, places or types the draws (`torch.randn(n, "
+        "self.dim, device=device)`, `x.shape[0]`, `len(x)`, `x.device`), so the output is a function of its own draws "
+        "(a generator fed from its own latent) and there is no input for eval to be deterministic about; a module named after "
         "the op it wraps (`GumbelSoftmax` around `F.gumbel_softmax`); a VAE reparameterisation (a `randn` draw "
         "combined with locals that `forward` returns beside its output, `return x_hat, mu, logvar`); and a draw "
         "whose path has a comment or docstring saying it is wanted in eval too. What is no longer caught by "
         "default, therefore: an objective that should be deterministic in validation and is not (except when it "
         "offers a parameter for the drawn value and picks the draw by some other test than the mode: still "
-        "reported), a noise source or a `GumbelSoftmax` layer used where a deterministic value was meant, and a "
-        "VAE whose caller uses the sample instead of the returned mean in eval."
+        "reported), a noise source, a sampler or a `GumbelSoftmax` layer used where a deterministic value was "
+        "meant (a generator whose eval should decode a fixed latent), and a VAE whose caller uses the sample "
+        "instead of the returned mean in eval."
     )
     what += (
         " "
@@ -139,7 +147,9 @@ class UnguardedSamplingInForward(Rule):
             "findings were deliberate, not bugs): a module whose `forward` is an objective (every `return` hands "
             "back a loss - `loss`, `F.mse_loss(...)`, `(loss, pred)`, `{\"loss\": ...}` - or the class is named "
             "`*ForPreTraining`/`*Pretrainer`/`*Objective`, or the draw's own branch ends returning a loss), a noise source (`forward` returns a fixed-distribution "
-            "draw such as `torch.randn_like(x)`), a module named after the op it wraps (`GumbelSoftmax`), a VAE "
+            "draw such as `torch.randn_like(x)`), a sampler whose `forward` reads no input's values (parameters only size "
+            "or place the draws: `forward(self, n)` decoding `torch.randn(n, d)`), a module named after the op it wraps "
+            "(`GumbelSoftmax`), a VAE "
             "reparameterisation (a `randn` draw mixed with locals `forward` also returns: `return x_hat, mu, "
             "logvar`), and a draw whose path carries a comment saying it is wanted in eval too (`# applied even "
             "when evaluating`)."
@@ -490,7 +500,8 @@ class Objective(nn.Module):
         key = id(classdef)
         if key not in self._objectives:
             forward = reach.methods.get("forward")
-            self._objectives[key] = objective_class(classdef.name.value) or returns_objective(forward) or returns_noise(self.ctx, forward)
+            self._objectives[key] = (objective_class(classdef.name.value) or returns_objective(forward)
+                                     or returns_noise(self.ctx, forward) or sizes_only_inputs(self.ctx, forward))
         return self._objectives[key]
 
     def _by_design(self, node: cst.Call, op: str, method: cst.FunctionDef, classdef: cst.ClassDef, reach: ForwardReach, path) -> bool:

@@ -42,7 +42,15 @@ class GradModeAsTrainingFlag(Rule):
         "autograd work for a training-only term of the objective, which evaluation skips; and "
         "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, or of a layer's "
         "parameter attribute (`self.proj.weight.requires_grad`, `layer.bias.requires_grad`: the framework "
-        "profile's parameter names), which says whether that parameter is trainable, not what the grad mode is."
+        "profile's parameter names), which says whether that parameter is trainable, not what the grad mode is.\n\n"
+        "Also not reported (issue 15): the mode deciding whether autograd tracks a value the function builds "
+        "itself - `requires_grad=self.training` given to a tensor construction (`torch.zeros((), "
+        "requires_grad=self.training)`, `torch.tensor(0.0, device=d, requires_grad=self.training)`), or "
+        "`requires_grad_(self.training)` on a fresh tensor (a factory, a `new_*` method such as `x.new_zeros(())`, "
+        "a cast or move of one such as `.to(device)`, or a local assigned only from those). Such a leaf is a "
+        "training-only term (a constant-zero auxiliary loss made backward-able in training); nobody's gradients "
+        "flow through it in evaluation. Not caught therefore: a fresh leaf whose gradient an evaluation reads "
+        "(rare; `x.detach().requires_grad_(self.training)` of an input is not fresh and stays reported)."
     )
     what += (
         " "
@@ -124,6 +132,15 @@ class Decoder(nn.Module):
         if self.training:
             queries.requires_grad_(True)      # a fresh leaf for reentrant checkpointing: harmless
         return self.layers(queries, memory)
+
+class Router(nn.Module):                     # a constant-zero auxiliary loss, backward-able in training only
+    def forward(self, x):
+        aux = torch.zeros((), device=x.device, requires_grad=self.training)
+        bias = torch.tensor(0.0, device=x.device, requires_grad=self.training)
+        z = x.new_zeros(()).requires_grad_(self.training)
+        w = torch.zeros(1).to(x.device).float()
+        w.requires_grad_(self.training)
+        return self.experts(x), aux + bias + z + w
 
 def run_epoch(model, loader, train):
     model.train(train)
@@ -214,6 +231,8 @@ import torch.nn as nn
 
 class PINN(nn.Module):
     def forward(self, x):
+        x.detach().requires_grad_(self.training)  # expect: MDL105
+        x.to(x.device).requires_grad_(self.training)  # expect: MDL105
         x.requires_grad_(self.training)  # expect: MDL105
         with torch.set_grad_enabled(self.training):  # expect: MDL105
             u = self.net(x)
@@ -385,23 +404,24 @@ class Saliency(nn.Module):
             return not feeds_objective(arm)
         return True
 
-    def _fresh_tensor(self, expr: cst.CSTNode) -> bool:
-        """A tensor the function builds from a factory (`q = torch.zeros_like(w)`): whether it requires
-        grad only matters to reentrant checkpointing, not to anyone's gradients (MaskFormer's queries)."""
+    def _fresh_tensor(self, expr: cst.CSTNode, depth: int = 0) -> bool:
+        """A tensor the function builds itself: a factory (`torch.zeros(())`, `torch.tensor(0.0)`), a
+        `new_*` method (`x.new_zeros(())`), a cast or move of one (`.to(device)`, `.float()`), or a local
+        assigned only from such. Whether such a leaf requires grad concerns nobody else's gradients: the mode
+        choosing it makes a training-only term (a constant-zero auxiliary loss) backward-able, or a fresh
+        query leaf for reentrant checkpointing (MaskFormer's queries)."""
         facts = self.ctx.function_facts()
-        if isinstance(expr, cst.Call):
-            values = [expr]
-        elif isinstance(expr, cst.Name) and facts is not None and facts.assigns.get(expr.value):
-            values = facts.assigns[expr.value]
-        else:
+        if isinstance(expr, cst.Name):
+            values = facts.assigns.get(expr.value) if facts is not None and depth < 3 else None
+            return bool(values) and all(self._fresh_tensor(v, depth + 1) for v in values)
+        if not isinstance(expr, cst.Call) or not isinstance(expr.func, (cst.Name, cst.Attribute)):
             return False
-        for v in values:
-            if not (isinstance(v, cst.Call) and isinstance(v.func, (cst.Name, cst.Attribute))):
-                return False
-            q = self.ctx.resolve(v.func) or ""
-            if q not in self.ctx.framework.tensor_factories:
-                return False
-        return True
+        fw, func = self.ctx.framework, expr.func
+        if isinstance(func, cst.Attribute) and func.attr.value in fw.tensor_factory_methods:
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value in fw.tensor_cast_methods:
+            return self._fresh_tensor(func.value, depth)
+        return (self.ctx.resolve(func) or "") in fw.tensor_factories
 
     # --- branches on grad mode that hold dropout / sampling / batch-norm work ------------------------
     def visit_If(self, node: cst.If) -> None:

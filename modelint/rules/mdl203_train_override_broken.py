@@ -19,6 +19,7 @@ _MODE_PARAM_NAMES = frozenset(
 _LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
+
 def _signature(fn: cst.FunctionDef) -> str:
     text = cst.Module(body=[]).code_for_node(fn.params)
     return f"def {fn.name.value}({' '.join(text.split()).rstrip(', ')})"
@@ -50,7 +51,12 @@ class TrainOverrideBroken(Rule):
         "parameters (`train(self, data, epochs)`) or a required keyword-only one, and an `eval` that requires "
         "an argument (`eval(self, loader)`). Those raise `TypeError` the first time anything switches modes, "
         "a loud failure rather than the silent bug this rule is for; `report-signature-clashes = true` "
-        "reports them again. A `train` whose first parameter takes the flag silently (`train(self, "
+        "reports them again. The same holds for a mode parameter without a default (`def train(self, mode)`): "
+        "`model.train()` without an argument - the first line of nearly every training loop, and what "
+        "Lightning and the Hugging Face Trainer call - raises `TypeError` at once, while `model.eval()` "
+        "(`train(False)`) and a parent's `child.train(mode)` work, so the signature never fails silently; by "
+        "default such an override is judged like any other by its body (cases b and c), and the option reports "
+        "the signature itself (as an error). A `train` whose first parameter takes the flag silently (`train(self, "
         "epochs=10)`: `model.eval()` runs a fit with `epochs=False`) is still reported."
     )
     why = (
@@ -88,8 +94,9 @@ class TrainOverrideBroken(Rule):
     option_docs = {
         "report-signature-clashes": (
             "Also report `train` / `eval` overrides whose signature cannot take the mode switch's call "
-            "(`train(self)`, `train(self, data, epochs)`, `eval(self, loader)`): they raise `TypeError` at the "
-            "first `model.eval()` / `model.train()`, so they are left out by default."
+            "(`train(self)`, `train(self, data, epochs)`, `eval(self, loader)`) or a plain `model.train()` "
+            "(`train(self, mode)` without a default): they raise `TypeError` at the first `model.eval()` / "
+            "`model.train()`, so they are left out by default."
         )
     }
 
@@ -153,6 +160,10 @@ class Scorer(nn.Module):
 class KeywordFit(nn.Module):
     def train(self, mode=True, *, loader):
         return self.fit(loader)
+
+class Strict(nn.Module):             # `model.train()` raises at once; `train(False)` / `child.train(mode)` work
+    def train(self, mode):
+        return super().train(mode)
 """,
         """
 import torch.nn as nn
@@ -231,6 +242,11 @@ class NoReturn(nn.Module):
 class HeadOnly(nn.Module):
     def eval(self):  # expect: MDL203
         self.model.eval()
+        return self
+
+class StrictCached(nn.Module):       # no default for `mode`: still a mode switch, and this one never delegates
+    def train(self, mode):  # expect: MDL203
+        self.cache = None
         return self
 """,
         # one finding per override: on the implementation, not on each `@overload` stub
@@ -329,9 +345,11 @@ class HeadOnly(nn.Module):
         repair = None
         fw = self.ctx.class_framework(classdef)  # Paddle's switches neither call train(mode) nor return self
         clash = self._incompatible(node, kind, own_eval="eval" in self.ctx.methods(classdef)) if fw.switch_calls_train else None
-        if clash is not None and clash[1] and not self.options["report-signature-clashes"]:
-            return  # fails loudly (TypeError) at the first mode switch: not the silent bug this rule is for
         incompatible = clash[0] if clash is not None else None
+        if clash is not None and clash[1] and not self.options["report-signature-clashes"]:
+            if not clash[2]:
+                return  # fails loudly (TypeError) at the first mode switch: not the silent bug this rule is for
+            incompatible = None  # `train(self, mode)`: loud without an argument, a mode switch otherwise: judge the body
         if incompatible:
             cases.append(("error", incompatible))
         else:
@@ -405,9 +423,11 @@ class HeadOnly(nn.Module):
         return fix(title[:1].upper() + title[1:], *changes, safe=not add_super)
 
     # --- (a) ---------------------------------------------------------------------------------
-    def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[Tuple[str, bool]]:
-        """(message, loud) when the signature does not fit `train(self, mode=True)` / `eval(self)`; `loud`
-        when the mode switch's own call (`train(False)`, `train(True)`, `eval()`) raises `TypeError`."""
+    def _incompatible(self, fn: cst.FunctionDef, kind: str, own_eval: bool = False) -> Optional[Tuple[str, bool, bool]]:
+        """(message, loud, switch) when the signature does not fit `train(self, mode=True)` / `eval(self)`;
+        `loud` when a mode switch's own call (`train(False)`, `train()`, `eval()`) raises `TypeError`;
+        `switch` when every call that does not raise switches modes (`train(self, mode)`), so the body is
+        still judged as a mode switch."""
         params = fn.params
         positional = list(params.posonly_params) + list(params.params)
         if not is_decorated_with(fn, "staticmethod"):
@@ -420,17 +440,17 @@ class HeadOnly(nn.Module):
             if required:
                 return (f"`model.eval()` (called by your evaluation loop, Lightning, Accelerate, ...) raises "
                         f"`TypeError` because `{required[0]}` is required; rename this method (e.g. `evaluate`) "
-                        f"and keep `eval(self)` for the mode switch", True)
+                        f"and keep `eval(self)` for the mode switch", True, False)
             return None
         if not positional and not has_star:
             return ("`model.eval()` calls `self.train(False)` and a parent's `.train()`/`.eval()` calls "
                     "`child.train(mode)`, which raise `TypeError` here; rename this method (e.g. `fit`) or give "
-                    "it a `mode=True` parameter", True)
+                    "it a `mode=True` parameter", True, False)
         if len(required_pos) > 1 or required_kw:
             missing = (required_pos[1:] + required_kw)[0]
             return (f"`model.eval()` calls `self.train(False)` (and a parent's `.train()`/`.eval()` calls "
                     f"`child.train(mode)`), which raises `TypeError` here because `{missing}` is required; "
-                    f"rename this method (e.g. `fit`) and keep `train(self, mode=True)` for the mode switch", True)
+                    f"rename this method (e.g. `fit`) and keep `train(self, mode=True)` for the mode switch", True, False)
         if positional:
             first = positional[0]
             callers = ("a parent module's `.train(mode)` / `.eval()` calls `child.train(mode)` on it"
@@ -441,10 +461,11 @@ class HeadOnly(nn.Module):
             if first.name.value.lower() not in _MODE_PARAM_NAMES and not isinstance(default, bool):
                 return (f"{callers}, so this method runs with `{first.name.value}=False` instead of "
                         f"switching modes; rename it (e.g. `fit`) and keep `train(self, mode=True)` for the mode "
-                        f"switch", False)
+                        f"switch", False, False)
             if first.default is None:
+                # `train(False)` and a parent's `child.train(mode)` work; `model.train()` raises at once: loud
                 return (f"`model.train()` without an argument raises `TypeError` (`{first.name.value}` has no "
-                        f"default); use `{first.name.value}: bool = True`", False)  # `train(False)` itself works
+                        f"default); use `{first.name.value}: bool = True`", True, True)
         return None
 
     # --- (b) ---------------------------------------------------------------------------------

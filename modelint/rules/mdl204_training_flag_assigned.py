@@ -7,6 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.classes import first_param
+from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.walk import descendants
 from modelint.rules.base import Rule
 
@@ -55,7 +56,14 @@ class TrainingFlagAssigned(Rule):
         "its flag, `self.module = module; self.training = module.training`, and puts it back) when the "
         "code that took the copy never calls `train()`/`eval()` on the object itself: such per-module "
         "snapshots put back exactly the mode each module had. Not caught therefore: a snapshot holder "
-        "kept for the root only, while someone else switched the whole tree."
+        "kept for the root only, while someone else switched the whole tree.\n\n"
+        "Also not reported (issue 15): `self.training = ...` (or `self.<child>.training = ...`) in a method of a "
+        "module class whose mode sensitivity is \"no\" (`analysis.sensitivity`: every layer of its construction "
+        "tree is known and none depends on the mode - only convolutions, linear layers, activations, pooling; no "
+        "dropout, batch norm, RNN dropout or read of `self.training`): there is no layer the flag could disagree "
+        "with. An \"unknown\" answer (a submodule passed in, a probability from the caller) stays reported. Not "
+        "caught therefore: such a module that later gains a mode-dependent child through code the analysis does "
+        "not see (a child attached from outside the class)."
     )
     what += (
         " "
@@ -155,8 +163,42 @@ class PolicyWrapper(nn.Module):
         self.actor.set_training_mode(mode)
         self.training = mode
 """,
+        # nothing mode-dependent under the flag: no child can disagree with it
+        """
+import torch.nn as nn
+
+class ConvStem(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.act = nn.GELU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(c, 10)
+        self.training = False            # only conv / activation / pooling / linear below
+
+    def freeze_head(self):
+        self.head.training = False       # a Linear: computes the same in both modes
+""",
     )
     INVALID = (
+        """
+import torch.nn as nn
+
+class Tower(nn.Module):                  # the twin of ConvStem with a batch norm: the flag now disagrees
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+        self.head = nn.Sequential(nn.Linear(c, 10), nn.Dropout(0.1))
+        self.training = False  # expect: MDL204
+        self.head.training = False  # expect: MDL204
+
+class Wrapped(nn.Module):                # what the kept backbone holds is unknown: still reported
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.training = False  # expect: MDL204
+""",
         """
 import torch.nn as nn
 
@@ -227,6 +269,8 @@ def copy_mode(student, teacher, flags):
         why = self._module_evidence(receiver, name)
         if why is None or self._iterated_module(name) or self._restores_own_snapshot(receiver, stmt.value):
             return
+        if self._mode_free(receiver):
+            return  # nothing under the flag depends on the mode: it cannot disagree with any layer
         shown = self.ctx.module.code_for_node(receiver)
         value = self.ctx.module.code_for_node(stmt.value)
         suggestion = f"`{shown}.train({value})`"
@@ -251,6 +295,22 @@ def copy_mode(student, teacher, flags):
         if _last_word(name) in _MODULE_WORDS:
             return f"`{name}`"
         return None
+
+    def _mode_free(self, receiver: cst.BaseExpression) -> bool:
+        """Is the receiver `self` (or `self.<attr>`) in a method of a module class whose mode sensitivity is
+        "no" (`analysis.sensitivity`: only conv / linear / activation / pooling layers, no dropout, batch norm
+        or mode read anywhere in its construction tree)? "unknown" is not mode-free."""
+        method, classdef = self.ctx.enclosing_method_and_class()
+        self_name = first_param(method) if method is not None else None
+        if classdef is None or not self_name or not self.ctx.in_module_method():
+            return False
+        if isinstance(receiver, cst.Name) and receiver.value == self_name:
+            return self.ctx.mode_sensitivity(classdef).answer == "no"
+        if isinstance(receiver, cst.Attribute) and isinstance(receiver.value, cst.Name) and receiver.value.value == self_name:
+            found = analysis_for(self.ctx.classifier).of_attribute(
+                f"{self.ctx.facts.modname}.{classdef.name.value}", receiver.attr.value, self.ctx.facts)
+            return found is not None and found.answer == "no"
+        return False
 
     def _annotated_module(self, fn: cst.FunctionDef, name: str) -> bool:
         p = fn.params
