@@ -9,6 +9,7 @@ from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
 )
+from modelint.analysis.optimized import frozen_keys, optimized_keys, trained_by
 from modelint.rules.base import Rule
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -35,6 +36,17 @@ def _involves(used: str, name: str) -> bool:
         method = used[len(name) + 1:]
         return "." not in method and not method.startswith(_NOT_A_FORWARD)
     return False
+
+
+def _local_object(flow: ScopeFlow, key: str) -> bool:
+    """`key` is a plain local bound in this scope to an object of its own (a copy, a construction,
+    a factory's result: `est = copy.deepcopy(base)`, `est = self._make_estimator()`), never to
+    `self` or one of its attributes, nor stored on `self`: `self.eval()` switches only the modules
+    that are children of `self`, so it does not switch this one."""
+    if "." in key or key in flow.params or key not in flow.bindings:
+        return False
+    related = set(flow.aliases.get(key, ()))
+    return not any(a == "self" or a.startswith("self.") for a in related)
 
 
 def _last(key: str) -> str:
@@ -246,8 +258,109 @@ class Classifier(pl.LightningModule):
             opt.step()
             self.eval()
 """,
+        # the trained network is a local built in the method: `self.eval()` switches only self's children
+        """
+import torch
+
+class SnapshotEnsemble(torch.nn.Module):
+    def __init__(self, make_member, rounds):
+        super().__init__()
+        self.make_member = make_member
+        self.kept = torch.nn.ModuleList()
+        self.rounds = rounds
+
+    def fit(self, batches, score):
+        for r in range(self.rounds):
+            member = self.make_member()
+            optimizer = torch.optim.SGD(member.parameters(), lr=0.05)
+            member.train()
+            for inp, target in batches:
+                optimizer.zero_grad()
+                (member(inp) - target).abs().mean().backward()
+                optimizer.step()
+            self.kept.append(member)
+            self.eval()
+            with torch.no_grad():
+                score(self, batches)
+""",
+        # correlated switch: a linear probe freezes the encoder and keeps it in eval; only the head trains
+        """
+import torch
+
+def probe_or_tune(encoder, head, tune, batches, rounds):
+    if not tune:
+        encoder.requires_grad_(False)
+    groups = [{"params": head.parameters()}] + ([{"params": encoder.parameters()}] if tune else [])
+    optim = torch.optim.AdamW(groups, lr=1e-3)
+    for r in range(rounds):
+        if tune:
+            encoder.train()
+        else:
+            encoder.eval()
+        for inp, target in batches:
+            optim.zero_grad()
+            torch.nn.functional.nll_loss(head(encoder(inp)), target).backward()
+            optim.step()
+""",
+        # a fixed feature network of the loss, in no optimizer: the step does not train it
+        """
+import torch
+
+def fit_decoder(decoder, feature_net, pairs, rounds):
+    opt_dec = torch.optim.Adam(decoder.parameters(), lr=2e-4)
+    decoder.train()
+    for r in range(rounds):
+        for code, image in pairs:
+            recon = decoder(code)
+            loss = (feature_net(recon) - feature_net(image)).pow(2).mean()
+            opt_dec.zero_grad()
+            loss.backward()
+            opt_dec.step()
+        feature_net.eval()
+""",
     )
     INVALID = (
+        # the network stored on self before training: `self.eval()` does switch it
+        """
+import torch
+
+class Wrapper(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def fit(self, batches, rounds, score):
+        member = self.net
+        optimizer = torch.optim.SGD(member.parameters(), lr=0.05)
+        member.train()
+        for r in range(rounds):
+            for inp, target in batches:
+                optimizer.zero_grad()
+                (member(inp) - target).abs().mean().backward()
+                optimizer.step()
+            self.eval()  # expect: MDL301
+            with torch.no_grad():
+                score(self, batches)
+""",
+        # correlated switch without a freeze: the eval arm trains the encoder in eval (one finding)
+        """
+import torch
+
+def probe_or_tune(encoder, head, tune, batches, rounds):
+    optim = torch.optim.AdamW(list(head.parameters()) + list(encoder.parameters()), lr=1e-3)
+    for r in range(rounds):
+        if tune:
+            encoder.train()
+        else:
+            encoder.eval()  # expect: MDL301
+        for inp, target in batches:
+            optim.zero_grad()
+            torch.nn.functional.nll_loss(head(encoder(inp)), target).backward()
+            optim.step()
+        encoder.eval()
+        with torch.no_grad():
+            print(sum(head(encoder(inp)).sum() for inp, _ in batches))
+""",
         # the epoch loop: validate() leaves the model in eval mode for the next epoch
         """
 import torch
@@ -436,7 +549,7 @@ for x in range(10):
                             s.kind == "optimizer" and any(lp is loop for lp in s.loops) and not step_over_inputs(flow, s)
                             for s in flow.steps
                         )
-                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
+                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(key):
                         continue
                     if self._switched_by_own_method(flow, key, site, loop):
                         continue
@@ -465,13 +578,26 @@ for x in range(10):
         # (When no model is visibly run - the forward hides in a subclass or another module - the
         # object is given the benefit of the doubt and reported.)
         trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
+        trained |= {a for t in trained for a in flow.aliases.get(t, ())}  # `member = self.net`: self's child
         names = {key}
         for _ in range(2):
             names |= {a for n in names for a in flow.aliases.get(n, ())}
         if any(_involves(t, n) for t in trained for n in names):
             return False
         forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
+        if key == "self" and any(_local_object(flow, k) for k in forwarded):
+            return True  # `self.eval()` of an ensemble while the loop trains `est = copy.deepcopy(base)`
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
+
+    def _not_trained(self, key: str) -> bool:
+        """No step trains `key`: it is frozen in this file (`key.requires_grad_(False)`, or
+        `p.requires_grad = False` over its parameters: a linear probe whose eval arm freezes the
+        backbone while a head trains), or the file's optimizers, when all can be read, hold none of
+        its parameters (a fixed loss network; `analysis.optimized`)."""
+        if key.removeprefix("self.") in frozen_keys(self.ctx):
+            return True
+        optimized = optimized_keys(self.ctx)
+        return optimized is not None and not trained_by(key, optimized)
 
     @staticmethod
     def _switched_by_own_method(flow: ScopeFlow, key: str, site: EvalSite, loop: cst.CSTNode) -> bool:

@@ -4,8 +4,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.optimized import optimized_keys, part_containers, trained_by
 from modelint.analysis.modeflow import (
-    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
+    TRAIN, TRAINED, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
     step_over_inputs,
 )
 from modelint.analysis.routines import routine_facts
@@ -332,6 +333,8 @@ def tune(batches, optim, scaler):
                     continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
+                if not self._trained_here(key) or self._parts_back_in_train(key, st):
+                    continue  # a fixed loss network no optimizer holds; a trained part switched back
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
@@ -369,6 +372,25 @@ def tune(batches, optim, scaler):
             if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
                 return False
         return True
+
+    def _trained_here(self, key: str) -> bool:
+        """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in
+        an optimizer built in this file; when no optimizer construction can be read, assumed so."""
+        optimized = optimized_keys(self.ctx)
+        return optimized is None or trained_by(key, optimized)
+
+    def _parts_back_in_train(self, key: str, st: Step) -> bool:
+        """`student.eval()`, then `trainable = nn.ModuleList(student.get_feat_modules());
+        trainable.train()`: the parts the container holds are in train mode at the step, and when
+        the file's optimizers can be read, they train the container, not `key` as a whole."""
+        optimized = optimized_keys(self.ctx)
+        if optimized is not None and key.removeprefix("self.") in optimized:
+            return False
+        for c in part_containers(self.ctx, key):
+            tokens = get(st.state, c)
+            if tokens & {TRAIN, TRAINED} and not any(isinstance(t, EvalSite) for t in tokens):
+                return True
+        return False
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:

@@ -6,6 +6,7 @@ from typing import Dict
 import libcst as cst
 
 from modelint.analysis.context import dotted
+from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
 from modelint.rules.base import Rule
 
@@ -322,7 +323,7 @@ with torch.no_grad():
     def _eval_in_train(self, r: Routine, sw: Switch, first_step: cst.Call) -> None:
         if not r.dominates(sw.call, first_step) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
             return
-        if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key):
+        if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key) or not self._in_an_optimizer(sw.key):
             return
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
@@ -364,6 +365,13 @@ with torch.no_grad():
         method = self.ctx.framework.optimizer_step_method
         steps = [s for s in r.steps if isinstance(s.func, cst.Attribute) and s.func.attr.value == method]
         return bool(steps) and all(self._built_over_others(r, dotted(s.func.value), key, s) for s in steps)
+
+    def _in_an_optimizer(self, key: str) -> bool:
+        """`key`'s parameters (or a parent's / a container's holding it) are in an optimizer built in this
+        file (`analysis.optimized`; assumed so when none can be read): a perceptual-loss network
+        switched to eval while `Adam(generator.parameters())` trains is not trained by the step."""
+        optimized = optimized_keys(self.ctx)
+        return optimized is None or trained_by(key, optimized)
 
     @staticmethod
     def _built_over_others(r: Routine, opt: str, key: str, step: cst.Call) -> bool:
