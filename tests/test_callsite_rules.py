@@ -5,6 +5,7 @@ VALID/INVALID examples."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -613,3 +614,42 @@ def test_forward_through_unfollowed_call_counts_as_training():
         """,
         "MDL301",
     )
+
+
+def test_mdl301_message_does_not_depend_on_the_hash_seed(tmp_path):
+    """`evaluate(ddp)` leaves both `ddp` and the `model` it wraps in eval: the reported key is the one
+    the call names, whatever order the state's keys come in (set iteration follows PYTHONHASHSEED;
+    before the fix seeds 0, 8 and 9 of 0-9 named `model`)."""
+    import os
+    import subprocess
+    import sys
+
+    source = textwrap.dedent('''
+        import torch
+
+        def evaluate(net, loader):
+            net.eval()
+            with torch.no_grad():
+                return [net(x) for x in loader]
+
+        def fit(model, optimizer, loader, val_loader):
+            ddp = torch.nn.parallel.DistributedDataParallel(model)
+            model.train()
+            for epoch in range(3):
+                for x in loader:
+                    optimizer.zero_grad()
+                    ddp(x).sum().backward()
+                    optimizer.step()
+                evaluate(ddp, val_loader)
+        ''')
+    path = tmp_path / "fit.py"
+    path.write_text(source)
+    root = str(Path(__file__).resolve().parents[1])
+    outputs = set()
+    for seed in ("0", "1", "8"):  # on the tree before, seeds 0 and 8 named `model`, 1 `ddp`
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root}
+        done = subprocess.run([sys.executable, "-m", "modelint", "check", "--no-cache", "--select", "MDL301", str(path)],
+                              env=env, capture_output=True, text=True, cwd=str(tmp_path))
+        outputs.add(done.stdout)
+    assert len(outputs) == 1, outputs
+    assert "leaves `ddp` in eval mode" in outputs.pop()

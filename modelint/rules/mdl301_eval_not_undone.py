@@ -83,7 +83,17 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
         "examples, saliency maps), or whose optimizer is built over input tensors (`Adam([z])`: latent "
         "search, style transfer); steps that no path reaches in training mode (MDL303 reports those: "
-        "the decision is by paths, one finding); and code in `LightningModule` classes, whose loop Lightning owns."
+        "the decision is by paths, one finding); code in `LightningModule` classes, whose loop Lightning owns; "
+        "a model frozen in the file (`m.requires_grad_(False)`, or `p.requires_grad = False` over "
+        "`m.parameters()`: a linear probe that keeps the frozen encoder in eval while a head trains, "
+        "also when the switch is chosen per run, `if tune: m.train() else: m.eval()`); a model whose "
+        "parameters are in none of the optimizers built in the file (a fixed loss network), judged only "
+        "when every optimizer stepped in the file is built in it from readable `X.parameters()` "
+        "expressions; and `self.eval()` while the loop trains a local built or copied in the method "
+        "(`est = copy.deepcopy(base)`, `est = self.make_member()`): `self.eval()` switches only the "
+        "children of `self`, so such a local is caught only once it is stored on `self` (`self.net = est`, "
+        "or an alias of an attribute: `net = self.net`). Aliases of a parameter in a training function "
+        "of another file (`net = model; net.train()`) are followed."
     )
     what += (
         " "
@@ -515,9 +525,7 @@ for x in range(10):
                 candidates.append((score, site.node, flow, key, site, steps))
         accepted: List[Tuple[cst.CSTNode, List[cst.CSTNode]]] = []
         seen_nodes = set()
-        for score, node_, flow, key, site, steps in sorted(
-            candidates, key=lambda c: (c[0], mf.line(c[1]), not c[4].shown.startswith(c[3] + "."))
-        ):
+        for score, node_, flow, key, site, steps in sorted(candidates, key=lambda c: self._order(mf, c)):
             inners = [s.inner for s in steps]
             if id(site.node) in seen_nodes:
                 continue
@@ -526,6 +534,15 @@ for x in range(10):
             accepted.append((site.eval_node, inners))
             seen_nodes.add(id(site.node))
             self.report(site.node, self._message(mf, key, site, steps))
+
+    @staticmethod
+    def _order(mf: ModeFlow, candidate) -> tuple:
+        """Shortest chain first, then by line; among keys one call leaves in eval (`evaluate(ddp)` for
+        `ddp` and the `model` it wraps) the key the call names, then by name: the states' key order
+        follows set iteration, so without the last two the message changed with the hash seed."""
+        score, node, _, key, site, _ = candidate
+        named = re.search(r"(?<![\w.])" + re.escape(key) + r"(?![\w])", mf.code(site.node)) is not None
+        return (score, mf.line(node), not site.shown.startswith(key + "."), not named, key)
 
     def _scope_candidates(self, flow: ScopeFlow):
         """(key, site, steps it reaches) for eval sites of this scope that reach a training step
@@ -610,7 +627,7 @@ for x in range(10):
         return not any(_involves(k, key) for k, loops in flow.forwarded if any(lp is loop for lp in loops))
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
-        step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))
+        step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner), mf.line(s.node), s.shown))
         eval_line = mf.line(site.eval_node)
         site_line = mf.line(site.node)
         step_line = mf.line(step.inner)

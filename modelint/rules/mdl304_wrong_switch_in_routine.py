@@ -56,7 +56,7 @@ class WrongSwitchInRoutine(Rule):
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
-        "norm; models that are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "norm; models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that are not trained by the routine (run only under no_grad, or named like a teacher, "
         "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
         "no dropout, batch norm or mode branch anywhere in their construction tree."
     )
@@ -208,8 +208,44 @@ def test_linear(x):
     layer.train()
     return layer(x)
 """,
+        # a perceptual-loss network in eval at the start of the training routine; no optimizer holds it
+        """
+import torch
+
+def train_epoch(decoder, loss_net, opt_dec, pairs):
+    loss_net.eval()
+    decoder.train()
+    for code, image in pairs:
+        loss = (loss_net(decoder(code)) - loss_net(image)).abs().mean()
+        opt_dec.zero_grad()
+        loss.backward()
+        opt_dec.step()
+
+def main(decoder, loss_net, pairs):
+    opt_dec = torch.optim.Adam(decoder.parameters(), lr=1e-4)
+    for epoch in range(5):
+        train_epoch(decoder, loss_net, opt_dec, pairs)
+""",
     )
     INVALID = (
+        # the same routine when the loss network is fine-tuned too
+        """
+import torch
+
+def train_epoch(decoder, loss_net, opt_dec, pairs):
+    loss_net.eval()  # expect: MDL304
+    decoder.train()
+    for code, image in pairs:
+        loss = (loss_net(decoder(code)) - loss_net(image)).abs().mean()
+        opt_dec.zero_grad()
+        loss.backward()
+        opt_dec.step()
+
+def main(decoder, loss_net, pairs):
+    opt_dec = torch.optim.Adam([*decoder.parameters(), *loss_net.parameters()], lr=1e-4)
+    for epoch in range(5):
+        train_epoch(decoder, loss_net, opt_dec, pairs)
+""",
         """
 import torch
 
