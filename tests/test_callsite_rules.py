@@ -653,3 +653,38 @@ def test_mdl301_message_does_not_depend_on_the_hash_seed(tmp_path):
         outputs.add(done.stdout)
     assert len(outputs) == 1, outputs
     assert "leaves `ddp` in eval mode" in outputs.pop()
+
+
+def test_forwarded_keys_are_models_not_builtins_or_imported_functions():
+    """modeflow's `forwarded` (the keys a training step can train, read by MDL301/302/303): a call of a
+    builtin or of an imported function not named as a model runs no model; a local callable, an
+    imported name that says it is a model, and a called attribute still count."""
+    import libcst as cst
+
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.classbodies import with_bodies
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+    from modelint.analysis.modeflow import for_context
+    from modelint.analysis.modules import ModuleClassifier
+
+    data = textwrap.dedent('''
+        from audio import mel_spectrogram
+        from zoo import pretrained_net
+
+        def fit(model, head, optimizer, loader):
+            for step, (x, y) in enumerate(loader):
+                n = len(y)
+                feats = mel_spectrogram(x)
+                loss = (head(model.encode(feats)) + pretrained_net(feats)).sum() / n
+                loss.backward()
+                optimizer.step()
+        ''').encode()
+    facts = with_bodies(facts_from_source(data, Path("m.py"), "m"), data)
+    index = ProjectIndex()
+    index.add(facts)
+    module = cst.parse_module(data)
+    ctx = FileContext("m.py", module, facts, ModuleClassifier(index))
+    fn = next(s for s in module.body if isinstance(s, cst.FunctionDef))
+    forwarded = {k for k, _ in for_context(ctx).flow(fn).forwarded}
+    assert {"head", "model.encode", "pretrained_net"} <= forwarded
+    assert not forwarded & {"enumerate", "len", "mel_spectrogram"}
