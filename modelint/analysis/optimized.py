@@ -167,6 +167,8 @@ def _members(value: cst.BaseExpression) -> Set[str]:
             v = a.value
             items = [e.value for e in v.elements] if isinstance(v, (cst.List, cst.Tuple)) else [v]
             out |= {_norm(k) for k in (dotted(i) for i in items) if k}
+        # parts of a model (`nn.ModuleList(student.get_feat_modules())`): the model is partly trained
+        out |= {_norm(k) for k in (dotted(n) for n in _attribute_chains(value.args)) if k}
     return out
 
 
@@ -220,6 +222,22 @@ def _attribute_chains(args) -> List[cst.Attribute]:
     for a in args:
         a.value.visit(_V())
     return found
+
+
+def parts_back_in_train(ctx, key: str, state) -> bool:
+    """At a step with mode-flow `state`: a container built from parts of `key` is in train mode (its
+    `.train()` came after every eval of it), and, when the file's optimizers can be read, they hold
+    the container rather than `key` as a whole: the parts the step trains are in train mode."""
+    from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, get
+
+    optimized = optimized_keys(ctx)
+    if optimized is not None and _norm(key) in optimized:
+        return False
+    for c in part_containers(ctx, key):
+        tokens = get(state, c)
+        if tokens & {TRAIN, TRAINED} and not any(isinstance(t, EvalSite) for t in tokens):
+            return True
+    return False
 
 
 def trained_by(key: str, optimized: frozenset) -> bool:

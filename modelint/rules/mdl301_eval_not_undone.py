@@ -9,7 +9,7 @@ from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
 )
-from modelint.analysis.optimized import frozen_keys, optimized_keys, trained_by
+from modelint.analysis.optimized import frozen_keys, optimized_keys, parts_back_in_train, trained_by
 from modelint.rules.base import Rule
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -92,7 +92,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "expressions; and `self.eval()` while the loop trains a local built or copied in the method "
         "(`est = copy.deepcopy(base)`, `est = self.make_member()`): `self.eval()` switches only the "
         "children of `self`, so such a local is caught only once it is stored on `self` (`self.net = est`, "
-        "or an alias of an attribute: `net = self.net`). Aliases of a parameter in a training function "
+        "or an alias of an attribute: `net = self.net`); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
         "of another file (`net = model; net.train()`) are followed."
     )
     what += (
@@ -328,8 +328,42 @@ def fit_decoder(decoder, feature_net, pairs, rounds):
             opt_dec.step()
         feature_net.eval()
 """,
+        # the parts that train are collected in a container switched back to train every epoch
+        """
+import torch
+
+def tune_top(net, batches, held_out, rounds):
+    top = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(top.parameters(), lr=0.01)
+    for r in range(rounds):
+        top.train()
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            print(sum(net(inp).sum() for inp, _ in held_out))
+""",
     )
     INVALID = (
+        # the same container never switched back: its parts train in eval from the second round
+        """
+import torch
+
+def tune_top(net, batches, held_out, rounds):
+    top = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(top.parameters(), lr=0.01)
+    net.train()
+    for r in range(rounds):
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()
+        net.eval()  # expect: MDL301
+        with torch.no_grad():
+            print(sum(net(inp).sum() for inp, _ in held_out))
+""",
         # the network stored on self before training: `self.eval()` does switch it
         """
 import torch
@@ -568,6 +602,8 @@ for x in range(10):
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(key):
                         continue
+                    if parts_back_in_train(self.ctx, key, st.state):
+                        continue  # `trainable = nn.ModuleList(student.blocks); trainable.train()`
                     if self._switched_by_own_method(flow, key, site, loop):
                         continue
                     entry = found.setdefault((id(site.node), key), (key, site, []))

@@ -4,11 +4,11 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from modelint.analysis.optimized import optimized_keys, part_containers, trained_by
 from modelint.analysis.modeflow import (
-    TRAIN, TRAINED, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
+    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
     step_over_inputs,
 )
+from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
@@ -392,7 +392,7 @@ def tune(batches, optim, scaler):
                     continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
-                if not self._trained_here(key) or self._parts_back_in_train(key, st):
+                if not self._trained_here(key) or parts_back_in_train(self.ctx, key, st.state):
                     continue  # a fixed loss network no optimizer holds; a trained part switched back
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
@@ -437,19 +437,6 @@ def tune(batches, optim, scaler):
         an optimizer built in this file; when no optimizer construction can be read, assumed so."""
         optimized = optimized_keys(self.ctx)
         return optimized is None or trained_by(key, optimized)
-
-    def _parts_back_in_train(self, key: str, st: Step) -> bool:
-        """`student.eval()`, then `trainable = nn.ModuleList(student.get_feat_modules());
-        trainable.train()`: the parts the container holds are in train mode at the step, and when
-        the file's optimizers can be read, they train the container, not `key` as a whole."""
-        optimized = optimized_keys(self.ctx)
-        if optimized is not None and key.removeprefix("self.") in optimized:
-            return False
-        for c in part_containers(self.ctx, key):
-            tokens = get(st.state, c)
-            if tokens & {TRAIN, TRAINED} and not any(isinstance(t, EvalSite) for t in tokens):
-                return True
-        return False
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:
