@@ -688,3 +688,29 @@ def test_forwarded_keys_are_models_not_builtins_or_imported_functions():
     forwarded = {k for k, _ in for_context(ctx).flow(fn).forwarded}
     assert {"head", "model.encode", "pretrained_net"} <= forwarded
     assert not forwarded & {"enumerate", "len", "mel_spectrogram"}
+
+
+@pytest.mark.parametrize("build, reported", [
+    ("torch.optim.Adam(decoder.parameters(), lr=1e-4)", False),      # readable, without feature_net
+    ("build_optimizer(cfg, decoder)", True),                          # not readable: old behaviour
+    ("torch.optim.Adam(params, lr=1e-4)", True),                      # `params` is a parameter
+    ("torch.optim.Adam(feature_net.parameters(), lr=1e-4)", True),    # it is trained after all
+])
+def test_a_network_in_no_optimizer_is_not_trained_by_the_step(build, reported):
+    """MDL303 (analysis/optimized.py): a fixed loss network in eval is reported only when the step
+    can train it, or when the file's optimizers cannot be read."""
+    source = textwrap.dedent(f"""
+        import torch
+
+        def decoder_rounds(decoder, feature_net, pairs, rounds, cfg, params):
+            feature_net.eval()
+            opt_dec = {build}
+            for r in range(rounds):
+                for code, image in pairs:
+                    loss = (feature_net(decoder(code)) - feature_net(image)).pow(2).mean()
+                    opt_dec.zero_grad()
+                    loss.backward()
+                    opt_dec.step()
+        """)
+    lines = [f.line for f in check_source(source, select=["MDL303"])]
+    assert lines == ([12] if reported else [])
