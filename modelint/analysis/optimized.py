@@ -17,6 +17,8 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
 - `frozen_keys(ctx)`: keys frozen with `K.requires_grad_(False)` or `for p in K.parameters():
   p.requires_grad = False` anywhere in the file.
 - `trained_by(key, optimized)`: the key, a parent of it, or a part of it is optimized.
+- `part_containers(ctx, key)` / `parts_back_in_train(ctx, key, state)`: containers built from parts of
+  a model (`nn.ModuleList([net.blocks[-1], net.norm])`) and whether one is back in train mode at a step.
 
 Keys are compared without a leading `self.` (an optimizer built in `__init__` over
 `self.generator.parameters()` trains the `generator` a method runs as `self.generator`).
@@ -31,6 +33,7 @@ import libcst as cst
 
 from modelint.analysis.calls import terminal_name
 from modelint.analysis.context import dotted
+from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, get
 from modelint.analysis.modemodel import optimizer_name
 
 _PARAM_METHODS = frozenset({"parameters", "named_parameters"})
@@ -228,8 +231,6 @@ def parts_back_in_train(ctx, key: str, state) -> bool:
     """At a step with mode-flow `state`: a container built from parts of `key` is in train mode (its
     `.train()` came after every eval of it), and, when the file's optimizers can be read, they hold
     the container rather than `key` as a whole: the parts the step trains are in train mode."""
-    from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, get
-
     optimized = optimized_keys(ctx)
     if optimized is not None and _norm(key) in optimized:
         return False
