@@ -462,3 +462,45 @@ def test_mdl303_a_mode_free_model_in_eval_is_not_reported_a_dropout_twin_is():
         """,
         ("MDL301", "MDL303"),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# helper cs3: a training function in another file that switches its parameter through an alias
+
+
+_ALIAS_TRAINER = """
+    import torch.nn.functional as F
+
+    def train_epoch(model_in, optimizer, loader):
+        net = model_in
+        {switch}
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            optimizer.step()
+    """
+_ALIAS_MAIN = """
+    import torch
+    from trainer import train_epoch
+
+    def evaluate(model, loader):
+        model.eval()
+        with torch.no_grad():
+            return [model(x) for x, _ in loader]
+
+    def main(model, loader, val_loader):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(10):
+            train_epoch(model, optimizer, loader)
+            evaluate(model, val_loader)
+    """
+
+
+def test_train_through_an_alias_in_another_file_undoes_the_eval(tmp_path):
+    files = {"trainer.py": _ALIAS_TRAINER.format(switch="net.train()"), "main.py": _ALIAS_MAIN}
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == []
+
+
+def test_no_train_through_the_alias_is_still_reported(tmp_path):
+    files = {"trainer.py": _ALIAS_TRAINER.format(switch="net.zero_grad()"), "main.py": _ALIAS_MAIN}
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == [("main.py", 14, "MDL301")]

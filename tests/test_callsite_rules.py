@@ -5,6 +5,7 @@ VALID/INVALID examples."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -613,3 +614,103 @@ def test_forward_through_unfollowed_call_counts_as_training():
         """,
         "MDL301",
     )
+
+
+def test_mdl301_message_does_not_depend_on_the_hash_seed(tmp_path):
+    """`evaluate(ddp)` leaves both `ddp` and the `model` it wraps in eval: the reported key is the one
+    the call names, whatever order the state's keys come in (set iteration follows PYTHONHASHSEED;
+    before the fix seeds 0, 8 and 9 of 0-9 named `model`)."""
+    import os
+    import subprocess
+    import sys
+
+    source = textwrap.dedent('''
+        import torch
+
+        def evaluate(net, loader):
+            net.eval()
+            with torch.no_grad():
+                return [net(x) for x in loader]
+
+        def fit(model, optimizer, loader, val_loader):
+            ddp = torch.nn.parallel.DistributedDataParallel(model)
+            model.train()
+            for epoch in range(3):
+                for x in loader:
+                    optimizer.zero_grad()
+                    ddp(x).sum().backward()
+                    optimizer.step()
+                evaluate(ddp, val_loader)
+        ''')
+    path = tmp_path / "fit.py"
+    path.write_text(source)
+    root = str(Path(__file__).resolve().parents[1])
+    outputs = set()
+    for seed in ("0", "1", "8"):  # on the tree before, seeds 0 and 8 named `model`, 1 `ddp`
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root}
+        done = subprocess.run([sys.executable, "-m", "modelint", "check", "--no-cache", "--select", "MDL301", str(path)],
+                              env=env, capture_output=True, text=True, cwd=str(tmp_path))
+        outputs.add(done.stdout)
+    assert len(outputs) == 1, outputs
+    assert "leaves `ddp` in eval mode" in outputs.pop()
+
+
+def test_forwarded_keys_are_models_not_builtins_or_imported_functions():
+    """modeflow's `forwarded` (the keys a training step can train, read by MDL301/302/303): a call of a
+    builtin or of an imported function not named as a model runs no model; a local callable, an
+    imported name that says it is a model, and a called attribute still count."""
+    import libcst as cst
+
+    from modelint.analysis.context import FileContext
+    from modelint.analysis.classbodies import with_bodies
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+    from modelint.analysis.modeflow import for_context
+    from modelint.analysis.modules import ModuleClassifier
+
+    data = textwrap.dedent('''
+        from audio import mel_spectrogram
+        from zoo import pretrained_net
+
+        def fit(model, head, optimizer, loader):
+            for step, (x, y) in enumerate(loader):
+                n = len(y)
+                feats = mel_spectrogram(x)
+                loss = (head(model.encode(feats)) + pretrained_net(feats)).sum() / n
+                loss.backward()
+                optimizer.step()
+        ''').encode()
+    facts = with_bodies(facts_from_source(data, Path("m.py"), "m"), data)
+    index = ProjectIndex()
+    index.add(facts)
+    module = cst.parse_module(data)
+    ctx = FileContext("m.py", module, facts, ModuleClassifier(index))
+    fn = next(s for s in module.body if isinstance(s, cst.FunctionDef))
+    forwarded = {k for k, _ in for_context(ctx).flow(fn).forwarded}
+    assert {"head", "model.encode", "pretrained_net"} <= forwarded
+    assert not forwarded & {"enumerate", "len", "mel_spectrogram"}
+
+
+@pytest.mark.parametrize("build, reported", [
+    ("torch.optim.Adam(decoder.parameters(), lr=1e-4)", False),      # readable, without feature_net
+    ("build_optimizer(cfg, decoder)", True),                          # not readable: old behaviour
+    ("torch.optim.Adam(params, lr=1e-4)", True),                      # `params` is a parameter
+    ("torch.optim.Adam(feature_net.parameters(), lr=1e-4)", True),    # it is trained after all
+])
+def test_a_network_in_no_optimizer_is_not_trained_by_the_step(build, reported):
+    """MDL303 (analysis/optimized.py): a fixed loss network in eval is reported only when the step
+    can train it, or when the file's optimizers cannot be read."""
+    source = textwrap.dedent(f"""
+        import torch
+
+        def decoder_rounds(decoder, feature_net, pairs, rounds, cfg, params):
+            feature_net.eval()
+            opt_dec = {build}
+            for r in range(rounds):
+                for code, image in pairs:
+                    loss = (feature_net(decoder(code)) - feature_net(image)).pow(2).mean()
+                    opt_dec.zero_grad()
+                    loss.backward()
+                    opt_dec.step()
+        """)
+    lines = [f.line for f in check_source(source, select=["MDL303"])]
+    assert lines == ([12] if reported else [])

@@ -41,8 +41,8 @@ from modelint.frameworks import PROFILES
 # "eval" for a returned local switched with `.eval()` after it was bound, functions with no_grad /
 # inference_mode / volatile=True and evaluation-like names summarised, calls after `volatile=True` or
 # in a no-grad-decorated function marked as no-grad calls, `Effect.infers`, and a call handed a loss and
-# an optimizer recorded as an optimizer step.
-IR_VERSION = 2
+# an optimizer recorded as an optimizer step. 3: local aliases (`net = model`) recorded under the original key.
+IR_VERSION = 3
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model",
@@ -110,6 +110,18 @@ class _Builder:
         self.step_fns: set = set()
         self.kinds: Dict[str, str] = {}  # local -> kind of value bound
         self.no_grad = 0  # depth of `with torch.no_grad()` / `inference_mode()` blocks
+        # `net = model` / `net = model.to(dev)`: a local that is another name for a parameter or an
+        # attribute; its switches and runs are recorded under the original key (issue 14: a training
+        # function binding its parameter to `net` and calling `net.train()` looked like no switch at all)
+        self.aliases: Dict[str, str] = {}
+
+    def key(self, node: ast.AST) -> Optional[str]:
+        """The dotted key of an expression (mode-preserving calls peeled), through local aliases."""
+        key = dotted_ast(_peel(node))
+        if key is None:
+            return None
+        root, dot, rest = key.partition(".")
+        return self.aliases[root] + dot + rest if root in self.aliases else key
 
     def line(self, node: ast.AST) -> int:
         return self.line0 + getattr(node, "lineno", 1) - 1
@@ -177,6 +189,7 @@ class _Builder:
                 key = dotted_ast(t)
                 if key is None:
                     continue
+                self._alias(key, value)
                 src = dotted_ast(value)
                 if src and src.endswith(".training"):
                     self.saved[key] = src[: -len(".training")]
@@ -186,13 +199,23 @@ class _Builder:
             if isinstance(child, ast.expr):
                 self.expr(child, out)
 
+    def _alias(self, target: str, value: ast.AST) -> None:
+        """Record `target = <a name or attribute>` as an alias (a plain local only); any other
+        binding of the target ends its alias."""
+        self.aliases.pop(target, None)
+        if "." in target or not isinstance(_peel(value), (ast.Name, ast.Attribute)):
+            return
+        src = self.key(value)
+        if src is not None and src.partition(".")[0] != target and not src.endswith(".training"):
+            self.aliases[target] = src
+
     def value_kind(self, value: ast.AST) -> str:
         """What a bound / returned value is, as far as its text says."""
         if isinstance(value, ast.Name) and value.id in self.step_fns:
             return "step_fn"
         if isinstance(value, ast.Lambda) and _has_step(_Builder(self.line0).body([ast.Expr(value.body)])):
             return "step_fn"
-        key = dotted_ast(_peel(value))
+        key = self.key(value)
         if key is not None:
             return self.kinds.get(key, f"key:{key}")
         if isinstance(value, ast.Call):
@@ -224,7 +247,7 @@ class _Builder:
         if any(k.arg == "volatile" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords):
             self.no_grad += 1  # pre-0.4 inference: the rest of the function runs without gradients
         if isinstance(func, ast.Attribute):
-            attr, recv = func.attr, dotted_ast(_peel(func.value))
+            attr, recv = func.attr, self.key(func.value)
             if attr == "eval" and not call.args and recv:
                 out.append(["m", recv, "eval", self.line(call)])
                 if recv in self.kinds:  # `net = build(); net.eval(); return net` returns an eval model
@@ -252,14 +275,14 @@ class _Builder:
                 if optimizer_name(last):
                     out.append(["s", "o", self.line(call)])
                 return
-        callee = dotted_ast(func)
+        callee = self.key(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if callee is None or callee.rsplit(".", 1)[-1] in _SKIP_CALLS:
             return
         if isinstance(func, ast.Name) and func.id in self.step_fns:
             out.append(["s", "o", self.line(call)])
             return
-        args = [dotted_ast(_peel(a)) for a in call.args if not isinstance(a, ast.Starred)]
-        kws = {k.arg: dotted_ast(_peel(k.value)) for k in call.keywords if k.arg}
+        args = [self.key(a) for a in call.args if not isinstance(a, ast.Starred)]
+        kws = {k.arg: self.key(k.value) for k in call.keywords if k.arg}
         # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT): a callable handed the
         # loss and the optimizer steps it, when it is not a summarised function (7th field: 1)
         steps = loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper()

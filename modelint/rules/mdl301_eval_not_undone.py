@@ -9,6 +9,7 @@ from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
 )
+from modelint.analysis.optimized import frozen_keys, optimized_keys, parts_back_in_train, trained_by
 from modelint.rules.base import Rule
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -35,6 +36,17 @@ def _involves(used: str, name: str) -> bool:
         method = used[len(name) + 1:]
         return "." not in method and not method.startswith(_NOT_A_FORWARD)
     return False
+
+
+def _local_object(flow: ScopeFlow, key: str) -> bool:
+    """`key` is a plain local bound in this scope to an object of its own (a copy, a construction,
+    a factory's result: `est = copy.deepcopy(base)`, `est = self._make_estimator()`), never to
+    `self` or one of its attributes, nor stored on `self`: `self.eval()` switches only the modules
+    that are children of `self`, so it does not switch this one."""
+    if "." in key or key in flow.params or key not in flow.bindings:
+        return False
+    related = set(flow.aliases.get(key, ()))
+    return not any(a == "self" or a.startswith("self.") for a in related)
 
 
 def _last(key: str) -> str:
@@ -71,7 +83,17 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
         "examples, saliency maps), or whose optimizer is built over input tensors (`Adam([z])`: latent "
         "search, style transfer); steps that no path reaches in training mode (MDL303 reports those: "
-        "the decision is by paths, one finding); and code in `LightningModule` classes, whose loop Lightning owns."
+        "the decision is by paths, one finding); code in `LightningModule` classes, whose loop Lightning owns; "
+        "a model frozen in the file (`m.requires_grad_(False)`, or `p.requires_grad = False` over "
+        "`m.parameters()`: a linear probe that keeps the frozen encoder in eval while a head trains, "
+        "also when the switch is chosen per run, `if tune: m.train() else: m.eval()`); a model whose "
+        "parameters are in none of the optimizers built in the file (a fixed loss network), judged only "
+        "when every optimizer stepped in the file is built in it from readable `X.parameters()` "
+        "expressions; and `self.eval()` while the loop trains a local built or copied in the method "
+        "(`est = copy.deepcopy(base)`, `est = self.make_member()`): `self.eval()` switches only the "
+        "children of `self`, so such a local is caught only once it is stored on `self` (`self.net = est`, "
+        "or an alias of an attribute: `net = self.net`); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
+        "of another file (`net = model; net.train()`) are followed."
     )
     what += (
         " "
@@ -246,8 +268,143 @@ class Classifier(pl.LightningModule):
             opt.step()
             self.eval()
 """,
+        # the trained network is a local built in the method: `self.eval()` switches only self's children
+        """
+import torch
+
+class SnapshotEnsemble(torch.nn.Module):
+    def __init__(self, make_member, rounds):
+        super().__init__()
+        self.make_member = make_member
+        self.kept = torch.nn.ModuleList()
+        self.rounds = rounds
+
+    def fit(self, batches, score):
+        for r in range(self.rounds):
+            member = self.make_member()
+            optimizer = torch.optim.SGD(member.parameters(), lr=0.05)
+            member.train()
+            for inp, target in batches:
+                optimizer.zero_grad()
+                (member(inp) - target).abs().mean().backward()
+                optimizer.step()
+            self.kept.append(member)
+            self.eval()
+            with torch.no_grad():
+                score(self, batches)
+""",
+        # correlated switch: a linear probe freezes the encoder and keeps it in eval; only the head trains
+        """
+import torch
+
+def probe_or_tune(encoder, head, tune, batches, rounds):
+    if not tune:
+        encoder.requires_grad_(False)
+    groups = [{"params": head.parameters()}] + ([{"params": encoder.parameters()}] if tune else [])
+    optim = torch.optim.AdamW(groups, lr=1e-3)
+    for r in range(rounds):
+        if tune:
+            encoder.train()
+        else:
+            encoder.eval()
+        for inp, target in batches:
+            optim.zero_grad()
+            torch.nn.functional.nll_loss(head(encoder(inp)), target).backward()
+            optim.step()
+""",
+        # a fixed feature network of the loss, in no optimizer: the step does not train it
+        """
+import torch
+
+def fit_decoder(decoder, feature_net, pairs, rounds):
+    opt_dec = torch.optim.Adam(decoder.parameters(), lr=2e-4)
+    decoder.train()
+    for r in range(rounds):
+        for code, image in pairs:
+            recon = decoder(code)
+            loss = (feature_net(recon) - feature_net(image)).pow(2).mean()
+            opt_dec.zero_grad()
+            loss.backward()
+            opt_dec.step()
+        feature_net.eval()
+""",
+        # the parts that train are collected in a container switched back to train every epoch
+        """
+import torch
+
+def tune_top(net, batches, held_out, rounds):
+    top = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(top.parameters(), lr=0.01)
+    for r in range(rounds):
+        top.train()
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            print(sum(net(inp).sum() for inp, _ in held_out))
+""",
     )
     INVALID = (
+        # the same container never switched back: its parts train in eval from the second round
+        """
+import torch
+
+def tune_top(net, batches, held_out, rounds):
+    top = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(top.parameters(), lr=0.01)
+    net.train()
+    for r in range(rounds):
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()
+        net.eval()  # expect: MDL301
+        with torch.no_grad():
+            print(sum(net(inp).sum() for inp, _ in held_out))
+""",
+        # the network stored on self before training: `self.eval()` does switch it
+        """
+import torch
+
+class Wrapper(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def fit(self, batches, rounds, score):
+        member = self.net
+        optimizer = torch.optim.SGD(member.parameters(), lr=0.05)
+        member.train()
+        for r in range(rounds):
+            for inp, target in batches:
+                optimizer.zero_grad()
+                (member(inp) - target).abs().mean().backward()
+                optimizer.step()
+            self.eval()  # expect: MDL301
+            with torch.no_grad():
+                score(self, batches)
+""",
+        # correlated switch without a freeze: the eval arm trains the encoder in eval (one finding)
+        """
+import torch
+
+def probe_or_tune(encoder, head, tune, batches, rounds):
+    optim = torch.optim.AdamW(list(head.parameters()) + list(encoder.parameters()), lr=1e-3)
+    for r in range(rounds):
+        if tune:
+            encoder.train()
+        else:
+            encoder.eval()  # expect: MDL301
+        for inp, target in batches:
+            optim.zero_grad()
+            torch.nn.functional.nll_loss(head(encoder(inp)), target).backward()
+            optim.step()
+        encoder.eval()
+        with torch.no_grad():
+            print(sum(head(encoder(inp)).sum() for inp, _ in batches))
+""",
         # the epoch loop: validate() leaves the model in eval mode for the next epoch
         """
 import torch
@@ -402,9 +559,7 @@ for x in range(10):
                 candidates.append((score, site.node, flow, key, site, steps))
         accepted: List[Tuple[cst.CSTNode, List[cst.CSTNode]]] = []
         seen_nodes = set()
-        for score, node_, flow, key, site, steps in sorted(
-            candidates, key=lambda c: (c[0], mf.line(c[1]), not c[4].shown.startswith(c[3] + "."))
-        ):
+        for score, node_, flow, key, site, steps in sorted(candidates, key=lambda c: self._order(mf, c)):
             inners = [s.inner for s in steps]
             if id(site.node) in seen_nodes:
                 continue
@@ -413,6 +568,15 @@ for x in range(10):
             accepted.append((site.eval_node, inners))
             seen_nodes.add(id(site.node))
             self.report(site.node, self._message(mf, key, site, steps))
+
+    @staticmethod
+    def _order(mf: ModeFlow, candidate) -> tuple:
+        """Shortest chain first, then by line; among keys one call leaves in eval (`evaluate(ddp)` for
+        `ddp` and the `model` it wraps) the key the call names, then by name: the states' key order
+        follows set iteration, so without the last two the message changed with the hash seed."""
+        score, node, _, key, site, _ = candidate
+        named = re.search(r"(?<![\w.])" + re.escape(key) + r"(?![\w])", mf.code(site.node)) is not None
+        return (score, mf.line(node), not site.shown.startswith(key + "."), not named, key)
 
     def _scope_candidates(self, flow: ScopeFlow):
         """(key, site, steps it reaches) for eval sites of this scope that reach a training step
@@ -436,8 +600,10 @@ for x in range(10):
                             s.kind == "optimizer" and any(lp is loop for lp in s.loops) and not step_over_inputs(flow, s)
                             for s in flow.steps
                         )
-                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop):
+                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(key):
                         continue
+                    if parts_back_in_train(self.ctx, key, st.state):
+                        continue  # `trainable = nn.ModuleList(student.blocks); trainable.train()`
                     if self._switched_by_own_method(flow, key, site, loop):
                         continue
                     entry = found.setdefault((id(site.node), key), (key, site, []))
@@ -465,13 +631,26 @@ for x in range(10):
         # (When no model is visibly run - the forward hides in a subclass or another module - the
         # object is given the benefit of the doubt and reported.)
         trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
+        trained |= {a for t in trained for a in flow.aliases.get(t, ())}  # `member = self.net`: self's child
         names = {key}
         for _ in range(2):
             names |= {a for n in names for a in flow.aliases.get(n, ())}
         if any(_involves(t, n) for t in trained for n in names):
             return False
         forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
+        if key == "self" and any(_local_object(flow, k) for k in forwarded):
+            return True  # `self.eval()` of an ensemble while the loop trains `est = copy.deepcopy(base)`
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
+
+    def _not_trained(self, key: str) -> bool:
+        """No step trains `key`: it is frozen in this file (`key.requires_grad_(False)`, or
+        `p.requires_grad = False` over its parameters: a linear probe whose eval arm freezes the
+        backbone while a head trains), or the file's optimizers, when all can be read, hold none of
+        its parameters (a fixed loss network; `analysis.optimized`)."""
+        if key.removeprefix("self.") in frozen_keys(self.ctx):
+            return True
+        optimized = optimized_keys(self.ctx)
+        return optimized is not None and not trained_by(key, optimized)
 
     @staticmethod
     def _switched_by_own_method(flow: ScopeFlow, key: str, site: EvalSite, loop: cst.CSTNode) -> bool:
@@ -484,7 +663,7 @@ for x in range(10):
         return not any(_involves(k, key) for k, loops in flow.forwarded if any(lp is loop for lp in loops))
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
-        step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner)))
+        step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner), mf.line(s.node), s.shown))
         eval_line = mf.line(site.eval_node)
         site_line = mf.line(site.node)
         step_line = mf.line(step.inner)

@@ -8,6 +8,7 @@ from modelint.analysis.modeflow import (
     Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
     step_over_inputs,
 )
+from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule
 from modelint.rules.training_fixes import train_before_loop
@@ -36,7 +37,7 @@ class TrainingInEvalMode(Rule):
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
     )
     what += (
@@ -152,8 +153,67 @@ class Finetuner(pl.LightningModule):
     def training_step(self, batch, idx):
         return self.encoder(**batch).loss
 """,
+        # a fixed feature network of the loss, in eval, in no optimizer: the step trains only the decoder
+        """
+import torch
+
+def decoder_rounds(decoder, feature_net, pairs, rounds):
+    feature_net.eval()
+    opt_dec = torch.optim.Adam(decoder.parameters(), lr=2e-4)
+    decoder.train()
+    for r in range(rounds):
+        for code, image in pairs:
+            loss = (feature_net(decoder(code)) - feature_net(image)).pow(2).mean()
+            opt_dec.zero_grad()
+            loss.backward()
+            opt_dec.step()
+""",
+        # the trained parts are collected in a container switched back to train
+        """
+import torch
+
+def adapt(net, batches, rounds):
+    net.eval()
+    tuned = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(tuned.parameters(), lr=0.01)
+    for r in range(rounds):
+        tuned.train()
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()
+""",
     )
     INVALID = (
+        # the whole model is in the optimizer: the container's train() leaves the other parts in eval
+        """
+import torch
+
+def adapt(net, batches, rounds):
+    net.eval()
+    tuned = torch.nn.ModuleList([net.blocks[-1], net.norm])
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    for r in range(rounds):
+        tuned.train()
+        for inp, target in batches:
+            opt.zero_grad()
+            (net(inp) - target).pow(2).mean().backward()
+            opt.step()  # expect: MDL303
+""",
+        # the feature network is in an optimizer too: it is trained in eval
+        """
+import torch
+
+def head_rounds(head, feature_net, pairs, rounds):
+    feature_net.eval()
+    opt_all = torch.optim.Adam(list(head.parameters()) + list(feature_net.parameters()), lr=2e-4)
+    for r in range(rounds):
+        for inp, target in pairs:
+            loss = (head(feature_net(inp)) - target).pow(2).mean()
+            opt_all.zero_grad()
+            loss.backward()
+            opt_all.step()  # expect: MDL303
+""",
         """
 import torch
 from transformers import AutoModel
@@ -332,6 +392,8 @@ def tune(batches, optim, scaler):
                     continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
+                if not self._trained_here(key) or parts_back_in_train(self.ctx, key, st.state):
+                    continue  # a fixed loss network no optimizer holds; a trained part switched back
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
@@ -369,6 +431,12 @@ def tune(batches, optim, scaler):
             if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
                 return False
         return True
+
+    def _trained_here(self, key: str) -> bool:
+        """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in
+        an optimizer built in this file; when no optimizer construction can be read, assumed so."""
+        optimized = optimized_keys(self.ctx)
+        return optimized is None or trained_by(key, optimized)
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:

@@ -6,6 +6,7 @@ from typing import Dict
 import libcst as cst
 
 from modelint.analysis.context import dotted
+from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
 from modelint.rules.base import Rule
 
@@ -55,7 +56,7 @@ class WrongSwitchInRoutine(Rule):
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
-        "norm; models that are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "norm; models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that are not trained by the routine (run only under no_grad, or named like a teacher, "
         "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
         "no dropout, batch norm or mode branch anywhere in their construction tree."
     )
@@ -207,8 +208,44 @@ def test_linear(x):
     layer.train()
     return layer(x)
 """,
+        # a perceptual-loss network in eval at the start of the training routine; no optimizer holds it
+        """
+import torch
+
+def train_epoch(decoder, loss_net, opt_dec, pairs):
+    loss_net.eval()
+    decoder.train()
+    for code, image in pairs:
+        loss = (loss_net(decoder(code)) - loss_net(image)).abs().mean()
+        opt_dec.zero_grad()
+        loss.backward()
+        opt_dec.step()
+
+def main(decoder, loss_net, pairs):
+    opt_dec = torch.optim.Adam(decoder.parameters(), lr=1e-4)
+    for epoch in range(5):
+        train_epoch(decoder, loss_net, opt_dec, pairs)
+""",
     )
     INVALID = (
+        # the same routine when the loss network is fine-tuned too
+        """
+import torch
+
+def train_epoch(decoder, loss_net, opt_dec, pairs):
+    loss_net.eval()  # expect: MDL304
+    decoder.train()
+    for code, image in pairs:
+        loss = (loss_net(decoder(code)) - loss_net(image)).abs().mean()
+        opt_dec.zero_grad()
+        loss.backward()
+        opt_dec.step()
+
+def main(decoder, loss_net, pairs):
+    opt_dec = torch.optim.Adam([*decoder.parameters(), *loss_net.parameters()], lr=1e-4)
+    for epoch in range(5):
+        train_epoch(decoder, loss_net, opt_dec, pairs)
+""",
         """
 import torch
 
@@ -322,7 +359,7 @@ with torch.no_grad():
     def _eval_in_train(self, r: Routine, sw: Switch, first_step: cst.Call) -> None:
         if not r.dominates(sw.call, first_step) or self._deliberate(r, sw) or _NOT_TRAINED.search(sw.key):
             return
-        if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key):
+        if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key) or not self._in_an_optimizer(sw.key):
             return
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
@@ -364,6 +401,13 @@ with torch.no_grad():
         method = self.ctx.framework.optimizer_step_method
         steps = [s for s in r.steps if isinstance(s.func, cst.Attribute) and s.func.attr.value == method]
         return bool(steps) and all(self._built_over_others(r, dotted(s.func.value), key, s) for s in steps)
+
+    def _in_an_optimizer(self, key: str) -> bool:
+        """`key`'s parameters (or a parent's / a container's holding it) are in an optimizer built in this
+        file (`analysis.optimized`; assumed so when none can be read): a perceptual-loss network
+        switched to eval while `Adam(generator.parameters())` trains is not trained by the step."""
+        optimized = optimized_keys(self.ctx)
+        return optimized is None or trained_by(key, optimized)
 
     @staticmethod
     def _built_over_others(r: Routine, opt: str, key: str, step: cst.Call) -> bool:

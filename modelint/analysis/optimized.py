@@ -1,0 +1,247 @@
+"""Which models a file's optimizers train, and which models it freezes (issue 14, helper cs3).
+
+A model in eval mode at a training step is a bug only when the step trains it. On the measuring
+set the false MDL303/MDL304 findings were fixed networks used inside the step (a VGG feature
+extractor of a perceptual loss) whose parameters are in no optimizer, and MDL301's were a
+linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(False)`.
+
+- `optimized_keys(ctx)`: the keys (`generator`, `self.d_net`) whose parameters reach an
+  optimizer built in this file: a call bound to an optimizer-like name (`g_opt = Adam(...)`,
+  `self.opt = torch.optim.SGD(...)`) whose first argument (or `params=`) is built from
+  `K.parameters()` / `K.named_parameters()`, through `list(...)`, `itertools.chain(...)`, `+`,
+  lists, `{"params": ...}` groups, comprehensions and names bound in the same function. A container
+  built over models (`nn.ModuleList([gen, disc])`) brings its members. `None` when no optimizer is
+  built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
+  `build_optimizer(model)`), or an optimizer stepped in the file is bound nowhere in it (a
+  parameter `opt` of a training function): the caller keeps its old behaviour then.
+- `frozen_keys(ctx)`: keys frozen with `K.requires_grad_(False)` or `for p in K.parameters():
+  p.requires_grad = False` anywhere in the file.
+- `trained_by(key, optimized)`: the key, a parent of it, or a part of it is optimized.
+- `part_containers(ctx, key)` / `parts_back_in_train(ctx, key, state)`: containers built from parts of
+  a model (`nn.ModuleList([net.blocks[-1], net.norm])`) and whether one is back in train mode at a step.
+
+Keys are compared without a leading `self.` (an optimizer built in `__init__` over
+`self.generator.parameters()` trains the `generator` a method runs as `self.generator`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Dict, List, Optional, Set
+
+import libcst as cst
+
+from modelint.analysis.calls import terminal_name
+from modelint.analysis.context import dotted
+from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, get
+from modelint.analysis.modemodel import optimizer_name
+
+_PARAM_METHODS = frozenset({"parameters", "named_parameters"})
+# calls whose arguments are the parameters passed on (`list(m.parameters())`, `chain(a, b)`)
+_PASS_ON = frozenset({"list", "tuple", "chain", "filter", "iter", "sorted"})
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _norm(key: str) -> str:
+    return key[5:] if key.startswith("self.") else key
+
+
+class _Scan(cst.CSTVisitor):
+    """One pass: assignments by name (per file, for params lists and containers), optimizer
+    constructions, freezes."""
+
+    def __init__(self) -> None:
+        self.bound: Dict[str, List[cst.BaseExpression]] = {}
+        self.ctors: List[cst.Call] = []
+        self.frozen: Set[str] = set()
+        self.stepped: Set[str] = set()  # receivers of `<optimizer>.step()`
+        self._param_loops: Dict[str, str] = {}  # loop variable -> model key (`for p in m.parameters()`)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            key = dotted(t.target)
+            if key is None:
+                continue
+            self.bound.setdefault(key, []).append(node.value)
+            if optimizer_name(key.rsplit(".", 1)[-1]) and isinstance(node.value, cst.Call):
+                self.ctors.append(node.value)
+            if key.endswith(".requires_grad") and _is_false(node.value):
+                owner = self._param_loops.get(key[: -len(".requires_grad")])
+                if owner:
+                    self.frozen.add(_norm(owner))
+
+    def visit_For(self, node: cst.For) -> None:
+        it = node.iter
+        if isinstance(node.target, cst.Name) and isinstance(it, cst.Call) and terminal_name(it.func) == "parameters":
+            owner = dotted(it.func.value) if isinstance(it.func, cst.Attribute) else None
+            if owner:
+                self._param_loops[node.target.value] = owner
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "step":
+            recv = dotted(func.value)
+            if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
+                self.stepped.add(recv)
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_" and node.args
+                and _is_false(node.args[0].value)):
+            return
+        owner = dotted(func.value)
+        if owner:  # `m.requires_grad_(False)`, or `p.requires_grad_(False)` over `m.parameters()`
+            self.frozen.add(_norm(self._param_loops.get(owner, owner)))
+
+
+def _is_false(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "False"
+
+
+class _Facts:
+    def __init__(self, module: cst.Module):
+        scan = _Scan()
+        module.visit(scan)
+        self.frozen = frozenset(scan.frozen)
+        self.bound = scan.bound
+        self.optimized = self._optimized(scan)
+
+    @staticmethod
+    def _optimized(scan: _Scan) -> Optional[frozenset]:
+        if not scan.ctors or any(r not in scan.bound for r in scan.stepped):
+            return None  # an optimizer stepped here is a parameter or built elsewhere: not readable
+        out: Set[str] = set()
+        for ctor in scan.ctors:
+            arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
+            keys = _param_keys(arg, scan.bound, 0) if arg is not None else None
+            if keys is None:
+                return None
+            out |= keys
+        for key in list(out):  # a container built over models brings its members; an alias its original
+            for value in scan.bound.get(key, []) + scan.bound.get("self." + key, []):
+                out |= _members(value)
+                original = dotted(value)
+                if original is not None:
+                    out.add(_norm(original))
+        return frozenset(out)
+
+
+def _param_keys(node: cst.BaseExpression, bound, depth: int) -> Optional[Set[str]]:
+    """The models whose parameters an optimizer's `params` expression holds (None: not readable)."""
+    if depth > 6:
+        return None
+    if isinstance(node, cst.Call):
+        name = terminal_name(node.func)
+        if name in _PARAM_METHODS and isinstance(node.func, cst.Attribute):
+            owner = dotted(node.func.value)
+            return {_norm(owner)} if owner else None
+        if name in _PASS_ON:
+            return _union([a.value for a in node.args if name != "filter" or a is not node.args[0]], bound, depth)
+        return None
+    if isinstance(node, cst.BinaryOperation):
+        return _union([node.left, node.right], bound, depth)
+    if isinstance(node, cst.IfExp):
+        return _union([node.body, node.orelse], bound, depth)
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return _union([e.value for e in node.elements], bound, depth)
+    if isinstance(node, cst.Dict):  # a parameter group: {"params": ..., "lr": ...}
+        return _union([e.value for e in node.elements if isinstance(e, cst.DictElement) and
+                       isinstance(e.key, cst.SimpleString) and e.key.evaluated_value == "params"], bound, depth)
+    if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
+        return _param_keys(node.for_in.iter, bound, depth + 1)
+    key = dotted(node)
+    if key is not None and bound.get(key):
+        return _union(bound[key], bound, depth)
+    return None
+
+
+def _union(nodes, bound, depth: int) -> Optional[Set[str]]:
+    out: Set[str] = set()
+    for n in nodes:
+        keys = _param_keys(n, bound, depth + 1)
+        if keys is None:
+            return None
+        out |= keys
+    return out
+
+
+def _members(value: cst.BaseExpression) -> Set[str]:
+    """`nn.ModuleList([gen, disc])`, `nn.Sequential(enc, head)`: the dotted names it is built from."""
+    out: Set[str] = set()
+    if isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper():
+        for a in value.args:
+            v = a.value
+            items = [e.value for e in v.elements] if isinstance(v, (cst.List, cst.Tuple)) else [v]
+            out |= {_norm(k) for k in (dotted(i) for i in items) if k}
+        # parts of a model (`nn.ModuleList(student.get_feat_modules())`): the model is partly trained
+        out |= {_norm(k) for k in (dotted(n) for n in _attribute_chains(value.args)) if k}
+    return out
+
+
+def _facts(ctx) -> _Facts:
+    """Computed once per checked file (keyed on its FileContext, like `modeflow.for_context`)."""
+    facts = _CACHE.get(ctx)
+    if facts is None:
+        facts = _Facts(ctx.module)
+        _CACHE[ctx] = facts
+    return facts
+
+
+def optimized_keys(ctx) -> Optional[frozenset]:
+    return _facts(ctx).optimized
+
+
+def frozen_keys(ctx) -> frozenset:
+    return _facts(ctx).frozen
+
+
+def part_containers(ctx, key: str) -> List[str]:
+    """Names bound to a container built from parts of `key` (`trainable = nn.ModuleList(
+    student.get_feat_modules())`, `nn.ModuleList([student.enc, student.head])`): its `.train()`
+    switches those parts back, whatever `key` itself is in."""
+    root = _norm(key)
+    out = []
+    for name, values in _facts(ctx).bound.items():
+        if any(_built_from_parts(v, root) for v in values):
+            out.append(name)
+    return out
+
+
+def _built_from_parts(value: cst.BaseExpression, root: str) -> bool:
+    if not (isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper()):
+        return False
+    for node in _attribute_chains(value.args):
+        key = dotted(node)
+        if key and _norm(key).startswith(root + "."):
+            return True
+    return False
+
+
+def _attribute_chains(args) -> List[cst.Attribute]:
+    found: List[cst.Attribute] = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            found.append(node)
+            return False
+
+    for a in args:
+        a.value.visit(_V())
+    return found
+
+
+def parts_back_in_train(ctx, key: str, state) -> bool:
+    """At a step with mode-flow `state`: a container built from parts of `key` is in train mode (its
+    `.train()` came after every eval of it), and, when the file's optimizers can be read, they hold
+    the container rather than `key` as a whole: the parts the step trains are in train mode."""
+    optimized = optimized_keys(ctx)
+    if optimized is not None and _norm(key) in optimized:
+        return False
+    for c in part_containers(ctx, key):
+        tokens = get(state, c)
+        if tokens & {TRAIN, TRAINED} and not any(isinstance(t, EvalSite) for t in tokens):
+            return True
+    return False
+
+
+def trained_by(key: str, optimized: frozenset) -> bool:
+    """`key` (or a parent, or a part of it) has parameters in one of the optimizers."""
+    k = _norm(key)
+    return any(o == k or k.startswith(o + ".") or o.startswith(k + ".") for o in optimized)
