@@ -7,6 +7,7 @@ import libcst as cst
 
 from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of, iter_located
 from modelint.analysis.context import dotted
+from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import for_context
 from modelint.analysis.modemodel import bind, mapped_exit
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, local_callee, routine_facts
@@ -557,22 +558,18 @@ for _ in range(5):
             top = attr.split(".")[0]  # `self.net.stem`: as mode-free as `self.net` at most
             found = analysis_for(self.ctx.classifier).of_attribute(f"{self.ctx.facts.modname}.{cls.name.value}", top,
                                                                     self.ctx.facts)
-            return found is not None and found.answer == "no"
+            if found is not None:
+                return found.answer == "no"
+            # `self.net = net` kept from the constructor: what this file's constructions pass
+            return self._keys().of(fn, f"self.{top}") == "no"
         built = construction_of(self.ctx, r, parent, call)  # `model = Net()` in the routine: mode-free?
-        built = self._unwrapped(built)
-        return built is not None and self.ctx.mode_sensitivity(built).answer == "no"
+        if built is None:  # a parameter or a global: what it holds in this file
+            return self._keys().of(r.fn, parent) == "no"
+        return self.ctx.mode_sensitivity(built).answer == "no"
 
-    def _unwrapped(self, built: Optional[cst.BaseExpression]) -> Optional[cst.BaseExpression]:
-        """`DataParallel(Net())` -> `Net()`: a wrapper that delegates to the model it wraps is as
-        mode-dependent as that model (asked directly, the wrapper class itself holds no layer)."""
-        fw = self.ctx.framework
-        while isinstance(built, cst.Call) and built.args and built.args[0].keyword is None and not built.args[0].star:
-            func = built.func
-            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-            if last not in fw.mode_delegating_wrappers:
-                break
-            built = built.args[0].value
-        return built
+    def _keys(self) -> KeySensitivity:
+        return KeySensitivity(self.ctx, for_context(self.ctx))
+
 
 
 def _inside(r: Routine, node: cst.CSTNode, ancestor: Optional[cst.CSTNode]) -> bool:

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
     Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
     step_over_inputs,
@@ -351,24 +352,11 @@ def tune(batches, optim, scaler):
         return routine_facts(self.ctx, flow.node).kind == "train"
 
     def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
-        """Every binding of `key` in this scope builds a model whose mode sensitivity is "no" (no
-        dropout, batch norm or mode branch in its construction tree; `DataParallel(...)` and `.to(dev)`
-        looked through)."""
-        bindings = [b.node for b in flow.bindings.get(key, ())]
-        if not bindings or not all(isinstance(n, cst.Assign) for n in bindings):
-            return False
-        fw = self.ctx.framework
-        for node in bindings:
-            value = node.value
-            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in fw.mode_preserving_methods:
-                value = value.func.value
-            last = value.func.attr.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) else \
-                value.func.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) else ""
-            if last in fw.mode_delegating_wrappers and value.args:
-                value = value.args[0].value
-            if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
-                return False
-        return True
+        """The model `key` holds in this scope has mode sensitivity "no" (no dropout, batch norm or
+        mode branch in its construction tree), through pass-through rebindings (`model, opt, dl =
+        engine.make_private(module=model, ...)`), wrappers and, for a parameter, this file's callers
+        (`analysis.keysensitivity`)."""
+        return KeySensitivity(self.ctx, for_context(self.ctx)).of(flow.node, key) == "no"
 
     @staticmethod
     def _switched_in_loop(flow: ScopeFlow, tokens, st: Step) -> bool:

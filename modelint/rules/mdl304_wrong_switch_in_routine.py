@@ -6,6 +6,9 @@ from typing import Dict
 import libcst as cst
 
 from modelint.analysis.context import dotted
+from modelint.analysis.keysensitivity import KeySensitivity
+from modelint.analysis.modeflow import for_context
+from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
 from modelint.rules.base import Rule
 
@@ -404,7 +407,10 @@ with torch.no_grad():
 
     def _sensitivity(self, r: Routine, key: str, before: cst.CSTNode):
         built = construction_of(self.ctx, r, key, before)
-        return self.ctx.mode_sensitivity(built) if built is not None else None
+        if built is None:  # a parameter or a global: what it holds in this file (`analysis.keysensitivity`)
+            answer = KeySensitivity(self.ctx, for_context(self.ctx)).of(r.fn, key)
+            return NOT_SENSITIVE if answer == "no" else None
+        return self.ctx.mode_sensitivity(built)
 
     @staticmethod
     def _why(sensitivity) -> str:
