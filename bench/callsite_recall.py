@@ -346,7 +346,9 @@ def relate(m: Mutant, *anchors: Anchor) -> None:
 
 def relate_step(m: Mutant, s: Script) -> None:
     """Relate the training step: the optimizer step and the backward() calls of its function
-    (a rule may name either as the place where training runs in the wrong mode)."""
+    (a rule may name either as the place where training runs in the wrong mode), and, when that
+    function is not the epoch loop's, its calls inside the epoch loop (`train_one_epoch(model, ...)`
+    in main.py for a step in engine.py: where the loop trains, as the caller sees it)."""
     import ast as _ast
     doc, line = m.resolve(s.step)
     m.relate(doc, line)
@@ -354,6 +356,15 @@ def relate_step(m: Mutant, s: Script) -> None:
     for node in _ast.walk(fn if fn is not None else doc.tree):
         if isinstance(node, _ast.Call) and isinstance(node.func, _ast.Attribute) and node.func.attr == "backward":
             m.relate(doc, node.lineno)
+    ldoc, lline = m.resolve(s.epoch_loop)
+    loop = ldoc.stmt_at(lline)
+    if fn is None or (ldoc is doc and ldoc.enclosing_function(lline) is fn):
+        return
+    for node in _ast.walk(loop):
+        callee = getattr(node, "func", None)
+        name = getattr(callee, "id", None) or getattr(callee, "attr", None)
+        if isinstance(node, _ast.Call) and name == fn.name:
+            m.relate(ldoc, node.lineno)
 
 
 def delete_train_switches(m: Mutant, s: Script, every: bool = False) -> None:
