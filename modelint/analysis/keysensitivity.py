@@ -4,9 +4,9 @@
 name (`model` in `def test(model, loader)`, `self.net` in a wrapper's method) and needs the answer
 for whatever that name was built from. `KeySensitivity(ctx, mf).of(scope, key)` follows, in this file:
 
-- the bindings of `key` in `scope` (`ScopeFlow.bindings`): a construction is asked directly; a
-  rebinding to another name follows that name; a pass-through rebinding that is handed `key` itself
-  (`model = accelerator.prepare(model)`, `model, opt, dl = engine.make_private(module=model, ...)`,
+- the bindings of `key` in `scope` (`ScopeFlow.bindings`): a construction is asked directly (both
+  arms of a conditional expression); a rebinding to another name follows that name; a pass-through
+  rebinding that is handed `key` itself (`model = accelerator.prepare(model)`, `model, opt, dl = engine.make_private(module=model, ...)`,
   `model = DDP(model)`: the wrapped model computes the same thing) leaves the earlier binding to
   decide; a pass-through wrapper of the profile around anything (`DataParallel(Net())`,
   `torch.compile(net)`) takes what it wraps;
@@ -142,6 +142,9 @@ class KeySensitivity:
 
     def _of_value(self, scope: cst.CSTNode, key: str, expr: cst.CSTNode, depth: int) -> Optional[str]:
         """One binding's answer; None for a pass-through rebinding (an earlier binding decides)."""
+        if isinstance(expr, cst.IfExp):  # `Noisy() if flag else Flat()`: either may be built
+            both = [self._of_value(scope, key, peel(e), depth) for e in (expr.body, expr.orelse)]
+            return "yes" if "yes" in both else "no" if all(a in ("no", None) for a in both) else "unknown"
         source = dotted(expr)
         if source is not None:
             return "unknown" if source == key else self.of(scope, source, depth + 1)
@@ -150,6 +153,8 @@ class KeySensitivity:
         if self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
             inner = peel(expr.args[0].value)
             source = dotted(inner)
+            if source == key:
+                return None  # `model = DDP(model)`: the earlier binding decides
             return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
         return self.ctx.mode_sensitivity(expr).answer
 

@@ -1186,7 +1186,7 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
-            if _steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
+            if steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
@@ -1450,7 +1450,7 @@ class _ScopeAnalysis:
         return out
 
 
-def _steps_loss(call: cst.Call) -> bool:
+def steps_loss(call: cst.Call) -> bool:
     """`loss_scaler(loss, optimizer, clip_grad=...)`: a lower-case callable handed a loss and an
     optimizer (timm's NativeScaler in DeiT) steps it (`modemodel.loss_and_optimizer`)."""
     from modelint.analysis.modemodel import loss_and_optimizer
