@@ -25,15 +25,19 @@ class TrainingInEvalMode(Rule):
         "step callable returned by a helper, followed across files through the project's mode summaries) "
         "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
-        "returns eval mode) and nothing calls `.train()`, or it was put in eval mode (`model.eval()`, "
+        "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it: `if ckpt "
+        "is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`), or it was put in eval mode (`model.eval()`, "
         "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
         "and nothing switched it back (also when the loop repeats that evaluation: no path reaches the "
         "step in training mode). The model may come from a file-local setup function (`net, opt = "
-        "build(cfg)`), and a step inside a function of this file that the loop calls is reported where it "
+        "build(cfg)`), a model handed to a function outside the project and bound back (`model = "
+        "convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model, ...)`, "
+        "`model = DDP(model)` under any import name) keeps its mode, and a step inside a function of this file that the loop calls is reported where it "
         "runs. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
-        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late), "
+        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
+        "unless another path brings an unswitched `from_pretrained` model, "
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
@@ -91,6 +95,23 @@ class TrainingInEvalMode(Rule):
     )
 
     VALID = (
+        # near miss of the two-way setup in INVALID: the pretrained branch is switched to training mode
+        """
+import torch
+from transformers import AutoModelForTokenClassification
+
+def fit(resume, batches):
+    if resume:
+        tagger = torch.load(resume)
+    else:
+        tagger = AutoModelForTokenClassification.from_pretrained("bert-base-cased")
+        tagger.train()
+    opt = torch.optim.AdamW(tagger.parameters(), lr=3e-5)
+    for batch in batches:
+        opt.zero_grad()
+        tagger(**batch).loss.backward()
+        opt.step()
+""",
         """
 import torch
 from transformers import AutoModel
@@ -155,6 +176,32 @@ class Finetuner(pl.LightningModule):
 """,
     )
     INVALID = (
+        # the pretrained branch of a two-way setup is never switched; a conversion handed the model
+        # and an aliased DDP keep its mode
+        """
+import torch
+from torch.nn.parallel import DistributedDataParallel as Wrapped
+from transformers import AutoModelForTokenClassification
+from apex.parallel import convert_syncbn_model
+
+def build(resume):
+    if resume:
+        tagger = torch.load(resume)
+    else:
+        tagger = AutoModelForTokenClassification.from_pretrained("bert-base-cased")
+    return tagger
+
+def fit(resume, batches, distributed):
+    tagger = build(resume)
+    tagger = convert_syncbn_model(tagger)
+    if distributed:
+        tagger = Wrapped(tagger)
+    opt = torch.optim.AdamW(tagger.parameters(), lr=3e-5)
+    for batch in batches:
+        opt.zero_grad()
+        tagger(**batch).loss.backward()
+        opt.step()  # expect: MDL303
+""",
         """
 import torch
 from transformers import AutoModel
@@ -330,7 +377,12 @@ def tune(batches, optim, scaler):
                     continue
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
-                    continue
+                    # a `from_pretrained` model that nothing switched reaches the step on some path
+                    # (`if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`):
+                    # that path trains in eval mode from the first step on
+                    tokens = frozenset(t for t in tokens if isinstance(t, Created) and t.kind == "from_pretrained")
+                    if not tokens:
+                        continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
                 if self._wrong_switch_in_routine(flow, tokens, st):
