@@ -6,7 +6,8 @@ for whatever that name was built from. `KeySensitivity(ctx, mf).of(scope, key)` 
 
 - the bindings of `key` in `scope` (`ScopeFlow.bindings`): a construction is asked directly (both
   arms of a conditional expression); a rebinding to another name follows that name; a pass-through
-  rebinding that is handed `key` itself (`model = accelerator.prepare(model)`, `model, opt, dl = engine.make_private(module=model, ...)`,
+  rebinding that is handed `key` itself (`model = accelerator.prepare(model)`,
+  `model, opt, dl = engine.make_private(module=model, ...)`,
   `model = DDP(model)`: the wrapped model computes the same thing) leaves the earlier binding to
   decide; a pass-through wrapper of the profile around anything (`DataParallel(Net())`,
   `torch.compile(net)`) takes what it wraps;

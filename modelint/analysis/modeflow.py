@@ -930,7 +930,8 @@ class _ScopeAnalysis:
                     state = self._bind_facts(el.value, returned[i], state, node)
                     continue
                 if values is None and not returned and key_of(el.value) and self._handed_back(key_of(el.value), value):
-                    state = self.bind_target(el.value, value, state, node)  # `model, opt, dl = make_private(module=model, ...)`
+                    # `model, opt, dl = make_private(module=model, ...)`
+                    state = self.bind_target(el.value, value, state, node)
                     continue
                 state = self.bind_target(el.value, values[i] if values else None, state, node)
         elif isinstance(target, cst.StarredElement):

@@ -45,7 +45,8 @@ from modelint.frameworks import PROFILES
 # optimizer, ...)`, timm / DeiT's step with no `.backward(` or `.step(` in the text) are summarised.
 IR_VERSION = 3
 
-_RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(", b"scaler(",
+_RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
+             b"scaler(",
              b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model",
              # inference: an evaluation helper that runs its model argument under no_grad without a
              # switch (MDL302 follows it from a training loop in another file)

@@ -3,7 +3,8 @@ model runs and training steps are (MDL304, MDL205; reusable by the call-site rul
 
 `routine_facts(ctx, fn)` (memoised per function on the context) returns a `Routine`:
 - `switches`: `X.train()` / `X.train(True|False|flag)` / `X.eval()` calls, with the key `X` (a name
-  or attribute chain as written, subscripts of parts included: `model.layers[0]`, `part_key`) and the mode they set (True, False, None = a flag);
+  or attribute chain as written, subscripts of parts included: `model.layers[0]`, `part_key`) and
+  the mode they set (True, False, None = a flag);
 - `runs`: calls that run a model `X`: `X(...)`, `X.forward(...)`, `X.generate(...)` (transformers'
   `generate` does not switch to eval itself), each with whether it is under a no-grad context;
 - `steps`: training steps: `backward()` calls (`loss.backward()`, `accelerator.backward(loss)`,
@@ -356,7 +357,8 @@ def _index_text(index: cst.BaseSlice) -> Optional[str]:
             return ""
         if isinstance(e, (cst.Integer, cst.Name)):
             return e.value
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus) and isinstance(e.expression, cst.Integer):
+        if (isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus)
+                and isinstance(e.expression, cst.Integer)):
             return "-" + e.expression.value
         return None
 

@@ -296,11 +296,14 @@ class SensitivityAnalysis:
         in a class body it counts as a kept constructor argument does (`_kept`)."""
         arg = call.args[0] if call.args else None
         if arg is None or isinstance(arg, ast.Starred):
-            return None if scope.in_body else Sensitivity(UNKNOWN, f"`{_short(ast.unparse(call))}` wraps what it is given")
+            if scope.in_body:
+                return None
+            return Sensitivity(UNKNOWN, f"`{_short(ast.unparse(call))}` wraps what it is given")
         inner = _strip_self_returning(arg, fw)
         if isinstance(inner, ast.Call):
             return self._built(inner, scope, ast.unparse(inner))
-        if scope.in_body and isinstance(inner, ast.Name) and scope.body is not None and inner.id in dict(scope.body.params):
+        params = dict(scope.body.params) if scope.body is not None else {}
+        if scope.in_body and isinstance(inner, ast.Name) and inner.id in params:
             return self._kept(inner.id, scope, scope.facts)
         value = self._value(inner, scope)
         if value[0] == "obj":

@@ -6,8 +6,8 @@ import libcst as cst
 
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
-    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
-    step_over_inputs,
+    TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
+    forwarded_at_step, get, not_trained_name, step_over_inputs,
 )
 from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule
@@ -25,14 +25,16 @@ class TrainingInEvalMode(Rule):
         "step callable returned by a helper, followed across files through the project's mode summaries) "
         "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
-        "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it: `if ckpt "
-        "is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`), or it was put in eval mode (`model.eval()`, "
+        "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it when no "
+        "path switches it: `if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`), "
+        "or it was put in eval mode (`model.eval()`, "
         "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
         "and nothing switched it back (also when the loop repeats that evaluation: no path reaches the "
         "step in training mode). The model may come from a file-local setup function (`net, opt = "
         "build(cfg)`), a model handed to a function outside the project and bound back (`model = "
         "convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model, ...)`, "
-        "`model = DDP(model)` under any import name) keeps its mode, and a step inside a function of this file that the loop calls is reported where it "
+        "`model = DDP(model)` under any import name) keeps its mode, and a step inside "
+        "a function of this file that the loop calls is reported where it "
         "runs. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
@@ -377,9 +379,12 @@ def tune(batches, optim, scaler):
                     continue
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
-                    # a `from_pretrained` model that nothing switched reaches the step on some path
-                    # (`if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`):
-                    # that path trains in eval mode from the first step on
+                    # a `from_pretrained` model reaches the step on some path and no path switched it
+                    # (`if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`, no
+                    # `.train()` anywhere): that path trains in eval mode from the first step on. A
+                    # `.train()` on another path (`if not resume: model.train()`) is left alone.
+                    if tokens & {TRAIN, TRAINED, UNKNOWN}:
+                        continue
                     tokens = frozenset(t for t in tokens if isinstance(t, Created) and t.kind == "from_pretrained")
                     if not tokens:
                         continue

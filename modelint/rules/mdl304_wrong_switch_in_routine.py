@@ -63,7 +63,8 @@ class WrongSwitchInRoutine(Rule):
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
-        "copied from the other switch and left stale, which is reported); models that are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "copied from the other switch and left stale, which is reported); models that "
+        "are not trained by the routine (run only under no_grad, or named like a teacher, "
         "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
         "no dropout, batch norm or mode branch anywhere in their construction tree."
     )
