@@ -41,7 +41,10 @@ Verdict of one mutant, for the pattern's expected code(s):
 - *caught*: a new finding of an expected code is near a site; *missed*: none; *baseline*: none new,
   but the unmutated script already reports the code on those lines (excluded from the recall, and
   listed: the pattern could not be measured there);
-- controls (``ctl-*``, and every pattern on a script whose model has no mode-dependent layer):
+- controls (``ctl-*``, and every pattern on a script whose model has no mode-dependent layer, except
+  the patterns that bring a model of their own, ``Pattern.own_model``: ``302-restore-helper`` tests a
+  torchvision ResNet-18, batch norm included, and ``303-from-pretrained`` a ``from_pretrained`` model
+  whose layers are unknown; the script's mode-free model is not the one they get wrong):
   *clean* when no new finding of MDL205/MDL301-MDL304 is near a site, else *false alarm*.
 A code the checked modelint does not know yet simply never appears: it is reported as 0 caught.
 
@@ -114,7 +117,7 @@ class Script:
     packages: Tuple[str, ...] = ()  # folders that get an (empty) __init__.py
     prep: Tuple[Tuple[str, str, str], ...] = ()  # (file, old, new): make it parse on Python 3
     starts_in_eval: bool = False  # from_pretrained: eval mode before any .train()
-    mode_free: bool = False  # the model has no mode-dependent layer: every mutant is a control
+    mode_free: bool = False  # the model has no mode-dependent layer: its mutants are controls (not `own_model` ones)
     eval_in_loop: bool = True  # the evaluation runs inside the training loop
     trained_build: Optional[Anchor] = None  # creation of the trained model, when `build` is another one
 
@@ -343,7 +346,9 @@ def relate(m: Mutant, *anchors: Anchor) -> None:
 
 def relate_step(m: Mutant, s: Script) -> None:
     """Relate the training step: the optimizer step and the backward() calls of its function
-    (a rule may name either as the place where training runs in the wrong mode)."""
+    (a rule may name either as the place where training runs in the wrong mode), and, when that
+    function is not the epoch loop's, its calls inside the epoch loop (`train_one_epoch(model, ...)`
+    in main.py for a step in engine.py: where the loop trains, as the caller sees it)."""
     import ast as _ast
     doc, line = m.resolve(s.step)
     m.relate(doc, line)
@@ -351,6 +356,15 @@ def relate_step(m: Mutant, s: Script) -> None:
     for node in _ast.walk(fn if fn is not None else doc.tree):
         if isinstance(node, _ast.Call) and isinstance(node.func, _ast.Attribute) and node.func.attr == "backward":
             m.relate(doc, node.lineno)
+    ldoc, lline = m.resolve(s.epoch_loop)
+    loop = ldoc.stmt_at(lline)
+    if fn is None or (ldoc is doc and ldoc.enclosing_function(lline) is fn):
+        return
+    for node in _ast.walk(loop):
+        callee = getattr(node, "func", None)
+        name = getattr(callee, "id", None) or getattr(callee, "attr", None)
+        if isinstance(node, _ast.Call) and name == fn.name:
+            m.relate(ldoc, node.lineno)
 
 
 def delete_train_switches(m: Mutant, s: Script, every: bool = False) -> None:
@@ -789,10 +803,17 @@ class Pattern:
     name: str
     codes: Tuple[str, ...]  # accepted codes; the first is the one it counts for; () = control
     apply: Callable[[Mutant, Script], None]
+    # The bug is on a model the mutation brings (a `from_pretrained` model, a torchvision ResNet
+    # rebuilt by a helper), not on the script's own: a mode-free script does not make it a control.
+    own_model: bool = False
 
     @property
     def control(self) -> bool:
         return not self.codes
+
+    def control_on(self, s: "Script") -> bool:
+        """A control on this script: a correct idiom, or any pattern on the script's mode-free model."""
+        return self.control or (s.mode_free and not self.own_model)
 
 
 PATTERNS: Tuple[Pattern, ...] = (
@@ -808,9 +829,9 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("302-generate", ("MDL302",), p302_generate),
     Pattern("302-volatile", ("MDL302",), p302_volatile),
     Pattern("302-attribute-state.net", ("MDL302",), p302_attr),
-    Pattern("302-restore-helper", ("MDL302",), p302_restore_helper),
+    Pattern("302-restore-helper", ("MDL302",), p302_restore_helper, own_model=True),  # resnet18: batch norm
     Pattern("302-train-then-test", ("MDL302",), p302_train_then_test),
-    Pattern("303-from-pretrained", ("MDL303",), p303_from_pretrained),
+    Pattern("303-from-pretrained", ("MDL303",), p303_from_pretrained, own_model=True),  # layers unknown
     Pattern("303-initial-eval", ("MDL303",), p303_initial_eval),
     Pattern("304-train-in-eval-routine", ("MDL304",), p304_train_in_eval),
     Pattern("304-eval-in-train-routine", ("MDL304",), p304_eval_in_train),
@@ -958,7 +979,7 @@ class Outcome:
 
 
 def judge(p: Pattern, s: Script, m: Mutant, base: List[dict], found: List[dict], near: int) -> Outcome:
-    control = p.control or s.mode_free
+    control = p.control_on(s)
     codes = WATCHED if control else accepted(p, s)
     windows = m.windows(near)
     maps = {path: doc.new_line_of() for path, doc in m.docs.items()}
@@ -981,13 +1002,13 @@ def judge(p: Pattern, s: Script, m: Mutant, base: List[dict], found: List[dict],
 
 def measure(s: Script, p: Pattern, sources: Dict[str, str], base: List[dict], near: int,
             keep: Optional[Path]) -> Outcome:
-    label = p.name if p.control or not s.mode_free else f"{p.name} (mode-free model)"
+    label = p.name if not p.control_on(s) or p.control else f"{p.name} (mode-free model)"
     m = fresh_mutant(s, sources)
     try:
         p.apply(m, s)
         m.check_parses()
     except NotApplicable as exc:
-        return Outcome(s.key, label, "" if (p.control or s.mode_free) else p.codes[0], "n/a", str(exc))
+        return Outcome(s.key, label, "" if p.control_on(s) else p.codes[0], "n/a", str(exc))
     except AnchorError as exc:
         return Outcome(s.key, label, "", "error", str(exc))
     try:

@@ -377,3 +377,93 @@ def test_a_module_passed_in_and_kept(tmp_path):
     assert sens(ctx, "expr:Seg(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), 8)").answer == YES
     assert sens(ctx, "expr:Seg(nn.Linear(3, 8), 8)").answer == NO
     assert sens(ctx, "Untyped").answer == NO
+
+
+WRAPPED = """
+import copy
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.swa_utils import AveragedModel
+
+class Noisy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.2)
+
+class Flat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+class Holder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.DataParallel(Noisy())
+"""
+
+
+@pytest.mark.parametrize("wrapper", ["nn.DataParallel({})", "DDP({})", "torch.compile({})", "copy.deepcopy({})",
+                                     "AveragedModel({})", "nn.DataParallel({}).cuda()", "torch.compile({}.to('cuda'))"])
+def test_pass_through_wrappers_take_the_wrapped_models_answer(tmp_path, wrapper):
+    ctx = project(tmp_path, {"w.py": WRAPPED})["w.py"]
+    assert sens(ctx, "expr:" + wrapper.format("Noisy()")).answer == YES
+    assert sens(ctx, "expr:" + wrapper.format("Flat()")).answer == NO
+    assert sens(ctx, "expr:" + wrapper.format("model")).answer == UNKNOWN  # built elsewhere
+
+
+def test_a_wrapper_kept_in_a_class_body_counts_as_what_it_wraps(tmp_path):
+    ctx = project(tmp_path, {"w.py": WRAPPED})["w.py"]
+    assert sens(ctx, "Holder").answer == YES
+
+
+def _key_answers(tmp_path, source: str, asks):
+    from modelint.analysis.keysensitivity import KeySensitivity
+    from modelint.analysis.modeflow import for_context
+
+    ctx = project(tmp_path, {"k.py": source})["k.py"]
+    mf = for_context(ctx)
+    scopes = {getattr(getattr(s, "name", None), "value", "<module>"): s for s in mf.scopes()}
+    keys = KeySensitivity(ctx, mf)
+    return [keys.of(scopes[scope], key) for scope, key in asks]
+
+
+def test_a_parameter_takes_what_the_callers_pass_through_pass_through_rebindings(tmp_path):
+    answers = _key_answers(tmp_path, WRAPPED + """
+def fit(model, data):
+    for x in data:
+        model(x).sum().backward()
+
+def score(model, data):
+    return [model(x) for x in data]
+
+def main(engine, data, flag):
+    model = Flat().cuda()
+    model, opt, data = engine.make_private(module=model, data=data)
+    model = DDP(model)
+    fit(model, data)
+    other = Noisy() if flag else Flat()
+    score(other, data)
+    score(Flat(), data)
+""", [("fit", "model"), ("main", "model"), ("score", "model"), ("main", "other")])
+    assert answers == [NO, NO, YES, YES]
+
+
+def test_a_kept_constructor_argument_takes_what_the_constructions_pass(tmp_path):
+    answers = _key_answers(tmp_path, WRAPPED + """
+class Keep(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def freeze(self):
+        self.inner.eval()
+
+a = Keep(Flat())
+""", [("freeze", "self.inner")])
+    assert answers == [NO]  # `self.inner = inner` in __init__, and `Keep(Flat())` passes a flat network
+    lone = _key_answers(tmp_path / "lone", WRAPPED + """
+def fit(model, data):
+    return model(data)
+""", [("fit", "model")])
+    assert lone == [UNKNOWN]  # no caller in this file: nothing says what it is

@@ -908,7 +908,10 @@ class _ScopeAnalysis:
             if isinstance(target, cst.Name):
                 self._bound.add(key)
                 self._note_saved_or_step_fn(key, value, state)
-            tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
+            if value is not None and self._handed_back(key, value):
+                tokens, kind = get(state, key), "alias"
+            else:
+                tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
             for source in alias_sources(value) if value is not None else ():
                 if source != key:
                     self._aliases.setdefault(key, set()).add(source)
@@ -933,10 +936,30 @@ class _ScopeAnalysis:
                 if returned.get(i) and key_of(el.value) is not None:
                     state = self._bind_facts(el.value, returned[i], state, node)
                     continue
+                if values is None and not returned and key_of(el.value) and self._handed_back(key_of(el.value), value):
+                    # `model, opt, dl = make_private(module=model, ...)`
+                    state = self.bind_target(el.value, value, state, node)
+                    continue
                 state = self.bind_target(el.value, values[i] if values else None, state, node)
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
         return state
+
+    def _handed_back(self, key: str, value: Optional[cst.CSTNode]) -> bool:
+        """`model = convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model,
+        ...)`: a function outside the project (lower-case: not a class being built) is handed the model
+        and its result is bound back to the model's name: the same model, converted or wrapped in
+        place, in the mode it had (a project function is followed instead; a mode switch is not this)."""
+        if not isinstance(value, cst.Call) or not any(key_of(peel(a.value)) == key for a in value.args):
+            return False
+        func = value.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if not last[:1].islower() or last in _WRAPPER_LAST or last in (self.ctx.framework.train_method,
+                                                                         self.ctx.framework.eval_method):
+            return False  # (wrappers and `deepcopy` are value_of's: a copy is another model)
+        if self.creation_kind(value) is not None:
+            return False
+        return self.mf.resolve_call(self.scope, value) is None and self.mf.project_effect(value) is None
 
     def _note_saved_or_step_fn(self, name: str, value: Optional[cst.CSTNode], state: State) -> None:
         self._saved.pop(name, None)
@@ -999,6 +1022,8 @@ class _ScopeAnalysis:
             if effect is not None and effect.returns:
                 return self.returned(expr, effect), "other"
             last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+            if last not in _WRAPPER_LAST:  # `DistributedDataParallel as DDP`: the imported name's last part
+                last = (self.ctx.resolve(func) or "").rsplit(".", 1)[-1] or last
             if last in _WRAPPER_LAST and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
                 inner_key = key_of(peel(expr.args[0].value))
                 if inner_key is None and last != "deepcopy" and isinstance(expr.args[0].value, cst.Call):
@@ -1116,8 +1141,8 @@ class _ScopeAnalysis:
                 if attr == fw.train_method:
                     flag = train_flag(call)
                     saved = self._restored(call, key)
-                    if saved is not None:
-                        return assign(state, key, saved)
+                    if saved is not None:  # (its aliases too: `model_without_ddp = model` is restored with it)
+                        return self.set_mode(state, key, saved)
                 else:  # stable-baselines3's policy.set_training_mode(mode)
                     arg = get_arg(call, fw.train_mode_keyword, 0)
                     value = literal_value(arg.value) if arg is not None else None
@@ -1169,7 +1194,7 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
-            if _steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
+            if steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
@@ -1444,7 +1469,7 @@ class _ScopeAnalysis:
         return out
 
 
-def _steps_loss(call: cst.Call) -> bool:
+def steps_loss(call: cst.Call) -> bool:
     """`loss_scaler(loss, optimizer, clip_grad=...)`: a lower-case callable handed a loss and an
     optimizer (timm's NativeScaler in DeiT) steps it (`modemodel.loss_and_optimizer`)."""
     from modelint.analysis.modemodel import loss_and_optimizer

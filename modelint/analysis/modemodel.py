@@ -41,10 +41,14 @@ from modelint.frameworks import PROFILES
 # "eval" for a returned local switched with `.eval()` after it was bound, functions with no_grad /
 # inference_mode / volatile=True and evaluation-like names summarised, calls after `volatile=True` or
 # in a no-grad-decorated function marked as no-grad calls, `Effect.infers`, and a call handed a loss and
-# an optimizer recorded as an optimizer step. 3: local aliases (`net = model`) recorded under the original key.
-IR_VERSION = 3
+# an optimizer recorded as an optimizer step. 3: functions that call a loss scaler (`loss_scaler(loss,
+# optimizer, ...)`, timm / DeiT's step with no `.backward(` or `.step(` in the text) are summarised.
+# 4: local aliases (`net = model`) recorded under the original key (3 was given to both changes on two
+# branches; 4 keeps a cache written by either apart from the merged format).
+IR_VERSION = 4
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
+             b"scaler(",
              b"from_pretrained", b"load_state_dict", b"torch.load", b"create_model",
              # inference: an evaluation helper that runs its model argument under no_grad without a
              # switch (MDL302 follows it from a training loop in another file)

@@ -3,12 +3,14 @@ model runs and training steps are (MDL304, MDL205; reusable by the call-site rul
 
 `routine_facts(ctx, fn)` (memoised per function on the context) returns a `Routine`:
 - `switches`: `X.train()` / `X.train(True|False|flag)` / `X.eval()` calls, with the key `X` (a name
-  or attribute chain as written) and the mode they set (True, False, None = a flag);
+  or attribute chain as written, subscripts of parts included: `model.layers[0]`, `part_key`) and
+  the mode they set (True, False, None = a flag);
 - `runs`: calls that run a model `X`: `X(...)`, `X.forward(...)`, `X.generate(...)` (transformers'
   `generate` does not switch to eval itself), each with whether it is under a no-grad context;
 - `steps`: training steps: `backward()` calls (`loss.backward()`, `accelerator.backward(loss)`,
   Lightning's `manual_backward`), `torch.autograd.backward`, `<optimizer-like>.step()` (and a grad
-  scaler's), and calls of functions or methods of this file that reach one (two levels);
+  scaler's), a callable handed a loss and an optimizer (`loss_scaler(loss, optimizer)`), and calls
+  of functions or methods of this file that reach one (two levels);
 - `eval_signals`: why the routine is an evaluation / inference routine: a no-grad decorator
   (`@torch.no_grad()`, `@torch.inference_mode()`), a `with torch.no_grad()` / `inference_mode()` /
   `set_grad_enabled(False)` block that runs a model, `volatile=True` (pre-0.4 inference),
@@ -35,7 +37,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
-from modelint.analysis.modeflow import optimizer_like, train_flag
+from modelint.analysis.modeflow import optimizer_like, steps_loss, train_flag
 from modelint.analysis.walk import iter_children
 
 _EVAL_NAME = re.compile(r"^_*(eval|valid|test|predict|infer(ence)?($|_)|inference)", re.IGNORECASE)
@@ -204,9 +206,9 @@ class _Collector:
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             key = dotted(func.value)
-            if attr in (fw.train_method, fw.eval_method) and key:
+            if attr in (fw.train_method, fw.eval_method) and (key or part_key(func.value)):
                 mode = train_flag(call) if attr == fw.train_method else (None if call.args else False)
-                r.switches.append(Switch(call, key, mode))
+                r.switches.append(Switch(call, key or part_key(func.value), mode))
                 return
             if attr in fw.backward_methods:
                 r.steps.append(call)
@@ -225,6 +227,10 @@ class _Collector:
         elif isinstance(func, cst.Name):
             if (self.ctx.resolve(func) or "") in fw.backward_calls:
                 r.steps.append(call)
+                return
+            if steps_loss(call):  # `loss_scaler(loss, optimizer, ...)` (timm's NativeScaler): backward + step
+                r.steps.append(call)
+                r.optimizer_steps += 1
                 return
             if func.value in self.nested and self.depth < 2:
                 self.inline(call, self.nested[func.value], decorated)
@@ -326,8 +332,42 @@ def routine_facts(ctx, fn: cst.FunctionDef, depth: int = 0) -> Routine:
 
 
 def key_covers(outer: str, inner: str) -> bool:
-    """`model` covers `model` and `model.encoder` (a switch of the parent switches its children)."""
-    return inner == outer or inner.startswith(outer + ".")
+    """`model` covers `model`, `model.encoder` and `model.layers[0]` (a switch of the parent switches
+    its children)."""
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+def part_key(expr: cst.CSTNode) -> Optional[str]:
+    """`model.layers[0]`, `self.blocks[:4]`, `net.stages[-1].norm`: a Name/Attribute chain with
+    subscripts by literal integers, names or integer slices (a part of a model), as written without
+    spaces; None for anything else (a call, a computed index)."""
+    if isinstance(expr, cst.Attribute):
+        head = part_key(expr.value)
+        return f"{head}.{expr.attr.value}" if head else None
+    if isinstance(expr, cst.Subscript) and len(expr.slice) == 1:
+        head = part_key(expr.value)
+        index = _index_text(expr.slice[0].slice)
+        return f"{head}[{index}]" if head and index is not None else None
+    return dotted(expr)
+
+
+def _index_text(index: cst.BaseSlice) -> Optional[str]:
+    def bound(e: Optional[cst.BaseExpression]) -> Optional[str]:
+        if e is None:
+            return ""
+        if isinstance(e, (cst.Integer, cst.Name)):
+            return e.value
+        if (isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus)
+                and isinstance(e.expression, cst.Integer)):
+            return "-" + e.expression.value
+        return None
+
+    if isinstance(index, cst.Index):
+        return bound(index.value) or None
+    if isinstance(index, cst.Slice) and index.step is None:
+        lower, upper = bound(index.lower), bound(index.upper)
+        return f"{lower}:{upper}" if lower is not None and upper is not None else None
+    return None
 
 
 def construction_of(ctx, routine: Routine, key: str, before: cst.CSTNode) -> Optional[cst.BaseExpression]:

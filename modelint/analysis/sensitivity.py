@@ -145,13 +145,17 @@ class SensitivityAnalysis:
                 return self.of_class(q, None, facts)
             return Sensitivity(UNKNOWN, f"`{_short(text)}` is not a model class the checks can see")
         if isinstance(node, ast.Call):
-            found = self._call(node, scope, held=True)
-            if found is not None:
-                return found
-            q = self._qualify(_dotted(node.func), facts)
-            if q and (profile_for(facts.aliases).is_capitalised_layer_name(q) or self._locate(q, facts)):
-                return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
-            return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
+            return self._built(node, scope, text)
+        return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
+
+    def _built(self, node: ast.Call, scope: _Scope, text: str) -> Sensitivity:
+        """What a construction asked about directly builds."""
+        found = self._call(node, scope, held=True)
+        if found is not None:
+            return found
+        q = self._qualify(_dotted(node.func), scope.facts)
+        if q and (profile_for(scope.facts.aliases).is_capitalised_layer_name(q) or self._locate(q, scope.facts)):
+            return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
         return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
 
     def of_attribute(self, qualname: str, attr: str, facts: Optional[FileFacts] = None) -> Optional[Sensitivity]:
@@ -259,6 +263,8 @@ class SensitivityAnalysis:
         if name is None:
             return None
         last = name.rsplit(".", 1)[-1]
+        if self._wrapper_name(name, last, scope.facts, fw):
+            return self._wrapped(call, scope, fw)
         if last in fw.external_model_methods:
             owner = name.rsplit(".", 2)[-2] if "." in name else ""
             if owner.endswith(fw.non_model_suffixes):
@@ -276,6 +282,35 @@ class SensitivityAnalysis:
         if fw.in_namespace(q) or not last[:1].isupper():
             return None
         return self._construct(q, name, call, scope, held, fw)
+
+    def _wrapper_name(self, name: str, last: str, facts: FileFacts, fw: Profile) -> bool:
+        """By last name as written or as imported (`DistributedDataParallel as DDP`)."""
+        if last in fw.sensitivity_passing_wrappers:
+            return True
+        q = self._qualify(name, facts) if name in facts.aliases else None
+        return bool(q) and q.rsplit(".", 1)[-1] in fw.sensitivity_passing_wrappers
+
+    def _wrapped(self, call: ast.Call, scope: _Scope, fw: Profile) -> Optional[Sensitivity]:
+        """`DataParallel(x)`, `torch.compile(x)`, `AveragedModel(x)`: x's answer (the profile's
+        `sensitivity_passing_wrappers`). A name built elsewhere is unknown when asked about directly;
+        in a class body it counts as a kept constructor argument does (`_kept`)."""
+        arg = call.args[0] if call.args else None
+        if arg is None or isinstance(arg, ast.Starred):
+            if scope.in_body:
+                return None
+            return Sensitivity(UNKNOWN, f"`{_short(ast.unparse(call))}` wraps what it is given")
+        inner = _strip_self_returning(arg, fw)
+        if isinstance(inner, ast.Call):
+            return self._built(inner, scope, ast.unparse(inner))
+        params = dict(scope.body.params) if scope.body is not None else {}
+        if scope.in_body and isinstance(inner, ast.Name) and inner.id in params:
+            return self._kept(inner.id, scope, scope.facts)
+        value = self._value(inner, scope)
+        if value[0] == "obj":
+            return Sensitivity(*value[1])
+        if value[0] == "ref" and self._is_class(str(value[1]), scope.facts):
+            return self.of_class(str(value[1]), None, scope.facts)
+        return None if scope.in_body else Sensitivity(UNKNOWN, f"`{_short(ast.unparse(inner))}` is built elsewhere")
 
     def _construct(self, q: str, name: str, call: ast.Call, scope: _Scope, held: bool, fw: Profile) -> Optional[Sensitivity]:
         located = self._locate(q, scope.facts)

@@ -229,6 +229,10 @@ class Profile:
     # Module bases that hold no layers of their own (`nn.Module`, `LightningModule`); any other base
     # outside the checked files makes a subclass's sensitivity unknown.
     empty_module_bases: FrozenSet[str] = frozenset()
+    # Wrappers and copies whose result computes what the module given as their first argument computes
+    # (DDP, `torch.compile`, `deepcopy`, averaged / EMA copies), by last name: a construction
+    # `Wrapper(x)` is as mode-sensitive as `x` (the wrapper class itself holds no layer of its own).
+    sensitivity_passing_wrappers: FrozenSet[str] = frozenset()
 
     def __post_init__(self) -> None:
         last = lambda names: frozenset(n.rsplit(".", 1)[-1] for n in names)  # noqa: E731

@@ -335,4 +335,10 @@ TORCH = replace(
     layer_zero_default_dropout_arg={"MultiheadAttention": LayerArg("dropout", 2, 0.0)},
     layer_wrapping_layers=frozenset({"TransformerEncoder", "TransformerDecoder"}),
     empty_module_bases=_MODULE_BASES - {"timm.layers.Mlp"},
+    # The mode-delegating wrappers, plus averaged copies that hold a deep copy of the module they are
+    # given: `torch.optim.swa_utils.AveragedModel(net)`, timm's `ModelEma` / `ModelEmaV2` / `ModelEmaV3`.
+    sensitivity_passing_wrappers=frozenset(
+        {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
+         "prepare", "wrap", "deepcopy", "AveragedModel", "ModelEma", "ModelEmaV2", "ModelEmaV3"}
+    ),
 )

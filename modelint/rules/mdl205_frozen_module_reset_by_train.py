@@ -7,9 +7,12 @@ import libcst as cst
 
 from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of, iter_located
 from modelint.analysis.context import dotted
+from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import for_context
 from modelint.analysis.modemodel import bind, mapped_exit
-from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, local_callee, routine_facts
+from modelint.analysis.routines import (
+    Routine, Switch, construction_of, key_covers, local_callee, part_key, routine_facts,
+)
 from modelint.analysis.walk import iter_children
 from modelint.analysis.sensitivity import analysis_for
 from modelint.rules.base import Rule
@@ -31,7 +34,9 @@ class FrozenModuleResetByTrain(Rule):
         "validation), when this file calls `.train()` / `.fit(...)` (on anything but the frozen part itself), or when a checked file that imports the "
         "class does (through the cross-file index), or when an instance built in this file is later "
         "switched to training mode by a call (followed into other files through the mode summaries); a part "
-        "of a kept module (`self.net.stem.eval()`) counts as a submodule of the class. For `model.<sub>.eval()` "
+        "of a kept module (`self.net.stem.eval()`) counts as a submodule of the class, and so does a part indexed by a "
+        "literal or a slice (`self.blocks[:4].eval()`, `model.layers[0].eval()` next to "
+        "`model.layers[0].requires_grad_(False)`). For `model.<sub>.eval()` "
         "in a function or a script's top-level code, when a `.train()` of `model` (or of a part holding "
         "`<sub>`) runs after it: later in the routine, at the top of the loop that contains it, in a function "
         "of this file that it is passed to (or that uses the script's global `model`), in a function of "
@@ -42,8 +47,10 @@ class FrozenModuleResetByTrain(Rule):
         "another file); a `train(flag)` that restores a saved mode; a function's own local of the same name "
         "as the script's global; and submodules whose mode sensitivity is \"no\" (no dropout, batch norm or "
         "mode branch in their construction tree, looking through `DataParallel`-style wrappers: train and "
-        "eval compute the same thing). Not followed: parts indexed by subscript (`model.blocks[0].eval()`), "
-        "setup functions called from another file."
+        "eval compute the same thing), also when the parent is a parameter, a global or a module kept from "
+        "the constructor (`self.net = net`): then what this file's callers and constructions pass decides "
+        "(`analysis.keysensitivity`). Not followed: parts indexed by a computed subscript "
+        "(`model.blocks[f(i)].eval()`), setup functions called from another file, callers in other files."
     )
     why = (
         "`Module.train()` sets the mode of every submodule recursively. A backbone frozen once with "
@@ -216,8 +223,77 @@ def pretrain_other():
 
 pretrain_other()
 """,
+        # mode-free parents reached through a parameter and a kept constructor argument: the callers
+        # and constructions of this file pass a network without dropout or batch norm (the near miss
+        # with batch norm is in INVALID)
+        """
+import torch
+from torch import nn
+
+class KeepStem(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.inner.stem.requires_grad_(False)
+        self.inner.stem.eval()
+
+    def forward(self, x):
+        return self.inner(x)
+
+def freeze_then_fit(net, data, opt):
+    net[0].requires_grad_(False)
+    net[0].eval()
+    net.train()
+    for x in data:
+        opt.zero_grad()
+        net(x).sum().backward()
+        opt.step()
+
+def run(data):
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    freeze_then_fit(net, data, opt)
+    wrapped = KeepStem(nn.Sequential(nn.Linear(4, 4)))
+    wrapped.train()
+""",
     )
     INVALID = (
+        # parts indexed by a literal or a slice, in a script and in a module class
+        """
+import torch
+from torch import nn
+
+class Tower(nn.Module):
+    def __init__(self, depth):
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)) for _ in range(depth))
+        self.blocks[:2].requires_grad_(False)
+        self.blocks[:2].eval()  # expect: MDL205
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+def fit(tower, data, opt):
+    tower.train()
+    for x in data:
+        opt.zero_grad()
+        tower(x).sum().backward()
+        opt.step()
+
+def main(data):
+    layers = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3))
+    layers[1].requires_grad_(False)
+    layers[1].eval()  # expect: MDL205
+    opt = torch.optim.SGD(layers.parameters(), lr=0.1)
+    for epoch in range(3):
+        layers.train()
+        for x in data:
+            opt.zero_grad()
+            layers(x).sum().backward()
+            opt.step()
+""",
         """
 import torch
 from torch import nn
@@ -344,7 +420,7 @@ for _ in range(5):
             return  # inside a train() override: re-applying eval() there is the fix
         r = routine_facts(self.ctx, node)
         for key, call in self._frozen_evals(r):
-            root, _, attr = key.partition(".")
+            root, attr = _split_root(key)
             if root == "self" and method:  # `self.backbone`, `self.net.stem`: a part of this class
                 self._freeze_line = self.ctx.line(call)
                 parent, reset = "self", self._class_reset(node, attr)
@@ -367,7 +443,7 @@ for _ in range(5):
         out = []
         fw = self.ctx.framework
         for sw in r.switches:
-            if (sw.mode is False and "." in sw.key and sw.call.func.attr.value == fw.eval_method
+            if (sw.mode is False and _split_root(sw.key)[1] and sw.call.func.attr.value == fw.eval_method
                     and self._freezing(r, sw.key)):
                 out.append((sw.key, sw.call))
         for node in r.order_nodes:  # self.vae = AutoencoderKL.from_pretrained(...).eval()
@@ -384,7 +460,7 @@ for _ in range(5):
         fw = self.ctx.framework
         for node in r.order_nodes:
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                recv = dotted(node.func.value) or ""
+                recv = part_key(node.func.value) or ""  # `model.layers[0].requires_grad_(False)` too
                 if node.func.attr.value == fw.requires_grad_method and key_covers(key, recv):
                     return True
                 if node.func.attr.value in ("parameters", "named_parameters") and recv == key:
@@ -463,7 +539,7 @@ for _ in range(5):
         for `model.bert.embeddings`) runs after the freeze: in this routine, in a function it calls
         (this file or another, through the mode summaries), or, when the routine returns the model
         (a setup function), in a routine of this file that binds its result."""
-        root = key.split(".")[0]
+        root = _split_root(key)[0]
         found = self._reset_after(r, root, key, eval_call)
         if found is not None:
             return root, found
@@ -554,25 +630,28 @@ for _ in range(5):
             cls = self._owner(fn) if isinstance(fn, cst.FunctionDef) else None
             if cls is None:
                 return False
-            top = attr.split(".")[0]  # `self.net.stem`: as mode-free as `self.net` at most
+            top = re.split(r"[.\[]", attr)[0]  # `self.net.stem`, `self.blocks[:4]`: as mode-free as `self.net` at most
             found = analysis_for(self.ctx.classifier).of_attribute(f"{self.ctx.facts.modname}.{cls.name.value}", top,
                                                                     self.ctx.facts)
-            return found is not None and found.answer == "no"
+            if found is not None:
+                return found.answer == "no"
+            # `self.net = net` kept from the constructor: what this file's constructions pass
+            return self._keys().of(fn, f"self.{top}") == "no"
         built = construction_of(self.ctx, r, parent, call)  # `model = Net()` in the routine: mode-free?
-        built = self._unwrapped(built)
-        return built is not None and self.ctx.mode_sensitivity(built).answer == "no"
+        if built is None:  # a parameter or a global: what it holds in this file
+            return self._keys().of(r.fn, parent) == "no"
+        return self.ctx.mode_sensitivity(built).answer == "no"
 
-    def _unwrapped(self, built: Optional[cst.BaseExpression]) -> Optional[cst.BaseExpression]:
-        """`DataParallel(Net())` -> `Net()`: a wrapper that delegates to the model it wraps is as
-        mode-dependent as that model (asked directly, the wrapper class itself holds no layer)."""
-        fw = self.ctx.framework
-        while isinstance(built, cst.Call) and built.args and built.args[0].keyword is None and not built.args[0].star:
-            func = built.func
-            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-            if last not in fw.mode_delegating_wrappers:
-                break
-            built = built.args[0].value
-        return built
+    def _keys(self) -> KeySensitivity:
+        return KeySensitivity(self.ctx, for_context(self.ctx))
+
+
+
+def _split_root(key: str) -> Tuple[str, str]:
+    """`model.encoder.stem` -> (`model`, `encoder.stem`); `layers[1]` -> (`layers`, `[1]`); a bare
+    name has no part (``)."""
+    root = re.match(r"[^.\[]*", key).group(0)
+    return root, key[len(root):].lstrip(".")
 
 
 def _inside(r: Routine, node: cst.CSTNode, ancestor: Optional[cst.CSTNode]) -> bool:

@@ -25,6 +25,7 @@ from modelint.analysis.modeflow import (
     get,
     peel,
 )
+from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.rules.base import Rule
 
@@ -86,27 +87,6 @@ def mode_sensitivity(ctx, expr) -> str:
 def _is_tokens_evaluated(tokens) -> bool:
     """Some path put it in eval mode, restored an unknown mode, or chose training mode on purpose."""
     return any(isinstance(t, EvalSite) or t is UNKNOWN or t is TRAIN for t in tokens)
-
-
-def _bound_expr(node: cst.CSTNode, key: str) -> Optional[cst.CSTNode]:
-    """The expression a binding statement gives `key`: `key = value`; `key, opt = call(...)` -> the
-    call; `a, key = x, y` -> `y`. None for loop targets, `with ... as key` and the like."""
-    if isinstance(node, cst.AnnAssign):
-        return node.value if dotted(node.target) == key else None
-    if not isinstance(node, cst.Assign):
-        return None
-    for target in node.targets:
-        t = target.target
-        if dotted(t) == key:
-            return node.value
-        if isinstance(t, (cst.Tuple, cst.List)):
-            i = next((j for j, e in enumerate(t.elements) if dotted(e.value) == key), None)
-            if i is None:
-                continue
-            if isinstance(node.value, (cst.Tuple, cst.List)) and len(node.value.elements) == len(t.elements):
-                return node.value.elements[i].value
-            return node.value if isinstance(node.value, cst.Call) else None
-    return None
 
 
 def _names_in(expr: cst.CSTNode) -> List[str]:
@@ -478,6 +458,7 @@ if __name__ == "__main__":
         self._calls_project_evaluation = False
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}
+        self._keys: Optional[KeySensitivity] = None
         self._assigns: Dict[int, Dict[str, cst.CSTNode]] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
@@ -667,95 +648,12 @@ if __name__ == "__main__":
             node = mf.index.parent.get(id(node))
 
     # --- the sensitivity of the model a key holds, through pass-through wrappers and callers -------
-    def _key_sensitivity(self, mf: ModeFlow, scope: cst.CSTNode, key: str, depth: int = 0) -> str:
-        """"yes" / "no" / "unknown" for the model `key` holds in `scope`: from its constructions in
-        the scope, skipping same-model pass-through rebindings (`model = accelerator.prepare(model)`,
-        `model, opt = engine.make_private(module=model, ...)`, `model = DDP(model)`: the wrapped
-        model computes the same thing), and for a parameter from what the callers in this file pass.
-        "unknown" when no construction is seen."""
-        flow = mf.flow(scope)
-        if flow is None or depth > 3:
-            return "unknown"
-        answers: List[str] = []
-        for binding in flow.bindings.get(key, ()):
-            expr = _bound_expr(binding.node, key)
-            if expr is None:
-                return "unknown"
-            expr = peel(expr)
-            source = dotted(expr)
-            if source is not None:
-                answers.append("unknown" if source == key else self._key_sensitivity(mf, scope, source, depth + 1))
-            elif self._pass_through(expr, key):
-                continue  # the earlier binding of `key` decides
-            elif self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
-                inner = peel(expr.args[0].value)
-                source = dotted(inner)
-                answers.append(self._key_sensitivity(mf, scope, source, depth + 1) if source
-                               else mode_sensitivity(self.ctx, inner))
-            else:
-                answers.append(mode_sensitivity(self.ctx, expr))
-        if not flow.bindings.get(key) and key in flow.params and isinstance(scope, cst.FunctionDef):
-            answers.extend(self._callers_sensitivity(mf, scope, key, depth))
-        if "yes" in answers:
-            return "yes"
-        return "no" if answers and all(a == "no" for a in answers) else "unknown"
-
-    def _pass_through(self, expr: cst.CSTNode, key: str) -> bool:
-        """A call that is given `key` itself (positionally or by keyword) and whose result is bound
-        back to `key`: not a construction of a new class of the project."""
-        if not isinstance(expr, cst.Call) or not any(dotted(peel(a.value)) == key for a in expr.args):
-            return False
-        name = callee_name(expr) or ""
-        if name in self._wrappers() or not name[:1].isupper():
-            return True
-        return False
-
-    def _is_wrapper(self, expr: cst.CSTNode) -> bool:
-        """`DDP(model)` / `torch.compile(Net())`: a wrapper that runs the model it is given (its own
-        layers, if any, are not the model's: the profile may take `DataParallel` for a plain layer)."""
-        return (isinstance(expr, cst.Call) and (callee_name(expr) or "") in self._wrappers() and bool(expr.args)
-                and not expr.args[0].star and expr.args[0].keyword is None)
-
-    @staticmethod
-    def _held_attribute(flow: ScopeFlow, key: str) -> str:
-        """`state.net` where `state = SimpleNamespace(net=model)` (bound once in the scope): `model`."""
-        root, _, attr = key.partition(".")
-        bindings = flow.bindings.get(root, ())
-        if not attr or "." in attr or len(bindings) != 1:
-            return key
-        value = _bound_expr(bindings[0].node, root)
-        if isinstance(value, cst.Call):
-            for arg in value.args:
-                if arg.keyword is not None and arg.keyword.value == attr:
-                    return dotted(peel(arg.value)) or key
-        return key
-
-    def _wrappers(self) -> FrozenSet[str]:
-        """Wrappers that run the model they are given (DDP, `torch.compile`, `accelerator.prepare`);
-        not `deepcopy` (a copy is another model)."""
-        return self.ctx.framework.mode_delegating_wrappers - {"deepcopy"}
-
-    def _callers_sensitivity(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int) -> List[str]:
-        positional = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
-        is_method = id(fn) in mf.index.method_class and not is_decorated_with(fn, "staticmethod")
-        if is_method:
-            positional = positional[1:]
-        out: List[str] = []
-        for call, scope in self._calls.get(fn.name.value, ()):
-            if isinstance(call.func, cst.Attribute) != is_method:
-                continue  # `model.train()` is not a call of a function `train(model, ...)`
-            arg = next((a for a in call.args if a.keyword is not None and a.keyword.value == param), None)
-            if arg is None and param in positional:
-                plain = [a for a in call.args if a.keyword is None and not a.star]
-                i = positional.index(param)
-                arg = plain[i] if i < len(plain) else None
-            ckey = dotted(peel(arg.value)) if arg is not None else None
-            caller = mf.flow(scope if scope is not None else mf.module)
-            if ckey and caller is not None:
-                ckey = self._held_attribute(caller, ckey)
-            out.append(self._key_sensitivity(mf, scope if scope is not None else mf.module, ckey, depth + 1)
-                       if ckey else "unknown")
-        return out or ["unknown"]
+    def _key_sensitivity(self, mf: ModeFlow, scope: cst.CSTNode, key: str) -> str:
+        """"yes" / "no" / "unknown" for the model `key` holds in `scope` (`analysis.keysensitivity`:
+        its constructions, pass-through rebindings and wrappers, and what this file's callers pass)."""
+        if self._keys is None:
+            self._keys = KeySensitivity(self.ctx, mf, self._calls)
+        return self._keys.of(scope, key)
 
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
@@ -823,7 +721,7 @@ if __name__ == "__main__":
                     key = mapping.get(param)
                     if key is None or param == (effect.params[0] if effect.is_method and effect.params else None):
                         continue
-                    key = self._held_attribute(flow, key)
+                    key = held_attribute(flow, key)
                     if not self._trained_at(mf, flow, call, key, get(pc.state, key)):
                         continue
                     if self._key_sensitivity(mf, scope, key) == "no":
@@ -1074,7 +972,7 @@ if __name__ == "__main__":
             if ckey is None:
                 unknown = True  # an expression we cannot follow
                 continue
-            ckey = self._held_attribute(flow, ckey)
+            ckey = held_attribute(flow, ckey)
             tokens = get(lc.state, ckey)
             if TRAINED in tokens:
                 tokens = tokens - {TRAIN}  # `model.train()` then a loop that may run zero times: for training

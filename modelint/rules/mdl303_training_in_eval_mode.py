@@ -4,9 +4,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
-    Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, get, not_trained_name,
-    step_over_inputs,
+    TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
+    forwarded_at_step, get, not_trained_name, step_over_inputs,
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
@@ -25,15 +26,21 @@ class TrainingInEvalMode(Rule):
         "step callable returned by a helper, followed across files through the project's mode summaries) "
         "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
-        "returns eval mode) and nothing calls `.train()`, or it was put in eval mode (`model.eval()`, "
+        "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it when no "
+        "path switches it: `if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`), "
+        "or it was put in eval mode (`model.eval()`, "
         "`model.train(False)`, an evaluation helper, in this file or another) before the training loop "
         "and nothing switched it back (also when the loop repeats that evaluation: no path reaches the "
         "step in training mode). The model may come from a file-local setup function (`net, opt = "
-        "build(cfg)`), and a step inside a function of this file that the loop calls is reported where it "
+        "build(cfg)`), a model handed to a function outside the project and bound back (`model = "
+        "convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model, ...)`, "
+        "`model = DDP(model)` under any import name) keeps its mode, and a step inside "
+        "a function of this file that the loop calls is reported where it "
         "runs. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
-        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late), "
+        "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
+        "unless another path brings an unswitched `from_pretrained` model, "
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
@@ -91,6 +98,23 @@ class TrainingInEvalMode(Rule):
     )
 
     VALID = (
+        # near miss of the two-way setup in INVALID: the pretrained branch is switched to training mode
+        """
+import torch
+from transformers import AutoModelForTokenClassification
+
+def fit(resume, batches):
+    if resume:
+        tagger = torch.load(resume)
+    else:
+        tagger = AutoModelForTokenClassification.from_pretrained("bert-base-cased")
+        tagger.train()
+    opt = torch.optim.AdamW(tagger.parameters(), lr=3e-5)
+    for batch in batches:
+        opt.zero_grad()
+        tagger(**batch).loss.backward()
+        opt.step()
+""",
         """
 import torch
 from transformers import AutoModel
@@ -213,6 +237,32 @@ def head_rounds(head, feature_net, pairs, rounds):
             opt_all.zero_grad()
             loss.backward()
             opt_all.step()  # expect: MDL303
+""",
+        # the pretrained branch of a two-way setup is never switched; a conversion handed the model
+        # and an aliased DDP keep its mode
+        """
+import torch
+from torch.nn.parallel import DistributedDataParallel as Wrapped
+from transformers import AutoModelForTokenClassification
+from apex.parallel import convert_syncbn_model
+
+def build(resume):
+    if resume:
+        tagger = torch.load(resume)
+    else:
+        tagger = AutoModelForTokenClassification.from_pretrained("bert-base-cased")
+    return tagger
+
+def fit(resume, batches, distributed):
+    tagger = build(resume)
+    tagger = convert_syncbn_model(tagger)
+    if distributed:
+        tagger = Wrapped(tagger)
+    opt = torch.optim.AdamW(tagger.parameters(), lr=3e-5)
+    for batch in batches:
+        opt.zero_grad()
+        tagger(**batch).loss.backward()
+        opt.step()  # expect: MDL303
 """,
         """
 import torch
@@ -389,7 +439,15 @@ def tune(batches, optim, scaler):
                     continue
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
-                    continue
+                    # a `from_pretrained` model reaches the step on some path and no path switched it
+                    # (`if ckpt is None: model = X.from_pretrained(...) else: model = torch.load(ckpt)`, no
+                    # `.train()` anywhere): that path trains in eval mode from the first step on. A
+                    # `.train()` on another path (`if not resume: model.train()`) is left alone.
+                    if tokens & {TRAIN, TRAINED, UNKNOWN}:
+                        continue
+                    tokens = frozenset(t for t in tokens if isinstance(t, Created) and t.kind == "from_pretrained")
+                    if not tokens:
+                        continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
                 if not self._trained_here(key) or parts_back_in_train(self.ctx, key, st.state):
@@ -413,24 +471,11 @@ def tune(batches, optim, scaler):
         return routine_facts(self.ctx, flow.node).kind == "train"
 
     def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
-        """Every binding of `key` in this scope builds a model whose mode sensitivity is "no" (no
-        dropout, batch norm or mode branch in its construction tree; `DataParallel(...)` and `.to(dev)`
-        looked through)."""
-        bindings = [b.node for b in flow.bindings.get(key, ())]
-        if not bindings or not all(isinstance(n, cst.Assign) for n in bindings):
-            return False
-        fw = self.ctx.framework
-        for node in bindings:
-            value = node.value
-            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in fw.mode_preserving_methods:
-                value = value.func.value
-            last = value.func.attr.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) else \
-                value.func.value if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) else ""
-            if last in fw.mode_delegating_wrappers and value.args:
-                value = value.args[0].value
-            if not isinstance(value, cst.Call) or self.ctx.mode_sensitivity(value).answer != "no":
-                return False
-        return True
+        """The model `key` holds in this scope has mode sensitivity "no" (no dropout, batch norm or
+        mode branch in its construction tree), through pass-through rebindings (`model, opt, dl =
+        engine.make_private(module=model, ...)`), wrappers and, for a parameter, this file's callers
+        (`analysis.keysensitivity`)."""
+        return KeySensitivity(self.ctx, for_context(self.ctx)).of(flow.node, key) == "no"
 
     def _trained_here(self, key: str) -> bool:
         """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in

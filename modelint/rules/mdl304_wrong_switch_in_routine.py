@@ -6,7 +6,10 @@ from typing import Dict
 import libcst as cst
 
 from modelint.analysis.context import dotted
+from modelint.analysis.keysensitivity import KeySensitivity
+from modelint.analysis.modeflow import for_context
 from modelint.analysis.optimized import optimized_keys, trained_by
+from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
 from modelint.rules.base import Rule
 
@@ -14,6 +17,10 @@ from modelint.rules.base import Rule
 # frozen batch norm during fine-tuning.
 _DELIBERATE = re.compile(r"dropout|monte|\bmc\b|mc_|calibrat|update_bn|bn_update|running stat|freez|frozen|\bbn\b|batch.?norm",
                          re.IGNORECASE)
+# A line comment naming the mode the switch does *not* set (`model.train()  # eval mode (no dropout)`):
+# copied from the other switch and left stale, so its dropout / batch-norm words say nothing deliberate.
+_SAYS_EVAL = re.compile(r"\b(eval|evaluation|inference|test(ing)?)[ _-]?mode\b", re.IGNORECASE)
+_SAYS_TRAIN = re.compile(r"\btrain(ing)?[ _-]?mode\b", re.IGNORECASE)
 # Models that are run but not trained in a training routine (distillation teachers, EMA / target copies).
 _NOT_TRAINED = re.compile(r"teacher|target|ema|frozen|reference|ref_|momentum|critic_old|old_", re.IGNORECASE)
 
@@ -56,7 +63,9 @@ class WrongSwitchInRoutine(Rule):
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
-        "norm; models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
+        "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
+        "are not trained by the routine (run only under no_grad, or named like a teacher, "
         "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
         "no dropout, batch norm or mode branch anywhere in their construction tree."
     )
@@ -293,6 +302,22 @@ net.train()  # expect: MDL304
 with torch.no_grad():
     print(net(torch.randn(1, 8)).softmax(-1))
 """,
+        # stale comments copied from the other switch (their dropout / batch-norm words are not a reason);
+        # a training routine whose step is a loss scaler handed the loss and the optimizer
+        """
+import torch
+
+def score(encoder, images):
+    encoder.train()  # eval mode: no dropout, batch norm uses running statistics  # expect: MDL304
+    with torch.no_grad():
+        return encoder(images).softmax(-1)
+
+def fit_epoch(encoder, batches, opt, amp_scaler):
+    encoder.eval()  # training mode, so dropout and batch norm are active  # expect: MDL304
+    for images, labels in batches:
+        loss = torch.nn.functional.nll_loss(encoder(images), labels)
+        amp_scaler(loss, opt, clip_grad=1.0)
+""",
     )
 
     # --- the walk ----------------------------------------------------------------------------------
@@ -443,12 +468,19 @@ with torch.no_grad():
         while stmt is not None and not isinstance(stmt, cst.SimpleStatementLine):
             stmt = r.parents.get(id(stmt))
         if isinstance(stmt, cst.SimpleStatementLine) and stmt.trailing_whitespace.comment is not None:
-            return bool(_DELIBERATE.search(stmt.trailing_whitespace.comment.value))
+            comment = stmt.trailing_whitespace.comment.value
+            other, same = (_SAYS_EVAL, _SAYS_TRAIN) if sw.mode else (_SAYS_TRAIN, _SAYS_EVAL)
+            if other.search(comment) and not same.search(comment):
+                return False  # a stale comment of the other switch
+            return bool(_DELIBERATE.search(comment))
         return False
 
     def _sensitivity(self, r: Routine, key: str, before: cst.CSTNode):
         built = construction_of(self.ctx, r, key, before)
-        return self.ctx.mode_sensitivity(built) if built is not None else None
+        if built is None:  # a parameter or a global: what it holds in this file (`analysis.keysensitivity`)
+            answer = KeySensitivity(self.ctx, for_context(self.ctx)).of(r.fn, key)
+            return NOT_SENSITIVE if answer == "no" else None
+        return self.ctx.mode_sensitivity(built)
 
     @staticmethod
     def _why(sensitivity) -> str:

@@ -1,0 +1,212 @@
+"""The mode sensitivity of the model a *name* holds in a scope (MDL302, MDL303, MDL304, MDL205).
+
+`analysis.sensitivity` answers for a class or a construction (`Net(...)`). A call-site rule sees a
+name (`model` in `def test(model, loader)`, `self.net` in a wrapper's method) and needs the answer
+for whatever that name was built from. `KeySensitivity(ctx, mf).of(scope, key)` follows, in this file:
+
+- the bindings of `key` in `scope` (`ScopeFlow.bindings`): a construction is asked directly (both
+  arms of a conditional expression); a rebinding to another name follows that name; a pass-through
+  rebinding that is handed `key` itself (`model = accelerator.prepare(model)`,
+  `model, opt, dl = engine.make_private(module=model, ...)`,
+  `model = DDP(model)`: the wrapped model computes the same thing) leaves the earlier binding to
+  decide; a pass-through wrapper of the profile around anything (`DataParallel(Net())`,
+  `torch.compile(net)`) takes what it wraps;
+- a parameter with no binding: what every caller in this file passes (a plain function by name, a
+  method by `.name(...)` calls, `__init__` by constructions of its class), each caller's argument
+  followed in the caller's scope; `state.net` where `state = SimpleNamespace(net=model)` is `model`;
+- `self.<attr>` in a method that does not bind it: its binding in the class's `__init__`.
+
+Answers: "yes" when any source is "yes"; "no" only when every source is seen and "no"; "unknown"
+otherwise (a name with no binding and no caller, a loop target, a call that does not show what it
+builds, more than `MAX_DEPTH` hops). Callers in other files are not followed.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+import libcst as cst
+
+from modelint.analysis.calls import callee_name, dotted
+from modelint.analysis.classes import is_decorated_with
+from modelint.analysis.modeflow import ModeFlow, ScopeFlow, peel
+from modelint.analysis.walk import children
+
+MAX_DEPTH = 3  # hops through names and callers (MDL302 measured with 3)
+Calls = Dict[str, List[Tuple[cst.Call, Optional[cst.CSTNode]]]]
+
+
+def bound_expr(node: cst.CSTNode, key: str) -> Optional[cst.CSTNode]:
+    """The expression a binding statement gives `key`: `key = value`; `key, opt = call(...)` -> the
+    call; `a, key = x, y` -> `y`. None for loop targets, `with ... as key` and the like."""
+    if isinstance(node, cst.AnnAssign):
+        return node.value if dotted(node.target) == key else None
+    if not isinstance(node, cst.Assign):
+        return None
+    for target in node.targets:
+        t = target.target
+        if dotted(t) == key:
+            return node.value
+        if isinstance(t, (cst.Tuple, cst.List)):
+            i = next((j for j, e in enumerate(t.elements) if dotted(e.value) == key), None)
+            if i is None:
+                continue
+            if isinstance(node.value, (cst.Tuple, cst.List)) and len(node.value.elements) == len(t.elements):
+                return node.value.elements[i].value
+            return node.value if isinstance(node.value, cst.Call) else None
+    return None
+
+
+def held_attribute(flow: ScopeFlow, key: str) -> str:
+    """`state.net` where `state = SimpleNamespace(net=model)` (bound once in the scope): `model`."""
+    root, _, attr = key.partition(".")
+    bindings = flow.bindings.get(root, ())
+    if not attr or "." in attr or len(bindings) != 1:
+        return key
+    value = bound_expr(bindings[0].node, root)
+    if isinstance(value, cst.Call):
+        for arg in value.args:
+            if arg.keyword is not None and arg.keyword.value == attr:
+                return dotted(peel(arg.value)) or key
+    return key
+
+
+def calls_by_name(module: cst.Module) -> Calls:
+    """Every call of the module by its callee's last name, with the function it is made in (None at
+    top level): one walk, for the caller lookups of parameters."""
+    out: Calls = {}
+    stack: List[Tuple[cst.CSTNode, Optional[cst.CSTNode]]] = [(module, None)]
+    while stack:
+        node, scope = stack.pop()
+        for child in _own(node):
+            if isinstance(child, cst.FunctionDef):
+                stack.append((child, child))
+            elif isinstance(child, cst.Call):
+                name = callee_name(child)
+                if name is not None:
+                    out.setdefault(name, []).append((child, scope))
+    return out
+
+
+def _own(root: cst.CSTNode):
+    """The nodes below `root` that are not inside a nested function (those are yielded, not entered)."""
+    stack = list(reversed(children(root)))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, cst.FunctionDef):
+            stack.extend(reversed(children(node)))
+
+
+class KeySensitivity:
+    """Answers for one file (`calls`: the rule's own calls-by-name index when it keeps one)."""
+
+    def __init__(self, ctx, mf: ModeFlow, calls: Optional[Calls] = None):
+        self.ctx = ctx
+        self.mf = mf
+        self._calls = calls
+
+    @property
+    def calls(self) -> Calls:
+        if self._calls is None:
+            self._calls = calls_by_name(self.mf.module)
+        return self._calls
+
+    def wrappers(self) -> FrozenSet[str]:
+        """Wrappers that run the model they are given (DDP, `torch.compile`, `accelerator.prepare`);
+        not `deepcopy` here (a copy bound back to the same name is another model)."""
+        return self.ctx.framework.mode_delegating_wrappers - {"deepcopy"}
+
+    def of(self, scope: cst.CSTNode, key: str, depth: int = 0) -> str:
+        """"yes" / "no" / "unknown" for the model `key` holds in `scope` (see the module docstring)."""
+        flow = self.mf.flow(scope)
+        if flow is None or depth > MAX_DEPTH:
+            return "unknown"
+        answers: List[str] = []
+        for binding in flow.bindings.get(key, ()):
+            expr = bound_expr(binding.node, key)
+            if expr is None:
+                return "unknown"
+            answer = self._of_value(scope, key, peel(expr), depth)
+            if answer is not None:
+                answers.append(answer)
+        if not flow.bindings.get(key) and isinstance(scope, cst.FunctionDef):
+            if key in flow.params:
+                answers.extend(self._callers(scope, key, depth))
+            elif key.startswith("self."):
+                init = self._init_of(scope)
+                if init is not None and init is not scope:
+                    answers.append(self.of(init, key, depth + 1))
+        if "yes" in answers:
+            return "yes"
+        return "no" if answers and all(a == "no" for a in answers) else "unknown"
+
+    def _of_value(self, scope: cst.CSTNode, key: str, expr: cst.CSTNode, depth: int) -> Optional[str]:
+        """One binding's answer; None for a pass-through rebinding (an earlier binding decides)."""
+        if isinstance(expr, cst.IfExp):  # `Noisy() if flag else Flat()`: either may be built
+            both = [self._of_value(scope, key, peel(e), depth) for e in (expr.body, expr.orelse)]
+            return "yes" if "yes" in both else "no" if all(a in ("no", None) for a in both) else "unknown"
+        source = dotted(expr)
+        if source is not None:
+            return "unknown" if source == key else self.of(scope, source, depth + 1)
+        if self._pass_through(expr, key):
+            return None
+        if self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
+            inner = peel(expr.args[0].value)
+            source = dotted(inner)
+            if source == key:
+                return None  # `model = DDP(model)`: the earlier binding decides
+            return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
+        return self.ctx.mode_sensitivity(expr).answer
+
+    def _pass_through(self, expr: cst.CSTNode, key: str) -> bool:
+        """A call that is given `key` itself (positionally or by keyword) and whose result is bound
+        back to `key`: not a construction of a new class of the project."""
+        if not isinstance(expr, cst.Call) or not any(dotted(peel(a.value)) == key for a in expr.args):
+            return False
+        name = callee_name(expr) or ""
+        return name in self.wrappers() or not name[:1].isupper()
+
+    def _is_wrapper(self, expr: cst.CSTNode) -> bool:
+        """`DDP(model)` (also imported under another name), `torch.compile(Net())`."""
+        if not (isinstance(expr, cst.Call) and expr.args and not expr.args[0].star and expr.args[0].keyword is None):
+            return False
+        resolved = self.ctx.resolve(expr.func) or ""
+        return (callee_name(expr) or "") in self.wrappers() or resolved.rsplit(".", 1)[-1] in self.wrappers()
+
+    def _init_of(self, fn: cst.FunctionDef) -> Optional[cst.FunctionDef]:
+        method = self.mf.index.method_owner(fn)
+        if method is None:
+            return None
+        return self.mf.index.find_method(self.mf.index.method_class[id(method)], "__init__")
+
+    def _callers(self, fn: cst.FunctionDef, param: str, depth: int) -> List[str]:
+        positional = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params)]
+        is_method = id(fn) in self.mf.index.method_class and not is_decorated_with(fn, "staticmethod")
+        constructor = is_method and fn.name.value == "__init__"
+        if is_method:
+            positional = positional[1:]
+        name = self.mf.index.method_class[id(fn)].name.value if constructor else fn.name.value
+        out: List[str] = []
+        for call, scope in self.calls.get(name, ()):
+            if not constructor and isinstance(call.func, cst.Attribute) != is_method:
+                continue  # `model.train()` is not a call of a function `train(model, ...)`
+            arg = next((a for a in call.args if a.keyword is not None and a.keyword.value == param), None)
+            if arg is None and param in positional:
+                plain = [a for a in call.args if a.keyword is None and not a.star]
+                i = positional.index(param)
+                arg = plain[i] if i < len(plain) else None
+            where = scope if scope is not None else self.mf.module
+            if arg is None:
+                out.append("unknown")
+                continue
+            value = peel(arg.value)
+            ckey = dotted(value)
+            if ckey is None:
+                out.append(self.ctx.mode_sensitivity(value).answer)
+                continue
+            caller = self.mf.flow(where)
+            if caller is not None:
+                ckey = held_attribute(caller, ckey)
+            out.append(self.of(where, ckey, depth + 1))
+        return out or ["unknown"]
