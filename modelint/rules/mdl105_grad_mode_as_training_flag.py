@@ -60,6 +60,16 @@ class GradModeAsTrainingFlag(Rule):
         'false: training-only gradient features keyed on `self.training`), below the 95% a default rule '
         'needs. Select it with `--select` or `extend-select`.'
     )
+    what += (
+        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
+        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
+        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
+        'gave 10 findings, all false (0%: `create_graph=self.training` where forces are derivatives '
+        "of a predicted energy and only the training loss needs the second-order graph; a parameter's "
+        '`requires_grad` read to choose the trainable parameters); measuring set 2 (no longer held '
+        "out: its false findings shaped that day's exemptions) gave 1 finding, false. It stays off by "
+        'default.'
+    )
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
         "(saliency maps, adversarial attacks, validation losses with `create_graph`), and training often runs "

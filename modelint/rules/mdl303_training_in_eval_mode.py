@@ -56,6 +56,13 @@ class TrainingInEvalMode(Rule):
         "the step's reach), below the 95% a default rule needs. Select it with `--select` or "
         '`extend-select`.'
     )
+    what += (
+        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
+        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
+        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
+        "gave no finding; measuring set 2 (no longer held out: its false findings shaped that day's "
+        'exemptions) gave 3 findings, all false (0%). It stays off by default.'
+    )
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "

@@ -77,6 +77,15 @@ class WrongSwitchInRoutine(Rule):
         'network switched to eval while only added parameters train, restored afterwards), below the 95% '
         'a default rule needs. Select it with `--select` or `extend-select`.'
     )
+    what += (
+        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
+        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
+        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
+        'gave 3 findings, all false (0%: `eval()` then `backward()` without an optimizer step, to '
+        'read gradients for a Fisher-information estimate, the mode restored with '
+        '`train(mode=saved)`); measuring set 2 (no longer held out: its false findings shaped that '
+        "day's exemptions) gave 2 findings, both deliberate. It stays off by default."
+    )
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
         "norm normalise with the statistics of each test batch and overwrite its running averages with test "
