@@ -438,8 +438,15 @@ def _line_counter(source: bytes):
     return lambda offset: source.count(b"\n", 0, offset) + 1
 
 
+# `.train` / `.fit` not followed by a name character: `_TRAIN_CALL` needs `(` after them, and blanking
+# only turns bytes into spaces, so a file without a match here has none after blanking either. The
+# plain substrings also matched `.training` / `.fit_transform`: 633 of transformers' 2,912 files
+# (each then had all its class bodies scanned for MDL205's question), this pattern 16.
+_MAY_CALL_TRAIN = re.compile(rb"\.(?:train|fit)(?!\w)")
+
+
 def _may_call_train(source: bytes) -> bool:
-    return b".train" in source or b".fit" in source
+    return _MAY_CALL_TRAIN.search(source) is not None
 
 
 _TRAIN_CALL = re.compile(rb"\.train[ \t]*\([ \t]*(?:True|mode[ \t]*=[ \t]*True)?[ \t]*\)|\.fit[ \t]*\(")
