@@ -23,6 +23,7 @@ from modelint.analysis.modeflow import (
     ScopeFlow,
     for_context,
     get,
+    may_step,
     peel,
 )
 from modelint.analysis.modemodel import loss_and_optimizer
@@ -583,8 +584,11 @@ if __name__ == "__main__":
                     done.add(mc.key)
                     self._reported.add(id(mc.node))
                     self.report(mc.node, message)
-        self._neutral_evaluations(mf, node)
-        self._project_evaluations(mf, node)
+        calls = [c for found in self._calls.values() for c, _ in found]
+        if may_step(calls, self.ctx.framework, self._project_names):  # (else no flow has a step)
+            self._neutral_evaluations(mf, node)
+        if not self._project_names.isdisjoint(self._calls):  # (else no call has a project effect)
+            self._project_evaluations(mf, node)
 
     # --- forwards that are not inference on data (analysis/inference.py) --------------------------
     def _not_inference(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
