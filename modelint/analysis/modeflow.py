@@ -573,6 +573,25 @@ class ModeFlow:
                 return found
         return index.method_effect(last)
 
+    def may_step(self, calls: Iterable[cst.Call]) -> bool:
+        """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
+        is made by a call of a backward method, the optimizer step or a backward function, a
+        `_steps_loss` call (`_ScopeAnalysis.call`), or a project call whose effect steps or returns a
+        step function (`project_call`, `_step_fns`); a local call's steps are its callee's. Lets a
+        rule skip the flows of a file that cannot step (transformers' model files: every `__init__`
+        and `forward` builds something, so MDL302 computed flows for nearly all of them)."""
+        fw = self.ctx.framework
+        names = fw.backward_methods | fw.backward_call_last_names | {fw.optimizer_step_method}
+        project = self.ctx.classifier.index.step_or_switch_names()
+        for call in calls:
+            last = terminal_name(call.func)
+            if last in names or (isinstance(call.func, cst.Name) and _steps_loss(call)):
+                return True
+            effect = self.project_effect(call) if last in project else None
+            if effect is not None and (effect.steps or "step_fn" in effect.returns):
+                return True
+        return False
+
     def kept_arguments(self, call: cst.Call) -> Dict[str, str]:
         """`Learner(net, opt)` of a checked class whose `__init__` keeps parameters as attributes of
         the same name (`self.net = net`, read by the index pass: `classbodies`): {attribute: the key
@@ -1435,21 +1454,6 @@ def _steps_loss(call: cst.Call) -> bool:
     if not name or name[:1].isupper() or len(call.args) < 2:
         return False
     return loss_and_optimizer([key_of(peel(a.value)) for a in call.args if not a.star])
-
-
-def may_step(calls: Iterable[cst.Call], fw, project_names: FrozenSet[str]) -> bool:
-    """Whether any scope of a file whose calls are `calls` can have a training `Step`: each one is
-    made by a call whose last name is a backward method, the optimizer step, a backward function
-    or a summarised project function (`ModeFlow.project_effect`; `_step_fns` are bound from those),
-    or by a `_steps_loss` call (`_ScopeAnalysis.call`); a local call's steps are its callee's. Lets
-    a rule skip the flows of a file that cannot step: most of transformers' model files build
-    layers in every `__init__` and `forward` (4.5 of MDL302's 6.7 CPU s went into their flows)."""
-    names = fw.backward_methods | fw.backward_call_last_names | {fw.optimizer_step_method} | project_names
-    for call in calls:
-        last = terminal_name(call.func)
-        if last in names or (isinstance(call.func, cst.Name) and _steps_loss(call)):
-            return True
-    return False
 
 
 def trained_after_step(state: State) -> State:
