@@ -29,13 +29,18 @@ def fit(model):
 '''
 PLAIN = b"import torch.nn as nn\nclass Head(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(2, 2)\n"
 DOCSTRING_ONLY = b'"""Call `model.train()` before fitting."""\nclass C:\n    pass\n'
+# `.training` / `.fit_transform` are not `.train(` / `.fit(`; `.train (` with a space and a blanked
+# empty docstring argument are (the scan's pattern allows spaces; blanking makes them).
+MODE_READ_ONLY = b"class D:\n    def f(self, x):\n        return x if self.training else scaler.fit_transform(x)\n"
+SPACED = b"def run(m):\n    m.train ()\n    m.fit\t(x)\n"
+BLANKED_ARG = b'def run(m):\n    m.train("""""")\n'
 
 
 def _facts(data: bytes):
     return facts_from_source(data, Path("m.py"))
 
 
-@pytest.mark.parametrize("data", [TRAINER, PLAIN, DOCSTRING_ONLY, b"", b"x = 1\n"])
+@pytest.mark.parametrize("data", [TRAINER, PLAIN, DOCSTRING_ONLY, MODE_READ_ONLY, SPACED, BLANKED_ARG, b"", b"x = 1\n"])
 def test_same_mapping_as_the_eager_scan(data):
     facts = _facts(data)
     eager = class_bodies(data, facts)
@@ -59,6 +64,15 @@ def test_nothing_is_scanned_until_asked(monkeypatch):
     assert bodies_of(facts).get("Block").calls  # first real question: one scan
     assert bodies_of(facts).get("Block.Inner").mode_lines and TRAIN_CALLS in bodies_of(facts)
     assert calls == [1]
+
+
+def test_mode_reads_are_answered_unscanned(monkeypatch):
+    calls = []
+    real = classbodies.class_bodies
+    monkeypatch.setattr(classbodies, "class_bodies", lambda s, f: calls.append(1) or real(s, f))
+    assert TRAIN_CALLS not in LazyBodies(MODE_READ_ONLY, _facts(MODE_READ_ONLY))
+    assert calls == []
+    assert TRAIN_CALLS in LazyBodies(SPACED, _facts(SPACED)) and TRAIN_CALLS in LazyBodies(BLANKED_ARG, _facts(BLANKED_ARG))
 
 
 def test_a_docstring_mention_of_train_is_still_scanned_and_not_a_call():

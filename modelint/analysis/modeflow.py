@@ -43,7 +43,7 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence
 
 import libcst as cst
 
-from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL
+from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.context import dotted
 from modelint.analysis.walk import iter_children
 from modelint.frameworks import PROFILES
@@ -579,6 +579,25 @@ class ModeFlow:
             if found is not None:
                 return found
         return index.method_effect(last)
+
+    def may_step(self, calls: Iterable[cst.Call]) -> bool:
+        """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
+        is made by a call of a backward method, the optimizer step or a backward function, a
+        `_steps_loss` call (`_ScopeAnalysis.call`), or a project call whose effect steps or returns a
+        step function (`project_call`, `_step_fns`); a local call's steps are its callee's. Lets a
+        rule skip the flows of a file that cannot step (transformers' model files: every `__init__`
+        and `forward` builds something, so MDL302 computed flows for nearly all of them)."""
+        fw = self.ctx.framework
+        names = fw.backward_methods | fw.backward_call_last_names | {fw.optimizer_step_method}
+        project = self.ctx.classifier.index.step_or_switch_names()
+        for call in calls:
+            last = terminal_name(call.func)
+            if last in names or (isinstance(call.func, cst.Name) and _steps_loss(call)):
+                return True
+            effect = self.project_effect(call) if last in project else None
+            if effect is not None and (effect.steps or "step_fn" in effect.returns):
+                return True
+        return False
 
     def kept_arguments(self, call: cst.Call) -> Dict[str, str]:
         """`Learner(net, opt)` of a checked class whose `__init__` keeps parameters as attributes of

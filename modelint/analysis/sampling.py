@@ -28,6 +28,7 @@ Precision notes (documented heuristics):
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Set
 
 import libcst as cst
@@ -202,7 +203,9 @@ class ForwardReach:
     """
 
     def __init__(self, ctx, classdef: cst.ClassDef, local_classes: Optional[Dict[str, cst.ClassDef]] = None):
-        self.ctx = ctx
+        # A weak proxy: the context keeps this object, and a strong reference back made a cycle that
+        # kept the file's syntax tree alive until a full collection (as `modeflow.ModeFlow`).
+        self.ctx = weakref.proxy(ctx)
         self.classdef = classdef
         self.methods = first_methods(classdef)
         # The forward pass's name(s) in the file's framework (`forward`; MLX `__call__`, Keras `call`).

@@ -573,7 +573,9 @@ if __name__ == "__main__":
                     done.add(mc.key)
                     self._reported.add(id(mc.node))
                     self.report(mc.node, message)
-        self._neutral_evaluations(mf, node)
+        calls = [c for found in self._calls.values() for c, _ in found]
+        if mf.may_step(calls):  # (else no flow has a step: most model files)
+            self._neutral_evaluations(mf, node)
         self._project_evaluations(mf, node)
 
     # --- forwards that are not inference on data (analysis/inference.py) --------------------------
@@ -708,17 +710,15 @@ if __name__ == "__main__":
         evaluation-like / held-out name of the helper."""
         from modelint.analysis.modemodel import bind
 
+        if not any(self._held_out_helper(mf, mf.project_effect(c), c) for found in self._calls.values() for c, _ in found):
+            return  # (the flows below would find no such call: 40 of timm's files computed them for nothing)
         for scope in mf.scopes():
             if mf.in_lightning_class(scope):
                 continue
             flow = mf.flow(scope) if (0 if scope is module else id(scope)) in self._stepping | self._creating else None
             for pc in flow.project_calls if flow is not None else ():
                 effect, call = pc.effect, pc.node
-                if not effect.infers or effect.qualname.startswith(self.ctx.facts.modname + "."):
-                    continue  # (a helper of this file is checked where it is defined)
-                name = effect.qualname.rsplit(".", 1)[-1]
-                if not (_evalish(name) or inference.held_out_text(name)
-                        or any(inference.held_out_text(mf.code(a.value, 200)) for a in call.args)):
+                if not self._held_out_helper(mf, effect, call):
                     continue
                 recv = dotted(peel(call.func.value)) if isinstance(call.func, cst.Attribute) else None
                 args = [dotted(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
@@ -743,6 +743,16 @@ if __name__ == "__main__":
                         f"averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
                     ))
                     break
+
+    def _held_out_helper(self, mf: ModeFlow, effect, call: cst.Call) -> bool:
+        """`effect`, of `call`, is another file's helper that runs a model argument without a switch,
+        named like an evaluation or called on held-out data (a helper of this file is checked where
+        it is defined)."""
+        if effect is None or not effect.infers or effect.qualname.startswith(self.ctx.facts.modname + "."):
+            return False
+        name = effect.qualname.rsplit(".", 1)[-1]
+        return bool(_evalish(name) or inference.held_out_text(name)
+                    or any(inference.held_out_text(mf.code(a.value, 200)) for a in call.args))
 
     @staticmethod
     def _mapped_models(lc, callee: ScopeFlow):
