@@ -583,7 +583,7 @@ class ModeFlow:
     def may_step(self, calls: Iterable[cst.Call]) -> bool:
         """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
         is made by a call of a backward method, the optimizer step or a backward function, a
-        `_steps_loss` call (`_ScopeAnalysis.call`), or a project call whose effect steps or returns a
+        `steps_loss` call (`_ScopeAnalysis.call`), or a project call whose effect steps or returns a
         step function (`project_call`, `_step_fns`); a local call's steps are its callee's. Lets a
         rule skip the flows of a file that cannot step (transformers' model files: every `__init__`
         and `forward` builds something, so MDL302 computed flows for nearly all of them)."""
@@ -592,7 +592,7 @@ class ModeFlow:
         project = self.ctx.classifier.index.step_or_switch_names()
         for call in calls:
             last = terminal_name(call.func)
-            if last in names or (isinstance(call.func, cst.Name) and _steps_loss(call)):
+            if last in names or (isinstance(call.func, cst.Name) and steps_loss(call)):
                 return True
             effect = self.project_effect(call) if last in project else None
             if effect is not None and (effect.steps or "step_fn" in effect.returns):
