@@ -35,7 +35,7 @@ from modelint.analysis.sampling import (
     sizes_only_inputs,
 )
 from modelint.frameworks import union
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 
 class UnguardedSamplingInForward(Rule):
@@ -113,16 +113,12 @@ class UnguardedSamplingInForward(Rule):
         'and samplers that the by-design exemptions do not yet recognise), below the 95% a default rule '
         'needs. Select it with `--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        'gave 10 findings: 1 real, 6 deliberate, 3 false (70%; false: a draw behind a forward '
-        'argument written as a conditional expression, a sample picked by mode arithmetic; '
-        'deliberate: sampling that is the algorithm, such as sampled-key attention, stochastic '
-        'policies, latent draws, denoising noise); measuring set 2 (no longer held out: its false '
-        "findings shaped that day's exemptions) gave 6 findings, all deliberate (100%, but all of "
-        'them deliberate). It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('10 findings: 1 real, 6 deliberate, 3 false (70%; false: a draw behind a forward '
+              'argument written as a conditional expression, a sample picked by mode arithmetic; '
+              'deliberate: sampling that is the algorithm, such as sampled-key attention, '
+              'stochastic policies, latent draws, denoising noise)'),
+        set2=('6 findings, all deliberate (100%, but all of them deliberate)'),
     )
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "

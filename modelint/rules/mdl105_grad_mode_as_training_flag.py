@@ -11,7 +11,7 @@ from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
 from modelint.analysis.walk import descendants, iter_children
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # Attribute names of dropout-like submodules (`self.attn_drop(x)`): their call is mode-dependent work.
 _DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
@@ -60,15 +60,11 @@ class GradModeAsTrainingFlag(Rule):
         'false: training-only gradient features keyed on `self.training`), below the 95% a default rule '
         'needs. Select it with `--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        'gave 10 findings, all false (0%: `create_graph=self.training` where forces are derivatives '
-        "of a predicted energy and only the training loss needs the second-order graph; a parameter's "
-        '`requires_grad` read to choose the trainable parameters); measuring set 2 (no longer held '
-        "out: its false findings shaped that day's exemptions) gave 1 finding, false. It stays off by "
-        'default.'
+    what += remeasured_2026_12_02(
+        set3=('10 findings, all false (0%: `create_graph=self.training` where forces are '
+              'derivatives of a predicted energy and only the training loss needs the second-order '
+              "graph; a parameter's `requires_grad` read to choose the trainable parameters)"),
+        set2=('1 finding, false'),
     )
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "

@@ -19,7 +19,7 @@ from modelint.analysis.structure import (
 )
 from modelint.analysis.walk import descendants
 from modelint.fixes import Replace, code_in_place, fix, spelling
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # Methods that put a value into a list / dict / set.
 _FILL_ONE = frozenset({"append", "add"})  # value is the only argument
@@ -217,12 +217,9 @@ class UnregisteredSubmodules(Rule):
         'nothing; few findings, measure again), below the 95% a default rule needs. Select it with '
         '`--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        "gave no finding; measuring set 2 (no longer held out: its false findings shaped that day's "
-        'exemptions) gave no finding. It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('no finding'),
+        set2=('no finding'),
     )
     why = (
         "`nn.Module` only registers submodules assigned directly to an attribute or held in "

@@ -9,7 +9,7 @@ from modelint.analysis.context import dotted
 from modelint.analysis.classes import first_param
 from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.walk import descendants
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # Words that name a module when they end a variable or attribute name (`self.text_encoder`,
 # `ema_model`, `m`). Anything else (`trainer`, `args`, `state`, `config`) is not assumed to be one.
@@ -74,13 +74,9 @@ class TrainingFlagAssigned(Rule):
         "layer, so the flag cannot disagree with a child), below the 95% a default rule needs; the "
         "first measuring set gave it no finding. Select it with `--select` or `extend-select`."
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        "gave no finding; measuring set 2 (no longer held out: its false findings shaped that day's "
-        'exemptions) gave no finding (its 3 false findings of the day before are exempted now). It '
-        'stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('no finding'),
+        set2=('no finding (its 3 false findings of the day before are exempted now)'),
     )
     why = (
         "`nn.Module.train(mode)` sets `training` on the module and on every descendant. Assigning the "

@@ -10,7 +10,7 @@ from modelint.analysis.modeflow import (
     sites, step_over_inputs,
 )
 from modelint.analysis.optimized import frozen_keys, optimized_keys, parts_back_in_train, trained_by
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -104,16 +104,13 @@ class EvalNotUndoneInTrainingLoop(Rule):
         'single finding, measure again), below the 95% a default rule needs. Select it with `--select` or '
         '`extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        'gave 10 findings: 2 real, 8 false (20%; false: `eval()` on a sub-model in the branch where a '
-        'config flag also keeps it out of the optimizer, the mode put back at the next epoch through '
-        'an alias of the attribute or a DataParallel wrapper, an evaluation routine that saves and '
-        'restores the flag itself); one real latent finding of the day before is no longer reported; '
-        "measuring set 2 (no longer held out: its false findings shaped that day's exemptions) gave "
-        '10 findings: 6 real, 4 false (60%). It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('10 findings: 2 real, 8 false (20%; false: `eval()` on a sub-model in the branch '
+              'where a config flag also keeps it out of the optimizer, the mode put back at the '
+              'next epoch through an alias of the attribute or a DataParallel wrapper, an '
+              'evaluation routine that saves and restores the flag itself); one real latent finding '
+              'of the day before is no longer reported'),
+        set2=('10 findings: 6 real, 4 false (60%)'),
     )
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "

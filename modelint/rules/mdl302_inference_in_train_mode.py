@@ -27,7 +27,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
@@ -185,14 +185,10 @@ class InferenceInTrainMode(Rule):
         'default rule needs. (Measured before the exemptions above were added; the measuring set has not '
         'been re-run on them.) Select it with `--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        'gave no finding, and it missed a test loop run in train mode '
-        '(`bench/verdicts/measuring3-misses.md`); measuring set 2 (no longer held out: its false '
-        "findings shaped that day's exemptions) gave 5 findings: 3 real, 2 deliberate (100%, after a "
-        'fix made on seeing that set). It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('no finding, and it missed a test loop run in train mode '
+              '(`bench/verdicts/measuring3-misses.md`)'),
+        set2=('5 findings: 3 real, 2 deliberate (100%, after a fix made on seeing that set)'),
     )
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -56,12 +56,9 @@ class TrainingInEvalMode(Rule):
         "the step's reach), below the 95% a default rule needs. Select it with `--select` or "
         '`extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        "gave no finding; measuring set 2 (no longer held out: its false findings shaped that day's "
-        'exemptions) gave 3 findings, all false (0%). It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('no finding'),
+        set2=('3 findings, all false (0%)'),
     )
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -77,14 +77,11 @@ class WrongSwitchInRoutine(Rule):
         'network switched to eval while only added parameters train, restored afterwards), below the 95% '
         'a default rule needs. Select it with `--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        'gave 3 findings, all false (0%: `eval()` then `backward()` without an optimizer step, to '
-        'read gradients for a Fisher-information estimate, the mode restored with '
-        '`train(mode=saved)`); measuring set 2 (no longer held out: its false findings shaped that '
-        "day's exemptions) gave 2 findings, both deliberate. It stays off by default."
+    what += remeasured_2026_12_02(
+        set3=('3 findings, all false (0%: `eval()` then `backward()` without an optimizer step, to '
+              'read gradients for a Fisher-information estimate, the mode restored with '
+              '`train(mode=saved)`)'),
+        set2=('2 findings, both deliberate'),
     )
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "

@@ -8,7 +8,7 @@ from modelint.analysis.calls import NOT_LITERAL, callee_name, literal_value
 from modelint.analysis.gradmode import names_checkpoint
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertBefore, Replace, fix, fresh_name
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, remeasured_2026_12_02
 
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 _SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
@@ -90,12 +90,9 @@ class ModeQueryInLoop(Rule):
         '`bench/verdicts/measuring.tsv`) it reached 91% real-or-deliberate (32 findings: 29 real, 3 '
         'false), below the 95% a default rule needs. Select it with `--select` or `extend-select`.'
     )
-    what += (
-        " Measured again on 2026-12-02 with that day's rules: measuring set 3 (35 code bases no rule "
-        'was developed on, 26 of them repositories with training scripts; `bench/precision.py --set '
-        'measuring3`, verdicts in `bench/verdicts/measuring3.tsv`, run once when the work was done) '
-        "gave no finding; measuring set 2 (no longer held out: its false findings shaped that day's "
-        'exemptions) gave no finding. It stays off by default.'
+    what += remeasured_2026_12_02(
+        set3=('no finding'),
+        set2=('no finding'),
     )
     why = (
         "Each query is a call into the dispatcher (and a graph break risk under some tracers); inside a "
