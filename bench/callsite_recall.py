@@ -63,6 +63,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import ast
 import argparse
 import io
 import json
@@ -411,7 +412,25 @@ def eval_range(m: Mutant, s: Script) -> Tuple[Doc, int, int]:
 
 def after_epoch_loop(m: Mutant, s: Script, texts: Sequence[str]) -> None:
     doc, line = m.resolve(s.epoch_loop)
+    if _endless(doc.stmt_at(line)):
+        raise NotApplicable("the epoch loop is `while True` without a break (it ends by sys.exit): code after it never runs")
     doc.insert_after_stmt(line, texts)
+
+
+def _endless(loop: ast.stmt) -> bool:
+    """`while True:` / `while(True):` with no `break` of its own (breaks of nested loops do not end it)."""
+    if not (isinstance(loop, ast.While) and isinstance(loop.test, ast.Constant) and loop.test.value is True):
+        return False
+    todo = list(loop.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Break):
+            return False
+        if not isinstance(node, (ast.For, ast.While, ast.AsyncFor, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+        else:
+            todo.extend(node.orelse if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) else ())
+    return True
 
 
 def eval_routine(m: Mutant, s: Script):

@@ -44,8 +44,10 @@ from modelint.frameworks import PROFILES
 # an optimizer recorded as an optimizer step. 3: functions that call a loss scaler (`loss_scaler(loss,
 # optimizer, ...)`, timm / DeiT's step with no `.backward(` or `.step(` in the text) are summarised.
 # 4: local aliases (`net = model`) recorded under the original key (3 was given to both changes on two
-# branches; 4 keeps a cache written by either apart from the merged format).
-IR_VERSION = 4
+# branches; 4 keeps a cache written by either apart from the merged format). 5: functions whose
+# name holds an evaluation word after its first token (`compute_val_loss`, `run_validation`) are
+# summarised too (their caller may hold the no_grad).
+IR_VERSION = 5
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -421,6 +423,7 @@ def _hits(source: bytes) -> List[int]:
             if not _in_doctest(source, i):
                 out.append(i)
             i = source.find(word, i + 1)
+    out.extend(_held_out_defs(source))
     i = source.find(b"@")
     while i >= 0:  # a decorator that switches to eval around the call (`@eval_decorator`)
         end = source.find(b"\n", i)
@@ -428,6 +431,23 @@ def _hits(source: bytes) -> List[int]:
             out.append(i)
         i = source.find(b"@", i + 1)
     out.sort()
+    return out
+
+
+# A word of a function's name that says it evaluates on held-out data, after its first word
+# (`compute_val_loss`, `run_validation`, `do_eval`; names that start with one are `_RELEVANT`).
+_HELD_OUT_WORDS = frozenset({b"val", b"valid", b"validate", b"validation", b"eval", b"evaluate", b"evaluation"})
+
+
+def _held_out_defs(source: bytes) -> List[int]:
+    """Positions of `def` headers named for an evaluation (one `find` loop over the defs)."""
+    out = []
+    i = source.find(b"def ")
+    while i >= 0:
+        m = _NAME.match(source, i + 4)
+        if m and _HELD_OUT_WORDS.intersection(m.group(1).lower().split(b"_")[1:]):
+            out.append(i)
+        i = source.find(b"def ", i + 4)
     return out
 
 

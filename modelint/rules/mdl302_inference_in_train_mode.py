@@ -172,7 +172,15 @@ class InferenceInTrainMode(Rule):
         "switching it, under its own no_grad or under the caller's, called where a training step left the "
         "model in training mode (reported at the call; a callable handed a loss and an optimizer, "
         "`loss_scaler(loss, optimizer)`, counts as a training step); and an evaluation helper of this file "
-        "when one caller passes the model right after a training step, whatever another caller passes."
+        "when one caller passes the model right after a training step, whatever another caller passes. "
+        "Also reported without no_grad: a forward in a loop over held-out data (`for x, y in test_loader:`) "
+        "that runs no training step itself, after a training step of the same scope, on a model built or "
+        "loaded there that no path switches to eval (a linear probe whose backbone is frozen only by "
+        "`requires_grad = False`: that freezes weights, not batch-norm statistics); and, under no_grad, "
+        "a test after training when the only `eval()` reaching it came before every training step (an "
+        "evaluation of a resumed checkpoint before the epoch loop). An evaluation helper of another file "
+        "is followed when its name starts with, or holds after its first word, an evaluation word "
+        "(`validate`, `compute_val_loss`, `run_validation`), as its caller may hold the no_grad."
     )
     what += (
         " "
@@ -238,6 +246,35 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # after training: a test loop that adapts on the test data (it steps), one after `eval()`,
+        # and an evaluation whose switch comes after the steps on a branch of its own
+        """
+import torch
+import torchvision
+
+def adapt_and_score(train_dl, holdout_dl):
+    encoder = torchvision.models.resnet50(num_classes=5)
+    sgd = torch.optim.SGD(encoder.parameters(), lr=0.01)
+    for imgs, target in train_dl:
+        torch.nn.functional.cross_entropy(encoder(imgs), target).backward()
+        sgd.step()
+    for imgs, _ in holdout_dl:
+        encoder(imgs).logsumexp(1).mean().backward()
+        sgd.step()
+    encoder.eval()
+    return [encoder(imgs) for imgs, _ in holdout_dl]
+
+def run(net, opt, batches, dev_batches, rank):
+    for xb, yb in batches:
+        net(xb).sum().backward()
+        opt.step()
+    if rank == 0:
+        net.eval()
+    with torch.no_grad():
+        if rank == 0:
+            for xb, yb in dev_batches:
+                print(net(xb).mean())
+""",
         """
 import torch
 from torch import nn
@@ -445,6 +482,39 @@ if __name__ == "__main__":
             opt.step()
         eval_epoch(epoch)
 """,
+        # a probe whose test loop has no no_grad; an evaluation of a resumed checkpoint before training
+        """
+import torch
+import torchvision
+
+def linear_probe(train_dl, holdout_dl, head_lr):
+    encoder = torchvision.models.resnet50(num_classes=5)
+    encoder.requires_grad_(False)
+    encoder.fc.requires_grad_(True)
+    sgd = torch.optim.SGD(encoder.fc.parameters(), lr=head_lr)
+    for _ in range(20):
+        for imgs, target in train_dl:
+            torch.nn.functional.cross_entropy(encoder(imgs), target).backward()
+            sgd.step()
+        hits = 0
+        for imgs, target in holdout_dl:
+            hits += (encoder(imgs).argmax(1) == target).sum()  # expect: MDL302
+    return hits
+
+def run(net, opt, batches, dev_batches, resume):
+    if resume:
+        net.load_state_dict(torch.load(resume))
+        net.eval()
+        print(score(net, dev_batches))
+    for ep in range(5):
+        net.train()
+        for xb, yb in batches:
+            net(xb).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        for xb, yb in dev_batches:
+            print(net(xb).mean())  # expect: MDL302
+""",
     )
 
     def __init__(self, ctx, options=None):
@@ -536,6 +606,8 @@ if __name__ == "__main__":
 
     # --- the check ---------------------------------------------------------------------------------
     def leave_Module(self, node: cst.Module) -> None:
+        if self._stepping and not self._relevant:
+            self._tests_after_training(for_context(self.ctx), node)  # a training file without no_grad
         if not self._relevant:
             if self._calls_project_evaluation:
                 self._project_evaluations(for_context(self.ctx), node)
@@ -547,6 +619,8 @@ if __name__ == "__main__":
             if isinstance(scope, cst.FunctionDef) and self._pytest_test(mf, scope):
                 continue  # a test of a test suite builds a small model to check shapes and losses
             if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile):
+                if sid in self._stepping:
+                    self._test_loops_after_training(mf, scope)
                 continue
             creating = sid in self._creating or sid in self._stepping
             if not creating and not (name_based and (self._has_model_params(mf, scope) or self._reads_globals(mf, scope))):
@@ -573,6 +647,66 @@ if __name__ == "__main__":
         if mf.may_step(calls):  # (else no flow has a step: most model files)
             self._neutral_evaluations(mf, node)
         self._project_evaluations(mf, node)
+
+    # --- a test loop after the training loop, no no_grad and no eval anywhere (a linear probe) ------
+    def _tests_after_training(self, mf: ModeFlow, module: cst.Module) -> None:
+        for scope in mf.scopes():
+            if (0 if scope is module else id(scope)) in self._stepping:
+                self._test_loops_after_training(mf, scope)
+
+    def _test_loops_after_training(self, mf: ModeFlow, scope: cst.CSTNode) -> None:
+        """A scope with a training step and no no_grad: a forward in a loop over held-out data
+        (`for x, y in test_loader: model(x)`) that runs no step itself, on a model that a step of
+        this scope trained earlier and that no path switches to eval (it reaches the call as built,
+        loaded, or trained after `train()`: not a parameter, not an unknown mode). Frozen-backbone linear probes are the common case:
+        `requires_grad = False` freezes the weights, not the batch-norm statistics."""
+        if isinstance(scope, cst.FunctionDef) and (self._pytest_test(mf, scope) or mf.in_lightning_class(scope)):
+            return
+        flow = mf.flow(scope)
+        if flow is None or not flow.steps:
+            return
+        done: Set[str] = set()
+        for mc in flow.model_calls:
+            tokens = get(mc.state, mc.key)
+            if mc.no_grad or mc.key in done or id(mc.node) in self._reported or not tokens:
+                continue
+            if not self._built_or_trained(flow, mc.key, tokens):
+                continue  # some path switched it, or its mode comes from outside (a parameter, `from_pretrained`)
+            if not self._trained_before(mf, flow, mc):
+                continue
+            loop = self._held_out_loop(mf, mc)
+            if loop is None or any(loop in st.loops for st in flow.steps) or self._not_inference(mf, flow, mc):
+                continue  # no held-out loop, or the loop trains (test-time training, fine-tuning on it)
+            if self._key_sensitivity(mf, flow.node, mc.key) == "no":
+                continue
+            done.add(mc.key)
+            self._reported.add(id(mc.node))
+            self.report(mc.node, (
+                f"`{mf.code(mc.node)}` runs `{mc.key}` on held-out data (the loop over "
+                f"`{mf.code(loop.iter, 60)}`) in training mode: a training step "
+                f"left it there and no path calls `{mc.key}.eval()`, so dropout drops activations and "
+                f"batch norm normalises each held-out batch with its own statistics and writes them into "
+                f"its running averages (freezing weights with `requires_grad = False` does not stop "
+                f"that); call `{mc.key}.eval()` before the loop and `{mc.key}.train()` before training"
+            ))
+
+    @staticmethod
+    def _built_or_trained(flow: ScopeFlow, key: str, tokens) -> bool:
+        """Every path brings the model as built / loaded here or trained after `train()`. ENTRY of a
+        name this scope binds (not a parameter; the top level of a script or notebook) is the path
+        where it was never bound (`if arch == "a": model = A() elif ...: model = B()`), which
+        would fail with a NameError, so it does not count."""
+        root = key.split(".")[0]
+        local = isinstance(flow.node, cst.Module) or (root in flow.locals and root not in flow.params)
+        rest = [t for t in tokens if not (t is ENTRY and local)]
+        return bool(rest) and all(t is TRAINED or (isinstance(t, Created) and t.kind in _CREATED) for t in rest)
+
+    def _held_out_loop(self, mf: ModeFlow, mc) -> Optional[cst.For]:
+        """The innermost `for` loop around the call that iterates held-out data."""
+        for loop in reversed(mc.loops):
+            if isinstance(loop, cst.For) and inference.held_out_text(mf.code(loop.iter, 200)):
+                return loop
+        return None
 
     # --- forwards that are not inference on data (analysis/inference.py) --------------------------
     def _not_inference(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
@@ -821,6 +955,19 @@ if __name__ == "__main__":
         line = mf.line(node)
         return any(mf.line(st.node) < line for st in flow.steps)
 
+    def _stale_evals(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool) -> bool:
+        """The only evals reaching the call come before every training step of the scope in the
+        source (an evaluation of a resumed checkpoint before the epoch loop), while the training
+        path reaches it too (TRAINED), on held-out data: the evaluation after training never
+        switched. An eval after a step (`if is_main: model.eval()`) may be this evaluation's switch."""
+        tokens = get(mc.state, mc.key)
+        if TRAINED not in tokens or not flow.steps or not (mc.no_grad or name_based):
+            return False
+        first_step = min(mf.line(st.node) for st in flow.steps)
+        if any(mf.line(t.node) >= first_step for t in tokens if isinstance(t, EvalSite)):
+            return False
+        return name_based or self._held_out(mf, flow, mc)
+
     def _trained_before(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
         """A training step of this scope that runs the model comes before the call in the source
         (`loss.backward(); opt.step()` then, in the same loop, `model(val_x)`): whatever mode the
@@ -858,8 +1005,12 @@ if __name__ == "__main__":
     def _check(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool) -> Optional[str]:
         key, no_grad, call = mc.key, mc.no_grad, mc.node
         tokens = get(mc.state, key)
-        if any(isinstance(t, EvalSite) for t in tokens) or self._switches_inside(call):
+        if self._switches_inside(call):
             return None
+        if any(isinstance(t, EvalSite) for t in tokens):
+            if not self._stale_evals(mf, flow, mc, name_based):
+                return None
+            tokens = frozenset(t for t in tokens if not isinstance(t, EvalSite))
         if UNKNOWN in tokens and not (no_grad and self._trained_before(mf, flow, mc) and self._held_out(mf, flow, mc)):
             return None
         where = "under `torch.no_grad()`" if no_grad else f"in `{flow.name}()`"
