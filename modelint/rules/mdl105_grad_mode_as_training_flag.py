@@ -6,7 +6,14 @@ from typing import Dict, FrozenSet, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import get_arg
-from modelint.analysis.gradmode import feeds_objective, grad_locals, names_checkpoint, parameter_flags_only, reads_grad
+from modelint.analysis.gradmode import (
+    feeds_objective,
+    grad_locals,
+    graph_for_training_only,
+    names_checkpoint,
+    parameter_flags_only,
+    reads_grad,
+)
 from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
@@ -51,6 +58,17 @@ class GradModeAsTrainingFlag(Rule):
         "training-only term (a constant-zero auxiliary loss made backward-able in training); nobody's gradients "
         "flow through it in evaluation. Not caught therefore: a fresh leaf whose gradient an evaluation reads "
         "(rare; `x.detach().requires_grad_(self.training)` of an input is not fresh and stays reported)."
+    )
+    what += (
+        "\n\nNor (measuring set 3) `create_graph=` decided by the mode when it only adds the graph a training "
+        "loss on the derivative needs: the mode ORed with the module's own request (`create_graph=need_graph or "
+        "self.training`: the other operand builds the graph whenever a later derivative needs it), or a "
+        "derivative the function returns or keeps without differentiating it again (`forces = -grad(energy, "
+        "pos, create_graph=self.training)`: evaluation still computes the forces, only the second-order graph "
+        "for backpropagating a force loss is left out). A call differentiates when it is the framework's "
+        "derivative call or is given `create_graph=` (a helper around it). Still reported: a derivative that "
+        "the same function differentiates again (`du = grad(u, x, create_graph=self.training); d2u = "
+        "grad(du.sum(), x)`), which breaks in evaluation."
     )
     what += (
         " "
@@ -147,6 +165,14 @@ class Router(nn.Module):                     # a constant-zero auxiliary loss, b
         w = torch.zeros(1).to(x.device).float()
         w.requires_grad_(self.training)
         return self.experts(x), aux + bias + z + w
+
+class Potential(nn.Module):                  # forces are an output; only a force loss needs their graph
+    def forward(self, pos):
+        energy = self.net(pos).sum()
+        dE, = torch.autograd.grad(energy, pos, create_graph=self.want_hessian or self.training)
+        forces = -dE
+        hess = self.second(forces, pos, create_graph=self.training) if self.want_hessian else None
+        return {"energy": energy, "forces": forces, "hessian": hess}
 
 def run_epoch(model, loader, train):
     model.train(train)
@@ -245,7 +271,15 @@ class PINN(nn.Module):
         du, = torch.autograd.grad(u.sum(), x, create_graph=self.training)  # expect: MDL105
         if self.training:
             self.scale.requires_grad_()  # expect: MDL105
-        return u, du
+        lap, = torch.autograd.grad(du.sum(), x)       # differentiated again: needs the graph in eval too
+        return u, lap
+
+class Curvature(nn.Module):
+    def forward(self, pts):
+        n = self.normal(pts, create_graph=self.training)  # expect: MDL105
+        k = self.normal(n[..., 0].sum(), pts, create_graph=True)
+        return k
+
 """,
         # both arms have dropout, but with another mode; one arm only has it; no loss term is gated
         """
@@ -381,7 +415,11 @@ class Saliency(nn.Module):
         what = ""
         fw = self.ctx.framework
         if _CREATE_GRAPH in keywords and reads_mode(keywords[_CREATE_GRAPH].value, mode_locals):
-            target, what = keywords[_CREATE_GRAPH].value, f"`{_CREATE_GRAPH}=`"
+            value = keywords[_CREATE_GRAPH].value
+            if graph_for_training_only(self.ctx, node, value, self.ctx.ancestors, self.ctx.function_facts(),
+                                       lambda e: reads_mode(e, mode_locals)):
+                return
+            target, what = value, f"`{_CREATE_GRAPH}=`"
         elif qualname in fw.set_grad_enabled and node.args and reads_mode(node.args[0].value, mode_locals):
             target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
         elif last == fw.requires_grad_method and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
