@@ -122,19 +122,29 @@ def feeds_objective(root: cst.CSTNode) -> bool:
     return False
 
 
-_PARAMETER_ITERATORS = re.compile(r"\b(named_)?parameters\s*\(")
+# A name, attribute or key that says parameters: `model.parameters()`, `.named_parameters()`, a list of
+# such methods (`for n, p in gen_params():`), an optimizer's `group["params"]`, `self.param_list`.
+_PARAM_WORD = re.compile(r"param", re.I)
+
+
+def _iterates_parameters(iter_expr: cst.CSTNode) -> bool:
+    for node in descendants(iter_expr):
+        text = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, (cst.Name, cst.SimpleString)) else ""
+        if text and _PARAM_WORD.search(text):
+            return True
+    return False
 
 
 def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
     """Is every grad query in `expr` the `requires_grad` of a parameter: of a name bound by an enclosing
-    loop over `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`),
+    loop over `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`)
+    or over an iterable named for parameters (`for n, p in gen_params():`, `for p in group["params"]:`),
     or of a layer's parameter attribute (`layer.weight.requires_grad`, `Profile.parameter_attrs`)?
     That flag says whether a parameter is trainable (frozen layers have it False), whatever the grad
     mode: it is not grad mode used as the training switch."""
     params = set()
-    code = ctx.module.code_for_node
     for anc in ancestors:
-        if isinstance(anc, (cst.For, cst.CompFor)) and _PARAMETER_ITERATORS.search(code(anc.iter)):
+        if isinstance(anc, (cst.For, cst.CompFor)) and _iterates_parameters(anc.iter):
             params.update(n.value for n in descendants(anc.target) if isinstance(n, cst.Name))
     attrs = ctx.framework.parameter_attrs
     found = False

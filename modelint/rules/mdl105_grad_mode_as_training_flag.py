@@ -22,8 +22,6 @@ from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # Attribute names of dropout-like submodules (`self.attn_drop(x)`): their call is mode-dependent work.
 _DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
-# `torch.autograd.grad(..., create_graph=...)`: the keyword that builds a higher-order graph.
-_CREATE_GRAPH = "create_graph"
 
 
 class GradModeAsTrainingFlag(Rule):
@@ -49,7 +47,9 @@ class GradModeAsTrainingFlag(Rule):
         "autograd work for a training-only term of the objective, which evaluation skips; and "
         "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, or of a layer's "
         "parameter attribute (`self.proj.weight.requires_grad`, `layer.bias.requires_grad`: the framework "
-        "profile's parameter names), which says whether that parameter is trainable, not what the grad mode is.\n\n"
+        "profile's parameter names), or of a loop variable over an iterable named for parameters (a list of "
+        "`named_parameters` methods, an optimizer's `group[\"params\"]`: any name, attribute or key with "
+        "`param` in it), which says whether that parameter is trainable, not what the grad mode is.\n\n"
         "Also not reported (issue 15): the mode deciding whether autograd tracks a value the function builds "
         "itself - `requires_grad=self.training` given to a tensor construction (`torch.zeros((), "
         "requires_grad=self.training)`, `torch.tensor(0.0, device=d, requires_grad=self.training)`), or "
@@ -202,6 +202,12 @@ def perturb(model, scale):
         if p.requires_grad:                  # trainable or frozen: a property of the parameter
             p.data.add_(torch.randn_like(p) * scale)
 
+def shuffle_importance(groups, importance):
+    for group in groups:
+        for w in group["params"]:            # an optimizer's parameter group: trainable or frozen
+            if w.requires_grad:
+                importance[w] = importance[w].flatten()[torch.randperm(w.numel())].view_as(w)
+
 class Smooth(nn.Module):
     def forward(self, pts):
         out = self.net(pts)
@@ -305,6 +311,12 @@ class Adapter(nn.Module):                # an attribute that is not a parameter:
             x = F.dropout(x, 0.1, training=True)
         return self.proj(x)
 
+def shuffle_inputs(batches, importance):
+    for group in batches:
+        for w in group["inputs"]:            # not parameters: whether this tensor tracks gradients
+            if w.requires_grad:  # expect: MDL105
+                importance[w] = w.flatten()[torch.randperm(w.numel())].view_as(w)
+
 def noisy_step(model, x):
     for p in model.parameters():
         if x.requires_grad:  # expect: MDL105
@@ -362,7 +374,7 @@ class Saliency(nn.Module):
         func = node.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
         fw = self.ctx.framework
-        flag_keywords = (fw.mode_keyword, fw.attention_dropout_p_keyword, fw.dropout_p_keyword, _CREATE_GRAPH)
+        flag_keywords = (fw.mode_keyword, fw.attention_dropout_p_keyword, fw.dropout_p_keyword, fw.create_graph_keyword)
         keywords = {a.keyword.value: a for a in node.args if a.keyword is not None and a.keyword.value in flag_keywords}
         if not keywords and last not in fw.mode_argument_callees and not (last or "").startswith(fw.mode_argument_callee_prefixes):
             return
@@ -414,12 +426,13 @@ class Saliency(nn.Module):
         target = None
         what = ""
         fw = self.ctx.framework
-        if _CREATE_GRAPH in keywords and reads_mode(keywords[_CREATE_GRAPH].value, mode_locals):
-            value = keywords[_CREATE_GRAPH].value
+        graph_kw = fw.create_graph_keyword
+        if graph_kw and graph_kw in keywords and reads_mode(keywords[graph_kw].value, mode_locals):
+            value = keywords[graph_kw].value
             if graph_for_training_only(self.ctx, node, value, self.ctx.ancestors, self.ctx.function_facts(),
                                        lambda e: reads_mode(e, mode_locals)):
                 return
-            target, what = value, f"`{_CREATE_GRAPH}=`"
+            target, what = value, f"`{graph_kw}=`"
         elif qualname in fw.set_grad_enabled and node.args and reads_mode(node.args[0].value, mode_locals):
             target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
         elif last == fw.requires_grad_method and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
