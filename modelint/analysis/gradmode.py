@@ -10,6 +10,9 @@ The names of the queries and of the calls that change each state are the framewo
 - `feeds_objective(root)`: does a block assign a loss term (`loss = ...`, `self.aux_loss += ...`)?
 - `parameter_flags_only(ctx, expr, ancestors)`: are its only grad reads `p.requires_grad` of a loop
   variable over `.parameters()` (a trainable-or-frozen question, not grad mode)?
+- `graph_for_training_only(ctx, call, value, ...)`: does the mode deciding `create_graph=` only add the
+  graph a training loss on the derivative needs (ORed with the module's own request, or a derivative
+  the function never differentiates again)?
 """
 
 from __future__ import annotations
@@ -119,19 +122,29 @@ def feeds_objective(root: cst.CSTNode) -> bool:
     return False
 
 
-_PARAMETER_ITERATORS = re.compile(r"\b(named_)?parameters\s*\(")
+# A name, attribute or key that says parameters: `model.parameters()`, `.named_parameters()`, a list of
+# such methods (`for n, p in gen_params():`), an optimizer's `group["params"]`, `self.param_list`.
+_PARAM_WORD = re.compile(r"param", re.I)
+
+
+def _iterates_parameters(iter_expr: cst.CSTNode) -> bool:
+    for node in descendants(iter_expr):
+        text = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, (cst.Name, cst.SimpleString)) else ""
+        if text and _PARAM_WORD.search(text):
+            return True
+    return False
 
 
 def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
     """Is every grad query in `expr` the `requires_grad` of a parameter: of a name bound by an enclosing
-    loop over `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`),
+    loop over `.parameters()` / `.named_parameters()` (`for p in model.parameters(): if p.requires_grad:`)
+    or over an iterable named for parameters (`for n, p in gen_params():`, `for p in group["params"]:`),
     or of a layer's parameter attribute (`layer.weight.requires_grad`, `Profile.parameter_attrs`)?
     That flag says whether a parameter is trainable (frozen layers have it False), whatever the grad
     mode: it is not grad mode used as the training switch."""
     params = set()
-    code = ctx.module.code_for_node
     for anc in ancestors:
-        if isinstance(anc, (cst.For, cst.CompFor)) and _PARAMETER_ITERATORS.search(code(anc.iter)):
+        if isinstance(anc, (cst.For, cst.CompFor)) and _iterates_parameters(anc.iter):
             params.update(n.value for n in descendants(anc.target) if isinstance(n, cst.Name))
     attrs = ctx.framework.parameter_attrs
     found = False
@@ -144,3 +157,57 @@ def parameter_flags_only(ctx, expr: cst.CSTNode, ancestors) -> bool:
                 return False
             found = True
     return found
+
+
+def _names_in(expr: cst.CSTNode) -> set:
+    return {n.value for n in mode_analysis.loads(expr) if isinstance(n, cst.Name)}
+
+
+def _bound_by(call: cst.Call, ancestors) -> Optional[set]:
+    """The names the statement holding `call` binds (`grads = grad(...)`, `du, = grad(...)`); an empty
+    set when the derivative is returned as it is; None when it is used some other way."""
+    for anc in reversed(ancestors):
+        if isinstance(anc, cst.Return):
+            return set()
+        if isinstance(anc, (cst.Assign, cst.AnnAssign)) and anc.value is not None:
+            targets = [t.target for t in anc.targets] if isinstance(anc, cst.Assign) else [anc.target]
+            return {n.value for t in targets for n in descendants(t) if isinstance(n, cst.Name)}
+        if isinstance(anc, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            return None
+    return None
+
+
+def _differentiates(ctx, node: cst.CSTNode, fw) -> bool:
+    """A call that differentiates its arguments: the framework's derivative call, or any call given the
+    graph keyword (a user helper around it, `derivative_from_atomic(dE, R, create_graph=...)`)."""
+    if not isinstance(node, cst.Call):
+        return False
+    if any(a.keyword is not None and a.keyword.value == fw.create_graph_keyword for a in node.args):
+        return True
+    return isinstance(node.func, (cst.Name, cst.Attribute)) and (ctx.resolve(node.func) or "") in fw.derivative_calls
+
+
+def graph_for_training_only(ctx, call: cst.Call, value: cst.CSTNode, ancestors, facts, reads_mode) -> bool:
+    """Does the mode deciding `create_graph=` of `call` only add the graph a training loss needs?
+    - `value` is `<request> or self.training`: the other operand builds the graph whenever the module
+      itself needs it (a later derivative of this one), the mode adds it only for the loss backward;
+    - the derivative (`forces = -grad(energy, pos, create_graph=self.training)`) is an output that the
+      function never differentiates again: evaluation still computes it, only the second-order graph
+      that backpropagating a loss on it needs is left out.
+    A derivative the function differentiates again (`d2u = grad(du.sum(), x)`) needs the graph in
+    both modes, and stays reported."""
+    if isinstance(value, cst.BooleanOperation) and isinstance(value.operator, cst.Or):
+        operands = [value.left, value.right]
+        if any(not reads_mode(o) for o in operands):
+            return True
+    bound = _bound_by(call, ancestors)
+    fn = ctx.enclosing_function()
+    if bound is None or fn is None or facts is None:
+        return False
+    derived = mode_analysis.derived_locals(facts.assigns, lambda v, known: bool(_names_in(v) & known), bound)
+    fw = ctx.framework
+    for node in descendants(fn):
+        if node is not call and _differentiates(ctx, node, fw):
+            if any(_names_in(a.value) & derived for a in node.args if a.keyword is None):
+                return False
+    return True

@@ -181,6 +181,10 @@ class Profile:
     stateless_call_method: str = ""
     # Calls that build a whole model from layers (`keras.Sequential`, `keras.Model`).
     model_constructors: FrozenSet[str] = frozenset()
+    # Calls that differentiate a value (`torch.autograd.grad(y, x)`), and their keyword that builds the
+    # graph of the result (`create_graph=`): MDL105 asks whether a derivative is differentiated again.
+    derivative_calls: FrozenSet[str] = frozenset()
+    create_graph_keyword: str = ""
     # Tensor methods that build a fresh tensor (`x.new_zeros(())`), and casts / moves that keep a fresh
     # tensor fresh (`torch.zeros(()).to(device)`): MDL105 asks whether a value is a leaf built right here.
     tensor_factory_methods: FrozenSet[str] = frozenset()

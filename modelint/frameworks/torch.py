@@ -238,6 +238,8 @@ TORCH = Profile(
     requires_grad_attr="requires_grad",
     parameter_attrs=frozenset({"weight", "bias", "in_proj_weight", "in_proj_bias"}),  # nn.Linear/Conv/Norm, nn.MultiheadAttention
     requires_grad_method="requires_grad_",
+    derivative_calls=frozenset({"torch.autograd.grad"}),
+    create_graph_keyword="create_graph",
     tensor_factories=frozenset(
         "torch." + n
         for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")

@@ -6,7 +6,14 @@ from typing import Dict, FrozenSet, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import get_arg
-from modelint.analysis.gradmode import feeds_objective, grad_locals, names_checkpoint, parameter_flags_only, reads_grad
+from modelint.analysis.gradmode import (
+    feeds_objective,
+    grad_locals,
+    graph_for_training_only,
+    names_checkpoint,
+    parameter_flags_only,
+    reads_grad,
+)
 from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
@@ -15,8 +22,6 @@ from modelint.rules.base import Rule, remeasured_2026_12_02
 
 # Attribute names of dropout-like submodules (`self.attn_drop(x)`): their call is mode-dependent work.
 _DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
-# `torch.autograd.grad(..., create_graph=...)`: the keyword that builds a higher-order graph.
-_CREATE_GRAPH = "create_graph"
 
 
 class GradModeAsTrainingFlag(Rule):
@@ -42,7 +47,9 @@ class GradModeAsTrainingFlag(Rule):
         "autograd work for a training-only term of the objective, which evaluation skips; and "
         "`p.requires_grad` of a loop variable over `.parameters()` / `.named_parameters()`, or of a layer's "
         "parameter attribute (`self.proj.weight.requires_grad`, `layer.bias.requires_grad`: the framework "
-        "profile's parameter names), which says whether that parameter is trainable, not what the grad mode is.\n\n"
+        "profile's parameter names), or of a loop variable over an iterable named for parameters (a list of "
+        "`named_parameters` methods, an optimizer's `group[\"params\"]`: any name, attribute or key with "
+        "`param` in it), which says whether that parameter is trainable, not what the grad mode is.\n\n"
         "Also not reported (issue 15): the mode deciding whether autograd tracks a value the function builds "
         "itself - `requires_grad=self.training` given to a tensor construction (`torch.zeros((), "
         "requires_grad=self.training)`, `torch.tensor(0.0, device=d, requires_grad=self.training)`), or "
@@ -51,6 +58,17 @@ class GradModeAsTrainingFlag(Rule):
         "training-only term (a constant-zero auxiliary loss made backward-able in training); nobody's gradients "
         "flow through it in evaluation. Not caught therefore: a fresh leaf whose gradient an evaluation reads "
         "(rare; `x.detach().requires_grad_(self.training)` of an input is not fresh and stays reported)."
+    )
+    what += (
+        "\n\nNor (measuring set 3) `create_graph=` decided by the mode when it only adds the graph a training "
+        "loss on the derivative needs: the mode ORed with the module's own request (`create_graph=need_graph or "
+        "self.training`: the other operand builds the graph whenever a later derivative needs it), or a "
+        "derivative the function returns or keeps without differentiating it again (`forces = -grad(energy, "
+        "pos, create_graph=self.training)`: evaluation still computes the forces, only the second-order graph "
+        "for backpropagating a force loss is left out). A call differentiates when it is the framework's "
+        "derivative call or is given `create_graph=` (a helper around it). Still reported: a derivative that "
+        "the same function differentiates again (`du = grad(u, x, create_graph=self.training); d2u = "
+        "grad(du.sum(), x)`), which breaks in evaluation."
     )
     what += (
         " "
@@ -148,6 +166,14 @@ class Router(nn.Module):                     # a constant-zero auxiliary loss, b
         w.requires_grad_(self.training)
         return self.experts(x), aux + bias + z + w
 
+class Potential(nn.Module):                  # forces are an output; only a force loss needs their graph
+    def forward(self, pos):
+        energy = self.net(pos).sum()
+        dE, = torch.autograd.grad(energy, pos, create_graph=self.want_hessian or self.training)
+        forces = -dE
+        hess = self.second(forces, pos, create_graph=self.training) if self.want_hessian else None
+        return {"energy": energy, "forces": forces, "hessian": hess}
+
 def run_epoch(model, loader, train):
     model.train(train)
     with torch.set_grad_enabled(train):      # a loop's phase flag, not a module deciding autograd
@@ -175,6 +201,12 @@ def perturb(model, scale):
     for name, p in model.named_parameters():
         if p.requires_grad:                  # trainable or frozen: a property of the parameter
             p.data.add_(torch.randn_like(p) * scale)
+
+def shuffle_importance(groups, importance):
+    for group in groups:
+        for w in group["params"]:            # an optimizer's parameter group: trainable or frozen
+            if w.requires_grad:
+                importance[w] = importance[w].flatten()[torch.randperm(w.numel())].view_as(w)
 
 class Smooth(nn.Module):
     def forward(self, pts):
@@ -245,7 +277,15 @@ class PINN(nn.Module):
         du, = torch.autograd.grad(u.sum(), x, create_graph=self.training)  # expect: MDL105
         if self.training:
             self.scale.requires_grad_()  # expect: MDL105
-        return u, du
+        lap, = torch.autograd.grad(du.sum(), x)       # differentiated again: needs the graph in eval too
+        return u, lap
+
+class Curvature(nn.Module):
+    def forward(self, pts):
+        n = self.normal(pts, create_graph=self.training)  # expect: MDL105
+        k = self.normal(n[..., 0].sum(), pts, create_graph=True)
+        return k
+
 """,
         # both arms have dropout, but with another mode; one arm only has it; no loss term is gated
         """
@@ -270,6 +310,12 @@ class Adapter(nn.Module):                # an attribute that is not a parameter:
         if self.proj.cached.requires_grad:  # expect: MDL105
             x = F.dropout(x, 0.1, training=True)
         return self.proj(x)
+
+def shuffle_inputs(batches, importance):
+    for group in batches:
+        for w in group["inputs"]:            # not parameters: whether this tensor tracks gradients
+            if w.requires_grad:  # expect: MDL105
+                importance[w] = w.flatten()[torch.randperm(w.numel())].view_as(w)
 
 def noisy_step(model, x):
     for p in model.parameters():
@@ -328,7 +374,7 @@ class Saliency(nn.Module):
         func = node.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
         fw = self.ctx.framework
-        flag_keywords = (fw.mode_keyword, fw.attention_dropout_p_keyword, fw.dropout_p_keyword, _CREATE_GRAPH)
+        flag_keywords = (fw.mode_keyword, fw.attention_dropout_p_keyword, fw.dropout_p_keyword, fw.create_graph_keyword)
         keywords = {a.keyword.value: a for a in node.args if a.keyword is not None and a.keyword.value in flag_keywords}
         if not keywords and last not in fw.mode_argument_callees and not (last or "").startswith(fw.mode_argument_callee_prefixes):
             return
@@ -380,8 +426,13 @@ class Saliency(nn.Module):
         target = None
         what = ""
         fw = self.ctx.framework
-        if _CREATE_GRAPH in keywords and reads_mode(keywords[_CREATE_GRAPH].value, mode_locals):
-            target, what = keywords[_CREATE_GRAPH].value, f"`{_CREATE_GRAPH}=`"
+        graph_kw = fw.create_graph_keyword
+        if graph_kw and graph_kw in keywords and reads_mode(keywords[graph_kw].value, mode_locals):
+            value = keywords[graph_kw].value
+            if graph_for_training_only(self.ctx, node, value, self.ctx.ancestors, self.ctx.function_facts(),
+                                       lambda e: reads_mode(e, mode_locals)):
+                return
+            target, what = value, f"`{graph_kw}=`"
         elif qualname in fw.set_grad_enabled and node.args and reads_mode(node.args[0].value, mode_locals):
             target, what = node, f"`{self.ctx.module.code_for_node(node.func)}(...)`"
         elif last == fw.requires_grad_method and isinstance(node.func, cst.Attribute) and not self._fresh_tensor(node.func.value):
