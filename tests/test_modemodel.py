@@ -195,6 +195,70 @@ def test_cache_follows_a_change_in_the_file_a_summary_depends_on(tmp_path):
     assert back == [("run.py", 14, "MDL301")]
 
 
+# The wrapper is built inside an evaluation helper of a third file, around the model it is handed:
+# `Learner(model).to_eval()` puts the caller's model in eval through `self.net = net` (IR "w" event).
+KEEPER = {
+    "kit/__init__.py": "",
+    "kit/holder.py": """
+        class Holder:
+            def __init__(self, net, verbose=False):
+                self.net = net
+                self.verbose = verbose
+
+            def to_eval(self):
+                self.net.eval()
+        """,
+    "kit/scoring.py": """
+        import torch
+        from kit.holder import Holder
+
+        def score(model, batches):
+            holder = Holder(model)
+            holder.to_eval()
+            with torch.no_grad():
+                return sum(model(b).sum() for b in batches)
+        """,
+    "fit.py": """
+        import torch
+        from kit.scoring import score
+
+        def fit(model, opt, batches, held_out, rounds):
+            model.train()
+            for r in range(rounds):
+                for b in batches:
+                    opt.zero_grad()
+                    model(b).sum().backward()
+                    opt.step()
+                score(model, held_out)
+        """,
+}
+
+
+def test_wrapper_built_in_an_evaluation_helper_of_another_file(tmp_path):
+    assert found(tmp_path, KEEPER) == [("fit.py", 12, "MDL301")]
+
+
+def test_wrapper_that_keeps_the_model_under_another_name_is_not_mapped(tmp_path):
+    """`self.inner = net`: which attribute holds the model is not read (documented limit), so the
+    helper's switch is not put on the caller's model."""
+    files = dict(KEEPER)
+    files["kit/holder.py"] = KEEPER["kit/holder.py"].replace("self.net = net", "self.inner = net").replace(
+        "self.net.eval()", "self.inner.eval()")
+    assert found(tmp_path, files) == []
+
+
+def test_cache_follows_a_change_in_the_wrapper_class_of_a_third_file(tmp_path):
+    """fit.py's finding depends on holder.py's `__init__` (read through scoring.py's summary):
+    under the cache it must come and go with it, and agree with a run without the cache."""
+    cache = Cache(tmp_path / ".modelint_cache", salt="test")
+    assert found(tmp_path, KEEPER, cache=cache) == [("fit.py", 12, "MDL301")]
+    renamed = dict(KEEPER)
+    renamed["kit/holder.py"] = KEEPER["kit/holder.py"].replace("self.net = net", "self.inner = net").replace(
+        "self.net.eval()", "self.inner.eval()")
+    assert found(tmp_path, renamed, cache=cache) == found(tmp_path, renamed) == []
+    assert found(tmp_path, KEEPER, cache=cache) == [("fit.py", 12, "MDL301")]
+
+
 # ---------------------------------------------------------------------------------------------
 # Missed pattern 2: the optimizer step is a callable returned by a helper
 

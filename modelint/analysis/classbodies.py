@@ -38,9 +38,9 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
-from modelint.analysis.index import FileFacts, ProjectIndex
+from modelint.analysis.index import FileFacts, ProjectIndex, attach, bodies_of  # noqa: F401 (re-exported)
 from modelint.frameworks import Profile, profile_for
 
 
@@ -118,10 +118,7 @@ def _parse_signature(signature: str) -> Tuple[bool, Tuple[Tuple[str, Optional[st
     return bool(args.vararg or args.kwarg), shown, notes
 
 
-# --- storage on FileFacts ------------------------------------------------------------------------
-_ATTR = "class_bodies"
-
-
+# --- storage on FileFacts: `index.attach` / `index.bodies_of` (re-exported here) ---------------------
 class LazyBodies(Mapping):
     """A file's class bodies, scanned on first use: without a result cache nothing needs every
     file's bodies (the cache's fingerprint does), and a check of timm asks for the bodies of few
@@ -166,17 +163,6 @@ class LazyBodies(Mapping):
 
     def __len__(self) -> int:
         return len(self._all())
-
-
-def attach(facts: FileFacts, bodies: Mapping[str, ClassBody]) -> FileFacts:
-    setattr(facts, _ATTR, bodies)
-    return facts
-
-
-def bodies_of(facts: FileFacts) -> Mapping[str, ClassBody]:
-    """The class bodies recorded for a file ({} when its facts were built without them)."""
-    found = getattr(facts, _ATTR, None)  # (not `or {}`: the truth test of a LazyBodies would scan it)
-    return {} if found is None else found
 
 
 def bodies_to_json(bodies: Mapping[str, ClassBody]) -> dict:
@@ -494,28 +480,11 @@ def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
 
 
 def iter_located(index: ProjectIndex, qualname: str) -> Iterator[Tuple[FileFacts, str]]:
-    """The (file, class name) a qualified class name denotes in the checked files, following
-    re-exports (`from .x import C` in a package `__init__`) the way `ProjectIndex.bases_of` does;
+    """The (file, class name) a qualified class name denotes in the checked files (`ProjectIndex.locate`);
     yields at most one pair."""
-    seen = set()
-    while qualname not in seen and len(seen) < 32:
-        seen.add(qualname)
-        parts = qualname.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            facts = index.modules.get(".".join(parts[:i]))
-            if facts is None:
-                continue
-            cls = ".".join(parts[i:])
-            if cls in facts.classes:
-                yield facts, cls
-                return
-            head = cls.split(".")[0]
-            if head not in facts.aliases:
-                return
-            qualname = facts.aliases[head] + cls[len(head):]
-            break
-        else:
-            return
+    found = index.locate(qualname)
+    if found is not None:
+        yield found
 
 
 def with_bodies(facts: FileFacts, source: bytes) -> FileFacts:

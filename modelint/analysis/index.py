@@ -18,7 +18,7 @@ import ast
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: the index's API)
 from modelint.analysis.fillins import fillins_from_defs
@@ -40,6 +40,23 @@ class FileFacts:
     functions: Dict[str, list] = field(default_factory=dict)
     # short top-level function -> is it a default helper, `x if x is not None else f()` (`analysis.fillins`)
     fillins: Dict[str, bool] = field(default_factory=dict)
+
+
+# The class bodies of a file (`classbodies.ClassBody` by class name) are computed by `classbodies` and
+# kept on its FileFacts, outside the fields above: the index pass does not need them and the result
+# cache stores them apart (`classbodies.project_fingerprint`).
+_BODIES = "class_bodies"
+
+
+def attach(facts: FileFacts, bodies: Mapping[str, object]) -> FileFacts:
+    setattr(facts, _BODIES, bodies)
+    return facts
+
+
+def bodies_of(facts: FileFacts) -> Mapping[str, object]:
+    """The class bodies recorded for a file ({} when its facts were built without them)."""
+    found = getattr(facts, _BODIES, None)  # (not `or {}`: the truth test of a LazyBodies would scan it)
+    return {} if found is None else found
 
 
 def module_name(path: Path) -> str:
@@ -230,7 +247,7 @@ class ProjectIndex:
         mod, rest = found
         ir = FunctionIR.from_json(self.modules[mod].functions[rest])
         cls = rest.rpartition(".")[0] or None
-        result = Evaluator(self._resolve_from).run(f"{mod}.{rest}", ir, mod, cls)
+        result = Evaluator(self._resolve_from, self._kept_from).run(f"{mod}.{rest}", ir, mod, cls)
         if any(r.startswith("construct:") for r in result.returns):  # qualify the class a loader builds
             facts = self.modules[mod]
             local = {n.split(".")[0] for n in facts.classes}
@@ -291,6 +308,54 @@ class ProjectIndex:
         if head in facts.classes and "." not in rest:
             return self.effect(f"{mod}.{callee}")
         return self.method_effect(callee.rsplit(".", 1)[1])
+
+    def _kept_from(self, mod: str, cls: str, args, kws) -> Dict[str, str]:
+        """`kept_arguments` of a construction spelled `cls` inside module `mod` (a summary's "w" event)."""
+        facts = self.modules.get(mod)
+        if facts is None:
+            return {}
+        head, dot, rest = cls.partition(".")
+        qual = facts.aliases[head] + dot + rest if head in facts.aliases else f"{mod}.{cls}" if head in facts.classes else None
+        return self.kept_arguments(qual, args, kws) if qual else {}
+
+    def kept_arguments(self, qualname: str, args: Sequence[Optional[str]],
+                       kws: Mapping[str, Optional[str]]) -> Dict[str, str]:
+        """`Learner(net, opt)` of a checked class `qualname` whose `__init__` keeps parameters as
+        attributes of the same name (`self.net = net`, its `ClassBody.kept`): {attribute: the caller's
+        key passed for it}, from the positional `args` (keys, None for an expression; up to a starred
+        one) and the keyword `kws`. Attributes named otherwise (`self.model = net`) are not mapped.
+        One home for the in-file mode flow (`modeflow`) and the cross-file summaries (`modemodel`)."""
+        located = self.locate(qualname)
+        body = bodies_of(located[0]).get(located[1]) if located is not None else None
+        if body is None or not body.kept:
+            return {}
+        names = [p for p, _ in body.params]
+        kept = {p for p, _ in body.kept}
+        pairs = list(zip(names, args)) + list(kws.items())
+        return {name: key for name, key in pairs if name in kept and key is not None}
+
+    def locate(self, qualname: str) -> Optional[Tuple[FileFacts, str]]:
+        """The (file, class name) a qualified class name denotes in the checked files, following
+        re-exports (`from .x import C` in a package `__init__`) the way `bases_of` does."""
+        seen = set()
+        while qualname not in seen and len(seen) < 32:
+            seen.add(qualname)
+            parts = qualname.split(".")
+            for i in range(len(parts) - 1, 0, -1):
+                facts = self.modules.get(".".join(parts[:i]))
+                if facts is None:
+                    continue
+                cls = ".".join(parts[i:])
+                if cls in facts.classes:
+                    return facts, cls
+                head = cls.split(".")[0]
+                if head not in facts.aliases:
+                    return None
+                qualname = facts.aliases[head] + cls[len(head):]
+                break
+            else:
+                return None
+        return None
 
     def bases_of(self, qualname: str) -> Optional[List[str]]:
         """Bases of a class given its qualified name, following re-exports (`from .x import C`

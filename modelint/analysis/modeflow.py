@@ -601,8 +601,7 @@ class ModeFlow:
 
     def kept_arguments(self, call: cst.Call) -> Dict[str, str]:
         """`Learner(net, opt)` of a checked class whose `__init__` keeps parameters as attributes of
-        the same name (`self.net = net`, read by the index pass: `classbodies`): {attribute: the key
-        the caller passes for it}. Attributes named otherwise (`self.model = net`) are not mapped."""
+        the same name: {attribute: the key the caller passes for it} (`ProjectIndex.kept_arguments`)."""
         func = call.func
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
         if not last[:1].isupper():
@@ -610,23 +609,14 @@ class ModeFlow:
         qual = self.ctx.resolve(func)
         if not qual:
             return {}
-        from modelint.analysis.classbodies import bodies_of, iter_located
-
-        located = next(iter_located(self.ctx.classifier.index, qual), None)
-        body = bodies_of(located[0]).get(located[1]) if located is not None else None
-        if body is None or not body.kept:
-            return {}
-        names = [p for p, _ in body.params]
-        kept = {p for p, _ in body.kept}
-        out: Dict[str, str] = {}
-        for i, arg in enumerate(call.args):
+        args: List[Optional[str]] = []
+        for arg in call.args:
             if arg.star:
                 break
-            name = arg.keyword.value if arg.keyword is not None else names[i] if i < len(names) else None
-            key = key_of(peel(arg.value))
-            if name in kept and key is not None:
-                out[name] = key
-        return out
+            if arg.keyword is None:
+                args.append(key_of(peel(arg.value)))
+        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None and not a.star}
+        return self.ctx.classifier.index.kept_arguments(qual, args, kws)
 
     def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
         """(file-local function, receiver key bound to its first parameter or None)."""
@@ -1249,7 +1239,7 @@ class _ScopeAnalysis:
     def project_call(self, call: cst.Call, effect, state: State) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
         exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, mapped_exit, trained_keys
+        from modelint.analysis.modemodel import bind, kept_exit, mapped_exit, trained_keys
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
@@ -1264,6 +1254,8 @@ class _ScopeAnalysis:
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         out = state
         targets = mapped_exit(effect, mapping, recv)
+        if recv in self._kept and effect.is_method:  # `learner.to_eval()`: the networks it keeps
+            targets += kept_exit(effect, self._kept[recv])
         for key, modes, line in targets:
             if key is None:
                 continue
@@ -1276,8 +1268,6 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        if recv in self._kept and effect.is_method:
-            out = self._wrapper_modes(call, effect, recv, out, state)
         if effect.steps and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if "o" in effect.steps else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
@@ -1323,31 +1313,6 @@ class _ScopeAnalysis:
             self._kept[key] = kept
         else:
             self._kept.pop(key, None)
-
-    def _wrapper_modes(self, call: cst.Call, effect, recv: str, out: State, before: State) -> State:
-        """A wrapper method's effect on the networks the wrapper keeps: `to_eval()` leaving
-        `self.net` in eval puts the caller's `net` (handed to `Learner(net)`) in eval."""
-        self_name = effect.params[0] if effect.params else None
-        kept = self._kept[recv]
-        shown = self.mf.code(call)
-        for ckey, modes in effect.exit.items():
-            root, _, rest = ckey.partition(".")
-            attr, _, deeper = rest.partition(".")
-            if root != self_name or attr not in kept:
-                continue
-            key = kept[attr] + ("." + deeper if deeper else "")
-            line = effect.where.get(ckey, 0)
-            new: Set = set()
-            for m in modes:
-                if m == "entry":
-                    new |= get(before, key)
-                elif m == "eval":
-                    new.add(EvalSite(call, call, shown, (effect.qualname.rsplit(".", 1)[-1],),
-                                     f"line {line} of `{effect.qualname}`"))
-                else:
-                    new.add(TRAIN if m == "train" else UNKNOWN)
-            out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        return out
 
     def set_eval(self, state: State, key: str, site: EvalSite) -> State:
         return self.set_mode(state, key, frozenset({site}))

@@ -46,8 +46,9 @@ from modelint.frameworks import PROFILES
 # 4: local aliases (`net = model`) recorded under the original key (3 was given to both changes on two
 # branches; 4 keeps a cache written by either apart from the merged format). 5: functions whose
 # name holds an evaluation word after its first token (`compute_val_loss`, `run_validation`) are
-# summarised too (their caller may hold the no_grad).
-IR_VERSION = 5
+# summarised too (their caller may hold the no_grad). 6: the "w" event, a local bound to a
+# construction with the keys it is handed (`learner = Learner(model)`; `learner.to_eval()`).
+IR_VERSION = 6
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -107,7 +108,7 @@ def _train_flag(call: ast.Call) -> Optional[object]:
 class _Builder:
     """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
     ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line]; ["if", [...], [...]];
-    ["loop", [...]]."""
+    ["loop", [...]]; ["w", local, class, [arg keys], {kw: key}] (a local bound to a construction)."""
 
     def __init__(self, line0: int):
         self.line0 = line0
@@ -120,6 +121,7 @@ class _Builder:
         # attribute; its switches and runs are recorded under the original key (issue 14: a training
         # function binding its parameter to `net` and calling `net.train()` looked like no switch at all)
         self.aliases: Dict[str, str] = {}
+        self.wrappers: set = set()  # locals bound to a construction (`learner = Learner(net)`)
 
     def key(self, node: ast.AST) -> Optional[str]:
         """The dotted key of an expression (mode-preserving calls peeled), through local aliases."""
@@ -196,6 +198,7 @@ class _Builder:
                 if key is None:
                     continue
                 self._alias(key, value)
+                self._note_wrapper(key, value, out)
                 src = dotted_ast(value)
                 if src and src.endswith(".training"):
                     self.saved[key] = src[: -len(".training")]
@@ -204,6 +207,24 @@ class _Builder:
         for child in ast.iter_child_nodes(s):
             if isinstance(child, ast.expr):
                 self.expr(child, out)
+
+    def _note_wrapper(self, target: str, value: ast.AST, out: list) -> None:
+        """`learner = Learner(model)`: a local bound to a construction, with the caller's keys it is
+        handed (["w", target, class, [arg keys], {kw: key}]), so that `learner.to_eval()` can put
+        `model` in eval where `Learner.__init__` keeps it as `self.model` (issue 14: the evaluation
+        helper of another file switching through a wrapper object); a later rebinding ends it."""
+        func = dotted_ast(value.func) if isinstance(value, ast.Call) else None
+        if "." not in target and func and func.rsplit(".", 1)[-1][:1].isupper():
+            args = []
+            for a in value.args:
+                if isinstance(a, ast.Starred):
+                    break
+                args.append(self.key(a))
+            out.append(["w", target, func, args, {k.arg: self.key(k.value) for k in value.keywords if k.arg}])
+            self.wrappers.add(target)
+        elif target in self.wrappers:
+            out.append(["w", target, "", [], {}])
+            self.wrappers.discard(target)
 
     def _alias(self, target: str, value: ast.AST) -> None:
         """Record `target = <a name or attribute>` as an alias (a plain local only); any other
@@ -541,10 +562,12 @@ def _assign(state, key: str, value: FrozenSet[str]):
 
 class Evaluator:
     """Runs FunctionIRs over the project (`resolve(module, callee, receiver_is_self, cls)` finds a
-    callee's Effect)."""
+    callee's Effect; `kept(module, class, arg keys, kw keys)` the {attribute: key} a construction
+    of a checked class keeps, `ProjectIndex.kept_arguments`)."""
 
-    def __init__(self, resolve):
+    def __init__(self, resolve, kept=None):
         self.resolve = resolve
+        self.kept_of = kept
 
     def run(self, qualname: str, ir: FunctionIR, module: str, cls: Optional[str]) -> Effect:
         self.module, self.cls = module, cls
@@ -552,6 +575,7 @@ class Evaluator:
         self.trains: set = set()
         self.infers: Dict[str, Tuple[int, int]] = {}
         self.where: Dict[str, int] = {}
+        self.wrapped: Dict[str, Dict[str, str]] = {}  # `learner = Learner(net)` -> {"net": "net"}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
         state = self.block(ir.body, {})
         returns = set()
@@ -593,6 +617,12 @@ class Evaluator:
             return _join(state, _join(once, twice))
         if kind == "c":
             return self.call(e, state)
+        if kind == "w":
+            kept = self.kept_of(self.module, e[2], e[3], e[4]) if e[2] and self.kept_of is not None else {}
+            if kept:
+                self.wrapped[e[1]] = kept
+            else:
+                self.wrapped.pop(e[1], None)
         return state
 
     def call(self, e: list, state):
@@ -613,7 +643,10 @@ class Evaluator:
         if not quiet:
             mapping = bind(effect, args, kws, recv or None)
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
-        for key, modes, _ in mapped_exit(effect, bind(effect, args, kws, recv or None), recv or None):
+        targets = mapped_exit(effect, bind(effect, args, kws, recv or None), recv or None)
+        if recv in self.wrapped and effect.is_method:
+            targets += kept_exit(effect, self.wrapped[recv])
+        for key, modes, _ in targets:
             new = set()
             for m in modes:
                 new |= _get(state, key) if m == "entry" else {m}
@@ -671,6 +704,19 @@ def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optiona
         modes = receiver_modes(effect)
         if modes:
             out.append((recv, modes, min(effect.where.get(k, 0) for k in effect.exit)))
+    return out
+
+
+def kept_exit(effect: Effect, kept: Dict[str, str]):
+    """(caller key, modes on exit, line) for the networks a wrapper object keeps: a method leaving
+    `self.net` in eval puts the key handed to `Learner(net)` in eval (`kept`: {attribute: key})."""
+    self_name = effect.params[0] if effect.params else None
+    out = []
+    for ckey, modes in effect.exit.items():
+        root, _, rest = ckey.partition(".")
+        attr, _, deeper = rest.partition(".")
+        if root == self_name and attr in kept:
+            out.append((kept[attr] + ("." + deeper if deeper else ""), modes, effect.where.get(ckey, 0)))
     return out
 
 

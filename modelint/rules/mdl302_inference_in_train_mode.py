@@ -25,7 +25,7 @@ from modelint.analysis.modeflow import (
     get,
     peel,
 )
-from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
+from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.rules.base import Rule, remeasured_2026_12_02
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from modelint.rust.rule import RustRule
-from modelint.rust.syntax import text
 
 
 class NoGradForInference(RustRule):
