@@ -4,8 +4,8 @@
   (`torch.multinomial`, `.bernoulli_()`, `Categorical(...).sample()`), else None.
 - `reads_switch(expr)` / `FunctionGuards`: does a test read an explicit sampling switch (`sample`,
   `do_sample`, `greedy`, `temperature`, `self.stochastic`, a `noise` or `generator` the caller may pass,
-  `policy == "random"`, any `True`/`False` flag parameter of `forward` itself: `flag_params`), and is a
-  node under such a test, an `if` or a conditional expression (or under a mode check)?
+  `policy == "random"`), and is a node under such a test (or under a mode check, or in an arm of a
+  conditional expression on a `True`/`False` flag parameter of `forward` itself: `flag_guard`)?
 - `random_by_design_class`, `caller_supplied`, `caller_generator`, `seeds_rng`, `scaled_by_switch`: the
   exemptions MDL104 learned on real code (augmentation/loss classes, `if noise is None: noise = ...`,
   `generator=<parameter>`, `torch.manual_seed(...)` in the function, `randn(...) * noise_scale`).
@@ -103,10 +103,9 @@ def reads_switch(expr: Optional[cst.CSTNode], switch_locals: FrozenSet[str] = fr
     return False
 
 
-def switch_locals(facts: mode_analysis.FunctionFacts, seed: Iterable[str] = ()) -> FrozenSet[str]:
-    """Locals assigned from a switch-reading expression, to a fixpoint (`greedy = temperature == 0`);
-    `seed` names that are switches whatever they are called (`flag_params` of `forward`)."""
-    return mode_analysis.derived_locals(facts.assigns, reads_switch, seed)
+def switch_locals(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
+    """Locals assigned from a switch-reading expression, to a fixpoint (`greedy = temperature == 0`)."""
+    return mode_analysis.derived_locals(facts.assigns, reads_switch)
 
 
 def _named_params(fn: cst.CSTNode) -> Iterator[cst.Param]:
@@ -126,24 +125,39 @@ def flag_params(fn: cst.CSTNode) -> FrozenSet[str]:
     return frozenset(out)
 
 
+def flag_guard(chain: List[cst.CSTNode], flags: FrozenSet[str]) -> Optional[cst.CSTNode]:
+    """The innermost conditional expression on one of `flags` that chain[-1] is an arm of (`z =
+    self.draw(mu) if reparam else mu`): the flag picks the draw or a value without it. Conditional
+    expressions only: an `if` statement on a flag may pick a whole other computation (a flow's `if not
+    reverse:` training direction, whose draw is no choice the caller can turn off)."""
+    if not flags:
+        return None
+    for guard, test, _ in guard_steps(chain):
+        if isinstance(guard, cst.IfExp) and _names_in(test) & flags:
+            return guard
+    return None
+
+
 class FunctionGuards:
     """Mode and sampling-switch guards of one function, computed once. `flags` are parameters that
-    count as sampling switches whatever their names: `ForwardReach` passes `forward`'s own flag
-    parameters, because the module's caller sets them (`z = self.draw(mu) if reparam else mu` on
-    `forward(self, x, reparam=True)`: eval can pass `False`). A helper's flag is not one: `forward`
+    guard a conditional expression as sampling switches do, whatever their names (`flag_guard`):
+    `ForwardReach` passes `forward`'s own flag parameters, because the module's caller sets them
+    (`forward(self, x, reparam=True)`: eval can pass `False`). A helper's flag is not one: `forward`
     fills it, often from configuration (`self.pick(x, hard=self.cfg_hard)`)."""
 
     def __init__(self, facts: mode_analysis.FunctionFacts, flags: FrozenSet[str] = frozenset()):
         self.facts = facts
         self.mode_locals = facts.mode_locals
-        self.switch_locals = switch_locals(facts, flags)
+        self.switch_locals = switch_locals(facts)
+        self.flags = flags
 
     def mode_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         return mode_analysis.mode_guard(chain or self.facts.chain(node), self.mode_locals)
 
     def switch_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         sl = self.switch_locals
-        return guard_in_chain(chain or self.facts.chain(node), lambda t: reads_switch(t, sl))
+        chain = chain or self.facts.chain(node)
+        return guard_in_chain(chain, lambda t: reads_switch(t, sl)) or flag_guard(chain, self.flags)
 
     def guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         chain = chain or self.facts.chain(node)

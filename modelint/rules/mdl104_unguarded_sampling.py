@@ -60,12 +60,14 @@ class UnguardedSamplingInForward(Rule):
         "switch on the path - a parameter, local or configured attribute named `sample`, `do_sample`, "
         "`greedy`, `temperature`, `deterministic`, `stochastic`, `noise`, `sample_posterior`, `use_mean`, "
         "`generator`, ... (`self.stochastic`, `if generator is None`), or a setting compared with a strategy "
-        "name (`if self.policy == \"random\":`, `decode_type == \"sampling\"`); an op guarded, in an `if` or a "
-        "conditional expression, by a flag parameter of `forward` itself whatever its name (a `True`/`False` "
-        "default or a `bool` annotation: `h = self.perturb(h) if jitter else h` on `forward(self, x, "
-        "jitter=True)`), since the module's caller sets it and eval can pass the deterministic choice - a flag of "
-        "a helper that `forward` fills (often from configuration, `self.pick(x, hard=self.cfg_hard)`), an "
-        "attribute not named like a switch (`if self.jitter`) and a test on data (`if x.dim() == 4`) are not; an op that only fills in a "
+        "name (`if self.policy == \"random\":`, `decode_type == \"sampling\"`); an op in an arm of a conditional "
+        "expression on a flag parameter of `forward` itself whatever its name (a `True`/`False` default or a "
+        "`bool` annotation: `h = self.perturb(h) if jitter else h` on `forward(self, x, jitter=True)`), since "
+        "the module's caller sets it and eval can pass the value without the draw - a flag of a helper that "
+        "`forward` fills (often from configuration, `self.pick(x, hard=self.cfg_hard)`), an attribute not named "
+        "like a switch (`... if self.jitter else h`), a test on data (`... if x.dim() == 4 else x`) and an `if` "
+        "statement on a flag (it may pick a whole other computation, such as a flow's `if not reverse:` "
+        "training direction) are not; an op that only fills in a "
         "parameter the caller did not pass (`if noise is None: noise = torch.randn_like(x)`); a draw from a "
         "`generator=` that is a parameter of the function (the caller seeds it); a draw multiplied by a "
         "knob such as `noise_scale`; a function that seeds the RNG itself (`torch.manual_seed(...)`); "
@@ -352,8 +354,8 @@ class NoiseObjective(nn.Module):
         eps = torch.randn_like(x0)
         return F.mse_loss(self.net(self.q_sample(x0, t, eps), t), eps)   # an objective
 """,
-        # a flag parameter of forward decides the draw (a conditional expression or an if), and a
-        # draw bound to a local that is only read weighted by the mode
+        # a flag parameter of forward picks the draw or a value without it (conditional expressions),
+        # and a draw bound to a local that is only read weighted by the mode
         """
 import torch
 import torch.nn as nn
@@ -370,10 +372,8 @@ class Encoder(nn.Module):
 
 class TokenMixer(nn.Module):
     def forward(self, tokens, drop_tokens: bool = False):
-        if drop_tokens:
-            keep = torch.rand(tokens.shape[:2], device=tokens.device) > self.p
-            tokens = tokens * keep.unsqueeze(-1)
-        return self.mixer(tokens)
+        keep = (torch.rand(tokens.shape[:2]) > self.p) if drop_tokens else tokens.new_ones(tokens.shape[:2])
+        return self.mixer(tokens * keep.unsqueeze(-1))
 
 class Router(nn.Module):
     def forward(self, scores):
@@ -474,7 +474,7 @@ class Objective(nn.Module):
         return F.mse_loss(self.net(x0, t), x0)
 """,
         # the twins: a test on an attribute, on a helper's flag that forward fills from configuration, on
-        # data; weights that are not the mode, and a drawn local also read outside the blend
+        # data, an `if` statement on a flag; weights that are not the mode, a drawn local read outside the blend
         """
 import torch
 import torch.nn as nn
@@ -499,8 +499,11 @@ class Picker(nn.Module):
         return self.choose(logits, hard=self.hard_choice)
 
 class Smear(nn.Module):
-    def forward(self, x):
-        return x + torch.randn_like(x) if x.dim() == 4 else x  # expect: MDL104
+    def forward(self, x, smear=True):
+        y = x + torch.randn_like(x) if x.dim() == 4 else x  # expect: MDL104
+        if smear:
+            y = y + torch.rand_like(y)  # expect: MDL104
+        return y
 
 class Router(nn.Module):
     def forward(self, scores):
