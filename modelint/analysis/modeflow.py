@@ -586,7 +586,8 @@ class ModeFlow:
         `steps_loss` call (`_ScopeAnalysis.call`), or a project call whose effect steps or returns a
         step function (`project_call`, `_step_fns`); a local call's steps are its callee's. Lets a
         rule skip the flows of a file that cannot step (transformers' model files: every `__init__`
-        and `forward` builds something, so MDL302 computed flows for nearly all of them)."""
+        and `forward` builds something, so MDL302 computed flows for nearly all of them). Every step
+        field of every profile is tied to it by tests/test_modeflow_steps.py."""
         fw = self.ctx.framework
         names = fw.backward_methods | fw.backward_call_last_names | {fw.optimizer_step_method}
         project = self.ctx.classifier.index.step_or_switch_names()
@@ -1160,7 +1161,10 @@ class _ScopeAnalysis:
                     self.site_loops[id(call)] = tuple(self.loops)
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
-            if attr in fw.backward_methods:
+            # `torch.autograd.backward(loss)` written in full: today its last name is also a backward
+            # method, but a backward call of another last name would otherwise be no step here
+            # (tests/test_modeflow_steps.py gives each step field a fresh spelling)
+            if attr in fw.backward_methods or (attr in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls):
                 self.step(call, "backward", state)
                 return trained_after_step(state)
             if attr == fw.optimizer_step_method and optimizer_like(func.value):

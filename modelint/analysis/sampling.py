@@ -4,7 +4,8 @@
   (`torch.multinomial`, `.bernoulli_()`, `Categorical(...).sample()`), else None.
 - `reads_switch(expr)` / `FunctionGuards`: does a test read an explicit sampling switch (`sample`,
   `do_sample`, `greedy`, `temperature`, `self.stochastic`, a `noise` or `generator` the caller may pass,
-  `policy == "random"`), and is a node under such a test (or under a mode check)?
+  `policy == "random"`), and is a node under such a test (or under a mode check, or in an arm of a
+  conditional expression on a `True`/`False` flag parameter of `forward` itself: `flag_guard`)?
 - `random_by_design_class`, `caller_supplied`, `caller_generator`, `seeds_rng`, `scaled_by_switch`: the
   exemptions MDL104 learned on real code (augmentation/loss classes, `if noise is None: noise = ...`,
   `generator=<parameter>`, `torch.manual_seed(...)` in the function, `randn(...) * noise_scale`).
@@ -107,20 +108,56 @@ def switch_locals(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
     return mode_analysis.derived_locals(facts.assigns, reads_switch)
 
 
-class FunctionGuards:
-    """Mode and sampling-switch guards of one function, computed once."""
+def _named_params(fn: cst.CSTNode) -> Iterator[cst.Param]:
+    params = fn.params
+    return iter((*params.posonly_params, *params.params, *params.kwonly_params))
 
-    def __init__(self, facts: mode_analysis.FunctionFacts):
+
+def flag_params(fn: cst.CSTNode) -> FrozenSet[str]:
+    """Parameters that are on/off flags: a `True`/`False` default or a `bool` annotation
+    (`def forward(self, x, reparam=True)`, `jitter: bool`). Data (`x`, `mask=None`) is not a flag."""
+    out: Set[str] = set()
+    for p in _named_params(fn):
+        default_bool = isinstance(p.default, cst.Name) and p.default.value in ("True", "False")
+        ann = p.annotation.annotation if p.annotation is not None else None
+        if default_bool or (isinstance(ann, cst.Name) and ann.value == "bool"):
+            out.add(p.name.value)
+    return frozenset(out)
+
+
+def flag_guard(chain: List[cst.CSTNode], flags: FrozenSet[str]) -> Optional[cst.CSTNode]:
+    """The innermost conditional expression on one of `flags` that chain[-1] is an arm of (`z =
+    self.draw(mu) if reparam else mu`): the flag picks the draw or a value without it. Conditional
+    expressions only: an `if` statement on a flag may pick a whole other computation (a flow's `if not
+    reverse:` training direction, whose draw is no choice the caller can turn off)."""
+    if not flags:
+        return None
+    for guard, test, _ in guard_steps(chain):
+        if isinstance(guard, cst.IfExp) and _names_in(test) & flags:
+            return guard
+    return None
+
+
+class FunctionGuards:
+    """Mode and sampling-switch guards of one function, computed once. `flags` are parameters that
+    guard a conditional expression as sampling switches do, whatever their names (`flag_guard`):
+    `ForwardReach` passes `forward`'s own flag parameters, because the module's caller sets them
+    (`forward(self, x, reparam=True)`: eval can pass `False`). A helper's flag is not one: `forward`
+    fills it, often from configuration (`self.pick(x, hard=self.cfg_hard)`)."""
+
+    def __init__(self, facts: mode_analysis.FunctionFacts, flags: FrozenSet[str] = frozenset()):
         self.facts = facts
         self.mode_locals = facts.mode_locals
         self.switch_locals = switch_locals(facts)
+        self.flags = flags
 
     def mode_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         return mode_analysis.mode_guard(chain or self.facts.chain(node), self.mode_locals)
 
     def switch_guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         sl = self.switch_locals
-        return guard_in_chain(chain or self.facts.chain(node), lambda t: reads_switch(t, sl))
+        chain = chain or self.facts.chain(node)
+        return guard_in_chain(chain, lambda t: reads_switch(t, sl)) or flag_guard(chain, self.flags)
 
     def guard(self, node: cst.CSTNode, chain: Optional[List[cst.CSTNode]] = None) -> Optional[cst.CSTNode]:
         chain = chain or self.facts.chain(node)
@@ -223,8 +260,15 @@ class ForwardReach:
         key = id(fn)
         g = self._guards.get(key)
         if g is None:
-            g = self._guards[key] = FunctionGuards(self.ctx.function_facts(fn))
+            g = self._guards[key] = FunctionGuards(self.ctx.function_facts(fn), self._flags(fn))
         return g
+
+    def _flags(self, fn: cst.CSTNode) -> FrozenSet[str]:
+        """The flag parameters of `forward` itself (see `FunctionGuards`); none for any other function,
+        a nested `def` or a lambda inside `forward` included."""
+        if isinstance(fn, cst.FunctionDef) and fn.name.value in self.seeds and self.methods.get(fn.name.value) is fn:
+            return flag_params(fn)
+        return frozenset()
 
     def reach(self, unguarded_only: bool) -> Dict[str, Optional[str]]:
         if unguarded_only not in self._reach:
@@ -363,8 +407,7 @@ _STATEMENT_TYPES = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
 def _optional_params(fn: cst.CSTNode) -> FrozenSet[str]:
     """Parameters that default to `None` or are annotated `Optional[...]` / `... | None`."""
     out: Set[str] = set()
-    params = fn.params
-    for p in (*params.posonly_params, *params.params, *params.kwonly_params):
+    for p in _named_params(fn):
         default_none = isinstance(p.default, cst.Name) and p.default.value == "None"
         ann = p.annotation.annotation if p.annotation is not None else None
         optional_ann = ann is not None and any(
@@ -580,7 +623,9 @@ def _assigned_local(chain: List[cst.CSTNode]) -> Optional[str]:
 def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionFacts, depth: int = 0) -> bool:
     """`probs = torch.empty(n).uniform_()` then `if not self.training or probs[i] >= rate: ...`: the draw is
     made whatever the mode but every read of it (and of the locals computed from it) is in code that runs
-    only in training (`analysis.regions`), so eval never uses it. Judged by the use, not by the draw."""
+    only in training (`analysis.regions`), or is selected by the mode (`mode_selected`: `s = F.gumbel_softmax(l)`
+    then `self.training * s + (1 - self.training) * l.softmax(-1)`), so eval never uses it. Judged by the
+    use, not by the draw."""
     name = _assigned_local(chain)
     if name is None or depth > 3:
         return False
@@ -593,8 +638,8 @@ def consumed_under_mode(chain: List[cst.CSTNode], facts: mode_analysis.FunctionF
             continue
         uses += 1
         use_chain = facts.chain(node)
-        if region_of(use_chain, facts) == "train":
-            continue  # read only when training (an eval-only read would make eval random)
+        if region_of(use_chain, facts) == "train" or mode_selected(use_chain, facts.mode_locals):
+            continue  # read only when training, or weighted by the mode (0 in eval)
         if not consumed_under_mode(use_chain, facts, depth + 1):
             return False
     return uses > 0
