@@ -9,7 +9,7 @@ from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
 )
-from modelint.analysis.optimized import frozen_keys, optimized_keys, parts_back_in_train, trained_by
+from modelint.analysis.optimized import frozen_by_flag, frozen_keys, optimized_keys, parts_back_in_train, trained_by
 from modelint.rules.base import Rule, remeasured_2026_12_02
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -609,11 +609,11 @@ for x in range(10):
                             s.kind == "optimizer" and any(lp is loop for lp in s.loops) and not step_over_inputs(flow, s)
                             for s in flow.steps
                         )
-                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(key):
+                    if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(flow, key):
                         continue
                     if parts_back_in_train(self.ctx, key, st.state):
                         continue  # `trainable = nn.ModuleList(student.blocks); trainable.train()`
-                    if self._switched_by_own_method(flow, key, site, loop):
+                    if self._switched_by_own_method(flow, key, site, loop) or self._frozen_by_flag(flow, key, site):
                         continue
                     entry = found.setdefault((id(site.node), key), (key, site, []))
                     entry[2].append(st)
@@ -641,9 +641,7 @@ for x in range(10):
         # object is given the benefit of the doubt and reported.)
         trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
         trained |= {a for t in trained for a in flow.aliases.get(t, ())}  # `member = self.net`: self's child
-        names = {key}
-        for _ in range(2):
-            names |= {a for n in names for a in flow.aliases.get(n, ())}
+        names = flow.alias_names(key)
         if any(_involves(t, n) for t in trained for n in names):
             return False
         forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
@@ -651,15 +649,25 @@ for x in range(10):
             return True  # `self.eval()` of an ensemble while the loop trains `est = copy.deepcopy(base)`
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
 
-    def _not_trained(self, key: str) -> bool:
+    def _not_trained(self, flow: ScopeFlow, key: str) -> bool:
         """No step trains `key`: it is frozen in this file (`key.requires_grad_(False)`, or
         `p.requires_grad = False` over its parameters: a linear probe whose eval arm freezes the
         backbone while a head trains), or the file's optimizers, when all can be read, hold none of
-        its parameters (a fixed loss network; `analysis.optimized`)."""
+        its parameters nor those of a name it is bound to here (a fixed loss network;
+        `analysis.optimized`). The aliases count because the key an evaluation leaves in eval is
+        the name it was handed: `test_model = model` then `test(test_model)` (FixMatch's real latent
+        finding, lost when only `test_model` itself was looked up in the optimizers)."""
         if key.removeprefix("self.") in frozen_keys(self.ctx):
             return True
         optimized = optimized_keys(self.ctx)
-        return optimized is not None and not trained_by(key, optimized)
+        return optimized is not None and not any(trained_by(k, optimized) for k in flow.alias_names(key))
+
+    def _frozen_by_flag(self, flow: ScopeFlow, key: str, site: EvalSite) -> bool:
+        """The eval is the arm of a flag under whose other value the file reads the model's
+        parameters (`if args.tune_enc: enc.train() else: enc.eval()` beside `if args.tune_enc:
+        groups += [enc.parameters()]`): the model's frozen setting (`analysis.optimized`)."""
+        tests = flow.site_tests.get(id(site.eval_node)) if site.node is site.eval_node else None
+        return bool(tests) and frozen_by_flag(self.ctx, flow.alias_names(key), tests)
 
     @staticmethod
     def _switched_by_own_method(flow: ScopeFlow, key: str, site: EvalSite, loop: cst.CSTNode) -> bool:

@@ -7,7 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
-from modelint.analysis.modeflow import for_context
+from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
@@ -392,6 +392,8 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
             return
         if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key) or not self._in_an_optimizer(sw.key):
             return
+        if r.optimizer_steps == 0 and self._probes_gradients(r, sw.key):
+            return  # backward only, the saved mode put back: gradients read in eval mode on purpose
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
             return  # not run with gradients here: a teacher, an EMA copy, or a forward in another function
@@ -414,6 +416,11 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
         )
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _probes_gradients(self, r: Routine, key: str) -> bool:
+        """`analysis.modeflow.gradient_probe`: no optimizer step, and `key`'s entry mode restored."""
+        flow = for_context(self.ctx).flow(r.fn)
+        return flow is not None and gradient_probe(flow, key)
+
     def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
         lo, hi = r.pos(sw.call), r.pos(end)
         return any(lo < r.pos(o.call) < hi and _same(o.key, sw.key) and o.mode is not sw.mode for o in r.switches)
