@@ -94,7 +94,17 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "(`est = copy.deepcopy(base)`, `est = self.make_member()`): `self.eval()` switches only the "
         "children of `self`, so such a local is caught only once it is stored on `self` (`self.net = est`, "
         "or an alias of an attribute: `net = self.net`); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
-        "of another file (`net = model; net.train()`) are followed."
+        "of another file (`net = model; net.train()`) are followed. A local that is an attribute or a "
+        "mode-delegating wrapper of it on every binding (`net = self.encoder`, then `net = "
+        "DataParallel(net)`) is that object: its `eval()` replaces the attribute's earlier evals rather "
+        "than adding to them (a local that may be another object, `a if c else b`, or a parameter "
+        "rebound, adds). Also not reported: an eval in the arm of a flag (`if cfg.tune_enc: enc.train() "
+        "else: enc.eval()`, `if not cfg.tune_enc: enc.eval()`) whose other value is where the file reads "
+        "the model's parameters (`if cfg.tune_enc: groups.append({\"params\": enc.parameters()})`), when "
+        "no optimizer constructor reads them outside that arm: the flag says whether the model trains "
+        "and the eval is its frozen setting (flags and models compared as written, `self.` dropped). A "
+        "model counts as held by an optimizer when it or a name it is bound to in the scope is "
+        "(`judged = net`, then `check(judged)`)."
     )
     what += (
         " "
@@ -354,6 +364,67 @@ def tune_top(net, batches, held_out, rounds):
         with torch.no_grad():
             print(sum(net(inp).sum() for inp, _ in held_out))
 """,
+        # a per-round switch chosen by a flag through a local that is the attribute (or its
+        # DataParallel wrapper): its eval arm is the frozen setting, since the same flag decides
+        # whether the network's parameters join the optimizer, and it replaces the stale eval
+        # `score()` left on the attribute; near miss in INVALID: a local that may be another network
+        """
+import torch
+
+
+class Ranker:
+    def score(self, batches):
+        self.ranker_net.eval()
+        with torch.no_grad():
+            return [self.ranker_net(b) for b in batches]
+
+    def groups(self, net):
+        out = [{"params": self.head.parameters()}]
+        if self.cfg.tune_ranker_net:
+            out.append({"params": net.parameters(), "lr": 1e-5})
+        return out
+
+    def fit(self, batches, rounds, wrap):
+        net = self.ranker_net
+        opt = torch.optim.AdamW(self.groups(net))
+        if wrap:
+            net = torch.nn.DataParallel(net)
+        for _ in range(rounds):
+            if self.cfg.tune_ranker_net:
+                net.train()
+            else:
+                net.eval()
+            for b in batches:
+                opt.zero_grad()
+                self.head(net(b)).mean().backward()
+                opt.step()
+            self.score(batches)
+""",
+        # the evaluation is handed a network the optimizer does not hold
+        """
+import torch
+
+
+def check(net, batches):
+    total = 0.0
+    for x in batches:
+        net.eval()
+        with torch.no_grad():
+            total += float(net(x).mean())
+    return total
+
+
+def run(net, spare, batches, epochs):
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    net.train()
+    for _ in range(epochs):
+        for x in batches:
+            opt.zero_grad()
+            net(x).mean().backward()
+            opt.step()
+        judged = spare
+        check(judged, batches)
+""",
     )
     INVALID = (
         # the same container never switched back: its parts train in eval from the second round
@@ -483,6 +554,59 @@ for x in range(10):
     net(torch.randn(2, 4)).sum().backward()
     optimizer.step()
     net.train(False)  # expect: MDL301
+""",
+        # the local may be another network (`a if c else b`), so its eval adds to the attribute's
+        # stale eval; the flag reads the parameters, but the optimizer holds them whatever it says
+        """
+import torch
+
+
+class Ranker:
+    def score(self, batches):
+        self.ranker_net.eval()
+        with torch.no_grad():
+            return [self.ranker_net(b) for b in batches]
+
+    def fit(self, batches, rounds, pick):
+        net = self.ranker_net if pick else self.spare
+        opt = torch.optim.AdamW([*self.ranker_net.parameters(), *self.spare.parameters()])
+        if self.cfg.tune_ranker_net:
+            print(sum(p.numel() for p in net.parameters()))
+        for _ in range(rounds):
+            if self.cfg.tune_ranker_net:
+                net.train()
+            else:
+                net.eval()  # expect: MDL301
+            for b in batches:
+                opt.zero_grad()
+                (self.ranker_net(b) + net(b)).mean().backward()
+                opt.step()
+            self.score(batches)  # expect: MDL301
+""",
+        # the evaluation is handed a name bound to the trained network (or to a spare one)
+        """
+import torch
+
+
+def check(net, batches):
+    total = 0.0
+    for x in batches:
+        net.eval()
+        with torch.no_grad():
+            total += float(net(x).mean())
+    return total
+
+
+def run(net, spare, batches, epochs, keep_spare):
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    net.train()
+    for _ in range(epochs):
+        for x in batches:
+            opt.zero_grad()
+            net(x).mean().backward()
+            opt.step()
+        judged = spare if keep_spare else net
+        check(judged, batches)  # expect: MDL301
 """,
     )
 

@@ -62,6 +62,11 @@ class WrongSwitchInRoutine(Rule):
         "then evaluates; MC dropout done on purpose (`model.eval()` and then `m.train()` for the dropout "
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
+        "a routine that backpropagates without any optimizer step (in it or in what it calls) and hands "
+        "the model back in the mode it had on entry on every way out (`was = m.training; m.eval(); ...; "
+        "m.train(was)` or `m.train(mode=was)`, `analysis.modeflow.gradient_probe`): it reads gradients in "
+        "eval mode on purpose (a Fisher-information estimate, a saliency map, gradient norms), while one "
+        "that does not hand the mode back may be a backward for a caller that steps and is reported; "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
         "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
@@ -241,6 +246,22 @@ def main(decoder, loss_net, pairs):
     for epoch in range(5):
         train_epoch(decoder, loss_net, opt_dec, pairs)
 """,
+        # gradients read in eval mode (backward, no optimizer step) and the entry mode handed back
+        """
+import torch
+
+
+def gradient_norms(classifier, batches, loss_fn):
+    previous = classifier.training
+    classifier.eval()
+    norms = []
+    for x, y in batches:
+        classifier.zero_grad()
+        loss_fn(classifier(x), y).backward()
+        norms.append(sum(p.grad.norm() ** 2 for p in classifier.parameters() if p.grad is not None))
+    classifier.train(previous)
+    return norms
+""",
     )
     INVALID = (
         # the same routine when the loss network is fine-tuned too
@@ -323,6 +344,27 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
     for images, labels in batches:
         loss = torch.nn.functional.nll_loss(encoder(images), labels)
         amp_scaler(loss, opt, clip_grad=1.0)
+""",
+        # backward for a caller that steps, the mode not handed back; the mode handed back around
+        # an optimizer step (that trains in eval mode all the same)
+        """
+import torch
+
+
+def accumulate(classifier, batches, loss_fn):
+    classifier.eval()  # expect: MDL304
+    for x, y in batches:
+        loss_fn(classifier(x), y).backward()
+
+
+def refine(classifier, batches, loss_fn, opt):
+    previous = classifier.training
+    classifier.eval()  # expect: MDL304
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(classifier(x), y).backward()
+        opt.step()
+    classifier.train(previous)
 """,
     )
 
