@@ -1641,16 +1641,36 @@ def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
     return True
 
 
-def gradient_probe(flow: ScopeFlow, key: str) -> bool:
-    """The scope backpropagates but steps no optimizer (itself or in what it calls), and every way
+def gradient_probe(flow: ScopeFlow, key: str, grad_attr: str) -> bool:
+    """The scope backpropagates but steps no optimizer (itself or in what it calls), reads the
+    gradients (`p.grad`, `grad_attr` of the profile; in a function it defines too), and every way
     out of it hands `key` back in the mode it had on entry (`was = m.training; m.eval(); ...;
-    m.train(mode=was)`): it reads gradients in the mode it chose (a Fisher-information estimate,
-    a saliency map, gradient norms) and is not a training step of `key`. The restore is the sign:
-    a helper that only runs `loss.backward()` for a caller that steps does not hand the mode back.
+    m.train(mode=was)`): it reads gradients in the mode it chose (a Fisher-information estimate, a
+    saliency map, gradient norms) and is not a training step of `key`. A helper that only runs
+    `loss.backward()` for a caller that steps neither reads `.grad` nor, usually, hands the mode back.
     (MDL304's 3 findings on measuring set 3 were such Fisher estimates, all false.)"""
     if flow.has_optimizer_step or not any(s.kind == "backward" for s in flow.steps):
         return False
-    return get(flow.exit, key) == ENTRY_SET
+    return get(flow.exit, key) == ENTRY_SET and _reads_attr(flow.node, grad_attr)
+
+
+def _reads_attr(node: cst.CSTNode, attr: str) -> bool:
+    """Some `X.<attr>` in `node` that is not the target of an assignment (`p.grad = None` clears)."""
+    if not attr:
+        return False
+
+    class _Reads(cst.CSTVisitor):
+        found = False
+
+        def visit_AssignTarget(self, target: cst.AssignTarget) -> bool:
+            return not isinstance(target.target, cst.Attribute)
+
+        def visit_Attribute(self, at: cst.Attribute) -> None:
+            self.found = self.found or at.attr.value == attr
+
+    reads = _Reads()
+    node.visit(reads)
+    return reads.found
 
 
 def step_over_inputs(flow: ScopeFlow, step: Step) -> bool:

@@ -62,11 +62,12 @@ class WrongSwitchInRoutine(Rule):
         "then evaluates; MC dropout done on purpose (`model.eval()` and then `m.train()` for the dropout "
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
-        "a routine that backpropagates without any optimizer step (in it or in what it calls) and hands "
-        "the model back in the mode it had on entry on every way out (`was = m.training; m.eval(); ...; "
+        "a routine that backpropagates without any optimizer step (in it or in what it calls), reads "
+        "the gradients (`p.grad`), and hands the model back in the mode it had on entry on every way out (`was = m.training; m.eval(); ...; "
         "m.train(was)` or `m.train(mode=was)`, `analysis.modeflow.gradient_probe`): it reads gradients in "
         "eval mode on purpose (a Fisher-information estimate, a saliency map, gradient norms), while one "
-        "that does not hand the mode back may be a backward for a caller that steps and is reported; "
+        "that does not hand the mode back, or never reads `.grad`, may be a backward for a caller that "
+        "steps and is reported; "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
         "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
@@ -345,10 +346,18 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
         loss = torch.nn.functional.nll_loss(encoder(images), labels)
         amp_scaler(loss, opt, clip_grad=1.0)
 """,
-        # backward for a caller that steps, the mode not handed back; the mode handed back around
-        # an optimizer step (that trains in eval mode all the same)
+        # backward for a caller that steps, the mode not handed back (or handed back, the gradients
+        # not read: the caller steps on them); the mode handed back around an optimizer step (that
+        # trains in eval mode all the same)
         """
 import torch
+
+
+def backprop(classifier, x, y, loss_fn):
+    previous = classifier.training
+    classifier.eval()  # expect: MDL304
+    loss_fn(classifier(x), y).backward()
+    classifier.train(previous)
 
 
 def accumulate(classifier, batches, loss_fn):
@@ -459,9 +468,9 @@ def refine(classifier, batches, loss_fn, opt):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _probes_gradients(self, r: Routine, key: str) -> bool:
-        """`analysis.modeflow.gradient_probe`: no optimizer step, and `key`'s entry mode restored."""
+        """`analysis.modeflow.gradient_probe`: no optimizer step, `.grad` read, `key`'s entry mode restored."""
         flow = for_context(self.ctx).flow(r.fn)
-        return flow is not None and gradient_probe(flow, key)
+        return flow is not None and gradient_probe(flow, key, self.ctx.framework.grad_attr)
 
     def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
         lo, hi = r.pos(sw.call), r.pos(end)
