@@ -89,6 +89,8 @@ class WrongSwitchInRoutine(Rule):
               '`train(mode=saved)`)'),
         set2=('2 findings, both deliberate'),
     )
+    what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
+             "above; no finding on it afterwards), so it no longer measures it.")
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
         "norm normalise with the statistics of each test batch and overwrite its running averages with test "
