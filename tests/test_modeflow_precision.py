@@ -29,62 +29,42 @@ def test_flag_tests_reads_what_an_arm_fixes(test, arm, fixed):
     assert flag_tests(cst.parse_expression(test), arm) == fixed
 
 
-def test_a_flag_read_in_a_method_and_in_a_function_is_one_flag():
-    # `self.args.freeze_enc` in the optimizer's method, `args.freeze_enc` after `args = self.args`
-    check_annotated(
-        """
-        import torch
+# `self.args.freeze_enc` in the optimizer's method, `args.freeze_enc` after `args = self.args`
+_TUNER = """
+import torch
 
-        class Tuner:
-            def groups(self, enc):
-                if not self.args.freeze_enc:
-                    return [{"params": enc.parameters()}, {"params": self.head.parameters()}]
-                return [{"params": self.head.parameters()}]
+class Tuner:
+    def groups(self, enc):
+        if not self.args.freeze_enc:
+            return [{"params": enc.parameters()}, {"params": self.head.parameters()}]
+        return [{"params": self.head.parameters()}]
 
-            def fit(self, batches, rounds):
-                args = self.args
-                enc = self.enc
-                opt = torch.optim.Adam(self.groups(enc))
-                for _ in range(rounds):
-                    if args.freeze_enc:
-                        enc.eval()
-                    else:
-                        enc.train()
-                    for x in batches:
-                        opt.zero_grad()
-                        self.head(enc(x)).sum().backward()
-                        opt.step()
-        """,
-        codes=("MDL301",),
-    )
+    def fit(self, batches, rounds):
+        args = self.args
+        enc = self.enc
+        opt = torch.optim.Adam(self.groups(enc))
+        for _ in range(rounds):
+            if FLAG:
+                enc.eval()EXPECT
+            else:
+                enc.train()
+            for x in batches:
+                opt.zero_grad()
+                self.head(enc(x)).sum().backward()
+                opt.step()
+"""
 
 
-def test_an_eval_under_another_flag_is_still_reported():
-    check_annotated(
-        """
-        import torch
-
-        class Tuner:
-            def groups(self, enc):
-                if not self.args.freeze_enc:
-                    return [{"params": enc.parameters()}, {"params": self.head.parameters()}]
-                return [{"params": self.head.parameters()}]
-
-            def fit(self, batches, rounds):
-                enc = self.enc
-                opt = torch.optim.Adam(self.groups(enc))
-                for _ in range(rounds):
-                    if self.args.fast:
-                        enc.eval()  # expect: MDL301
-                    else:
-                        enc.train()
-                    for x in batches:
-                        opt.zero_grad()
-                        self.head(enc(x)).sum().backward()
-                        opt.step()
-        """,
-        codes=("MDL301",),
-    )
+@pytest.mark.parametrize(
+    "flag, expect",
+    [
+        ("args.freeze_enc", ""),  # one flag: the eval is the encoder's frozen setting
+        ("self.args.freeze_enc", ""),
+        ("args.fast", "  # expect: MDL301"),  # another flag says nothing of the optimizer
+    ],
+)
+def test_an_eval_is_a_frozen_setting_only_under_the_flag_that_holds_the_parameters(flag, expect):
+    check_annotated(_TUNER.replace("FLAG", flag).replace("EXPECT", expect), codes=("MDL301",))
 
 
 def test_a_parameter_rebound_to_the_attribute_on_one_branch_is_not_the_same_object():
@@ -118,6 +98,14 @@ def test_a_parameter_rebound_to_the_attribute_on_one_branch_is_not_the_same_obje
     )
 
 
+_EARLY_RETURN = """
+            if i == limit:
+                return out
+            net.zero_grad()
+            loss_fn(net(x), y).backward()
+            out.append([p.grad.pow(2) for p in net.parameters()])"""
+
+
 def test_a_gradient_probe_with_an_early_return_before_the_restore_is_reported():
     check_annotated(
         """
@@ -125,12 +113,9 @@ def test_a_gradient_probe_with_an_early_return_before_the_restore_is_reported():
             keep = net.training
             net.eval()  # expect: MDL304
             out = []
-            for i, (x, y) in enumerate(batches):
-                if i == limit:
-                    return out
-                net.zero_grad()
-                loss_fn(net(x), y).backward()
-                out.append([p.grad.pow(2) for p in net.parameters()])
+            for i, (x, y) in enumerate(batches):"""
+        + _EARLY_RETURN.replace("\n    ", "\n        ")
+        + """
             net.train(keep)
             return out
         """,
@@ -146,12 +131,9 @@ def test_a_gradient_probe_restoring_in_finally_is_clean():
             net.eval()
             out = []
             try:
-                for i, (x, y) in enumerate(batches):
-                    if i == limit:
-                        return out
-                    net.zero_grad()
-                    loss_fn(net(x), y).backward()
-                    out.append([p.grad.pow(2) for p in net.parameters()])
+                for i, (x, y) in enumerate(batches):"""
+        + _EARLY_RETURN.replace("\n    ", "\n            ")
+        + """
             finally:
                 net.train(mode=keep)
             return out
