@@ -342,6 +342,17 @@ class ScopeFlow:
     aliases: Dict[str, Set[str]] = field(default_factory=dict)
     # `return args, model`: facts about each position of a returned tuple
     tuple_returns: Dict[int, FrozenSet] = field(default_factory=dict)
+    # id(`.eval()` call of this scope) -> the flags of the `if`s around it, each with the value it
+    # has there: `if args.tune: m.train() else: m.eval()` -> (("args.tune", False),) (`flag_tests`)
+    site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+
+    def alias_names(self, key: str, hops: int = 2) -> Set[str]:
+        """`key` and the names bound to or from it in this scope, `hops` bindings away
+        (`test_model = model`, `ddp = DDP(model)`; two hops: `m = model; d = DDP(m)`)."""
+        names = {key}
+        for _ in range(hops):
+            names |= {a for n in names for a in self.aliases.get(n, ())}
+        return names
 
 
 class _Flow:
@@ -669,12 +680,16 @@ class _ScopeAnalysis:
         self._project_calls: Dict[int, ProjectCall] = {}
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
+        self.tests: List[Tuple[str, bool]] = []  # flags of the enclosing `if`s, with their value there
+        self.site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = {}
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
         self._trained: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._forwarded: Dict[Tuple[str, int], Tuple[str, Tuple[cst.CSTNode, ...]]] = {}
         self._aliases: Dict[str, Set[str]] = {}
+        # key -> the one key each of its bindings so far was an alias of (None: anything else)
+        self._sources: Dict[str, Set[Optional[str]]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
         self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
         self._tuple_returns: Dict[int, Set] = {}
@@ -714,6 +729,7 @@ class _ScopeAnalysis:
             project_calls=list(self._project_calls.values()),
             bindings=bindings,
             site_loops=self.site_loops,
+            site_tests=self.site_tests,
             no_grad_scope=self.no_grad_scope,
             has_optimizer_step=self.has_optimizer_step,
             returns=frozenset(self._returns),
@@ -794,17 +810,27 @@ class _ScopeAnalysis:
             out = _Flow(assign(body.out, key, tokens) if body.out is not None else state)
             out.absorb(body)
             return out
-        body = self.suite(stmt.body, state)
+        body = self._under(test, True, lambda: self.suite(stmt.body, state))
         if stmt.orelse is None:
             other = _Flow(state)
         elif isinstance(stmt.orelse, cst.If):
-            other = self.if_(stmt.orelse, state)
+            other = self._under(test, False, lambda: self.if_(stmt.orelse, state))
         else:
-            other = self.suite(stmt.orelse.body, state)
+            other = self._under(test, False, lambda: self.suite(stmt.orelse.body, state))
         out = _Flow(join(body.out, other.out))
         out.absorb(body)
         out.absorb(other)
         return out
+
+    def _under(self, test: cst.CSTNode, arm: bool, run) -> _Flow:
+        """Run one arm of an `if`, noting the flags its test fixes there (`flag_tests`) for the
+        eval sites made in it."""
+        fixed = flag_tests(test, arm)
+        self.tests.extend(fixed)
+        try:
+            return run()
+        finally:
+            del self.tests[len(self.tests) - len(fixed):]
 
     def loop(self, stmt, state: State) -> _Flow:
         self.loops.append(stmt)
@@ -922,7 +948,9 @@ class _ScopeAnalysis:
                 tokens, kind = get(state, key), "alias"
             else:
                 tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
-            for source in alias_sources(value) if value is not None else ():
+            sources = alias_sources(value) if value is not None else []
+            self._sources.setdefault(key, set()).update(sources if len(sources) == 1 else [None])
+            for source in sources:
                 if source != key:
                     self._aliases.setdefault(key, set()).add(source)
                     self._aliases.setdefault(source, set()).add(key)
@@ -1147,6 +1175,7 @@ class _ScopeAnalysis:
                     if call.args:
                         return state
                     self.site_loops[id(call)] = tuple(self.loops)
+                    self.site_tests[id(call)] = tuple(self.tests)
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 if attr == fw.train_method:
                     flag = train_flag(call)
@@ -1159,6 +1188,7 @@ class _ScopeAnalysis:
                     flag = value if isinstance(value, bool) else None
                 if flag is False:
                     self.site_loops[id(call)] = tuple(self.loops)
+                    self.site_tests[id(call)] = tuple(self.tests)
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             # `torch.autograd.backward(loss)` written in full: today its last name is also a backward
@@ -1307,6 +1337,7 @@ class _ScopeAnalysis:
             self._bound.add(key)
             self._note_saved_or_step_fn(key, None, state)
         self._bindings[(key, id(node))] = Binding(node, "other", tuple(self.loops))
+        self._sources.setdefault(key, set()).add(None)
         self._note_wrapper(key, None)
         return assign(state, key, tokens)
 
@@ -1326,7 +1357,10 @@ class _ScopeAnalysis:
         scope (`model = model if model is not None else self.model; model.eval()`, `ddp =
         DDP(model); model.train()`): an eval is added to the aliases' facts (it may be the same
         object), and a switch back to training (or a restored mode) replaces them, so that a
-        `model.train()` is not outlived by a stale eval on an alias."""
+        `model.train()` is not outlived by a stale eval on an alias. An eval replaces the facts too
+        when the two names are one object (`same_object`): the `else: context_model.eval()` arm of
+        a per-epoch switch kept the stale eval of the attribute `context_model = self.context_encoder`
+        from the last epoch's evaluation, 4 of MDL301's 8 false findings on measuring set 3."""
         state = assign(state, key, tokens)
         aliases = self._aliases.get(key)
         if not aliases:
@@ -1334,8 +1368,24 @@ class _ScopeAnalysis:
         evals = any(isinstance(t, EvalSite) for t in tokens)
         for other in aliases:
             if other != key and not other.startswith(key + ".") and not key.startswith(other + "."):
-                state = assign(state, other, (get(state, other) | tokens) if evals else tokens)
+                union = evals and not self.same_object(key, other)
+                state = assign(state, other, (get(state, other) | tokens) if union else tokens)
         return state
+
+    def same_object(self, a: str, b: str) -> bool:
+        """`a` and `b` name one object (or a mode-delegating wrapper of it) at this point: one is a
+        plain local, not a parameter, every binding of which so far is the other or itself
+        (`m = self.net`, `m = DataParallel(m)`), and the other is rebound to nothing else. A
+        parameter or an attribute has an object of its own on entry, so `if c: net = model` leaves
+        two objects; a conditional value (`a if c else b`) or any other call is not an alias."""
+        return self._bound_only_to(a, b) or self._bound_only_to(b, a)
+
+    def _bound_only_to(self, local: str, other: str) -> bool:
+        if "." in local or local in self.params or other not in self._sources.get(local, ()):
+            return False
+        if not self._sources[local] <= {local, other}:
+            return False
+        return self._sources.get(other, set()) <= {other}
 
     @staticmethod
     def _is_fit_method(fn: cst.FunctionDef, call: cst.Call) -> bool:
@@ -1457,6 +1507,25 @@ class _ScopeAnalysis:
         return out
 
 
+def flag_tests(test: cst.CSTNode, arm: bool) -> Tuple[Tuple[str, bool], ...]:
+    """The plain flags (a name or attribute chain, `self.` dropped so that a method reading
+    `self.args.X` and a function reading `args = self.args; args.X` name the same flag) that the
+    `if` test fixes in one arm, each with its value there: `if args.tune and not args.tie:` fixes
+    ("args.tune", True) and ("args.tie", False) in the body, `if a or b:` both False in the `else`."""
+    wanted = True
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, wanted = test.expression, not wanted
+    if isinstance(test, cst.BooleanOperation):
+        joins = cst.And if arm == wanted else cst.Or  # (`not (a or b)` fixes both in the body)
+        if not isinstance(test.operator, joins):
+            return ()
+        return flag_tests(test.left, arm == wanted) + flag_tests(test.right, arm == wanted)
+    key = key_of(test)
+    if key is None or key in ("True", "False", "None"):
+        return ()
+    return ((key.removeprefix("self."), wanted == arm),)
+
+
 def steps_loss(call: cst.Call) -> bool:
     """`loss_scaler(loss, optimizer, clip_grad=...)`: a lower-case callable handed a loss and an
     optimizer (timm's NativeScaler in DeiT) steps it (`modemodel.loss_and_optimizer`)."""
@@ -1574,6 +1643,38 @@ def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
         if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
             return False
     return True
+
+
+def gradient_probe(flow: ScopeFlow, key: str, grad_attr: str) -> bool:
+    """The scope backpropagates but steps no optimizer (itself or in what it calls), reads the
+    gradients (`p.grad`, `grad_attr` of the profile; in a function it defines too), and every way
+    out of it hands `key` back in the mode it had on entry (`was = m.training; m.eval(); ...;
+    m.train(mode=was)`): it reads gradients in the mode it chose (a Fisher-information estimate, a
+    saliency map, gradient norms) and is not a training step of `key`. A helper that only runs
+    `loss.backward()` for a caller that steps neither reads `.grad` nor, usually, hands the mode back.
+    (MDL304's 3 findings on measuring set 3 were such Fisher estimates, all false.)"""
+    if flow.has_optimizer_step or not any(s.kind == "backward" for s in flow.steps):
+        return False
+    return get(flow.exit, key) == ENTRY_SET and _reads_attr(flow.node, grad_attr)
+
+
+def _reads_attr(node: cst.CSTNode, attr: str) -> bool:
+    """Some `X.<attr>` in `node` that is not the target of an assignment (`p.grad = None` clears)."""
+    if not attr:
+        return False
+
+    class _Reads(cst.CSTVisitor):
+        found = False
+
+        def visit_AssignTarget(self, target: cst.AssignTarget) -> bool:
+            return not isinstance(target.target, cst.Attribute)
+
+        def visit_Attribute(self, at: cst.Attribute) -> None:
+            self.found = self.found or at.attr.value == attr
+
+    reads = _Reads()
+    node.visit(reads)
+    return reads.found
 
 
 def step_over_inputs(flow: ScopeFlow, step: Step) -> bool:

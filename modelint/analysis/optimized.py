@@ -27,13 +27,13 @@ Keys are compared without a leading `self.` (an optimizer built in `__init__` ov
 from __future__ import annotations
 
 import weakref
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
 from modelint.analysis.calls import terminal_name
 from modelint.analysis.context import dotted
-from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, get
+from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, flag_tests, get
 from modelint.analysis.modemodel import optimizer_name
 
 _PARAM_METHODS = frozenset({"parameters", "named_parameters"})
@@ -56,6 +56,26 @@ class _Scan(cst.CSTVisitor):
         self.frozen: Set[str] = set()
         self.stepped: Set[str] = set()  # receivers of `<optimizer>.step()`
         self._param_loops: Dict[str, str] = {}  # loop variable -> model key (`for p in m.parameters()`)
+        # (flag, value) -> keys whose parameters are read only where the flag has that value
+        self.flag_params: Dict[Tuple[str, bool], Set[str]] = {}
+        self._tests: List[Tuple[Tuple[str, bool], ...]] = []  # flags each enclosing `if` arm fixes
+        self.ctor_tests: List[Tuple[Tuple[str, bool], ...]] = []  # the flags around each of `ctors`
+
+    # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is in
+    def visit_If_body(self, node: cst.If) -> None:
+        self._tests.append(flag_tests(node.test, True))
+
+    def leave_If_body(self, node: cst.If) -> None:
+        self._tests.pop()
+
+    def visit_If_orelse(self, node: cst.If) -> None:
+        self._tests.append(flag_tests(node.test, False))
+
+    def leave_If_orelse(self, node: cst.If) -> None:
+        self._tests.pop()
+
+    def fixed(self) -> Tuple[Tuple[str, bool], ...]:
+        return tuple(t for arm in self._tests for t in arm)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
@@ -65,6 +85,7 @@ class _Scan(cst.CSTVisitor):
             self.bound.setdefault(key, []).append(node.value)
             if optimizer_name(key.rsplit(".", 1)[-1]) and isinstance(node.value, cst.Call):
                 self.ctors.append(node.value)
+                self.ctor_tests.append(self.fixed())
             if key.endswith(".requires_grad") and _is_false(node.value):
                 owner = self._param_loops.get(key[: -len(".requires_grad")])
                 if owner:
@@ -79,6 +100,10 @@ class _Scan(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _PARAM_METHODS:
+            owner = dotted(func.value)
+            for test in self.fixed() if owner else ():
+                self.flag_params.setdefault(test, set()).add(_norm(owner))
         if isinstance(func, cst.Attribute) and func.attr.value == "step":
             recv = dotted(func.value)
             if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
@@ -101,6 +126,10 @@ class _Facts:
         module.visit(scan)
         self.frozen = frozenset(scan.frozen)
         self.bound = scan.bound
+        self.flag_params = scan.flag_params
+        # (keys whose `.parameters()` an optimizer's constructor reads itself, the flags around it)
+        self.direct = [({_norm(k) for k in (dotted(c.func.value) for c in _param_calls(ctor)) if k}, tests)
+                       for ctor, tests in zip(scan.ctors, scan.ctor_tests)]
         self.optimized = self._optimized(scan)
 
     @staticmethod
@@ -190,6 +219,40 @@ def optimized_keys(ctx) -> Optional[frozenset]:
 
 def frozen_keys(ctx) -> frozenset:
     return _facts(ctx).frozen
+
+
+def frozen_by_flag(ctx, names: Set[str], tests: Tuple[Tuple[str, bool], ...]) -> bool:
+    """An eval made under `tests` (`modeflow.ScopeFlow.site_tests`) is in the arm of a flag whose
+    other arm is where the file reads the parameters of the model (`names`: its key and aliases):
+    `if args.train_encoder: encoder.train() else: encoder.eval()` beside `if args.train_encoder:
+    groups.append({"params": encoder.parameters()})`. The flag says whether the model trains, and
+    the eval is its frozen setting (4 of MDL301's 8 false findings on measuring set 3). Names are
+    compared as written, `self.` dropped: a helper that takes the model under another parameter name
+    is not matched."""
+    facts = _facts(ctx)
+    keys = {_norm(n) for n in names}
+    for flag, value in tests:
+        trains = (flag, not value)
+        if not keys & facts.flag_params.get(trains, set()):
+            continue
+        # `Adam(encoder.parameters())` outside that arm trains it whatever the flag says
+        if not any(keys & owners and trains not in around for owners, around in facts.direct):
+            return True
+    return False
+
+
+def _param_calls(ctor: cst.Call) -> List[cst.Call]:
+    """The `X.parameters()` / `X.named_parameters()` calls written in a constructor's arguments."""
+    found: List[cst.Call] = []
+
+    class _V(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in _PARAM_METHODS:
+                found.append(node)
+
+    for a in ctor.args:
+        a.value.visit(_V())
+    return found
 
 
 def part_containers(ctx, key: str) -> List[str]:

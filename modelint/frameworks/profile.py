@@ -185,6 +185,9 @@ class Profile:
     # graph of the result (`create_graph=`): MDL105 asks whether a derivative is differentiated again.
     derivative_calls: FrozenSet[str] = frozenset()
     create_graph_keyword: str = ""
+    # The tensor attribute that holds a computed gradient (`p.grad`): a routine that backpropagates and
+    # reads it is a gradient probe, not a training step (`analysis.modeflow.gradient_probe`).
+    grad_attr: str = ""
     # Tensor methods that build a fresh tensor (`x.new_zeros(())`), and casts / moves that keep a fresh
     # tensor fresh (`torch.zeros(()).to(device)`): MDL105 asks whether a value is a leaf built right here.
     tensor_factory_methods: FrozenSet[str] = frozenset()

@@ -240,6 +240,7 @@ TORCH = Profile(
     requires_grad_method="requires_grad_",
     derivative_calls=frozenset({"torch.autograd.grad"}),
     create_graph_keyword="create_graph",
+    grad_attr="grad",
     tensor_factories=frozenset(
         "torch." + n
         for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")

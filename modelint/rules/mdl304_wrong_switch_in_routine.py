@@ -7,7 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
-from modelint.analysis.modeflow import for_context
+from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
@@ -62,6 +62,12 @@ class WrongSwitchInRoutine(Rule):
         "then evaluates; MC dropout done on purpose (`model.eval()` and then `m.train()` for the dropout "
         "modules of `model.modules()`: the switch is on another key and comes after the eval); batch-norm "
         "recalibration (`model.train()` then forwards whose results are discarded, as `update_bn` does); "
+        "a routine that backpropagates without any optimizer step (in it or in what it calls), reads "
+        "the gradients (`p.grad`), and hands the model back in the mode it had on entry on every way out (`was = m.training; m.eval(); ...; "
+        "m.train(was)` or `m.train(mode=was)`, `analysis.modeflow.gradient_probe`): it reads gradients in "
+        "eval mode on purpose (a Fisher-information estimate, a saliency map, gradient norms), while one "
+        "that does not hand the mode back, or never reads `.grad`, may be a backward for a caller that "
+        "steps and is reported; "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
         "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
@@ -83,6 +89,8 @@ class WrongSwitchInRoutine(Rule):
               '`train(mode=saved)`)'),
         set2=('2 findings, both deliberate'),
     )
+    what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
+             "above; no finding on it afterwards), so it no longer measures it.")
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
         "norm normalise with the statistics of each test batch and overwrite its running averages with test "
@@ -241,6 +249,22 @@ def main(decoder, loss_net, pairs):
     for epoch in range(5):
         train_epoch(decoder, loss_net, opt_dec, pairs)
 """,
+        # gradients read in eval mode (backward, no optimizer step) and the entry mode handed back
+        """
+import torch
+
+
+def gradient_norms(classifier, batches, loss_fn):
+    previous = classifier.training
+    classifier.eval()
+    norms = []
+    for x, y in batches:
+        classifier.zero_grad()
+        loss_fn(classifier(x), y).backward()
+        norms.append(sum(p.grad.norm() ** 2 for p in classifier.parameters() if p.grad is not None))
+    classifier.train(previous)
+    return norms
+""",
     )
     INVALID = (
         # the same routine when the loss network is fine-tuned too
@@ -324,6 +348,35 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
         loss = torch.nn.functional.nll_loss(encoder(images), labels)
         amp_scaler(loss, opt, clip_grad=1.0)
 """,
+        # backward for a caller that steps, the mode not handed back (or handed back, the gradients
+        # not read: the caller steps on them); the mode handed back around an optimizer step (that
+        # trains in eval mode all the same)
+        """
+import torch
+
+
+def backprop(classifier, x, y, loss_fn):
+    previous = classifier.training
+    classifier.eval()  # expect: MDL304
+    loss_fn(classifier(x), y).backward()
+    classifier.train(previous)
+
+
+def accumulate(classifier, batches, loss_fn):
+    classifier.eval()  # expect: MDL304
+    for x, y in batches:
+        loss_fn(classifier(x), y).backward()
+
+
+def refine(classifier, batches, loss_fn, opt):
+    previous = classifier.training
+    classifier.eval()  # expect: MDL304
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(classifier(x), y).backward()
+        opt.step()
+    classifier.train(previous)
+""",
     )
 
     # --- the walk ----------------------------------------------------------------------------------
@@ -392,6 +445,8 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
             return
         if self._refreezes_part(r, sw) or self._optimizes_others(r, sw.key) or not self._in_an_optimizer(sw.key):
             return
+        if r.optimizer_steps == 0 and self._probes_gradients(r, sw.key):
+            return  # backward only, the saved mode put back: gradients read in eval mode on purpose
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
             return  # not run with gradients here: a teacher, an EMA copy, or a forward in another function
@@ -414,6 +469,11 @@ def fit_epoch(encoder, batches, opt, amp_scaler):
         )
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _probes_gradients(self, r: Routine, key: str) -> bool:
+        """`analysis.modeflow.gradient_probe`: no optimizer step, `.grad` read, `key`'s entry mode restored."""
+        flow = for_context(self.ctx).flow(r.fn)
+        return flow is not None and gradient_probe(flow, key, self.ctx.framework.grad_attr)
+
     def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
         lo, hi = r.pos(sw.call), r.pos(end)
         return any(lo < r.pos(o.call) < hi and _same(o.key, sw.key) and o.mode is not sw.mode for o in r.switches)
