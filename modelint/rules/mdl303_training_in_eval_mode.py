@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, remeasured_2026_12_02
+from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -60,6 +60,7 @@ class TrainingInEvalMode(Rule):
         set3=('no finding'),
         set2=('3 findings, all false (0%)'),
     )
+    what += remeasured_2026_12_03(set4="3 findings, all false (0%)", set5="3 findings, all false (0%)")
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
