@@ -66,6 +66,7 @@ OTHER_FIELDS = {
     "grad_queries": "queries of the grad mode, not steps",
     "requires_grad_attr": "freezing, not a step",
     "requires_grad_method": "freezing, not a step",
+    "grad_attr": "the `.grad` a gradient probe reads (MDL304's Fisher-estimate exemption), not a step",
 }
 # A field of `Profile` whose name says it may spell a training step or gradients.
 _STEP_LIKE = re.compile(r"backward|step|grad|optim|apply|update")
