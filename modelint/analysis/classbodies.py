@@ -38,7 +38,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from modelint.analysis.index import FileFacts, ProjectIndex, attach, bodies_of  # noqa: F401 (re-exported)
 from modelint.frameworks import Profile, profile_for
@@ -477,14 +477,6 @@ def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
         if name in facts.classes and name not in out:
             out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header))
     return out
-
-
-def iter_located(index: ProjectIndex, qualname: str) -> Iterator[Tuple[FileFacts, str]]:
-    """The (file, class name) a qualified class name denotes in the checked files (`ProjectIndex.locate`);
-    yields at most one pair."""
-    found = index.locate(qualname)
-    if found is not None:
-        yield found
 
 
 def with_bodies(facts: FileFacts, source: bytes) -> FileFacts:

@@ -45,7 +45,7 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.context import dotted
-from modelint.analysis.walk import iter_children
+from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
 
 
@@ -627,7 +627,7 @@ class ModeFlow:
                 break
             if arg.keyword is None:
                 args.append(key_of(peel(arg.value)))
-        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None and not a.star}
+        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
         return self.ctx.classifier.index.kept_arguments(qual, args, kws)
 
     def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
@@ -1662,19 +1662,13 @@ def _reads_attr(node: cst.CSTNode, attr: str) -> bool:
     """Some `X.<attr>` in `node` that is not the target of an assignment (`p.grad = None` clears)."""
     if not attr:
         return False
-
-    class _Reads(cst.CSTVisitor):
-        found = False
-
-        def visit_AssignTarget(self, target: cst.AssignTarget) -> bool:
-            return not isinstance(target.target, cst.Attribute)
-
-        def visit_Attribute(self, at: cst.Attribute) -> None:
-            self.found = self.found or at.attr.value == attr
-
-    reads = _Reads()
-    node.visit(reads)
-    return reads.found
+    stored: Set[int] = set()  # nodes of attribute assignment targets (pre-order: seen before them)
+    for n in descendants(node):
+        if type(n) is cst.AssignTarget and type(n.target) is cst.Attribute:
+            stored.update(id(d) for d in descendants(n.target))
+        elif type(n) is cst.Attribute and n.attr.value == attr and id(n) not in stored:
+            return True
+    return False
 
 
 def step_over_inputs(flow: ScopeFlow, step: Step) -> bool:

@@ -565,7 +565,7 @@ class Evaluator:
     callee's Effect; `kept(module, class, arg keys, kw keys)` the {attribute: key} a construction
     of a checked class keeps, `ProjectIndex.kept_arguments`)."""
 
-    def __init__(self, resolve, kept=None):
+    def __init__(self, resolve, kept):
         self.resolve = resolve
         self.kept_of = kept
 
@@ -618,7 +618,7 @@ class Evaluator:
         if kind == "c":
             return self.call(e, state)
         if kind == "w":
-            kept = self.kept_of(self.module, e[2], e[3], e[4]) if e[2] and self.kept_of is not None else {}
+            kept = self.kept_of(self.module, e[2], e[3], e[4]) if e[2] else {}
             if kept:
                 self.wrapped[e[1]] = kept
             else:
@@ -640,10 +640,10 @@ class Evaluator:
                 self.steps.add("o")  # `loss_scaler(loss, optimizer)`
             return state
         self.steps |= effect.steps
+        mapping = bind(effect, args, kws, recv or None)
         if not quiet:
-            mapping = bind(effect, args, kws, recv or None)
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
-        targets = mapped_exit(effect, bind(effect, args, kws, recv or None), recv or None)
+        targets = mapped_exit(effect, mapping, recv or None)
         if recv in self.wrapped and effect.is_method:
             targets += kept_exit(effect, self.wrapped[recv])
         for key, modes, _ in targets:

@@ -35,6 +35,7 @@ from modelint.analysis.calls import terminal_name
 from modelint.analysis.context import dotted
 from modelint.analysis.modeflow import TRAIN, TRAINED, EvalSite, flag_tests, get
 from modelint.analysis.modemodel import optimizer_name
+from modelint.analysis.walk import descendants
 
 _PARAM_METHODS = frozenset({"parameters", "named_parameters"})
 # calls whose arguments are the parameters passed on (`list(m.parameters())`, `chain(a, b)`)
@@ -243,16 +244,8 @@ def frozen_by_flag(ctx, names: Set[str], tests: Tuple[Tuple[str, bool], ...]) ->
 
 def _param_calls(ctor: cst.Call) -> List[cst.Call]:
     """The `X.parameters()` / `X.named_parameters()` calls written in a constructor's arguments."""
-    found: List[cst.Call] = []
-
-    class _V(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if isinstance(node.func, cst.Attribute) and node.func.attr.value in _PARAM_METHODS:
-                found.append(node)
-
-    for a in ctor.args:
-        a.value.visit(_V())
-    return found
+    return [n for a in ctor.args for n in descendants(a.value)
+            if type(n) is cst.Call and isinstance(n.func, cst.Attribute) and n.func.attr.value in _PARAM_METHODS]
 
 
 def part_containers(ctx, key: str) -> List[str]:

@@ -57,7 +57,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple, Union
 
-from modelint.analysis.classbodies import ClassBody, bodies_of, iter_located
+from modelint.analysis.classbodies import ClassBody, bodies_of
 from modelint.analysis.index import FileFacts, dotted_ast as _dotted, qualify
 from modelint.frameworks import LayerArg, Profile, profile_for
 
@@ -239,7 +239,7 @@ class SensitivityAnalysis:
             cls = qualname[len(facts.modname) + 1 :]
             if cls in facts.classes:
                 return facts, cls  # the file being checked (its newest facts)
-        return next(iter_located(self.index, qualname), None)
+        return self.index.locate(qualname)
 
     def _is_class(self, qualname: str, facts: FileFacts) -> bool:
         fw = profile_for(facts.aliases)
@@ -383,7 +383,7 @@ class SensitivityAnalysis:
             if body.has_init:
                 return body
             bases = facts.classes.get(cls) or []
-            located = next(iter_located(self.index, bases[0]), None) if bases else None
+            located = self.index.locate(bases[0]) if bases else None
             if located is None:
                 return None
             facts, cls = located

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 import libcst as cst
 
-from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of, iter_located
+from modelint.analysis.classbodies import TRAIN_CALLS, bodies_of
 from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import for_context
@@ -493,7 +493,7 @@ for _ in range(5):
             if other is facts or TRAIN_CALLS not in bodies_of(other):
                 continue
             for value in other.aliases.values():
-                located = next(iter_located(index, value), None) if value.endswith(cls.name.value) else None
+                located = index.locate(value) if value.endswith(cls.name.value) else None
                 if located is not None and located[0].modname == facts.modname and located[1] == cls.name.value:
                     return f"`{other.modname}` (which imports `{cls.name.value}`) calls `.train()` / `.fit(...)`, which"
         return self._instance_reset(cls, attr)
