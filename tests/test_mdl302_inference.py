@@ -434,7 +434,9 @@ def test_synthetic_recognises_shapes_not_data():
 
     assert inference.synthetic(Ctx, expr("torch.zeros(1, 3, 32, 32)"), {})
     assert inference.synthetic(Ctx, expr("torch.randn(2, 16).to(dev)"), {})
-    assert inference.synthetic(Ctx, expr("d"), {"d": expr("torch.ones(4)")})
+    assert inference.synthetic(Ctx, expr("d"), {"d": [expr("torch.ones(4)")]})
+    assert inference.synthetic(Ctx, expr("d"), {"d": [expr("torch.ones(4)"), expr("torch.rand(2, 8)")]})
+    assert not inference.synthetic(Ctx, expr("d"), {"d": [expr("torch.ones(4)"), expr("next(it)")]})
     assert inference.synthetic(Ctx, expr("torch.tensor([1.0, 2.0])"), {})
     assert not inference.synthetic(Ctx, expr("torch.tensor(rows)"), {})
     assert not inference.synthetic(Ctx, expr("torch.zeros_like(x)"), {})

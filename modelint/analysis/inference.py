@@ -24,7 +24,7 @@ validation / test data (`val_loader`, `test_x`, `dev_batch`), also through a nam
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 import libcst as cst
 
@@ -78,9 +78,10 @@ def last_name(expr: cst.CSTNode) -> Optional[str]:
     return terminal_name(expr.func if isinstance(expr, cst.Call) else expr)
 
 
-def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, cst.CSTNode], depth: int = 0) -> bool:
-    """`torch.zeros(1, 3, 32, 32)`, `torch.randn(2, 16).to(dev)`, a tuple of those, or a name bound to
-    one in the same scope (`dummy = torch.rand(...)`): a tensor made from a shape, not from data.
+def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, List[cst.CSTNode]], depth: int = 0) -> bool:
+    """`torch.zeros(1, 3, 32, 32)`, `torch.randn(2, 16).to(dev)`, a tuple of those, or a name every
+    binding of which in the same scope is one (`dummy = torch.rand(...)`, `bound`: name -> the values
+    bound to it): a tensor made from a shape, not from data.
     `torch.tensor(...)` counts only with a literal argument (it also wraps real data)."""
     if depth > 4:
         return False
@@ -88,7 +89,7 @@ def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, cst.CSTNode], depth: int 
     while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in fw.mode_preserving_methods:
         expr = expr.func.value
     if isinstance(expr, cst.Name) and expr.value in bound:
-        return synthetic(ctx, bound[expr.value], bound, depth + 1)
+        return all(synthetic(ctx, value, bound, depth + 1) for value in bound[expr.value])
     if isinstance(expr, (cst.Tuple, cst.List)):
         return bool(expr.elements) and all(synthetic(ctx, e.value, bound, depth + 1) for e in expr.elements)
     if not isinstance(expr, cst.Call):
@@ -110,32 +111,78 @@ def _constant(expr: cst.CSTNode) -> bool:
     return literal_value(expr) is not NOT_LITERAL
 
 
-def shape_only(parents: Dict[int, cst.CSTNode], call: cst.Call, uses: Iterable[cst.CSTNode]) -> bool:
-    """The call's result is read only for its shape: `model(x).shape`, or it is bound to a name
-    (`out = model(x)`) whose every later use in `uses` (the scope's `Name` nodes) is `out.shape` /
-    `out.size(...)` / `len(out)`. False when the result is unused or used otherwise."""
+def shape_only(parents: Dict[int, cst.CSTNode], call: cst.Call, uses: Sequence[cst.CSTNode]) -> bool:
+    """The call's result is read only for its shape: `model(x).shape`, or it is bound to names
+    (`out = model(x)`, `out, aux = model(x)`) whose every read in `uses` (the scope's nodes in source
+    order) is `out.shape` / `out.size(...)` / `len(out)`, with at least one such read. Outside a loop
+    only the reads after the call count: an earlier `out` is another binding (smoke tests reuse `y`
+    for each block they build). False when the result is unused or used otherwise."""
     parent = parents.get(id(call))
     if isinstance(parent, cst.Attribute) and parent.value is call:
         return parent.attr.value in _SHAPE_ATTRS
-    target = None
-    if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
-        target = parent.targets[0].target.value
-    if target is None:
+    if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1):
         return False
-    seen = False
-    for name in uses:
-        if not isinstance(name, cst.Name) or name.value != target:
-            continue
-        up = parents.get(id(name))
-        if up is parent or (isinstance(up, cst.AssignTarget)):
-            continue
-        if isinstance(up, cst.Attribute) and up.value is name and up.attr.value in _SHAPE_ATTRS:
-            seen = True
-            continue
-        if isinstance(up, cst.Arg) and isinstance(parents.get(id(up)), cst.Call):
-            fn = parents[id(up)].func
-            if isinstance(fn, cst.Name) and fn.value == "len":
-                seen = True
-                continue
-        return False
-    return seen
+    targets = _bound_names(parent.targets[0].target)
+    reads = _reads_after(parents, call, uses, targets) if targets else None
+    return bool(reads) and all(_shape_read(parents, name) for name in reads)
+
+
+def _bound_names(target: cst.CSTNode) -> Optional[Set[str]]:
+    """`out` -> {out}; `out, aux` / `(out, _)` -> {out, aux}; anything else (`self.out`, `*rest`) -> None."""
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)) and all(
+        isinstance(e, cst.Element) and isinstance(e.value, cst.Name) for e in target.elements
+    ):
+        return {e.value.value for e in target.elements} - {"_"}
+    return None
+
+
+def _reads_after(parents, call: cst.Call, uses: Sequence[cst.CSTNode], targets: Set[str]) -> List[cst.Name]:
+    """The loads of `targets` in `uses`: all of them when the call is in a loop of the scope (a read
+    above it sees the previous iteration's value), else the ones after it."""
+    after = _in_loop(parents, call)
+    found: List[cst.Name] = []
+    for node in uses:
+        if node is call:
+            after = True
+        elif after and isinstance(node, cst.Name) and node.value in targets and not _stored(parents, node):
+            found.append(node)
+    return found
+
+
+def _in_loop(parents, node: cst.CSTNode) -> bool:
+    up = parents.get(id(node))
+    while up is not None and not isinstance(up, (cst.FunctionDef, cst.Lambda)):
+        if isinstance(up, (cst.For, cst.While)):
+            return True
+        up = parents.get(id(up))
+    return False
+
+
+def _stored(parents, name: cst.Name) -> bool:
+    """`name` is bound here (an assignment or `for` target, possibly inside a tuple), not read."""
+    up = parents.get(id(name))
+    while isinstance(up, (cst.Element, cst.Tuple, cst.List, cst.StarredElement)):
+        up = parents.get(id(up))
+    return isinstance(up, (cst.AssignTarget, cst.For, cst.CompFor, cst.AnnAssign)) and up.target is not None and (
+        up.target is name or any(n is name for n in _target_names(up.target))
+    )
+
+
+def _target_names(target: cst.CSTNode) -> List[cst.Name]:
+    if isinstance(target, cst.Name):
+        return [target]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for e in target.elements for n in _target_names(e.value)]
+    return []
+
+
+def _shape_read(parents, name: cst.Name) -> bool:
+    up = parents.get(id(name))
+    if isinstance(up, cst.Attribute) and up.value is name and up.attr.value in _SHAPE_ATTRS:
+        return True
+    if isinstance(up, cst.Arg) and isinstance(parents.get(id(up)), cst.Call):
+        fn = parents[id(up)].func
+        return isinstance(fn, cst.Name) and fn.value == "len"
+    return False

@@ -403,8 +403,65 @@ def fit(accelerator, loader, val_loader):
     with torch.no_grad():
         return [model(x) for x in val_loader]
 """,
+        # the result read only for its shape, unpacked, the name used before for something else;
+        # smoke tests that rebind the synthetic input for each block they build
+        """
+import torch
+from torch import nn
+
+class Stem(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(x), [x]
+
+def log_output_sizes(path, images):
+    enc = Stem(8)
+    enc.load_state_dict(torch.load(path))
+    feats = images.flatten(1)
+    print(feats.mean())
+    with torch.no_grad():
+        feats, skips = enc(images)
+    print(feats.shape, len(skips))
+
+def test_stem_then_head():
+    x = torch.randn(2, 8, 16, 16)
+    stem = Stem(8)
+    out, _ = stem(x)
+    x = torch.randn(2, 3, 16, 16).cuda()
+    wide = Stem(3)
+    print(wide(x))
+""",
     )
     INVALID = (
+        # a shape read beside a value read; a smoke test whose input is rebound to real data
+        """
+import torch
+from torch import nn
+
+class Stem(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(x), [x]
+
+def log_outputs(path, images):
+    enc = Stem(8)
+    enc.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        feats, skips = enc(images)  # expect: MDL302
+    print(feats.shape, skips[0].mean())
+
+def test_stem(loader):
+    x = torch.randn(2, 8, 16, 16)
+    stem = Stem(8)
+    x = next(iter(loader))
+    print(stem(x))  # expect: MDL302
+""",
         """
 import torch
 from torch import nn
@@ -535,7 +592,7 @@ def run(net, opt, batches, dev_batches, resume):
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}
         self._keys: Optional[KeySensitivity] = None
-        self._assigns: Dict[int, Dict[str, cst.CSTNode]] = {}  # id(scope) -> (nodes in preorder, parents), on demand
+        self._assigns: Dict[int, Dict[str, List[cst.CSTNode]]] = {}  # id(scope) -> (nodes in preorder, parents), on demand
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -734,7 +791,7 @@ def run(net, opt, batches, dev_batches, resume):
             return False
         if flow.steps or not mc.node.args:
             return False
-        bound = self._single_assignments(flow.node)
+        bound = self._assignments(flow.node)  # `x = torch.rand(1, 16)` ... `x = torch.rand(1, 32)`: each synthetic
         if not all(inference.synthetic(self.ctx, a.value, bound) for a in mc.node.args if a.keyword is None):
             return False
         return not self._given_weights(mc.key, flow, nodes, parents, mc.node)
@@ -765,20 +822,24 @@ def run(net, opt, batches, dev_batches, resume):
 
     def _single_assignments(self, scope: cst.CSTNode) -> Dict[str, cst.CSTNode]:
         """Names assigned exactly once in the scope (a function, or a script's top-level code) -> value."""
+        return {name: vs[0] for name, vs in self._assignments(scope).items() if len(vs) == 1}
+
+    def _assignments(self, scope: cst.CSTNode) -> Dict[str, List[cst.CSTNode]]:
+        """Every name bound in the scope -> the values bound to it (an unpacked or loop-bound name gets
+        the whole statement, which is never a tensor factory)."""
         found = self._assigns.get(id(scope))
         if found is None:
-            values: Dict[str, List[cst.CSTNode]] = {}
+            found = {}
             for node in self._walk(scope)[0]:
                 if isinstance(node, cst.Assign):
                     for target in node.targets:
                         if isinstance(target.target, cst.Name):
-                            values.setdefault(target.target.value, []).append(node.value)
+                            found.setdefault(target.target.value, []).append(node.value)
                         else:
                             for name in _names_in(target.target):
-                                values.setdefault(name, []).extend((node.value, node.value))  # not a single value
+                                found.setdefault(name, []).extend((node, node))
                 elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)) and isinstance(node.target, cst.Name):
-                    values.setdefault(node.target.value, []).extend((node, node))
-            found = {name: vs[0] for name, vs in values.items() if len(vs) == 1}
+                    found.setdefault(node.target.value, []).extend((node, node))
             self._assigns[id(scope)] = found
         return found
 
