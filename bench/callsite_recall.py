@@ -542,6 +542,54 @@ def p302_heldout(m: Mutant, s: Script) -> None:
     doc.add_import("import torch")
 
 
+def _heldout_read(m: Mutant, s: Script, reads: str) -> None:
+    """A held-out batch every ~100 steps under no_grad, its output printed by `reads`."""
+    doc, line = m.resolve(s.step)
+    tm = train_model(m, s)
+    doc.insert_after_stmt(line, [
+        "if torch.rand(1).item() < 0.01:  # a held-out batch every ~100 steps",
+        "    with torch.no_grad():",
+        f"        held_batch = next(iter({s.val_loader}))",
+        f"        held_out = {infer(s, tm, 'held_batch')}",
+        f"    print({reads})",
+    ])
+    doc.add_import("import torch")
+
+
+def p302_shape_and_value(m: Mutant, s: Script) -> None:
+    """The held-out forward's output is read for its shape and for its values (MDL302's shape-only
+    exemption must not cover it)."""
+    _heldout_read(m, s, "held_out.shape, held_out.float().mean()")
+
+
+def c_shape_probe(m: Mutant, s: Script) -> None:
+    """The held-out forward's output is read only for its shape: the mode cannot change it."""
+    _heldout_read(m, s, "held_out.shape, len(held_out)")
+
+
+def _alias_eval(m: Mutant, s: Script) -> None:
+    """The evaluation switches the model through a local alias: `eval_net = model; eval_net.eval()`."""
+    doc, line = m.resolve(s.eval_switch)
+    model = receiver(doc, line, "eval")
+    doc.replace_in(line, f"{model}.eval()", "eval_net.eval()")
+    doc.insert_before(line, [f"eval_net = {model}"])
+
+
+def p301_alias(m: Mutant, s: Script) -> None:
+    """The evaluation's eval() goes through a local alias of the model, and nothing undoes it."""
+    need_eval_in_loop(s)
+    _alias_eval(m, s)
+    delete_train_switches(m, s)
+    relate(m, s.eval_switch, s.eval_block[0])
+    relate_step(m, s)
+
+
+def c_alias_eval_restored(m: Mutant, s: Script) -> None:
+    """The evaluation's eval() goes through a local alias; the script's own train() undoes it."""
+    need_eval_in_loop(s)
+    _alias_eval(m, s)
+
+
 def p302_neutral_name(m: Mutant, s: Script) -> None:
     """The eval routine has a neutral name (compute_val_loss) and no model.eval()."""
     _, fn = eval_routine(m, s)
@@ -840,9 +888,11 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("301-cross-file-switch", ("MDL301",), p301_cross_file),
     Pattern("301-wrapper-to_eval", ("MDL301",), p301_wrapper),
     Pattern("301-update-fn-step", ("MDL301",), p301_update_fn),
+    Pattern("301-alias-eval", ("MDL301",), p301_alias),
     Pattern("302-plain", ("MDL302",), p302_plain),
     Pattern("302-test-after-training", ("MDL302",), p302_after_training),
     Pattern("302-heldout-every-n", ("MDL302",), p302_heldout),
+    Pattern("302-heldout-shape-and-value", ("MDL302",), p302_shape_and_value),
     Pattern("302-neutral-name", ("MDL302",), p302_neutral_name),
     Pattern("302-tester-method", ("MDL302",), p302_tester),
     Pattern("302-generate", ("MDL302",), p302_generate),
@@ -860,6 +910,8 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-save-restore-arg", (), c_save_restore_arg),
     Pattern("ctl-train-after-eval", (), c_train_after_eval),
     Pattern("ctl-mode-free-probe", (), c_modefree_probe),
+    Pattern("ctl-heldout-shape-probe", (), c_shape_probe),
+    Pattern("ctl-alias-eval-restored", (), c_alias_eval_restored),
 )
 
 

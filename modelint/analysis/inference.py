@@ -127,6 +127,54 @@ def shape_only(parents: Dict[int, cst.CSTNode], call: cst.Call, uses: Sequence[c
     return bool(reads) and all(_shape_read(parents, name) for name in reads)
 
 
+def discarded(parents: Dict[int, cst.CSTNode], call: cst.Call, uses: Sequence[cst.CSTNode]) -> bool:
+    """The call's result is thrown away: a bare expression statement (`model(x)`), or bound to names
+    never read afterwards in the scope (a nested function that binds the name reads its own)."""
+    parent = parents.get(id(call))
+    if isinstance(parent, cst.Expr):
+        return True
+    if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1):
+        return False
+    targets = _bound_names(parent.targets[0].target)
+    if not targets:
+        return False
+    return not any(_own_binding(parents, name, call) for name in _reads_after(parents, call, uses, targets))
+
+
+def _own_binding(parents, name: cst.Name, call: cst.Call) -> bool:
+    """`name` reads the binding of `call`'s scope: no function between them binds it."""
+    scope = _function_of(parents, call)
+    fn = _function_of(parents, name)
+    while fn is not None and fn is not scope:
+        if name.value in _locals_of(fn):
+            return False
+        fn = _function_of(parents, fn)
+    return True
+
+
+def _function_of(parents, node: cst.CSTNode) -> Optional[cst.FunctionDef]:
+    up = parents.get(id(node))
+    while up is not None and not isinstance(up, cst.FunctionDef):
+        up = parents.get(id(up))
+    return up
+
+
+def _locals_of(fn: cst.FunctionDef) -> Set[str]:
+    """Parameters and plainly assigned names of `fn`'s own body (not of functions nested in it)."""
+    found = {p.name.value for p in fn.params.params + fn.params.kwonly_params + fn.params.posonly_params}
+    todo = list(fn.body.body) if isinstance(fn.body, cst.IndentedBlock) else []
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(node, cst.AssignTarget):
+            found.update(n.value for n in _target_names(node.target))
+        elif isinstance(node, (cst.For, cst.AnnAssign, cst.AugAssign)):
+            found.update(n.value for n in _target_names(node.target))
+        todo.extend(c for c in node.children)
+    return found
+
+
 def _bound_names(target: cst.CSTNode) -> Optional[Set[str]]:
     """`out` -> {out}; `out, aux` / `(out, _)` -> {out, aux}; anything else (`self.out`, `*rest`) -> None."""
     if isinstance(target, cst.Name):

@@ -150,9 +150,12 @@ class InferenceInTrainMode(Rule):
         "...)`, `DDP(model)`, `torch.compile(model)`) and, for a parameter or a global, what the callers in "
         "this file pass. "
         "Not inference, so not reported (`analysis/inference.py`): a forward on synthetic input "
-        "(`torch.zeros(1, 3, 32, 32)`, `torch.randn(...)`, also through a name bound to one) of a model "
-        "built in the same scope and neither trained nor given weights there (a smoke test); a forward whose "
-        "result is read only for its shape (`out.shape`, `out.size(1)`, `len(out)`); a forward in `__init__` "
+        "(`torch.zeros(1, 3, 32, 32)`, `torch.randn(...)`, also through a name every binding of which is "
+        "one) of a model built in the same scope and neither trained nor given weights there (a smoke test); "
+        "a forward whose result is read only for its shape (`out.shape`, `out.size(1)`, `len(out)`, also "
+        "unpacked, `out, aux = net(x)`; outside a loop only the reads after the call count); a forward whose "
+        "result is discarded (never read afterwards in its scope) followed in the same scope by a read of "
+        "the model's `.parameters()` (lazy modules materialised before the optimizer is built); a forward in `__init__` "
         "or in a function named to build or deduce something (`build_*`, `init*`, `setup*`, `make_layers`, "
         "`get_*_shape`: lazy-module initialisation, feature-size probes); a forward inside a `with` or under "
         "a decorator whose name says eval / inference (`with evaluating(model):`, `@eval_mode`, "
@@ -434,8 +437,74 @@ def test_stem_then_head():
     wide = Stem(3)
     print(wide(x))
 """,
+        # a discarded no_grad forward that materialises lazy layers before the optimizer is built
+        """
+import torch
+from torch import nn
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.LazyLinear(4)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        return self.drop(self.fc(x))
+
+def fit(first_batch, loader):
+    head = Head()
+    with torch.no_grad():
+        head(first_batch)
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    for x in loader:
+        opt.zero_grad()
+        head(x).sum().backward()
+        opt.step()
+
+net = Head()
+sample = next(iter(loader))
+with torch.no_grad():
+    out = net(sample)
+opt = torch.optim.Adam(net.parameters())
+
+def step(x):
+    net.train()
+    out = net(x)
+    out.sum().backward()
+    opt.step()
+""",
     )
     INVALID = (
+        # a discarded forward run for its hooks; a lazy-looking forward whose output is used
+        """
+import torch
+from torch import nn
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.LazyLinear(4)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        return self.drop(self.fc(x))
+
+def embed(path, batch, store):
+    head = Head()
+    head.load_state_dict(torch.load(path))
+    head.fc.register_forward_hook(lambda m, i, o: store.append(o))
+    with torch.no_grad():
+        head(batch)  # expect: MDL302
+    return store
+
+def warm_start(path, batch):
+    head = Head()
+    head.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        first = head(batch)  # expect: MDL302
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    return first, opt
+""",
         # a shape read beside a value read; a smoke test whose input is rebound to real data
         """
 import torch
@@ -781,6 +850,8 @@ def run(net, opt, batches, dev_batches, resume):
         nodes, parents = self._walk(flow.node)
         if inference.shape_only(parents, mc.node, nodes):
             return True  # only the output's shape is read: dropout and batch norm cannot matter
+        if inference.discarded(parents, mc.node, nodes) and self._parameters_read_after(flow, mc.key, nodes, mc.node):
+            return True  # `with no_grad(): model(x)` before `Adam(model.parameters())`: lazy modules
         return self._untrained_probe(mf, flow, mc, nodes, parents)
 
     def _untrained_probe(self, mf: ModeFlow, flow: ScopeFlow, mc, nodes, parents) -> bool:
@@ -795,6 +866,19 @@ def run(net, opt, batches, dev_batches, resume):
         if not all(inference.synthetic(self.ctx, a.value, bound) for a in mc.node.args if a.keyword is None):
             return False
         return not self._given_weights(mc.key, flow, nodes, parents, mc.node)
+
+    def _parameters_read_after(self, flow: ScopeFlow, key: str, nodes, call: cst.Call) -> bool:
+        """`key.parameters()` / `key.named_parameters()` (or an alias's) after `call` in the scope."""
+        names = {key} | set(flow.aliases.get(key, ()))
+        after = False
+        for n in nodes:
+            if n is call:
+                after = True
+            elif after and isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and (
+                n.func.attr.value in ("parameters", "named_parameters") and dotted(n.func.value) in names
+            ):
+                return True
+        return False
 
     def _given_weights(self, key: str, flow: ScopeFlow, nodes, parents, before: cst.Call) -> bool:
         """Before `before`, a call on the model or its aliases other than a device move
