@@ -467,3 +467,41 @@ def fit(model, data):
     return model(data)
 """, [("fit", "model")])
     assert lone == [UNKNOWN]  # no caller in this file: nothing says what it is
+
+
+def test_layers_of_a_library_the_profile_has_read(tmp_path):
+    """PyTorch Geometric (`frameworks/torch.py` `_PYG_LAYERS`): message-passing convolutions without
+    dropout are mode-free under any import spelling; attention convolutions and the BasicGNN models
+    are decided by their `dropout` / `norm` arguments; a class of the package the table does not list
+    (a wrapper of a module it is given) stays unknown."""
+    ctx = project(tmp_path, {"g.py": """
+        import torch.nn as nn
+        import torch_geometric.nn as pyg_nn
+        from torch_geometric.nn import GATConv, GINConv
+        from torch_geometric.nn.conv.sage_conv import SAGEConv
+        from torch_geometric.nn.models import GCN
+
+        class Net(nn.Module):
+            def __init__(self, d, heads=2):
+                super().__init__()
+                self.c1 = pyg_nn.GCNConv(d, 16)
+                self.c2 = SAGEConv(16, 16)
+                self.att = GATConv(16, 16, heads)
+                self.lin = nn.Linear(16, 2)
+
+        class Att(nn.Module):
+            def __init__(self, d, p):
+                super().__init__()
+                self.att = GATConv(d, 16, dropout=p)
+    """})["g.py"]
+    assert sens(ctx, "Net").answer == NO
+    assert sens(ctx, "expr:Att(4, 0.0)").answer == NO
+    att = sens(ctx, "expr:Att(4, 0.6)")
+    assert att.answer == YES and "dropout" in att.reason
+    assert sens(ctx, "expr:Att(4, cfg.p)").answer == UNKNOWN
+    assert sens(ctx, "expr:GCN(4, 16, 2)").answer == NO
+    assert sens(ctx, "expr:GCN(4, 16, 2, 2, 0.5)").answer == YES  # dropout is the 5th argument
+    assert sens(ctx, "expr:GCN(4, 16, 2, 0.5)").answer == NO  # (the 4th is out_channels)
+    assert sens(ctx, "expr:GCN(4, 16, 2, norm='batch_norm')").answer == YES
+    assert sens(ctx, "expr:GCN(4, 16, 2, norm=None, dropout=0.0)").answer == NO
+    assert sens(ctx, "expr:GINConv(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)))").answer != NO

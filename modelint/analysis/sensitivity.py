@@ -16,7 +16,10 @@ layer and line that decide it (for messages):
   a base class that is a mode-sensitive layer or a "yes" class.
 - **no**: every layer and submodule class is known and none is mode-dependent, counting literal
   `dropout=0.0` arguments passed down through constructors (`Encoder(dropout=0.0)` binds `Encoder`'s
-  parameter, whose `nn.Dropout(dropout)` is then off).
+  parameter, whose `nn.Dropout(dropout)` is then off). Layers of libraries the profile has read
+  (`Profile.ecosystem_layers`: PyTorch Geometric's convolutions and BasicGNN models) count as known:
+  mode-free, or decided by their `dropout` / `norm` arguments like a `torch.nn` layer; a model
+  loaded with `key.load_state_dict(...)` is asked about through what `key` was built from.
 - **unknown**, reported so by the rules (a rule treats "unknown" like "yes" unless it documents
   otherwise, since only "no" proves that the mode cannot matter). The unknown cases:
   * a dropout probability or `track_running_stats` from a constructor parameter whose default is
@@ -154,7 +157,8 @@ class SensitivityAnalysis:
         if found is not None:
             return found
         q = self._qualify(_dotted(node.func), scope.facts)
-        if q and (profile_for(scope.facts.aliases).is_capitalised_layer_name(q) or self._locate(q, scope.facts)):
+        fw = profile_for(scope.facts.aliases)
+        if q and (fw.is_capitalised_layer_name(q) or self._locate(q, scope.facts) or _ecosystem_specs(q, fw) is not None):
             return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
         return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
 
@@ -317,6 +321,9 @@ class SensitivityAnalysis:
         if located is None:
             if self._ignorable(q, scope.facts) or not held or q in fw.empty_module_bases:
                 return None
+            known = self._ecosystem(q, name, call, scope, fw)
+            if known is not False:
+                return known
             return Sensitivity(UNKNOWN, f"`{name}` is not in the checked files")
         if scope.in_body and not self.classifier.is_module_base(q):
             return None  # a plain helper object: its layers (if any) are not registered here
@@ -325,6 +332,24 @@ class SensitivityAnalysis:
         if result.answer == NO:
             return result
         return Sensitivity(result.answer, f"builds `{name}`: {result.reason}" if result.reason else f"builds `{name}`")
+
+    def _ecosystem(self, q: str, name: str, call: ast.Call, scope: _Scope, fw: Profile):
+        """A layer of a library the profile has read (`torch_geometric.nn.GCNConv`, also through
+        submodules such as `torch_geometric.nn.conv`): None when its mode arguments are off, its
+        answer otherwise; False when the profile does not know the class."""
+        specs = _ecosystem_specs(q, fw)
+        if specs is None:
+            return False
+        shown = f"`{_short(ast.unparse(call))}`"
+        for spec in specs:
+            value = self._arg_value(call, spec, scope)
+            if value is None:
+                value = ("lit", spec.default)
+            if value[0] != "lit":
+                return Sensitivity(UNKNOWN, f"{shown}: its `{spec.keyword}` is set from outside")
+            if value[1] not in (0, None, False):
+                return Sensitivity(YES, f"{shown} is mode-dependent (`{spec.keyword}={value[1]!r}`)")
+        return None
 
     def _factory_call(self, param: str, call: ast.Call, scope: _Scope, fw: Profile) -> Optional[Sensitivity]:
         """`norm_layer(dim)` where `norm_layer` is a constructor parameter: the class it is bound
@@ -543,6 +568,13 @@ def _optional_on(value: Optional[Value], spec: LayerArg) -> Optional[bool]:
     if value is None:
         return False  # defaults to 0
     return _dropout_on(value, spec)
+
+
+def _ecosystem_specs(q: str, fw: Profile) -> Optional[Tuple[LayerArg, ...]]:
+    """The profile's mode arguments of a library layer (`torch_geometric.nn.conv.GCNConv` -> ())."""
+    last = q.rsplit(".", 1)[-1]
+    return next((table[last] for package, table in fw.ecosystem_layers.items()
+                 if q.startswith(package + ".") and last in table), None)
 
 
 def _elements(expr: ast.expr):

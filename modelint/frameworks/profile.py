@@ -231,6 +231,11 @@ class Profile:
     non_model_suffixes: Tuple[str, ...] = ()
     # Mode-sensitive layers whose dropout argument defaults to 0 (off unless passed).
     layer_zero_default_dropout_arg: Mapping[str, LayerArg] = field(default_factory=dict)
+    # Layer classes of libraries built on the framework, read from their sources: package ->
+    # class name -> the constructor arguments that turn the mode on (each off when it is a literal
+    # 0 / None / False, passed or by its `default`). `()` is a layer whose forward never depends on
+    # the mode. A class of the package not listed stays unknown.
+    ecosystem_layers: Mapping[str, Mapping[str, Tuple[LayerArg, ...]]] = field(default_factory=dict)
     # Layers whose mode dependence is that of the layer they are given (`TransformerEncoder(layer, n)`).
     layer_wrapping_layers: FrozenSet[str] = frozenset()
     # Module bases that hold no layers of their own (`nn.Module`, `LightningModule`); any other base

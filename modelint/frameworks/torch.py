@@ -330,6 +330,24 @@ TORCH = Profile(
 # holds dropout itself, so it is not "empty".
 from dataclasses import replace  # noqa: E402 (kept in this block)
 
+# PyTorch Geometric (read from torch_geometric 2.8.1's sources: no `self.training` in MessagePassing,
+# its aggregations or these convolutions). Message-passing convolutions without dropout or norm are
+# mode-free; the attention convolutions drop attention weights with `dropout` (default 0.0, the 6th
+# argument); the BasicGNN models (`GCN`, `GraphSAGE`, `GAT`, `GIN`, `EdgeCNN`) take `dropout` (5th,
+# 0.0) and `norm` (9th, None). Classes that wrap a module they are given (`GINConv(nn)`,
+# `EdgeConv(nn)`, `HeteroConv`) are not listed: their answer is the given module's (unknown here).
+_PYG_MODE_FREE = """
+    AGNNConv ChebConv ClusterGCNConv EGConv FeaStConv GatedGraphConv GCN2Conv GCNConv GMMConv GraphConv
+    GravNetConv LEConv LGConv MFConv MixHopConv PANConv PDNConv ResGatedGraphConv RGCNConv SAGEConv SGConv
+    SignedConv SimpleConv SplineConv SSGConv TAGConv WLConv WLConvContinuous
+""".split()
+_PYG_LAYERS = {
+    **{n: () for n in _PYG_MODE_FREE},
+    **{n: (LayerArg("dropout", 5, 0.0),) for n in ("GATConv", "GATv2Conv", "TransformerConv", "SuperGATConv")},
+    **{n: (LayerArg("dropout", 4, 0.0), LayerArg("norm", 8, None))
+       for n in ("GCN", "GraphSAGE", "GAT", "GIN", "EdgeCNN")},
+}
+
 TORCH = replace(
     TORCH,
     external_model_methods=frozenset({"from_pretrained", "from_config", "from_single_file"}),
@@ -344,4 +362,5 @@ TORCH = replace(
         {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
          "prepare", "wrap", "deepcopy", "AveragedModel", "ModelEma", "ModelEmaV2", "ModelEmaV3"}
     ),
+    ecosystem_layers={"torch_geometric.nn": _PYG_LAYERS},
 )

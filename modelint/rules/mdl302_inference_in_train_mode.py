@@ -144,7 +144,8 @@ class InferenceInTrainMode(Rule):
         "held-out batches every N steps, a neutrally named no_grad helper called with `val_*` / `test_*` "
         "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, and "
         "`Variable(x, volatile=True)` (pre-0.4 inference). A model whose construction tree holds no "
-        "mode-dependent layer (the sensitivity analysis answers \"no\") is never reported; \"unknown\" "
+        "mode-dependent layer (the sensitivity analysis answers \"no\"; it knows the layers of `torch.nn` and of "
+        "PyTorch Geometric) is never reported; \"unknown\" "
         "(configured from outside, third-party classes) is; the answer follows same-model pass-through "
         "rebindings (`model = accelerator.prepare(model)`, `model, opt, dl = engine.make_private(module=model, "
         "...)`, `DDP(model)`, `torch.compile(model)`) and, for a parameter or a global, what the callers in "
@@ -473,8 +474,50 @@ def step(x):
     out.sum().backward()
     opt.step()
 """,
+        # graph layers of a library the profile has read: no dropout, no norm (PyTorch Geometric)
+        """
+import torch
+from torch import nn
+from torch_geometric.nn import GCNConv, GATConv
+
+class Encoder(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.conv = GCNConv(d, 32)
+        self.att = GATConv(32, 32, heads=4)
+        self.out = nn.Linear(32, 3)
+
+    def forward(self, x, edges):
+        return self.out(self.att(self.conv(x, edges).relu(), edges))
+
+def predict(path, graph):
+    enc = Encoder(graph.num_features)
+    enc.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        return enc(graph.x, graph.edge_index).argmax(-1)
+""",
     )
     INVALID = (
+        # a library graph layer whose attention dropout is on
+        """
+import torch
+from torch import nn
+from torch_geometric.nn import GATConv
+
+class Encoder(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.att = GATConv(d, 32, heads=4, dropout=0.6)
+
+    def forward(self, x, edges):
+        return self.att(x, edges)
+
+def predict(path, graph):
+    enc = Encoder(graph.num_features)
+    enc.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        return enc(graph.x, graph.edge_index).argmax(-1)  # expect: MDL302
+""",
         # a discarded forward run for its hooks; a lazy-looking forward whose output is used
         """
 import torch
@@ -942,6 +985,15 @@ def run(net, opt, batches, dev_batches, resume):
             self._keys = KeySensitivity(self.ctx, mf, self._calls)
         return self._keys.of(scope, key)
 
+    def _origin_sensitivity(self, mf: ModeFlow, flow: ScopeFlow, key: str, origin: Created) -> str:
+        """The origin's answer; for `key.load_state_dict(...)` (weights into the model `key` already
+        holds) the answer of what `key` was built from."""
+        node = origin.node
+        if origin.kind == "load_state_dict" and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and dotted(node.func.value) == key:
+            return self._key_sensitivity(mf, flow.node, key)
+        return mode_sensitivity(self.ctx, node)
+
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
         its model parameter, or a global model, under no_grad without switching it, called on
@@ -1169,7 +1221,7 @@ def run(net, opt, batches, dev_batches, resume):
             "and overwrites its running averages, so predictions are noisy and change from run to run"
         )
         created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
-                   and mode_sensitivity(self.ctx, t.node) != "no"]
+                   and self._origin_sensitivity(mf, flow, key, t) != "no"]
         if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
             name_based or self._held_out(mf, flow, mc)
         ):
