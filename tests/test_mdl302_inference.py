@@ -220,6 +220,44 @@ def test_pass_through_wrappers_keep_a_mode_free_model_mode_free():
     )
 
 
+def test_a_parameter_moved_to_a_device_is_decided_by_its_callers():
+    """`model = model.to(rank)` keeps what the parameter held: the callers' constructions decide
+    (a mode-free `Plain()` here; a `Net()` with batch norm in the twin)."""
+    check(
+        """
+        def run(rank, model, loader, test_loader):
+            model = model.to(rank)
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank])
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad()
+                model(x).sum().backward()
+                optimizer.step()
+            with torch.no_grad():
+                for batch in test_loader:
+                    out = model(batch[0])
+
+        def run_bn(rank, model, loader, test_loader):
+            model = model.to(rank)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad()
+                model(x).sum().backward()
+                optimizer.step()
+            with torch.no_grad():
+                for batch in test_loader:
+                    out = model(batch[0])  # expect: MDL302
+
+        def main(loader, test_loader, wide):
+            model = Plain() if wide else Plain().cuda()
+            run(0, model, loader, test_loader)
+            run_bn(0, Net(), loader, test_loader)
+        """
+    )
+
+
 def test_a_sensitive_caller_makes_the_helper_report():
     check(
         """

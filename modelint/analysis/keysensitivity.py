@@ -8,8 +8,8 @@ for whatever that name was built from. `KeySensitivity(ctx, mf).of(scope, key)` 
   arms of a conditional expression); a rebinding to another name follows that name; a pass-through
   rebinding that is handed `key` itself (`model = accelerator.prepare(model)`,
   `model, opt, dl = engine.make_private(module=model, ...)`,
-  `model = DDP(model)`: the wrapped model computes the same thing) leaves the earlier binding to
-  decide; a pass-through wrapper of the profile around anything (`DataParallel(Net())`,
+  `model = DDP(model)`: the wrapped model computes the same thing), and `model = model.to(device)`,
+  leave the earlier binding to decide (a parameter rebound only so is decided by its callers); a pass-through wrapper of the profile around anything (`DataParallel(Net())`,
   `torch.compile(net)`) takes what it wraps;
 - a parameter with no binding: what every caller in this file passes (a plain function by name, a
   method by `.name(...)` calls, `__init__` by constructions of its class), each caller's argument
@@ -130,7 +130,8 @@ class KeySensitivity:
             answer = self._of_value(scope, key, peel(expr), depth)
             if answer is not None:
                 answers.append(answer)
-        if not flow.bindings.get(key) and isinstance(scope, cst.FunctionDef):
+        rebound = bool(answers) or any(not self._self_rebinding(b.node, key) for b in flow.bindings.get(key, ()))
+        if not rebound and isinstance(scope, cst.FunctionDef):
             if key in flow.params:
                 answers.extend(self._callers(scope, key, depth))
             elif key.startswith("self."):
@@ -141,14 +142,23 @@ class KeySensitivity:
             return "yes"
         return "no" if answers and all(a == "no" for a in answers) else "unknown"
 
+    def _self_rebinding(self, node: cst.CSTNode, key: str) -> bool:
+        """`model = model.to(device)` / `model = DDP(model)`: a binding that keeps what `key` held."""
+        expr = bound_expr(node, key)
+        if expr is None:
+            return False
+        expr = peel(expr)
+        return dotted(expr) == key or self._pass_through(expr, key) or (
+            self._is_wrapper(expr) and dotted(peel(expr.args[0].value)) == key)
+
     def _of_value(self, scope: cst.CSTNode, key: str, expr: cst.CSTNode, depth: int) -> Optional[str]:
         """One binding's answer; None for a pass-through rebinding (an earlier binding decides)."""
         if isinstance(expr, cst.IfExp):  # `Noisy() if flag else Flat()`: either may be built
             both = [self._of_value(scope, key, peel(e), depth) for e in (expr.body, expr.orelse)]
             return "yes" if "yes" in both else "no" if all(a in ("no", None) for a in both) else "unknown"
         source = dotted(expr)
-        if source is not None:
-            return "unknown" if source == key else self.of(scope, source, depth + 1)
+        if source is not None:  # `model = model.to(dev)`: the earlier binding (or the callers) decides
+            return None if source == key else self.of(scope, source, depth + 1)
         if self._pass_through(expr, key):
             return None
         if self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
