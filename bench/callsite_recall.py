@@ -854,6 +854,46 @@ def c_train_after_eval(m: Mutant, s: Script) -> None:
     delete_train_switches(m, s)
 
 
+def c_plain_class_eval(m: Mutant, s: Script) -> None:
+    """A plain (non-module) object with its own eval() method is called right before the step: not
+    a mode switch of any model."""
+    doc, line = m.resolve(s.step)
+    doc.insert_before(line, ["meter.eval()"])
+    top = doc.toplevel_stmt(line)
+    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
+    doc.insert(doc.index_of(first), [
+        "class RunningMeter:",
+        "    def __init__(self):",
+        "        self.values = []",
+        "",
+        "    def eval(self):",
+        "        return sum(self.values) / max(len(self.values), 1)",
+        "",
+        "",
+        "meter = RunningMeter()",
+        "",
+        "",
+    ])
+
+
+def c_linear_probe(m: Mutant, s: Script) -> None:
+    """After training, the model is put in eval as a frozen feature extractor and a new linear
+    probe is trained on its outputs: the probe, not the model, is what the step trains."""
+    after_epoch_loop(m, s, [
+        f"{s.model}.eval()",
+        "probe = torch.nn.Linear(16, 2)",
+        "probe_opt = torch.optim.SGD(probe.parameters(), lr=0.1)",
+        f"for batch in {s.val_loader}:",
+        "    with torch.no_grad():",
+        f"        feats = {infer(s, s.model)}",
+        "    probe_opt.zero_grad()",
+        "    probe(feats.float().flatten(1)[:, :16]).sum().backward()",
+        "    probe_opt.step()",
+    ])
+    doc, _ = m.resolve(s.epoch_loop)
+    doc.add_import("import torch")
+
+
 def c_modefree_probe(m: Mutant, s: Script) -> None:
     """A model without mode-dependent layers run under no_grad in train mode (same in both modes)."""
     doc, line = m.resolve(s.epoch_loop)
@@ -912,6 +952,8 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-mode-free-probe", (), c_modefree_probe),
     Pattern("ctl-heldout-shape-probe", (), c_shape_probe),
     Pattern("ctl-alias-eval-restored", (), c_alias_eval_restored),
+    Pattern("ctl-plain-class-eval", (), c_plain_class_eval),
+    Pattern("ctl-linear-probe", (), c_linear_probe),
 )
 
 
