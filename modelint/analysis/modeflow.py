@@ -44,6 +44,7 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
+from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, falsified, remap
 from modelint.analysis.context import dotted
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
@@ -264,6 +265,9 @@ class Step:
     via: Tuple[str, ...]
     state: State
     loops: Tuple[cst.CSTNode, ...] = ()
+    # the atoms the `if`s around it fix on the scope's parameters that nothing rebinds
+    # (`if train: loss.backward()` -> (("train", "truthy", None, True),); `analysis.conditions`)
+    guard: Guard = ()
 
 
 @dataclass
@@ -345,6 +349,9 @@ class ScopeFlow:
     # id(`.eval()` call of this scope) -> the flags of the `if`s around it, each with the value it
     # has there: `if args.tune: m.train() else: m.eval()` -> (("args.tune", False),) (`flag_tests`)
     site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+    # id(call that leaves something in eval) -> its guard on the scope's fixed parameters (as `Step.guard`)
+    site_guards: Dict[int, Guard] = field(default_factory=dict)
+    fixed: FrozenSet[str] = frozenset()  # the parameters nothing in the scope rebinds
 
     def alias_names(self, key: str, hops: int = 2) -> Set[str]:
         """`key` and the names bound to or from it in this scope, `hops` bindings away
@@ -680,8 +687,9 @@ class _ScopeAnalysis:
         self._project_calls: Dict[int, ProjectCall] = {}
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
-        self.tests: List[Tuple[str, bool]] = []  # flags of the enclosing `if`s, with their value there
+        self.atoms: List[Atom] = []  # what the enclosing `if`s fix, with its value there (`conditions`)
         self.site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = {}
+        self.site_guards: Dict[int, Guard] = {}
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
@@ -713,7 +721,8 @@ class _ScopeAnalysis:
         else:
             flow = self.block(self.scope.body, {})
         exit_state = join(flow.out, *flow.ret) or {}
-        steps = list(self._steps.values())
+        fixed = frozenset(self.params) - self._bound
+        steps = [_keep_guard(st, fixed) for st in self._steps.values()]
         bindings: Dict[str, List[Binding]] = {}
         for (key, _), b in self._bindings.items():
             bindings.setdefault(key, []).append(b)
@@ -730,6 +739,8 @@ class _ScopeAnalysis:
             bindings=bindings,
             site_loops=self.site_loops,
             site_tests=self.site_tests,
+            site_guards={k: _fixed_atoms(g, fixed) for k, g in self.site_guards.items()},
+            fixed=fixed,
             no_grad_scope=self.no_grad_scope,
             has_optimizer_step=self.has_optimizer_step,
             returns=frozenset(self._returns),
@@ -823,14 +834,20 @@ class _ScopeAnalysis:
         return out
 
     def _under(self, test: cst.CSTNode, arm: bool, run) -> _Flow:
-        """Run one arm of an `if`, noting the flags its test fixes there (`flag_tests`) for the
-        eval sites made in it."""
-        fixed = flag_tests(test, arm)
-        self.tests.extend(fixed)
+        """Run one arm of an `if`, noting the atoms its test fixes there (`conditions.atoms_cst`)
+        for the eval sites and training steps made in it."""
+        fixed = atoms_cst(test, arm)
+        self.atoms.extend(fixed)
         try:
             return run()
         finally:
-            del self.tests[len(self.tests) - len(fixed):]
+            del self.atoms[len(self.atoms) - len(fixed):]
+
+    def note_site(self, call: cst.Call, loops: Tuple[cst.CSTNode, ...]) -> None:
+        """A call that leaves something in eval mode: the loops and tests around it."""
+        self.site_loops[id(call)] = loops
+        self.site_tests[id(call)] = _flags(self.atoms)
+        self.site_guards[id(call)] = tuple(self.atoms)
 
     def loop(self, stmt, state: State) -> _Flow:
         self.loops.append(stmt)
@@ -1174,8 +1191,7 @@ class _ScopeAnalysis:
                 if attr == fw.eval_method:
                     if call.args:
                         return state
-                    self.site_loops[id(call)] = tuple(self.loops)
-                    self.site_tests[id(call)] = tuple(self.tests)
+                    self.note_site(call, tuple(self.loops))
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 if attr == fw.train_method:
                     flag = train_flag(call)
@@ -1187,8 +1203,7 @@ class _ScopeAnalysis:
                     value = literal_value(arg.value) if arg is not None else None
                     flag = value if isinstance(value, bool) else None
                 if flag is False:
-                    self.site_loops[id(call)] = tuple(self.loops)
-                    self.site_tests[id(call)] = tuple(self.tests)
+                    self.note_site(call, tuple(self.loops))
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             # `torch.autograd.backward(loss)` written in full: today its last name is also a backward
@@ -1273,7 +1288,7 @@ class _ScopeAnalysis:
     def project_call(self, call: cst.Call, effect, state: State) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
         exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, kept_exit, mapped_exit, trained_keys
+        from modelint.analysis.modemodel import bind, call_values, kept_exit, live_steps, mapped_exit, trained_keys
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
@@ -1283,7 +1298,7 @@ class _ScopeAnalysis:
         name = effect.qualname.rsplit(".", 1)[-1]
         shown = self.mf.code(call)
         loops = tuple(self.loops)
-        self.site_loops[id(call)] = loops
+        self.note_site(call, loops)
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         out = state
@@ -1302,10 +1317,14 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        if effect.steps and not (self.no_grad or self.no_grad_scope):
-            kind = "optimizer" if "o" in effect.steps else "backward"
+        live = live_steps(effect, call_values(effect, _literal_arguments(call)))
+        if live and not (self.no_grad or self.no_grad_scope):
+            kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
-            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops)
+            # the atoms every live step of the callee is guarded by, in this scope's names
+            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
+            guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
+            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops, guard)
             for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
@@ -1424,7 +1443,7 @@ class _ScopeAnalysis:
 
     def step(self, call: cst.Call, kind: str, state: State) -> None:
         shown = self.mf.code(call.func) + "()"
-        self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (), state, tuple(self.loops))
+        self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (), state, tuple(self.loops), tuple(self.atoms))
 
     def local_call(self, call: cst.Call, resolved: Tuple[cst.FunctionDef, Optional[str]], state: State) -> State:
         callee, receiver = resolved
@@ -1434,10 +1453,13 @@ class _ScopeAnalysis:
         if summary is None:
             return state
         name = callee.name.value
-        if summary.has_optimizer_step:
+        # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
+        values = self.literal_args(call, callee, receiver)
+        live = [st for st in summary.steps if not falsified(st.guard, values)]
+        if summary.has_optimizer_step and any(st.kind == "optimizer" for st in live):
             self.has_optimizer_step = True
         loops = tuple(self.loops)
-        if summary.steps and not (self.no_grad or self.no_grad_scope):
+        if live and not (self.no_grad or self.no_grad_scope):
             # what a callee that runs a training step uses is trained here (not what a logging,
             # saving or evaluation helper touches)
             forwarded = {k for k, _ in summary.forwarded}
@@ -1445,33 +1467,27 @@ class _ScopeAnalysis:
                 mapped = map_key(ckey, summary, mapping)
                 if mapped is not None:
                     self.use(mapped, forwarded=ckey in forwarded)
-        for st in summary.steps:
+        for st in live:
             composed = self.compose(state, st.state, summary, mapping, None, name)
-            self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
-        self.site_loops[id(call)] = loops
+            guard = tuple(self.atoms) + remap(st.guard, mapping)
+            self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops, guard)
+        self.note_site(call, loops)
         new_state = self.compose(state, summary.exit, summary, mapping, call, name)
-        return trained_after_step(new_state) if summary.steps and not (self.no_grad or self.no_grad_scope) else new_state
+        return trained_after_step(new_state) if live and not (self.no_grad or self.no_grad_scope) else new_state
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
-        positional, kwonly, names = _param_list(callee)
-        mapping: Dict[str, Optional[str]] = {}
-        params = list(positional)
-        if receiver is not None and params:
-            mapping[params[0]] = receiver
-            params = params[1:]
-        i = 0
-        for arg in call.args:
-            if arg.star:
-                if arg.star == "*":
-                    i = len(params)  # positions unknown from here on
-                continue
-            if arg.keyword is not None:
-                if arg.keyword.value in names:
-                    mapping[arg.keyword.value] = key_of(peel(arg.value))
-            elif i < len(params):
-                mapping[params[i]] = key_of(peel(arg.value))
-                i += 1
+        positional = _param_list(callee)[0]
+        mapping: Dict[str, Optional[str]] = {positional[0]: receiver} if receiver is not None and positional else {}
+        mapping.update(_bind(call, callee, receiver, lambda v: key_of(peel(v))))
         return mapping
+
+    @staticmethod
+    def literal_args(call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
+        """The callee's parameters bound to a literal by the call, or left at a literal default."""
+        values = {p.name.value: constant_cst(p.default) for p in (*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params)
+                  if p.default is not None}
+        values.update(_bind(call, callee, receiver, constant_cst))
+        return {k: v for k, v in values.items() if v is not NOT_LITERAL}
 
     def compose(
         self,
@@ -1507,23 +1523,65 @@ class _ScopeAnalysis:
         return out
 
 
+def _literal_arguments(call: cst.Call) -> List[Tuple[object, object]]:
+    """[position or keyword, literal] for a call's literal arguments (`modemodel.call_values`)."""
+    out: List[Tuple[object, object]] = []
+    for i, arg in enumerate(a for a in call.args if not a.star and a.keyword is None):
+        value = constant_cst(arg.value)
+        if value is not NOT_LITERAL:
+            out.append((i, value))
+    for arg in call.args:
+        if arg.keyword is not None and constant_cst(arg.value) is not NOT_LITERAL:
+            out.append((arg.keyword.value, constant_cst(arg.value)))
+    return out
+
+
+def _bind(call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str], read) -> Dict[str, object]:
+    """callee parameter -> `read(argument)` for the arguments a call passes (the receiver first)."""
+    positional, kwonly, names = _param_list(callee)
+    mapping: Dict[str, object] = {}
+    params = list(positional)
+    if receiver is not None and params:
+        params = params[1:]
+    i = 0
+    for arg in call.args:
+        if arg.star:
+            if arg.star == "*":
+                i = len(params)  # positions unknown from here on
+            continue
+        if arg.keyword is not None:
+            if arg.keyword.value in names:
+                mapping[arg.keyword.value] = read(arg.value)
+        elif i < len(params):
+            mapping[params[i]] = read(arg.value)
+            i += 1
+    return mapping
+
+
 def flag_tests(test: cst.CSTNode, arm: bool) -> Tuple[Tuple[str, bool], ...]:
     """The plain flags (a name or attribute chain, `self.` dropped so that a method reading
     `self.args.X` and a function reading `args = self.args; args.X` name the same flag) that the
     `if` test fixes in one arm, each with its value there: `if args.tune and not args.tie:` fixes
     ("args.tune", True) and ("args.tie", False) in the body, `if a or b:` both False in the `else`."""
-    wanted = True
-    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        test, wanted = test.expression, not wanted
-    if isinstance(test, cst.BooleanOperation):
-        joins = cst.And if arm == wanted else cst.Or  # (`not (a or b)` fixes both in the body)
-        if not isinstance(test.operator, joins):
-            return ()
-        return flag_tests(test.left, arm == wanted) + flag_tests(test.right, arm == wanted)
-    key = key_of(test)
-    if key is None or key in ("True", "False", "None"):
-        return ()
-    return ((key.removeprefix("self."), wanted == arm),)
+    return _flags(atoms_cst(test, arm))
+
+
+def _flags(atoms: Iterable[Atom]) -> Tuple[Tuple[str, bool], ...]:
+    """The truth-tested atoms as `flag_tests` names them."""
+    return tuple((key.removeprefix("self."), holds) for key, op, _, holds in atoms if op == "truthy")
+
+
+def _fixed_atoms(guard: Guard, fixed: FrozenSet[str]) -> Guard:
+    return tuple(a for a in guard if a[0] in fixed)
+
+
+def _keep_guard(step: Step, fixed: FrozenSet[str]) -> Step:
+    """A step's guard reduced to the parameters nothing in its scope rebinds (a rebound flag may
+    hold anything by the time of the step)."""
+    kept = _fixed_atoms(step.guard, fixed)
+    if kept == step.guard:
+        return step
+    return Step(step.node, step.inner, step.shown, step.kind, step.via, step.state, step.loops, kept)
 
 
 def steps_loss(call: cst.Call) -> bool:

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.conditions import contradicts
 from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
@@ -104,7 +105,14 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "no optimizer constructor reads them outside that arm: the flag says whether the model trains "
         "and the eval is its frozen setting (flags and models compared as written, `self.` dropped). A "
         "model counts as held by an optimizer when it or a name it is bound to in the scope is "
-        "(`judged = net`, then `check(judged)`)."
+        "(`judged = net`, then `check(judged)`). A routine whose training step sits under a test of one of "
+        "its parameters that nothing in it rebinds (`if train:`, `if not is_eval:`, `if stage == \"fit\":`, "
+        "`if optimizer is not None:`, also through a local bound once to such a compare, `fitting = stage == "
+        "\"fit\"`) runs no step when a call passes the literal value (or leaves the literal default) that makes "
+        "the test false (`run_epoch(val_loader, train=False)`, `loop(model, \"val\", None)`), in this file "
+        "or another; and an eval made under a test of such a parameter (`if not train: predict(model, x)`) "
+        "is not paired with a step under the opposite test (`if train: loss.backward()`): the two never "
+        "run in the same call."
     )
     what += (
         " "
@@ -165,6 +173,31 @@ class EvalNotUndoneInTrainingLoop(Rule):
     )
 
     VALID = (
+        # a routine steps only under a test of its parameter; the validation call passes the value
+        # that turns the test off, and the eval it makes under the opposite test never meets the step
+        """
+import torch
+
+def run_pass(net, batches, opt, learn=True):
+    for xb, yb in batches:
+        if not learn and len(xb) > 64:
+            chunked_predict(net, xb)
+        loss = (net(xb) - yb).abs().mean()
+        if learn:
+            loss.backward()
+            opt.step()
+
+def chunked_predict(net, xb):
+    net.eval()
+    return [net(c) for c in xb.split(32)]
+
+def main(net, opt, train_b, val_b, rounds):
+    for r in range(rounds):
+        net.train()
+        run_pass(net, train_b, opt)
+        net.eval()
+        run_pass(net, val_b, None, learn=False)
+""",
         # model.train() at the top of every epoch
         """
 import torch
@@ -430,6 +463,25 @@ def run(net, spare, batches, epochs):
 """,
     )
     INVALID = (
+        # the step runs when the stage is "fit": the evaluation's eval reaches it in the next round
+        """
+import torch
+
+def epoch(model, loader, stage, optimizer=None):
+    for xb, yb in loader:
+        loss = torch.nn.functional.l1_loss(model(xb), yb)
+        if stage == "fit":
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+def go(model, optimizer, tr, va, n):
+    model.train()
+    for e in range(n):
+        epoch(model, tr, "fit", optimizer)
+        model.eval()  # expect: MDL301
+        epoch(model, va, "check")
+""",
         # the same container never switched back: its parts train in eval from the second round
         """
 import torch
@@ -738,6 +790,8 @@ def run(net, spare, batches, epochs, keep_spare):
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(flow, key):
                         continue
+                    if contradicts(flow.site_guards.get(id(site.node), ()), st.guard, flow.fixed):
+                        continue  # `if not train: evaluate()` and `if train: loss.backward()`: never both
                     if parts_back_in_train(self.ctx, key, st.state):
                         continue  # `trainable = nn.ModuleList(student.blocks); trainable.train()`
                     if self._switched_by_own_method(flow, key, site, loop) or self._frozen_by_flag(flow, key, site):
