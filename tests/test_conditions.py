@@ -166,3 +166,42 @@ def test_validation_pass_of_a_same_file_epoch_routine():
         """,
         "MDL301",
     )
+
+
+def test_eval_method_of_a_plain_class_is_a_call_and_of_a_module_a_switch():
+    check(
+        """
+        import torch
+        import torch.nn as nn
+
+        class Episodes:
+            def __init__(self, actor, opt):
+                self.actor, self.opt = actor, opt
+
+            def eval(self):
+                with torch.no_grad():
+                    return self.actor(torch.zeros(3))
+
+            def loop(self, xs):
+                self.actor.train()
+                for x in xs:
+                    self.opt.zero_grad()
+                    self.actor(x).sum().backward()
+                    self.opt.step()
+                    self.eval()
+
+        class Net(nn.Module):
+            def eval(self):
+                print("eval")
+                return super().eval()
+
+            def loop(self, xs, opt):
+                self.train()
+                for x in xs:
+                    opt.zero_grad()
+                    self(x).sum().backward()
+                    opt.step()
+                    self.eval()  # expect: MDL301
+        """,
+        "MDL301",
+    )

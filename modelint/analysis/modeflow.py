@@ -1183,7 +1183,7 @@ class _ScopeAnalysis:
             if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
                 if attr == fw.train_method or attr == fw.eval_method:
                     resolved = self.mf.resolve_call(self.scope, call)
-                    if resolved is not None and self._is_fit_method(resolved[0], call):
+                    if resolved is not None and (self._is_fit_method(resolved[0], call) or self._plain_class_method(resolved[0])):
                         return self.local_call(call, resolved, state)
                 key = key_of(peel(func.value))
                 if key is None:
@@ -1413,6 +1413,13 @@ class _ScopeAnalysis:
         positional, _, _ = _param_list(fn)
         required = [p for p in (*fn.params.posonly_params, *fn.params.params)[1:] if p.default is None]
         return len(positional) > 2 or bool(required) or len(call.args) > 1
+
+    def _plain_class_method(self, fn: cst.FunctionDef) -> bool:
+        """A `train`/`eval` method of a project class that is not a module (a workspace or runner
+        whose `eval()` runs evaluation episodes): calling it runs that method, it switches no mode
+        of the object itself (a module's own `eval()` override still is a switch)."""
+        cls = self.mf.index.method_class.get(id(fn))
+        return cls is not None and not self.ctx.is_module_class(cls) and not self.ctx.is_lightning_class(cls)
 
     def model_call(self, call: cst.Call, key: str, state: State, forwards: bool = True) -> None:
         no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile

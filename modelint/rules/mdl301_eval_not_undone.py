@@ -112,7 +112,10 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "the test false (`run_epoch(val_loader, train=False)`, `loop(model, \"val\", None)`), in this file "
         "or another; and an eval made under a test of such a parameter (`if not train: predict(model, x)`) "
         "is not paired with a step under the opposite test (`if train: loss.backward()`): the two never "
-        "run in the same call."
+        "run in the same call. `x.eval()` / `x.train()` where `x` is `self` (or `super()`) and the method is "
+        "defined by a project class of this file that is not a module (a workspace or runner whose `eval()` "
+        "runs evaluation episodes) is a call of that method, followed like any other: its own switches count, "
+        "the object itself is not put in eval."
     )
     what += (
         " "
@@ -173,6 +176,28 @@ class EvalNotUndoneInTrainingLoop(Rule):
     )
 
     VALID = (
+        # `self.eval()` of a plain class (not a module) is its own method: evaluation episodes that
+        # leave the policy's mode alone
+        """
+import torch
+
+class Runner:
+    def __init__(self, policy, opt, env):
+        self.policy, self.opt, self.env = policy, opt, env
+
+    def eval(self):
+        with torch.no_grad():
+            return sum(self.policy(o).max() for o in self.env.episodes())
+
+    def fit(self, batches, every):
+        self.policy.train()
+        for i, (xb, yb) in enumerate(batches):
+            self.opt.zero_grad()
+            torch.nn.functional.mse_loss(self.policy(xb), yb).backward()
+            self.opt.step()
+            if i % every == 0:
+                self.eval()
+""",
         # a routine steps only under a test of its parameter; the validation call passes the value
         # that turns the test off, and the eval it makes under the opposite test never meets the step
         """
@@ -463,6 +488,27 @@ def run(net, spare, batches, epochs):
 """,
     )
     INVALID = (
+        # a plain class's own `eval()` that switches the network it holds and never back
+        """
+import torch
+
+class Runner:
+    def __init__(self, policy, opt, probe):
+        self.policy, self.opt, self.probe = policy, opt, probe
+
+    def eval(self):
+        self.policy.eval()
+        with torch.no_grad():
+            return self.policy(self.probe).mean()
+
+    def fit(self, batches):
+        self.policy.train()
+        for xb, yb in batches:
+            self.opt.zero_grad()
+            torch.nn.functional.mse_loss(self.policy(xb), yb).backward()
+            self.opt.step()
+            self.eval()  # expect: MDL301
+""",
         # the step runs when the stage is "fit": the evaluation's eval reaches it in the next round
         """
 import torch
