@@ -949,6 +949,8 @@ class _ScopeAnalysis:
             flow.cont.append(state)
             return flow
         if isinstance(node, cst.Assert):
+            if literal_value(node.test) in (False, None):  # (`0`, `0.0` compare equal to False)
+                return _Flow(None)  # `else: assert False`, an unreachable arm: no path goes on
             return _Flow(self.expr(node.test, state))
         if isinstance(node, cst.Del):
             return _Flow(state)

@@ -115,7 +115,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "run in the same call. `x.eval()` / `x.train()` where `x` is `self` (or `super()`) and the method is "
         "defined by a project class of this file that is not a module (a workspace or runner whose `eval()` "
         "runs evaluation episodes) is a call of that method, followed like any other: its own switches count, "
-        "the object itself is not put in eval."
+        "the object itself is not put in eval. An `assert False` / `assert 0` (an arm that cannot run: `if a: "
+        "m.train() elif b: m.eval() else: assert False`) ends its path like `raise`, so an eval that every "
+        "running path overwrites before the step is not the one blamed."
     )
     what += (
         " "
@@ -176,6 +178,26 @@ class EvalNotUndoneInTrainingLoop(Rule):
     )
 
     VALID = (
+        # the mode is chosen again at the top of every epoch; the arm that cannot run asserts
+        """
+import torch
+
+def tune(net, opt, data, val, phase, epochs):
+    for ep in range(epochs):
+        if phase == "warm":
+            net.train()
+        elif phase == "full":
+            net.train(True)
+        else:
+            assert 0, phase
+        for xb, yb in data:
+            opt.zero_grad()
+            torch.nn.functional.l1_loss(net(xb), yb).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            print(sum(net(xb).sum() for xb, _ in val))
+""",
         # `self.eval()` of a plain class (not a module) is its own method: evaluation episodes that
         # leave the policy's mode alone
         """
