@@ -704,6 +704,9 @@ class _ScopeAnalysis:
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
         self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
+        # a local bound by one statement to a tuple / list display (`params = (loader, model, opt)`;
+        # None: bound otherwise or by more than one statement), to expand `train_epoch(*params)`
+        self._displays: Dict[str, Optional[cst.CSTNode]] = {}
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
@@ -963,6 +966,7 @@ class _ScopeAnalysis:
             if isinstance(target, cst.Name):
                 self._bound.add(key)
                 self._note_saved_or_step_fn(key, value, state)
+                self._note_display(key, value)
             if value is not None and self._handed_back(key, value):
                 tokens, kind = get(state, key), "alias"
             else:
@@ -1001,6 +1005,28 @@ class _ScopeAnalysis:
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
         return state
+
+    def _note_display(self, name: str, value: Optional[cst.CSTNode]) -> None:
+        display = value if isinstance(value, (cst.Tuple, cst.List)) and not any(
+            isinstance(e, cst.StarredElement) for e in value.elements) else None
+        if name in self._displays and self._displays[name] is not display:
+            display = None  # (the loop passes see the same node again)
+        self._displays[name] = display
+
+    def arguments(self, call: cst.Call) -> Sequence[cst.Arg]:
+        """The call's arguments with `*name` expanded when `name` is a display bound once here
+        (pycls's `params = (loader, model, ema, ...); train_epoch(*params, epoch)`: without it the
+        callee's `model.train()` mapped to nothing, and its step seemed to train a model in eval)."""
+        if not any(a.star == "*" and isinstance(a.value, cst.Name) for a in call.args):
+            return call.args
+        out: List[cst.Arg] = []
+        for a in call.args:
+            display = self._displays.get(a.value.value) if a.star == "*" and isinstance(a.value, cst.Name) else None
+            if display is None:
+                out.append(a)
+            else:
+                out.extend(cst.Arg(value=e.value) for e in display.elements)
+        return out
 
     def _handed_back(self, key: str, value: Optional[cst.CSTNode]) -> bool:
         """`model = convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model,
@@ -1294,8 +1320,9 @@ class _ScopeAnalysis:
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
-        args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
-        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
+        arguments = self.arguments(call)
+        args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in arguments]
+        kws = {a.keyword.value: key_of(peel(a.value)) for a in arguments if a.keyword is not None}
         mapping = bind(effect, [a for a in args], kws, recv)
         name = effect.qualname.rsplit(".", 1)[-1]
         shown = self.mf.code(call)
@@ -1319,7 +1346,7 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        live = live_steps(effect, call_values(effect, _literal_arguments(call)))
+        live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
         if live and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
@@ -1487,15 +1514,14 @@ class _ScopeAnalysis:
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional = _param_list(callee)[0]
         mapping: Dict[str, Optional[str]] = {positional[0]: receiver} if receiver is not None and positional else {}
-        mapping.update(_bind(call, callee, receiver, lambda v: key_of(peel(v))))
+        mapping.update(_bind(self.arguments(call), callee, receiver, lambda v: key_of(peel(v))))
         return mapping
 
-    @staticmethod
-    def literal_args(call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
+    def literal_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
         """The callee's parameters bound to a literal by the call, or left at a literal default."""
         values = {p.name.value: constant_cst(p.default) for p in (*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params)
                   if p.default is not None}
-        values.update(_bind(call, callee, receiver, constant_cst))
+        values.update(_bind(self.arguments(call), callee, receiver, constant_cst))
         return {k: v for k, v in values.items() if v is not NOT_LITERAL}
 
     def compose(
@@ -1532,28 +1558,34 @@ class _ScopeAnalysis:
         return out
 
 
-def _literal_arguments(call: cst.Call) -> List[Tuple[object, object]]:
+def _literal_arguments(args: Sequence[cst.Arg]) -> List[Tuple[object, object]]:
     """[position or keyword, literal] for a call's literal arguments (`modemodel.call_values`)."""
     out: List[Tuple[object, object]] = []
-    for i, arg in enumerate(a for a in call.args if not a.star and a.keyword is None):
+    positional = []
+    for arg in args:
+        if arg.star == "*":
+            break  # positions unknown from here on
+        if not arg.star and arg.keyword is None:
+            positional.append(arg)
+    for i, arg in enumerate(positional):
         value = constant_cst(arg.value)
         if value is not NOT_LITERAL:
             out.append((i, value))
-    for arg in call.args:
+    for arg in args:
         if arg.keyword is not None and constant_cst(arg.value) is not NOT_LITERAL:
             out.append((arg.keyword.value, constant_cst(arg.value)))
     return out
 
 
-def _bind(call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str], read) -> Dict[str, object]:
-    """callee parameter -> `read(argument)` for the arguments a call passes (the receiver first)."""
+def _bind(args: Sequence[cst.Arg], callee: cst.FunctionDef, receiver: Optional[str], read) -> Dict[str, object]:
+    """callee parameter -> `read(argument)` for the arguments a call passes (after the receiver)."""
     positional, kwonly, names = _param_list(callee)
     mapping: Dict[str, object] = {}
     params = list(positional)
     if receiver is not None and params:
         params = params[1:]
     i = 0
-    for arg in call.args:
+    for arg in args:
         if arg.star:
             if arg.star == "*":
                 i = len(params)  # positions unknown from here on

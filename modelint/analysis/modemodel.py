@@ -335,7 +335,8 @@ class _Builder:
         # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT): a callable handed the
         # loss and the optimizer steps it, when it is not a summarised function (7th field: 1)
         steps = loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper()
-        literals = [[i, v] for i, v in enumerate(constant_ast(a) for a in call.args) if v is not NOT_LITERAL]
+        before_star = [a for a in call.args[:next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), None)]]
+        literals = [[i, v] for i, v in enumerate(constant_ast(a) for a in before_star) if v is not NOT_LITERAL]
         literals += [[k.arg, constant_ast(k.value)] for k in call.keywords if k.arg and constant_ast(k.value) is not NOT_LITERAL]
         out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0, 1 if steps else 0, literals])
 

@@ -117,7 +117,10 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "runs evaluation episodes) is a call of that method, followed like any other: its own switches count, "
         "the object itself is not put in eval. An `assert False` / `assert 0` (an arm that cannot run: `if a: "
         "m.train() elif b: m.eval() else: assert False`) ends its path like `raise`, so an eval that every "
-        "running path overwrites before the step is not the one blamed."
+        "running path overwrites before the step is not the one blamed. Arguments passed as `*name`, where `name` "
+        "is bound by one statement of the scope to a tuple or list display (`args = (loader, net, opt); "
+        "run_epoch(*args, epoch)`), are mapped to the callee's parameters element by element, so the callee's "
+        "own `net.train()` is seen."
     )
     what += (
         " "
