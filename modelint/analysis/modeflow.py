@@ -1073,7 +1073,7 @@ class _ScopeAnalysis:
             if not isinstance(expr, cst.Call):
                 return frozenset({BOUND}), "other"
             func = expr.func
-            if isinstance(func, cst.Attribute):
+            if isinstance(func, cst.Attribute) and self.own_method(expr) is None:
                 attr = func.attr.value
                 if attr == "eval" and not expr.args:
                     return frozenset({EvalSite(expr, expr, self.mf.code(expr))}), "alias"
@@ -1209,10 +1209,9 @@ class _ScopeAnalysis:
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
-                if attr == fw.train_method or attr == fw.eval_method:
-                    resolved = self.mf.resolve_call(self.scope, call)
-                    if resolved is not None and (self._is_fit_method(resolved[0], call) or self._plain_class_method(resolved[0])):
-                        return self.local_call(call, resolved, state)
+                resolved = self.own_method(call)
+                if resolved is not None:
+                    return self.local_call(call, resolved, state)
                 key = key_of(peel(func.value))
                 if key is None:
                     return state
@@ -1442,6 +1441,17 @@ class _ScopeAnalysis:
         positional, _, _ = _param_list(fn)
         required = [p for p in (*fn.params.posonly_params, *fn.params.params)[1:] if p.default is None]
         return len(positional) > 2 or bool(required) or len(call.args) > 1
+
+    def own_method(self, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
+        """`self.train(loader)` / `self.eval()` that calls a method of this file rather than switching
+        a mode: a fit loop named `train`, or a `train`/`eval` of a plain class (`_plain_class_method`)."""
+        fw = self.ctx.framework
+        if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in (fw.train_method, fw.eval_method):
+            return None
+        resolved = self.mf.resolve_call(self.scope, call)
+        if resolved is not None and (self._is_fit_method(resolved[0], call) or self._plain_class_method(resolved[0])):
+            return resolved
+        return None
 
     def _plain_class_method(self, fn: cst.FunctionDef) -> bool:
         """A `train`/`eval` method of a project class that is not a module (a workspace or runner
