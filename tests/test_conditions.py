@@ -207,3 +207,52 @@ def test_eval_method_of_a_plain_class_is_a_call_and_of_a_module_a_switch():
         """,
         "MDL301",
     )
+
+
+def test_parameter_handed_an_attribute_by_another_method_is_its_alias():
+    check(
+        """
+        import torch
+        from torch.nn import DataParallel
+
+        class Coach:
+            def __init__(self, net, opt, val, make):
+                self.net, self.opt, self.val, self.make = net, opt, val, make
+
+            def _setup(self):
+                runner = DataParallel(self.net)
+                return runner, self.opt
+
+            def fit(self, batches, epochs):
+                runner, opt = self._setup()
+                for e in range(epochs):
+                    self._epoch(runner, batches)
+
+            def fit_fresh(self, batches, epochs):
+                fresh = self.make()
+                for e in range(epochs):
+                    self._epoch_fresh(fresh, batches)
+
+            def _epoch(self, runner, batches):
+                for xb in batches:
+                    self._one(runner, xb)
+                    self.opt.step()
+                    self.validate()
+
+            def _epoch_fresh(self, other, batches):
+                for xb in batches:
+                    self._one(other, xb)
+                    self.opt.step()
+                    self.validate()  # expect: MDL301
+
+            def _one(self, m, xb):
+                m.train()
+                self.net(xb).sum().backward()
+
+            def validate(self):
+                self.net.eval()
+                with torch.no_grad():
+                    return [self.net(x) for x in self.val]
+        """,
+        "MDL301",
+    )

@@ -531,6 +531,7 @@ class ModeFlow:
         self._busy: Set[int] = set()
         self._positions = None
         self.pytest_file = _is_pytest_file(ctx.path)
+        self._handed: Dict[int, Dict[int, Dict[str, Set[str]]]] = {}  # id(class) -> `handed_attributes`
 
     # --- shared facts ----------------------------------------------------------------------------
     @property
@@ -575,6 +576,20 @@ class ModeFlow:
             self._busy.discard(key)
         self._flows[key] = result
         return result
+
+    def handed_attributes(self, method: cst.FunctionDef) -> Dict[str, Set[str]]:
+        """parameter -> the attributes of `self` that some `self.<method>(...)` call of a method of
+        the same class hands it, directly or through a local of the caller bound from one
+        (`model = self.accelerator.prepare(self.model)`; `self.model_wrapped = model`): names the
+        parameter may share its object with. Read from the text, not from the callers' flows
+        (the caller's analysis is what asks for this method's)."""
+        cls = self.index.method_class.get(id(method))
+        if cls is None:
+            return {}
+        table = self._handed.get(id(cls))
+        if table is None:
+            table = self._handed[id(cls)] = _handed_in_class(self.index, cls)
+        return table.get(id(method), {})
 
     # --- call resolution -----------------------------------------------------------------------
     def project_effect(self, call: cst.Call):
@@ -712,6 +727,12 @@ class _ScopeAnalysis:
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
             self.name = scope.name.value
             self.no_grad_scope = any(self._is_no_grad(d.decorator) for d in scope.decorators)
+            for param, attrs in mf.handed_attributes(scope).items():
+                # `self._run_epoch(model, ...)` with `model = prepare(self.model)`: `model.train()`
+                # here may switch `self.model` back (transformers' Trainer, tuning set)
+                for attr in attrs:
+                    self._aliases.setdefault(param, set()).add(attr)
+                    self._aliases.setdefault(attr, set()).add(param)
         else:
             self.params = ()
             self.name = "<module>"
@@ -1566,6 +1587,99 @@ class _ScopeAnalysis:
             else:  # the callee changed its mode on every path: its aliases here change too
                 out = self.set_mode(out, key, frozenset(new))
         return out
+
+
+def _handed_in_class(index: "_Index", cls: cst.ClassDef) -> Dict[int, Dict[str, Set[str]]]:
+    """id(method) -> `ModeFlow.handed_attributes` for every method of `cls` called as `self.m(...)`."""
+    methods = index.methods.get(id(cls), {})
+    out: Dict[int, Dict[str, Set[str]]] = {}
+    for caller in methods.values():
+        positional = _param_list(caller)[0]
+        if not positional:
+            continue
+        me, local_sources = positional[0], None
+        for node in descendants(caller.body):
+            if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                    and isinstance(node.func.value, cst.Name) and node.func.value.value == me):
+                continue
+            callee = methods.get(node.func.attr.value)
+            if callee is None or callee is caller:
+                continue
+            for param, key in _bind(node.args, callee, me, lambda v: key_of(peel(v))).items():
+                if key is None:
+                    continue
+                if "." not in key:
+                    local_sources = local_sources if local_sources is not None else _local_attr_sources(caller, me, methods)
+                    attrs = local_sources.get(key, set())
+                else:
+                    attrs = {key} if key.startswith(me + ".") else set()
+                if attrs:
+                    out.setdefault(id(callee), {}).setdefault(param, set()).update(
+                        "self" + a[len(me):] for a in attrs)
+    return out
+
+
+def _local_attr_sources(fn: cst.FunctionDef, me: str, methods: Optional[Dict[str, cst.FunctionDef]] = None) -> Dict[str, Set[str]]:
+    """Plain local -> the attributes of `me` it is bound from or stored into in `fn` (`m =
+    DDP(self.net)`, `m, opt = accelerator.prepare(self.net, opt)`, `self.wrapped = m`), also
+    through what a method of `methods` returns (`m, dl = self._prepare(...)`, one level)."""
+    out: Dict[str, Set[str]] = {}
+    for node in descendants(fn.body):
+        if not isinstance(node, cst.Assign):
+            continue
+        for t in node.targets:
+            returned = _returned_attrs(node.value, me, methods) if methods else {}
+            for i, (name, value) in enumerate(_paired(t.target, node.value)):
+                tkey, sources = key_of(name), alias_sources(value) if value is not None else []
+                sources = sources + sorted(returned.get(i if isinstance(t.target, (cst.Tuple, cst.List)) else -1, ()))
+                if tkey is not None and "." not in tkey:
+                    out.setdefault(tkey, set()).update(k for k in sources if k.startswith(me + "."))
+                elif tkey is not None and tkey.startswith(me + "."):
+                    for k in sources:
+                        if "." not in k:
+                            out.setdefault(k, set()).add(tkey)
+    return out
+
+
+def _returned_attrs(value: cst.CSTNode, me: str, methods: Dict[str, cst.FunctionDef]) -> Dict[int, Set[str]]:
+    """position (-1: the whole value) -> the attributes of `me` that `self.m(...)` returns there."""
+    if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and key_of(value.func.value) == me):
+        return {}
+    callee = methods.get(value.func.attr.value)
+    positional = _param_list(callee)[0] if callee is not None else []
+    if not positional:
+        return {}
+    inner, locals_ = positional[0], None
+    out: Dict[int, Set[str]] = {}
+    for node in descendants(callee.body):
+        if not isinstance(node, cst.Return) or node.value is None:
+            continue
+        items = list(enumerate(e.value for e in node.value.elements)) if isinstance(node.value, cst.Tuple) else [(-1, node.value)]
+        for i, item in items:
+            key = key_of(peel(item))
+            if key is None:
+                continue
+            if "." not in key:
+                locals_ = locals_ if locals_ is not None else _local_attr_sources(callee, inner)
+                attrs = locals_.get(key, set())
+            else:
+                attrs = {key} if key.startswith(inner + ".") else set()
+            out.setdefault(i, set()).update(me + a[len(inner):] for a in attrs)
+    return out
+
+
+def _paired(target: cst.CSTNode, value: cst.CSTNode) -> List[Tuple[cst.CSTNode, Optional[cst.CSTNode]]]:
+    """(target, the value it takes) for a plain or a tuple assignment (`a, b = x, y`; `m, opt =
+    accelerator.prepare(net, opt)`: each prepared object is handed back in its place)."""
+    if not isinstance(target, (cst.Tuple, cst.List)):
+        return [(target, value)]
+    elements = [e.value for e in target.elements]
+    if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(elements):
+        return list(zip(elements, (e.value for e in value.elements)))
+    if (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "prepare"
+            and len(value.args) == len(elements) and not any(a.star for a in value.args)):
+        return list(zip(elements, (a.value for a in value.args)))
+    return [(e, None) for e in elements]
 
 
 def _literal_arguments(args: Sequence[cst.Arg]) -> List[Tuple[object, object]]:

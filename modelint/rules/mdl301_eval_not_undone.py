@@ -120,7 +120,11 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "running path overwrites before the step is not the one blamed. Arguments passed as `*name`, where `name` "
         "is bound by one statement of the scope to a tuple or list display (`args = (loader, net, opt); "
         "run_epoch(*args, epoch)`), are mapped to the callee's parameters element by element, so the callee's "
-        "own `net.train()` is seen."
+        "own `net.train()` is seen. A method's parameter that a call of another method of the class hands an "
+        "attribute of `self`, directly or through a local of the caller bound from it (`runner = "
+        "DataParallel(self.net)`, `m, opt = accelerator.prepare(self.net, opt)`, `self.wrapped = m`, or the "
+        "tuple a setup method of the class returns), may be that attribute: its `train()` switches the "
+        "attribute back too (as for any other alias)."
     )
     what += (
         " "
@@ -181,6 +185,40 @@ class EvalNotUndoneInTrainingLoop(Rule):
     )
 
     VALID = (
+        # the epoch method switches back through its parameter, which the caller bound from
+        # `self.net` (a wrapper returned by a setup method)
+        """
+import torch
+from torch.nn import DataParallel
+
+class Coach:
+    def __init__(self, net, opt, val):
+        self.net, self.opt, self.val = net, opt, val
+
+    def _setup(self):
+        runner = DataParallel(self.net)
+        return runner, self.opt
+
+    def fit(self, batches, epochs):
+        runner, opt = self._setup()
+        for e in range(epochs):
+            self._epoch(runner, batches)
+
+    def _epoch(self, runner, batches):
+        for xb in batches:
+            self._one(runner, xb)
+            self.opt.step()
+            self.validate()
+
+    def _one(self, m, xb):
+        m.train()
+        m(xb).sum().backward()
+
+    def validate(self):
+        self.net.eval()
+        with torch.no_grad():
+            return [self.net(x) for x in self.val]
+""",
         # the mode is chosen again at the top of every epoch; the arm that cannot run asserts
         """
 import torch
