@@ -65,6 +65,9 @@ class TrainingInEvalMode(Rule):
         set2=('3 findings, all false (0%)'),
     )
     what += remeasured_2026_12_03(set4="3 findings, all false (0%)", set5="3 findings, all false (0%)")
+    what += (" Sets 4 and 5 have since tuned this rule (set 5's false eval-only branch, whose routine steps "
+             "only `if is_train`, shaped the guarded-step exemption above; afterwards set 4: 3 findings, all "
+             "false; set 5: 2, both false).")
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
