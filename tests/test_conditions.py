@@ -213,46 +213,41 @@ def test_parameter_handed_an_attribute_by_another_method_is_its_alias():
     check(
         """
         import torch
-        from torch.nn import DataParallel
 
-        class Coach:
-            def __init__(self, net, opt, val, make):
-                self.net, self.opt, self.val, self.make = net, opt, val, make
+        class Loop:
+            def __init__(self, body, accel, opt, held):
+                self.body, self.accel, self.opt, self.held = body, accel, opt, held
 
-            def _setup(self):
-                runner = DataParallel(self.net)
-                return runner, self.opt
+            def start(self, data, rounds):
+                wrapped, self.opt = self.accel.prepare(self.body, self.opt)
+                for r in range(rounds):
+                    self.rounds(wrapped, data)
 
-            def fit(self, batches, epochs):
-                runner, opt = self._setup()
-                for e in range(epochs):
-                    self._epoch(runner, batches)
+            def start_stored(self, data, rounds, build):
+                other = build()
+                self.kept = other
+                for r in range(rounds):
+                    self.rounds_other(other, data)
 
-            def fit_fresh(self, batches, epochs):
-                fresh = self.make()
-                for e in range(epochs):
-                    self._epoch_fresh(fresh, batches)
+            def rounds(self, wrapped, data):
+                for xb in data:
+                    self.learn(wrapped, xb)
+                    self.check()
 
-            def _epoch(self, runner, batches):
-                for xb in batches:
-                    self._one(runner, xb)
-                    self.opt.step()
-                    self.validate()
+            def rounds_other(self, other, data):
+                for xb in data:
+                    self.learn(other, xb)
+                    self.check()  # expect: MDL301
 
-            def _epoch_fresh(self, other, batches):
-                for xb in batches:
-                    self._one(other, xb)
-                    self.opt.step()
-                    self.validate()  # expect: MDL301
+            def learn(self, net, xb):
+                net.train()
+                self.body(xb).sum().backward()
+                self.opt.step()
 
-            def _one(self, m, xb):
-                m.train()
-                self.net(xb).sum().backward()
-
-            def validate(self):
-                self.net.eval()
+            def check(self):
+                self.body.eval()
                 with torch.no_grad():
-                    return [self.net(x) for x in self.val]
+                    return self.body(self.held).mean()
         """,
         "MDL301",
     )

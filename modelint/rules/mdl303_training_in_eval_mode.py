@@ -245,18 +245,20 @@ def adapt(net, batches, rounds):
         """
 import torch.nn.functional as F
 
-def loop_over(model, batches, opt=None):
-    for xb, yb in batches:
-        loss = F.mse_loss(model(xb), yb)
-        if opt is not None:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()  # expect: MDL303
+def walk(model, data, optimizer=None, learn=False):
+    total = 0.0
+    for xb, yb in data:
+        cost = F.smooth_l1_loss(model(xb), yb)
+        total += cost.item()
+        if learn:
+            cost.backward()
+            optimizer.step()  # expect: MDL303
+    return total
 
-def tune_after_scoring(model, batches, opt):
+def tune_after_scoring(model, data, optimizer):
     model.eval()
-    loop_over(model, batches)
-    loop_over(model, batches, opt)
+    walk(model, data)
+    walk(model, data, optimizer, learn=True)
 """,
         # the whole model is in the optimizer: the container's train() leaves the other parts in eval
         """
