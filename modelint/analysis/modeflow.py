@@ -44,6 +44,7 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence
 import libcst as cst
 
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
+from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, falsified, remap
 from modelint.analysis.context import dotted
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
@@ -264,6 +265,9 @@ class Step:
     via: Tuple[str, ...]
     state: State
     loops: Tuple[cst.CSTNode, ...] = ()
+    # the atoms the `if`s around it fix on the scope's parameters that nothing rebinds
+    # (`if train: loss.backward()` -> (("train", "truthy", None, True),); `analysis.conditions`)
+    guard: Guard = ()
 
 
 @dataclass
@@ -345,6 +349,9 @@ class ScopeFlow:
     # id(`.eval()` call of this scope) -> the flags of the `if`s around it, each with the value it
     # has there: `if args.tune: m.train() else: m.eval()` -> (("args.tune", False),) (`flag_tests`)
     site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = field(default_factory=dict)
+    # id(call that leaves something in eval) -> its guard on the scope's fixed parameters (as `Step.guard`)
+    site_guards: Dict[int, Guard] = field(default_factory=dict)
+    fixed: FrozenSet[str] = frozenset()  # the parameters nothing in the scope rebinds
 
     def alias_names(self, key: str, hops: int = 2) -> Set[str]:
         """`key` and the names bound to or from it in this scope, `hops` bindings away
@@ -524,6 +531,7 @@ class ModeFlow:
         self._busy: Set[int] = set()
         self._positions = None
         self.pytest_file = _is_pytest_file(ctx.path)
+        self._handed: Dict[int, Dict[int, Dict[str, Set[str]]]] = {}  # id(class) -> `handed_attributes`
 
     # --- shared facts ----------------------------------------------------------------------------
     @property
@@ -568,6 +576,20 @@ class ModeFlow:
             self._busy.discard(key)
         self._flows[key] = result
         return result
+
+    def handed_attributes(self, method: cst.FunctionDef) -> Dict[str, Set[str]]:
+        """parameter -> the attributes of `self` that some `self.<method>(...)` call of a method of
+        the same class hands it, directly or through a local of the caller bound from one
+        (`model = self.accelerator.prepare(self.model)`; `self.model_wrapped = model`): names the
+        parameter may share its object with. Read from the text, not from the callers' flows
+        (the caller's analysis is what asks for this method's)."""
+        cls = self.index.method_class.get(id(method))
+        if cls is None:
+            return {}
+        table = self._handed.get(id(cls))
+        if table is None:
+            table = self._handed[id(cls)] = _handed_in_class(self.index, cls)
+        return table.get(id(method), {})
 
     # --- call resolution -----------------------------------------------------------------------
     def project_effect(self, call: cst.Call):
@@ -680,8 +702,9 @@ class _ScopeAnalysis:
         self._project_calls: Dict[int, ProjectCall] = {}
         self._bindings: Dict[Tuple[str, int], Binding] = {}
         self.site_loops: Dict[int, Tuple[cst.CSTNode, ...]] = {}
-        self.tests: List[Tuple[str, bool]] = []  # flags of the enclosing `if`s, with their value there
+        self.atoms: List[Atom] = []  # what the enclosing `if`s fix, with its value there (`conditions`)
         self.site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = {}
+        self.site_guards: Dict[int, Guard] = {}
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
@@ -696,11 +719,20 @@ class _ScopeAnalysis:
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
         self.volatile = False
         self._saved: Dict[str, Tuple[str, FrozenSet]] = {}  # `was = model.training`: flag -> (key, facts then)
+        # a local bound by one statement to a tuple / list display (`params = (loader, model, opt)`;
+        # None: bound otherwise or by more than one statement), to expand `train_epoch(*params)`
+        self._displays: Dict[str, Optional[cst.CSTNode]] = {}
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
             self.name = scope.name.value
             self.no_grad_scope = any(self._is_no_grad(d.decorator) for d in scope.decorators)
+            for param, attrs in mf.handed_attributes(scope).items():
+                # `self._run_epoch(model, ...)` with `model = prepare(self.model)`: `model.train()`
+                # here may switch `self.model` back (transformers' Trainer, tuning set)
+                for attr in attrs:
+                    self._aliases.setdefault(param, set()).add(attr)
+                    self._aliases.setdefault(attr, set()).add(param)
         else:
             self.params = ()
             self.name = "<module>"
@@ -713,7 +745,8 @@ class _ScopeAnalysis:
         else:
             flow = self.block(self.scope.body, {})
         exit_state = join(flow.out, *flow.ret) or {}
-        steps = list(self._steps.values())
+        fixed = frozenset(self.params) - self._bound
+        steps = [_keep_guard(st, fixed) for st in self._steps.values()]
         bindings: Dict[str, List[Binding]] = {}
         for (key, _), b in self._bindings.items():
             bindings.setdefault(key, []).append(b)
@@ -730,6 +763,8 @@ class _ScopeAnalysis:
             bindings=bindings,
             site_loops=self.site_loops,
             site_tests=self.site_tests,
+            site_guards={k: _fixed_atoms(g, fixed) for k, g in self.site_guards.items()},
+            fixed=fixed,
             no_grad_scope=self.no_grad_scope,
             has_optimizer_step=self.has_optimizer_step,
             returns=frozenset(self._returns),
@@ -823,14 +858,20 @@ class _ScopeAnalysis:
         return out
 
     def _under(self, test: cst.CSTNode, arm: bool, run) -> _Flow:
-        """Run one arm of an `if`, noting the flags its test fixes there (`flag_tests`) for the
-        eval sites made in it."""
-        fixed = flag_tests(test, arm)
-        self.tests.extend(fixed)
+        """Run one arm of an `if`, noting the atoms its test fixes there (`conditions.atoms_cst`)
+        for the eval sites and training steps made in it."""
+        fixed = atoms_cst(test, arm)
+        self.atoms.extend(fixed)
         try:
             return run()
         finally:
-            del self.tests[len(self.tests) - len(fixed):]
+            del self.atoms[len(self.atoms) - len(fixed):]
+
+    def note_site(self, call: cst.Call, loops: Tuple[cst.CSTNode, ...]) -> None:
+        """A call that leaves something in eval mode: the loops and tests around it."""
+        self.site_loops[id(call)] = loops
+        self.site_tests[id(call)] = _flags(self.atoms)
+        self.site_guards[id(call)] = tuple(self.atoms)
 
     def loop(self, stmt, state: State) -> _Flow:
         self.loops.append(stmt)
@@ -932,6 +973,8 @@ class _ScopeAnalysis:
             flow.cont.append(state)
             return flow
         if isinstance(node, cst.Assert):
+            if literal_value(node.test) in (False, None):  # (`0`, `0.0` compare equal to False)
+                return _Flow(None)  # `else: assert False`, an unreachable arm: no path goes on
             return _Flow(self.expr(node.test, state))
         if isinstance(node, cst.Del):
             return _Flow(state)
@@ -944,6 +987,7 @@ class _ScopeAnalysis:
             if isinstance(target, cst.Name):
                 self._bound.add(key)
                 self._note_saved_or_step_fn(key, value, state)
+                self._note_display(key, value)
             if value is not None and self._handed_back(key, value):
                 tokens, kind = get(state, key), "alias"
             else:
@@ -982,6 +1026,28 @@ class _ScopeAnalysis:
         elif isinstance(target, cst.StarredElement):
             state = self.bind_target(target.value, None, state, node)
         return state
+
+    def _note_display(self, name: str, value: Optional[cst.CSTNode]) -> None:
+        display = value if isinstance(value, (cst.Tuple, cst.List)) and not any(
+            isinstance(e, cst.StarredElement) for e in value.elements) else None
+        if name in self._displays and self._displays[name] is not display:
+            display = None  # (the loop passes see the same node again)
+        self._displays[name] = display
+
+    def arguments(self, call: cst.Call) -> Sequence[cst.Arg]:
+        """The call's arguments with `*name` expanded when `name` is a display bound once here
+        (pycls's `params = (loader, model, ema, ...); train_epoch(*params, epoch)`: without it the
+        callee's `model.train()` mapped to nothing, and its step seemed to train a model in eval)."""
+        if not any(a.star == "*" and isinstance(a.value, cst.Name) for a in call.args):
+            return call.args
+        out: List[cst.Arg] = []
+        for a in call.args:
+            display = self._displays.get(a.value.value) if a.star == "*" and isinstance(a.value, cst.Name) else None
+            if display is None:
+                out.append(a)
+            else:
+                out.extend(cst.Arg(value=e.value) for e in display.elements)
+        return out
 
     def _handed_back(self, key: str, value: Optional[cst.CSTNode]) -> bool:
         """`model = convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model,
@@ -1028,7 +1094,7 @@ class _ScopeAnalysis:
             if not isinstance(expr, cst.Call):
                 return frozenset({BOUND}), "other"
             func = expr.func
-            if isinstance(func, cst.Attribute):
+            if isinstance(func, cst.Attribute) and self.own_method(expr) is None:
                 attr = func.attr.value
                 if attr == "eval" and not expr.args:
                     return frozenset({EvalSite(expr, expr, self.mf.code(expr))}), "alias"
@@ -1164,18 +1230,16 @@ class _ScopeAnalysis:
         if isinstance(func, cst.Attribute):
             attr = func.attr.value
             if attr == fw.eval_method or attr == fw.train_method or attr in fw.mode_setter_methods:
-                if attr == fw.train_method or attr == fw.eval_method:
-                    resolved = self.mf.resolve_call(self.scope, call)
-                    if resolved is not None and self._is_fit_method(resolved[0], call):
-                        return self.local_call(call, resolved, state)
+                resolved = self.own_method(call)
+                if resolved is not None:
+                    return self.local_call(call, resolved, state)
                 key = key_of(peel(func.value))
                 if key is None:
                     return state
                 if attr == fw.eval_method:
                     if call.args:
                         return state
-                    self.site_loops[id(call)] = tuple(self.loops)
-                    self.site_tests[id(call)] = tuple(self.tests)
+                    self.note_site(call, tuple(self.loops))
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 if attr == fw.train_method:
                     flag = train_flag(call)
@@ -1187,8 +1251,7 @@ class _ScopeAnalysis:
                     value = literal_value(arg.value) if arg is not None else None
                     flag = value if isinstance(value, bool) else None
                 if flag is False:
-                    self.site_loops[id(call)] = tuple(self.loops)
-                    self.site_tests[id(call)] = tuple(self.tests)
+                    self.note_site(call, tuple(self.loops))
                     return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
                 return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
             # `torch.autograd.backward(loss)` written in full: today its last name is also a backward
@@ -1273,17 +1336,18 @@ class _ScopeAnalysis:
     def project_call(self, call: cst.Call, effect, state: State) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
         exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, kept_exit, mapped_exit, trained_keys
+        from modelint.analysis.modemodel import bind, call_values, kept_exit, live_steps, mapped_exit, trained_keys
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
-        args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
-        kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
+        arguments = self.arguments(call)
+        args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in arguments]
+        kws = {a.keyword.value: key_of(peel(a.value)) for a in arguments if a.keyword is not None}
         mapping = bind(effect, [a for a in args], kws, recv)
         name = effect.qualname.rsplit(".", 1)[-1]
         shown = self.mf.code(call)
         loops = tuple(self.loops)
-        self.site_loops[id(call)] = loops
+        self.note_site(call, loops)
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         out = state
@@ -1302,10 +1366,14 @@ class _ScopeAnalysis:
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        if effect.steps and not (self.no_grad or self.no_grad_scope):
-            kind = "optimizer" if "o" in effect.steps else "backward"
+        live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
+        if live and not (self.no_grad or self.no_grad_scope):
+            kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
-            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops)
+            # the atoms every live step of the callee is guarded by, in this scope's names
+            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
+            guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
+            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops, guard)
             for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
@@ -1395,6 +1463,24 @@ class _ScopeAnalysis:
         required = [p for p in (*fn.params.posonly_params, *fn.params.params)[1:] if p.default is None]
         return len(positional) > 2 or bool(required) or len(call.args) > 1
 
+    def own_method(self, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
+        """`self.train(loader)` / `self.eval()` that calls a method of this file rather than switching
+        a mode: a fit loop named `train`, or a `train`/`eval` of a plain class (`_plain_class_method`)."""
+        fw = self.ctx.framework
+        if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in (fw.train_method, fw.eval_method):
+            return None
+        resolved = self.mf.resolve_call(self.scope, call)
+        if resolved is not None and (self._is_fit_method(resolved[0], call) or self._plain_class_method(resolved[0])):
+            return resolved
+        return None
+
+    def _plain_class_method(self, fn: cst.FunctionDef) -> bool:
+        """A `train`/`eval` method of a project class that is not a module (a workspace or runner
+        whose `eval()` runs evaluation episodes): calling it runs that method, it switches no mode
+        of the object itself (a module's own `eval()` override still is a switch)."""
+        cls = self.mf.index.method_class.get(id(fn))
+        return cls is not None and not self.ctx.is_module_class(cls) and not self.ctx.is_lightning_class(cls)
+
     def model_call(self, call: cst.Call, key: str, state: State, forwards: bool = True) -> None:
         no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile
         self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops))
@@ -1424,7 +1510,7 @@ class _ScopeAnalysis:
 
     def step(self, call: cst.Call, kind: str, state: State) -> None:
         shown = self.mf.code(call.func) + "()"
-        self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (), state, tuple(self.loops))
+        self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (), state, tuple(self.loops), tuple(self.atoms))
 
     def local_call(self, call: cst.Call, resolved: Tuple[cst.FunctionDef, Optional[str]], state: State) -> State:
         callee, receiver = resolved
@@ -1434,10 +1520,13 @@ class _ScopeAnalysis:
         if summary is None:
             return state
         name = callee.name.value
-        if summary.has_optimizer_step:
+        # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
+        values = self.literal_args(call, callee, receiver)
+        live = [st for st in summary.steps if not falsified(st.guard, values)]
+        if summary.has_optimizer_step and any(st.kind == "optimizer" for st in live):
             self.has_optimizer_step = True
         loops = tuple(self.loops)
-        if summary.steps and not (self.no_grad or self.no_grad_scope):
+        if live and not (self.no_grad or self.no_grad_scope):
             # what a callee that runs a training step uses is trained here (not what a logging,
             # saving or evaluation helper touches)
             forwarded = {k for k, _ in summary.forwarded}
@@ -1445,33 +1534,26 @@ class _ScopeAnalysis:
                 mapped = map_key(ckey, summary, mapping)
                 if mapped is not None:
                     self.use(mapped, forwarded=ckey in forwarded)
-        for st in summary.steps:
+        for st in live:
             composed = self.compose(state, st.state, summary, mapping, None, name)
-            self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops)
-        self.site_loops[id(call)] = loops
+            guard = tuple(self.atoms) + remap(st.guard, mapping)
+            self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops, guard)
+        self.note_site(call, loops)
         new_state = self.compose(state, summary.exit, summary, mapping, call, name)
-        return trained_after_step(new_state) if summary.steps and not (self.no_grad or self.no_grad_scope) else new_state
+        return trained_after_step(new_state) if live and not (self.no_grad or self.no_grad_scope) else new_state
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
-        positional, kwonly, names = _param_list(callee)
-        mapping: Dict[str, Optional[str]] = {}
-        params = list(positional)
-        if receiver is not None and params:
-            mapping[params[0]] = receiver
-            params = params[1:]
-        i = 0
-        for arg in call.args:
-            if arg.star:
-                if arg.star == "*":
-                    i = len(params)  # positions unknown from here on
-                continue
-            if arg.keyword is not None:
-                if arg.keyword.value in names:
-                    mapping[arg.keyword.value] = key_of(peel(arg.value))
-            elif i < len(params):
-                mapping[params[i]] = key_of(peel(arg.value))
-                i += 1
+        positional = _param_list(callee)[0]
+        mapping: Dict[str, Optional[str]] = {positional[0]: receiver} if receiver is not None and positional else {}
+        mapping.update(_bind(self.arguments(call), callee, receiver, lambda v: key_of(peel(v))))
         return mapping
+
+    def literal_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
+        """The callee's parameters bound to a literal by the call, or left at a literal default."""
+        values = {p.name.value: constant_cst(p.default) for p in (*callee.params.posonly_params, *callee.params.params, *callee.params.kwonly_params)
+                  if p.default is not None}
+        values.update(_bind(self.arguments(call), callee, receiver, constant_cst))
+        return {k: v for k, v in values.items() if v is not NOT_LITERAL}
 
     def compose(
         self,
@@ -1507,23 +1589,164 @@ class _ScopeAnalysis:
         return out
 
 
+def _handed_in_class(index: "_Index", cls: cst.ClassDef) -> Dict[int, Dict[str, Set[str]]]:
+    """id(method) -> `ModeFlow.handed_attributes` for every method of `cls` called as `self.m(...)`."""
+    methods = index.methods.get(id(cls), {})
+    out: Dict[int, Dict[str, Set[str]]] = {}
+    for caller in methods.values():
+        positional = _param_list(caller)[0]
+        if not positional:
+            continue
+        me, local_sources = positional[0], None
+        for node in descendants(caller.body):
+            if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                    and isinstance(node.func.value, cst.Name) and node.func.value.value == me):
+                continue
+            callee = methods.get(node.func.attr.value)
+            if callee is None or callee is caller:
+                continue
+            for param, key in _bind(node.args, callee, me, lambda v: key_of(peel(v))).items():
+                if key is None:
+                    continue
+                if "." not in key:
+                    local_sources = local_sources if local_sources is not None else _local_attr_sources(caller, me, methods)
+                    attrs = local_sources.get(key, set())
+                else:
+                    attrs = {key} if key.startswith(me + ".") else set()
+                if attrs:
+                    out.setdefault(id(callee), {}).setdefault(param, set()).update(
+                        "self" + a[len(me):] for a in attrs)
+    return out
+
+
+def _local_attr_sources(fn: cst.FunctionDef, me: str, methods: Optional[Dict[str, cst.FunctionDef]] = None) -> Dict[str, Set[str]]:
+    """Plain local -> the attributes of `me` it is bound from or stored into in `fn` (`m =
+    DDP(self.net)`, `m, opt = accelerator.prepare(self.net, opt)`, `self.wrapped = m`), also
+    through what a method of `methods` returns (`m, dl = self._prepare(...)`, one level)."""
+    out: Dict[str, Set[str]] = {}
+    for node in descendants(fn.body):
+        if not isinstance(node, cst.Assign):
+            continue
+        for t in node.targets:
+            returned = _returned_attrs(node.value, me, methods) if methods else {}
+            for i, (name, value) in enumerate(_paired(t.target, node.value)):
+                tkey, sources = key_of(name), alias_sources(value) if value is not None else []
+                sources = sources + sorted(returned.get(i if isinstance(t.target, (cst.Tuple, cst.List)) else -1, ()))
+                if tkey is not None and "." not in tkey:
+                    out.setdefault(tkey, set()).update(k for k in sources if k.startswith(me + "."))
+                elif tkey is not None and tkey.startswith(me + "."):
+                    for k in sources:
+                        if "." not in k:
+                            out.setdefault(k, set()).add(tkey)
+    return out
+
+
+def _returned_attrs(value: cst.CSTNode, me: str, methods: Dict[str, cst.FunctionDef]) -> Dict[int, Set[str]]:
+    """position (-1: the whole value) -> the attributes of `me` that `self.m(...)` returns there."""
+    if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and key_of(value.func.value) == me):
+        return {}
+    callee = methods.get(value.func.attr.value)
+    positional = _param_list(callee)[0] if callee is not None else []
+    if not positional:
+        return {}
+    inner, locals_ = positional[0], None
+    out: Dict[int, Set[str]] = {}
+    for node in descendants(callee.body):
+        if not isinstance(node, cst.Return) or node.value is None:
+            continue
+        items = list(enumerate(e.value for e in node.value.elements)) if isinstance(node.value, cst.Tuple) else [(-1, node.value)]
+        for i, item in items:
+            key = key_of(peel(item))
+            if key is None:
+                continue
+            if "." not in key:
+                locals_ = locals_ if locals_ is not None else _local_attr_sources(callee, inner)
+                attrs = locals_.get(key, set())
+            else:
+                attrs = {key} if key.startswith(inner + ".") else set()
+            out.setdefault(i, set()).update(me + a[len(inner):] for a in attrs)
+    return out
+
+
+def _paired(target: cst.CSTNode, value: cst.CSTNode) -> List[Tuple[cst.CSTNode, Optional[cst.CSTNode]]]:
+    """(target, the value it takes) for a plain or a tuple assignment (`a, b = x, y`; `m, opt =
+    accelerator.prepare(net, opt)`: each prepared object is handed back in its place)."""
+    if not isinstance(target, (cst.Tuple, cst.List)):
+        return [(target, value)]
+    elements = [e.value for e in target.elements]
+    if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(elements):
+        return list(zip(elements, (e.value for e in value.elements)))
+    if (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "prepare"
+            and len(value.args) == len(elements) and not any(a.star for a in value.args)):
+        return list(zip(elements, (a.value for a in value.args)))
+    return [(e, None) for e in elements]
+
+
+def _literal_arguments(args: Sequence[cst.Arg]) -> List[Tuple[object, object]]:
+    """[position or keyword, literal] for a call's literal arguments (`modemodel.call_values`)."""
+    out: List[Tuple[object, object]] = []
+    positional = []
+    for arg in args:
+        if arg.star == "*":
+            break  # positions unknown from here on
+        if not arg.star and arg.keyword is None:
+            positional.append(arg)
+    for i, arg in enumerate(positional):
+        value = constant_cst(arg.value)
+        if value is not NOT_LITERAL:
+            out.append((i, value))
+    for arg in args:
+        if arg.keyword is not None and constant_cst(arg.value) is not NOT_LITERAL:
+            out.append((arg.keyword.value, constant_cst(arg.value)))
+    return out
+
+
+def _bind(args: Sequence[cst.Arg], callee: cst.FunctionDef, receiver: Optional[str], read) -> Dict[str, object]:
+    """callee parameter -> `read(argument)` for the arguments a call passes (after the receiver)."""
+    positional, kwonly, names = _param_list(callee)
+    mapping: Dict[str, object] = {}
+    params = list(positional)
+    if receiver is not None and params:
+        params = params[1:]
+    i = 0
+    for arg in args:
+        if arg.star:
+            if arg.star == "*":
+                i = len(params)  # positions unknown from here on
+            continue
+        if arg.keyword is not None:
+            if arg.keyword.value in names:
+                mapping[arg.keyword.value] = read(arg.value)
+        elif i < len(params):
+            mapping[params[i]] = read(arg.value)
+            i += 1
+    return mapping
+
+
 def flag_tests(test: cst.CSTNode, arm: bool) -> Tuple[Tuple[str, bool], ...]:
     """The plain flags (a name or attribute chain, `self.` dropped so that a method reading
     `self.args.X` and a function reading `args = self.args; args.X` name the same flag) that the
     `if` test fixes in one arm, each with its value there: `if args.tune and not args.tie:` fixes
     ("args.tune", True) and ("args.tie", False) in the body, `if a or b:` both False in the `else`."""
-    wanted = True
-    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        test, wanted = test.expression, not wanted
-    if isinstance(test, cst.BooleanOperation):
-        joins = cst.And if arm == wanted else cst.Or  # (`not (a or b)` fixes both in the body)
-        if not isinstance(test.operator, joins):
-            return ()
-        return flag_tests(test.left, arm == wanted) + flag_tests(test.right, arm == wanted)
-    key = key_of(test)
-    if key is None or key in ("True", "False", "None"):
-        return ()
-    return ((key.removeprefix("self."), wanted == arm),)
+    return _flags(atoms_cst(test, arm))
+
+
+def _flags(atoms: Iterable[Atom]) -> Tuple[Tuple[str, bool], ...]:
+    """The truth-tested atoms as `flag_tests` names them."""
+    return tuple((key.removeprefix("self."), holds) for key, op, _, holds in atoms if op == "truthy")
+
+
+def _fixed_atoms(guard: Guard, fixed: FrozenSet[str]) -> Guard:
+    return tuple(a for a in guard if a[0] in fixed)
+
+
+def _keep_guard(step: Step, fixed: FrozenSet[str]) -> Step:
+    """A step's guard reduced to the parameters nothing in its scope rebinds (a rebound flag may
+    hold anything by the time of the step)."""
+    kept = _fixed_atoms(step.guard, fixed)
+    if kept == step.guard:
+        return step
+    return Step(step.node, step.inner, step.shown, step.kind, step.via, step.state, step.loops, kept)
 
 
 def steps_loss(call: cst.Call) -> bool:

@@ -28,9 +28,11 @@ import bisect
 import re
 import textwrap
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from modelint.analysis.astnames import dotted_ast
+from modelint.analysis.calls import NOT_LITERAL
+from modelint.analysis.conditions import atoms_ast, constant_ast, falsified, remap
 from modelint.frameworks import PROFILES
 
 # A function is summarised when its text calls a mode switch or a method whose name says one
@@ -48,7 +50,11 @@ from modelint.frameworks import PROFILES
 # name holds an evaluation word after its first token (`compute_val_loss`, `run_validation`) are
 # summarised too (their caller may hold the no_grad). 6: the "w" event, a local bound to a
 # construction with the keys it is handed (`learner = Learner(model)`; `learner.to_eval()`).
-IR_VERSION = 6
+# 7: guards (`analysis.conditions`): an `if` event carries the atoms its test fixes on the
+# function's unrebound parameters in each arm, a call event the literal arguments it passes, and
+# the IR the parameters' literal defaults and which parameters nothing rebinds (`run_epoch(loader,
+# train=False)` runs no step of an `if train:` arm).
+IR_VERSION = 7
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -107,11 +113,16 @@ def _train_flag(call: ast.Call) -> Optional[object]:
 
 class _Builder:
     """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
-    ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line]; ["if", [...], [...]];
-    ["loop", [...]]; ["w", local, class, [arg keys], {kw: key}] (a local bound to a construction)."""
+    ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line, no_grad, steps, [[position or
+    keyword, literal]]]; ["if", [...], [...], body atoms, else atoms] (`conditions`: atoms on the
+    `fixed` parameters only); ["loop", [...]]; ["w", local, class, [arg keys], {kw: key}] (a local
+    bound to a construction)."""
 
-    def __init__(self, line0: int):
+    def __init__(self, line0: int, fixed: FrozenSet[str] = frozenset(), once: FrozenSet[str] = frozenset()):
         self.line0 = line0
+        self.fixed = fixed  # parameters nothing in the function rebinds
+        self.once = once  # plain names bound exactly once (`is_train = mode == "train"`)
+        self.derived: Dict[str, tuple] = {}  # such a local -> the atoms it stands for when true
         self.saved: Dict[str, str] = {}  # was = model.training
         self.returns: List[str] = []
         self.step_fns: set = set()
@@ -156,7 +167,7 @@ class _Builder:
                 out.append(["m", self.saved[flag], "restore", self.line(s)])
                 return
             self.expr(s.test, out)
-            out.append(["if", self.body(s.body), self.body(s.orelse)])
+            out.append(["if", self.body(s.body), self.body(s.orelse), self._atoms(s.test, True), self._atoms(s.test, False)])
             return
         if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
             self.expr(s.iter if not isinstance(s, ast.While) else s.test, out)
@@ -199,6 +210,7 @@ class _Builder:
                     continue
                 self._alias(key, value)
                 self._note_wrapper(key, value, out)
+                self._note_derived(key, value)
                 src = dotted_ast(value)
                 if src and src.endswith(".training"):
                     self.saved[key] = src[: -len(".training")]
@@ -225,6 +237,16 @@ class _Builder:
         elif target in self.wrappers:
             out.append(["w", target, "", [], {}])
             self.wrappers.discard(target)
+
+    def _atoms(self, test: ast.AST, arm: bool) -> list:
+        return [list(a) for a in atoms_ast(test, arm, self.derived) if a[0] in self.fixed]
+
+    def _note_derived(self, target: str, value: ast.AST) -> None:
+        """`is_train = (loop_type == "train")`, bound once: a later `if is_train:` tests `loop_type`."""
+        if target in self.once and isinstance(value, (ast.Compare, ast.UnaryOp, ast.BoolOp, ast.Name)):
+            atoms = tuple(a for a in atoms_ast(value, True, self.derived) if a[0] in self.fixed)
+            if len(atoms) == 1:
+                self.derived[target] = atoms
 
     def _alias(self, target: str, value: ast.AST) -> None:
         """Record `target = <a name or attribute>` as an alias (a plain local only); any other
@@ -313,7 +335,10 @@ class _Builder:
         # `loss_scaler(loss, optimizer, clip_grad=...)` (timm's NativeScaler, DeiT): a callable handed the
         # loss and the optimizer steps it, when it is not a summarised function (7th field: 1)
         steps = loss_and_optimizer([*args, *kws.values()]) and not callee.rsplit(".", 1)[-1][:1].isupper()
-        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0, 1 if steps else 0])
+        before_star = [a for a in call.args[:next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), None)]]
+        literals = [[i, v] for i, v in enumerate(constant_ast(a) for a in before_star) if v is not NOT_LITERAL]
+        literals += [[k.arg, constant_ast(k.value)] for k in call.keywords if k.arg and constant_ast(k.value) is not NOT_LITERAL]
+        out.append(["c", callee, args, kws, self.line(call), 1 if self.no_grad else 0, 1 if steps else 0, literals])
 
 
 _LOSS = re.compile(r"(^|_)loss(es)?($|_)", re.IGNORECASE)
@@ -347,9 +372,11 @@ class FunctionIR:
     line: int = 0
     is_method: bool = False
     decorators: List[str] = field(default_factory=list)
+    defaults: Dict[str, object] = field(default_factory=dict)  # parameter -> its literal default
+    fixed: List[str] = field(default_factory=list)  # the parameters nothing in the function rebinds
 
     def to_json(self) -> list:
-        return [self.params, self.body, self.returns, self.line, self.is_method, self.decorators]
+        return [self.params, self.body, self.returns, self.line, self.is_method, self.decorators, self.defaults, self.fixed]
 
     @staticmethod
     def from_json(raw: list) -> "FunctionIR":
@@ -500,12 +527,26 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
     if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
         return None
     fn = tree.body[0]
-    builder = _Builder(line0)
+    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
+    stores: Dict[str, int] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            stores[node.id] = stores.get(node.id, 0) + 1
+    fixed = [p for p in params if p not in stores]
+    builder = _Builder(line0, frozenset(fixed), frozenset(k for k, n in stores.items() if n == 1))
     decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
     builder.no_grad = sum(d.rsplit(".", 1)[-1] in _NO_GRAD_NAMES for d in decorators)  # `@torch.no_grad()`
     body = builder.body(fn.body)
-    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)] + [a.arg for a in fn.args.kwonlyargs]
-    return FunctionIR(params, body, builder.returns, line0, is_method, decorators)
+    return FunctionIR(params, body, builder.returns, line0, is_method, decorators, _defaults(fn.args), fixed)
+
+
+def _defaults(args: ast.arguments) -> Dict[str, object]:
+    """Parameter -> literal default (`train=True`, `opt=None`)."""
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    values = {a.arg: constant_ast(d) for a, d in pairs}
+    return {k: v for k, v in values.items() if v is not NOT_LITERAL}
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,6 +575,11 @@ class Effect:
     # keys run while still in the mode they arrived in (no `model.eval()` before): (key, line of the
     # first such run, 1 when under no_grad here / 0 otherwise); an evaluation that trusts its caller
     infers: Tuple[Tuple[str, int, int], ...] = ()
+    # the steps that run only under a test of a parameter: (kind, guard) (`conditions`), and the
+    # kinds that run whatever the arguments; `live_steps` reads them for one call
+    guarded: Tuple[Tuple[str, tuple], ...] = ()
+    always: FrozenSet[str] = frozenset()
+    defaults: Tuple[Tuple[str, object], ...] = ()  # parameter -> literal default
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -577,6 +623,10 @@ class Evaluator:
         self.where: Dict[str, int] = {}
         self.wrapped: Dict[str, Dict[str, str]] = {}  # `learner = Learner(net)` -> {"net": "net"}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
+        self.fixed = frozenset(ir.fixed)
+        self.guard: list = []  # the atoms the `if` arms around the current event fix
+        self.always: set = set()
+        self.guarded: set = set()
         state = self.block(ir.body, {})
         returns = set()
         for r in ir.returns:
@@ -593,7 +643,24 @@ class Evaluator:
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
                       frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
-                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())))
+                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())),
+                      tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())))
+
+    def record_step(self, kind: str, extra: tuple = ()) -> None:
+        guard = tuple(self.guard) + extra
+        self.steps.add(kind)
+        if guard:
+            self.guarded.add((kind, guard))
+        else:
+            self.always.add(kind)
+
+    def arm(self, events: list, atoms: list, state):
+        """One arm of an `if`, under the atoms its test fixes there."""
+        self.guard.extend(tuple(a) for a in atoms)
+        try:
+            return self.block(events, state)
+        finally:
+            del self.guard[len(self.guard) - len(atoms):]
 
     def block(self, events: list, state):
         for e in events:
@@ -607,10 +674,11 @@ class Evaluator:
             self.where[e[1]] = e[3]
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
-            self.steps.add(e[1])
+            self.record_step(e[1])
             return state
         if kind == "if":
-            return _join(self.block(e[1], state), self.block(e[2], state))
+            atoms = e[3:5] if len(e) > 4 else ([], [])
+            return _join(self.arm(e[1], atoms[0], state), self.arm(e[2], atoms[1], state))
         if kind == "loop":
             once = self.block(e[1], state)
             twice = self.block(e[1], _join(state, once))
@@ -637,10 +705,11 @@ class Evaluator:
         effect = self.resolve(self.module, callee_name, self.cls, self.self_name)
         if effect is None:
             if len(e) > 6 and e[6] and not quiet:
-                self.steps.add("o")  # `loss_scaler(loss, optimizer)`
+                self.record_step("o")  # `loss_scaler(loss, optimizer)`
             return state
-        self.steps |= effect.steps
         mapping = bind(effect, args, kws, recv or None)
+        for step_kind, guard in live_steps(effect, call_values(effect, e[7] if len(e) > 7 else [])):
+            self.record_step(step_kind, tuple(a for a in remap(guard, mapping) if a[0] in self.fixed))
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
         targets = mapped_exit(effect, mapping, recv or None)
@@ -668,6 +737,30 @@ def bind(effect: Effect, args: List[Optional[str]], kws: Dict[str, Optional[str]
         if k in effect.params:
             mapping[k] = v
     return mapping
+
+
+def call_values(effect: Effect, literals: Iterable[Sequence]) -> Dict[str, object]:
+    """The callee's parameters bound to a literal by a call (`literals`: [position or keyword,
+    value] pairs; a method's first parameter is its receiver) or left at a literal default."""
+    values = dict(effect.defaults)
+    params = list(effect.params[1:] if effect.is_method else effect.params)
+    for where, value in literals:
+        if isinstance(where, int):
+            if where < len(params):
+                values[params[where]] = value
+        elif where in effect.params:
+            values[where] = value
+    return values
+
+
+def live_steps(effect: Effect, values: Dict[str, object]) -> List[Tuple[str, tuple]]:
+    """(kind, guard) of the training steps a call with these literal `values` may run: the
+    unguarded kinds, and the guarded ones no value makes false (`run_epoch(train=False)` runs
+    none of the `if train:` steps)."""
+    if not effect.guarded:
+        return [(k, ()) for k in sorted(effect.steps)]
+    out = [(k, ()) for k in sorted(effect.always)]
+    return out + [(k, g) for k, g in effect.guarded if not falsified(g, values)]
 
 
 def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Optional[str]:
