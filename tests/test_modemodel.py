@@ -519,6 +519,47 @@ def test_search_wrapper_around_a_model_in_eval():
     )
 
 
+def test_a_head_sized_from_a_frozen_model_is_not_a_wrapper_of_it():
+    # `Head(backbone.out_dim, k)` reads a number off the model in eval; `Wrapper(backbone)` holds it
+    check(
+        """
+        import torch
+        from torch import nn
+
+        class Head(nn.Module):
+            def __init__(self, width, k):
+                super().__init__()
+                self.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(width, k))
+
+        class Wrapper(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = nn.Sequential(inner, nn.Dropout(0.1))
+
+        def probe(backbone, batches, k):
+            backbone.eval()
+            head = Head(backbone.out_dim, k)
+            opt = torch.optim.SGD(head.parameters(), lr=0.1)
+            for feats, y in batches:
+                loss = (head(feats) - y).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        def wrapped(backbone, batches):
+            backbone.eval()
+            held = Wrapper(backbone)
+            opt = torch.optim.SGD(held.parameters(), lr=0.1)
+            for feats, y in batches:
+                loss = (held(feats) - y).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()  # expect: MDL303
+        """,
+        "MDL303",
+    )
+
+
 def test_save_restore_idiom_is_not_an_mdl301():
     check(
         """

@@ -1073,10 +1073,14 @@ class _ScopeAnalysis:
 
     def wrapped_eval(self, call: cst.Call, state: State) -> FrozenSet:
         """The eval facts of a model argument that is in eval mode on every path (a wrapper built
-        around it runs it in that mode), else empty."""
+        around it runs it in that mode), else empty. The argument is the model itself (a name, or
+        `self.net`) or a key switched under its own name (`model.decoder.eval()`); an attribute that only inherits
+        its parent's facts is read off the model, not the model (`Probe(encoder.n_features, 10)`:
+        a new head sized from a frozen encoder, not a wrapper of it; measuring set 4's SimCLR
+        linear probe took the probe for the encoder in eval)."""
         for arg in call.args:
             key = key_of(peel(arg.value))
-            if key is not None:
+            if key is not None and (_whole_model(key) or key in state):
                 tokens = get(state, key)
                 if tokens and all(isinstance(t, EvalSite) for t in tokens):
                     return tokens
@@ -1599,6 +1603,11 @@ def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
 
 # --------------------------------------------------------------------------------------------
 # Which call-site rule owns a training step in eval mode: decided by paths (MDL301 / MDL303)
+
+
+def _whole_model(key: str) -> bool:
+    """A name, or one attribute of `self`: a key that holds a model rather than reads one's part."""
+    return key.count(".") == (1 if key.startswith("self.") else 0)
 
 
 def eval_on_every_path(tokens: FrozenSet) -> bool:

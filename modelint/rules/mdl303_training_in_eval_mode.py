@@ -44,7 +44,7 @@ class TrainingInEvalMode(Rule):
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
     )
     what += (
@@ -196,6 +196,26 @@ def decoder_rounds(decoder, feature_net, pairs, rounds):
             opt_dec.zero_grad()
             loss.backward()
             opt_dec.step()
+""",
+        # a probe head sized from a frozen encoder is a new model, not a wrapper of the encoder
+        """
+import torch
+
+class Probe(torch.nn.Module):
+    def __init__(self, width, n_classes):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.fc = torch.nn.Linear(width, n_classes)
+
+def linear_probe(encoder, feature_batches, n_classes, epochs):
+    encoder.eval()
+    probe = Probe(encoder.width, n_classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for feats, labels in feature_batches:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(probe(feats), labels).backward()
+            opt.step()
 """,
         # the trained parts are collected in a container switched back to train
         """
