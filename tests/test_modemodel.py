@@ -95,6 +95,159 @@ def test_summary_records_switches_steps_restores_and_returned_models():
     assert index.effect("helpers.nothing_relevant") is None
 
 
+def test_a_summary_keeps_the_modes_at_its_steps_apart_from_its_exit():
+    src = textwrap.dedent(
+        """
+        import torch
+
+        def refine(net, batches, opt):
+            net.train()
+            for x, y in batches:
+                opt.zero_grad()
+                (net(x) - y).pow(2).mean().backward()
+                opt.step()
+            net.eval()
+
+        def calibrate_then_refine(net, aux, batches, opt):
+            aux.eval()
+            refine(net, batches, opt)
+
+        def leave_eval(model):
+            model.eval()
+        """
+    ).encode()
+    index = ProjectIndex()
+    index.add(facts_from_source(src, Path("tuning.py"), modname="tuning"))
+    refine = index.effect("tuning.refine")
+    assert refine.exit == {"net": frozenset({"eval"})}
+    assert refine.at_step == {"net": frozenset({"train"})}
+    # composed through a call: the callee's step modes in the caller's names, the caller's own
+    # switches before it kept
+    outer = index.effect("tuning.calibrate_then_refine").at_step
+    assert outer["net"] == frozenset({"train"}) and outer["aux"] == frozenset({"eval"})
+    assert index.effect("tuning.leave_eval").at_step is None  # no step
+
+
+PROBE_HELPER = {
+    "probing.py": """
+        import torch
+
+        def fit_head(head, batches, opt):
+            for x, y in batches:
+                head.train()
+                opt.zero_grad()
+                (head(x) - y).pow(2).mean().backward()
+                opt.step()
+                head.eval()
+
+        def probe_score(model, batches, make_opt):
+            model.eval()
+            head = model.head
+            fit_head(head, batches, make_opt(head))
+        """,
+}
+
+
+def test_a_helper_that_steps_a_part_it_switched_to_train_is_not_training_in_eval(tmp_path):
+    files = dict(PROBE_HELPER)
+    files["main.py"] = """
+        import torch
+        from probing import probe_score, fit_head
+
+        def pretrain(model, batches, opt, make_opt, epochs):
+            for epoch in range(epochs):
+                model.train()
+                for x, y in batches:
+                    opt.zero_grad()
+                    (model(x) - y).pow(2).mean().backward()
+                    opt.step()
+                probe_score(model, batches, make_opt)
+
+        def after_eval(model, batches, make_opt):
+            model.eval()
+            fit_head(model, batches, make_opt(model))
+        """
+    assert found(tmp_path, files) == []
+
+
+def test_a_method_that_trains_then_leaves_its_network_in_eval_trains_in_train_mode(tmp_path):
+    # a plain class's warm-up phase: train(), steps, then eval() to measure; the receiver ends in
+    # eval, but the steps ran in training mode (measuring set 4, TorchSSL's FreeMatch.warmup)
+    files = {
+        "algo/runner.py": """
+            import torch
+
+            class Runner:
+                def __init__(self, net, opt_fn):
+                    self.net = net
+                    self.opt = opt_fn(self.net)
+
+                def warm_up(self, batches):
+                    self.net.train()
+                    for x, y in batches:
+                        self.opt.zero_grad()
+                        (self.net(x) - y).pow(2).mean().backward()
+                        self.opt.step()
+                    self.net.eval()
+                    with torch.no_grad():
+                        self.stats = [self.net(x) for x, _ in batches]
+
+                def tune(self, batches):
+                    for x, y in batches:
+                        self.opt.zero_grad()
+                        (self.net(x) - y).pow(2).mean().backward()
+                        self.opt.step()
+            """,
+        "run.py": """
+            from algo.runner import Runner
+
+            def main(net, opt_fn, batches, warm):
+                runner = Runner(net, opt_fn)
+                if warm:
+                    runner.warm_up(batches)
+                print("warm-up done, evaluation next")
+
+            def tune_after_warm_up(net, opt_fn, batches):
+                runner = Runner(net, opt_fn)
+                runner.warm_up(batches)
+                runner.tune(batches)
+            """,
+    }
+    assert found(tmp_path, files) == [("run.py", 13, "MDL303")]
+
+
+def test_a_helper_that_steps_in_the_mode_its_caller_left_is_still_reported(tmp_path):
+    files = {
+        "probing.py": """
+            import torch
+
+            def fit_part(part, batches, opt):
+                for x, y in batches:
+                    opt.zero_grad()
+                    (part(x) - y).pow(2).mean().backward()
+                    opt.step()
+
+            def probe_score(model, batches, make_opt):
+                model.eval()
+                fit_part(model.head, batches, make_opt(model.head))
+            """,
+        "main.py": """
+            import torch
+            from probing import probe_score
+
+            def pretrain(model, batches, opt, make_opt, epochs):
+                for epoch in range(epochs):
+                    model.train()
+                    for x, y in batches:
+                        opt.zero_grad()
+                        (model(x) - y).pow(2).mean().backward()
+                        opt.step()
+                    probe_score(model, batches, make_opt)
+            """,
+    }
+    assert found(tmp_path, files) == [("main.py", 12, "MDL303")]
+
+
 def test_docstring_examples_are_not_summarised():
     src = b'def forward(self, x):\n    """\n    >>> model = AutoModel.from_pretrained("x")\n    """\n    return x\n'
     assert summaries_from_source(src) == {}

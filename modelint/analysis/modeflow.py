@@ -264,6 +264,9 @@ class Step:
     via: Tuple[str, ...]
     state: State
     loops: Tuple[cst.CSTNode, ...] = ()
+    # the keys the step trains when a project summary says (what it runs outside no_grad, in the
+    # caller's names); None: not known, every model used around the step may be
+    trains: Optional[Tuple[str, ...]] = None
 
 
 @dataclass
@@ -1277,7 +1280,7 @@ class _ScopeAnalysis:
     def project_call(self, call: cst.Call, effect, state: State) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
         exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, kept_exit, mapped_exit, trained_keys
+        from modelint.analysis.modemodel import bind, mapped_exit, trained_keys
 
         func = call.func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
@@ -1290,10 +1293,33 @@ class _ScopeAnalysis:
         self.site_loops[id(call)] = loops
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
+        out = self._project_modes(call, effect, state, mapped_exit(effect, mapping, recv))
+        if effect.steps and not (self.no_grad or self.no_grad_scope):
+            kind = "optimizer" if "o" in effect.steps else "backward"
+            self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
+            # the modes at the callee's steps, not on its exit: a helper that switches its probe to
+            # train, steps, and evaluates it before returning trains it in training mode
+            at = out if effect.at_step is None else self._project_modes(
+                call, effect, state, mapped_exit(effect, mapping, recv, effect.at_step), effect.at_step)
+            trains = trained_keys(effect, mapping, recv)
+            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, tuple(trains) or None)
+            for key in trains or [recv, *args, *kws.values()]:
+                if key is not None:  # (nothing visibly run: every argument may be what it trains)
+                    self.use(key, forwarded=True)
+            out = trained_after_step(out)
+        return out
+
+    def _project_modes(self, call: cst.Call, effect, state: State, targets, modes_of=None) -> State:
+        """`state` with the modes a project call gives its keys (`targets`: `modemodel.mapped_exit`
+        of its exit, or of `modes_of`, its modes at its steps), and the networks a wrapper object it
+        is a method of keeps (`learner.to_eval()`)."""
+        from modelint.analysis.modemodel import kept_exit
+
+        recv = key_of(peel(call.func.value)) if isinstance(call.func, cst.Attribute) else None
+        if recv in self._kept and effect.is_method:
+            targets = targets + kept_exit(effect, self._kept[recv], modes_of)
+        name = effect.qualname.rsplit(".", 1)[-1]
         out = state
-        targets = mapped_exit(effect, mapping, recv)
-        if recv in self._kept and effect.is_method:  # `learner.to_eval()`: the networks it keeps
-            targets += kept_exit(effect, self._kept[recv])
         for key, modes, line in targets:
             if key is None:
                 continue
@@ -1302,18 +1328,10 @@ class _ScopeAnalysis:
                 if m == "entry":
                     new |= get(state, key)
                 elif m == "eval":
-                    new.add(EvalSite(call, call, shown, (name,), f"line {line} of `{effect.qualname}`"))
+                    new.add(EvalSite(call, call, self.mf.code(call), (name,), f"line {line} of `{effect.qualname}`"))
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        if effect.steps and not (self.no_grad or self.no_grad_scope):
-            kind = "optimizer" if "o" in effect.steps else "backward"
-            self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
-            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops)
-            for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
-                if key is not None:  # (nothing visibly run: every argument may be what it trains)
-                    self.use(key, forwarded=True)
-            out = trained_after_step(out)
         return out
 
     # --- tuples returned by a function of this file (`args, model = setup(cfg)`) ---------------
@@ -1630,6 +1648,17 @@ def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
         return False
     inner = step.loops[-1] if step.loops else None
     return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
+
+
+def trains_only_parts_in_train(step: Step, key: str) -> bool:
+    """The step is a project call whose summary says what it trains (`Step.trains`), and that is
+    not `key` but parts of it (`model.encoder`), none of them in eval on every path at the callee's
+    step: the routine trains the part it switched to train (a linear-probe evaluation fine-tuning
+    `model.encoder` after `encoder.train()`), not the whole model left in eval around it."""
+    if step.trains is None or key in step.trains:
+        return False
+    parts = [t for t in step.trains if t.startswith(key + ".")]
+    return bool(parts) and not any(eval_on_every_path(get(step.state, p)) for p in parts)
 
 
 _INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})

@@ -534,6 +534,10 @@ class Effect:
     # keys run while still in the mode they arrived in (no `model.eval()` before): (key, line of the
     # first such run, 1 when under no_grad here / 0 otherwise); an evaluation that trusts its caller
     infers: Tuple[Tuple[str, int, int], ...] = ()
+    # the modes at its training steps (joined over them; keys as in `exit`), None when it steps
+    # nowhere: a helper that switches its probe to train before stepping and leaves it in eval on
+    # exit trains it in training mode (GraphMAE's linear-probe evaluation, TorchSSL's warmup)
+    at_step: Optional[Dict[str, FrozenSet[str]]] = None
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -574,6 +578,7 @@ class Evaluator:
         self.steps: set = set()
         self.trains: set = set()
         self.infers: Dict[str, Tuple[int, int]] = {}
+        self.at_step: Optional[Dict[str, FrozenSet[str]]] = None
         self.where: Dict[str, int] = {}
         self.wrapped: Dict[str, Dict[str, str]] = {}  # `learner = Learner(net)` -> {"net": "net"}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
@@ -593,7 +598,7 @@ class Evaluator:
         returns.discard("")
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
                       frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
-                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())))
+                      tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())), self.at_step)
 
     def block(self, events: list, state):
         for e in events:
@@ -608,6 +613,7 @@ class Evaluator:
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
             self.steps.add(e[1])
+            self.note_step(state)
             return state
         if kind == "if":
             return _join(self.block(e[1], state), self.block(e[2], state))
@@ -625,6 +631,9 @@ class Evaluator:
                 self.wrapped.pop(e[1], None)
         return state
 
+    def note_step(self, state) -> None:
+        self.at_step = state if self.at_step is None else _join(self.at_step, state)
+
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
         quiet = len(e) > 5 and e[5]
@@ -638,19 +647,31 @@ class Evaluator:
         if effect is None:
             if len(e) > 6 and e[6] and not quiet:
                 self.steps.add("o")  # `loss_scaler(loss, optimizer)`
+                self.note_step(state)
             return state
         self.steps |= effect.steps
         mapping = bind(effect, args, kws, recv or None)
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
-        targets = mapped_exit(effect, mapping, recv or None)
+        if effect.at_step is not None:
+            self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)))
+        return self.apply(state, self.targets(effect, mapping, recv, effect.exit), line)
+
+    def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):
+        """(caller key, modes, line) for the keys `modes_of` (the callee's exit or step modes) sets."""
+        targets = mapped_exit(effect, mapping, recv or None, modes_of)
         if recv in self.wrapped and effect.is_method:
-            targets += kept_exit(effect, self.wrapped[recv])
+            targets += kept_exit(effect, self.wrapped[recv], modes_of)
+        return targets
+
+    def apply(self, state, targets, line: Optional[int] = None):
+        """`state` with the targets' modes ("entry": the mode the key has in `state`); `line` (a call's
+        exit) is noted as where a key was left in eval."""
         for key, modes, _ in targets:
             new = set()
             for m in modes:
                 new |= _get(state, key) if m == "entry" else {m}
-            if "eval" in new:
+            if "eval" in new and line is not None:
                 self.where[key] = line
             state = _assign(state, key, frozenset(new))
         return state
@@ -679,40 +700,43 @@ def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Opt
     return None  # the callee's locals and free names: not the caller's
 
 
-def receiver_modes(effect: Effect) -> FrozenSet[str]:
+def receiver_modes(effect: Effect, modes_of: Optional[Dict[str, FrozenSet[str]]] = None) -> FrozenSet[str]:
     """A wrapper method's effect on the wrapper object itself: the modes its `self.<net>`
-    attributes (or `self`) have on exit (`learner.to_eval()` -> {"eval"})."""
+    attributes (or `self`) have on exit (`learner.to_eval()` -> {"eval"}), or in `modes_of`."""
     if not effect.is_method or not effect.params:
         return frozenset()
     self_name = effect.params[0]
     out: set = set()
-    for key, modes in effect.exit.items():
+    for key, modes in (effect.exit if modes_of is None else modes_of).items():
         if key == self_name or key.startswith(self_name + "."):
             out |= modes
     return frozenset(out)
 
 
-def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str]):
+def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str],
+                modes_of: Optional[Dict[str, FrozenSet[str]]] = None):
     """(caller key, modes on exit, line that set them) for each key a call changes; a method's
-    receiver that is a wrapper object (`learner.to_eval()`) takes the modes of its networks."""
+    receiver that is a wrapper object (`learner.to_eval()`) takes the modes of its networks.
+    `modes_of`: other modes of the callee's keys than its exit (`Effect.at_step`)."""
+    modes_of = effect.exit if modes_of is None else modes_of
     out = []
-    for ckey, modes in effect.exit.items():
+    for ckey, modes in modes_of.items():
         key = map_key(ckey, effect, mapping)
         if key is not None:
             out.append((key, modes, effect.where.get(ckey, 0)))
     if recv is not None and effect.is_method and recv not in {k for k, _, _ in out}:
-        modes = receiver_modes(effect)
+        modes = receiver_modes(effect, modes_of)
         if modes:
-            out.append((recv, modes, min(effect.where.get(k, 0) for k in effect.exit)))
+            out.append((recv, modes, min(effect.where.get(k, 0) for k in modes_of)))
     return out
 
 
-def kept_exit(effect: Effect, kept: Dict[str, str]):
+def kept_exit(effect: Effect, kept: Dict[str, str], modes_of: Optional[Dict[str, FrozenSet[str]]] = None):
     """(caller key, modes on exit, line) for the networks a wrapper object keeps: a method leaving
     `self.net` in eval puts the key handed to `Learner(net)` in eval (`kept`: {attribute: key})."""
     self_name = effect.params[0] if effect.params else None
     out = []
-    for ckey, modes in effect.exit.items():
+    for ckey, modes in (effect.exit if modes_of is None else modes_of).items():
         root, _, rest = ckey.partition(".")
         attr, _, deeper = rest.partition(".")
         if root == self_name and attr in kept:

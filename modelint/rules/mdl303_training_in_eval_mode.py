@@ -7,7 +7,7 @@ import libcst as cst
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
     TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
-    forwarded_at_step, get, not_trained_name, step_over_inputs,
+    forwarded_at_step, get, not_trained_name, step_over_inputs, trains_only_parts_in_train,
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
@@ -36,7 +36,12 @@ class TrainingInEvalMode(Rule):
         "convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model, ...)`, "
         "`model = DDP(model)` under any import name) keeps its mode, and a step inside "
         "a function of this file that the loop calls is reported where it "
-        "runs. Also reports a `LightningModule` whose `__init__` stores a "
+        "runs. A step inside a helper of another file (or a method of a plain class) is judged in the modes "
+        "the helper has at that step, not those it leaves on return (`def warm_up(self): self.net.train(); "
+        "<steps>; self.net.eval()` trains in training mode), and when what the helper runs outside no_grad "
+        "is a part of the model (`head = model.head`, then a loop that calls `head.train()` before its "
+        "step: a linear-probe evaluation), the mode of that part at the step is what counts, not the "
+        "whole model's. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
@@ -217,6 +222,34 @@ def linear_probe(encoder, feature_batches, n_classes, epochs):
             torch.nn.functional.cross_entropy(probe(feats), labels).backward()
             opt.step()
 """,
+        # an evaluation helper fine-tunes a part of the model it switched to train: the rest of the
+        # model stays in eval around it, but no step trains it there
+        """
+import torch
+
+class ProbeReport:
+    def measure(self, net, pairs):
+        net.eval()
+        classifier = net.classifier
+        self.fit_classifier(classifier, pairs)
+
+    def fit_classifier(self, classifier, pairs):
+        probe_opt = torch.optim.SGD(classifier.parameters(), lr=0.05)
+        for inp, target in pairs:
+            classifier.train()
+            probe_opt.zero_grad()
+            torch.nn.functional.mse_loss(classifier(inp), target).backward()
+            probe_opt.step()
+
+def pretrain(net, optimizer, pairs, reporter, epochs):
+    for epoch in range(epochs):
+        net.train()
+        for inp, target in pairs:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(inp), target).backward()
+            optimizer.step()
+        reporter.measure(net, pairs)
+""",
         # the trained parts are collected in a container switched back to train
         """
 import torch
@@ -336,6 +369,34 @@ class Finetuner(pl.LightningModule):
 
     def training_step(self, batch, idx):
         return self.encoder(**batch).loss
+""",
+    )
+    INVALID += (
+        # the near miss: the part is never switched back, so it trains in the eval its caller set
+        """
+import torch
+
+class ProbeReport:
+    def measure(self, net, pairs):
+        net.eval()
+        classifier = net.classifier
+        self.fit_classifier(classifier, pairs)
+
+    def fit_classifier(self, classifier, pairs):
+        probe_opt = torch.optim.SGD(classifier.parameters(), lr=0.05)
+        for inp, target in pairs:
+            probe_opt.zero_grad()
+            torch.nn.functional.mse_loss(classifier(inp), target).backward()
+            probe_opt.step()  # expect: MDL303
+
+def pretrain(net, optimizer, pairs, reporter, epochs):
+    for epoch in range(epochs):
+        net.train()
+        for inp, target in pairs:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(inp), target).backward()
+            optimizer.step()
+        reporter.measure(net, pairs)  # expect: MDL303
 """,
     )
     FIXES = (
@@ -462,6 +523,8 @@ def tune(batches, optim, scaler):
             for key in keys:
                 if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
+                if trains_only_parts_in_train(st, key):
+                    continue  # a helper of another file trains a part of `key` it switched to train
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
                     # a `from_pretrained` model reaches the step on some path and no path switched it
