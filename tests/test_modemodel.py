@@ -128,6 +128,44 @@ def test_a_summary_keeps_the_modes_at_its_steps_apart_from_its_exit():
     assert index.effect("tuning.leave_eval").at_step is None  # no step
 
 
+def test_an_adversarial_helper_stepping_an_input_optimizer_in_eval_is_not_a_step_in_eval(tmp_path):
+    # the helper crafts a perturbation with an optimizer over `[noise]` while the model is in eval,
+    # switches back, and returns the loss its caller steps: no model is trained in eval
+    files = {
+        "attacks.py": """
+            import torch
+
+            def robust_loss(net, x, y, rounds):
+                net.eval()
+                noise = (0.01 * torch.randn_like(x)).requires_grad_()
+                opt_noise = torch.optim.Adam([noise.requires_grad_()], lr=0.01)
+                for _ in range(rounds):
+                    opt_noise.zero_grad()
+                    (-net(x + noise).logsumexp(1).mean()).backward()
+                    opt_noise.step()
+                net.train()
+                return torch.nn.functional.cross_entropy(net(x + noise.detach()), y)
+            """,
+        "train.py": """
+            import torch
+            from attacks import robust_loss
+
+            def fit(net, optimizer, batches, rounds):
+                net.train()
+                for x, y in batches:
+                    optimizer.zero_grad()
+                    loss = robust_loss(net, x, y, rounds)
+                    loss.backward()
+                    optimizer.step()
+            """,
+    }
+    assert found(tmp_path, files) == []
+    index = ProjectIndex()
+    src = textwrap.dedent(files["attacks.py"]).encode()
+    index.add(facts_from_source(src, Path("attacks.py"), modname="attacks"))
+    assert index.effect("attacks.robust_loss").at_step is None
+
+
 PROBE_HELPER = {
     "probing.py": """
         import torch

@@ -45,6 +45,7 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.context import dotted
+from modelint.analysis.modemodel import INPUT_PEEL
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
 
@@ -1661,7 +1662,6 @@ def trains_only_parts_in_train(step: Step, key: str) -> bool:
     return bool(parts) and not any(eval_on_every_path(get(step.state, p)) for p in parts)
 
 
-_INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
 
 
 def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
@@ -1676,7 +1676,7 @@ def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
         return False
     for el in first.elements:
         v = el.value
-        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _INPUT_PEEL:
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in INPUT_PEEL:
             v = v.func.value
         if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
             return False

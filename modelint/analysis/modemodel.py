@@ -47,8 +47,9 @@ from modelint.frameworks import PROFILES
 # branches; 4 keeps a cache written by either apart from the merged format). 5: functions whose
 # name holds an evaluation word after its first token (`compute_val_loss`, `run_validation`) are
 # summarised too (their caller may hold the no_grad). 6: the "w" event, a local bound to a
-# construction with the keys it is handed (`learner = Learner(model)`; `learner.to_eval()`).
-IR_VERSION = 6
+# construction with the keys it is handed (`learner = Learner(model)`; `learner.to_eval()`). 7: an
+# optimizer step over input tensors is marked (["s", "o", line, 1]).
+IR_VERSION = 7
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -89,6 +90,17 @@ def _peel(node: ast.AST) -> ast.AST:
     return node
 
 
+# calls that keep a plain tensor what it is (`[delta.requires_grad_()]`): shared with modeflow
+INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
+
+
+def _peel_input(node: ast.AST) -> ast.AST:
+    """`delta.requires_grad_()` / `z.detach().cuda()` -> the tensor's name."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in INPUT_PEEL:
+        node = node.func.value
+    return node
+
+
 def optimizer_name(name: str) -> bool:
     return bool(_OPTIMIZER.search(name)) and not _NOT_OPTIMIZER.search(name)
 
@@ -107,7 +119,7 @@ def _train_flag(call: ast.Call) -> Optional[object]:
 
 class _Builder:
     """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
-    ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line]; ["if", [...], [...]];
+    ["s", "o"|"b", line(, 1: an optimizer over input tensors)]; ["c", callee, [arg keys], {kw: key}, line]; ["if", [...], [...]];
     ["loop", [...]]; ["w", local, class, [arg keys], {kw: key}] (a local bound to a construction)."""
 
     def __init__(self, line0: int):
@@ -122,6 +134,7 @@ class _Builder:
         # function binding its parameter to `net` and calling `net.train()` looked like no switch at all)
         self.aliases: Dict[str, str] = {}
         self.wrappers: set = set()  # locals bound to a construction (`learner = Learner(net)`)
+        self.input_opts: set = set()  # locals bound to an optimizer over input tensors (`SGD([delta])`)
 
     def key(self, node: ast.AST) -> Optional[str]:
         """The dotted key of an expression (mode-preserving calls peeled), through local aliases."""
@@ -199,6 +212,7 @@ class _Builder:
                     continue
                 self._alias(key, value)
                 self._note_wrapper(key, value, out)
+                self._note_input_optimizer(key, value)
                 src = dotted_ast(value)
                 if src and src.endswith(".training"):
                     self.saved[key] = src[: -len(".training")]
@@ -225,6 +239,17 @@ class _Builder:
         elif target in self.wrappers:
             out.append(["w", target, "", [], {}])
             self.wrappers.discard(target)
+
+    def _note_input_optimizer(self, target: str, value: ast.AST) -> None:
+        """`opt_delta = optim.SGD([delta], lr=...)`: an optimizer over a list of plain tensors (an
+        adversarial perturbation, an image), whose step trains no model (`modeflow.optimizer_over_inputs`
+        for the in-file flow; TRADES' `trades_loss` steps one while the model is in eval)."""
+        self.input_opts.discard(target)
+        first = value.args[0] if isinstance(value, ast.Call) and value.args else None
+        if isinstance(first, (ast.List, ast.Tuple)) and first.elts and all(
+            isinstance(_peel_input(e), ast.Name) for e in first.elts
+        ):
+            self.input_opts.add(target)
 
     def _alias(self, target: str, value: ast.AST) -> None:
         """Record `target = <a name or attribute>` as an alias (a plain local only); any other
@@ -300,7 +325,7 @@ class _Builder:
             if attr == "step":
                 last = recv.rsplit(".", 1)[-1] if recv else ""
                 if optimizer_name(last):
-                    out.append(["s", "o", self.line(call)])
+                    out.append(["s", "o", self.line(call)] + ([1] if recv in self.input_opts else []))
                 return
         callee = self.key(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if callee is None or callee.rsplit(".", 1)[-1] in _SKIP_CALLS:
@@ -613,7 +638,8 @@ class Evaluator:
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
             self.steps.add(e[1])
-            self.note_step(state)
+            if e[1] == "o" and len(e) < 4:  # (a backward, or an input optimizer's step, trains no model)
+                self.note_step(state)
             return state
         if kind == "if":
             return _join(self.block(e[1], state), self.block(e[2], state))
