@@ -166,6 +166,44 @@ def test_an_adversarial_helper_stepping_an_input_optimizer_in_eval_is_not_a_step
     assert index.effect("attacks.robust_loss").at_step is None
 
 
+def test_a_method_found_by_name_is_named_from_the_class_the_file_imports(tmp_path):
+    # two copies of one algorithm in folders under a namespace package (`models/` has no
+    # `__init__.py`): the message names the copy the script imports, not the first one indexed
+    algo = """
+        import torch
+
+        class Algo:
+            def __init__(self, net):
+                self.net = net
+
+            def settle(self):
+                self.net.eval()
+
+            def fit_round(self, batches, opt):
+                for x, y in batches:
+                    opt.zero_grad()
+                    (self.net(x) - y).pow(2).mean().backward()
+                    opt.step()
+        """
+    script = """
+        from models.{pkg}.core import Algo
+
+        def main(net, opt, batches):
+            algo = Algo(net)
+            algo.settle()  # statistics for the evaluation
+            algo.fit_round(batches, opt)
+        """
+    files = {"models/algo_a/__init__.py": "", "models/algo_a/core.py": algo,
+             "models/algo_b/__init__.py": "", "models/algo_b/core.py": algo,
+             "run_a.py": script.format(pkg="algo_a"), "run_b.py": script.format(pkg="algo_b")}
+    paths = project(tmp_path, files)
+    result = check_paths(paths, EngineSettings(select=CODES, root=str(tmp_path), jobs=1))
+    named = {Path(f.path).name: f.message for f in result.findings if f.code == "MDL303"}
+    assert set(named) == {"run_a.py", "run_b.py"}
+    assert "`algo_a.core.Algo.settle`" in named["run_a.py"]
+    assert "`algo_b.core.Algo.settle`" in named["run_b.py"]
+
+
 PROBE_HELPER = {
     "probing.py": """
         import torch

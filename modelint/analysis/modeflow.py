@@ -593,7 +593,7 @@ class ModeFlow:
             found = index.effect(qual)
             if found is not None:
                 return found
-        return index.method_effect(last)
+        return index.method_effect(last, self.ctx.facts.aliases.values())
 
     def may_step(self, calls: Iterable[cst.Call]) -> bool:
         """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
