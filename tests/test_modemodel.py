@@ -204,6 +204,45 @@ def test_a_method_found_by_name_is_named_from_the_class_the_file_imports(tmp_pat
     assert "`algo_b.core.Algo.settle`" in named["run_b.py"]
 
 
+def test_a_bound_method_called_through_a_name_is_a_call_of_that_method(tmp_path):
+    runner = """
+        import torch
+
+        class Runner:
+            def __init__(self, net, opt_fn):
+                self.net = net
+                self.opt = opt_fn(self.net)
+
+            def measure(self, batches):
+                self.net.eval()
+                with torch.no_grad():
+                    return [self.net(x) for x, _ in batches]
+
+            def fit(self, batches):
+                {switch}
+                for x, y in batches:
+                    self.opt.zero_grad()
+                    (self.net(x) - y).pow(2).mean().backward()
+                    self.opt.step()
+        """
+    script = """
+        from lib.runner import Runner
+
+        def main(net, opt_fn, batches, epochs):
+            runner = Runner(net, opt_fn)
+            runner.measure(batches)  # a baseline evaluation
+            run_epoch = runner.fit
+            for epoch in range(epochs):
+                run_epoch(batches)
+        """
+    unswitched = {"lib/__init__.py": "", "lib/runner.py": runner.replace("{switch}", "pass"), "main.py": script}
+    assert found(tmp_path, unswitched) == [("main.py", 9, "MDL303")]
+    switched = dict(unswitched, **{"lib/runner.py": runner.replace("{switch}", "self.net.train()")})
+    other = tmp_path / "switched"
+    other.mkdir()
+    assert found(other, switched) == []
+
+
 PROBE_HELPER = {
     "probing.py": """
         import torch

@@ -574,10 +574,11 @@ class ModeFlow:
         return result
 
     # --- call resolution -----------------------------------------------------------------------
-    def project_effect(self, call: cst.Call):
+    def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None):
         """The `modemodel.Effect` of a call into a summarised function of the project (this file
-        included: methods of wrapper objects), or None."""
-        func = call.func
+        included: methods of wrapper objects), or None. `func`: the callee when the call goes through
+        a name bound to it (`fit = runner.fit; fit(batches)`)."""
+        func = call.func if func is None else func
         index = self.ctx.classifier.index
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
         if last is None or last not in index.step_or_switch_names():
@@ -634,9 +635,11 @@ class ModeFlow:
         kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
         return self.ctx.classifier.index.kept_arguments(qual, args, kws)
 
-    def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
-        """(file-local function, receiver key bound to its first parameter or None)."""
-        func = call.func
+    def resolve_call(self, scope: cst.CSTNode, call: cst.Call,
+                     func: Optional[cst.BaseExpression] = None) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
+        """(file-local function, receiver key bound to its first parameter or None); `func` as in
+        `project_effect`."""
+        func = call.func if func is None else func
         index = self.index
         if isinstance(func, cst.Name):
             name = func.value
@@ -695,6 +698,7 @@ class _ScopeAnalysis:
         # key -> the one key each of its bindings so far was an alias of (None: anything else)
         self._sources: Dict[str, Set[Optional[str]]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        self._bound_methods: Dict[str, cst.Attribute] = {}  # `fit = runner.fit`: name -> the method
         self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
         self._tuple_returns: Dict[int, Set] = {}
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
@@ -1006,8 +1010,9 @@ class _ScopeAnalysis:
     def _note_saved_or_step_fn(self, name: str, value: Optional[cst.CSTNode], state: State) -> None:
         self._saved.pop(name, None)
         self._step_fns.discard(name)
-        if value is None:
-            return
+        self._bound_methods.pop(name, None)
+        if isinstance(value, cst.Attribute):
+            self._bound_methods[name] = value
         src = key_of(value)
         attr = "." + self.ctx.framework.mode_attr
         if src is not None and src.endswith(attr):
@@ -1238,6 +1243,9 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
+            through = self._through_bound_method(call, func.value, state)
+            if through is not None:
+                return through
             if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
@@ -1257,6 +1265,19 @@ class _ScopeAnalysis:
                 self.use_args(call)
             return state
         return state
+
+    def _through_bound_method(self, call: cst.Call, name: str, state: State) -> Optional[State]:
+        """`fit = runner.fit; fit(batches)` (a bound method taken as a value, called later) is a call
+        of that method, when it is one of this file's or a project summary's (TorchSSL binds
+        `trainer = model.train` and calls `trainer(args)` per epoch); None otherwise."""
+        method = self._bound_methods.get(name)
+        if method is None:
+            return None
+        resolved = self.mf.resolve_call(self.scope, call, method)
+        if resolved is not None:
+            return self.local_call(call, resolved, state)
+        effect = self.mf.project_effect(call, method)
+        return self.project_call(call, effect, state, method) if effect is not None else None
 
     def _plain_function(self, name: str) -> bool:
         """A called name that is not a model: a builtin nothing here rebinds (`enumerate`, `len`,
@@ -1278,12 +1299,13 @@ class _ScopeAnalysis:
                 return tokens
         return None
 
-    def project_call(self, call: cst.Call, effect, state: State) -> State:
+    def project_call(self, call: cst.Call, effect, state: State, func: Optional[cst.BaseExpression] = None) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
-        exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
+        exit modes mapped through the arguments, its training steps, its effect on a wrapper object
+        (`func`: the method a called name is bound to)."""
         from modelint.analysis.modemodel import bind, mapped_exit, trained_keys
 
-        func = call.func
+        func = call.func if func is None else func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
         args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
         kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
@@ -1294,14 +1316,14 @@ class _ScopeAnalysis:
         self.site_loops[id(call)] = loops
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
-        out = self._project_modes(call, effect, state, mapped_exit(effect, mapping, recv))
+        out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv))
         if effect.steps and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if "o" in effect.steps else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
             # the modes at the callee's steps, not on its exit: a helper that switches its probe to
             # train, steps, and evaluates it before returning trains it in training mode
             at = out if effect.at_step is None else self._project_modes(
-                call, effect, state, mapped_exit(effect, mapping, recv, effect.at_step), effect.at_step)
+                call, effect, state, recv, mapped_exit(effect, mapping, recv, effect.at_step), effect.at_step)
             trains = trained_keys(effect, mapping, recv)
             self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, tuple(trains) or None)
             for key in trains or [recv, *args, *kws.values()]:
@@ -1310,13 +1332,12 @@ class _ScopeAnalysis:
             out = trained_after_step(out)
         return out
 
-    def _project_modes(self, call: cst.Call, effect, state: State, targets, modes_of=None) -> State:
+    def _project_modes(self, call: cst.Call, effect, state: State, recv: Optional[str], targets, modes_of=None) -> State:
         """`state` with the modes a project call gives its keys (`targets`: `modemodel.mapped_exit`
         of its exit, or of `modes_of`, its modes at its steps), and the networks a wrapper object it
         is a method of keeps (`learner.to_eval()`)."""
         from modelint.analysis.modemodel import kept_exit
 
-        recv = key_of(peel(call.func.value)) if isinstance(call.func, cst.Attribute) else None
         if recv in self._kept and effect.is_method:
             targets = targets + kept_exit(effect, self._kept[recv], modes_of)
         name = effect.qualname.rsplit(".", 1)[-1]

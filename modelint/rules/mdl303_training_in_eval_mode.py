@@ -23,7 +23,8 @@ class TrainingInEvalMode(Rule):
     summary = "A training step runs on a model that is in eval mode on every path to it."
     what = (
         "Reports an optimizer step (`optimizer.step()`, `scaler.step(opt)`, a wrapper's `fit_batch()` or a "
-        "step callable returned by a helper, followed across files through the project's mode summaries) "
+        "step callable returned by a helper, followed across files through the project's mode summaries, also "
+        "through a name bound to the method and called later: `run_epoch = runner.fit; run_epoch(batches)`) "
         "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
         "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it when no "
@@ -400,6 +401,35 @@ def pretrain(net, optimizer, pairs, reporter, epochs):
         reporter.measure(net, pairs)  # expect: MDL303
 """,
     )
+    INVALID += (
+        # a method taken as a value and called later is a call of that method
+        """
+import torch
+
+class Session:
+    def __init__(self, net, make_opt):
+        self.net = net
+        self.opt = make_opt(self.net)
+
+    def baseline(self, batches):
+        self.net.eval()
+        with torch.no_grad():
+            return sum(self.net(x).mean() for x, _ in batches)
+
+    def one_pass(self, batches):
+        for x, y in batches:
+            self.opt.zero_grad()
+            torch.nn.functional.l1_loss(self.net(x), y).backward()
+            self.opt.step()
+
+def schedule(net, make_opt, batches, passes):
+    session = Session(net, make_opt)
+    session.baseline(batches)
+    step_pass = session.one_pass
+    for _ in range(passes):
+        step_pass(batches)  # expect: MDL303
+""",
+    )
     FIXES = (
         (
             """
@@ -471,6 +501,12 @@ def tune(batches, optim, scaler):
             if effect is not None:
                 self._stepping = self._stepping or bool(effect.steps) or "step_fn" in effect.returns
                 self._evaluating = self._evaluating or effect.evals() or "eval" in effect.returns
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # `fit = runner.fit` of a project method, called later as `fit(batches)`: the flow follows
+        # the call through the name (its effect is unknown here, so both may hold)
+        if isinstance(node.value, cst.Attribute) and node.value.attr.value in self._project_names:
+            self._stepping = self._evaluating = True
 
     def _note_lightning(self, call: cst.Call, name: str) -> None:
         entry = self._lightning_entry()
