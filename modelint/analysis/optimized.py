@@ -10,7 +10,8 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
   `self.opt = torch.optim.SGD(...)`) whose first argument (or `params=`) is built from
   `K.parameters()` / `K.named_parameters()`, through `list(...)`, `itertools.chain(...)`, `+`,
   lists, `{"params": ...}` groups, comprehensions and names bound in the same function. A container
-  built over models (`nn.ModuleList([gen, disc])`) brings its members. `None` when no optimizer is
+  built over models (`nn.ModuleList([gen, disc])`) brings its members; a call without arguments
+  bound to such a name and never stepped is not one (`opt = parser.parse_args()`). `None` when no optimizer is
   built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
   `build_optimizer(model)`), or an optimizer stepped in the file is bound nowhere in it (a
   parameter `opt` of a training function): the caller keeps its old behaviour then.
@@ -61,6 +62,7 @@ class _Scan(cst.CSTVisitor):
         self.flag_params: Dict[Tuple[str, bool], Set[str]] = {}
         self._tests: List[Tuple[Tuple[str, bool], ...]] = []  # flags each enclosing `if` arm fixes
         self.ctor_tests: List[Tuple[Tuple[str, bool], ...]] = []  # the flags around each of `ctors`
+        self.ctor_keys: List[str] = []  # the name each of `ctors` is bound to
 
     # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is in
     def visit_If_body(self, node: cst.If) -> None:
@@ -87,6 +89,7 @@ class _Scan(cst.CSTVisitor):
             if optimizer_name(key.rsplit(".", 1)[-1]) and isinstance(node.value, cst.Call):
                 self.ctors.append(node.value)
                 self.ctor_tests.append(self.fixed())
+                self.ctor_keys.append(key)
             if key.endswith(".requires_grad") and _is_false(node.value):
                 owner = self._param_loops.get(key[: -len(".requires_grad")])
                 if owner:
@@ -135,10 +138,14 @@ class _Facts:
 
     @staticmethod
     def _optimized(scan: _Scan) -> Optional[frozenset]:
-        if not scan.ctors or any(r not in scan.bound for r in scan.stepped):
+        # `opt = parser.parse_args()`: a call without arguments bound to an optimizer-like name and
+        # never stepped is no optimizer (an optimizer takes parameters); PyTorch-GAN's scripts name
+        # their options `opt`, which made every optimizer of the file unreadable (measuring set 2)
+        ctors = [c for c, k in zip(scan.ctors, scan.ctor_keys) if c.args or k in scan.stepped]
+        if not ctors or any(r not in scan.bound for r in scan.stepped):
             return None  # an optimizer stepped here is a parameter or built elsewhere: not readable
         out: Set[str] = set()
-        for ctor in scan.ctors:
+        for ctor in ctors:
             arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
             keys = _param_keys(arg, scan.bound, 0) if arg is not None else None
             if keys is None:

@@ -51,7 +51,7 @@ class TrainingInEvalMode(Rule):
         "a helper of another file, whose steps in eval are then not the model's), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
     )
     what += (
@@ -251,6 +251,26 @@ def pretrain(net, optimizer, pairs, reporter, epochs):
             torch.nn.functional.mse_loss(net(inp), target).backward()
             optimizer.step()
         reporter.measure(net, pairs)
+""",
+        # options named like an optimizer (`opts = parser.parse_args()`) are no optimizer: the one
+        # optimizer built holds only the decoder, the scorer in eval is a fixed loss network
+        """
+import argparse
+import torch
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--rounds", type=int, default=3)
+opts = parser.parse_args()
+
+decoder = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Dropout(0.1), torch.nn.Linear(64, 16))
+scorer = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.BatchNorm1d(16))
+scorer.eval()
+opt_dec = torch.optim.Adam(decoder.parameters(), lr=1e-3)
+for r in range(opts.rounds):
+    for code in torch.randn(10, 8, 16):
+        opt_dec.zero_grad()
+        scorer(decoder(code)).pow(2).mean().backward()
+        opt_dec.step()
 """,
         # the trained parts are collected in a container switched back to train
         """
