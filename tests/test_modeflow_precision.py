@@ -140,3 +140,32 @@ def test_a_gradient_probe_restoring_in_finally_is_clean():
         """,
         codes=("MDL304",),
     )
+
+
+@pytest.mark.parametrize(
+    "options, expect",
+    [
+        ("opt = parser.parse_args()", ""),  # options named like an optimizer: not one
+        ("opt = make_optimizer()", "  # expect: MDL303"),  # stepped below: unreadable, assumed to train all
+    ],
+)
+def test_options_named_like_an_optimizer_do_not_hide_what_the_optimizers_hold(options, expect):
+    step = "opt.step()\n" if "make_optimizer" in options else ""
+    check_annotated(
+        f"""
+import argparse
+import torch
+
+parser = argparse.ArgumentParser()
+{options}
+gen = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic.eval()
+opt_gen = torch.optim.SGD(gen.parameters(), lr=0.1)
+for z in torch.randn(4, 2, 8):
+    opt_gen.zero_grad()
+    critic(gen(z)).mean().backward()
+    opt_gen.step(){expect}
+    {step}""",
+        codes=("MDL303",),
+    )
