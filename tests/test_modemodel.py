@@ -243,6 +243,40 @@ def test_a_bound_method_called_through_a_name_is_a_call_of_that_method(tmp_path)
     assert found(other, switched) == []
 
 
+def test_a_container_given_parts_and_trained_by_a_helper_keeps_the_model_out(tmp_path):
+    # the caller builds an empty container, appends parts of the student, and a helper of another
+    # file puts the student in eval, the container in train, and steps an optimizer over the container
+    files = {
+        "stages.py": """
+            import torch
+
+            def warm_stage(student, parts, batches, lr):
+                student.eval()
+                parts.train()
+                opt = torch.optim.SGD(parts.parameters(), lr=lr)
+                for x, y in batches:
+                    opt.zero_grad()
+                    (student(x) - y).pow(2).mean().backward()
+                    opt.step()
+            """,
+        "main.py": """
+            import torch
+            from stages import warm_stage
+
+            def distill(student, batches, lr):
+                stage = torch.nn.ModuleList([])
+                stage.append(student.stem)
+                warm_stage(student, stage, batches, lr)
+
+            def with_new_head(student, make_head, batches, lr):
+                heads = torch.nn.ModuleList([])
+                heads.append(make_head())
+                warm_stage(student, heads, batches, lr)  # the student stays in eval here
+            """,
+    }
+    assert found(tmp_path, files) == [("main.py", 13, "MDL303")]
+
+
 PROBE_HELPER = {
     "probing.py": """
         import torch

@@ -41,6 +41,8 @@ from modelint.analysis.walk import descendants
 _PARAM_METHODS = frozenset({"parameters", "named_parameters"})
 # calls whose arguments are the parameters passed on (`list(m.parameters())`, `chain(a, b)`)
 _PASS_ON = frozenset({"list", "tuple", "chain", "filter", "iter", "sorted"})
+# calls that add members to a container (`trainable = nn.ModuleList([]); trainable.append(net.body)`)
+_ADDS = frozenset({"append", "extend"})
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -63,6 +65,8 @@ class _Scan(cst.CSTVisitor):
         self._tests: List[Tuple[Tuple[str, bool], ...]] = []  # flags each enclosing `if` arm fixes
         self.ctor_tests: List[Tuple[Tuple[str, bool], ...]] = []  # the flags around each of `ctors`
         self.ctor_keys: List[str] = []  # the name each of `ctors` is bound to
+        # `parts.append(net.blocks)` / `.extend(...)`: name -> the calls that add to it
+        self.added: Dict[str, List[cst.Call]] = {}
 
     # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is in
     def visit_If_body(self, node: cst.If) -> None:
@@ -108,6 +112,10 @@ class _Scan(cst.CSTVisitor):
             owner = dotted(func.value)
             for test in self.fixed() if owner else ():
                 self.flag_params.setdefault(test, set()).add(_norm(owner))
+        if isinstance(func, cst.Attribute) and func.attr.value in _ADDS:
+            recv = dotted(func.value)
+            if recv:
+                self.added.setdefault(recv, []).append(node)
         if isinstance(func, cst.Attribute) and func.attr.value == "step":
             recv = dotted(func.value)
             if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
@@ -130,6 +138,7 @@ class _Facts:
         module.visit(scan)
         self.frozen = frozenset(scan.frozen)
         self.bound = scan.bound
+        self.added = scan.added
         self.flag_params = scan.flag_params
         # (keys whose `.parameters()` an optimizer's constructor reads itself, the flags around it)
         self.direct = [({_norm(k) for k in (dotted(c.func.value) for c in _param_calls(ctor)) if k}, tests)
@@ -257,24 +266,36 @@ def _param_calls(ctor: cst.Call) -> List[cst.Call]:
 
 def part_containers(ctx, key: str) -> List[str]:
     """Names bound to a container built from parts of `key` (`trainable = nn.ModuleList(
-    student.get_feat_modules())`, `nn.ModuleList([student.enc, student.head])`): its `.train()`
-    switches those parts back, whatever `key` itself is in."""
+    student.get_feat_modules())`, `nn.ModuleList([student.enc, student.head])`), or a container
+    built and then given parts (`tuned = nn.ModuleList([]); tuned.append(student.get_feat_modules())`,
+    RepDistiller's init stage): its `.train()` switches those parts back, whatever `key` itself is in."""
     root = _norm(key)
+    facts = _facts(ctx)
     out = []
-    for name, values in _facts(ctx).bound.items():
-        if any(_built_from_parts(v, root) for v in values):
+    for name, values in facts.bound.items():
+        if any(_built_from_parts(v, root) for v in values) or (
+            any(_is_construction(v) for v in values)
+            and any(_has_part(c.args, root) for c in facts.added.get(name, ()))
+        ):
             out.append(name)
     return out
 
 
-def _built_from_parts(value: cst.BaseExpression, root: str) -> bool:
-    if not (isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper()):
-        return False
-    for node in _attribute_chains(value.args):
+def _is_construction(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper()
+
+
+def _has_part(args, root: str) -> bool:
+    """An attribute chain under `root` (`student.enc`, `student.get_feat_modules()`) in `args`."""
+    for node in _attribute_chains(args):
         key = dotted(node)
         if key and _norm(key).startswith(root + "."):
             return True
     return False
+
+
+def _built_from_parts(value: cst.BaseExpression, root: str) -> bool:
+    return _is_construction(value) and _has_part(value.args, root)
 
 
 def _attribute_chains(args) -> List[cst.Attribute]:

@@ -51,7 +51,7 @@ class TrainingInEvalMode(Rule):
         "a helper of another file, whose steps in eval are then not the model's), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), and steps whose model may be in training mode on some path."
     )
     what += (
@@ -286,6 +286,22 @@ def adapt(net, batches, rounds):
             opt.zero_grad()
             (net(inp) - target).pow(2).mean().backward()
             opt.step()
+""",
+        # the same container built empty and given the parts one by one; the optimizer is a parameter
+        """
+import torch
+
+def adapt_stagewise(net, batches, rounds, optimizer):
+    net.eval()
+    stage = torch.nn.ModuleList()
+    stage.append(net.encoder.layers[-2])
+    stage.extend([net.encoder.layers[-1], net.pooler])
+    for r in range(rounds):
+        stage.train()
+        for inp, target in batches:
+            optimizer.zero_grad()
+            (net(inp) - target).abs().mean().backward()
+            optimizer.step()
 """,
     )
     INVALID = (
