@@ -169,3 +169,27 @@ for z in torch.randn(4, 2, 8):
     {step}""",
         codes=("MDL303",),
     )
+
+
+def test_a_parameter_list_grown_after_its_binding_is_not_read_as_empty():
+    # `params = []` then appended in a loop: the list holds the critic's parameters, not nothing
+    check_annotated(
+        """
+import argparse
+import torch
+
+opts = argparse.ArgumentParser().parse_args()
+gen = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic.eval()
+params = []
+for p in critic.parameters():
+    params.append(p)
+opt_all = torch.optim.SGD(params, lr=0.1)
+for z in torch.randn(4, 2, 8):
+    opt_all.zero_grad()
+    critic(gen(z)).mean().backward()
+    opt_all.step()  # expect: MDL303
+""",
+        codes=("MDL303",),
+    )

@@ -9,7 +9,8 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
   optimizer built in this file: a call bound to an optimizer-like name (`g_opt = Adam(...)`,
   `self.opt = torch.optim.SGD(...)`) whose first argument (or `params=`) is built from
   `K.parameters()` / `K.named_parameters()`, through `list(...)`, `itertools.chain(...)`, `+`,
-  lists, `{"params": ...}` groups, comprehensions and names bound in the same function. A container
+  lists, `{"params": ...}` groups, comprehensions and names bound in the same function (not one
+  grown after its binding, `params = []; params.append(p)` or `+=`: unreadable). A container
   built over models (`nn.ModuleList([gen, disc])`) brings its members; a call without arguments
   bound to such a name and never stepped is not one (`opt = parser.parse_args()`). `None` when no optimizer is
   built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
@@ -67,6 +68,7 @@ class _Scan(cst.CSTVisitor):
         self.ctor_keys: List[str] = []  # the name each of `ctors` is bound to
         # `parts.append(net.blocks)` / `.extend(...)`: name -> the calls that add to it
         self.added: Dict[str, List[cst.Call]] = {}
+        self.grown: Set[str] = set()  # names added to after their binding (`.append`, `+=`)
 
     # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is in
     def visit_If_body(self, node: cst.If) -> None:
@@ -99,6 +101,11 @@ class _Scan(cst.CSTVisitor):
                 if owner:
                     self.frozen.add(_norm(owner))
 
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        key = dotted(node.target)
+        if key:
+            self.grown.add(key)
+
     def visit_For(self, node: cst.For) -> None:
         it = node.iter
         if isinstance(node.target, cst.Name) and isinstance(it, cst.Call) and terminal_name(it.func) == "parameters":
@@ -116,6 +123,7 @@ class _Scan(cst.CSTVisitor):
             recv = dotted(func.value)
             if recv:
                 self.added.setdefault(recv, []).append(node)
+                self.grown.add(recv)
         if isinstance(func, cst.Attribute) and func.attr.value == "step":
             recv = dotted(func.value)
             if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
@@ -153,10 +161,13 @@ class _Facts:
         ctors = [c for c, k in zip(scan.ctors, scan.ctor_keys) if c.args or k in scan.stepped]
         if not ctors or any(r not in scan.bound for r in scan.stepped):
             return None  # an optimizer stepped here is a parameter or built elsewhere: not readable
+        # a list grown after its binding (`params = []; params.append(p)` over a loop, `params += ...`)
+        # is not read from its binding: unreadable (clova-str's `filtered_parameters`)
+        readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
         out: Set[str] = set()
         for ctor in ctors:
             arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
-            keys = _param_keys(arg, scan.bound, 0) if arg is not None else None
+            keys = _param_keys(arg, readable, 0) if arg is not None else None
             if keys is None:
                 return None
             out |= keys
