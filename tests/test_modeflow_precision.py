@@ -140,3 +140,56 @@ def test_a_gradient_probe_restoring_in_finally_is_clean():
         """,
         codes=("MDL304",),
     )
+
+
+@pytest.mark.parametrize(
+    "options, expect",
+    [
+        ("opt = parser.parse_args()", ""),  # options named like an optimizer: not one
+        ("opt = make_optimizer()", "  # expect: MDL303"),  # stepped below: unreadable, assumed to train all
+    ],
+)
+def test_options_named_like_an_optimizer_do_not_hide_what_the_optimizers_hold(options, expect):
+    step = "opt.step()\n" if "make_optimizer" in options else ""
+    check_annotated(
+        f"""
+import argparse
+import torch
+
+parser = argparse.ArgumentParser()
+{options}
+gen = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic.eval()
+opt_gen = torch.optim.SGD(gen.parameters(), lr=0.1)
+for z in torch.randn(4, 2, 8):
+    opt_gen.zero_grad()
+    critic(gen(z)).mean().backward()
+    opt_gen.step(){expect}
+    {step}""",
+        codes=("MDL303",),
+    )
+
+
+def test_a_parameter_list_grown_after_its_binding_is_not_read_as_empty():
+    # `params = []` then appended in a loop: the list holds the critic's parameters, not nothing
+    check_annotated(
+        """
+import argparse
+import torch
+
+opts = argparse.ArgumentParser().parse_args()
+gen = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.2))
+critic.eval()
+params = []
+for p in critic.parameters():
+    params.append(p)
+opt_all = torch.optim.SGD(params, lr=0.1)
+for z in torch.randn(4, 2, 8):
+    opt_all.zero_grad()
+    critic(gen(z)).mean().backward()
+    opt_all.step()  # expect: MDL303
+""",
+        codes=("MDL303",),
+    )

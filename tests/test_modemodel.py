@@ -95,6 +95,308 @@ def test_summary_records_switches_steps_restores_and_returned_models():
     assert index.effect("helpers.nothing_relevant") is None
 
 
+def test_a_summary_keeps_the_modes_at_its_steps_apart_from_its_exit():
+    src = textwrap.dedent(
+        """
+        import torch
+
+        def refine(net, batches, opt):
+            net.train()
+            for x, y in batches:
+                opt.zero_grad()
+                (net(x) - y).pow(2).mean().backward()
+                opt.step()
+            net.eval()
+
+        def calibrate_then_refine(net, aux, batches, opt):
+            aux.eval()
+            refine(net, batches, opt)
+
+        def leave_eval(model):
+            model.eval()
+        """
+    ).encode()
+    index = ProjectIndex()
+    index.add(facts_from_source(src, Path("tuning.py"), modname="tuning"))
+    refine = index.effect("tuning.refine")
+    assert refine.exit == {"net": frozenset({"eval"})}
+    assert refine.at_step == {"net": frozenset({"train"})}
+    # composed through a call: the callee's step modes in the caller's names, the caller's own
+    # switches before it kept
+    outer = index.effect("tuning.calibrate_then_refine").at_step
+    assert outer["net"] == frozenset({"train"}) and outer["aux"] == frozenset({"eval"})
+    assert index.effect("tuning.leave_eval").at_step is None  # no step
+
+
+def test_an_adversarial_helper_stepping_an_input_optimizer_in_eval_is_not_a_step_in_eval(tmp_path):
+    # the helper crafts a perturbation with an optimizer over `[noise]` while the model is in eval,
+    # switches back, and returns the loss its caller steps: no model is trained in eval
+    files = {
+        "attacks.py": """
+            import torch
+
+            def robust_loss(net, x, y, rounds):
+                net.eval()
+                noise = (0.01 * torch.randn_like(x)).requires_grad_()
+                opt_noise = torch.optim.Adam([noise.requires_grad_()], lr=0.01)
+                for _ in range(rounds):
+                    opt_noise.zero_grad()
+                    (-net(x + noise).logsumexp(1).mean()).backward()
+                    opt_noise.step()
+                net.train()
+                return torch.nn.functional.cross_entropy(net(x + noise.detach()), y)
+            """,
+        "train.py": """
+            import torch
+            from attacks import robust_loss
+
+            def fit(net, optimizer, batches, rounds):
+                net.train()
+                for x, y in batches:
+                    optimizer.zero_grad()
+                    loss = robust_loss(net, x, y, rounds)
+                    loss.backward()
+                    optimizer.step()
+            """,
+    }
+    assert found(tmp_path, files) == []
+    index = ProjectIndex()
+    src = textwrap.dedent(files["attacks.py"]).encode()
+    index.add(facts_from_source(src, Path("attacks.py"), modname="attacks"))
+    assert index.effect("attacks.robust_loss").at_step is None
+
+
+def test_a_method_found_by_name_is_named_from_the_class_the_file_imports(tmp_path):
+    # two copies of one algorithm in folders under a namespace package (`models/` has no
+    # `__init__.py`): the message names the copy the script imports, not the first one indexed
+    algo = """
+        import torch
+
+        class Algo:
+            def __init__(self, net):
+                self.net = net
+
+            def settle(self):
+                self.net.eval()
+
+            def fit_round(self, batches, opt):
+                for x, y in batches:
+                    opt.zero_grad()
+                    (self.net(x) - y).pow(2).mean().backward()
+                    opt.step()
+        """
+    script = """
+        from models.{pkg}.core import Algo
+
+        def main(net, opt, batches):
+            algo = Algo(net)
+            algo.settle()  # statistics for the evaluation
+            algo.fit_round(batches, opt)
+        """
+    files = {"models/algo_a/__init__.py": "", "models/algo_a/core.py": algo,
+             "models/algo_b/__init__.py": "", "models/algo_b/core.py": algo,
+             "run_a.py": script.format(pkg="algo_a"), "run_b.py": script.format(pkg="algo_b")}
+    paths = project(tmp_path, files)
+    result = check_paths(paths, EngineSettings(select=CODES, root=str(tmp_path), jobs=1))
+    named = {Path(f.path).name: f.message for f in result.findings if f.code == "MDL303"}
+    assert set(named) == {"run_a.py", "run_b.py"}
+    assert "`algo_a.core.Algo.settle`" in named["run_a.py"]
+    assert "`algo_b.core.Algo.settle`" in named["run_b.py"]
+
+
+def test_a_bound_method_called_through_a_name_is_a_call_of_that_method(tmp_path):
+    runner = """
+        import torch
+
+        class Runner:
+            def __init__(self, net, opt_fn):
+                self.net = net
+                self.opt = opt_fn(self.net)
+
+            def measure(self, batches):
+                self.net.eval()
+                with torch.no_grad():
+                    return [self.net(x) for x, _ in batches]
+
+            def fit(self, batches):
+                {switch}
+                for x, y in batches:
+                    self.opt.zero_grad()
+                    (self.net(x) - y).pow(2).mean().backward()
+                    self.opt.step()
+        """
+    script = """
+        from lib.runner import Runner
+
+        def main(net, opt_fn, batches, epochs):
+            runner = Runner(net, opt_fn)
+            runner.measure(batches)  # a baseline evaluation
+            run_epoch = runner.fit
+            for epoch in range(epochs):
+                run_epoch(batches)
+        """
+    unswitched = {"lib/__init__.py": "", "lib/runner.py": runner.replace("{switch}", "pass"), "main.py": script}
+    assert found(tmp_path, unswitched) == [("main.py", 9, "MDL303")]
+    switched = dict(unswitched, **{"lib/runner.py": runner.replace("{switch}", "self.net.train()")})
+    other = tmp_path / "switched"
+    other.mkdir()
+    assert found(other, switched) == []
+
+
+def test_a_container_given_parts_and_trained_by_a_helper_keeps_the_model_out(tmp_path):
+    # the caller builds an empty container, appends parts of the student, and a helper of another
+    # file puts the student in eval, the container in train, and steps an optimizer over the container
+    files = {
+        "stages.py": """
+            import torch
+
+            def warm_stage(student, parts, batches, lr):
+                student.eval()
+                parts.train()
+                opt = torch.optim.SGD(parts.parameters(), lr=lr)
+                for x, y in batches:
+                    opt.zero_grad()
+                    (student(x) - y).pow(2).mean().backward()
+                    opt.step()
+            """,
+        "main.py": """
+            import torch
+            from stages import warm_stage
+
+            def distill(student, batches, lr):
+                stage = torch.nn.ModuleList([])
+                stage.append(student.stem)
+                warm_stage(student, stage, batches, lr)
+
+            def with_new_head(student, make_head, batches, lr):
+                heads = torch.nn.ModuleList([])
+                heads.append(make_head())
+                warm_stage(student, heads, batches, lr)  # the student stays in eval here
+            """,
+    }
+    assert found(tmp_path, files) == [("main.py", 13, "MDL303")]
+
+
+PROBE_HELPER = {
+    "probing.py": """
+        import torch
+
+        def fit_head(head, batches, opt):
+            for x, y in batches:
+                head.train()
+                opt.zero_grad()
+                (head(x) - y).pow(2).mean().backward()
+                opt.step()
+                head.eval()
+
+        def probe_score(model, batches, make_opt):
+            model.eval()
+            head = model.head
+            fit_head(head, batches, make_opt(head))
+        """,
+}
+
+
+def test_a_helper_that_steps_a_part_it_switched_to_train_is_not_training_in_eval(tmp_path):
+    files = dict(PROBE_HELPER)
+    files["main.py"] = """
+        import torch
+        from probing import probe_score, fit_head
+
+        def pretrain(model, batches, opt, make_opt, epochs):
+            for epoch in range(epochs):
+                model.train()
+                for x, y in batches:
+                    opt.zero_grad()
+                    (model(x) - y).pow(2).mean().backward()
+                    opt.step()
+                probe_score(model, batches, make_opt)
+
+        def after_eval(model, batches, make_opt):
+            model.eval()
+            fit_head(model, batches, make_opt(model))
+        """
+    assert found(tmp_path, files) == []
+
+
+def test_a_method_that_trains_then_leaves_its_network_in_eval_trains_in_train_mode(tmp_path):
+    # a plain class's warm-up phase: train(), steps, then eval() to measure; the receiver ends in
+    # eval, but the steps ran in training mode (measuring set 4, TorchSSL's FreeMatch.warmup)
+    files = {
+        "algo/runner.py": """
+            import torch
+
+            class Runner:
+                def __init__(self, net, opt_fn):
+                    self.net = net
+                    self.opt = opt_fn(self.net)
+
+                def warm_up(self, batches):
+                    self.net.train()
+                    for x, y in batches:
+                        self.opt.zero_grad()
+                        (self.net(x) - y).pow(2).mean().backward()
+                        self.opt.step()
+                    self.net.eval()
+                    with torch.no_grad():
+                        self.stats = [self.net(x) for x, _ in batches]
+
+                def tune(self, batches):
+                    for x, y in batches:
+                        self.opt.zero_grad()
+                        (self.net(x) - y).pow(2).mean().backward()
+                        self.opt.step()
+            """,
+        "run.py": """
+            from algo.runner import Runner
+
+            def main(net, opt_fn, batches, warm):
+                runner = Runner(net, opt_fn)
+                if warm:
+                    runner.warm_up(batches)
+                print("warm-up done, evaluation next")
+
+            def tune_after_warm_up(net, opt_fn, batches):
+                runner = Runner(net, opt_fn)
+                runner.warm_up(batches)
+                runner.tune(batches)
+            """,
+    }
+    assert found(tmp_path, files) == [("run.py", 13, "MDL303")]
+
+
+def test_a_helper_that_steps_in_the_mode_its_caller_left_is_still_reported(tmp_path):
+    files = {
+        "probing.py": """
+            import torch
+
+            def fit_part(part, batches, opt):
+                for x, y in batches:
+                    opt.zero_grad()
+                    (part(x) - y).pow(2).mean().backward()
+                    opt.step()
+
+            def probe_score(model, batches, make_opt):
+                model.eval()
+                fit_part(model.head, batches, make_opt(model.head))
+            """,
+        "main.py": """
+            import torch
+            from probing import probe_score
+
+            def pretrain(model, batches, opt, make_opt, epochs):
+                for epoch in range(epochs):
+                    model.train()
+                    for x, y in batches:
+                        opt.zero_grad()
+                        (model(x) - y).pow(2).mean().backward()
+                        opt.step()
+                    probe_score(model, batches, make_opt)
+            """,
+    }
+    assert found(tmp_path, files) == [("main.py", 12, "MDL303")]
+
+
 def test_docstring_examples_are_not_summarised():
     src = b'def forward(self, x):\n    """\n    >>> model = AutoModel.from_pretrained("x")\n    """\n    return x\n'
     assert summaries_from_source(src) == {}
@@ -516,6 +818,47 @@ def test_search_wrapper_around_a_model_in_eval():
                 return search(x)
         """,
         "MDL302",
+    )
+
+
+def test_a_head_sized_from_a_frozen_model_is_not_a_wrapper_of_it():
+    # `Head(backbone.out_dim, k)` reads a number off the model in eval; `Wrapper(backbone)` holds it
+    check(
+        """
+        import torch
+        from torch import nn
+
+        class Head(nn.Module):
+            def __init__(self, width, k):
+                super().__init__()
+                self.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(width, k))
+
+        class Wrapper(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = nn.Sequential(inner, nn.Dropout(0.1))
+
+        def probe(backbone, batches, k):
+            backbone.eval()
+            head = Head(backbone.out_dim, k)
+            opt = torch.optim.SGD(head.parameters(), lr=0.1)
+            for feats, y in batches:
+                loss = (head(feats) - y).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        def wrapped(backbone, batches):
+            backbone.eval()
+            held = Wrapper(backbone)
+            opt = torch.optim.SGD(held.parameters(), lr=0.1)
+            for feats, y in batches:
+                loss = (held(feats) - y).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()  # expect: MDL303
+        """,
+        "MDL303",
     )
 
 

@@ -257,9 +257,11 @@ class ProjectIndex:
         self._effects[qualname] = result
         return result
 
-    def method_effect(self, name: str) -> Optional[Effect]:
+    def method_effect(self, name: str, imported: Iterable[str] = ()) -> Optional[Effect]:
         """The effect of `obj.<name>()` when `obj`'s class is unknown: the method of that name of
-        the checked classes, when there are at most `BY_NAME_MAX` and they agree on what they do."""
+        the checked classes, when there are at most `BY_NAME_MAX` and they agree on what they do.
+        Of agreeing ones, that of a class the calling file imports (`imported`: its qualified
+        import names) is returned, so that a message names the right file."""
         if name in NOT_BY_NAME or name.startswith("__"):
             return None
         if self._by_name is None:
@@ -277,7 +279,7 @@ class ProjectIndex:
         first = effects[0]
         if any((e.steps, e.exit) != (first.steps, first.exit) for e in effects[1:]):
             return None
-        return first
+        return next((e for q, e in zip(quals, effects) if _imported_class(q, imported)), first)
 
     def step_or_switch_names(self) -> frozenset:
         """Last names of the summarised functions that run a training step, switch a mode, or run a
@@ -457,6 +459,15 @@ def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, 
         if found:
             out[m.group(1).decode("ascii", "replace")] = found
     return out
+
+
+def _imported_class(method_qual: str, imported: Iterable[str]) -> bool:
+    """`mod.Class.method`'s class is one of the `imported` names, or their dotted tail: an import
+    spelled from a folder above the indexed package (`models.algo_b.core.Algo` for the module
+    `algo_b.core` of a folder without `__init__.py`, a namespace package). TorchSSL's two
+    `FreeMatch` classes (measuring set 4): a message named the other file's `warmup`."""
+    cls = method_qual.rpartition(".")[0]
+    return any(q == cls or q.endswith("." + cls) for q in imported)
 
 
 def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import builtins
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -46,6 +46,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, falsified, remap
 from modelint.analysis.context import dotted
+from modelint.analysis.modemodel import INPUT_PEEL
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
 
@@ -268,6 +269,9 @@ class Step:
     # the atoms the `if`s around it fix on the scope's parameters that nothing rebinds
     # (`if train: loss.backward()` -> (("train", "truthy", None, True),); `analysis.conditions`)
     guard: Guard = ()
+    # the keys the step trains when a project summary says (what it runs outside no_grad, in the
+    # caller's names); None: not known, every model used around the step may be
+    trains: Optional[Tuple[str, ...]] = None
 
 
 @dataclass
@@ -592,10 +596,11 @@ class ModeFlow:
         return table.get(id(method), {})
 
     # --- call resolution -----------------------------------------------------------------------
-    def project_effect(self, call: cst.Call):
+    def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None):
         """The `modemodel.Effect` of a call into a summarised function of the project (this file
-        included: methods of wrapper objects), or None."""
-        func = call.func
+        included: methods of wrapper objects), or None. `func`: the callee when the call goes through
+        a name bound to it (`fit = runner.fit; fit(batches)`)."""
+        func = call.func if func is None else func
         index = self.ctx.classifier.index
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
         if last is None or last not in index.step_or_switch_names():
@@ -611,7 +616,7 @@ class ModeFlow:
             found = index.effect(qual)
             if found is not None:
                 return found
-        return index.method_effect(last)
+        return index.method_effect(last, self.ctx.facts.aliases.values())
 
     def may_step(self, calls: Iterable[cst.Call]) -> bool:
         """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
@@ -652,9 +657,11 @@ class ModeFlow:
         kws = {a.keyword.value: key_of(peel(a.value)) for a in call.args if a.keyword is not None}
         return self.ctx.classifier.index.kept_arguments(qual, args, kws)
 
-    def resolve_call(self, scope: cst.CSTNode, call: cst.Call) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
-        """(file-local function, receiver key bound to its first parameter or None)."""
-        func = call.func
+    def resolve_call(self, scope: cst.CSTNode, call: cst.Call,
+                     func: Optional[cst.BaseExpression] = None) -> Optional[Tuple[cst.FunctionDef, Optional[str]]]:
+        """(file-local function, receiver key bound to its first parameter or None); `func` as in
+        `project_effect`."""
+        func = call.func if func is None else func
         index = self.index
         if isinstance(func, cst.Name):
             name = func.value
@@ -714,6 +721,7 @@ class _ScopeAnalysis:
         # key -> the one key each of its bindings so far was an alias of (None: anything else)
         self._sources: Dict[str, Set[Optional[str]]] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
+        self._bound_methods: Dict[str, cst.Attribute] = {}  # `fit = runner.fit`: name -> the method
         self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
         self._tuple_returns: Dict[int, Set] = {}
         # pre-0.4 inference: `Variable(x, volatile=True)` seen earlier in the scope works as no_grad
@@ -1068,8 +1076,9 @@ class _ScopeAnalysis:
     def _note_saved_or_step_fn(self, name: str, value: Optional[cst.CSTNode], state: State) -> None:
         self._saved.pop(name, None)
         self._step_fns.discard(name)
-        if value is None:
-            return
+        self._bound_methods.pop(name, None)
+        if isinstance(value, cst.Attribute):
+            self._bound_methods[name] = value
         src = key_of(value)
         attr = "." + self.ctx.framework.mode_attr
         if src is not None and src.endswith(attr):
@@ -1139,10 +1148,14 @@ class _ScopeAnalysis:
 
     def wrapped_eval(self, call: cst.Call, state: State) -> FrozenSet:
         """The eval facts of a model argument that is in eval mode on every path (a wrapper built
-        around it runs it in that mode), else empty."""
+        around it runs it in that mode), else empty. The argument is the model itself (a name, or
+        `self.net`) or a key switched under its own name (`model.decoder.eval()`); an attribute that only inherits
+        its parent's facts is read off the model, not the model (`Probe(encoder.n_features, 10)`:
+        a new head sized from a frozen encoder, not a wrapper of it; measuring set 4's SimCLR
+        linear probe took the probe for the encoder in eval)."""
         for arg in call.args:
             key = key_of(peel(arg.value))
-            if key is not None:
+            if key is not None and (_whole_model(key) or key in state):
                 tokens = get(state, key)
                 if tokens and all(isinstance(t, EvalSite) for t in tokens):
                     return tokens
@@ -1293,6 +1306,9 @@ class _ScopeAnalysis:
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
+            through = self._through_bound_method(call, func.value, state)
+            if through is not None:
+                return through
             if func.value in self._step_fns:  # `update = make_update_fn(model, lr); update(loss)`
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
@@ -1312,6 +1328,19 @@ class _ScopeAnalysis:
                 self.use_args(call)
             return state
         return state
+
+    def _through_bound_method(self, call: cst.Call, name: str, state: State) -> Optional[State]:
+        """`fit = runner.fit; fit(batches)` (a bound method taken as a value, called later) is a call
+        of that method, when it is one of this file's or a project summary's (TorchSSL binds
+        `trainer = model.train` and calls `trainer(args)` per epoch); None otherwise."""
+        method = self._bound_methods.get(name)
+        if method is None:
+            return None
+        resolved = self.mf.resolve_call(self.scope, call, method)
+        if resolved is not None:
+            return self.local_call(call, resolved, state)
+        effect = self.mf.project_effect(call, method)
+        return self.project_call(call, effect, state, method) if effect is not None else None
 
     def _plain_function(self, name: str) -> bool:
         """A called name that is not a model: a builtin nothing here rebinds (`enumerate`, `len`,
@@ -1333,12 +1362,14 @@ class _ScopeAnalysis:
                 return tokens
         return None
 
-    def project_call(self, call: cst.Call, effect, state: State) -> State:
+    def project_call(self, call: cst.Call, effect, state: State, func: Optional[cst.BaseExpression] = None) -> State:
         """A call of a function or method of the project summarised by `analysis.modemodel`: its
-        exit modes mapped through the arguments, its training steps, its effect on a wrapper object."""
-        from modelint.analysis.modemodel import bind, call_values, kept_exit, live_steps, mapped_exit, trained_keys
+        exit modes mapped through the arguments, its training steps (those its guards let run with
+        the literal arguments passed), its effect on a wrapper object (`func`: the method a called
+        name is bound to)."""
+        from modelint.analysis.modemodel import bind, call_values, live_steps, mapped_exit, trained_keys
 
-        func = call.func
+        func = call.func if func is None else func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
         arguments = self.arguments(call)
         args = [key_of(peel(a.value)) if not a.star and a.keyword is None else None for a in arguments]
@@ -1350,10 +1381,37 @@ class _ScopeAnalysis:
         self.note_site(call, loops)
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
+        out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv))
+        live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
+        if live and not (self.no_grad or self.no_grad_scope):
+            kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
+            self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
+            # the modes at the callee's steps, not on its exit: a helper that switches its probe to
+            # train, steps, and evaluates it before returning trains it in training mode
+            at = out if effect.at_step is None else self._project_modes(
+                call, effect, state, recv, mapped_exit(effect, mapping, recv, effect.at_step), effect.at_step)
+            # the atoms every live step of the callee is guarded by, in this scope's names
+            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
+            guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
+            trains = trained_keys(effect, mapping, recv)
+            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, guard,
+                                                     tuple(trains) or None)
+            for key in trains or [recv, *args, *kws.values()]:
+                if key is not None:  # (nothing visibly run: every argument may be what it trains)
+                    self.use(key, forwarded=True)
+            out = trained_after_step(out)
+        return out
+
+    def _project_modes(self, call: cst.Call, effect, state: State, recv: Optional[str], targets, modes_of=None) -> State:
+        """`state` with the modes a project call gives its keys (`targets`: `modemodel.mapped_exit`
+        of its exit, or of `modes_of`, its modes at its steps), and the networks a wrapper object it
+        is a method of keeps (`learner.to_eval()`)."""
+        from modelint.analysis.modemodel import kept_exit
+
+        if recv in self._kept and effect.is_method:
+            targets = targets + kept_exit(effect, self._kept[recv], modes_of)
+        name = effect.qualname.rsplit(".", 1)[-1]
         out = state
-        targets = mapped_exit(effect, mapping, recv)
-        if recv in self._kept and effect.is_method:  # `learner.to_eval()`: the networks it keeps
-            targets += kept_exit(effect, self._kept[recv])
         for key, modes, line in targets:
             if key is None:
                 continue
@@ -1362,22 +1420,10 @@ class _ScopeAnalysis:
                 if m == "entry":
                     new |= get(state, key)
                 elif m == "eval":
-                    new.add(EvalSite(call, call, shown, (name,), f"line {line} of `{effect.qualname}`"))
+                    new.add(EvalSite(call, call, self.mf.code(call), (name,), f"line {line} of `{effect.qualname}`"))
                 else:
                     new.add(TRAIN if m == "train" else UNKNOWN)
             out = self.set_mode(out, key, frozenset(new)) if "entry" not in modes else assign(out, key, frozenset(new))
-        live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
-        if live and not (self.no_grad or self.no_grad_scope):
-            kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
-            self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
-            # the atoms every live step of the callee is guarded by, in this scope's names
-            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
-            guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
-            self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), out, loops, guard)
-            for key in trained_keys(effect, mapping, recv) or [recv, *args, *kws.values()]:
-                if key is not None:  # (nothing visibly run: every argument may be what it trains)
-                    self.use(key, forwarded=True)
-            out = trained_after_step(out)
         return out
 
     # --- tuples returned by a function of this file (`args, model = setup(cfg)`) ---------------
@@ -1746,7 +1792,7 @@ def _keep_guard(step: Step, fixed: FrozenSet[str]) -> Step:
     kept = _fixed_atoms(step.guard, fixed)
     if kept == step.guard:
         return step
-    return Step(step.node, step.inner, step.shown, step.kind, step.via, step.state, step.loops, kept)
+    return replace(step, guard=kept)
 
 
 def steps_loss(call: cst.Call) -> bool:
@@ -1824,6 +1870,11 @@ def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
 # Which call-site rule owns a training step in eval mode: decided by paths (MDL301 / MDL303)
 
 
+def _whole_model(key: str) -> bool:
+    """A name, or one attribute of `self`: a key that holds a model rather than reads one's part."""
+    return key.count(".") == (1 if key.startswith("self.") else 0)
+
+
 def eval_on_every_path(tokens: FrozenSet) -> bool:
     """Every path gives the object eval mode (`.eval()` / `.train(False)`, or a `from_pretrained`
     load): a training step there trains in eval mode from its first run on (MDL303). When some path
@@ -1846,7 +1897,17 @@ def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
     return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
 
 
-_INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
+def trains_only_parts_in_train(step: Step, key: str) -> bool:
+    """The step is a project call whose summary says what it trains (`Step.trains`), and that is
+    not `key` but parts of it (`model.encoder`), none of them in eval on every path at the callee's
+    step: the routine trains the part it switched to train (a linear-probe evaluation fine-tuning
+    `model.encoder` after `encoder.train()`), not the whole model left in eval around it."""
+    if step.trains is None or key in step.trains:
+        return False
+    parts = [t for t in step.trains if t.startswith(key + ".")]
+    return bool(parts) and not any(eval_on_every_path(get(step.state, p)) for p in parts)
+
+
 
 
 def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
@@ -1861,7 +1922,7 @@ def optimizer_over_inputs(ctor: Optional[cst.CSTNode]) -> bool:
         return False
     for el in first.elements:
         v = el.value
-        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _INPUT_PEEL:
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in INPUT_PEEL:
             v = v.func.value
         if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
             return False

@@ -53,8 +53,9 @@ from modelint.frameworks import PROFILES
 # 7: guards (`analysis.conditions`): an `if` event carries the atoms its test fixes on the
 # function's unrebound parameters in each arm, a call event the literal arguments it passes, and
 # the IR the parameters' literal defaults and which parameters nothing rebinds (`run_epoch(loader,
-# train=False)` runs no step of an `if train:` arm).
-IR_VERSION = 7
+# train=False)` runs no step of an `if train:` arm). 7 was given to two branches' changes; 8 is
+# the merge: 7's guards plus an optimizer step over input tensors marked (["s", "o", line, 1]).
+IR_VERSION = 8
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -95,6 +96,17 @@ def _peel(node: ast.AST) -> ast.AST:
     return node
 
 
+# calls that keep a plain tensor what it is (`[delta.requires_grad_()]`): shared with modeflow
+INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
+
+
+def _peel_input(node: ast.AST) -> ast.AST:
+    """`delta.requires_grad_()` / `z.detach().cuda()` -> the tensor's name."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in INPUT_PEEL:
+        node = node.func.value
+    return node
+
+
 def optimizer_name(name: str) -> bool:
     return bool(_OPTIMIZER.search(name)) and not _NOT_OPTIMIZER.search(name)
 
@@ -113,10 +125,10 @@ def _train_flag(call: ast.Call) -> Optional[object]:
 
 class _Builder:
     """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
-    ["s", "o"|"b", line]; ["c", callee, [arg keys], {kw: key}, line, no_grad, steps, [[position or
-    keyword, literal]]]; ["if", [...], [...], body atoms, else atoms] (`conditions`: atoms on the
-    `fixed` parameters only); ["loop", [...]]; ["w", local, class, [arg keys], {kw: key}] (a local
-    bound to a construction)."""
+    ["s", "o"|"b", line(, 1: an optimizer over input tensors)]; ["c", callee, [arg keys], {kw: key},
+    line, no_grad, steps, [[position or keyword, literal]]]; ["if", [...], [...], body atoms, else
+    atoms] (`conditions`: atoms on the `fixed` parameters only); ["loop", [...]]; ["w", local, class,
+    [arg keys], {kw: key}] (a local bound to a construction)."""
 
     def __init__(self, line0: int, fixed: FrozenSet[str] = frozenset(), once: FrozenSet[str] = frozenset()):
         self.line0 = line0
@@ -133,6 +145,7 @@ class _Builder:
         # function binding its parameter to `net` and calling `net.train()` looked like no switch at all)
         self.aliases: Dict[str, str] = {}
         self.wrappers: set = set()  # locals bound to a construction (`learner = Learner(net)`)
+        self.input_opts: set = set()  # locals bound to an optimizer over input tensors (`SGD([delta])`)
 
     def key(self, node: ast.AST) -> Optional[str]:
         """The dotted key of an expression (mode-preserving calls peeled), through local aliases."""
@@ -211,6 +224,7 @@ class _Builder:
                 self._alias(key, value)
                 self._note_wrapper(key, value, out)
                 self._note_derived(key, value)
+                self._note_input_optimizer(key, value)
                 src = dotted_ast(value)
                 if src and src.endswith(".training"):
                     self.saved[key] = src[: -len(".training")]
@@ -247,6 +261,17 @@ class _Builder:
             atoms = tuple(a for a in atoms_ast(value, True, self.derived) if a[0] in self.fixed)
             if len(atoms) == 1:
                 self.derived[target] = atoms
+
+    def _note_input_optimizer(self, target: str, value: ast.AST) -> None:
+        """`opt_delta = optim.SGD([delta], lr=...)`: an optimizer over a list of plain tensors (an
+        adversarial perturbation, an image), whose step trains no model (`modeflow.optimizer_over_inputs`
+        for the in-file flow; TRADES' `trades_loss` steps one while the model is in eval)."""
+        self.input_opts.discard(target)
+        first = value.args[0] if isinstance(value, ast.Call) and value.args else None
+        if isinstance(first, (ast.List, ast.Tuple)) and first.elts and all(
+            isinstance(_peel_input(e), ast.Name) for e in first.elts
+        ):
+            self.input_opts.add(target)
 
     def _alias(self, target: str, value: ast.AST) -> None:
         """Record `target = <a name or attribute>` as an alias (a plain local only); any other
@@ -322,7 +347,7 @@ class _Builder:
             if attr == "step":
                 last = recv.rsplit(".", 1)[-1] if recv else ""
                 if optimizer_name(last):
-                    out.append(["s", "o", self.line(call)])
+                    out.append(["s", "o", self.line(call)] + ([1] if recv in self.input_opts else []))
                 return
         callee = self.key(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if callee is None or callee.rsplit(".", 1)[-1] in _SKIP_CALLS:
@@ -580,6 +605,10 @@ class Effect:
     guarded: Tuple[Tuple[str, tuple], ...] = ()
     always: FrozenSet[str] = frozenset()
     defaults: Tuple[Tuple[str, object], ...] = ()  # parameter -> literal default
+    # the modes at its training steps (joined over them; keys as in `exit`), None when it steps
+    # nowhere: a helper that switches its probe to train before stepping and leaves it in eval on
+    # exit trains it in training mode (GraphMAE's linear-probe evaluation, TorchSSL's warmup)
+    at_step: Optional[Dict[str, FrozenSet[str]]] = None
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -620,6 +649,7 @@ class Evaluator:
         self.steps: set = set()
         self.trains: set = set()
         self.infers: Dict[str, Tuple[int, int]] = {}
+        self.at_step: Optional[Dict[str, FrozenSet[str]]] = None
         self.where: Dict[str, int] = {}
         self.wrapped: Dict[str, Dict[str, str]] = {}  # `learner = Learner(net)` -> {"net": "net"}
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
@@ -644,7 +674,8 @@ class Evaluator:
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
                       frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
                       tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())),
-                      tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())))
+                      tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())),
+                      self.at_step)
 
     def record_step(self, kind: str, extra: tuple = ()) -> None:
         guard = tuple(self.guard) + extra
@@ -675,6 +706,8 @@ class Evaluator:
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
             self.record_step(e[1])
+            if e[1] == "o" and len(e) < 4:  # (a backward, or an input optimizer's step, trains no model)
+                self.note_step(state)
             return state
         if kind == "if":
             atoms = e[3:5] if len(e) > 4 else ([], [])
@@ -693,6 +726,9 @@ class Evaluator:
                 self.wrapped.pop(e[1], None)
         return state
 
+    def note_step(self, state) -> None:
+        self.at_step = state if self.at_step is None else _join(self.at_step, state)
+
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
         quiet = len(e) > 5 and e[5]
@@ -706,20 +742,33 @@ class Evaluator:
         if effect is None:
             if len(e) > 6 and e[6] and not quiet:
                 self.record_step("o")  # `loss_scaler(loss, optimizer)`
+                self.note_step(state)
             return state
         mapping = bind(effect, args, kws, recv or None)
-        for step_kind, guard in live_steps(effect, call_values(effect, e[7] if len(e) > 7 else [])):
+        live = live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))
+        for step_kind, guard in live:
             self.record_step(step_kind, tuple(a for a in remap(guard, mapping) if a[0] in self.fixed))
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
-        targets = mapped_exit(effect, mapping, recv or None)
+        if live and effect.at_step is not None:
+            self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)))
+        return self.apply(state, self.targets(effect, mapping, recv, effect.exit), line)
+
+    def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):
+        """(caller key, modes, line) for the keys `modes_of` (the callee's exit or step modes) sets."""
+        targets = mapped_exit(effect, mapping, recv or None, modes_of)
         if recv in self.wrapped and effect.is_method:
-            targets += kept_exit(effect, self.wrapped[recv])
+            targets += kept_exit(effect, self.wrapped[recv], modes_of)
+        return targets
+
+    def apply(self, state, targets, line: Optional[int] = None):
+        """`state` with the targets' modes ("entry": the mode the key has in `state`); `line` (a call's
+        exit) is noted as where a key was left in eval."""
         for key, modes, _ in targets:
             new = set()
             for m in modes:
                 new |= _get(state, key) if m == "entry" else {m}
-            if "eval" in new:
+            if "eval" in new and line is not None:
                 self.where[key] = line
             state = _assign(state, key, frozenset(new))
         return state
@@ -772,40 +821,43 @@ def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Opt
     return None  # the callee's locals and free names: not the caller's
 
 
-def receiver_modes(effect: Effect) -> FrozenSet[str]:
+def receiver_modes(effect: Effect, modes_of: Optional[Dict[str, FrozenSet[str]]] = None) -> FrozenSet[str]:
     """A wrapper method's effect on the wrapper object itself: the modes its `self.<net>`
-    attributes (or `self`) have on exit (`learner.to_eval()` -> {"eval"})."""
+    attributes (or `self`) have on exit (`learner.to_eval()` -> {"eval"}), or in `modes_of`."""
     if not effect.is_method or not effect.params:
         return frozenset()
     self_name = effect.params[0]
     out: set = set()
-    for key, modes in effect.exit.items():
+    for key, modes in (effect.exit if modes_of is None else modes_of).items():
         if key == self_name or key.startswith(self_name + "."):
             out |= modes
     return frozenset(out)
 
 
-def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str]):
+def mapped_exit(effect: Effect, mapping: Dict[str, Optional[str]], recv: Optional[str],
+                modes_of: Optional[Dict[str, FrozenSet[str]]] = None):
     """(caller key, modes on exit, line that set them) for each key a call changes; a method's
-    receiver that is a wrapper object (`learner.to_eval()`) takes the modes of its networks."""
+    receiver that is a wrapper object (`learner.to_eval()`) takes the modes of its networks.
+    `modes_of`: other modes of the callee's keys than its exit (`Effect.at_step`)."""
+    modes_of = effect.exit if modes_of is None else modes_of
     out = []
-    for ckey, modes in effect.exit.items():
+    for ckey, modes in modes_of.items():
         key = map_key(ckey, effect, mapping)
         if key is not None:
             out.append((key, modes, effect.where.get(ckey, 0)))
     if recv is not None and effect.is_method and recv not in {k for k, _, _ in out}:
-        modes = receiver_modes(effect)
+        modes = receiver_modes(effect, modes_of)
         if modes:
-            out.append((recv, modes, min(effect.where.get(k, 0) for k in effect.exit)))
+            out.append((recv, modes, min(effect.where.get(k, 0) for k in modes_of)))
     return out
 
 
-def kept_exit(effect: Effect, kept: Dict[str, str]):
+def kept_exit(effect: Effect, kept: Dict[str, str], modes_of: Optional[Dict[str, FrozenSet[str]]] = None):
     """(caller key, modes on exit, line) for the networks a wrapper object keeps: a method leaving
     `self.net` in eval puts the key handed to `Learner(net)` in eval (`kept`: {attribute: key})."""
     self_name = effect.params[0] if effect.params else None
     out = []
-    for ckey, modes in effect.exit.items():
+    for ckey, modes in (effect.exit if modes_of is None else modes_of).items():
         root, _, rest = ckey.partition(".")
         attr, _, deeper = rest.partition(".")
         if root == self_name and attr in kept:

@@ -9,8 +9,10 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
   optimizer built in this file: a call bound to an optimizer-like name (`g_opt = Adam(...)`,
   `self.opt = torch.optim.SGD(...)`) whose first argument (or `params=`) is built from
   `K.parameters()` / `K.named_parameters()`, through `list(...)`, `itertools.chain(...)`, `+`,
-  lists, `{"params": ...}` groups, comprehensions and names bound in the same function. A container
-  built over models (`nn.ModuleList([gen, disc])`) brings its members. `None` when no optimizer is
+  lists, `{"params": ...}` groups, comprehensions and names bound in the same function (not one
+  grown after its binding, `params = []; params.append(p)` or `+=`: unreadable). A container
+  built over models (`nn.ModuleList([gen, disc])`) brings its members; a call without arguments
+  bound to such a name and never stepped is not one (`opt = parser.parse_args()`). `None` when no optimizer is
   built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
   `build_optimizer(model)`), or an optimizer stepped in the file is bound nowhere in it (a
   parameter `opt` of a training function): the caller keeps its old behaviour then.
@@ -40,6 +42,8 @@ from modelint.analysis.walk import descendants
 _PARAM_METHODS = frozenset({"parameters", "named_parameters"})
 # calls whose arguments are the parameters passed on (`list(m.parameters())`, `chain(a, b)`)
 _PASS_ON = frozenset({"list", "tuple", "chain", "filter", "iter", "sorted"})
+# calls that add members to a container (`trainable = nn.ModuleList([]); trainable.append(net.body)`)
+_ADDS = frozenset({"append", "extend"})
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -61,6 +65,10 @@ class _Scan(cst.CSTVisitor):
         self.flag_params: Dict[Tuple[str, bool], Set[str]] = {}
         self._tests: List[Tuple[Tuple[str, bool], ...]] = []  # flags each enclosing `if` arm fixes
         self.ctor_tests: List[Tuple[Tuple[str, bool], ...]] = []  # the flags around each of `ctors`
+        self.ctor_keys: List[str] = []  # the name each of `ctors` is bound to
+        # `parts.append(net.blocks)` / `.extend(...)`: name -> the calls that add to it
+        self.added: Dict[str, List[cst.Call]] = {}
+        self.grown: Set[str] = set()  # names added to after their binding (`.append`, `+=`)
 
     # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is in
     def visit_If_body(self, node: cst.If) -> None:
@@ -87,10 +95,16 @@ class _Scan(cst.CSTVisitor):
             if optimizer_name(key.rsplit(".", 1)[-1]) and isinstance(node.value, cst.Call):
                 self.ctors.append(node.value)
                 self.ctor_tests.append(self.fixed())
+                self.ctor_keys.append(key)
             if key.endswith(".requires_grad") and _is_false(node.value):
                 owner = self._param_loops.get(key[: -len(".requires_grad")])
                 if owner:
                     self.frozen.add(_norm(owner))
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        key = dotted(node.target)
+        if key:
+            self.grown.add(key)
 
     def visit_For(self, node: cst.For) -> None:
         it = node.iter
@@ -105,6 +119,11 @@ class _Scan(cst.CSTVisitor):
             owner = dotted(func.value)
             for test in self.fixed() if owner else ():
                 self.flag_params.setdefault(test, set()).add(_norm(owner))
+        if isinstance(func, cst.Attribute) and func.attr.value in _ADDS:
+            recv = dotted(func.value)
+            if recv:
+                self.added.setdefault(recv, []).append(node)
+                self.grown.add(recv)
         if isinstance(func, cst.Attribute) and func.attr.value == "step":
             recv = dotted(func.value)
             if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
@@ -127,6 +146,7 @@ class _Facts:
         module.visit(scan)
         self.frozen = frozenset(scan.frozen)
         self.bound = scan.bound
+        self.added = scan.added
         self.flag_params = scan.flag_params
         # (keys whose `.parameters()` an optimizer's constructor reads itself, the flags around it)
         self.direct = [({_norm(k) for k in (dotted(c.func.value) for c in _param_calls(ctor)) if k}, tests)
@@ -135,12 +155,19 @@ class _Facts:
 
     @staticmethod
     def _optimized(scan: _Scan) -> Optional[frozenset]:
-        if not scan.ctors or any(r not in scan.bound for r in scan.stepped):
+        # `opt = parser.parse_args()`: a call without arguments bound to an optimizer-like name and
+        # never stepped is no optimizer (an optimizer takes parameters); PyTorch-GAN's scripts name
+        # their options `opt`, which made every optimizer of the file unreadable (measuring set 2)
+        ctors = [c for c, k in zip(scan.ctors, scan.ctor_keys) if c.args or k in scan.stepped]
+        if not ctors or any(r not in scan.bound for r in scan.stepped):
             return None  # an optimizer stepped here is a parameter or built elsewhere: not readable
+        # a list grown after its binding (`params = []; params.append(p)` over a loop, `params += ...`)
+        # is not read from its binding: unreadable (clova-str's `filtered_parameters`)
+        readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
         out: Set[str] = set()
-        for ctor in scan.ctors:
+        for ctor in ctors:
             arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
-            keys = _param_keys(arg, scan.bound, 0) if arg is not None else None
+            keys = _param_keys(arg, readable, 0) if arg is not None else None
             if keys is None:
                 return None
             out |= keys
@@ -250,24 +277,36 @@ def _param_calls(ctor: cst.Call) -> List[cst.Call]:
 
 def part_containers(ctx, key: str) -> List[str]:
     """Names bound to a container built from parts of `key` (`trainable = nn.ModuleList(
-    student.get_feat_modules())`, `nn.ModuleList([student.enc, student.head])`): its `.train()`
-    switches those parts back, whatever `key` itself is in."""
+    student.get_feat_modules())`, `nn.ModuleList([student.enc, student.head])`), or a container
+    built and then given parts (`tuned = nn.ModuleList([]); tuned.append(student.get_feat_modules())`,
+    RepDistiller's init stage): its `.train()` switches those parts back, whatever `key` itself is in."""
     root = _norm(key)
+    facts = _facts(ctx)
     out = []
-    for name, values in _facts(ctx).bound.items():
-        if any(_built_from_parts(v, root) for v in values):
+    for name, values in facts.bound.items():
+        if any(_built_from_parts(v, root) for v in values) or (
+            any(_is_construction(v) for v in values)
+            and any(_has_part(c.args, root) for c in facts.added.get(name, ()))
+        ):
             out.append(name)
     return out
 
 
-def _built_from_parts(value: cst.BaseExpression, root: str) -> bool:
-    if not (isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper()):
-        return False
-    for node in _attribute_chains(value.args):
+def _is_construction(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Call) and (terminal_name(value.func) or "")[:1].isupper()
+
+
+def _has_part(args, root: str) -> bool:
+    """An attribute chain under `root` (`student.enc`, `student.get_feat_modules()`) in `args`."""
+    for node in _attribute_chains(args):
         key = dotted(node)
         if key and _norm(key).startswith(root + "."):
             return True
     return False
+
+
+def _built_from_parts(value: cst.BaseExpression, root: str) -> bool:
+    return _is_construction(value) and _has_part(value.args, root)
 
 
 def _attribute_chains(args) -> List[cst.Attribute]:

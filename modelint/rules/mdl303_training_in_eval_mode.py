@@ -7,7 +7,7 @@ import libcst as cst
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
     TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
-    forwarded_at_step, get, not_trained_name, step_over_inputs,
+    forwarded_at_step, get, not_trained_name, step_over_inputs, trains_only_parts_in_train,
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
@@ -23,7 +23,8 @@ class TrainingInEvalMode(Rule):
     summary = "A training step runs on a model that is in eval mode on every path to it."
     what = (
         "Reports an optimizer step (`optimizer.step()`, `scaler.step(opt)`, a wrapper's `fit_batch()` or a "
-        "step callable returned by a helper, followed across files through the project's mode summaries) "
+        "step callable returned by a helper, followed across files through the project's mode summaries, also "
+        "through a name bound to the method and called later: `run_epoch = runner.fit; run_epoch(batches)`) "
         "when a model that the step trains (called outside `no_grad` in the same loop, or handed to the "
         "call that steps) is in eval mode on every path to it: it comes from `from_pretrained` (which "
         "returns eval mode) and nothing calls `.train()` (on every path, or on the path that loads it when no "
@@ -36,15 +37,21 @@ class TrainingInEvalMode(Rule):
         "convert_syncbn_model(model)`, `model, opt, dl = engine.make_private(module=model, ...)`, "
         "`model = DDP(model)` under any import name) keeps its mode, and a step inside "
         "a function of this file that the loop calls is reported where it "
-        "runs. Also reports a `LightningModule` whose `__init__` stores a "
+        "runs. A step inside a helper of another file (or a method of a plain class) is judged in the modes "
+        "the helper has at that step, not those it leaves on return (`def warm_up(self): self.net.train(); "
+        "<steps>; self.net.eval()` trains in training mode), and when what the helper runs outside no_grad "
+        "is a part of the model (`head = model.head`, then a loop that calls `head.train()` before its "
+        "step: a linear-probe evaluation), the mode of that part at the step is what counts, not the "
+        "whole model's. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
         "unless another path brings an unswitched `from_pretrained` model, "
-        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs), a model "
+        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; also inside "
+        "a helper of another file, whose steps in eval are then not the model's), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), steps whose model may be in training mode on some path, and the steps of a "
         "routine that sit under a test of one of its parameters nothing in it rebinds (`if train:`, `if "
         "optimizer is not None:`, `if stage == \"fit\":`, or a local bound once to such a compare) when the call "
@@ -224,6 +231,74 @@ def decoder_rounds(decoder, feature_net, pairs, rounds):
             loss.backward()
             opt_dec.step()
 """,
+        # a probe head sized from a frozen encoder is a new model, not a wrapper of the encoder
+        """
+import torch
+
+class Probe(torch.nn.Module):
+    def __init__(self, width, n_classes):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.fc = torch.nn.Linear(width, n_classes)
+
+def linear_probe(encoder, feature_batches, n_classes, epochs):
+    encoder.eval()
+    probe = Probe(encoder.width, n_classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for feats, labels in feature_batches:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(probe(feats), labels).backward()
+            opt.step()
+""",
+        # an evaluation helper fine-tunes a part of the model it switched to train: the rest of the
+        # model stays in eval around it, but no step trains it there
+        """
+import torch
+
+class ProbeReport:
+    def measure(self, net, pairs):
+        net.eval()
+        classifier = net.classifier
+        self.fit_classifier(classifier, pairs)
+
+    def fit_classifier(self, classifier, pairs):
+        probe_opt = torch.optim.SGD(classifier.parameters(), lr=0.05)
+        for inp, target in pairs:
+            classifier.train()
+            probe_opt.zero_grad()
+            torch.nn.functional.mse_loss(classifier(inp), target).backward()
+            probe_opt.step()
+
+def pretrain(net, optimizer, pairs, reporter, epochs):
+    for epoch in range(epochs):
+        net.train()
+        for inp, target in pairs:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(inp), target).backward()
+            optimizer.step()
+        reporter.measure(net, pairs)
+""",
+        # options named like an optimizer (`opts = parser.parse_args()`) are no optimizer: the one
+        # optimizer built holds only the decoder, the scorer in eval is a fixed loss network
+        """
+import argparse
+import torch
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--rounds", type=int, default=3)
+opts = parser.parse_args()
+
+decoder = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.Dropout(0.1), torch.nn.Linear(64, 16))
+scorer = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.BatchNorm1d(16))
+scorer.eval()
+opt_dec = torch.optim.Adam(decoder.parameters(), lr=1e-3)
+for r in range(opts.rounds):
+    for code in torch.randn(10, 8, 16):
+        opt_dec.zero_grad()
+        scorer(decoder(code)).pow(2).mean().backward()
+        opt_dec.step()
+""",
         # the trained parts are collected in a container switched back to train
         """
 import torch
@@ -238,6 +313,22 @@ def adapt(net, batches, rounds):
             opt.zero_grad()
             (net(inp) - target).pow(2).mean().backward()
             opt.step()
+""",
+        # the same container built empty and given the parts one by one; the optimizer is a parameter
+        """
+import torch
+
+def adapt_stagewise(net, batches, rounds, optimizer):
+    net.eval()
+    stage = torch.nn.ModuleList()
+    stage.append(net.encoder.layers[-2])
+    stage.extend([net.encoder.layers[-1], net.pooler])
+    for r in range(rounds):
+        stage.train()
+        for inp, target in batches:
+            optimizer.zero_grad()
+            (net(inp) - target).abs().mean().backward()
+            optimizer.step()
 """,
     )
     INVALID = (
@@ -364,6 +455,63 @@ class Finetuner(pl.LightningModule):
         return self.encoder(**batch).loss
 """,
     )
+    INVALID += (
+        # the near miss: the part is never switched back, so it trains in the eval its caller set
+        """
+import torch
+
+class ProbeReport:
+    def measure(self, net, pairs):
+        net.eval()
+        classifier = net.classifier
+        self.fit_classifier(classifier, pairs)
+
+    def fit_classifier(self, classifier, pairs):
+        probe_opt = torch.optim.SGD(classifier.parameters(), lr=0.05)
+        for inp, target in pairs:
+            probe_opt.zero_grad()
+            torch.nn.functional.mse_loss(classifier(inp), target).backward()
+            probe_opt.step()  # expect: MDL303
+
+def pretrain(net, optimizer, pairs, reporter, epochs):
+    for epoch in range(epochs):
+        net.train()
+        for inp, target in pairs:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(inp), target).backward()
+            optimizer.step()
+        reporter.measure(net, pairs)  # expect: MDL303
+""",
+    )
+    INVALID += (
+        # a method taken as a value and called later is a call of that method
+        """
+import torch
+
+class Session:
+    def __init__(self, net, make_opt):
+        self.net = net
+        self.opt = make_opt(self.net)
+
+    def baseline(self, batches):
+        self.net.eval()
+        with torch.no_grad():
+            return sum(self.net(x).mean() for x, _ in batches)
+
+    def one_pass(self, batches):
+        for x, y in batches:
+            self.opt.zero_grad()
+            torch.nn.functional.l1_loss(self.net(x), y).backward()
+            self.opt.step()
+
+def schedule(net, make_opt, batches, passes):
+    session = Session(net, make_opt)
+    session.baseline(batches)
+    step_pass = session.one_pass
+    for _ in range(passes):
+        step_pass(batches)  # expect: MDL303
+""",
+    )
     FIXES = (
         (
             """
@@ -436,6 +584,12 @@ def tune(batches, optim, scaler):
                 self._stepping = self._stepping or bool(effect.steps) or "step_fn" in effect.returns
                 self._evaluating = self._evaluating or effect.evals() or "eval" in effect.returns
 
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # `fit = runner.fit` of a project method, called later as `fit(batches)`: the flow follows
+        # the call through the name (its effect is unknown here, so both may hold)
+        if isinstance(node.value, cst.Attribute) and node.value.attr.value in self._project_names:
+            self._stepping = self._evaluating = True
+
     def _note_lightning(self, call: cst.Call, name: str) -> None:
         entry = self._lightning_entry()
         if entry is None:
@@ -488,6 +642,8 @@ def tune(batches, optim, scaler):
             for key in keys:
                 if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
+                if trains_only_parts_in_train(st, key):
+                    continue  # a helper of another file trains a part of `key` it switched to train
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
                     # a `from_pretrained` model reaches the step on some path and no path switched it
