@@ -514,6 +514,44 @@ def p301_update_fn(m: Mutant, s: Script) -> None:
     relate_step(m, s)
 
 
+def _flag_routine(m: Mutant, s: Script, train: str) -> None:
+    """A routine that steps only `if train:` is called with `train=...` right after the evaluation
+    in the loop, before anything switches the model back to train mode."""
+    need_eval_in_loop(s)
+    ldoc, lline = m.resolve(s.epoch_loop)
+    top = ldoc.toplevel_stmt(lline)
+    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
+    ldoc.insert(ldoc.index_of(first), [
+        "def run_pass(net, batch, optimizer, train):",
+        f"    out = {infer(s, 'net')}",
+        "    if train:",
+        "        optimizer.zero_grad()",
+        "        out.sum().backward()",
+        "        optimizer.step()",
+        "    return out",
+        "",
+        "",
+    ])
+    doc, first_e, last_e = eval_range(m, s)
+    doc.insert(doc.index_after(last_e), [
+        f"extra_opt = torch.optim.SGD({s.model}.parameters(), lr=1e-4)",
+        f"run_pass({s.model}, next(iter({s.val_loader})), extra_opt, train={train})",
+    ], indent_of(doc.orig_text(first_e)))
+    doc.add_import("import torch")
+
+
+def p301_flag_routine(m: Mutant, s: Script) -> None:
+    """`run_pass(model, batch, opt, train=True)` right after the evaluation: its guarded step runs
+    while the model is still in eval (MDL301's guard exemption must not cover it)."""
+    _flag_routine(m, s, "True")
+    relate(m, s.eval_switch, s.eval_block[0])
+
+
+def c_flag_routine_off(m: Mutant, s: Script) -> None:
+    """The same routine called with `train=False`: its guarded step does not run."""
+    _flag_routine(m, s, "False")
+
+
 def p302_plain(m: Mutant, s: Script) -> None:
     """Delete the model.eval() before the evaluation."""
     doc, line = m.resolve(s.eval_switch)
@@ -929,6 +967,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("301-wrapper-to_eval", ("MDL301",), p301_wrapper),
     Pattern("301-update-fn-step", ("MDL301",), p301_update_fn),
     Pattern("301-alias-eval", ("MDL301",), p301_alias),
+    Pattern("301-flag-routine-train-true", ("MDL301", "MDL303"), p301_flag_routine),
     Pattern("302-plain", ("MDL302",), p302_plain),
     Pattern("302-test-after-training", ("MDL302",), p302_after_training),
     Pattern("302-heldout-every-n", ("MDL302",), p302_heldout),
@@ -954,6 +993,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-alias-eval-restored", (), c_alias_eval_restored),
     Pattern("ctl-plain-class-eval", (), c_plain_class_eval),
     Pattern("ctl-linear-probe", (), c_linear_probe),
+    Pattern("ctl-flag-routine-train-false", (), c_flag_routine_off),
 )
 
 
