@@ -365,6 +365,37 @@ def test_a_method_that_trains_then_leaves_its_network_in_eval_trains_in_train_mo
     assert found(tmp_path, files) == [("run.py", 13, "MDL303")]
 
 
+def test_a_conditional_switch_and_a_step_under_the_same_test():
+    """`net = net.train() if fit else net.eval()` runs one arm (an "if" event, not both switches in
+    a row), and the eval of the `else` arm never reaches the step under `if fit:`: the modes at the
+    step are the train arm's; the exit keeps both."""
+    src = textwrap.dedent(
+        """
+        import torch
+
+        def run_epoch(stage, net, batches, opt):
+            fit = stage == "fit"
+            net = net.train() if fit else net.eval()
+            for x, y in batches:
+                loss = (net(x) - y).pow(2).mean()
+                if fit:
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+
+        def epochs(net, batches, held, opt, n):
+            for _ in range(n):
+                run_epoch("fit", net, batches, opt)
+                run_epoch("check", net, held, None)
+        """
+    ).encode()
+    index = ProjectIndex()
+    index.add(facts_from_source(src, Path("loops.py"), modname="loops"))
+    one = index.effect("loops.run_epoch")
+    assert one.exit == {"net": frozenset({"train", "eval"})}
+    assert one.at_step == {"net": frozenset({"train"})}
+
+
 def test_a_helper_that_steps_in_the_mode_its_caller_left_is_still_reported(tmp_path):
     files = {
         "probing.py": """

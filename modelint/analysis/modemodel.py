@@ -32,7 +32,7 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from modelint.analysis.astnames import dotted_ast
 from modelint.analysis.calls import NOT_LITERAL
-from modelint.analysis.conditions import atoms_ast, constant_ast, falsified, remap
+from modelint.analysis.conditions import atoms_ast, constant_ast, contradicts, falsified, remap
 from modelint.frameworks import PROFILES
 
 # A function is summarised when its text calls a mode switch or a method whose name says one
@@ -55,7 +55,8 @@ from modelint.frameworks import PROFILES
 # the IR the parameters' literal defaults and which parameters nothing rebinds (`run_epoch(loader,
 # train=False)` runs no step of an `if train:` arm). 7 was given to two branches' changes; 8 is
 # the merge: 7's guards plus an optimizer step over input tensors marked (["s", "o", line, 1]).
-IR_VERSION = 8
+# 9: a conditional expression's arms are an "if" event (`m = m.train() if t else m.eval()` ran both).
+IR_VERSION = 9
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -310,6 +311,14 @@ class _Builder:
     def expr(self, node: ast.AST, out: list) -> None:
         """Calls in evaluation order (receivers and arguments first); lambdas are not entered."""
         if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, ast.IfExp):  # `model.train() if is_train else model.eval()`: one arm runs
+            self.expr(node.test, out)
+            body, orelse = [], []
+            self.expr(node.body, body)
+            self.expr(node.orelse, orelse)
+            if body or orelse:
+                out.append(["if", body, orelse, self._atoms(node.test, True), self._atoms(node.test, False)])
             return
         for child in ast.iter_child_nodes(node):
             self.expr(child, out)
@@ -655,6 +664,7 @@ class Evaluator:
         self.self_name = ir.params[0] if ir.is_method and ir.params else None
         self.fixed = frozenset(ir.fixed)
         self.guard: list = []  # the atoms the `if` arms around the current event fix
+        self.assigned: Dict[Tuple[str, str], set] = {}  # (key, mode) -> the guards it was set under
         self.always: set = set()
         self.guarded: set = set()
         state = self.block(ir.body, {})
@@ -703,11 +713,12 @@ class Evaluator:
         if kind == "m":
             value = "entry" if e[2] == "restore" else e[2]
             self.where[e[1]] = e[3]
+            self.assigned.setdefault((e[1], value), set()).add(tuple(self.guard))
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
             self.record_step(e[1])
             if e[1] == "o" and len(e) < 4:  # (a backward, or an input optimizer's step, trains no model)
-                self.note_step(state)
+                self.note_step(state, tuple(self.guard))
             return state
         if kind == "if":
             atoms = e[3:5] if len(e) > 4 else ([], [])
@@ -726,8 +737,17 @@ class Evaluator:
                 self.wrapped.pop(e[1], None)
         return state
 
-    def note_step(self, state) -> None:
+    def note_step(self, state, guard: tuple = ()) -> None:
+        """Join `state` into the modes at the steps, without the modes every assignment of which sits
+        under a test that contradicts the step's own (`if train: net.train() else: net.eval()` ...
+        `if train: opt.step()`: the eval never reaches the step)."""
+        if guard:
+            state = {k: frozenset(m for m in v if not self._excluded(k, m, guard)) or v for k, v in state.items()}
         self.at_step = state if self.at_step is None else _join(self.at_step, state)
+
+    def _excluded(self, key: str, mode: str, guard: tuple) -> bool:
+        guards = self.assigned.get((key, mode))
+        return bool(guards) and all(contradicts(g, guard, self.fixed) for g in guards)
 
     def call(self, e: list, state):
         callee_name, args, kws, line = e[1], e[2], e[3], e[4]
@@ -742,7 +762,7 @@ class Evaluator:
         if effect is None:
             if len(e) > 6 and e[6] and not quiet:
                 self.record_step("o")  # `loss_scaler(loss, optimizer)`
-                self.note_step(state)
+                self.note_step(state, tuple(self.guard))
             return state
         mapping = bind(effect, args, kws, recv or None)
         live = live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))
@@ -751,7 +771,9 @@ class Evaluator:
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
         if live and effect.at_step is not None:
-            self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)))
+            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
+            self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)),
+                           tuple(self.guard) + tuple(a for a in common if a[0] in self.fixed))
         return self.apply(state, self.targets(effect, mapping, recv, effect.exit), line)
 
     def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):

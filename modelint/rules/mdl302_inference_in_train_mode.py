@@ -26,7 +26,7 @@ from modelint.analysis.modeflow import (
     peel,
 )
 from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
-from modelint.analysis.modemodel import loss_and_optimizer
+from modelint.analysis.modemodel import loss_and_optimizer, optimizer_name
 from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
@@ -155,8 +155,9 @@ class InferenceInTrainMode(Rule):
         "one) of a model built in the same scope and neither trained nor given weights there (a smoke test); "
         "a forward whose result is read only for its shape (`out.shape`, `out.size(1)`, `len(out)`, also "
         "unpacked, `out, aux = net(x)`; outside a loop only the reads after the call count); a forward whose "
-        "result is discarded (never read afterwards in its scope) followed in the same scope by a read of "
-        "the model's `.parameters()` (lazy modules materialised before the optimizer is built); a forward in `__init__` "
+        "result is discarded (never read afterwards in its scope), before any training step of the scope and "
+        "followed in it by an optimizer built over the model's `.parameters()` (`opt = Adam(model.parameters())`: "
+        "lazy modules materialised before the optimizer collects them); a forward in `__init__` "
         "or in a function named to build or deduce something (`build_*`, `init*`, `setup*`, `make_layers`, "
         "`get_*_shape`: lazy-module initialisation, feature-size probes); a forward inside a `with` or under "
         "a decorator whose name says eval / inference (`with evaluating(model):`, `@eval_mode`, "
@@ -540,6 +541,17 @@ def embed(path, batch, store):
         head(batch)  # expect: MDL302
     return store
 
+def fit_and_log(head, loader, opt, val_batch, writer):
+    head.train()
+    for x in loader:
+        opt.zero_grad()
+        head(x).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        head(val_batch)  # expect: MDL302
+    log_opt = torch.optim.SGD(head.parameters(), lr=0.0)
+    return log_opt
+
 def warm_start(path, batch):
     head = Head()
     head.load_state_dict(torch.load(path))
@@ -893,7 +905,7 @@ def run(net, opt, batches, dev_batches, resume):
         nodes, parents = self._walk(flow.node)
         if inference.shape_only(parents, mc.node, nodes):
             return True  # only the output's shape is read: dropout and batch norm cannot matter
-        if inference.discarded(parents, mc.node, nodes) and self._parameters_read_after(flow, mc.key, nodes, mc.node):
+        if inference.discarded(parents, mc.node, nodes) and self._optimizer_built_after(mf, flow, mc.key, nodes, mc.node):
             return True  # `with no_grad(): model(x)` before `Adam(model.parameters())`: lazy modules
         return self._untrained_probe(mf, flow, mc, nodes, parents)
 
@@ -910,16 +922,21 @@ def run(net, opt, batches, dev_batches, resume):
             return False
         return not self._given_weights(mc.key, flow, nodes, parents, mc.node)
 
-    def _parameters_read_after(self, flow: ScopeFlow, key: str, nodes, call: cst.Call) -> bool:
-        """`key.parameters()` / `key.named_parameters()` (or an alias's) after `call` in the scope."""
+    def _optimizer_built_after(self, mf: ModeFlow, flow: ScopeFlow, key: str, nodes, call: cst.Call) -> bool:
+        """The scope runs no training step before `call` and builds an optimizer over `key`'s (or an
+        alias's) parameters after it (`opt = Adam(model.parameters())`): `call` came first so that
+        lazy layers exist when the optimizer collects them. (A `.named_parameters()` read for logging
+        after the training step is not that.)"""
+        line = mf.line(call)
+        if any(mf.line(st.node) < line for st in flow.steps):
+            return False
         names = {key} | set(flow.aliases.get(key, ()))
         after = False
         for n in nodes:
             if n is call:
                 after = True
-            elif after and isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and (
-                n.func.attr.value in ("parameters", "named_parameters") and dotted(n.func.value) in names
-            ):
+            elif after and isinstance(n, cst.Assign) and len(n.targets) == 1 and optimizer_name(
+                    (dotted(n.targets[0].target) or "").rsplit(".", 1)[-1]) and _reads_parameters(n.value, names):
                 return True
         return False
 
@@ -1359,3 +1376,15 @@ def run(net, opt, batches, dev_batches, resume):
         if not any_caller:
             return None
         return False if trained or not unknown else True
+
+
+def _reads_parameters(expr: cst.CSTNode, names) -> bool:
+    """`expr` holds `K.parameters()` / `K.named_parameters()` for a K in `names`."""
+    todo = [expr]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and (
+                n.func.attr.value in ("parameters", "named_parameters") and dotted(n.func.value) in names):
+            return True
+        todo.extend(n.children)
+    return False
