@@ -569,6 +569,11 @@ def p302_after_training(m: Mutant, s: Script) -> None:
 
 def p302_heldout(m: Mutant, s: Script) -> None:
     """Every ~100 steps a held-out batch is run under no_grad inside the training loop."""
+    _heldout_read(m, s, None)
+
+
+def _heldout_read(m: Mutant, s: Script, reads: Optional[str]) -> None:
+    """A held-out batch every ~100 steps under no_grad, its output printed by `reads` (if given)."""
     doc, line = m.resolve(s.step)
     tm = train_model(m, s)
     doc.insert_after_stmt(line, [
@@ -576,21 +581,7 @@ def p302_heldout(m: Mutant, s: Script) -> None:
         "    with torch.no_grad():",
         f"        held_batch = next(iter({s.val_loader}))",
         f"        held_out = {infer(s, tm, 'held_batch')}",
-    ])
-    doc.add_import("import torch")
-
-
-def _heldout_read(m: Mutant, s: Script, reads: str) -> None:
-    """A held-out batch every ~100 steps under no_grad, its output printed by `reads`."""
-    doc, line = m.resolve(s.step)
-    tm = train_model(m, s)
-    doc.insert_after_stmt(line, [
-        "if torch.rand(1).item() < 0.01:  # a held-out batch every ~100 steps",
-        "    with torch.no_grad():",
-        f"        held_batch = next(iter({s.val_loader}))",
-        f"        held_out = {infer(s, tm, 'held_batch')}",
-        f"    print({reads})",
-    ])
+    ] + ([f"    print({reads})"] if reads else []))
     doc.add_import("import torch")
 
 
