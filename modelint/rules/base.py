@@ -65,6 +65,15 @@ class Rule(Described):
         self.reports.append(Report(self.code, node, self.ctx.statement_of(node), message, fix, level))
 
 
+def measured_set6(result: str) -> str:
+    """The sentence after `remeasured_2026_12_03`: what measuring set 6 gave, the held-out set of the
+    end of 2026-12-03 (chosen, and later judged, by sessions that changed no rule; run once, after
+    sets 4 and 5 had become tuning sets)."""
+    return (" Then sets 4 and 5 tuned the call-site rules, and measuring set 6 (29 code bases no rule was "
+            "developed on, all with training and evaluation code: 26 repositories and 3 packages; "
+            "`bench/precision.py --set measuring6`, run once) gave " f"{result}" ". It stays off by default.")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

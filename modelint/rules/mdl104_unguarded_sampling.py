@@ -35,7 +35,7 @@ from modelint.analysis.sampling import (
     sizes_only_inputs,
 )
 from modelint.frameworks import union
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 
 class UnguardedSamplingInForward(Rule):
@@ -131,6 +131,7 @@ class UnguardedSamplingInForward(Rule):
         set2=('6 findings, all deliberate (100%, but all of them deliberate)'),
     )
     what += remeasured_2026_12_03(set4="no finding", set5="1 finding, deliberate")
+    what += measured_set6("15 findings, all deliberate (noise that is the computation: prior samples, reparameterisation, Monte Carlo metrics)")
     what += (" Set 3 has since been a tuning set: with its 3 false findings exempted (the conditional "
              "expression on a flag of `forward`, the mode blend through a local) it gives 7 findings, 1 real "
              "and 6 deliberate, which no longer measures precision on unseen code.")

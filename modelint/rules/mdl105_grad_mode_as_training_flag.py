@@ -18,7 +18,7 @@ from modelint.analysis.guards import FUNCTION_TYPES, jumps_out
 from modelint.analysis.mode import reads_mode
 from modelint.analysis.sampling import sampling_op
 from modelint.analysis.walk import descendants, iter_children
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 # Attribute names of dropout-like submodules (`self.attn_drop(x)`): their call is mode-dependent work.
 _DROP_ATTR = re.compile(r"dropout|drop_path|droppath|drop_block|dropblock|attn_drop|proj_drop|^drop$", re.I)
@@ -85,6 +85,7 @@ class GradModeAsTrainingFlag(Rule):
         set2=('1 finding, false'),
     )
     what += remeasured_2026_12_03(set4="no finding", set5="2 findings, both deliberate")
+    what += measured_set6("no finding")
     why = (
         "In PyTorch, grad mode and training mode are independent. Evaluation often runs with gradients "
         "(saliency maps, adversarial attacks, validation losses with `create_graph`), and training often runs "

@@ -9,7 +9,7 @@ from modelint.analysis.context import dotted
 from modelint.analysis.classes import first_param
 from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.walk import descendants
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 # Words that name a module when they end a variable or attribute name (`self.text_encoder`,
 # `ema_model`, `m`). Anything else (`trainer`, `args`, `state`, `config`) is not assumed to be one.
@@ -79,6 +79,7 @@ class TrainingFlagAssigned(Rule):
         set2=('no finding (its 3 false findings of the day before are exempted now)'),
     )
     what += remeasured_2026_12_03(set4="no finding", set5="no finding")
+    what += measured_set6("1 finding, false (0%)")
     why = (
         "`nn.Module.train(mode)` sets `training` on the module and on every descendant. Assigning the "
         "attribute changes only that one object: its dropout and batch-norm children keep their old "

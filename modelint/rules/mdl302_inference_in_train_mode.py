@@ -27,7 +27,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer, optimizer_name
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
@@ -204,6 +204,7 @@ class InferenceInTrainMode(Rule):
         set2=('5 findings: 3 real, 2 deliberate (100%, after a fix made on seeing that set)'),
     )
     what += remeasured_2026_12_03(set4="5 findings: 1 real, 4 false (20%)", set5="1 finding, false (0%)")
+    what += measured_set6("2 findings, both false (0%), and missed the one real inference-in-train-mode bug of the set (a sampler that reloads its prior and samples without `.eval()`)")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -72,6 +72,7 @@ class TrainingInEvalMode(Rule):
         set2=('3 findings, all false (0%)'),
     )
     what += remeasured_2026_12_03(set4="3 findings, all false (0%)", set5="3 findings, all false (0%)")
+    what += measured_set6("5 findings, all false (0%: a discriminator in eval while the other network's optimizer steps, a frozen perceptual network)")
     what += (" Sets 4 and 5 have since tuned this rule (set 5's false eval-only branch, whose routine steps "
              "only `if is_train`, shaped the guarded-step exemption above; afterwards set 4: 3 findings, all "
              "false; set 5: 2, both false).")

@@ -8,7 +8,7 @@ from modelint.analysis.calls import NOT_LITERAL, callee_name, literal_value
 from modelint.analysis.gradmode import names_checkpoint
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertBefore, Replace, fix, fresh_name
-from modelint.rules.base import Rule, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 _SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
@@ -95,6 +95,7 @@ class ModeQueryInLoop(Rule):
         set2=('no finding'),
     )
     what += remeasured_2026_12_03(set4="no finding", set5="no finding")
+    what += measured_set6("no finding")
     why = (
         "Each query is a call into the dispatcher (and a graph break risk under some tracers); inside a "
         "loop over layers, time steps or tokens it is paid on every iteration for an answer that cannot "
