@@ -146,11 +146,13 @@ def test_a_gradient_probe_restoring_in_finally_is_clean():
     "options, expect",
     [
         ("opt = parser.parse_args()", ""),  # options named like an optimizer: not one
-        ("opt = make_optimizer()", "  # expect: MDL303"),  # stepped below: unreadable, assumed to train all
+        # stepped below: unreadable, assumed to train all; its own step is the one reported (opt_gen's
+        # step trains only gen: the optimizer a step steps decides when it is readable)
+        ("opt = make_optimizer()", "  # expect: MDL303"),
     ],
 )
 def test_options_named_like_an_optimizer_do_not_hide_what_the_optimizers_hold(options, expect):
-    step = "opt.step()\n" if "make_optimizer" in options else ""
+    step = f"opt.step(){expect}\n" if "make_optimizer" in options else ""
     check_annotated(
         f"""
 import argparse
@@ -165,7 +167,7 @@ opt_gen = torch.optim.SGD(gen.parameters(), lr=0.1)
 for z in torch.randn(4, 2, 8):
     opt_gen.zero_grad()
     critic(gen(z)).mean().backward()
-    opt_gen.step(){expect}
+    opt_gen.step()
     {step}""",
         codes=("MDL303",),
     )

@@ -16,6 +16,8 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
   built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
   `build_optimizer(model)`), or an optimizer stepped in the file is bound nowhere in it (a
   parameter `opt` of a training function): the caller keeps its old behaviour then.
+- `stepped_keys(ctx, name)`: the same for the one optimizer a step steps (`d_opt.step()` trains the
+  discriminator, not the generator another optimizer holds).
 - `frozen_keys(ctx)`: keys frozen with `K.requires_grad_(False)` or `for p in K.parameters():
   p.requires_grad = False` anywhere in the file.
 - `trained_by(key, optimized)`: the key, a parent of it, or a part of it is optimized.
@@ -152,6 +154,20 @@ class _Facts:
         self.direct = [({_norm(k) for k in (dotted(c.func.value) for c in _param_calls(ctor)) if k}, tests)
                        for ctor, tests in zip(scan.ctors, scan.ctor_tests)]
         self.optimized = self._optimized(scan)
+        self.by_name = self._by_name(scan)
+
+    @staticmethod
+    def _by_name(scan: _Scan) -> Dict[str, Optional[frozenset]]:
+        """Optimizer name (without `self.`) -> the keys its constructions hold (None: one of them
+        cannot be read)."""
+        readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
+        out: Dict[str, Optional[frozenset]] = {}
+        for ctor, name in zip(scan.ctors, scan.ctor_keys):
+            name = _norm(name)
+            keys = _ctor_keys(ctor, readable, scan)
+            before = out.get(name, frozenset())
+            out[name] = None if keys is None or (name in out and before is None) else before | keys
+        return out
 
     @staticmethod
     def _optimized(scan: _Scan) -> Optional[frozenset]:
@@ -166,18 +182,28 @@ class _Facts:
         readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
         out: Set[str] = set()
         for ctor in ctors:
-            arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
-            keys = _param_keys(arg, readable, 0) if arg is not None else None
+            keys = _ctor_keys(ctor, readable, scan)
             if keys is None:
                 return None
             out |= keys
-        for key in list(out):  # a container built over models brings its members; an alias its original
-            for value in scan.bound.get(key, []) + scan.bound.get("self." + key, []):
-                out |= _members(value)
-                original = dotted(value)
-                if original is not None:
-                    out.add(_norm(original))
         return frozenset(out)
+
+
+def _ctor_keys(ctor: cst.Call, readable, scan: _Scan) -> Optional[frozenset]:
+    """The keys one optimizer construction holds: its `params` models, the members of a container
+    built over models, an alias's original (None: not readable)."""
+    arg = next((a.value for a in ctor.args if a.keyword is None or a.keyword.value == "params"), None)
+    keys = _param_keys(arg, readable, 0) if arg is not None else None
+    if keys is None:
+        return None
+    out = set(keys)
+    for key in keys:
+        for value in scan.bound.get(key, []) + scan.bound.get("self." + key, []):
+            out |= _members(value)
+            original = dotted(value)
+            if original is not None:
+                out.add(_norm(original))
+    return frozenset(out)
 
 
 def _param_keys(node: cst.BaseExpression, bound, depth: int) -> Optional[Set[str]]:
@@ -243,6 +269,12 @@ def _facts(ctx) -> _Facts:
 
 def optimized_keys(ctx) -> Optional[frozenset]:
     return _facts(ctx).optimized
+
+
+def stepped_keys(ctx, optimizer: str) -> Optional[frozenset]:
+    """The keys whose parameters the optimizer named `optimizer` (`opt`, `self.d_opt`) holds, from
+    its constructions in this file; None when it is built nowhere here or cannot be read."""
+    return _facts(ctx).by_name.get(_norm(optimizer))
 
 
 def frozen_keys(ctx) -> frozenset:

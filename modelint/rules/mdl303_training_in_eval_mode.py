@@ -4,12 +4,13 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import (
     TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
     forwarded_at_step, get, not_trained_name, step_over_inputs, trains_only_parts_in_train,
 )
-from modelint.analysis.optimized import optimized_keys, parts_back_in_train, trained_by
+from modelint.analysis.optimized import optimized_keys, parts_back_in_train, stepped_keys, trained_by
 from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
@@ -51,7 +52,7 @@ class TrainingInEvalMode(Rule):
         "a helper of another file, whose steps in eval are then not the model's), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are not in the optimizer the step steps when that optimizer is built in the file (`d_opt.step()` with `d_opt = Adam(disc.parameters())`: the generator put in eval to make the discriminator's inputs is not trained by it), or in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), steps whose model may be in training mode on some path, and the steps of a "
         "routine that sit under a test of one of its parameters nothing in it rebinds (`if train:`, `if "
         "optimizer is not None:`, `if stage == \"fit\":`, or a local bound once to such a compare) when the call "
@@ -331,8 +332,56 @@ def adapt_stagewise(net, batches, rounds, optimizer):
             (net(inp) - target).abs().mean().backward()
             optimizer.step()
 """,
+        # adversarial training: each optimizer steps its own network while the other one is in eval
+        """
+import torch
+from torch import nn
+
+class Seg(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(8)
+
+class Critic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+
+def fit(loader, steps):
+    seg, critic = Seg(), Critic()
+    seg_opt = torch.optim.SGD(seg.parameters(), lr=0.01)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=1e-4)
+    for x, y in loader:
+        seg.train()
+        critic.eval()
+        pred = seg(x)
+        (pred - y).abs().mean().add(critic(pred).mean()).backward()
+        seg_opt.step()
+        seg.eval()
+        critic.train()
+        with torch.no_grad():
+            fake = seg(x)
+        critic(fake).mean().backward()
+        critic_opt.step()
+""",
     )
     INVALID = (
+        # the optimizer the step steps holds the network in eval (another optimizer holds only it)
+        """
+import torch
+
+def rounds(gen, disc, pairs, n):
+    disc.eval()
+    g_opt = torch.optim.Adam(list(gen.parameters()) + list(disc.parameters()), lr=2e-4)
+    d_opt = torch.optim.Adam(disc.parameters(), lr=2e-4)
+    for r in range(n):
+        for inp, target in pairs:
+            loss = (disc(gen(inp)) - target).pow(2).mean()
+            g_opt.zero_grad()
+            loss.backward()
+            g_opt.step()  # expect: MDL303
+    return d_opt
+""",
         # the same routine handed an optimizer after an eval: its step trains in eval mode
         """
 import torch.nn.functional as F
@@ -658,7 +707,7 @@ def tune(batches, optim, scaler):
                         continue
                 if self._mode_free(flow, key):
                     continue  # train and eval compute the same: nothing goes wrong
-                if not self._trained_here(key) or parts_back_in_train(self.ctx, key, st.state):
+                if not self._trained_here(key, st) or parts_back_in_train(self.ctx, key, st.state):
                     continue  # a fixed loss network no optimizer holds; a trained part switched back
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
@@ -685,9 +734,15 @@ def tune(batches, optim, scaler):
         (`analysis.keysensitivity`)."""
         return KeySensitivity(self.ctx, for_context(self.ctx)).of(flow.node, key) == "no"
 
-    def _trained_here(self, key: str) -> bool:
+    def _trained_here(self, key: str, st: Step) -> bool:
         """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in
-        an optimizer built in this file; when no optimizer construction can be read, assumed so."""
+        the optimizer it steps (`d_opt.step()`, built in this file), else in an optimizer built in this
+        file; when no optimizer construction can be read, assumed so."""
+        func = st.inner.func if isinstance(st.inner, cst.Call) else None
+        recv = dotted(func.value) if isinstance(func, cst.Attribute) and func.attr.value == "step" else None
+        own = stepped_keys(self.ctx, recv) if recv else None
+        if own is not None:
+            return trained_by(key, own)
         optimized = optimized_keys(self.ctx)
         return optimized is None or trained_by(key, optimized)
 
