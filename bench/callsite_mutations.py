@@ -117,10 +117,14 @@ class Doc:
 
     def toplevel_stmt(self, lineno: int) -> ast.stmt:
         for node in self.tree.body:
-            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            if first <= lineno <= node.end_lineno:
+            if _first_line(node) <= lineno <= node.end_lineno:
                 return node
         raise AnchorError(f"{self.path}:{lineno}: not inside a top-level statement")
+
+    def insert_before_toplevel(self, lineno: int, texts: Sequence[str]) -> None:
+        """Insert `texts` (top-level code) before the top-level statement holding `lineno`, above
+        its decorators."""
+        self.insert(self.index_of(_first_line(self.toplevel_stmt(lineno))), texts)
 
     def siblings(self, stmt: ast.stmt) -> Optional[List[ast.stmt]]:
         for node in ast.walk(self.tree):
@@ -286,3 +290,8 @@ class Mutant:
             if centres:
                 out[path] = {c + d for c in centres for d in range(-near, near + 1) if c + d >= 1}
         return out
+
+
+def _first_line(node: ast.stmt) -> int:
+    """A statement's first line, its decorators included."""
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])

@@ -519,9 +519,7 @@ def _flag_routine(m: Mutant, s: Script, train: str) -> None:
     in the loop, before anything switches the model back to train mode."""
     need_eval_in_loop(s)
     ldoc, lline = m.resolve(s.epoch_loop)
-    top = ldoc.toplevel_stmt(lline)
-    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
-    ldoc.insert(ldoc.index_of(first), [
+    ldoc.insert_before_toplevel(lline, [
         "def run_pass(net, batch, optimizer, train):",
         f"    out = {infer(s, 'net')}",
         "    if train:",
@@ -632,9 +630,7 @@ def p302_neutral_name(m: Mutant, s: Script) -> None:
 def p302_tester(m: Mutant, s: Script) -> None:
     """The evaluation is a method Tester.run(self, net, loader); the loop calls it without eval()."""
     ldoc, lline = m.resolve(s.epoch_loop)
-    top = ldoc.toplevel_stmt(lline)
-    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
-    ldoc.insert(ldoc.index_of(first), [
+    ldoc.insert_before_toplevel(lline, [
         "class Tester:",
         '    """Runs a network over a loader and collects its outputs."""',
         "",
@@ -831,9 +827,7 @@ def p205_setup(m: Mutant, s: Script) -> None:
 def p205_init(m: Mutant, s: Script) -> None:
     """The freeze sits in a wrapper module's __init__ (no train() override); model.train() later."""
     doc, line, name = _frozen_target(m, s)
-    top = doc.toplevel_stmt(line)
-    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
-    doc.insert(doc.index_of(first), [
+    doc.insert_before_toplevel(line, [
         "class FrozenStem(torch.nn.Module):",
         '    """Wraps a network whose first block stays frozen."""',
         "",
@@ -888,9 +882,7 @@ def c_plain_class_eval(m: Mutant, s: Script) -> None:
     a mode switch of any model."""
     doc, line = m.resolve(s.step)
     doc.insert_before(line, ["meter.eval()"])
-    top = doc.toplevel_stmt(line)
-    first = min([top.lineno] + [d.lineno for d in getattr(top, "decorator_list", [])])
-    doc.insert(doc.index_of(first), [
+    doc.insert_before_toplevel(line, [
         "class RunningMeter:",
         "    def __init__(self):",
         "        self.values = []",

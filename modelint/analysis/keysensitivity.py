@@ -130,8 +130,8 @@ class KeySensitivity:
             answer = self._of_value(scope, key, peel(expr), depth)
             if answer is not None:
                 answers.append(answer)
-        rebound = bool(answers) or any(not self._self_rebinding(b.node, key) for b in flow.bindings.get(key, ()))
-        if not rebound and isinstance(scope, cst.FunctionDef):
+        # no answer: no binding, or only pass-through rebindings (`model = model.to(rank)`, `DDP(model)`)
+        if not answers and isinstance(scope, cst.FunctionDef):
             if key in flow.params:
                 answers.extend(self._callers(scope, key, depth))
             elif key.startswith("self."):
@@ -141,15 +141,6 @@ class KeySensitivity:
         if "yes" in answers:
             return "yes"
         return "no" if answers and all(a == "no" for a in answers) else "unknown"
-
-    def _self_rebinding(self, node: cst.CSTNode, key: str) -> bool:
-        """`model = model.to(device)` / `model = DDP(model)`: a binding that keeps what `key` held."""
-        expr = bound_expr(node, key)
-        if expr is None:
-            return False
-        expr = peel(expr)
-        return dotted(expr) == key or self._pass_through(expr, key) or (
-            self._is_wrapper(expr) and dotted(peel(expr.args[0].value)) == key)
 
     def _of_value(self, scope: cst.CSTNode, key: str, expr: cst.CSTNode, depth: int) -> Optional[str]:
         """One binding's answer; None for a pass-through rebinding (an earlier binding decides)."""

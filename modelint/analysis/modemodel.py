@@ -765,15 +765,17 @@ class Evaluator:
                 self.note_step(state, tuple(self.guard))
             return state
         mapping = bind(effect, args, kws, recv or None)
-        live = live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))
+        # the callee's live steps, each with its guard in this function's names
+        live = [(kind, tuple(a for a in remap(guard, mapping) if a[0] in self.fixed))
+                for kind, guard in live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))]
         for step_kind, guard in live:
-            self.record_step(step_kind, tuple(a for a in remap(guard, mapping) if a[0] in self.fixed))
+            self.record_step(step_kind, guard)
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
         if live and effect.at_step is not None:
-            common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
+            common = set.intersection(*(set(guard) for _, guard in live))
             self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)),
-                           tuple(self.guard) + tuple(a for a in common if a[0] in self.fixed))
+                           tuple(self.guard) + tuple(common))
         return self.apply(state, self.targets(effect, mapping, recv, effect.exit), line)
 
     def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):

@@ -16,6 +16,7 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
   built here or one's parameters cannot be read (`Adam(params)` with `params` a parameter,
   `build_optimizer(model)`), or an optimizer stepped in the file is bound nowhere in it (a
   parameter `opt` of a training function): the caller keeps its old behaviour then.
+- `builds_optimizer_over(ctx, node, keys)`: `node` is such a construction over one of `keys`.
 - `stepped_keys(ctx, name)`: the same for the one optimizer a step steps (`d_opt.step()` trains the
   discriminator, not the generator another optimizer holds).
 - `frozen_keys(ctx)`: keys frozen with `K.requires_grad_(False)` or `for p in K.parameters():
@@ -153,6 +154,7 @@ class _Facts:
         # (keys whose `.parameters()` an optimizer's constructor reads itself, the flags around it)
         self.direct = [({_norm(k) for k in (dotted(c.func.value) for c in _param_calls(ctor)) if k}, tests)
                        for ctor, tests in zip(scan.ctors, scan.ctor_tests)]
+        self.reads = {id(ctor): keys for ctor, (keys, _) in zip(scan.ctors, self.direct)}
         self.optimized = self._optimized(scan)
         self.by_name = self._by_name(scan)
 
@@ -275,6 +277,13 @@ def stepped_keys(ctx, optimizer: str) -> Optional[frozenset]:
     """The keys whose parameters the optimizer named `optimizer` (`opt`, `self.d_opt`) holds, from
     its constructions in this file; None when it is built nowhere here or cannot be read."""
     return _facts(ctx).by_name.get(_norm(optimizer))
+
+
+def builds_optimizer_over(ctx, node: cst.CSTNode, keys) -> bool:
+    """`node` is an optimizer construction bound in this file (`opt = Adam(...)`) whose arguments
+    read `K.parameters()` for a K in `keys`."""
+    reads = _facts(ctx).reads.get(id(node))
+    return reads is not None and any(_norm(k) in reads for k in keys)
 
 
 def frozen_keys(ctx) -> frozenset:

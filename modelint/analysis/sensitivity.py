@@ -321,9 +321,9 @@ class SensitivityAnalysis:
         if located is None:
             if self._ignorable(q, scope.facts) or not held or q in fw.empty_module_bases:
                 return None
-            known = self._ecosystem(q, name, call, scope, fw)
-            if known is not False:
-                return known
+            specs = _ecosystem_specs(q, fw)
+            if specs is not None:
+                return self._library_layer(specs, call, scope)
             return Sensitivity(UNKNOWN, f"`{name}` is not in the checked files")
         if scope.in_body and not self.classifier.is_module_base(q):
             return None  # a plain helper object: its layers (if any) are not registered here
@@ -333,13 +333,10 @@ class SensitivityAnalysis:
             return result
         return Sensitivity(result.answer, f"builds `{name}`: {result.reason}" if result.reason else f"builds `{name}`")
 
-    def _ecosystem(self, q: str, name: str, call: ast.Call, scope: _Scope, fw: Profile):
+    def _library_layer(self, specs: Tuple[LayerArg, ...], call: ast.Call, scope: _Scope) -> Optional[Sensitivity]:
         """A layer of a library the profile has read (`torch_geometric.nn.GCNConv`, also through
-        submodules such as `torch_geometric.nn.conv`): None when its mode arguments are off, its
-        answer otherwise; False when the profile does not know the class."""
-        specs = _ecosystem_specs(q, fw)
-        if specs is None:
-            return False
+        submodules such as `torch_geometric.nn.conv`), with its mode arguments `specs`: None when
+        they are all off, its answer otherwise."""
         shown = f"`{_short(ast.unparse(call))}`"
         for spec in specs:
             value = self._arg_value(call, spec, scope)

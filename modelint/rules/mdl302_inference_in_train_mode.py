@@ -26,7 +26,8 @@ from modelint.analysis.modeflow import (
     peel,
 )
 from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
-from modelint.analysis.modemodel import loss_and_optimizer, optimizer_name
+from modelint.analysis.modemodel import loss_and_optimizer
+from modelint.analysis.optimized import builds_optimizer_over
 from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 _EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
@@ -717,7 +718,7 @@ def run(net, opt, batches, dev_batches, resume):
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}
         self._keys: Optional[KeySensitivity] = None
-        self._assigns: Dict[int, Dict[str, List[cst.CSTNode]]] = {}  # id(scope) -> (nodes in preorder, parents), on demand
+        self._assigns: Dict[int, Dict[str, List[cst.CSTNode]]] = {}  # id(scope) -> name -> the values bound to it
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -936,8 +937,7 @@ def run(net, opt, batches, dev_batches, resume):
         for n in nodes:
             if n is call:
                 after = True
-            elif after and isinstance(n, cst.Assign) and len(n.targets) == 1 and optimizer_name(
-                    (dotted(n.targets[0].target) or "").rsplit(".", 1)[-1]) and _reads_parameters(n.value, names):
+            elif after and builds_optimizer_over(self.ctx, n, names):
                 return True
         return False
 
@@ -1377,15 +1377,3 @@ def run(net, opt, batches, dev_batches, resume):
         if not any_caller:
             return None
         return False if trained or not unknown else True
-
-
-def _reads_parameters(expr: cst.CSTNode, names) -> bool:
-    """`expr` holds `K.parameters()` / `K.named_parameters()` for a K in `names`."""
-    todo = [expr]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and (
-                n.func.attr.value in ("parameters", "named_parameters") and dotted(n.func.value) in names):
-            return True
-        todo.extend(n.children)
-    return False
