@@ -469,6 +469,24 @@ def fit(model, data):
     assert lone == [UNKNOWN]  # no caller in this file: nothing says what it is
 
 
+def test_a_free_name_of_a_function_is_the_scripts_global(tmp_path):
+    """A script's `model = Flat()` at module level, switched in a `test()` function: the function's
+    free name `model` is that global; a local of the same name shadows it."""
+    answers = _key_answers(tmp_path, WRAPPED + """
+model = Flat().to("cpu")
+noisy = Noisy()
+
+def test():
+    model.eval()
+    noisy.eval()
+
+def shadow(flag):
+    model = make() if flag else Flat()
+    model.eval()
+""", [("test", "model"), ("test", "noisy"), ("shadow", "model"), ("test", "absent")])
+    assert answers == [NO, YES, UNKNOWN, UNKNOWN]
+
+
 def test_layers_of_a_library_the_profile_has_read(tmp_path):
     """PyTorch Geometric (`frameworks/torch.py` `_PYG_LAYERS`): message-passing convolutions without
     dropout are mode-free under any import spelling; attention convolutions and the BasicGNN models
@@ -505,3 +523,4 @@ def test_layers_of_a_library_the_profile_has_read(tmp_path):
     assert sens(ctx, "expr:GCN(4, 16, 2, norm='batch_norm')").answer == YES
     assert sens(ctx, "expr:GCN(4, 16, 2, norm=None, dropout=0.0)").answer == NO
     assert sens(ctx, "expr:GINConv(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)))").answer != NO
+    assert sens(ctx, "expr:pyg_nn.MetaPath2Vec(edges, 128, metapath)").answer == NO  # one Embedding

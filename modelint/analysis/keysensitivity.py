@@ -138,6 +138,8 @@ class KeySensitivity:
                 init = self._init_of(scope)
                 if init is not None and init is not scope:
                     answers.append(self.of(init, key, depth + 1))
+            elif "." not in key and key not in flow.bindings:  # a script's global `model = Net()`
+                answers.append(self.of(self.mf.module, key, depth + 1))
         if "yes" in answers:
             return "yes"
         return "no" if answers and all(a == "no" for a in answers) else "unknown"
@@ -211,3 +213,10 @@ class KeySensitivity:
                 ckey = held_attribute(caller, ckey)
             out.append(self.of(where, ckey, depth + 1))
         return out or ["unknown"]
+
+
+def mode_free(ctx, mf: ModeFlow, scope: cst.CSTNode, key: str) -> bool:
+    """The model `key` holds in `scope` has mode sensitivity "no" (no dropout, batch norm or mode
+    branch in its construction tree: `self.criterion = nn.CrossEntropyLoss()`), through pass-through
+    rebindings, wrappers and, for a parameter, this file's callers: its mode cannot be wrong."""
+    return KeySensitivity(ctx, mf).of(scope, key) == "no"

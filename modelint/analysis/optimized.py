@@ -19,6 +19,8 @@ linear-probe protocol whose eval arm freezes the backbone with `requires_grad_(F
 - `builds_optimizer_over(ctx, node, keys)`: `node` is such a construction over one of `keys`.
 - `stepped_keys(ctx, name)`: the same for the one optimizer a step steps (`d_opt.step()` trains the
   discriminator, not the generator another optimizer holds).
+- `held_by_step(ctx, flow, step)`: the same for the optimizer a training step of a scope steps (a
+  `.backward()` asks the first optimizer step after it in its loop body).
 - `frozen_keys(ctx)`: keys frozen with `K.requires_grad_(False)` or `for p in K.parameters():
   p.requires_grad = False` anywhere in the file.
 - `trained_by(key, optimized)`: the key, a parent of it, or a part of it is optimized.
@@ -381,3 +383,31 @@ def trained_by(key: str, optimized: frozenset) -> bool:
     """`key` (or a parent, or a part of it) has parameters in one of the optimizers."""
     k = _norm(key)
     return any(o == k or k.startswith(o + ".") or o.startswith(k + ".") for o in optimized)
+
+
+def held_by_step(ctx, flow, step) -> Optional[frozenset]:
+    """The keys the optimizer that `step` (a `modeflow.Step` of `flow`) steps holds, when it is built
+    readable in this file (`stepped_keys`); None when that cannot be read. A `.backward()` of the
+    scope itself is judged by the first `X.step()` after it in the same loop body (`d_loss.backward();
+    d_opt.step()` updates the discriminator only, while the generator sits in eval making its no_grad
+    inputs: SSL4MIS's adversarial loops, set 6)."""
+    stepped = step if step.kind == "optimizer" else _next_optimizer_step(ctx, flow, step)
+    receiver = _step_receiver(stepped.inner) if stepped is not None else None
+    return stepped_keys(ctx, receiver) if receiver else None
+
+
+def _next_optimizer_step(ctx, flow, step):
+    if step.via or not step.loops:
+        return None
+    line = ctx.line(step.inner)
+    later = [s for s in flow.steps if s.kind == "optimizer" and not s.via and len(s.loops) == len(step.loops)
+             and all(a is b for a, b in zip(s.loops, step.loops)) and ctx.line(s.inner) > line]
+    return min(later, key=lambda s: ctx.line(s.inner), default=None)
+
+
+def _step_receiver(call: cst.CSTNode) -> Optional[str]:
+    """`d_opt` of `d_opt.step()`; None for any other spelling (`scaler.step(opt)`: not read)."""
+    func = call.func if isinstance(call, cst.Call) else None
+    if isinstance(func, cst.Attribute) and func.attr.value == "step":
+        return dotted(func.value)
+    return None

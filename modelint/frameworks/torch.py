@@ -334,12 +334,13 @@ from dataclasses import replace  # noqa: E402 (kept in this block)
 # its aggregations or these convolutions). Message-passing convolutions without dropout or norm are
 # mode-free; the attention convolutions drop attention weights with `dropout` (default 0.0, the 6th
 # argument); the BasicGNN models (`GCN`, `GraphSAGE`, `GAT`, `GIN`, `EdgeCNN`) take `dropout` (5th,
-# 0.0) and `norm` (9th, None). Classes that wrap a module they are given (`GINConv(nn)`,
+# 0.0) and `norm` (9th, None). The shallow embedding models `Node2Vec` and `MetaPath2Vec` hold one
+# `Embedding` and nothing else. Classes that wrap a module they are given (`GINConv(nn)`,
 # `EdgeConv(nn)`, `HeteroConv`) are not listed: their answer is the given module's (unknown here).
 _PYG_MODE_FREE = """
     AGNNConv ChebConv ClusterGCNConv EGConv FeaStConv GatedGraphConv GCN2Conv GCNConv GMMConv GraphConv
     GravNetConv LEConv LGConv MFConv MixHopConv PANConv PDNConv ResGatedGraphConv RGCNConv SAGEConv SGConv
-    SignedConv SimpleConv SplineConv SSGConv TAGConv WLConv WLConvContinuous
+    SignedConv SimpleConv SplineConv SSGConv TAGConv WLConv WLConvContinuous MetaPath2Vec Node2Vec
 """.split()
 _PYG_LAYERS = {
     **{n: () for n in _PYG_MODE_FREE},

@@ -5,12 +5,16 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from modelint.analysis.calls import dotted
 from modelint.analysis.conditions import contradicts
+from modelint.analysis.keysensitivity import mode_free
 from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
     sites, step_over_inputs,
 )
-from modelint.analysis.optimized import frozen_by_flag, frozen_keys, optimized_keys, parts_back_in_train, trained_by
+from modelint.analysis.optimized import (
+    frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
+)
 from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
@@ -48,6 +52,34 @@ def _local_object(flow: ScopeFlow, key: str) -> bool:
         return False
     related = set(flow.aliases.get(key, ()))
     return not any(a == "self" or a.startswith("self.") for a in related)
+
+
+def _self_module_use(flow: ScopeFlow, used: str, loop: cst.CSTNode, mode_free_here) -> bool:
+    """A use that may run `self`'s mode-sensitive modules: anything but an attribute of `self` that
+    is mode-free (`self.loss_fn = nn.SmoothL1Loss()`) or only handed to a call without a model's name
+    (`split(batch, self.device)`). torchensemble's fit loops use `self._criterion` and hand on
+    `self.device` while they train a local copy (4 false MDL301, set 2)."""
+    if not used.startswith("self."):
+        return True
+    if mode_free_here(used):
+        return False
+    if _MODEL_NAME.search(_last(used)):
+        return True
+    return any(k == used and any(lp is loop for lp in loops) for k, loops in flow.forwarded)
+
+
+def _inherited(site: EvalSite, key: str) -> bool:
+    """`key` is in eval only as a child of the object switched here (`self.eval()` and the key
+    `self.criterion`), not switched itself."""
+    func = site.eval_node.func if isinstance(site.eval_node, cst.Call) and not site.via else None
+    switched = dotted(func.value) if isinstance(func, cst.Attribute) else None
+    return switched is not None and key.startswith(switched + ".")
+
+
+def _used_in(flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
+    """`key` (or a part of it, or a name bound to it) takes part in the loop's training computation."""
+    names = flow.alias_names(key)
+    return any(_involves(t, n) for t, loops in flow.trained if any(lp is loop for lp in loops) for n in names)
 
 
 def _last(key: str) -> str:
@@ -94,7 +126,15 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "expressions; and `self.eval()` while the loop trains a local built or copied in the method "
         "(`est = copy.deepcopy(base)`, `est = self.make_member()`): `self.eval()` switches only the "
         "children of `self`, so such a local is caught only once it is stored on `self` (`self.net = est`, "
-        "or an alias of an attribute: `net = self.net`); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
+        "or an alias of an attribute: `net = self.net`); the loop's uses of `self` that count there are "
+        "its attributes that are not mode-free (`self.loss_fn = nn.SmoothL1Loss()` is, `self.head` with a "
+        "dropout is not) and are run or named as a model (`to_device(batch, self.device)` hands on a "
+        "value, not a module); an attribute of `self` that `self.eval()` switches only as its child "
+        "(`self.width`, `self.loss_fn`) is not the trained model unless the loop uses it; a model whose "
+        "mode sensitivity is \"no\" (`analysis.keysensitivity`: built from mode-free classes only); a step "
+        "whose optimizer, built in the file from readable parameters, holds neither the model nor a name "
+        "bound to it (a `.backward()` is judged by the first `X.step()` after it in its loop body: "
+        "`critic_loss.backward(); critic_opt.step()` while the generator is in eval making no_grad inputs); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
         "of another file (`net = model; net.train()`) are followed. A local that is an attribute or a "
         "mode-delegating wrapper of it on every binding (`net = self.encoder`, then `net = "
         "DataParallel(net)`) is that object: its `eval()` replaces the attribute's earlier evals rather "
@@ -552,8 +592,146 @@ def run(net, spare, batches, epochs):
         judged = spare
         check(judged, batches)
 """,
+        # `self.eval()` of a committee while the loop trains a local member: the loop's uses of
+        # `self` are a mode-free loss attribute and an attribute handed on (`self.device`)
+        """
+import copy
+
+import torch
+from torch import nn
+
+from .utils import build_optimizer, to_device
+
+
+class Committee(nn.Module):
+    def __init__(self, make_member, size, device):
+        super().__init__()
+        self.members = nn.ModuleList()
+        self.make_member, self.size, self.device = make_member, size, device
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+    def fit(self, batches, held_out, rounds):
+        self.loss_fn = nn.SmoothL1Loss()
+        self.width = len(batches)
+        member = self.make_member()
+        opt = build_optimizer(member, lr=1e-3)
+        member.train()
+        for r in range(rounds):
+            for batch in batches:
+                x, y = to_device(batch, self.device)
+                opt.zero_grad()
+                self.loss_fn(member(x), y).backward()
+                opt.step()
+            self.members.append(copy.deepcopy(member))
+            self.eval()
+            with torch.no_grad():
+                err = sum(self.loss_fn(self(x), y) for x, y in held_out) / self.width
+""",
+        # adversarial loop: the segmenter (and its alias `net`) is in eval only while the critic's own
+        # optimizer steps; each iteration starts with `seg.train()`
+        """
+import torch
+import torch.nn.functional as F
+
+from nets import build_critic, build_segmenter
+
+
+def main(cfg, batches):
+    net = build_segmenter(cfg)
+    seg = net.cuda()
+    critic = build_critic(cfg).cuda()
+    seg_opt = torch.optim.SGD(seg.parameters(), lr=0.01)
+    critic_opt = torch.optim.Adam(critic.parameters())
+    for x, real in batches:
+        seg.train()
+        critic.eval()
+        pred = seg(x)
+        loss = F.mse_loss(pred, real) + critic(pred).mean()
+        seg_opt.zero_grad()
+        loss.backward()
+        seg_opt.step()
+        seg.eval()
+        critic.train()
+        with torch.no_grad():
+            fake = seg(x)
+        critic_loss = critic(fake).mean() - critic(real).mean()
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+""",
     )
     INVALID = (
+        # near miss of the adversarial loop above: `seg.train()` only before the loop, so the
+        # segmenter's own step of the next iteration runs in eval
+        """
+import torch
+import torch.nn.functional as F
+
+from nets import build_critic, build_segmenter
+
+
+def main(cfg, batches):
+    net = build_segmenter(cfg)
+    seg = net.cuda()
+    critic = build_critic(cfg).cuda()
+    seg_opt = torch.optim.SGD(seg.parameters(), lr=0.01)
+    critic_opt = torch.optim.Adam(critic.parameters())
+    seg.train()
+    for x, real in batches:
+        critic.eval()
+        pred = seg(x)
+        loss = F.mse_loss(pred, real) + critic(pred).mean()
+        seg_opt.zero_grad()
+        loss.backward()
+        seg_opt.step()
+        seg.eval()  # expect: MDL301
+        critic.train()
+        with torch.no_grad():
+            fake = seg(x)
+        critic_loss = critic(fake).mean() - critic(real).mean()
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+""",
+        # near miss of the committee above: the loop also runs the dropout head `self.head`
+        """
+import copy
+
+import torch
+from torch import nn
+
+from .utils import build_optimizer, to_device
+
+
+class Committee(nn.Module):
+    def __init__(self, make_member, size, device):
+        super().__init__()
+        self.members = nn.ModuleList()
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(8, 1))
+        self.make_member, self.size, self.device = make_member, size, device
+
+    def forward(self, x):
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+    def fit(self, batches, held_out, rounds):
+        self.loss_fn = nn.SmoothL1Loss()
+        self.width = len(batches)
+        member = self.make_member()
+        opt = build_optimizer(member, lr=1e-3)
+        member.train()
+        for r in range(rounds):
+            for batch in batches:
+                x, y = to_device(batch, self.device)
+                opt.zero_grad()
+                self.loss_fn(self.head(member(x)), y).backward()
+                opt.step()
+            self.members.append(copy.deepcopy(member))
+            self.eval()  # expect: MDL301
+            with torch.no_grad():
+                err = sum(self.loss_fn(self(x), y) for x, y in held_out) / self.width
+""",
         # a plain class's own `eval()` that switches the network it holds and never back
         """
 import torch
@@ -902,6 +1080,12 @@ def run(net, spare, batches, epochs, keep_spare):
                         )
                     if not trains_cache[id(loop)] or self._other_model(flow, key, loop) or self._not_trained(flow, key):
                         continue
+                    if not self._stepped(flow, key, st):
+                        continue  # `model.eval(); ...; d_loss.backward(); d_opt.step()`: d_opt holds only `disc`
+                    if _inherited(site, key) and not _used_in(flow, key, loop):
+                        continue  # `self.eval()` also covers `self.n_outputs`; only a child the loop runs counts
+                    if self._mode_free(flow, key):
+                        continue  # `self.criterion = nn.CrossEntropyLoss()` left in eval: computes the same
                     if contradicts(flow.site_guards.get(id(site.node), ()), st.guard, flow.fixed):
                         continue  # `if not train: evaluate()` and `if train: loss.backward()`: never both
                     if parts_back_in_train(self.ctx, key, st.state):
@@ -912,8 +1096,7 @@ def run(net, spare, batches, epochs, keep_spare):
                     entry[2].append(st)
         return list(found.values())
 
-    @staticmethod
-    def _other_model(flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
+    def _other_model(self, flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
         """Is `key` evidently not the model being trained?"""
         if not_trained_name(key) or _OPTIMIZER.search(_last(key)):
             return True  # optimizer.eval(): schedule-free optimizers have modes too, but not this bug
@@ -933,6 +1116,8 @@ def run(net, spare, batches, epochs, keep_spare):
         # (When no model is visibly run - the forward hides in a subclass or another module - the
         # object is given the benefit of the doubt and reported.)
         trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
+        if key == "self":  # `split(batch, self.device)`: an attribute handed on is no use of self's modules
+            trained = {t for t in trained if _self_module_use(flow, t, loop, lambda k: self._mode_free(flow, k))}
         trained |= {a for t in trained for a in flow.aliases.get(t, ())}  # `member = self.net`: self's child
         names = flow.alias_names(key)
         if any(_involves(t, n) for t in trained for n in names):
@@ -941,6 +1126,14 @@ def run(net, spare, batches, epochs, keep_spare):
         if key == "self" and any(_local_object(flow, k) for k in forwarded):
             return True  # `self.eval()` of an ensemble while the loop trains `est = copy.deepcopy(base)`
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
+
+    def _stepped(self, flow: ScopeFlow, key: str, st: Step) -> bool:
+        """The optimizer the step updates may hold `key` (or a name bound to it): unknown, or it does."""
+        own = held_by_step(self.ctx, flow, st)
+        return own is None or any(trained_by(n, own) for n in flow.alias_names(key))
+
+    def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
+        return mode_free(self.ctx, for_context(self.ctx), flow.node, key)
 
     def _not_trained(self, flow: ScopeFlow, key: str) -> bool:
         """No step trains `key`: it is frozen in this file (`key.requires_grad_(False)`, or

@@ -5,12 +5,12 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 
 from modelint.analysis.context import dotted
-from modelint.analysis.keysensitivity import KeySensitivity
+from modelint.analysis.keysensitivity import mode_free
 from modelint.analysis.modeflow import (
     TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
     forwarded_at_step, get, not_trained_name, step_over_inputs, trains_only_parts_in_train,
 )
-from modelint.analysis.optimized import optimized_keys, parts_back_in_train, stepped_keys, trained_by
+from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
 from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
@@ -48,11 +48,13 @@ class TrainingInEvalMode(Rule):
         "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
         "unless another path brings an unswitched `from_pretrained` model, "
-        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; also inside "
+        "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; lists joined with "
+        "`+`, and the values of a dict of a model's buffers, `Adam([w] + list(noise.values()))` with `noise = {n: b for "
+        "n, b in G.named_buffers()}`: GAN inversion; also inside "
         "a helper of another file, whose steps in eval are then not the model's), a model "
         "built in the scope whose mode sensitivity is \"no\" (train and eval compute the same), sub-modules (`model.backbone.eval()` "
         "freezes on purpose), EMA / teacher / target models by name, backward-only loops (adversarial "
-        "examples), a model whose parameters are not in the optimizer the step steps when that optimizer is built in the file (`d_opt.step()` with `d_opt = Adam(disc.parameters())`: the generator put in eval to make the discriminator's inputs is not trained by it), or in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
+        "examples), a model whose parameters are not in the optimizer the step steps when that optimizer is built in the file (`d_opt.step()` with `d_opt = Adam(disc.parameters())`: the generator put in eval to make the discriminator's inputs is not trained by it; a `.backward()` is judged by the first `X.step()` after it in its loop body), or in none of the optimizers built in the file (a fixed loss network such as a VGG feature extractor beside `Adam(generator.parameters())`; only when every optimizer the file steps is built in it from readable `X.parameters()` expressions; options named like one, `opt = parser.parse_args()`, are not an optimizer), a model whose parts the step trains through a container built from them and switched back to train (`tuned = nn.ModuleList([net.blocks[-1]]); tuned.train()`, or built empty and given the parts with `tuned.append(net.blocks[-1])`, with the optimizer over the container: the parts outside it stay in eval and are not caught), a new model built from a value read off a model in eval (`Probe(encoder.width, n_classes)`: a linear probe sized from a frozen encoder is another model; `Wrapper(encoder)` around the model itself runs it in eval and is reported), a `.eval()` written in a routine named as training (`train_epoch`, `fit`: MDL304 "
         "reports that switch), steps whose model may be in training mode on some path, and the steps of a "
         "routine that sit under a test of one of its parameters nothing in it rebinds (`if train:`, `if "
         "optimizer is not None:`, `if stage == \"fit\":`, or a local bound once to such a compare) when the call "
@@ -364,8 +366,48 @@ def fit(loader, steps):
         critic(fake).mean().backward()
         critic_opt.step()
 """,
+        # GAN inversion: the optimizer holds a latent and the generator's noise buffers, not a model
+        """
+import torch
+
+from features import load_feature_net
+
+
+def invert(G, target, steps):
+    feats = load_feature_net().eval()
+    noise = {name: buf for name, buf in G.named_buffers() if "noise" in name}
+    latent = torch.zeros(1, 512, requires_grad=True)
+    opt = torch.optim.Adam([latent] + list(noise.values()), lr=0.1)
+    goal = feats(target)
+    for _ in range(steps):
+        loss = (feats(G(latent)) - goal).square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return latent.detach()
+""",
     )
     INVALID = (
+        # near miss of the inversion above: the dict holds the feature network's parameters
+        """
+import torch
+
+from features import load_feature_net
+
+
+def invert(G, target, steps):
+    feats = load_feature_net().eval()
+    noise = {name: p for name, p in feats.named_parameters()}
+    latent = torch.zeros(1, 512, requires_grad=True)
+    opt = torch.optim.Adam([latent] + list(noise.values()), lr=0.1)
+    goal = feats(target)
+    for _ in range(steps):
+        loss = (feats(G(latent)) - goal).square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()  # expect: MDL303
+    return latent.detach()
+""",
         # the optimizer the step steps holds the network in eval (another optimizer holds only it)
         """
 import torch
@@ -705,9 +747,9 @@ def tune(batches, optim, scaler):
                     tokens = frozenset(t for t in tokens if isinstance(t, Created) and t.kind == "from_pretrained")
                     if not tokens:
                         continue
-                if self._mode_free(flow, key):
+                if mode_free(self.ctx, for_context(self.ctx), flow.node, key):  # through rebindings, wrappers, callers
                     continue  # train and eval compute the same: nothing goes wrong
-                if not self._trained_here(key, st) or parts_back_in_train(self.ctx, key, st.state):
+                if not self._trained_here(flow, key, st) or parts_back_in_train(self.ctx, key, st.state):
                     continue  # a fixed loss network no optimizer holds; a trained part switched back
                 if self._wrong_switch_in_routine(flow, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
@@ -727,20 +769,12 @@ def tune(batches, optim, scaler):
             return False
         return routine_facts(self.ctx, flow.node).kind == "train"
 
-    def _mode_free(self, flow: ScopeFlow, key: str) -> bool:
-        """The model `key` holds in this scope has mode sensitivity "no" (no dropout, batch norm or
-        mode branch in its construction tree), through pass-through rebindings (`model, opt, dl =
-        engine.make_private(module=model, ...)`), wrappers and, for a parameter, this file's callers
-        (`analysis.keysensitivity`)."""
-        return KeySensitivity(self.ctx, for_context(self.ctx)).of(flow.node, key) == "no"
-
-    def _trained_here(self, key: str, st: Step) -> bool:
+    def _trained_here(self, flow: ScopeFlow, key: str, st: Step) -> bool:
         """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in
-        the optimizer it steps (`d_opt.step()`, built in this file), else in an optimizer built in this
-        file; when no optimizer construction can be read, assumed so."""
-        func = st.inner.func if isinstance(st.inner, cst.Call) else None
-        recv = dotted(func.value) if isinstance(func, cst.Attribute) and func.attr.value == "step" else None
-        own = stepped_keys(self.ctx, recv) if recv else None
+        the optimizer it steps (`d_opt.step()`, built in this file; for a `.backward()`, the optimizer
+        stepped next in its loop body), else in an optimizer built in this file; when no optimizer
+        construction can be read, assumed so."""
+        own = held_by_step(self.ctx, flow, st)
         if own is not None:
             return trained_by(key, own)
         optimized = optimized_keys(self.ctx)
