@@ -648,6 +648,42 @@ def p302_tester(m: Mutant, s: Script) -> None:
     doc.delete_range(first_e, last_e)
 
 
+def p302_helper_chain(m: Mutant, s: Script) -> None:
+    """The evaluation is `evaluate_all(net, loader)` of a helper module, which hands each batch to
+    `evaluate_batch(net, batch)` run under no_grad; neither switches, and the loop calls it without
+    eval() (SSL4MIS's val_3D `test_all_case` -> `test_single_case`)."""
+    _add_scoring(m, s)
+    _helper_chain_call(m, s, [f"val_outputs = evaluate_all({s.model}, {s.val_loader})"])
+
+
+def c_helper_chain_eval(m: Mutant, s: Script) -> None:
+    """The same helper chain, called right after `model.eval()` (and `model.train()` after it): the
+    helper trusts its caller, who switched; the helper's file has no caller of its own."""
+    _add_scoring(m, s)
+    _helper_chain_call(m, s, [f"{s.model}.eval()", f"val_outputs = evaluate_all({s.model}, {s.val_loader})",
+                              f"{s.model}.train()"])
+
+
+def _add_scoring(m: Mutant, s: Script) -> None:
+    m.add_file("scoring.py", "\n".join([
+        "import torch", "", "",
+        "def evaluate_batch(net, batch):",
+        "    with torch.no_grad():",
+        f"        return {infer(s, 'net')}",
+        "", "",
+        "def evaluate_all(net, loader):",
+        "    return [evaluate_batch(net, batch) for batch in loader]",
+        "",
+    ]))
+
+
+def _helper_chain_call(m: Mutant, s: Script, lines: List[str]) -> None:
+    doc, first_e, last_e = eval_range(m, s)
+    doc.insert_before(first_e, lines)
+    doc.delete_range(first_e, last_e)
+    doc.add_import(import_from(m, "scoring", "evaluate_all"))
+
+
 def p302_generate(m: Mutant, s: Script) -> None:
     """The evaluation calls model.generate(...) and the model is not switched to eval."""
     doc, line = m.resolve(s.eval_switch)
@@ -957,6 +993,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("302-heldout-shape-and-value", ("MDL302",), p302_shape_and_value),
     Pattern("302-neutral-name", ("MDL302",), p302_neutral_name),
     Pattern("302-tester-method", ("MDL302",), p302_tester),
+    Pattern("302-helper-chain", ("MDL302",), p302_helper_chain),
     Pattern("302-generate", ("MDL302",), p302_generate),
     Pattern("302-volatile", ("MDL302",), p302_volatile),
     Pattern("302-attribute-state.net", ("MDL302",), p302_attr),
@@ -977,6 +1014,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-plain-class-eval", (), c_plain_class_eval),
     Pattern("ctl-linear-probe", (), c_linear_probe),
     Pattern("ctl-flag-routine-train-false", (), c_flag_routine_off),
+    Pattern("ctl-helper-chain-eval", (), c_helper_chain_eval),
 )
 
 

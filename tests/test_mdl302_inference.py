@@ -539,6 +539,7 @@ def test_evaluation_helper_called_after_the_training_step_in_the_loop():
 
 
 def _project_findings(tmp_path: Path, files):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
     paths = sorted(tmp_path.rglob("*.py"))
@@ -613,6 +614,54 @@ def test_evaluation_helper_of_another_file_before_any_training_step(tmp_path: Pa
             return _evaluate(model, val_loader)  # the caller's mode: not known here
         """})
     assert [f for f in found if f[0] == "run.py"] == []
+
+
+SCORING = """
+import torch
+
+def evaluate_case(net, case):
+    with torch.no_grad():
+        return net(case).argmax(1)
+
+def test_all_cases(net, cases):
+    return [evaluate_case(net, c) for c in cases]
+"""
+
+FIT = """
+import torch
+from torch import nn
+from {module} import test_all_cases
+
+def main(loader, cases):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        model.train()
+        for x in loader:
+            opt.zero_grad()
+            model(x).sum().backward()
+            opt.step()
+        {switch}
+        scores = test_all_cases(model, cases)
+"""
+
+
+def test_a_helper_chain_of_another_file_is_judged_at_its_callers(tmp_path: Path):
+    """`test_all_cases(net)` hands `net` to `evaluate_case`, which runs it under no_grad without a switch
+    (SSL4MIS's val_3D). Imported by a training script, the helper file trusts its callers and the
+    script's call is what is judged; the helper's summary carries the inner run (line 5) to it."""
+    bad = _project_findings(tmp_path / "bad", {"scoring.py": SCORING, "fit.py": FIT.format(module="scoring", switch="pass")})
+    assert bad == [("fit.py", 16)]
+    good = _project_findings(tmp_path / "good", {"scoring.py": SCORING,
+                                                 "fit.py": FIT.format(module="scoring", switch="model.eval()")})
+    assert good == []
+
+
+def test_a_helper_chain_nobody_imports_is_judged_where_it_is(tmp_path: Path):
+    """No checked file imports the helper (`from torch import scoring` is not the project's module):
+    its file is the only place to say it."""
+    alone = _project_findings(tmp_path, {"scoring.py": SCORING, "fit.py": FIT.format(module="torch", switch="pass")})
+    assert alone == [("scoring.py", 6)]
 
 
 def test_a_wrapper_construction_has_the_sensitivity_of_what_it_wraps():

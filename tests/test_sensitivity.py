@@ -487,6 +487,24 @@ def shadow(flag):
     assert answers == [NO, YES, UNKNOWN, UNKNOWN]
 
 
+def test_a_plain_object_handed_a_network_is_not_mode_free(tmp_path):
+    """`Learner(net, opt)`: a project class that is not a module keeps what it is given under any
+    attribute name; its class answer ("no": unannotated kept parameters are plain values) does not
+    say what the object holds. Built from literals only, it holds nothing it was handed."""
+    answers = _key_answers(tmp_path, WRAPPED + """
+class Learner:
+    def __init__(self, net, lr):
+        self.image_net = net
+        self.lr = lr
+
+def fit(net):
+    learner = Learner(net, 0.1)
+    meter = Learner(None, 0.1)
+    learner.image_net.eval()
+""", [("fit", "learner"), ("fit", "meter")])
+    assert answers == [UNKNOWN, NO]
+
+
 def test_layers_of_a_library_the_profile_has_read(tmp_path):
     """PyTorch Geometric (`frameworks/torch.py` `_PYG_LAYERS`): message-passing convolutions without
     dropout are mode-free under any import spelling; attention convolutions and the BasicGNN models

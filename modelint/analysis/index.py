@@ -189,11 +189,37 @@ class ProjectIndex:
     _effects: Dict[str, Optional[Effect]] = field(default_factory=dict, repr=False, compare=False)
     _by_name: Optional[Dict[str, List[str]]] = field(default=None, repr=False, compare=False)
     _names: Optional[frozenset] = field(default=None, repr=False, compare=False)
+    _imports: Optional[Dict[str, set]] = field(default=None, repr=False, compare=False)
 
     def add(self, facts: FileFacts) -> None:
         self.modules[facts.modname] = facts
         self._effects.clear()
-        self._by_name = self._names = None
+        self._by_name = self._names = self._imports = None
+
+    def imported_elsewhere(self, modname: str, name: str) -> bool:
+        """Another checked file imports `name` of module `modname`, or the module itself (`from
+        val_3D import test_all_case`, `import val_3D`). Module names are compared by their dotted
+        tail, because a script directory's files import each other by bare name (`val_3D`) while the
+        index names them from the checked root (`code.val_3D`)."""
+        if self._imports is None:
+            self._imports = {}
+            for mod, facts in self.modules.items():
+                for target in facts.aliases.values():
+                    self._imports.setdefault(target.rsplit(".", 1)[-1], set()).add((target, mod))
+        wanted = (f"{modname}.{name}", modname)
+        for target, importer in self._imports.get(name, set()) | self._imports.get(modname.rsplit(".", 1)[-1], set()):
+            if importer != modname and any(self._same_module_path(target, w) for w in wanted):
+                return True
+        return False
+
+    def _same_module_path(self, target: str, wanted: str) -> bool:
+        """An import of `target` names the project's `wanted` (`val_3D.test_all_case` for
+        `code.val_3D.test_all_case`): equal, or a dotted suffix of it whose first part is the last
+        part of a checked module's name (`from torch import utils` is not the project's `utils`)."""
+        if target == wanted:
+            return True
+        head = target.split(".")[0]
+        return wanted.endswith("." + target) and any(m == head or m.endswith("." + head) for m in self.modules)
 
     # --- mode summaries (modemodel) ----------------------------------------------------------------
     def _split(self, qualname: str) -> Optional[Tuple[str, str]]:

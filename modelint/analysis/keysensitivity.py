@@ -160,7 +160,22 @@ class KeySensitivity:
             if source == key:
                 return None  # `model = DDP(model)`: the earlier binding decides
             return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
+        if self._plain_holder(expr):
+            return "unknown"
         return self.ctx.mode_sensitivity(expr).answer
+
+    def _plain_holder(self, expr: cst.CSTNode) -> bool:
+        """`Learner(net, opt)`: a checked class that is not a module, handed a name. Class sensitivity
+        takes its unannotated kept parameters for plain values (`analysis.sensitivity`), so it says
+        "no"; but such a wrapper object may keep the network it is given (`self.image_net = net`)."""
+        if not isinstance(expr, cst.Call) or not any(
+            dotted(peel(a.value)) not in (None, "None", "True", "False") for a in expr.args
+        ):
+            return False
+        q = self.ctx.resolve(expr.func)
+        index = self.ctx.classifier.index
+        located = index.locate(q) if q else None
+        return located is not None and located[1] in located[0].classes and not self.ctx.classifier.is_module_base(q)
 
     def _pass_through(self, expr: cst.CSTNode, key: str) -> bool:
         """A call that is given `key` itself (positionally or by keyword) and whose result is bound

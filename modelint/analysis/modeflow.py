@@ -596,6 +596,13 @@ class ModeFlow:
         return table.get(id(method), {})
 
     # --- call resolution -----------------------------------------------------------------------
+    def imported_elsewhere(self, fn: cst.FunctionDef) -> bool:
+        """Another checked file imports this top-level function (or its module): its callers there
+        are checked where they call it (`modemodel.Effect.infers` travels to them)."""
+        if id(fn) in self.index.method_class:
+            return False
+        return self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, fn.name.value)
+
     def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None):
         """The `modemodel.Effect` of a call into a summarised function of the project (this file
         included: methods of wrapper objects), or None. `func`: the callee when the call goes through

@@ -56,7 +56,10 @@ from modelint.frameworks import PROFILES
 # train=False)` runs no step of an `if train:` arm). 7 was given to two branches' changes; 8 is
 # the merge: 7's guards plus an optimizer step over input tensors marked (["s", "o", line, 1]).
 # 9: a conditional expression's arms are an "if" event (`m = m.train() if t else m.eval()` ran both).
-IR_VERSION = 9
+# 10: a top-level function that calls, by name, a top-level function of its file that runs a parameter
+# under no_grad is summarised too (`test_all_case(net, ...)` -> `test_single_case(net, ...)`), and a
+# callee's `infers` reach the caller's parameters.
+IR_VERSION = 10
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -465,7 +468,54 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
         ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, owner is not None)
         if ir is not None:
             out.setdefault(f"{owner}.{name}" if owner else name, ir)
+    _add_callers_of_helpers(source, headers, out)
     return out
+
+
+def _add_callers_of_helpers(source: bytes, headers: List[tuple], out: Dict[str, FunctionIR]) -> None:
+    """Top-level functions that call, by name, a top-level function of the file that runs one of its
+    parameters under no_grad without a switch (`def test_all_case(net, ...)` looping over
+    `test_single_case(net, patch)`: SSL4MIS's val_3D). Their summaries carry the helper's `infers`
+    to a training script of another file that calls the outer one. Two rounds reach a caller of a
+    caller; only files that already hold such a helper pay for the text search."""
+    for _ in range(2):
+        helpers = [n for n, ir in out.items() if "." not in n and _runs_a_parameter_quietly(ir.body, set(ir.params))]
+        if not helpers:
+            return
+        words = [h.encode() + b"(" for h in helpers]
+        added = False
+        for pos, indent, name, is_class in headers:
+            if is_class or indent or name in out:
+                continue
+            end = _block_end(source, pos, indent)
+            if any(_calls_by_name(source, w, pos, end) for w in words):
+                ir = _parse_function(source[_decorators_start(source, pos):end],
+                                     source.count(b"\n", 0, _decorators_start(source, pos)) + 1, False)
+                if ir is not None:
+                    out[name] = ir
+                    added = True
+        if not added:
+            return
+
+
+def _calls_by_name(source: bytes, word: bytes, start: int, end: int) -> bool:
+    i = source.find(word, start, end)
+    while i >= 0:
+        if i == 0 or not (source[i - 1:i].isalnum() or source[i - 1:i] in b"_."):
+            return True
+        i = source.find(word, i + 1, end)
+    return False
+
+
+def _runs_a_parameter_quietly(events: list, params: set) -> bool:
+    """A call event under no_grad (`["c", key, args, kws, line, 1, ...]`) that runs a parameter."""
+    for e in events:
+        if e[0] == "c" and len(e) > 5 and e[5] and e[1].partition(".")[0] in params:
+            return True
+        if e[0] in ("if", "loop") and any(_runs_a_parameter_quietly(arm, params)
+                                          for arm in e[1:3] if isinstance(arm, list)):
+            return True
+    return False
 
 
 def _decorators_start(source: bytes, pos: int) -> int:
@@ -765,6 +815,7 @@ class Evaluator:
                 self.note_step(state, tuple(self.guard))
             return state
         mapping = bind(effect, args, kws, recv or None)
+        self.pass_infers(effect, mapping, state, line, quiet)
         # the callee's live steps, each with its guard in this function's names
         live = [(kind, tuple(a for a in remap(guard, mapping) if a[0] in self.fixed))
                 for kind, guard in live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))]
@@ -777,6 +828,16 @@ class Evaluator:
             self.note_step(self.apply(state, self.targets(effect, mapping, recv, effect.at_step)),
                            tuple(self.guard) + tuple(common))
         return self.apply(state, self.targets(effect, mapping, recv, effect.exit), line)
+
+    def pass_infers(self, effect: Effect, mapping, state, line: int, quiet: bool) -> None:
+        """The callee runs its argument in the mode it arrived in: so does this function, for a key of
+        its own still in its entry mode (`test_all_case(net)` calling `test_single_case(net, x)`)."""
+        for param, _, inner_quiet in effect.infers:
+            key = map_key(param, effect, mapping)
+            if key is not None and _get(state, key) == {"entry"}:
+                q = 1 if quiet or inner_quiet else 0
+                if key not in self.infers or q and not self.infers[key][1]:
+                    self.infers[key] = (line, q)
 
     def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):
         """(caller key, modes, line) for the keys `modes_of` (the callee's exit or step modes) sets."""

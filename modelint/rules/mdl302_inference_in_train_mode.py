@@ -130,7 +130,9 @@ class InferenceInTrainMode(Rule):
         "directly, when neither the function nor any caller in this file switches it to eval mode "
         "before the call (callers are followed through their own parameters; a caller that passes "
         "something whose mode cannot be told, e.g. the result of a call into another module, counts "
-        "as switching it). Not reported: models from `from_pretrained` (transformers' "
+        "as switching it; when the function, or the outermost function of this file that hands it the model, "
+        "has no caller in this file and another checked file imports it, its callers there are judged "
+        "instead, at their call, as below). Not reported: models from `from_pretrained` (transformers' "
         "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
         "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
         "recalibration runs under no_grad in training mode on purpose); `model.train(flag)` restoring "
@@ -176,7 +178,8 @@ class InferenceInTrainMode(Rule):
         "evaluation helper of another file (`validate(model, val_loader)`, `compute_val_loss(...)`: an "
         "evaluation-like or held-out name, or held-out arguments) that runs its model argument without "
         "switching it, under its own no_grad or under the caller's, called where a training step left the "
-        "model in training mode (reported at the call; a callable handed a loss and an optimizer, "
+        "model in training mode, also through a function of its own file that it hands the model to "
+        "(`test_all_cases(net, cases)` calling `evaluate_case(net, case)` under no_grad) (reported at the call; a callable handed a loss and an optimizer, "
         "`loss_scaler(loss, optimizer)`, counts as a training step); and an evaluation helper of this file "
         "when one caller passes the model right after a training step, whatever another caller passes. "
         "Also reported without no_grad: a forward in a loop over held-out data (`for x, y in test_loader:`) "
@@ -1374,6 +1377,6 @@ def run(net, opt, batches, dev_batches, resume):
             trained = trained or TRAINED in tokens
             if any(t is not ENTRY and t is not TRAINED and not isinstance(t, Created) for t in tokens):
                 unknown = True  # bound to the result of some call: its mode is unknown
-        if not any_caller:
-            return None
+        if not any_caller:  # (another file's callers are judged there: `_project_evaluations`)
+            return True if mf.imported_elsewhere(fn) else None
         return False if trained or not unknown else True
