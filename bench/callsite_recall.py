@@ -658,7 +658,11 @@ def p302_helper_chain(m: Mutant, s: Script) -> None:
 
 def c_helper_chain_eval(m: Mutant, s: Script) -> None:
     """The same helper chain, called right after `model.eval()` (and `model.train()` after it): the
-    helper trusts its caller, who switched; the helper's file has no caller of its own."""
+    helper trusts its caller, who switched; the helper's file has no caller of its own. Only in a
+    script folder: in a package the helper is public API, and MDL302 reports it where it is."""
+    folder = m.main.rpartition("/")[0]
+    if folder and folder in m.packages:
+        raise NotApplicable("the script is in a package: its helper module is public API")
     _add_scoring(m, s)
     _helper_chain_call(m, s, [f"{s.model}.eval()", f"val_outputs = evaluate_all({s.model}, {s.val_loader})",
                               f"{s.model}.train()"])

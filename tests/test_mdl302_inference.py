@@ -541,6 +541,7 @@ def test_evaluation_helper_called_after_the_training_step_in_the_loop():
 def _project_findings(tmp_path: Path, files):
     tmp_path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(text))
     paths = sorted(tmp_path.rglob("*.py"))
     result = check_paths(paths, EngineSettings(select=("MDL302",), root=str(tmp_path), jobs=1, cache=None))
@@ -655,6 +656,14 @@ def test_a_helper_chain_of_another_file_is_judged_at_its_callers(tmp_path: Path)
     good = _project_findings(tmp_path / "good", {"scoring.py": SCORING,
                                                  "fit.py": FIT.format(module="scoring", switch="model.eval()")})
     assert good == []
+
+
+def test_a_helper_chain_of_a_package_is_judged_where_it_is_too(tmp_path: Path):
+    """In a package (`lib/__init__.py`) the helper is public API: callers outside the checked code
+    may pass a model in training mode, so it is reported where it is, as well as at the bad call."""
+    found = _project_findings(tmp_path, {"lib/__init__.py": "", "lib/scoring.py": SCORING,
+                                         "fit.py": FIT.format(module="lib.scoring", switch="model.eval()")})
+    assert found == [("scoring.py", 6)]
 
 
 def test_a_helper_chain_nobody_imports_is_judged_where_it_is(tmp_path: Path):

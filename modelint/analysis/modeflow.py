@@ -597,9 +597,11 @@ class ModeFlow:
 
     # --- call resolution -----------------------------------------------------------------------
     def imported_elsewhere(self, fn: cst.FunctionDef) -> bool:
-        """Another checked file imports this top-level function (or its module): its callers there
-        are checked where they call it (`modemodel.Effect.infers` travels to them)."""
-        if id(fn) in self.index.method_class:
+        """This top-level function is in a module of a script folder (not in a package: its name has
+        no dot, `index.module_name`) and another checked file imports it (or its module): its callers
+        are those scripts, checked where they call it (`modemodel.Effect.infers` travels to them). A
+        package's function is public API: callers outside the checked code may exist."""
+        if id(fn) in self.index.method_class or "." in self.ctx.facts.modname:
             return False
         return self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, fn.name.value)
 
