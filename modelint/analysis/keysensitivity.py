@@ -233,5 +233,9 @@ class KeySensitivity:
 def mode_free(ctx, mf: ModeFlow, scope: cst.CSTNode, key: str) -> bool:
     """The model `key` holds in `scope` has mode sensitivity "no" (no dropout, batch norm or mode
     branch in its construction tree: `self.criterion = nn.CrossEntropyLoss()`), through pass-through
-    rebindings, wrappers and, for a parameter, this file's callers: its mode cannot be wrong."""
-    return KeySensitivity(ctx, mf).of(scope, key) == "no"
+    rebindings, wrappers and, for a parameter, this file's callers: its mode cannot be wrong. One
+    KeySensitivity per file's ModeFlow (kept on it), so its calls-by-name walk of the module runs once."""
+    keys = getattr(mf, "_mode_free_keys", None)
+    if keys is None:
+        keys = mf._mode_free_keys = KeySensitivity(ctx, mf)
+    return keys.of(scope, key) == "no"

@@ -489,8 +489,8 @@ def _add_callers_of_helpers(source: bytes, headers: List[tuple], out: Dict[str, 
                 continue
             end = _block_end(source, pos, indent)
             if any(_calls_by_name(source, w, pos, end) for w in words):
-                ir = _parse_function(source[_decorators_start(source, pos):end],
-                                     source.count(b"\n", 0, _decorators_start(source, pos)) + 1, False)
+                first = _decorators_start(source, pos)
+                ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, False)
                 if ir is not None:
                     out[name] = ir
                     added = True

@@ -129,10 +129,9 @@ class _Scan(cst.CSTVisitor):
             if recv:
                 self.added.setdefault(recv, []).append(node)
                 self.grown.add(recv)
-        if isinstance(func, cst.Attribute) and func.attr.value == "step":
-            recv = dotted(func.value)
-            if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
-                self.stepped.add(recv)
+        recv = _step_receiver(node)
+        if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
+            self.stepped.add(recv)
         if not (isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_" and node.args
                 and _is_false(node.args[0].value)):
             return

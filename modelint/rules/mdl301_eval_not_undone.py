@@ -54,6 +54,11 @@ def _local_object(flow: ScopeFlow, key: str) -> bool:
     return not any(a == "self" or a.startswith("self.") for a in related)
 
 
+def _keys_in(entries, loop: cst.CSTNode) -> Set[str]:
+    """The keys of `flow.trained` / `flow.forwarded` entries used inside `loop`."""
+    return {k for k, loops in entries if any(lp is loop for lp in loops)}
+
+
 def _self_module_use(flow: ScopeFlow, used: str, loop: cst.CSTNode, mode_free_here) -> bool:
     """A use that may run `self`'s mode-sensitive modules: anything but an attribute of `self` that
     is mode-free (`self.loss_fn = nn.SmoothL1Loss()`) or only handed to a call without a model's name
@@ -65,7 +70,7 @@ def _self_module_use(flow: ScopeFlow, used: str, loop: cst.CSTNode, mode_free_he
         return False
     if _MODEL_NAME.search(_last(used)):
         return True
-    return any(k == used and any(lp is loop for lp in loops) for k, loops in flow.forwarded)
+    return used in _keys_in(flow.forwarded, loop)
 
 
 def _inherited(site: EvalSite, key: str) -> bool:
@@ -79,7 +84,7 @@ def _inherited(site: EvalSite, key: str) -> bool:
 def _used_in(flow: ScopeFlow, key: str, loop: cst.CSTNode) -> bool:
     """`key` (or a part of it, or a name bound to it) takes part in the loop's training computation."""
     names = flow.alias_names(key)
-    return any(_involves(t, n) for t, loops in flow.trained if any(lp is loop for lp in loops) for n in names)
+    return any(_involves(t, n) for t in _keys_in(flow.trained, loop) for n in names)
 
 
 def _last(key: str) -> str:
@@ -1115,14 +1120,14 @@ def run(net, spare, batches, epochs, keep_spare):
         # When the loop visibly trains some other model and never uses this one, this one is not it.
         # (When no model is visibly run - the forward hides in a subclass or another module - the
         # object is given the benefit of the doubt and reported.)
-        trained = {k for k, loops in flow.trained if any(lp is loop for lp in loops)}
+        trained = _keys_in(flow.trained, loop)
         if key == "self":  # `split(batch, self.device)`: an attribute handed on is no use of self's modules
             trained = {t for t in trained if _self_module_use(flow, t, loop, lambda k: self._mode_free(flow, k))}
         trained |= {a for t in trained for a in flow.aliases.get(t, ())}  # `member = self.net`: self's child
         names = flow.alias_names(key)
         if any(_involves(t, n) for t in trained for n in names):
             return False
-        forwarded = {k for k, loops in flow.forwarded if any(lp is loop for lp in loops)}
+        forwarded = _keys_in(flow.forwarded, loop)
         if key == "self" and any(_local_object(flow, k) for k in forwarded):
             return True  # `self.eval()` of an ensemble while the loop trains `est = copy.deepcopy(base)`
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
@@ -1163,7 +1168,7 @@ def run(net, spare, batches, epochs, keep_spare):
         (A wrapper that keeps the trained network, `learner.to_eval()`, maps to that network's key.)"""
         if not site.via or not site.shown.startswith(key + ".") or _MODEL_NAME.search(_last(key)):
             return False
-        return not any(_involves(k, key) for k, loops in flow.forwarded if any(lp is loop for lp in loops))
+        return not any(_involves(k, key) for k in _keys_in(flow.forwarded, loop))
 
     def _message(self, mf: ModeFlow, key: str, site: EvalSite, steps: List[Step]) -> str:
         step = min(steps, key=lambda s: (len(s.via), mf.line(s.inner), mf.line(s.node), s.shown))
