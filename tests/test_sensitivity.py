@@ -542,3 +542,50 @@ def test_layers_of_a_library_the_profile_has_read(tmp_path):
     assert sens(ctx, "expr:GCN(4, 16, 2, norm=None, dropout=0.0)").answer == NO
     assert sens(ctx, "expr:GINConv(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)))").answer != NO
     assert sens(ctx, "expr:pyg_nn.MetaPath2Vec(edges, 128, metapath)").answer == NO  # one Embedding
+
+
+def test_a_project_factory_takes_the_classes_it_returns(tmp_path):
+    """`load_vgg16(path)` in another file, whose returns all build a class (`vgg = Vgg(); vgg.load_
+    state_dict(...); return vgg`): those classes decide. A factory with another return
+    (`return torch.load(path)`) or a tuple return (`return net, opt`) does not show what it builds."""
+    ctxs = project(tmp_path, {
+        "nets.py": """
+            import torch
+            import torch.nn as nn
+
+            class Plain(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 8, 3)
+
+            class Normed(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.bn = nn.BatchNorm2d(8)
+
+            def load_plain(path):
+                net = Plain()
+                net.load_state_dict(torch.load(path))
+                return net
+
+            def pick(flag):
+                if flag:
+                    return Plain()
+                return Normed()
+
+            def restore(path, whole):
+                if whole:
+                    return torch.load(path)
+                return Plain()
+
+            def with_opt():
+                net = Plain()
+                return net, torch.optim.SGD(net.parameters(), 0.1)
+        """,
+        "train.py": """
+            from nets import load_plain, pick, restore, with_opt
+        """,
+    })
+    ctx = ctxs["train.py"]
+    answers = [sens(ctx, f"expr:{e}").answer for e in ("load_plain('w.pt')", "pick(True)", "restore('w', False)", "with_opt()")]
+    assert answers == [NO, YES, UNKNOWN, UNKNOWN]

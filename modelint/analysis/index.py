@@ -434,6 +434,9 @@ class ProjectIndex:
 # function counts only if its `def` is in column 0.
 _TOP_DEF = re.compile(rb"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.MULTILINE)
 _TOP_LINE = re.compile(rb"^(?![ \t\r\n#)\]}])", re.MULTILINE)
+# A factory's entry for a `return` that is not a class construction (`return torch.load(path)`): the
+# function may return something else, so what it builds is not only its classes (`analysis.sensitivity`).
+NOT_A_CLASS = "?"
 _RETURN = re.compile(rb"^[ \t]+return[ \t]+([A-Za-z_][\w.]*)[ \t]*(\()?", re.MULTILINE)
 
 
@@ -477,12 +480,16 @@ def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, 
         bound: Optional[Dict[bytes, bytes]] = None
         for r in _RETURN.finditer(body):
             name = r.group(1).decode("ascii", "replace")
+            if name in ("None", "True", "False"):
+                continue
             if r.group(2) is None:  # `return layer`: the class `layer = Block(...)` built
                 bound = _first_bindings(body) if bound is None else bound
                 name = bound[r.group(1)].decode("ascii", "replace") if r.group(1) in bound else ""
-            if name and _is_class_name(name):
+            if name and _is_class_name(name) and not body[r.end() :].lstrip(b" \t").startswith(b","):
                 found.append(qualify(name, aliases, modname, local))
-        if found:
+            else:
+                found.append(NOT_A_CLASS)  # `return torch.load(p)` beside `return Net()`: not only classes
+        if any(q != NOT_A_CLASS for q in found):
             out[m.group(1).decode("ascii", "replace")] = found
     return out
 

@@ -40,7 +40,10 @@ layer and line that decide it (for messages):
     kept as `self.bert`, a third-party base class), and models built by `from_pretrained` /
     `from_config` (the profile's `external_model_methods`);
   * an expression that does not show what it builds (`build_model(cfg)`, `torch.load(path)`,
-    `nn.Sequential(*layers)` asked about directly).
+    `nn.Sequential(*layers)` asked about directly). A call of a top-level function of the checked
+    files whose every `return` builds a class (`net = Vgg(); net.load_state_dict(...); return net`,
+    the index's `factories`) takes those classes' answer, each asked about alone; one other return
+    (`return torch.load(path)`, `return net, opt`) leaves it unknown.
   A "yes" anywhere wins over "unknown"; a cycle of classes counts as "no" for the class already
   being evaluated (its other layers still decide).
 
@@ -61,7 +64,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 from modelint.analysis.classbodies import ClassBody, bodies_of
-from modelint.analysis.index import FileFacts, dotted_ast as _dotted, qualify
+from modelint.analysis.index import NOT_A_CLASS, FileFacts, dotted_ast as _dotted, factory_classes, qualify
 from modelint.frameworks import LayerArg, Profile, profile_for
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
@@ -153,7 +156,7 @@ class SensitivityAnalysis:
 
     def _built(self, node: ast.Call, scope: _Scope, text: str) -> Sensitivity:
         """What a construction asked about directly builds."""
-        found = self._call(node, scope, held=True)
+        found = self._call(node, scope, held=True) or self._factory(node, scope.facts)
         if found is not None:
             return found
         q = self._qualify(_dotted(node.func), scope.facts)
@@ -161,6 +164,23 @@ class SensitivityAnalysis:
         if q and (fw.is_capitalised_layer_name(q) or self._locate(q, scope.facts) or _ecosystem_specs(q, fw) is not None):
             return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
         return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
+
+    def _factory(self, node: ast.Call, facts: FileFacts) -> Optional[Sensitivity]:
+        """`load_vgg16(path)`, a top-level function of the checked files whose every `return` builds a
+        class (`vgg = Vgg16(); vgg.load_state_dict(...); return vgg`): those classes' answer, each
+        asked about alone (its constructor's parameters from outside). None when it is not such a
+        factory, or one of its returns is something else (`return torch.load(path)`)."""
+        name = _dotted(node.func)
+        if not name or name.rsplit(".", 1)[-1][:1].isupper():
+            return None
+        q = self._qualify(name, facts) or name
+        classes = factory_classes(self.index, q if "." in q else f"{facts.modname}.{q}")
+        if not classes or NOT_A_CLASS in classes:
+            return None
+        result = combine(self.of_class(c, None, facts) for c in classes)
+        if result.answer == NO:
+            return result
+        return Sensitivity(result.answer, f"`{name}(...)` builds `{classes[0]}`: {result.reason}")
 
     def of_attribute(self, qualname: str, attr: str, facts: Optional[FileFacts] = None) -> Optional[Sensitivity]:
         """The submodule a class keeps as `self.<attr> = <construction>` (its first such call site);

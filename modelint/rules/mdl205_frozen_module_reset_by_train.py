@@ -46,7 +46,8 @@ class FrozenModuleResetByTrain(Rule):
         "an `eval()` re-applied after each `model.train()` in the loop or in the training function (also in "
         "another file); a `train(flag)` that restores a saved mode; a function's own local of the same name "
         "as the script's global; and submodules whose mode sensitivity is \"no\" (no dropout, batch norm or "
-        "mode branch in their construction tree, looking through `DataParallel`-style wrappers: train and "
+        "mode branch in their construction tree, looking through `DataParallel`-style wrappers and project "
+        "factory functions whose every return builds a class (`self.vgg = load_vgg16(path)`): train and "
         "eval compute the same thing), also when the parent is a parameter, a global or a module kept from "
         "the constructor (`self.net = net`): then what this file's callers and constructions pass decides "
         "(`analysis.keysensitivity`). Not followed: parts indexed by a computed subscript "
@@ -256,8 +257,68 @@ def run(data):
     wrapped = KeepStem(nn.Sequential(nn.Linear(4, 4)))
     wrapped.train()
 """,
+        # a frozen perceptual-loss network built by a factory function of the file (every return
+        # builds the class): conv and ReLU only, so the later train() changes nothing it computes
+        # (the near miss whose network has batch norm is in INVALID)
+        """
+import torch
+from torch import nn
+
+class FeatureNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3))
+
+def build_features(weights):
+    net = FeatureNet()
+    net.load_state_dict(torch.load(weights))
+    return net
+
+class Translator(nn.Module):
+    def __init__(self, weights):
+        super().__init__()
+        self.gen = nn.Sequential(nn.Conv2d(3, 3, 3), nn.InstanceNorm2d(3))
+        self.features = build_features(weights)
+        self.features.eval()
+        self.features.requires_grad_(False)
+
+    def update(self, x, opt):
+        self.train()
+        opt.zero_grad()
+        (self.features(self.gen(x)) - self.features(x)).abs().mean().backward()
+        opt.step()
+""",
     )
     INVALID = (
+        # the near miss of the factory VALID case: the frozen network has batch norm
+        """
+import torch
+from torch import nn
+
+class FeatureNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU())
+
+def build_features(weights):
+    net = FeatureNet()
+    net.load_state_dict(torch.load(weights))
+    return net
+
+class Translator(nn.Module):
+    def __init__(self, weights):
+        super().__init__()
+        self.gen = nn.Sequential(nn.Conv2d(3, 3, 3), nn.InstanceNorm2d(3))
+        self.features = build_features(weights)
+        self.features.eval()  # expect: MDL205
+        self.features.requires_grad_(False)
+
+    def update(self, x, opt):
+        self.train()
+        opt.zero_grad()
+        (self.features(self.gen(x)) - self.features(x)).abs().mean().backward()
+        opt.step()
+""",
         # parts indexed by a literal or a slice, in a script and in a module class
         """
 import torch

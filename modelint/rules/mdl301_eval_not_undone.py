@@ -7,6 +7,7 @@ import libcst as cst
 
 from modelint.analysis.calls import dotted
 from modelint.analysis.conditions import contradicts
+from modelint.analysis.phases import switched_back_in_iteration
 from modelint.analysis.keysensitivity import mode_free
 from modelint.analysis.modeflow import (
     EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
@@ -157,7 +158,11 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "the test false (`run_epoch(val_loader, train=False)`, `loop(model, \"val\", None)`), in this file "
         "or another; and an eval made under a test of such a parameter (`if not train: predict(model, x)`) "
         "is not paired with a step under the opposite test (`if train: loss.backward()`): the two never "
-        "run in the same call. `x.eval()` / `x.train()` where `x` is `self` (or `super()`) and the method is "
+        "run in the same call. A phase loop (`for phase in (\"train\", \"val\"): if phase == \"train\": "
+        "model.train() else: model.eval()`, then the step under `if phase == \"train\":` in the same iteration) is "
+        "not reported: the eval's `if` has an `else` that puts the model back in train, every iteration runs "
+        "it before the step, and the step's tests contradict the eval's arm on a name the loop's body does "
+        "not rebind (`analysis.phases`); a one-armed `if phase == \"val\": model.eval()` still is. `x.eval()` / `x.train()` where `x` is `self` (or `super()`) and the method is "
         "defined by a project class of this file that is not a module (a workspace or runner whose `eval()` "
         "runs evaluation episodes) is a call of that method, followed like any other: its own switches count, "
         "the object itself is not put in eval. An `assert False` / `assert 0` (an arm that cannot run: `if a: "
@@ -233,6 +238,26 @@ class EvalNotUndoneInTrainingLoop(Rule):
     )
 
     VALID = (
+        # one body for both phases: the `if` switches back to train in the other arm, every iteration
+        # runs it before the step, and the step runs only under the opposite test of the loop's own
+        # `split` (the near misses, a one-armed switch and an unguarded step, are in INVALID)
+        """
+import torch.nn.functional as F
+
+def run(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        for split in ("fit", "dev"):
+            if split == "dev":
+                net.eval()
+            else:
+                net.train()
+            for x, y in loaders[split]:
+                loss = F.mse_loss(net(x), y)
+                if split != "dev":
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+""",
         # the epoch method switches back through its parameter, which the caller bound from
         # `self.net` (a wrapper returned by a setup method)
         """
@@ -668,6 +693,35 @@ def main(cfg, batches):
 """,
     )
     INVALID = (
+        # near misses of the phase loop in VALID: a one-armed switch (the next "fit" iteration trains
+        # in eval), and a step that is not under the phase's test
+        """
+import torch.nn.functional as F
+
+def run(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        for split in ("fit", "dev"):
+            if split == "dev":
+                net.eval()  # expect: MDL301
+            for x, y in loaders[split]:
+                loss = F.mse_loss(net(x), y)
+                if split != "dev":
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+
+def run_all(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        for split in ("fit", "dev"):
+            if split == "dev":
+                net.eval()  # expect: MDL301
+            else:
+                net.train()
+            for x, y in loaders[split]:
+                opt.zero_grad()
+                F.mse_loss(net(x), y).backward()
+                opt.step()
+""",
         # near miss of the adversarial loop above: `seg.train()` only before the loop, so the
         # segmenter's own step of the next iteration runs in eval
         """
@@ -1097,6 +1151,8 @@ def run(net, spare, batches, epochs, keep_spare):
                         continue  # `trainable = nn.ModuleList(student.blocks); trainable.train()`
                     if self._switched_by_own_method(flow, key, site, loop) or self._frozen_by_flag(flow, key, site):
                         continue
+                    if site.node is site.eval_node and switched_back_in_iteration(key, site.node, st.node, loop):
+                        continue  # `if phase == "train": m.train() else: m.eval()` ... `if phase == "train": step`
                     entry = found.setdefault((id(site.node), key), (key, site, []))
                     entry[2].append(st)
         return list(found.values())
