@@ -89,16 +89,16 @@ class Cache:
 
     def get_facts(self, file_key: str) -> Optional[FileFacts]:
         raw = self._read("facts", file_key)
-        if raw is None or "fillins" not in raw:
-            return None  # an entry written before the fill-in helpers were indexed is a miss, not "no helpers"
+        if raw is None or "stars" not in raw or "fillins" not in raw:
+            return None  # an entry written before fill-ins or star imports were indexed is a miss, not "none"
         return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
                          factories=raw.get("factories", {}), functions=raw.get("functions", {}),
-                         fillins=raw["fillins"])
+                         fillins=raw["fillins"], stars=raw["stars"])
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
         self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
                                         "factories": facts.factories, "functions": facts.functions,
-                                        "fillins": facts.fillins})
+                                        "fillins": facts.fillins, "stars": facts.stars})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:

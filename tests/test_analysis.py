@@ -233,3 +233,35 @@ def test_profile_can_say_plain_containers_register_modules():
 
     assert len(reports(TORCH)) == 1
     assert reports(dataclasses.replace(TORCH, registers_plain_containers=True)) == []
+
+
+def test_star_imports_of_checked_modules_are_followed(tmp_path):
+    """`from models.base import *` then `class Net(BaseModel)`: the base is looked up through the
+    star-imported modules (and their own star imports); a name no star module defines stays
+    unresolved, a star import of a module outside the checked files resolves nothing, and the
+    plain `Module` spelling after `from torch.nn import *` keeps its meaning."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "base.py").write_text("import torch.nn as nn\nclass BaseModel(nn.Module):\n    pass\nclass Plain:\n    pass\n")
+    (tmp_path / "models" / "general.py").write_text("from models.base import *\nclass General(BaseModel):\n    pass\n")
+    (tmp_path / "models" / "rerank.py").write_text(
+        "from models.general import *\nfrom torch.nn import *\n"
+        "class Rerank(General):\n    pass\nclass Deep(BaseModel):\n    pass\nclass P(Plain):\n    pass\n"
+        "class Lost(Missing):\n    pass\nclass Bare(Module):\n    pass\nclass Lin(Linear):\n    pass\n")
+    index = ProjectIndex()
+    for f in tmp_path.rglob("*.py"):
+        index.add(facts_from_source(f.read_bytes(), f, modname=f"models.{f.stem}"))
+    c = ModuleClassifier(index)
+    assert [c.is_module_base(f"models.rerank.{n}") for n in ("Rerank", "Deep", "P", "Lost", "Bare", "Lin")] == [
+        True, True, False, False, True, False]
+    assert index.locate("models.rerank.BaseModel")[1] == "BaseModel"
+    assert index.modules["models.rerank"].stars == ["models.general", "torch.nn"]
+
+
+def test_a_plain_class_mixed_into_a_module_is_a_mixin(tmp_path):
+    (tmp_path / "m.py").write_text(
+        "import torch.nn as nn\nclass HeadMixin(object):\n    pass\nclass Alone:\n    pass\n"
+        "class Net(nn.Module, HeadMixin):\n    pass\n")
+    index = ProjectIndex()
+    index.add(facts_from_source((tmp_path / "m.py").read_bytes(), tmp_path / "m.py", modname="m"))
+    c = ModuleClassifier(index)
+    assert c.is_module_mixin("m.HeadMixin") and not c.is_module_mixin("m.Alone") and not c.is_module_mixin("m.Net")

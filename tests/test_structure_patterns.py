@@ -78,6 +78,12 @@ def test_factories_survive_the_facts_cache(tmp_path):
     facts = facts_from_source(FACTORIES, Path("/x/pkg/m.py"), "pkg.m")
     cache.put_facts("k", facts)
     assert cache.get_facts("k").factories == facts.factories
+    starred = facts_from_source(b"from .base import *\n", Path("/x/pkg/s.py"), "pkg.s")
+    cache.put_facts("s", starred)
+    assert cache.get_facts("s").stars == ["pkg.base"]
+    entry = next(p for p in tmp_path.rglob("*.json") if '"pkg.s"' in p.read_text())
+    entry.write_text(entry.read_text().replace('"stars"', '"other"'))
+    assert cache.get_facts("s") is None  # written before star imports were indexed: a miss
 
 
 def _package(tmp_path, files):

@@ -78,7 +78,7 @@ class FileContext:
         name = dotted(expr)
         if name is None:
             return None
-        return qualify(name, self.facts.aliases, self.facts.modname, self._local_classes)
+        return qualify(name, self.facts.aliases, self.facts.modname, self._local_classes, self.facts.stars)
 
     def is_imported(self, name: str) -> bool:
         return name.split(".")[0] in self.facts.aliases
@@ -136,6 +136,14 @@ class FileContext:
         """Inside a method (or a function nested in one) of an nn.Module class."""
         cls = self.enclosing_class()
         return cls is not None and self.enclosing_function() is not None and self.is_module_class(cls) and self._function_inside(cls)
+
+    def in_module_mixin_method(self) -> bool:
+        """Inside a method of a plain class that a module class of the project also derives from
+        (`ModuleClassifier.is_module_mixin`)."""
+        cls = self.enclosing_class()
+        if cls is None or self.enclosing_function() is None or not self._function_inside(cls):
+            return False
+        return self.classifier.is_module_mixin(f"{self.facts.modname}.{cls.name.value}")
 
     def _function_inside(self, cls: cst.ClassDef) -> bool:
         seen_cls = False

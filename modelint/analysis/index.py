@@ -15,6 +15,7 @@ is imported or executed. What it cannot see (documented heuristics):
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,8 @@ class FileFacts:
     functions: Dict[str, list] = field(default_factory=dict)
     # short top-level function -> is it a default helper, `x if x is not None else f()` (`analysis.fillins`)
     fillins: Dict[str, bool] = field(default_factory=dict)
+    # modules imported with `from X import *`, in order (`qualify`, `ProjectIndex.locate`)
+    stars: List[str] = field(default_factory=list)
 
 
 # The class bodies of a file (`classbodies.ClassBody` by class name) are computed by `classbodies` and
@@ -86,14 +89,24 @@ def resolve_relative(modname: str, is_package: bool, level: int, module: Optiona
     return base
 
 
-def qualify(name: str, aliases: Dict[str, str], modname: str, local_classes: Iterable[str] = ()) -> str:
-    """Resolve a dotted name used in a module: through its imports, then its own classes."""
+def qualify(name: str, aliases: Dict[str, str], modname: str, local_classes: Iterable[str] = (),
+            stars: Sequence[str] = ()) -> str:
+    """Resolve a dotted name used in a module: through its imports, then its own classes. In a module
+    with star imports (`stars`), a class-like name that nothing else binds (`GeneralModel` after
+    `from models.base import *`) is taken as the module's own, `modname.GeneralModel`: the index
+    looks it up through the star-imported modules (`ProjectIndex.locate`). Not `Module` /
+    `nn.Module`, which stay the unresolved spellings of `torch.nn.Module` (`analysis.modules`)."""
     head, dot, rest = name.partition(".")
     if head in aliases:
         return aliases[head] + (dot + rest if rest else "")
     if head in local_classes:
         return f"{modname}.{name}" if modname else name
+    if stars and modname and head[:1].isupper() and head not in _BUILTIN_NAMES and name not in ("Module", "nn.Module"):
+        return f"{modname}.{name}"
     return name
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 # Statements the index needs: imports (at any depth) and class headers. Matching them by text and
@@ -165,6 +178,8 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
             for a in stmt.names:
                 if a.name != "*":
                     facts.aliases[a.asname or a.name] = f"{src}.{a.name}" if src else a.name
+                elif src and src not in facts.stars:
+                    facts.stars.append(src)
         elif isinstance(stmt, ast.ClassDef):
             while class_stack and class_stack[-1][0] >= indent:
                 class_stack.pop()
@@ -173,7 +188,7 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
             raw_classes.append((name, [dotted_ast(b) for b in stmt.bases]))
     local = {name.split(".")[0] for name, _ in raw_classes}
     for name, bases in raw_classes:
-        facts.classes[name] = [qualify(b, facts.aliases, modname, local) for b in bases if b]
+        facts.classes[name] = [qualify(b, facts.aliases, modname, local, facts.stars) for b in bases if b]
     defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
     facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
     facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs)
@@ -378,11 +393,30 @@ class ProjectIndex:
                     return facts, cls
                 head = cls.split(".")[0]
                 if head not in facts.aliases:
-                    return None
+                    qualname = self._through_stars(facts, cls)
+                    if qualname is None:
+                        return None
+                    break
                 qualname = facts.aliases[head] + cls[len(head):]
                 break
             else:
                 return None
+        return None
+
+    def _through_stars(self, facts: FileFacts, cls: str) -> Optional[str]:
+        """`cls` as defined or imported by a module `facts` star-imports (`from models.base import *`),
+        through star imports of those modules too (the first found, in import order); None if none."""
+        head = cls.split(".")[0]
+        todo, seen = list(facts.stars), {facts.modname}
+        while todo:
+            mod = todo.pop(0)
+            target = self.modules.get(mod)
+            if mod in seen or target is None:
+                continue
+            seen.add(mod)
+            if head in target.classes or head in target.aliases:
+                return f"{mod}.{cls}"
+            todo.extend(target.stars)
         return None
 
     def bases_of(self, qualname: str) -> Optional[List[str]]:
@@ -403,7 +437,10 @@ class ProjectIndex:
                     return facts.classes[cls]
                 head = cls.split(".")[0]
                 if head not in facts.aliases:
-                    return None  # the longest module prefix that exists decides
+                    qualname = self._through_stars(facts, cls)  # the longest module prefix that exists decides
+                    if qualname is None:
+                        return None
+                    break
                 qualname = facts.aliases[head] + cls[len(head):]
                 break
             else:
@@ -417,7 +454,7 @@ class ProjectIndex:
 
         payload = json.dumps(
             {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.functions.items()),
-                 sorted(f.fillins.items())]
+                 sorted(f.fillins.items()), f.stars]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )

@@ -27,6 +27,20 @@ class ModuleClassifier:
         self.index = index or ProjectIndex()
         self.extra: FrozenSet[str] = frozenset(extra_bases)
         self._memo: dict = {}
+        self._mixins: Optional[FrozenSet[str]] = None
+
+    def is_module_mixin(self, qualname: str) -> bool:
+        """A class of the checked files that is not a module but is a base of one (`class
+        RerankerBase(object)` mixed into `class Reranker(SeqModel, RerankerBase)`): its methods run
+        with `self` a module. The set is built once per project, on the first question."""
+        if self._mixins is None:
+            found = set()
+            for mod, facts in self.index.modules.items():
+                for cls, bases in facts.classes.items():
+                    if len(bases) > 1 and self.is_module_base(f"{mod}.{cls}"):
+                        found.update(b for b in bases if b and not self.is_module_base(b))
+            self._mixins = frozenset(found)
+        return qualname in self._mixins and not self.is_module_base(qualname)
 
     def is_module_base(self, qualname: str) -> bool:
         return self._is_module(qualname, depth=0)

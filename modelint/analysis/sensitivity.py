@@ -534,7 +534,7 @@ class SensitivityAnalysis:
         if not name:
             return None
         local = {n.split(".")[0] for n in facts.classes}
-        return qualify(name, facts.aliases, facts.modname, local)
+        return qualify(name, facts.aliases, facts.modname, local, facts.stars)
 
     def _ignorable(self, q: str, facts: FileFacts) -> bool:
         """Builtins, unimported names and the standard library: never models."""

@@ -16,7 +16,9 @@ class FunctionalDropoutIgnoresMode(Rule):
     what = (
         "Reports calls to `F.dropout`, `F.dropout1d`, `F.dropout2d` and `F.dropout3d` inside an "
         "`nn.Module` that do not pass `training=` (by keyword or as the third positional argument), "
-        "and calls that pass a literal `training=True`. Outside module classes, it reports such a call "
+        "and calls that pass a literal `training=True`; a plain class that a module class of the project also "
+        "derives from (a mixin: `class Ranker(nn.Module, ScoringMixin)`) counts as a module class, since its "
+        "methods run with `self` a module. Outside module classes, it reports such a call "
         "inside a function that has a `training`-like parameter the call ignores.\n\n"
         "A literal `training=True` (by keyword or positionally) is reported only when the same module class (or, "
         "outside classes, the same top-level function) elsewhere ties its functional dropout to the mode: another "
@@ -68,6 +70,17 @@ class FunctionalDropoutIgnoresMode(Rule):
     triggers = ("dropout",)
 
     VALID = (
+        # the near miss of the mixin case in INVALID: a plain class no module class derives from
+        """
+import torch.nn.functional as F
+
+class Augmenter(object):
+    def __init__(self, p):
+        self.p = p
+
+    def noisy(self, h):
+        return F.dropout(h, self.p)
+""",
         """
 import torch.nn.functional as F
 from torch import nn
@@ -138,6 +151,23 @@ def mc_predict(net, x, training, n=20):
 """,
     )
     INVALID = (
+        # a plain class whose methods a module class mixes in (`self` is then the module)
+        """
+import torch.nn.functional as F
+from torch import nn
+
+class ScoringMixin(object):
+    def score(self, h):
+        return self.out(F.dropout(F.relu(self.hidden(h)), self.p))  # expect: MDL101
+
+class Ranker(nn.Module, ScoringMixin):
+    def __init__(self, p):
+        super().__init__()
+        self.hidden, self.out, self.p = nn.Linear(8, 8), nn.Linear(8, 1), p
+
+    def forward(self, h):
+        return self.score(h)
+""",
         """
 import torch.nn.functional as F
 from torch import nn
@@ -259,7 +289,7 @@ class Block(nn.Module):
         if qualname not in fw.dropout_calls or has_star_args(node):
             return
         mode_params = self.ctx.mode_params()
-        if not self.ctx.in_module_method() and not mode_params:
+        if not (self.ctx.in_module_method() or self.ctx.in_module_mixin_method()) and not mode_params:
             return
         shown = self.ctx.module.code_for_node(node.func)
         known = self.ctx.training_flag()
