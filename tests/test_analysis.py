@@ -62,6 +62,10 @@ def test_torch_layer_classes():
     assert not TORCH.is_layer_class("torch.nn.functional.dropout")
     assert not TORCH.is_layer_class("torch.nn.Parameter")
     assert not TORCH.is_layer_class("torch.nn.utils.rnn.PackedSequence")
+    assert TORCH.is_layer_class("torch.nn.modules.dropout._DropoutNd")  # private bases layers derive from
+    assert TORCH.is_layer_class("torch.nn.modules.batchnorm._BatchNorm")
+    assert not TORCH.is_layer_class("torch.nn.modules.module._IncompatibleKeys")
+    assert not TORCH.is_layer_class("torch.nn.modules.utils._pair")
 
 
 def test_cross_file_index_follows_relative_imports_and_reexports(tmp_path):

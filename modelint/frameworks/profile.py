@@ -279,7 +279,9 @@ class Profile:
             return False
         if qualname.startswith(self.non_module_packages):
             return False
-        return qualname.rsplit(".", 1)[-1][:1].isupper()
+        # private bases count (`torch.nn.modules.dropout._DropoutNd`, `_BatchNorm`, `_ConvNd`): layers
+        # derive from them (baal's `ConsistentDropout(_DropoutNd)`, measuring set 7)
+        return qualname.rsplit(".", 1)[-1].lstrip("_")[:1].isupper()
 
     def is_capitalised_layer_name(self, qualname: str) -> bool:
         """Under the layers namespace and capitalised: a class there, module or not."""

@@ -96,7 +96,8 @@ TORCH = Profile(
     # --- modules
     layers_namespace="torch.nn.",
     non_module_classes=frozenset(
-        {"torch.nn.Parameter", "torch.nn.UninitializedParameter", "torch.nn.UninitializedBuffer", "torch.nn.Buffer"}
+        {"torch.nn.Parameter", "torch.nn.UninitializedParameter", "torch.nn.UninitializedBuffer", "torch.nn.Buffer",
+         "torch.nn.modules.module._IncompatibleKeys", "torch.nn.modules.module._WrappedHook"}
     ),
     non_module_packages=("torch.nn.functional", "torch.nn.init", "torch.nn.utils", "torch.nn.attention"),
     module_bases=_MODULE_BASES,

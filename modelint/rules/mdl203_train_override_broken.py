@@ -40,7 +40,12 @@ class TrainOverrideBroken(Rule):
         "for a base module class (for `eval`: `super().eval()`, `self.train(False)` or one of the "
         "former), neither in the method nor in a method of the class it calls through `self.`, and no "
         "hand-written equivalent (assigning `self.training` and calling `.train(...)` on the children); "
-        "(c) it does not return `self` (or the delegated call's result) on every path (info). One "
+        "(c) it does not return `self` (or the delegated call's result) on every path (info); (d) an `eval` "
+        "override of a layer (a class deriving from a framework layer class other than a container, "
+        "`class ConsistentDropout(_DropoutNd)`) that does work besides switching (`self.reset()` next to "
+        "`super().eval()`) and has no `train` override (warning): a layer is a child, and a parent's `.eval()` "
+        "calls `train(False)` on each child, never its `eval()`, so the work never runs inside a model. "
+        "An `eval` with extra work on a model class (not a layer) is not reported: it is usually the root. One "
         "finding per method, on its name, with every case that applies; the finding's level is that of "
         "the most severe case. Methods whose every path raises, `@overload` signature stubs "
         "(`typing.overload` / `typing_extensions.overload` under any alias: the implementation after them is "
@@ -101,6 +106,26 @@ class TrainOverrideBroken(Rule):
     }
 
     VALID = (
+        # the near misses of (d): the same work in a train(mode) override, and a model (not a layer)
+        # whose eval() does more than switch
+        """
+import torch.nn as nn
+
+class FrozenMaskDropout(nn.Dropout):
+    def __init__(self, p=0.5):
+        super().__init__(p)
+        self.mask = None
+
+    def train(self, mode=True):
+        if not mode:
+            self.mask = None
+        return super().train(mode)
+
+class Tagger(nn.Module):
+    def eval(self):
+        self.cache = {}
+        return super().eval()
+""",
         """
 import torch
 import torch.nn as nn
@@ -212,6 +237,19 @@ class TypedExt(nn.Module):
 """,
     )
     INVALID = (
+        # (d) a layer whose eval() override does more than switch: a parent's eval() never runs it
+        """
+import torch.nn as nn
+
+class FrozenMaskDropout(nn.Dropout):
+    def __init__(self, p=0.5):
+        super().__init__(p)
+        self.mask = None
+
+    def eval(self):  # expect: MDL203
+        self.mask = None
+        return super().eval()
+""",
         """
 import torch.nn as nn
 
@@ -370,6 +408,10 @@ class HeadOnly(nn.Module):
                                   "it never calls `super().eval()` / `self.train(False)`, so `self.training` (and any "
                                   "child not handled here) stays in training mode after `model.eval()`; call "
                                   "`super().eval()` or `return self.train(False)`"))
+            elif kind == "eval" and fw.switch_calls_train:
+                extra = self._eval_only_work(node, classdef, self_name)
+                if extra:
+                    cases.append(("warning", extra))
             bad_return = fw.switches_return_self and self._bad_return(node, kind, classdef, self_name)
             if bad_return:
                 cases.append(("info", bad_return))
@@ -515,6 +557,44 @@ class HeadOnly(nn.Module):
             if sets_flag and calls_train:
                 return True  # a hand-written equivalent of nn.Module.train
         return False
+
+    # --- (d) ---------------------------------------------------------------------------------
+    def _eval_only_work(self, fn: cst.FunctionDef, classdef: cst.ClassDef, self_name: str) -> Optional[str]:
+        """An `eval()` override of a layer (its class derives from a framework layer class other than a
+        container or the module base: `class ConsistentDropout(nn.Dropout)`) that does more than switch
+        (`self.reset()` besides `super().eval()`), in a class without a `train` override: a layer is a
+        child, and a parent's `.eval()` / `.train(False)` calls `train(False)` on each child, never its
+        `eval()`, so the extra work never runs inside a model."""
+        if "train" in self.ctx.methods(classdef) or not self._is_layer_subclass(classdef):
+            return None
+        body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else ()
+        extra = [st for st in body if not _is_docstring(st) and not self._switch_or_return(st, classdef, self_name)]
+        if not extra:
+            return None
+        shown = " ".join(self.ctx.module.code_for_node(extra[0]).split())
+        return (f"its extra work (`{shown[:60]}`) runs only when `.eval()` is called on this layer itself: a parent "
+                f"model's `.eval()` (or `.train(False)`) calls `train(False)` on each child, never its `eval()`, so "
+                f"inside a model it never runs; move it into a `train(self, mode=True)` override, under `if not mode:`")
+
+    def _is_layer_subclass(self, classdef: cst.ClassDef) -> bool:
+        fw = self.ctx.class_framework(classdef)
+        for base in classdef.bases:
+            q = self.ctx.resolve(base.value) if base.keyword is None else None
+            if q and fw.is_layer_class(q) and q not in fw.module_bases and q.rsplit(".", 1)[-1] not in fw.containers:
+                return True
+        return False
+
+    def _switch_or_return(self, stmt: cst.CSTNode, classdef: cst.ClassDef, self_name: str) -> bool:
+        """`super().eval()`, `self.train(False)`, `return ...` of either or of self."""
+        if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+            return False
+        small = stmt.body[0]
+        value = small.value if isinstance(small, (cst.Expr, cst.Return)) else None
+        if value is None:
+            return isinstance(small, (cst.Return, cst.Pass))
+        if isinstance(value, cst.Name) and value.value == self_name:
+            return True
+        return isinstance(value, cst.Call) and self._is_delegation(value, "eval", classdef, self_name)
 
     # --- (c) ---------------------------------------------------------------------------------
     def _bad_return(self, fn: cst.FunctionDef, kind: str, classdef: cst.ClassDef, self_name: str) -> Optional[str]:
