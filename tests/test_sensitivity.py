@@ -589,3 +589,35 @@ def test_a_project_factory_takes_the_classes_it_returns(tmp_path):
     ctx = ctxs["train.py"]
     answers = [sens(ctx, f"expr:{e}").answer for e in ("load_plain('w.pt')", "pick(True)", "restore('w', False)", "with_opt()")]
     assert answers == [NO, YES, UNKNOWN, UNKNOWN]
+
+
+def test_a_copy_and_a_wrapper_holding_a_sensitive_model(tmp_path):
+    """`ema = copy.deepcopy(net)` is built like `net`; a layer-free wrapper that keeps what it is
+    handed (`Sampler(ema, steps)`) holds a sensitive model when handed one ("yes"), or a module
+    construction whose answer is unknown (`Noisy(p)`-like with an outside flag); handed only a count,
+    it stays "no"."""
+    answers = _key_answers(tmp_path, WRAPPED + """
+class Sampler(nn.Module):
+    def __init__(self, model, steps):
+        super().__init__()
+        self.model = model
+        self.steps = steps
+
+class Maybe(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.drop = nn.Dropout(p)
+
+def run(steps, p):
+    net = Noisy()
+    ema = copy.deepcopy(net)
+    flat = copy.deepcopy(Flat())
+    sampler = Sampler(ema, steps)
+    flat_sampler = Sampler(flat, steps)
+    counted = Sampler(None, steps)
+    maybe = Sampler(Maybe(p), steps)
+    unknown = Maybe(p)
+    guessed = Sampler(unknown, steps)
+    opaque = Sampler(steps, steps)
+""", [("run", k) for k in ("ema", "sampler", "flat_sampler", "counted", "guessed", "opaque")])
+    assert answers == [YES, YES, NO, NO, YES, NO]

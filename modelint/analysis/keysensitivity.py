@@ -28,6 +28,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import callee_name, dotted
+from modelint.analysis.classbodies import bodies_of
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.modeflow import ModeFlow, ScopeFlow, peel
 from modelint.analysis.walk import children
@@ -154,6 +155,9 @@ class KeySensitivity:
             return None if source == key else self.of(scope, source, depth + 1)
         if self._pass_through(expr, key):
             return None
+        copied = self._copied(expr)
+        if copied is not None:  # `ema = copy.deepcopy(net)`: another model, but built like `net`
+            return None if copied == key else self.of(scope, copied, depth + 1)
         if self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
             inner = peel(expr.args[0].value)
             source = dotted(inner)
@@ -162,7 +166,61 @@ class KeySensitivity:
             return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
         if self._plain_holder(expr):
             return "unknown"
-        return self.ctx.mode_sensitivity(expr).answer
+        return self.of_construction(scope, expr, depth)
+
+    def of_construction(self, scope: cst.CSTNode, expr: cst.CSTNode, depth: int = 0) -> str:
+        """A construction's answer in `scope`: the class answer, or "yes" when the class keeps a
+        parameter that is handed a name holding a mode-sensitive model here (`_keeps_sensitive_argument`)."""
+        answer = self.ctx.mode_sensitivity(expr).answer
+        if answer == "no" and self.sensitive_kept(scope, expr, depth):
+            return "yes"
+        return answer
+
+    def sensitive_kept(self, scope: cst.CSTNode, expr: cst.CSTNode, depth: int = 0) -> List[str]:
+        """The names a construction hands to parameters its class keeps (`self.model = model`) that hold
+        a mode-sensitive model in `scope`: `Sampler(ema_model, steps)` with `ema_model =
+        copy.deepcopy(net)` of a network with dropout. The class answer takes a kept name for a plain
+        value ("no"). A name counts when its answer is "yes", or "unknown" while it is bound to a module
+        construction (`UNet(dropout=args.p)`): an unknown loop count or config value does not."""
+        if not isinstance(expr, cst.Call):
+            return []
+        q = self.ctx.resolve(expr.func)
+        located = self.ctx.classifier.index.locate(q) if q else None
+        if located is None and q and q.startswith(self.ctx.facts.modname + "."):
+            cls = q[len(self.ctx.facts.modname) + 1:]
+            located = (self.ctx.facts, cls) if cls in self.ctx.facts.classes else None
+        body = bodies_of(located[0]).get(located[1]) if located else None
+        if body is None or not body.kept:
+            return []
+        kept = {p for p, _ in body.kept}
+        params = [p for p, _ in body.params]
+        out: List[str] = []
+        for i, arg in enumerate(expr.args):
+            name = arg.keyword.value if arg.keyword is not None else params[i] if i < len(params) and not arg.star else None
+            key = dotted(peel(arg.value))
+            if name not in kept or not key:
+                continue
+            answer = self.of(scope, key, depth + 1)
+            if answer == "yes" or (answer == "unknown" and self._holds_module(scope, key)):
+                out.append(key)
+        return out
+
+    def _holds_module(self, scope: cst.CSTNode, key: str, depth: int = 0) -> bool:
+        """`key` is bound in `scope` to a construction of a module class (`UNet(dropout=args.p)`), or
+        to a copy of such a name: a model, whose "unknown" is a model's, not a loop count's."""
+        flow = self.mf.flow(scope)
+        if flow is None or depth > MAX_DEPTH:
+            return False
+        for binding in flow.bindings.get(key, ()):
+            expr = bound_expr(binding.node, key)
+            expr = peel(expr) if expr is not None else None
+            copied = self._copied(expr) if expr is not None else None
+            if copied is not None and copied != key and self._holds_module(scope, copied, depth + 1):
+                return True
+            q = self.ctx.resolve(expr.func) if isinstance(expr, cst.Call) else None
+            if q and (self.ctx.classifier.is_module_base(q) or self.ctx.framework.is_layer_class(q)):
+                return True
+        return False
 
     def _plain_holder(self, expr: cst.CSTNode) -> bool:
         """`Learner(net, opt)`: a checked class that is not a module, handed a name. Class sensitivity
@@ -184,6 +242,15 @@ class KeySensitivity:
             return False
         name = callee_name(expr) or ""
         return name in self.wrappers() or not name[:1].isupper()
+
+    def _copied(self, expr: cst.CSTNode) -> Optional[str]:
+        """The name `copy.deepcopy(name)` copies (under any import spelling), else None."""
+        if not (isinstance(expr, cst.Call) and len(expr.args) == 1 and expr.args[0].keyword is None and not expr.args[0].star):
+            return None
+        resolved = self.ctx.resolve(expr.func) or ""
+        if resolved.rsplit(".", 1)[-1] != "deepcopy" or "deepcopy" not in self.ctx.framework.mode_delegating_wrappers:
+            return None
+        return dotted(peel(expr.args[0].value))
 
     def _is_wrapper(self, expr: cst.CSTNode) -> bool:
         """`DDP(model)` (also imported under another name), `torch.compile(Net())`."""

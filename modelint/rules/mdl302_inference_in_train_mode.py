@@ -21,6 +21,8 @@ from modelint.analysis.modeflow import (
     EvalSite,
     ModeFlow,
     ScopeFlow,
+    State,
+    eval_on_every_path,
     for_context,
     get,
     peel,
@@ -133,7 +135,11 @@ class InferenceInTrainMode(Rule):
         "as switching it; when the function, or the outermost function of this file that hands it the model, "
         "has no caller in this file, sits in a script folder (no `__init__.py`: a package's function is public "
         "API, reported) and another checked file imports it, its callers there are judged instead, at "
-        "their call, as below). Not reported: models from `from_pretrained` (transformers' "
+        "their call, as below). A wrapper module without mode-dependent layers of its own that keeps a "
+        "model it is handed (`sampler = Sampler(ema_model, steps)` with `self.model = model`) counts as that "
+        "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while bound "
+        "to a module construction or a `copy.deepcopy` of one) and not in eval on every path to the call "
+        "(`net.eval()` before `sampler(x)` switches the wrong model). Not reported: models from `from_pretrained` (transformers' "
         "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
         "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
         "recalibration runs under no_grad in training mode on purpose); `model.train(flag)` restoring "
@@ -258,6 +264,53 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # the near miss of the wrapper case in INVALID: the averaged copy the wrapper runs is put in
+        # eval; and a wrapper handed a loop count only
+        """
+import copy
+import torch
+from torch import nn
+
+class Tagger(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Dropout(p), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+class Beam(nn.Module):
+    def __init__(self, model, width):
+        super().__init__()
+        self.model = model
+        self.width = width
+
+    def forward(self, x):
+        return self.model(x).topk(self.width).indices
+
+class Noise(nn.Module):
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def forward(self, x):
+        return x + torch.zeros_like(x) * self.steps
+
+def fit(batches, p, steps):
+    tagger = Tagger(p)
+    averaged = copy.deepcopy(tagger)
+    beam = Beam(averaged, width=2)
+    noise = Noise(steps)
+    opt = torch.optim.SGD(tagger.parameters(), lr=0.1)
+    for i, (x, y) in enumerate(batches):
+        opt.zero_grad()
+        nn.functional.cross_entropy(tagger(x), y).backward()
+        opt.step()
+        if i % 50 == 0:
+            averaged.eval()
+            with torch.no_grad():
+                print(beam(noise(x)))
+""",
         # after training: a test loop that adapts on the test data (it steps), one after `eval()`,
         # and an evaluation whose switch comes after the steps on a branch of its own
         """
@@ -505,6 +558,45 @@ def predict(path, graph):
 """,
     )
     INVALID = (
+        # a layer-free wrapper around an averaged copy of the trained network: the loop switches the
+        # network it trains, not the copy the wrapper runs (the near miss is in VALID)
+        """
+import copy
+import torch
+from torch import nn
+
+class Tagger(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Dropout(p), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+class Beam(nn.Module):
+    def __init__(self, model, width):
+        super().__init__()
+        self.model = model
+        self.width = width
+
+    def forward(self, x):
+        return self.model(x).topk(self.width).indices
+
+def fit(batches, p):
+    tagger = Tagger(p)
+    averaged = copy.deepcopy(tagger)
+    beam = Beam(averaged, width=2)
+    opt = torch.optim.SGD(tagger.parameters(), lr=0.1)
+    for i, (x, y) in enumerate(batches):
+        opt.zero_grad()
+        nn.functional.cross_entropy(tagger(x), y).backward()
+        opt.step()
+        if i % 50 == 0:
+            tagger.eval()
+            with torch.no_grad():
+                print(beam(x))  # expect: MDL302
+            tagger.train()
+""",
         # a library graph layer whose attention dropout is on
         """
 import torch
@@ -1007,14 +1099,25 @@ def run(net, opt, batches, dev_batches, resume):
             self._keys = KeySensitivity(self.ctx, mf, self._calls)
         return self._keys.of(scope, key)
 
-    def _origin_sensitivity(self, mf: ModeFlow, flow: ScopeFlow, key: str, origin: Created) -> str:
+    def _origin_sensitivity(self, mf: ModeFlow, flow: ScopeFlow, key: str, origin: Created,
+                            state: Optional[State] = None) -> str:
         """The origin's answer; for `key.load_state_dict(...)` (weights into the model `key` already
-        holds) the answer of what `key` was built from."""
+        holds) the answer of what `key` was built from. A mode-free wrapper built around a name that
+        holds a sensitive model (`Sampler(ema_model, steps)`) answers for that model: "yes" unless every
+        such model is in eval on every path here (`state`: the modes at the call)."""
         node = origin.node
         if origin.kind == "load_state_dict" and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and dotted(node.func.value) == key:
             return self._key_sensitivity(mf, flow.node, key)
-        return mode_sensitivity(self.ctx, node)
+        answer = mode_sensitivity(self.ctx, node)
+        if answer != "no" or not isinstance(node, cst.Call):
+            return answer
+        if self._keys is None:
+            self._keys = KeySensitivity(self.ctx, mf, self._calls)
+        inner = self._keys.sensitive_kept(flow.node, node)
+        if state is not None:
+            inner = [k for k in inner if not eval_on_every_path(get(state, k))]
+        return "yes" if inner else "no"
 
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
@@ -1243,7 +1346,7 @@ def run(net, opt, batches, dev_batches, resume):
             "and overwrites its running averages, so predictions are noisy and change from run to run"
         )
         created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
-                   and self._origin_sensitivity(mf, flow, key, t) != "no"]
+                   and self._origin_sensitivity(mf, flow, key, t, mc.state) != "no"]
         if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
             name_based or self._held_out(mf, flow, mc)
         ):
