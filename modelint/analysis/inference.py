@@ -59,6 +59,19 @@ def held_out_text(text: str) -> bool:
     return bool(_HELD_OUT.search(text))
 
 
+# Names of a helper that produces outputs from the model (`generate_samples`, `reconstruct`,
+# `synthesize_audio`, `sample_images`): a no_grad run there is inference whatever data it is given.
+# (`sample_*` only for images / grids: `sample_batch`, `sample_negatives` draw data.)
+_GENERATION_NAME = re.compile(
+    r"^_*(generate|reconstruct|synthesi[sz]e|translate)|^_*(samples?|sampling)(_(images?|imgs?|grid|audio|text))?$",
+    re.IGNORECASE,
+)
+
+
+def generation_name(name: str) -> bool:
+    return bool(_GENERATION_NAME.search(name))
+
+
 def build_name(name: str) -> bool:
     """`__init__`, `build_model`, `_init_lazy`, `setup`, `get_output_shape`, `feature_dims`."""
     return name == "__init__" or bool(_BUILD_NAME.search(name))

@@ -337,13 +337,15 @@ class SensitivityAnalysis:
         return None if scope.in_body else Sensitivity(UNKNOWN, f"`{_short(ast.unparse(inner))}` is built elsewhere")
 
     def _construct(self, q: str, name: str, call: ast.Call, scope: _Scope, held: bool, fw: Profile) -> Optional[Sensitivity]:
+        specs = _ecosystem_specs(q, fw)
+        if specs is not None and (held or self._locate(q, scope.facts) is not None):
+            # a layer the profile has read, decided by its mode arguments, also when the library itself
+            # is checked (its code reads `self.training` for a dropout that defaults to 0)
+            return self._library_layer(specs, call, scope)
         located = self._locate(q, scope.facts)
         if located is None:
             if self._ignorable(q, scope.facts) or not held or q in fw.empty_module_bases:
                 return None
-            specs = _ecosystem_specs(q, fw)
-            if specs is not None:
-                return self._library_layer(specs, call, scope)
             return Sensitivity(UNKNOWN, f"`{name}` is not in the checked files")
         if scope.in_body and not self.classifier.is_module_base(q):
             return None  # a plain helper object: its layers (if any) are not registered here

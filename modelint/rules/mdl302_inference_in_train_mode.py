@@ -178,7 +178,9 @@ class InferenceInTrainMode(Rule):
         "forward on held-out data after a training step of the same scope even when the training switch "
         "was `model.train(flag)`; a global model of a script (`net`) run by a top-level evaluation function "
         "(`def eval_training(epoch)`) that every caller in the file calls while the model is in training mode "
-        "or as built, or by a neutrally named helper on held-out data; a model handed to an evaluation "
+        "or as built, or by a neutrally named helper on held-out data or by a helper named for generation "
+        "(`generate_samples`, `reconstruct`, `synthesize_*`, `sample_images`; not `sample_batch`) that runs it "
+        "under no_grad, called after a training step on a model built in the caller and never switched; a model handed to an evaluation "
         "helper as an attribute of a namespace built in the caller (`SimpleNamespace(net=model)`); and a "
         "model returned by a loader helper of another file that builds a network and loads weights into it "
         "(`net = restore_from(path)`; a helper that calls `.eval()` before returning is trusted); an "
@@ -264,6 +266,45 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # the near miss of the generation helper in INVALID: the caller switches the model first; and
+        # a data-drawing helper (`sample_batch`) is not a generation
+        """
+import torch
+from torch import nn
+
+class AutoEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ConvTranspose2d(8, 3, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+def fit_epoch(model, loader, opt):
+    model.train()
+    for x in loader:
+        opt.zero_grad()
+        (model(x) - x).pow(2).mean().backward()
+        opt.step()
+
+def reconstruct(model, x):
+    with torch.no_grad():
+        return model(x)
+
+def sample_batch(model, pool):
+    with torch.no_grad():
+        scores = model(pool).mean((1, 2, 3))
+    return pool[scores.argsort()[:4]]
+
+def main(loader, shown, pool, epochs):
+    model = AutoEncoder()
+    opt = torch.optim.Adam(model.parameters())
+    for epoch in range(epochs):
+        fit_epoch(model, loader, opt)
+        hard = sample_batch(model, pool)
+        model.eval()
+        grid = reconstruct(model, shown)
+""",
         # the near miss of the wrapper case in INVALID: the averaged copy the wrapper runs is put in
         # eval; and a wrapper handed a loop count only
         """
@@ -558,6 +599,36 @@ def predict(path, graph):
 """,
     )
     INVALID = (
+        # a generation helper called after a step on a model built in the caller (near miss in VALID)
+        """
+import torch
+from torch import nn
+
+class AutoEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ConvTranspose2d(8, 3, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+def fit_epoch(model, loader, opt):
+    for x in loader:
+        opt.zero_grad()
+        (model(x) - x).pow(2).mean().backward()
+        opt.step()
+
+def reconstruct(model, x):
+    with torch.no_grad():
+        return model(x)
+
+def main(loader, shown, epochs):
+    model = AutoEncoder()
+    opt = torch.optim.Adam(model.parameters())
+    for epoch in range(epochs):
+        fit_epoch(model, loader, opt)
+        grid = reconstruct(model, shown)  # expect: MDL302
+""",
         # a layer-free wrapper around an averaged copy of the trained network: the loop switches the
         # network it trains, not the copy the wrapper runs (the near miss is in VALID)
         """
@@ -1135,7 +1206,8 @@ def run(net, opt, batches, dev_batches, resume):
                 callee = mf.flow(lc.callee)
                 if callee is None:
                     continue
-                named = any(inference.held_out_text(mf.code(a.value, 200)) for a in lc.node.args)
+                named = any(inference.held_out_text(mf.code(a.value, 200)) for a in lc.node.args) \
+                    or inference.generation_name(lc.callee.name.value)
                 for param, key in self._mapped_models(lc, callee):
                     # a helper reading global data (`def eval_training(epoch)`): its name is evidence too
                     evidence = named or (param not in lc.mapping and inference.held_out_text(lc.callee.name.value))
@@ -1147,12 +1219,14 @@ def run(net, opt, batches, dev_batches, resume):
                     if any(id(r.node) in self._reported for r in runs):
                         continue  # reported in the helper itself (an evaluation by name)
                     if runs and self._key_sensitivity(mf, scope, key) != "no":
+                        does = (f"generates with `{key}`" if inference.generation_name(lc.callee.name.value)
+                                else f"evaluates `{key}` on held-out data")
                         self.report(lc.node, (
-                            f"`{mf.code(lc.node)}` evaluates `{key}` on held-out data after a training step left it "
+                            f"`{mf.code(lc.node)}` {does} after a training step left it "
                             f"in training mode, and `{lc.callee.name.value}()` runs it under no_grad "
                             f"(`{mf.code(runs[0].node)}` on line {mf.line(runs[0].node)}) without `{param}.eval()`: "
                             "dropout still drops activations and batch norm uses batch statistics and updates its "
-                            f"running averages with held-out data; call `{key}.eval()` before and `{key}.train()` after"
+                            f"running averages with data it was not trained on; call `{key}.eval()` before and `{key}.train()` after"
                         ))
                         break
 
@@ -1268,6 +1342,14 @@ def run(net, opt, batches, dev_batches, resume):
             return False
         if TRAINED in tokens and UNKNOWN not in tokens:
             return True
+        fresh = [t for t in tokens if isinstance(t, Created) and t.kind in ("construct", "factory")]
+        if fresh and not tokens - set(fresh) - {TRAIN, TRAINED}:
+            # built here (in training mode) before a step that runs it, and never switched since:
+            # `model = Net(); for epoch ...: train(loader, model, opt); generate_samples(x, model)`
+            line = mf.line(node)
+            root = key.split(".")[0]
+            return any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded) and any(
+                mf.line(t.node) < mf.line(st.node) < line for t in fresh for st in flow.steps)
         if not tokens & {UNKNOWN, TRAINED, TRAIN, ENTRY}:
             return False  # rebound after the step (`net = load(...)`): another object
         if not tokens & {UNKNOWN, TRAINED, TRAIN} and not _MODEL_PARAM.search(key):
