@@ -619,5 +619,9 @@ def run(steps, p):
     unknown = Maybe(p)
     guessed = Sampler(unknown, steps)
     opaque = Sampler(steps, steps)
-""", [("run", k) for k in ("ema", "sampler", "flat_sampler", "counted", "guessed", "opaque")])
-    assert answers == [YES, YES, NO, NO, YES, NO]
+    rewrapped = Flat()
+    rewrapped = Sampler(rewrapped, steps)
+    renoisy = Noisy()
+    renoisy = Sampler(renoisy, steps)
+""", [("run", k) for k in ("ema", "sampler", "flat_sampler", "counted", "guessed", "opaque", "rewrapped", "renoisy")])
+    assert answers == [YES, YES, NO, NO, YES, NO, NO, YES]  # (`x = Sampler(x)`: x's earlier binding decides)

@@ -106,6 +106,7 @@ class KeySensitivity:
         self.ctx = ctx
         self.mf = mf
         self._calls = calls
+        self._active: set = set()  # (id(scope), key) being answered: a binding that refers to itself
 
     @property
     def calls(self) -> Calls:
@@ -123,6 +124,16 @@ class KeySensitivity:
         flow = self.mf.flow(scope)
         if flow is None or depth > MAX_DEPTH:
             return "unknown"
+        asked = (id(scope), key)
+        if asked in self._active:
+            return "no"  # `model = Wrapper(model)` asks about `model` again: its other bindings decide
+        self._active.add(asked)
+        try:
+            return self._of_bindings(flow, scope, key, depth)
+        finally:
+            self._active.discard(asked)
+
+    def _of_bindings(self, flow: ScopeFlow, scope: cst.CSTNode, key: str, depth: int) -> str:
         answers: List[str] = []
         for binding in flow.bindings.get(key, ()):
             expr = bound_expr(binding.node, key)

@@ -160,6 +160,15 @@ key_of = dotted
 MODE_PRESERVING = frozenset().union(*(p.mode_preserving_methods for p in PROFILES))
 _WRAPPER_LAST = frozenset().union(*(p.mode_delegating_wrappers for p in PROFILES))
 MODEL_METHODS = frozenset().union(*(p.model_methods for p in PROFILES))
+
+
+def runs_model(attr: str) -> bool:
+    """A method call that runs the model's computation: the profiles' `model_methods` (`forward`,
+    `generate`), and variants of a forward method (`forward_features`, `set_forward`, `_forward`:
+    few-shot and timm models split their forward so). Not `generate_*` (`generate_square_subsequent_mask`
+    is a mask helper)."""
+    return attr in MODEL_METHODS or ("forward" in MODEL_METHODS and (
+        attr.startswith("forward_") or attr.endswith("_forward")) and "hook" not in attr)
 _GRAD_CONTEXT_NAMES = frozenset().union(*(p.grad_context_names for p in PROFILES))
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
@@ -1300,7 +1309,7 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
-            if attr in MODEL_METHODS:
+            if runs_model(attr):
                 key = key_of(func.value)
                 if key is not None:
                     self.model_call(call, key, state)
@@ -1972,6 +1981,33 @@ def gradient_probe(flow: ScopeFlow, key: str, grad_attr: str) -> bool:
     if flow.has_optimizer_step or not any(s.kind == "backward" for s in flow.steps):
         return False
     return get(flow.exit, key) == ENTRY_SET and _reads_attr(flow.node, grad_attr)
+
+
+def input_gradient_probe(flow: ScopeFlow, grad_flag: str, grad_method: str) -> bool:
+    """The scope backpropagates but steps no optimizer (itself or in what it calls), and makes an
+    input tensor require gradients (`Variable(x, requires_grad=True)`, `torch.zeros(..., requires_grad=True)`,
+    or `x.requires_grad_()` on a tensor it hands to a model call): the backward computes a gradient
+    with respect to the input (ODIN's input perturbation, an FGSM/PGD attack, a saliency map), which
+    is meant in eval mode, whatever mode it leaves the model in (`grad_flag` / `grad_method`: the
+    profile's `requires_grad` / `requires_grad_`). Energy-OOD's ODIN scoring (measuring set 7) was reported as a training routine."""
+    if flow.has_optimizer_step or not any(s.kind == "backward" for s in flow.steps) or not grad_flag:
+        return False
+    fed = {dotted(peel(a.value)) for mc in flow.model_calls for a in mc.node.args} - {None}
+    for n in descendants(flow.node):
+        if type(n) is cst.Arg and n.keyword is not None and n.keyword.value == grad_flag \
+                and literal_value(n.value) is True:
+            return True
+        if type(n) is cst.Assign and _requires_grad_call(n.value, grad_method) \
+                and any(dotted(t.target) in fed for t in n.targets):
+            return True  # `x = x.clone().requires_grad_()`, then `net(x)`
+        if type(n) is cst.Expr and _requires_grad_call(n.value, grad_method) and dotted(n.value.func.value) in fed:
+            return True  # `x.requires_grad_()`, then `net(x)`
+    return False
+
+
+def _requires_grad_call(node: cst.CSTNode, method: str) -> bool:
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == method
+            and (not node.args or literal_value(node.args[0].value) is True))
 
 
 def _reads_attr(node: cst.CSTNode, attr: str) -> bool:

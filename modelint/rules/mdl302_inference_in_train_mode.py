@@ -13,7 +13,7 @@ from modelint.analysis.context import dotted
 from modelint.analysis.walk import preorder_and_parents
 from modelint.analysis.modeflow import (
     ENTRY,
-    MODEL_METHODS,
+    runs_model,
     TRAIN,
     TRAINED,
     UNKNOWN,
@@ -68,10 +68,15 @@ _CREATED = {
 _CREATING_NAMES = frozenset({"load", "load_state_dict", "create_model", "get_model", "from_pretrained"})
 
 
+_EVAL_LAST_WORD = re.compile(r"_(eval|evaluate|evaluation|validate|validation|inference)$")
+
+
 def _evalish(name: str) -> bool:
     """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`; but not
     `infer_shape` / `infer_dtype` / `infer_dependency_matrix`, where "infer" means "deduce"."""
     name = name.lstrip("_").lower()
+    if _EVAL_LAST_WORD.search(name):
+        return True  # `feature_evaluation`, `run_validation`, `do_eval`: the last word says it
     if not name.startswith(_EVAL_PREFIXES):
         return False
     return not (name.startswith("infer") and not name.startswith("inference") and name != "infer")
@@ -116,10 +121,12 @@ class InferenceInTrainMode(Rule):
     # plain `evaluate(model, ...)`-style functions; see the docs below and tests/test_callsite_rules.py.)
     summary = "A model is run for inference under `torch.no_grad()` without `model.eval()`."
     what = (
-        "Reports a call of a model (`model(x)`, `model.forward(x)`, `model.generate(...)`) that runs in "
+        "Reports a call of a model (`model(x)`, `model.forward(x)`, `model.generate(...)`, a forward variant "
+        "`model.forward_features(x)` / `model.set_forward(x)`) that runs in "
         "training mode in inference code: under `torch.no_grad()` / `torch.inference_mode()` (a `with` "
         "block or a decorator; also `torch.set_grad_enabled(False)`), or anywhere in a function whose "
-        "name starts with `eval`, `valid`, `test`, `predict`, `infer` or `inference` (not `infer_shape`-"
+        "name starts with `eval`, `valid`, `test`, `predict`, `infer` or `inference`, or ends with `_eval`, "
+        "`_evaluate`, `_evaluation`, `_validate`, `_validation` or `_inference` (not `infer_shape`-"
         "style names, where \"infer\" means \"deduce\"). Two kinds of model are checked. (1) A model "
         "built or loaded in the same function (or the file's top-level script code): a module class of "
         "the project, a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
@@ -266,6 +273,34 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # the near miss of the last-word evaluation in INVALID: the caller switches the reloaded model;
+        # and a `generate_*` helper method is not a forward
+        """
+import torch
+from torch import nn
+
+class Relation(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+
+    def set_forward(self, z):
+        return self.score(z)
+
+    def generate_mask(self, n):
+        return torch.ones(n, n).tril()
+
+def episode_evaluation(model, episodes):
+    return [model.set_forward(z).argmax() for z in episodes]
+
+def main(path, episodes):
+    model = Relation()
+    model.load_state_dict(torch.load(path))
+    with torch.no_grad():
+        mask = model.generate_mask(4)
+    model.eval()
+    print(episode_evaluation(model, episodes), mask)
+""",
         # the near miss of the generation helper in INVALID: the caller switches the model first; and
         # a data-drawing helper (`sample_batch`) is not a generation
         """
@@ -599,6 +634,27 @@ def predict(path, graph):
 """,
     )
     INVALID = (
+        # an evaluation named by its last word, running a forward variant of a reloaded model
+        """
+import torch
+from torch import nn
+
+class Relation(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(16, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+
+    def set_forward(self, z):
+        return self.score(z)
+
+def episode_evaluation(model, episodes):
+    return [model.set_forward(z).argmax() for z in episodes]  # expect: MDL302
+
+def main(path, episodes):
+    model = Relation()
+    model.load_state_dict(torch.load(path))
+    print(episode_evaluation(model, episodes))
+""",
         # a generation helper called after a step on a model built in the caller (near miss in VALID)
         """
 import torch
@@ -1457,7 +1513,7 @@ def run(net, opt, batches, dev_batches, resume):
             return None
         if id(fn) in mf.index.method_class and not self._evaluation_scope(mf, fn):
             return None  # methods: the class that owns the loop switches modes (often in another file)
-        if not (isinstance(call.func, cst.Name) or call.func.attr.value in MODEL_METHODS):
+        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value)):
             return None  # `model.predict(...)` of a high-level wrapper switches modes itself
         if not self._model_like_param(fn, key):
             return None
@@ -1482,7 +1538,7 @@ def run(net, opt, batches, dev_batches, resume):
             return None
         if id(fn) in mf.index.method_class or key.split(".")[0] in flow.locals or not _MODEL_PARAM.search(key):
             return None
-        if not (isinstance(call.func, cst.Name) or call.func.attr.value in MODEL_METHODS):
+        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value)):
             return None
         if self._callers_evaluate(mf, fn, key, 0, global_key=True) is not False:
             return None  # no caller here, or one that switches it / whose mode we cannot tell

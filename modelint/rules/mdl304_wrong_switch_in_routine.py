@@ -7,7 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
-from modelint.analysis.modeflow import for_context, gradient_probe
+from modelint.analysis.modeflow import for_context, gradient_probe, input_gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
@@ -67,7 +67,10 @@ class WrongSwitchInRoutine(Rule):
         "m.train(was)` or `m.train(mode=was)`, `analysis.modeflow.gradient_probe`): it reads gradients in "
         "eval mode on purpose (a Fisher-information estimate, a saliency map, gradient norms), while one "
         "that does not hand the mode back, or never reads `.grad`, may be a backward for a caller that "
-        "steps and is reported; "
+        "steps and is reported; a routine that backpropagates without any optimizer step and makes an input "
+        "tensor require gradients (`Variable(x, requires_grad=True)`, `x.requires_grad_()` on a tensor it feeds "
+        "to a model, `analysis.modeflow.input_gradient_probe`): an input gradient (ODIN scoring, an FGSM attack, "
+        "a saliency map) is meant in eval mode, whatever mode it leaves; "
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
         "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
@@ -128,6 +131,25 @@ class WrongSwitchInRoutine(Rule):
     )
 
     VALID = (
+        # an input gradient in eval mode, no optimizer: the perturbed-input score of an OOD detector (the
+        # near miss, the same routine stepping an optimizer over the network, is in INVALID)
+        """
+import torch
+import torch.nn.functional as F
+
+def input_score(x, logits, net, eps):
+    F.cross_entropy(logits, logits.argmax(1)).backward()
+    with torch.no_grad():
+        return net(x - eps * x.grad.sign()).softmax(1).max(1).values
+
+def perturbed_scores(net, loader, eps):
+    net.eval()
+    out = []
+    for x, _ in loader:
+        x = x.clone().requires_grad_()
+        out.append(input_score(x, net(x), net, eps))
+    return out
+""",
         # prompt tuning: the network stays in eval while only the added prompt is optimised, and the
         # caller's mode comes back afterwards; near miss below: an optimizer over the network itself
         """
@@ -269,6 +291,22 @@ def gradient_norms(classifier, batches, loss_fn):
 """,
     )
     INVALID = (
+        # the near miss of the input-gradient VALID case: the same routine also steps an optimizer
+        # over the network, so it trains it in eval mode
+        """
+import torch
+import torch.nn.functional as F
+
+def adversarial_epoch(net, loader, eps, opt):
+    net.eval()  # expect: MDL304
+    for x, y in loader:
+        x = x.clone().requires_grad_()
+        F.cross_entropy(net(x), y).backward()
+        x_adv = (x - eps * x.grad.sign()).detach()
+        opt.zero_grad()
+        F.cross_entropy(net(x_adv), y).backward()
+        opt.step()
+""",
         # the same routine when the loss network is fine-tuned too
         """
 import torch
@@ -449,6 +487,8 @@ def refine(classifier, batches, loss_fn, opt):
             return
         if r.optimizer_steps == 0 and self._probes_gradients(r, sw.key):
             return  # backward only, the saved mode put back: gradients read in eval mode on purpose
+        if r.optimizer_steps == 0 and self._input_gradients(r):
+            return  # backward only, for the gradient of an input made to require it (ODIN, FGSM, saliency)
         trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
         if not trained:
             return  # not run with gradients here: a teacher, an EMA copy, or a forward in another function
@@ -475,6 +515,12 @@ def refine(classifier, batches, loss_fn, opt):
         """`analysis.modeflow.gradient_probe`: no optimizer step, `.grad` read, `key`'s entry mode restored."""
         flow = for_context(self.ctx).flow(r.fn)
         return flow is not None and gradient_probe(flow, key, self.ctx.framework.grad_attr)
+
+    def _input_gradients(self, r: Routine) -> bool:
+        """`analysis.modeflow.input_gradient_probe`: no optimizer step, an input made to require gradients."""
+        flow = for_context(self.ctx).flow(r.fn)
+        fw = self.ctx.framework
+        return flow is not None and input_gradient_probe(flow, fw.requires_grad_attr, fw.requires_grad_method)
 
     def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
         lo, hi = r.pos(sw.call), r.pos(end)
