@@ -688,6 +688,56 @@ def _helper_chain_call(m: Mutant, s: Script, lines: List[str]) -> None:
     doc.add_import(import_from(m, "scoring", "evaluate_all"))
 
 
+_RUNNER = [
+    "class AveragedRunner(torch.nn.Module):",
+    '    """Runs the network it is given (a sampler / decoder wrapper without layers of its own)."""',
+    "",
+    "    def __init__(self, net):",
+    "        super().__init__()",
+    "        self.net = net",
+    "",
+    "    def forward(self, *args, **kwargs):",
+    "        return self.net(*args, **kwargs)",
+    "",
+    "",
+]
+
+
+def _wrapped_copy(m: Mutant, s: Script, switched: str) -> None:
+    """An averaged copy `avg_net = copy.deepcopy(model)` built before the epoch loop, run through a
+    layer-free wrapper module on a held-out batch under no_grad where the evaluation was, after
+    `<switched>.eval()` (and `.train()` after it)."""
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before_toplevel(lline, _RUNNER)
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before(lline, [f"avg_net = copy.deepcopy({s.model})", "avg_runner = AveragedRunner(avg_net)"])
+    ldoc.add_import("import copy")
+    ldoc.add_import("import torch")
+    doc, first_e, last_e = eval_range(m, s)
+    target = s.model if switched == "model" else "avg_net"
+    doc.insert_before(first_e, [
+        f"{target}.eval()",
+        "with torch.no_grad():",
+        f"    held_batch = next(iter({s.val_loader}))",
+        f"    avg_out = {infer(s, 'avg_runner', 'held_batch')}",
+        f"{target}.train()",
+    ])
+    doc.delete_range(first_e, last_e)
+
+
+def p302_wrapped_copy(m: Mutant, s: Script) -> None:
+    """The averaged copy's wrapper runs after the trained model's eval(), not the copy's: the copy
+    samples in training mode (set 7's pytorch-ddpm: `net_model.eval()` before `ema_sampler(x_T)`)."""
+    if s.starts_in_eval:
+        raise NotApplicable("the model starts in eval (from_pretrained): a copy made before the loop is in eval")
+    _wrapped_copy(m, s, "model")
+
+
+def c_wrapped_copy_eval(m: Mutant, s: Script) -> None:
+    """The same wrapper, after the averaged copy's own eval()."""
+    _wrapped_copy(m, s, "copy")
+
+
 def p302_generate(m: Mutant, s: Script) -> None:
     """The evaluation calls model.generate(...) and the model is not switched to eval."""
     doc, line = m.resolve(s.eval_switch)
@@ -999,6 +1049,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("302-tester-method", ("MDL302",), p302_tester),
     Pattern("302-helper-chain", ("MDL302",), p302_helper_chain),
     Pattern("302-generate", ("MDL302",), p302_generate),
+    Pattern("302-wrapped-copy", ("MDL302",), p302_wrapped_copy),
     Pattern("302-volatile", ("MDL302",), p302_volatile),
     Pattern("302-attribute-state.net", ("MDL302",), p302_attr),
     Pattern("302-restore-helper", ("MDL302",), p302_restore_helper, own_model=True),  # resnet18: batch norm
@@ -1019,6 +1070,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-linear-probe", (), c_linear_probe),
     Pattern("ctl-flag-routine-train-false", (), c_flag_routine_off),
     Pattern("ctl-helper-chain-eval", (), c_helper_chain_eval),
+    Pattern("ctl-wrapped-copy-eval", (), c_wrapped_copy_eval),
 )
 
 

@@ -187,12 +187,13 @@ class KeySensitivity:
             return "yes"
         return answer
 
-    def sensitive_kept(self, scope: cst.CSTNode, expr: cst.CSTNode, depth: int = 0) -> List[str]:
+    def sensitive_kept(self, scope: cst.CSTNode, expr: cst.CSTNode, depth: int = 0, is_model=None) -> List[str]:
         """The names a construction hands to parameters its class keeps (`self.model = model`) that hold
         a mode-sensitive model in `scope`: `Sampler(ema_model, steps)` with `ema_model =
         copy.deepcopy(net)` of a network with dropout. The class answer takes a kept name for a plain
         value ("no"). A name counts when its answer is "yes", or "unknown" while it is bound to a module
-        construction (`UNet(dropout=args.p)`): an unknown loop count or config value does not."""
+        construction (`UNet(dropout=args.p)`), or `is_model(key)` says so (a rule that knows the
+        modes: a name bound to a model a helper built): an unknown loop count or config value does not."""
         if not isinstance(expr, cst.Call):
             return []
         q = self.ctx.resolve(expr.func)
@@ -212,7 +213,7 @@ class KeySensitivity:
             if name not in kept or not key:
                 continue
             answer = self.of(scope, key, depth + 1)
-            if answer == "yes" or (answer == "unknown" and self._holds_module(scope, key)):
+            if answer == "yes" or (answer == "unknown" and (self._holds_module(scope, key) or (is_model and is_model(key)))):
                 out.append(key)
         return out
 

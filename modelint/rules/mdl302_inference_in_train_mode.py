@@ -144,8 +144,9 @@ class InferenceInTrainMode(Rule):
         "API, reported) and another checked file imports it, its callers there are judged instead, at "
         "their call, as below). A wrapper module without mode-dependent layers of its own that keeps a "
         "model it is handed (`sampler = Sampler(ema_model, steps)` with `self.model = model`) counts as that "
-        "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while bound "
-        "to a module construction or a `copy.deepcopy` of one) and not in eval on every path to the call "
+        "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while it is "
+        "bound to a module construction or a `copy.deepcopy` of one, holds a model built, loaded or trained in "
+        "the scope, or is named like a model) and not in eval on every path to the call "
         "(`net.eval()` before `sampler(x)` switches the wrong model). Not reported: models from `from_pretrained` (transformers' "
         "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
         "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
@@ -1241,7 +1242,13 @@ def run(net, opt, batches, dev_batches, resume):
             return answer
         if self._keys is None:
             self._keys = KeySensitivity(self.ctx, mf, self._calls)
-        inner = self._keys.sensitive_kept(flow.node, node)
+        def is_model(k: str) -> bool:
+            """The flow holds a built / loaded / trained model under `k`, or `k` is named like a model
+            (`avg_net = copy.deepcopy(model)` of a parameter, or of what a setup helper returned)."""
+            tokens = get(state, k) if state is not None else frozenset()
+            return any(isinstance(t, Created) or t is TRAINED for t in tokens) or bool(_MODEL_PARAM.search(k))
+
+        inner = self._keys.sensitive_kept(flow.node, node, 0, is_model)
         if state is not None:
             inner = [k for k in inner if not eval_on_every_path(get(state, k))]
         return "yes" if inner else "no"
