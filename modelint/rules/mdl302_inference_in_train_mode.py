@@ -68,7 +68,10 @@ _CREATED = {
 _CREATING_NAMES = frozenset({"load", "load_state_dict", "create_model", "get_model", "from_pretrained"})
 
 
-_EVAL_LAST_WORD = re.compile(r"_(eval|evaluate|evaluation|validate|validation|inference)$")
+# `feature_evaluation`, `run_validation`: the last word says evaluation; not `train_and_evaluate`
+# (a training routine that also evaluates, measuring set 4's VITS) and not `*_inference` (library
+# helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
+_EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$")
 
 
 def _evalish(name: str) -> bool:
@@ -126,7 +129,8 @@ class InferenceInTrainMode(Rule):
         "training mode in inference code: under `torch.no_grad()` / `torch.inference_mode()` (a `with` "
         "block or a decorator; also `torch.set_grad_enabled(False)`), or anywhere in a function whose "
         "name starts with `eval`, `valid`, `test`, `predict`, `infer` or `inference`, or ends with `_eval`, "
-        "`_evaluate`, `_evaluation`, `_validate`, `_validation` or `_inference` (not `infer_shape`-"
+        "`_evaluate`, `_evaluation`, `_validate` or `_validation` without a training word before it (not "
+        "`train_and_evaluate`; not `infer_shape`-"
         "style names, where \"infer\" means \"deduce\"). Two kinds of model are checked. (1) A model "
         "built or loaded in the same function (or the file's top-level script code): a module class of "
         "the project, a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
