@@ -108,6 +108,8 @@ def synthetic(ctx, expr: cst.CSTNode, bound: Dict[str, List[cst.CSTNode]], depth
     if not isinstance(expr, cst.Call):
         return False
     qual = ctx.resolve(expr.func) if isinstance(expr.func, (cst.Name, cst.Attribute)) else None
+    if qual in fw.tensor_wrappers and expr.args and expr.args[0].keyword is None and not expr.args[0].star:
+        return synthetic(ctx, expr.args[0].value, bound, depth + 1)  # `Variable(torch.randn(...))`
     if qual in fw.noise_sampling_calls:
         return True
     if qual in fw.tensor_factories:

@@ -218,6 +218,9 @@ class Profile:
     # --- the mode model (issue 14: analysis/modeflow.py, analysis/modemodel.py) -------------------
     # Pre-0.4 PyTorch inference: `Variable(x, volatile=True)` turns gradients off like no_grad.
     volatile_keyword: str = "volatile"
+    # Pre-0.4 wrappers of a tensor that compute nothing (`Variable(torch.randn(1, 3, 32, 32))`): what
+    # they wrap decides whether a forward's input is synthetic (`analysis.inference.synthetic`).
+    tensor_wrappers: FrozenSet[str] = frozenset()
     # A model's own method decorated with a name holding this word switches to eval mode around the
     # call (`@eval_decorator def generate(self, ...)`), so `model.generate(...)` runs in eval mode.
     eval_decorator_word: str = "eval"

@@ -242,6 +242,7 @@ TORCH = Profile(
     derivative_calls=frozenset({"torch.autograd.grad"}),
     create_graph_keyword="create_graph",
     grad_attr="grad",
+    tensor_wrappers=frozenset({"torch.autograd.Variable", "torch.autograd.variable.Variable"}),
     tensor_factories=frozenset(
         "torch." + n
         for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "tensor", "arange")

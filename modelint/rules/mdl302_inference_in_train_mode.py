@@ -173,8 +173,8 @@ class InferenceInTrainMode(Rule):
         "...)`, `DDP(model)`, `torch.compile(model)`) and, for a parameter or a global, what the callers in "
         "this file pass. "
         "Not inference, so not reported (`analysis/inference.py`): a forward on synthetic input "
-        "(`torch.zeros(1, 3, 32, 32)`, `torch.randn(...)`, also through a name every binding of which is "
-        "one) of a model built in the same scope and neither trained nor given weights there (a smoke test); "
+        "(`torch.zeros(1, 3, 32, 32)`, `torch.randn(...)`, also wrapped in a pre-0.4 `Variable(...)` and "
+        "through a name every binding of which is one) of a model built in the same scope and neither trained nor given weights there (a smoke test); "
         "a forward whose result is read only for its shape (`out.shape`, `out.size(1)`, `len(out)`, also "
         "unpacked, `out, aux = net(x)`; outside a loop only the reads after the call count); a forward whose "
         "result is discarded (never read afterwards in its scope), before any training step of the scope and "
@@ -510,6 +510,7 @@ class Lit(pl.LightningModule):
         """
 import torch
 from torch import nn
+from torch.autograd import Variable
 from torchutils import evaluating
 
 class Net(nn.Module):
@@ -523,6 +524,11 @@ class Plain(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(16, 16)
+
+def test_net():
+    net = Net()
+    x = Variable(torch.randn(2, 16))
+    print(net(x))
 
 def smoke():
     net = Net()
