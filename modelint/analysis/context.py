@@ -37,6 +37,10 @@ class FileContext:
         self._reachable: Dict[Tuple[int, Tuple[str, ...]], FrozenSet[str]] = {}
         self._top_classes: Optional[Dict[str, cst.ClassDef]] = None
         self._forward_reach: Dict[int, ForwardReach] = {}
+        # id(expr) -> (expr, qualified name): every rule resolves the callee of the calls it sees (on
+        # transformers, 540k resolutions, most of them of nodes resolved already). The node is kept
+        # with its answer so that its id cannot be reused by another node while the entry lives.
+        self._resolved: Dict[int, Tuple[cst.CSTNode, Optional[str]]] = {}
 
     @property
     def framework(self) -> Profile:
@@ -75,10 +79,14 @@ class FileContext:
     def resolve(self, expr: cst.CSTNode) -> Optional[str]:
         """Qualified name of a Name/Attribute chain through this file's imports, e.g. `F.dropout`
         -> `torch.nn.functional.dropout`. Unimported names come back unchanged."""
+        hit = self._resolved.get(id(expr))
+        if hit is not None and hit[0] is expr:
+            return hit[1]
         name = dotted(expr)
-        if name is None:
-            return None
-        return qualify(name, self.facts.aliases, self.facts.modname, self._local_classes, self.facts.stars)
+        found = None if name is None else qualify(name, self.facts.aliases, self.facts.modname,
+                                                   self._local_classes, self.facts.stars)
+        self._resolved[id(expr)] = (expr, found)
+        return found
 
     def is_imported(self, name: str) -> bool:
         return name.split(".")[0] in self.facts.aliases
