@@ -30,6 +30,7 @@ import libcst as cst
 from modelint.analysis.calls import callee_name, dotted
 from modelint.analysis.classbodies import bodies_of
 from modelint.analysis.classes import is_decorated_with
+from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.modeflow import ModeFlow, ScopeFlow, peel
 from modelint.analysis.walk import children
 
@@ -197,10 +198,7 @@ class KeySensitivity:
         if not isinstance(expr, cst.Call):
             return []
         q = self.ctx.resolve(expr.func)
-        located = self.ctx.classifier.index.locate(q) if q else None
-        if located is None and q and q.startswith(self.ctx.facts.modname + "."):
-            cls = q[len(self.ctx.facts.modname) + 1:]
-            located = (self.ctx.facts, cls) if cls in self.ctx.facts.classes else None
+        located = analysis_for(self.ctx.classifier).locate(q, self.ctx.facts) if q else None
         body = bodies_of(located[0]).get(located[1]) if located else None
         if body is None or not body.kept:
             return []

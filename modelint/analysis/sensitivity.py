@@ -161,7 +161,7 @@ class SensitivityAnalysis:
             return found
         q = self._qualify(_dotted(node.func), scope.facts)
         fw = profile_for(scope.facts.aliases)
-        if q and (fw.is_capitalised_layer_name(q) or self._locate(q, scope.facts) or _ecosystem_specs(q, fw) is not None):
+        if q and (fw.is_capitalised_layer_name(q) or self.locate(q, scope.facts) or _ecosystem_specs(q, fw) is not None):
             return NOT_SENSITIVE  # a known class that builds nothing mode-dependent
         return Sensitivity(UNKNOWN, f"`{_short(text)}` does not show what it builds")
 
@@ -185,7 +185,7 @@ class SensitivityAnalysis:
     def of_attribute(self, qualname: str, attr: str, facts: Optional[FileFacts] = None) -> Optional[Sensitivity]:
         """The submodule a class keeps as `self.<attr> = <construction>` (its first such call site);
         None when the class or that attribute is not seen."""
-        located = self._locate(qualname, facts)
+        located = self.locate(qualname, facts)
         if located is None:
             return None
         file_facts, cls = located
@@ -200,7 +200,7 @@ class SensitivityAnalysis:
         fw = profile_for(facts.aliases) if facts is not None else _default_profile()
         if fw.is_layer_name(qualname):
             return self._layer(qualname, None, None, fw) or NOT_SENSITIVE
-        located = self._locate(qualname, facts)
+        located = self.locate(qualname, facts)
         if located is None:
             if qualname in fw.empty_module_bases:
                 return NOT_SENSITIVE
@@ -254,11 +254,13 @@ class SensitivityAnalysis:
             return self._layer(base, None, None, fw)
         if base in fw.empty_module_bases or self._ignorable(base, facts):
             return None
-        if self._locate(base, facts) is None:
+        if self.locate(base, facts) is None:
             return Sensitivity(UNKNOWN, f"its base class `{base}` is not in the checked files")
         return self.of_class(base, None, facts)
 
-    def _locate(self, qualname: str, facts: Optional[FileFacts]) -> Optional[Tuple[FileFacts, str]]:
+    def locate(self, qualname: str, facts: Optional[FileFacts]) -> Optional[Tuple[FileFacts, str]]:
+        """(file facts, class name) of a class of the checked files: the file being checked first (its
+        newest facts), then the cross-file index."""
         if facts is not None and qualname.startswith(facts.modname + "."):
             cls = qualname[len(facts.modname) + 1 :]
             if cls in facts.classes:
@@ -267,7 +269,7 @@ class SensitivityAnalysis:
 
     def _is_class(self, qualname: str, facts: FileFacts) -> bool:
         fw = profile_for(facts.aliases)
-        return fw.is_capitalised_layer_name(qualname) or self._locate(qualname, facts) is not None or (
+        return fw.is_capitalised_layer_name(qualname) or self.locate(qualname, facts) is not None or (
             qualname.rsplit(".", 1)[-1][:1].isupper() and not self._ignorable(qualname, facts))
 
     # --- calls ---------------------------------------------------------------------------------
@@ -338,11 +340,11 @@ class SensitivityAnalysis:
 
     def _construct(self, q: str, name: str, call: ast.Call, scope: _Scope, held: bool, fw: Profile) -> Optional[Sensitivity]:
         specs = _ecosystem_specs(q, fw)
-        if specs is not None and (held or self._locate(q, scope.facts) is not None):
+        if specs is not None and (held or self.locate(q, scope.facts) is not None):
             # a layer the profile has read, decided by its mode arguments, also when the library itself
             # is checked (its code reads `self.training` for a dropout that defaults to 0)
             return self._library_layer(specs, call, scope)
-        located = self._locate(q, scope.facts)
+        located = self.locate(q, scope.facts)
         if located is None:
             if self._ignorable(q, scope.facts) or not held or q in fw.empty_module_bases:
                 return None
@@ -451,12 +453,12 @@ class SensitivityAnalysis:
             if built is not None:
                 return ("obj", (built.answer, built.reason))
             q = self._qualify(_dotted(call.func), scope.facts) if isinstance(call, ast.Call) else None
-            if q and (fw.is_capitalised_layer_name(q) or self._locate(q, scope.facts)):
+            if q and (fw.is_capitalised_layer_name(q) or self.locate(q, scope.facts)):
                 return ("obj", (NO, ""))  # a known class that builds nothing mode-dependent
         if isinstance(expr, (ast.Name, ast.Attribute)):
             name = _dotted(expr)
             q = self._qualify(name, scope.facts) if name else None
-            if q and (profile_for(scope.facts.aliases).is_capitalised_layer_name(q) or self._locate(q, scope.facts)):
+            if q and (profile_for(scope.facts.aliases).is_capitalised_layer_name(q) or self.locate(q, scope.facts)):
                 return ("ref", q)
         return ("unknown", f"`{_short(ast.unparse(expr))}` is set from outside")
 

@@ -95,6 +95,12 @@ def mode_sensitivity(ctx, expr) -> str:
     return ask(expr).answer if ask is not None else "unknown"
 
 
+def _runs_in_scope(flow: ScopeFlow, key: str) -> bool:
+    """The scope runs `key` (or a key of the same root object) forward outside no_grad."""
+    root = key.split(".")[0]
+    return any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded)
+
+
 def _is_tokens_evaluated(tokens) -> bool:
     """Some path put it in eval mode, restored an unknown mode, or chose training mode on purpose."""
     return any(isinstance(t, EvalSite) or t is UNKNOWN or t is TRAIN for t in tokens)
@@ -1233,9 +1239,13 @@ def run(net, opt, batches, dev_batches, resume):
     def _key_sensitivity(self, mf: ModeFlow, scope: cst.CSTNode, key: str) -> str:
         """"yes" / "no" / "unknown" for the model `key` holds in `scope` (`analysis.keysensitivity`:
         its constructions, pass-through rebindings and wrappers, and what this file's callers pass)."""
+        return self._keys_for(mf).of(scope, key)
+
+    def _keys_for(self, mf: ModeFlow) -> KeySensitivity:
+        """The file's KeySensitivity, built on first use (with the rule's calls-by-name index)."""
         if self._keys is None:
             self._keys = KeySensitivity(self.ctx, mf, self._calls)
-        return self._keys.of(scope, key)
+        return self._keys
 
     def _origin_sensitivity(self, mf: ModeFlow, flow: ScopeFlow, key: str, origin: Created,
                             state: Optional[State] = None) -> str:
@@ -1250,15 +1260,13 @@ def run(net, opt, batches, dev_batches, resume):
         answer = mode_sensitivity(self.ctx, node)
         if answer != "no" or not isinstance(node, cst.Call):
             return answer
-        if self._keys is None:
-            self._keys = KeySensitivity(self.ctx, mf, self._calls)
         def is_model(k: str) -> bool:
             """The flow holds a built / loaded / trained model under `k`, or `k` is named like a model
             (`avg_net = copy.deepcopy(model)` of a parameter, or of what a setup helper returned)."""
             tokens = get(state, k) if state is not None else frozenset()
             return any(isinstance(t, Created) or t is TRAINED for t in tokens) or bool(_MODEL_PARAM.search(k))
 
-        inner = self._keys.sensitive_kept(flow.node, node, 0, is_model)
+        inner = self._keys_for(mf).sensitive_kept(flow.node, node, 0, is_model)
         if state is not None:
             inner = [k for k in inner if not eval_on_every_path(get(state, k))]
         return "yes" if inner else "no"
@@ -1420,15 +1428,13 @@ def run(net, opt, batches, dev_batches, resume):
             # built here (in training mode) before a step that runs it, and never switched since:
             # `model = Net(); for epoch ...: train(loader, model, opt); generate_samples(x, model)`
             line = mf.line(node)
-            root = key.split(".")[0]
-            return any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded) and any(
+            return _runs_in_scope(flow, key) and any(
                 mf.line(t.node) < mf.line(st.node) < line for t in fresh for st in flow.steps)
         if not tokens & {UNKNOWN, TRAINED, TRAIN, ENTRY}:
             return False  # rebound after the step (`net = load(...)`): another object
         if not tokens & {UNKNOWN, TRAINED, TRAIN} and not _MODEL_PARAM.search(key):
             return False  # a name nothing here switched and not named as a model (`len`, `tqdm`)
-        root = key.split(".")[0]
-        if not any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded):
+        if not _runs_in_scope(flow, key):
             return False
         line = mf.line(node)
         return any(mf.line(st.node) < line for st in flow.steps)
@@ -1453,8 +1459,7 @@ def run(net, opt, batches, dev_batches, resume):
         tokens = get(mc.state, mc.key)
         if any(isinstance(t, EvalSite) for t in tokens) or not _model_like(mc.key, tokens):
             return False
-        root = mc.key.split(".")[0]
-        if not any(k == mc.key or k.split(".")[0] == root for k, _ in flow.forwarded):
+        if not _runs_in_scope(flow, mc.key):
             return False
         line = mf.line(mc.node)
         return any(mf.line(st.node) < line for st in flow.steps)
