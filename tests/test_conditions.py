@@ -193,6 +193,10 @@ def test_eval_method_of_a_plain_class_is_a_call_and_of_a_module_a_switch():
                     self.history.update(score)
 
         class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)  # (a mode-free Net would not matter)
+
             def eval(self):
                 print("eval")
                 return super().eval()

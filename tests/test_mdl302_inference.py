@@ -571,6 +571,12 @@ def validation_restored(model, loader):
     out = [model(x) for x in loader]
     model.train(was)
     return out
+
+def collect(model, loader):
+    was = model.training
+    out = [model(x) for x in loader]
+    model.train(was)
+    return out
 """
 
 
@@ -578,7 +584,7 @@ def test_evaluation_helper_of_another_file_after_the_training_step(tmp_path: Pat
     found = _project_findings(tmp_path, {"helpers.py": EVAL_HELPERS, "train.py": """
         import torch
         from torch import nn
-        from helpers import _evaluate, validation, validation_switched, validation_restored
+        from helpers import _evaluate, validation, validation_switched, validation_restored, collect
 
         def fit(model, opt, loader, val_loader):
             for epoch in range(3):
@@ -589,7 +595,8 @@ def test_evaluation_helper_of_another_file_after_the_training_step(tmp_path: Pat
                 a = _evaluate(model, val_loader)
                 with torch.no_grad():
                     b = validation(model, val_loader)
-                c = validation(model, val_loader)  # not under no_grad: MDL302 does not say it is inference
+                c = validation(model, val_loader)  # not under no_grad, but named as an evaluation
+                g = collect(model, val_loader)  # neither: it may be part of the training (with gradients)
                 with torch.no_grad():
                     d = validation_switched(model, val_loader)
                     e = validation_restored(model, val_loader)
@@ -599,7 +606,7 @@ def test_evaluation_helper_of_another_file_after_the_training_step(tmp_path: Pat
             fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, val_loader)
         """})
     # (helpers.py's own `_evaluate` / `validation` are reported there too: no caller in that file switches)
-    assert [f for f in found if f[0] == "train.py"] == [("train.py", 12), ("train.py", 14)]
+    assert [f for f in found if f[0] == "train.py"] == [("train.py", 12), ("train.py", 14), ("train.py", 15)]
 
 
 def test_evaluation_helper_of_another_file_before_any_training_step(tmp_path: Path):
@@ -775,3 +782,58 @@ def test_globals_that_are_not_models_are_not_evaluated_models():
             count_val_batches(val_loader)
         """
     )
+
+
+STAR_HELPERS = """
+def validate(net, batches):
+    return sum(float(net(x).argmax(1).eq(y).float().mean()) for x, y in batches)
+"""
+
+STAR_MODELS = """
+from torch import nn
+from helpers import *
+
+class {name}(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), {layer}, nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+    def fit_epoch(self, batches, dev_batches, opt):
+        for i, (x, y) in enumerate(batches):
+            opt.zero_grad()
+            nn.functional.cross_entropy(self(x), y).backward()
+            opt.step()
+            if i % 50 == 0:
+                print(validate(self, dev_batches))
+                self.train()
+"""
+
+STAR_SCRIPT = """
+import torch
+from helpers import *
+from models import *
+
+net = {name}()
+opt = torch.optim.Adam(net.parameters())
+for epoch in range(5):
+    net.fit_epoch(train_batches, dev_batches, opt)
+print(validate(net, test_batches))
+"""
+
+
+@pytest.mark.parametrize("name, layer, expected", [
+    ("Tagger", "nn.Dropout(0.3)", [("models.py", 19), ("run.py", 10)]),
+    ("tagger", "nn.Dropout(0.3)", [("models.py", 19), ("run.py", 10)]),  # a lower-case class name
+    ("Tagger", "nn.ReLU()", []),  # no mode-dependent layer: both modes compute the same
+    ("tagger", "nn.Tanh()", []),
+])
+def test_a_star_imported_evaluation_helper_is_judged_at_its_callers(tmp_path: Path, name, layer, expected):
+    """`from helpers import *` makes `validate` a helper of other files: it is judged where it is
+    called (a method handing `self`, a script handing the model it built), by the model's layers."""
+    found = _project_findings(tmp_path, {"helpers.py": STAR_HELPERS,
+                                         "models.py": STAR_MODELS.format(name=name, layer=layer),
+                                         "run.py": STAR_SCRIPT.format(name=name)})
+    assert found == expected

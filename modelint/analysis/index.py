@@ -225,7 +225,11 @@ class ProjectIndex:
         for target, importer in self._imports.get(name, set()) | self._imports.get(modname.rsplit(".", 1)[-1], set()):
             if importer != modname and any(self._same_module_path(target, w) for w in wanted):
                 return True
-        return False
+        # `from utils import *` imports every public name (a script folder's `model.py` calling
+        # `evaluate_model(self, ...)` of its `utils.py`)
+        return not name.startswith("_") and any(
+            mod != modname and any(self._same_module_path(star, modname) for star in facts.stars)
+            for mod, facts in self.modules.items() if facts.stars)
 
     def _same_module_path(self, target: str, wanted: str) -> bool:
         """An import of `target` names the project's `wanted` (`val_3D.test_all_case` for
@@ -252,7 +256,7 @@ class ProjectIndex:
                     return mod, rest
                 head = rest.split(".")[0]
                 if head not in facts.aliases:
-                    return self._inherited(mod, rest)
+                    return self._inherited(mod, rest) or self._star_function(facts, rest)
                 qualname = facts.aliases[head] + rest[len(head):]
                 break
             else:
@@ -276,6 +280,29 @@ class ProjectIndex:
                     return found
                 todo.append(base)
         return None
+
+    def _star_function(self, facts: FileFacts, rest: str) -> Optional[Tuple[str, str]]:
+        """A top-level function `rest` not bound in `facts`'s module, defined by a module it
+        star-imports (`from utils import *`; `evaluate_model(...)`), the first in import order."""
+        if "." in rest or rest.startswith("_"):
+            return None
+        todo, seen = list(facts.stars), {facts.modname}
+        while todo:
+            mod = todo.pop(0)
+            target = self.modules.get(mod)
+            if mod in seen or target is None:
+                continue
+            seen.add(mod)
+            if rest in target.functions:
+                return mod, rest
+            todo.extend(target.stars)
+        return None
+
+    def star_effect(self, facts: FileFacts, name: str) -> Optional[Effect]:
+        """The effect of a function `name` a file (`facts`, its own: script folders' modules share
+        names, `model.py` in each) takes from its star imports; None when none defines it."""
+        found = self._star_function(facts, name)
+        return self.effect(".".join(found)) if found is not None else None
 
     def effect(self, qualname: str) -> Optional[Effect]:
         """What calling the checked function `qualname` does to modes (None: not summarised)."""

@@ -14,7 +14,8 @@ for whatever that name was built from. `KeySensitivity(ctx, mf).of(scope, key)` 
 - a parameter with no binding: what every caller in this file passes (a plain function by name, a
   method by `.name(...)` calls, `__init__` by constructions of its class), each caller's argument
   followed in the caller's scope; `state.net` where `state = SimpleNamespace(net=model)` is `model`;
-- `self.<attr>` in a method that does not bind it: its binding in the class's `__init__`.
+- `self.<attr>` in a method that does not bind it: its binding in the class's `__init__`;
+- `self` of a method of a module class: that class's answer.
 
 Answers: "yes" when any source is "yes"; "no" only when every source is seen and "no"; "unknown"
 otherwise (a name with no binding and no caller, a loop target, a call that does not show what it
@@ -145,7 +146,10 @@ class KeySensitivity:
                 answers.append(answer)
         # no answer: no binding, or only pass-through rebindings (`model = model.to(rank)`, `DDP(model)`)
         if not answers and isinstance(scope, cst.FunctionDef):
-            if key in flow.params:
+            own = self._receiver(scope, key) if key in flow.params else None
+            if own is not None:
+                answers.append(own)
+            elif key in flow.params:
                 answers.extend(self._callers(scope, key, depth))
             elif key.startswith("self."):
                 init = self._init_of(scope)
@@ -268,6 +272,18 @@ class KeySensitivity:
             return False
         resolved = self.ctx.resolve(expr.func) or ""
         return (callee_name(expr) or "") in self.wrappers() or resolved.rsplit(".", 1)[-1] in self.wrappers()
+
+    def _receiver(self, fn: cst.FunctionDef, key: str) -> Optional[str]:
+        """`self` of a method of a module class: that class's answer (its constructor's arguments
+        unbound). A subclass in another file that adds dropout and inherits the method is not seen."""
+        cls = self.mf.index.method_class.get(id(fn))
+        params = fn.params.params
+        if cls is None or not params or params[0].name.value != key or is_decorated_with(fn, "staticmethod"):
+            return None
+        if not self.ctx.is_module_class(cls):
+            return None  # a plain wrapper's `self`: what it holds decides (`self.net`)
+        qual = f"{self.ctx.facts.modname}.{cls.name.value}"
+        return analysis_for(self.ctx.classifier).of_class(qual, None, self.ctx.facts).answer
 
     def _init_of(self, fn: cst.FunctionDef) -> Optional[cst.FunctionDef]:
         method = self.mf.index.method_owner(fn)

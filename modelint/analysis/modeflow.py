@@ -628,6 +628,8 @@ class ModeFlow:
             return None
         modname = self.ctx.facts.modname
         if isinstance(func, cst.Name):
+            if "." not in qual and self.ctx.facts.stars and qual not in self.ctx.facts.functions:
+                return index.star_effect(self.ctx.facts, qual)
             return index.effect(qual if "." in qual else f"{modname}.{qual}")
         head = qual.split(".")[0]
         if self.ctx.is_imported(head) or qual.startswith(modname + "."):

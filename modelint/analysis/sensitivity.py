@@ -305,8 +305,8 @@ class SensitivityAnalysis:
             return Sensitivity(YES, f"`{name}(...)` takes the mode")
         if fw.is_layer_name(q):
             return self._layer(q, call, scope, fw, via=name)
-        if fw.in_namespace(q) or not last[:1].isupper():
-            return None
+        if fw.in_namespace(q) or (not last[:1].isupper() and self.locate(q, scope.facts) is None):
+            return None  # (a lower-case name builds something only when it is a checked class: `fastText`)
         return self._construct(q, name, call, scope, held, fw)
 
     def _wrapper_name(self, name: str, last: str, facts: FileFacts, fw: Profile) -> bool:
@@ -538,7 +538,14 @@ class SensitivityAnalysis:
         if not name:
             return None
         local = {n.split(".")[0] for n in facts.classes}
-        return qualify(name, facts.aliases, facts.modname, local, facts.stars)
+        q = qualify(name, facts.aliases, facts.modname, local, facts.stars)
+        if q == name and facts.stars and "." not in name and name[:1].islower():
+            # a lower-case class of a star-imported module (`fastText(...)` after `from model import *`):
+            # `qualify` takes only capitalised names as star-imported (lower-case ones are mostly functions)
+            starred = f"{facts.modname}.{name}"
+            if self.index.locate(starred) is not None:
+                return starred
+        return q
 
     def _ignorable(self, q: str, facts: FileFacts) -> bool:
         """Builtins, unimported names and the standard library: never models."""

@@ -1332,9 +1332,10 @@ def run(net, opt, batches, dev_batches, resume):
                 args = [dotted(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
                 kws = {a.keyword.value: dotted(peel(a.value)) for a in call.args if a.keyword is not None}
                 mapping = bind(effect, args, kws, recv)
+                named = _evalish(effect.qualname.rsplit(".", 1)[-1])
                 for param, line, quiet in effect.infers:
-                    if not quiet and (effect.steps or not pc.no_grad):
-                        continue  # run with gradients there, and the call is not made under no_grad here
+                    if not quiet and (effect.steps or not (pc.no_grad or named)):
+                        continue  # run with gradients there, not under no_grad here, not named an evaluation
                     key = mapping.get(param)
                     if key is None or param == (effect.params[0] if effect.is_method and effect.params else None):
                         continue
