@@ -837,3 +837,31 @@ def test_a_star_imported_evaluation_helper_is_judged_at_its_callers(tmp_path: Pa
                                          "models.py": STAR_MODELS.format(name=name, layer=layer),
                                          "run.py": STAR_SCRIPT.format(name=name)})
     assert found == expected
+
+
+BASE_FIT = """
+from torch import nn
+from helpers import *
+
+class Base(nn.Module):
+    def fit_epoch(self, batches, dev_batches, opt):
+        for i, (x, y) in enumerate(batches):
+            opt.zero_grad()
+            nn.functional.cross_entropy(self(x), y).backward()
+            opt.step()
+            if i % 50 == 0:
+                print(validate(self, dev_batches))
+                self.train()
+"""
+
+
+@pytest.mark.parametrize("where", ["same file", "other file"])
+def test_self_of_a_base_class_is_decided_by_its_subclasses(tmp_path: Path, where):
+    """A base class with no layer of its own whose method runs `self`: its subclasses' layers run."""
+    sub = "\nclass Tagger(Base):\n    def __init__(self):\n        super().__init__()\n        self.drop = nn.Dropout(0.2)\n"
+    files = {"helpers.py": STAR_HELPERS, "base.py": BASE_FIT + (sub if where == "same file" else "")}
+    if where == "other file":
+        files["tagger.py"] = "from torch import nn\nfrom base import Base\n" + sub
+    assert _project_findings(tmp_path, files) == [("base.py", 12)]
+    alone = _project_findings(tmp_path / "alone", {"helpers.py": STAR_HELPERS, "base.py": BASE_FIT})
+    assert alone == []  # no subclass: `Base` runs no mode-dependent layer

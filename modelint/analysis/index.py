@@ -205,11 +205,12 @@ class ProjectIndex:
     _by_name: Optional[Dict[str, List[str]]] = field(default=None, repr=False, compare=False)
     _names: Optional[frozenset] = field(default=None, repr=False, compare=False)
     _imports: Optional[Dict[str, set]] = field(default=None, repr=False, compare=False)
+    _bases_by_last: Optional[Dict[str, set]] = field(default=None, repr=False, compare=False)
 
     def add(self, facts: FileFacts) -> None:
         self.modules[facts.modname] = facts
         self._effects.clear()
-        self._by_name = self._names = self._imports = None
+        self._by_name = self._names = self._imports = self._bases_by_last = None
 
     def imported_elsewhere(self, modname: str, name: str) -> bool:
         """Another checked file imports `name` of module `modname`, or the module itself (`from
@@ -297,6 +298,22 @@ class ProjectIndex:
                 return mod, rest
             todo.extend(target.stars)
         return None
+
+    def has_subclass(self, facts: FileFacts, cls: str) -> bool:
+        """Some checked class names `cls` of `facts`'s module among its bases (through imports and
+        re-exports: each base spelled with the same last name is located)."""
+        if self._bases_by_last is None:
+            self._bases_by_last = {}
+            for f in self.modules.values():
+                for bases in f.classes.values():
+                    for b in bases:
+                        self._bases_by_last.setdefault(b.rsplit(".", 1)[-1], set()).add(b)
+        last = cls.rsplit(".", 1)[-1]
+        for base in self._bases_by_last.get(last, ()):
+            found = self.locate(base)
+            if found is not None and found[0].modname == facts.modname and found[1] == cls:
+                return True
+        return False
 
     def star_effect(self, facts: FileFacts, name: str) -> Optional[Effect]:
         """The effect of a function `name` a file (`facts`, its own: script folders' modules share

@@ -32,7 +32,7 @@ from modelint.analysis.calls import callee_name, dotted
 from modelint.analysis.classbodies import bodies_of
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.sensitivity import analysis_for
-from modelint.analysis.modeflow import ModeFlow, ScopeFlow, peel
+from modelint.analysis.modeflow import MODEL_NAME, ModeFlow, ScopeFlow, peel
 from modelint.analysis.walk import children
 
 MAX_DEPTH = 3  # hops through names and callers (MDL302 measured with 3)
@@ -181,8 +181,22 @@ class KeySensitivity:
                 return None  # `model = DDP(model)`: the earlier binding decides
             return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
         if self._plain_holder(expr):
-            return "unknown"
+            return self._of_plain_holder(scope, expr, depth)
         return self.of_construction(scope, expr, depth)
+
+    def _of_plain_holder(self, scope: cst.CSTNode, expr: cst.Call, depth: int) -> str:
+        """`Learner(net, opt)`, a wrapper object that is not a module: "yes" / "unknown" when a
+        parameter it keeps is handed a name that holds (or, named like a model, may hold) a model;
+        otherwise its class answer (`KGModel(args, n_entities)` keeping a config and sizes is what
+        its own attributes build). "unknown" when its class body was not read."""
+        q = self.ctx.resolve(expr.func)
+        located = analysis_for(self.ctx.classifier).locate(q, self.ctx.facts) if q else None
+        if located is None or bodies_of(located[0]).get(located[1]) is None:
+            return "unknown"
+        held = self.sensitive_kept(scope, expr, depth, is_model=lambda k: bool(MODEL_NAME.search(k)))
+        if held:
+            return "yes" if any(self.of(scope, k, depth + 1) == "yes" for k in held) else "unknown"
+        return self.ctx.mode_sensitivity(expr).answer
 
     def of_construction(self, scope: cst.CSTNode, expr: cst.CSTNode, depth: int = 0) -> str:
         """A construction's answer in `scope`: the class answer, or "yes" when the class keeps a
@@ -275,15 +289,24 @@ class KeySensitivity:
 
     def _receiver(self, fn: cst.FunctionDef, key: str) -> Optional[str]:
         """`self` of a method of a module class: that class's answer (its constructor's arguments
-        unbound). A subclass in another file that adds dropout and inherits the method is not seen."""
+        unbound), unless a checked class derives from it (a base class's `fit` runs the subclasses'
+        layers: deepctr's BaseModel holds no dropout, its models do); None: the callers decide."""
         cls = self.mf.index.method_class.get(id(fn))
         params = fn.params.params
         if cls is None or not params or params[0].name.value != key or is_decorated_with(fn, "staticmethod"):
             return None
         if not self.ctx.is_module_class(cls):
             return None  # a plain wrapper's `self`: what it holds decides (`self.net`)
-        qual = f"{self.ctx.facts.modname}.{cls.name.value}"
-        return analysis_for(self.ctx.classifier).of_class(qual, None, self.ctx.facts).answer
+        name = cls.name.value
+        if self.mf.index.class_parent.get(id(cls)) is not self.mf.module:
+            return None  # a nested class: not located by name here
+        answer = analysis_for(self.ctx.classifier).of_class(f"{self.ctx.facts.modname}.{name}", None, self.ctx.facts).answer
+        if answer == "no" and (self._derived_here(name) or self.ctx.classifier.index.has_subclass(self.ctx.facts, name)):
+            return None
+        return answer
+
+    def _derived_here(self, name: str) -> bool:
+        return any(name in (b.rsplit(".", 1)[-1] for b in bases) for bases in self.ctx.facts.classes.values())
 
     def _init_of(self, fn: cst.FunctionDef) -> Optional[cst.FunctionDef]:
         method = self.mf.index.method_owner(fn)

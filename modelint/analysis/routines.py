@@ -41,8 +41,13 @@ from modelint.analysis.modeflow import optimizer_like, steps_loss, train_flag
 from modelint.analysis.walk import iter_children
 
 _EVAL_NAME = re.compile(r"^_*(eval|valid|test|predict|infer(ence)?($|_)|inference)", re.IGNORECASE)
-# `infer_shape`, `infer_dtype`: "infer" meaning "deduce".
-_DEDUCE = re.compile(r"^_*infer_(shape|dtype|type|size|dim|device|schema|output)", re.IGNORECASE)
+# `infer_shape`, `infer_dtype`, `infer_dependency_matrix`: "infer" meaning "deduce".
+_DEDUCE = re.compile(r"^_*infer_(shape|dtype|type|size|dim|device|schema|output|dependenc)", re.IGNORECASE)
+# `feature_evaluation`, `run_validation`: the last word says evaluation; not `train_and_evaluate`
+# (a training routine that also evaluates, measuring set 4's VITS) and not `*_inference` (library
+# helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
+_EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$",
+                             re.IGNORECASE)
 _CONDITIONAL = (cst.If, cst.For, cst.While, cst.ExceptHandler, cst.Else, cst.Match, cst.IfExp,
                 cst.BooleanOperation, cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
 
@@ -145,7 +150,13 @@ def is_test_suite_file(path: str) -> bool:
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" or "/tests/" in norm or "/test/" in norm
 
 
-def evaluation_like_name(name: str) -> bool:
+def evaluation_like_name(name: str, last_word: bool = False) -> bool:
+    """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`, `infer_batch`;
+    not `infer_shape` / `infer_dtype`, where "infer" means "deduce". `last_word`: also a name whose
+    last word says it (`feature_evaluation`, `run_validation`, `do_eval`), for rules that take the
+    name as one signal among several (MDL302)."""
+    if last_word and _EVAL_LAST_WORD.search(name.lstrip("_")):
+        return True
     return bool(_EVAL_NAME.match(name)) and not _DEDUCE.match(name)
 
 

@@ -7,6 +7,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 import libcst as cst
 
 from modelint.analysis import inference
+from modelint.analysis.routines import evaluation_like_name
 from modelint.analysis.calls import callee_name
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
@@ -32,7 +33,6 @@ from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
 from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
 
-_EVAL_PREFIXES = ("eval", "valid", "test", "predict", "infer")
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
 _BUILTINS = frozenset(dir(builtins))
@@ -66,23 +66,6 @@ _CREATED = {
 
 # Calls that may build or load a model (besides class constructors, spelled in CapWords).
 _CREATING_NAMES = frozenset({"load", "load_state_dict", "create_model", "get_model", "from_pretrained"})
-
-
-# `feature_evaluation`, `run_validation`: the last word says evaluation; not `train_and_evaluate`
-# (a training routine that also evaluates, measuring set 4's VITS) and not `*_inference` (library
-# helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
-_EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$")
-
-
-def _evalish(name: str) -> bool:
-    """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`; but not
-    `infer_shape` / `infer_dtype` / `infer_dependency_matrix`, where "infer" means "deduce"."""
-    name = name.lstrip("_").lower()
-    if _EVAL_LAST_WORD.search(name):
-        return True  # `feature_evaluation`, `run_validation`, `do_eval`: the last word says it
-    if not name.startswith(_EVAL_PREFIXES):
-        return False
-    return not (name.startswith("infer") and not name.startswith("inference") and name != "infer")
 
 
 _EVAL_CLASS = re.compile(r"^_?(Test|Eval|Valid|Predict|Infer)", re.IGNORECASE)
@@ -963,7 +946,7 @@ def run(net, opt, batches, dev_batches, resume):
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._scope_stack.append(node)
-        if not self._relevant and _evalish(node.name.value):
+        if not self._relevant and evaluation_like_name(node.name.value, last_word=True):
             self._relevant = True
         found = [self._eval_context(d.decorator) for d in node.decorators]
         self._eval_contexts.extend(f for f in found if f is not False)
@@ -1016,7 +999,7 @@ def run(net, opt, batches, dev_batches, resume):
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
-            if name in self._project_names and (_evalish(name) or (
+            if name in self._project_names and (evaluation_like_name(name, last_word=True) or (
                 inference.held_out_text(name) and any(t in name for t in self.triggers)
             )):
                 # `validate(model, ...)` / `compute_val_loss(...)` defined in another file (the name
@@ -1332,7 +1315,7 @@ def run(net, opt, batches, dev_batches, resume):
                 args = [dotted(peel(a.value)) if not a.star and a.keyword is None else None for a in call.args]
                 kws = {a.keyword.value: dotted(peel(a.value)) for a in call.args if a.keyword is not None}
                 mapping = bind(effect, args, kws, recv)
-                named = _evalish(effect.qualname.rsplit(".", 1)[-1])
+                named = evaluation_like_name(effect.qualname.rsplit(".", 1)[-1], last_word=True)
                 for param, line, quiet in effect.infers:
                     if not quiet and (effect.steps or not (pc.no_grad or named)):
                         continue  # run with gradients there, not under no_grad here, not named an evaluation
@@ -1360,7 +1343,7 @@ def run(net, opt, batches, dev_batches, resume):
         if effect is None or not effect.infers or effect.qualname.startswith(self.ctx.facts.modname + "."):
             return False
         name = effect.qualname.rsplit(".", 1)[-1]
-        return bool(_evalish(name) or inference.held_out_text(name)
+        return bool(evaluation_like_name(name, last_word=True) or inference.held_out_text(name)
                     or any(inference.held_out_text(mf.code(a.value, 200)) for a in call.args))
 
     @staticmethod
@@ -1380,7 +1363,7 @@ def run(net, opt, batches, dev_batches, resume):
         `Evaluator` / `Validator` / `Predictor` class (`Tester.run(self, net, loader)`)."""
         if self._pytest_test(mf, scope):
             return False
-        if _evalish(scope.name.value):
+        if evaluation_like_name(scope.name.value, last_word=True):
             return True
         method = mf.index.method_owner(scope)
         if method is None or method is not scope or scope.name.value.startswith("__"):
