@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import libcst as cst
 import pytest
 
 from modelint.analysis.index import ProjectIndex, facts_from_source
@@ -1062,3 +1063,28 @@ def test_neutrally_named_evaluation_helper_called_on_held_out_data():
         """,
         "MDL302",
     )
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[image]", True),
+    ("[z.requires_grad_(), noise.detach().cuda()]", True),
+    ("[w] + [z]", True),
+    ("[w] + list(bufs.values())", True),   # bufs = {n: b for n, b in G.named_buffers()}
+    ("[w] + list(params.values())", False),  # params = {n: p for n, p in G.named_parameters()}
+    ("[model.weight]", False),
+    ("[{'params': model.parameters()}]", False),
+    ("model.parameters()", False),
+    ("[*tensors]", False),
+    ("[]", False),
+])
+def test_input_tensors_is_one_definition_for_both_halves(text, expected):
+    import ast as pyast
+
+    from modelint.analysis.modemodel import input_tensors
+    from modelint.analysis.modeflow import optimizer_over_inputs
+
+    values = {"bufs": "{n: b for n, b in G.named_buffers()}", "params": "{n: p for n, p in G.named_parameters()}"}
+    bound_ast = lambda name: [pyast.parse(values[name], mode="eval").body] if name in values else []
+    assert input_tensors(pyast.parse(text, mode="eval").body, bound_ast) is expected
+    bound_cst = lambda name: [cst.parse_expression(values[name])] if name in values else []
+    assert optimizer_over_inputs(cst.parse_expression(f"torch.optim.Adam({text}, lr=0.1)"), bound_cst) is expected

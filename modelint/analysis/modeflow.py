@@ -35,6 +35,8 @@ followed.
 
 from __future__ import annotations
 
+import ast
+
 import builtins
 import re
 import weakref
@@ -46,7 +48,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, falsified, remap
 from modelint.analysis.context import dotted
-from modelint.analysis.modemodel import INPUT_PEEL
+from modelint.analysis.modemodel import input_tensors
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
 
@@ -1931,45 +1933,24 @@ def trains_only_parts_in_train(step: Step, key: str) -> bool:
 
 
 def optimizer_over_inputs(ctor: Optional[cst.CSTNode], bound=lambda name: ()) -> bool:
-    """`LBFGS([image])`, `Adam([z.requires_grad_()], lr=0.1)`: an optimizer built over a list of plain
-    tensors (an image, a latent, a perturbation), not over a model's parameters. Its step trains no
-    model, so a model in eval mode there is deliberate (style transfer, adversarial inputs, latent
-    search). `[model.weight]` or `[{"params": ...}]` is not such a list. Lists may be joined with `+`,
-    and a part may be the values of a dict of a model's buffers (`bufs = {n: b for n, b in
-    G.named_buffers()}`; `Adam([w] + list(bufs.values()))`: GAN inversion optimizes a latent and the
-    noise buffers, stylegan2-ada's projector); `bound(name)` gives the values a name is bound to."""
+    """`LBFGS([image])`, `Adam([z.requires_grad_()], lr=0.1)`: an optimizer built over plain tensors
+    (`modemodel.input_tensors`, which this parses the first argument for), whose step trains no model,
+    so a model in eval mode there is deliberate; `bound(name)` gives the LibCST values a name is bound to."""
     if not isinstance(ctor, cst.Call) or not ctor.args or ctor.args[0].keyword is not None:
         return False
-    return _input_tensors(ctor.args[0].value, bound)
+    first = _as_ast(ctor.args[0].value)
+    return first is not None and input_tensors(
+        first, lambda name: [v for v in map(_as_ast, bound(name)) if v is not None])
 
 
-def _input_tensors(expr: cst.CSTNode, bound) -> bool:
-    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
-        return _input_tensors(expr.left, bound) and _input_tensors(expr.right, bound)
-    if isinstance(expr, cst.Call) and terminal_name(expr.func) == "list" and len(expr.args) == 1:
-        inner = expr.args[0].value
-        if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute) and inner.func.attr.value == "values":
-            inner = inner.func.value
-        values = list(bound(inner.value)) if isinstance(inner, cst.Name) else []
-        return bool(values) and all(_buffers_of_a_model(v) for v in values)
-    if not isinstance(expr, (cst.List, cst.Tuple)) or not expr.elements:
-        return False
-    for el in expr.elements:
-        v = el.value
-        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in INPUT_PEEL:
-            v = v.func.value
-        if not isinstance(v, cst.Name) or isinstance(el, cst.StarredElement):
-            return False
-    return True
+def _as_ast(node: cst.CSTNode) -> Optional[ast.expr]:
+    try:
+        return ast.parse(_EMPTY.code_for_node(node).strip(), mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
 
 
-def _buffers_of_a_model(value: cst.CSTNode) -> bool:
-    """A comprehension over `X.named_buffers()` / `X.buffers()`: tensors that are not parameters."""
-    if not isinstance(value, (cst.DictComp, cst.ListComp)):
-        return False
-    source = value.for_in.iter
-    return (isinstance(source, cst.Call) and isinstance(source.func, cst.Attribute)
-            and source.func.attr.value in ("named_buffers", "buffers"))
+_EMPTY = cst.Module([])
 
 
 def gradient_probe(flow: ScopeFlow, key: str, grad_attr: str) -> bool:

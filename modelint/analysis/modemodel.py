@@ -59,7 +59,9 @@ from modelint.frameworks import PROFILES
 # 10: a top-level function that calls, by name, a top-level function of its file that runs a parameter
 # under no_grad is summarised too (`test_all_case(net, ...)` -> `test_single_case(net, ...)`), and a
 # callee's `infers` reach the caller's parameters.
-IR_VERSION = 10
+# 11: an optimizer over input tensors also when its lists are joined with `+` (`input_tensors`, one
+# definition with the in-file flow's).
+IR_VERSION = 11
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -100,7 +102,7 @@ def _peel(node: ast.AST) -> ast.AST:
     return node
 
 
-# calls that keep a plain tensor what it is (`[delta.requires_grad_()]`): shared with modeflow
+# calls that keep a plain tensor what it is (`[delta.requires_grad_()]`, `input_tensors`)
 INPUT_PEEL = frozenset({"requires_grad_", "to", "cuda", "cpu", "detach", "clone", "float", "half"})
 
 
@@ -109,6 +111,41 @@ def _peel_input(node: ast.AST) -> ast.AST:
     while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in INPUT_PEEL:
         node = node.func.value
     return node
+
+
+def input_tensors(expr: ast.AST, bound=lambda name: ()) -> bool:
+    """The first argument of an optimizer built over plain tensors, not a model's parameters (an
+    image, a latent, a perturbation: style transfer, adversarial inputs, latent search): `[image]`,
+    `[z.requires_grad_()]`; lists joined with `+`; and the values of a dict of a model's buffers
+    (`bufs = {n: b for n, b in G.named_buffers()}`; `[w] + list(bufs.values())`: GAN inversion
+    optimizes a latent and the noise buffers, stylegan2-ada's projector). `[model.weight]` or
+    `[{"params": ...}]` is not such a list; `bound(name)` gives the values a name is bound to. One
+    definition for both halves of the mode model (`modeflow.optimizer_over_inputs` parses the
+    LibCST expression into this `ast`)."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        return input_tensors(expr.left, bound) and input_tensors(expr.right, bound)
+    if isinstance(expr, ast.Call) and _last_name(expr.func) == "list" and len(expr.args) == 1:
+        inner = expr.args[0]
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "values":
+            inner = inner.func.value
+        values = list(bound(inner.id)) if isinstance(inner, ast.Name) else []
+        return bool(values) and all(_buffers_of_a_model(v) for v in values)
+    if not isinstance(expr, (ast.List, ast.Tuple)) or not expr.elts:
+        return False
+    return all(isinstance(_peel_input(e), ast.Name) for e in expr.elts)
+
+
+def _last_name(func: ast.AST) -> Optional[str]:
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _buffers_of_a_model(value: ast.AST) -> bool:
+    """A comprehension over `X.named_buffers()` / `X.buffers()`: tensors that are not parameters."""
+    if not isinstance(value, (ast.DictComp, ast.ListComp)):
+        return False
+    source = value.generators[0].iter
+    return isinstance(source, ast.Call) and _last_name(source.func) in ("named_buffers", "buffers") and isinstance(
+        source.func, ast.Attribute)
 
 
 def optimizer_name(name: str) -> bool:
@@ -268,13 +305,12 @@ class _Builder:
 
     def _note_input_optimizer(self, target: str, value: ast.AST) -> None:
         """`opt_delta = optim.SGD([delta], lr=...)`: an optimizer over a list of plain tensors (an
-        adversarial perturbation, an image), whose step trains no model (`modeflow.optimizer_over_inputs`
-        for the in-file flow; TRADES' `trades_loss` steps one while the model is in eval)."""
+        adversarial perturbation, an image), whose step trains no model (`input_tensors`; TRADES'
+        `trades_loss` steps one while the model is in eval). Names are not followed here (a dict of
+        buffers bound earlier is seen by the in-file flow only)."""
         self.input_opts.discard(target)
         first = value.args[0] if isinstance(value, ast.Call) and value.args else None
-        if isinstance(first, (ast.List, ast.Tuple)) and first.elts and all(
-            isinstance(_peel_input(e), ast.Name) for e in first.elts
-        ):
+        if first is not None and input_tensors(first):
             self.input_opts.add(target)
 
     def _alias(self, target: str, value: ast.AST) -> None:
