@@ -269,3 +269,19 @@ def test_a_plain_class_mixed_into_a_module_is_a_mixin(tmp_path):
     index.add(facts_from_source((tmp_path / "m.py").read_bytes(), tmp_path / "m.py", modname="m"))
     c = ModuleClassifier(index)
     assert c.is_module_mixin("m.HeadMixin") and not c.is_module_mixin("m.Alone") and not c.is_module_mixin("m.Net")
+
+
+def test_a_class_of_a_folder_without_init_is_located_by_its_dotted_import(tmp_path):
+    """`from utility.log import Log` where utility/ has no `__init__.py`: the index names the file
+    `log`, and the import's `utility.log.Log` is that class; a framework's own name is never taken
+    for a script module's class of the same spelling."""
+    (tmp_path / "utility").mkdir()
+    (tmp_path / "utility" / "log.py").write_text("class Log:\n    def train(self, n):\n        pass\n")
+    (tmp_path / "nn.py").write_text("class Module:\n    pass\n")
+    index = ProjectIndex()
+    for f in tmp_path.rglob("*.py"):
+        index.add(facts_from_source(f.read_bytes(), f))
+    found = index.locate("utility.log.Log")
+    assert found is not None and (found[0].modname, found[1]) == ("log", "Log")
+    assert index.locate("other.log.Missing") is None
+    assert index.locate("torch.nn.Module") is None

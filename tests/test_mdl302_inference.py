@@ -865,3 +865,44 @@ def test_self_of_a_base_class_is_decided_by_its_subclasses(tmp_path: Path, where
     assert _project_findings(tmp_path, files) == [("base.py", 12)]
     alone = _project_findings(tmp_path / "alone", {"helpers.py": STAR_HELPERS, "base.py": BASE_FIT})
     assert alone == []  # no subclass: `Base` runs no mode-dependent layer
+
+
+def test_a_plain_class_with_train_and_eval_methods_of_a_namespace_folder_is_no_model(tmp_path: Path):
+    """A logger whose `train()` / `eval()` start a logging phase (`utility/` has no `__init__.py`)."""
+    logger = """
+    class Meter:
+        def __init__(self, every):
+            self.every, self.rows = every, []
+
+        def train(self, n):
+            self.rows = []
+
+        def eval(self, n):
+            self.rows = []
+
+        def __call__(self, model, loss):
+            self.rows.append(float(loss))
+    """
+    script = """
+    import torch
+    from torch import nn
+    from utility.meter import Meter
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    meter = Meter(10)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for epoch in range(3):
+        net.train()
+        meter.train(100)
+        for x, y in train_batches:
+            loss = nn.functional.mse_loss(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        meter.eval(10)
+        with torch.no_grad():
+            for x, y in test_batches:
+                meter(net, nn.functional.mse_loss(net(x), y))
+    """
+    assert _project_findings(tmp_path, {"utility/meter.py": logger, "run.py": script}) == []

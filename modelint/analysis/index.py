@@ -23,6 +23,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 
 from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: the index's API)
 from modelint.analysis.fillins import fillins_from_defs
+from modelint.frameworks import PROFILES
 from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
 
 
@@ -444,8 +445,22 @@ class ProjectIndex:
                 qualname = facts.aliases[head] + cls[len(head):]
                 break
             else:
-                return None
+                qualname = self._script_tail(parts)
+                if qualname is None:
+                    return None
         return None
+
+    def _script_tail(self, parts: List[str]) -> Optional[str]:
+        """`utility.log.Log` imported from a folder without `__init__.py` (an implicit namespace
+        package: sam's `from utility.log import Log`): the index names that file `log` (`module_name`
+        stops at the first folder without one), so the class is `log.Log` when a script module `log`
+        defines it. Not for a framework's own names (`torch.nn.Module`)."""
+        if len(parts) < 3 or any(p.in_namespace(".".join(parts)) for p in PROFILES):
+            return None
+        facts = self.modules.get(parts[-2])
+        if facts is None or "." in facts.modname or parts[-1] not in facts.classes:
+            return None
+        return f"{parts[-2]}.{parts[-1]}"
 
     def _through_stars(self, facts: FileFacts, cls: str) -> Optional[str]:
         """`cls` as defined or imported by a module `facts` star-imports (`from models.base import *`),

@@ -11,7 +11,7 @@ from modelint.analysis.routines import evaluation_like_name
 from modelint.analysis.calls import callee_name
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
-from modelint.analysis.walk import preorder_and_parents
+from modelint.analysis.walk import descendants, preorder_and_parents
 from modelint.analysis.modeflow import (
     ENTRY,
     runs_model,
@@ -140,7 +140,11 @@ class InferenceInTrainMode(Rule):
         "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while it is "
         "bound to a module construction or a `copy.deepcopy` of one, holds a model built, loaded or trained in "
         "the scope, or is named like a model) and not in eval on every path to the call "
-        "(`net.eval()` before `sampler(x)` switches the wrong model). Not reported: models from `from_pretrained` (transformers' "
+        "(`net.eval()` before `sampler(x)` switches the wrong model). Not reported: a parameter annotated with a checked class that is not a module "
+        "(`detector: Detector`); a function of this file that is handed as an argument rather than called "
+        "(`pool.starmap(evaluate_shard, jobs)`: its caller's switch is not followed); a forward whose only evals "
+        "come from an `if` re-run by a loop around it (`for phase in (\"train\", \"val\"): if phase == \"train\": "
+        "m.train() else: m.eval()`); models from `from_pretrained` (transformers' "
         "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
         "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
         "recalibration runs under no_grad in training mode on purpose); `model.train(flag)` restoring "
@@ -269,6 +273,51 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # one body for both phases: the eval arm's forward sees the eval of the same iteration; a
+        # scorer annotated with a checked class that is not a module is no model; a helper handed to a
+        # pool runs where the caller switched (near misses in INVALID: the test loop after the epoch
+        # loop's training when the only eval came before it; the same scorer unannotated)
+        """
+import torch
+from torch import nn
+from multiprocessing import Pool
+
+class Scorer:
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x):
+        return self.net(x).softmax(1).max(1).values
+
+def run_phases(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        for phase in ("train", "dev"):
+            if phase == "train":
+                net.train()
+            else:
+                net.eval()
+            for x, y in loaders[phase]:
+                if phase == "train":
+                    loss = nn.functional.cross_entropy(net(x), y)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                else:
+                    with torch.no_grad():
+                        print(net(x).argmax(1).eq(y).float().mean())
+
+def evaluate_scores(detector: Scorer, loader):
+    return [detector(x) for x, _ in loader]
+
+def evaluate_shard(model, shard):
+    with torch.no_grad():
+        return [model(x).argmax(1) for x in shard]
+
+def evaluate_parallel(model, shards):
+    model.eval()
+    with Pool(4) as pool:
+        return pool.starmap(evaluate_shard, [(model, s) for s in shards])
+""",
         # the near miss of the last-word evaluation in INVALID: the caller switches the reloaded model;
         # and a `generate_*` helper method is not a forward
         """
@@ -636,6 +685,30 @@ def predict(path, graph):
 """,
     )
     INVALID = (
+        # near misses of the first VALID example: the only eval came before the epoch loop (a resumed
+        # checkpoint's evaluation), and the scorer is not annotated (named like a model: reported)
+        """
+import torch
+from torch import nn
+
+def fit_then_test(net, loader, test_loader, opt, epochs):
+    net.eval()
+    with torch.no_grad():
+        print(sum(net(x).sum() for x, _ in test_loader))
+    for epoch in range(epochs):
+        net.train()
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            for x, y in test_loader:
+                print(net(x).argmax(1).eq(y).float().mean())  # expect: MDL302
+
+def evaluate_scores(detector, loader):
+    return [detector(x) for x, _ in loader]  # expect: MDL302
+""",
         # an evaluation named by its last word, running a forward variant of a reloaded model
         """
 import torch
@@ -943,6 +1016,7 @@ def run(net, opt, batches, dev_batches, resume):
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}
         self._keys: Optional[KeySensitivity] = None
+        self._handed: Optional[Set[str]] = None  # `_handed_functions`
         self._assigns: Dict[int, Dict[str, List[cst.CSTNode]]] = {}  # id(scope) -> name -> the values bound to it
 
     # --- the walk: remember calls by name (for the caller check) and whether anything is relevant --
@@ -1434,9 +1508,16 @@ def run(net, opt, batches, dev_batches, resume):
         if TRAINED not in tokens or not flow.steps or not (mc.no_grad or name_based):
             return False
         first_step = min(mf.line(st.node) for st in flow.steps)
-        if any(mf.line(t.node) >= first_step for t in tokens if isinstance(t, EvalSite)):
+        evals = [t.node for t in tokens if isinstance(t, EvalSite)]
+        if any(mf.line(n) >= first_step for n in evals):
             return False
+        if any(self._in_loop(n, loop) for loop in mc.loops for n in evals):
+            return False  # re-run by a loop around the call (`for phase in ...: if phase == "train": ... else: m.eval()`)
         return name_based or self._held_out(mf, flow, mc)
+
+    @staticmethod
+    def _in_loop(node: cst.CSTNode, loop: cst.CSTNode) -> bool:
+        return any(n is node for n in descendants(loop.body))
 
     def _trained_before(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
         """A training step of this scope that runs the model comes before the call in the source
@@ -1537,6 +1618,15 @@ def run(net, opt, batches, dev_batches, resume):
             f"(training mode after any training step); {consequence}; call `{key}.eval()` first"
         )
 
+    def _handed_functions(self) -> Set[str]:
+        """Names handed as an argument to some call of this file (`pool.starmap(evaluate_batch, jobs)`,
+        `map(score, xs)`, `Thread(target=run)`, `partial(test, cfg)`): functions called by what they
+        are handed to, with arguments we do not see (KGAT's evaluate_mp switches to eval, then maps)."""
+        if self._handed is None:
+            self._handed = {a.value.value for found in self._calls.values() for c, _ in found
+                            for a in c.args if isinstance(a.value, cst.Name)}
+        return self._handed
+
     def _global_model(self, mf: ModeFlow, flow: ScopeFlow, mc, name_based: bool, where: str, consequence: str) -> Optional[str]:
         """A model of the script's global scope (`net`) run by a top-level evaluation function
         (`def eval_training(epoch): ... net(images)`) that does not switch it, when every call of the
@@ -1584,6 +1674,8 @@ def run(net, opt, batches, dev_batches, resume):
                     qual = self.ctx.resolve(ann)
                     if qual and qual not in ("Module", "nn.Module") and self.ctx.classifier.is_module_base(qual):
                         return True
+                    if qual and self.ctx.classifier.index.locate(qual) is not None:
+                        return False  # a checked class that is not a module (`detector: Detector`): not a model
             return bool(_MODEL_PARAM.search(name))
         return False
 
@@ -1628,5 +1720,7 @@ def run(net, opt, batches, dev_batches, resume):
             if any(t is not ENTRY and t is not TRAINED and not isinstance(t, Created) for t in tokens):
                 unknown = True  # bound to the result of some call: its mode is unknown
         if not any_caller:  # (another file's callers are judged there: `_project_evaluations`)
+            if fn.name.value in self._handed_functions():
+                return True  # `pool.starmap(evaluate_batch, ...)`: called where we do not follow it
             return True if mf.imported_elsewhere(fn) else None
         return False if trained or not unknown else True
