@@ -259,10 +259,19 @@ def test_a_container_given_parts_and_trained_by_a_helper_keeps_the_model_out(tmp
                     opt.zero_grad()
                     (student(x) - y).pow(2).mean().backward()
                     opt.step()
+
+            def warm_all(student, parts, batches, lr):
+                student.eval()
+                parts.train()
+                opt = torch.optim.SGD(list(student.parameters()) + list(parts.parameters()), lr=lr)
+                for x, y in batches:
+                    opt.zero_grad()
+                    (student(x) - y).pow(2).mean().backward()
+                    opt.step()
             """,
         "main.py": """
             import torch
-            from stages import warm_stage
+            from stages import warm_stage, warm_all
 
             def distill(student, batches, lr):
                 stage = torch.nn.ModuleList([])
@@ -272,10 +281,12 @@ def test_a_container_given_parts_and_trained_by_a_helper_keeps_the_model_out(tmp
             def with_new_head(student, make_head, batches, lr):
                 heads = torch.nn.ModuleList([])
                 heads.append(make_head())
-                warm_stage(student, heads, batches, lr)  # the student stays in eval here
+                warm_stage(student, heads, batches, lr)  # only the new head is in the optimizer
+                warm_all(student, heads, batches, lr)  # the student is too, and it stays in eval
             """,
     }
-    assert found(tmp_path, files) == [("main.py", 13, "MDL303")]
+    # (stages.py's warm_all is reported where it is too: its student trains in the eval it set)
+    assert [f for f in found(tmp_path, files) if f[0] == "main.py"] == [("main.py", 14, "MDL303")]
 
 
 PROBE_HELPER = {

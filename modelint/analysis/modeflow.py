@@ -1919,6 +1919,14 @@ def forwarded_at_step(flow: ScopeFlow, key: str, step: Step) -> bool:
     return any(k == key and (inner is None or any(lp is inner for lp in loops)) for k, loops in flow.forwarded)
 
 
+def not_trained_by(step: Step, key: str) -> bool:
+    """The step is a project call whose summary says what it trains (`Step.trains`), and that is
+    neither `key` nor a part of it: `train_tgt(src_encoder, tgt_encoder, critic, ...)` whose
+    optimizers are built over `tgt_encoder` and `critic` only runs the fixed `src_encoder`."""
+    return step.trains is not None and key not in step.trains and not any(
+        t.startswith(key + ".") for t in step.trains)
+
+
 def trains_only_parts_in_train(step: Step, key: str) -> bool:
     """The step is a project call whose summary says what it trains (`Step.trains`), and that is
     not `key` but parts of it (`model.encoder`), none of them in eval on every path at the callee's

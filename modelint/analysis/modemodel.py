@@ -61,7 +61,9 @@ from modelint.frameworks import PROFILES
 # callee's `infers` reach the caller's parameters.
 # 11: an optimizer over input tensors also when its lists are joined with `+` (`input_tensors`, one
 # definition with the in-file flow's).
-IR_VERSION = 11
+# 12: an optimizer step carries the models its optimizer is built over, when built in the function from
+# readable `X.parameters()` (`Effect.trains` keeps only those: ADDA's fixed source encoder is not trained).
+IR_VERSION = 12
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -135,6 +137,13 @@ def input_tensors(expr: ast.AST, bound=lambda name: ()) -> bool:
     return all(isinstance(_peel_input(e), ast.Name) for e in expr.elts)
 
 
+def _params_entry(group: ast.AST) -> Optional[ast.AST]:
+    """The `"params"` value of a parameter group `{"params": net.parameters(), "lr": 1e-3}`."""
+    if not isinstance(group, ast.Dict):
+        return None
+    return next((v for k, v in zip(group.keys, group.values) if isinstance(k, ast.Constant) and k.value == "params"), None)
+
+
 def _last_name(func: ast.AST) -> Optional[str]:
     return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
 
@@ -166,7 +175,7 @@ def _train_flag(call: ast.Call) -> Optional[object]:
 
 class _Builder:
     """ast function -> IR. Events: ["m", key, "eval"|"train"|"unknown"|"restore", line];
-    ["s", "o"|"b", line(, 1: an optimizer over input tensors)]; ["c", callee, [arg keys], {kw: key},
+    ["s", "o"|"b", line(, 1: an optimizer over input tensors, its models' keys or None)]; ["c", callee, [arg keys], {kw: key},
     line, no_grad, steps, [[position or keyword, literal]]]; ["if", [...], [...], body atoms, else
     atoms] (`conditions`: atoms on the `fixed` parameters only); ["loop", [...]]; ["w", local, class,
     [arg keys], {kw: key}] (a local bound to a construction)."""
@@ -187,6 +196,8 @@ class _Builder:
         self.aliases: Dict[str, str] = {}
         self.wrappers: set = set()  # locals bound to a construction (`learner = Learner(net)`)
         self.input_opts: set = set()  # locals bound to an optimizer over input tensors (`SGD([delta])`)
+        # locals bound to an optimizer over models' parameters built here -> those models' keys
+        self.opt_owners: Dict[str, List[str]] = {}
 
     def key(self, node: ast.AST) -> Optional[str]:
         """The dotted key of an expression (mode-preserving calls peeled), through local aliases."""
@@ -309,9 +320,33 @@ class _Builder:
         `trades_loss` steps one while the model is in eval). Names are not followed here (a dict of
         buffers bound earlier is seen by the in-file flow only)."""
         self.input_opts.discard(target)
+        self.opt_owners.pop(target, None)
         first = value.args[0] if isinstance(value, ast.Call) and value.args else None
         if first is not None and input_tensors(first):
             self.input_opts.add(target)
+        elif first is not None and optimizer_name(target.rsplit(".", 1)[-1]):
+            owners = self._param_owners(first)
+            if owners:
+                self.opt_owners[target] = owners
+
+    def _param_owners(self, expr: ast.AST) -> Optional[List[str]]:
+        """The models whose parameters an optimizer is built over: `net.parameters()`,
+        `list(a.parameters()) + list(b.parameters())`, `itertools.chain(a.parameters(), b.parameters())`,
+        `[{"params": a.parameters()}, ...]`; None when any part is something else."""
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+            left, right = self._param_owners(expr.left), self._param_owners(expr.right)
+            return left + right if left is not None and right is not None else None
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in (
+                "parameters", "named_parameters") and not expr.args:
+            key = self.key(expr.func.value)
+            return [key] if key else None
+        if isinstance(expr, ast.Call) and _last_name(expr.func) in ("list", "chain") and expr.args:
+            parts = [self._param_owners(a) for a in expr.args]
+            return [k for p in parts for k in p] if all(p is not None for p in parts) else None
+        if isinstance(expr, (ast.List, ast.Tuple)) and expr.elts:
+            parts = [self._param_owners(_params_entry(e)) if _params_entry(e) is not None else None for e in expr.elts]
+            return [k for p in parts for k in p] if all(p is not None for p in parts) else None
+        return None
 
     def _alias(self, target: str, value: ast.AST) -> None:
         """Record `target = <a name or attribute>` as an alias (a plain local only); any other
@@ -395,7 +430,8 @@ class _Builder:
             if attr == "step":
                 last = recv.rsplit(".", 1)[-1] if recv else ""
                 if optimizer_name(last):
-                    out.append(["s", "o", self.line(call)] + ([1] if recv in self.input_opts else []))
+                    out.append(["s", "o", self.line(call), 1 if recv in self.input_opts else 0,
+                                self.opt_owners.get(recv)])
                 return
         callee = self.key(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
         if callee is None or callee.rsplit(".", 1)[-1] in _SKIP_CALLS:
@@ -743,6 +779,9 @@ class Evaluator:
         self.module, self.cls = module, cls
         self.steps: set = set()
         self.trains: set = set()
+        # the models the optimizers this function steps are built over, when every one of them is
+        # built here from readable `X.parameters()` (None: some step's optimizer is not)
+        self.owners: Optional[set] = set()
         self.infers: Dict[str, Tuple[int, int]] = {}
         self.at_step: Optional[Dict[str, FrozenSet[str]]] = None
         self.where: Dict[str, int] = {}
@@ -767,8 +806,13 @@ class Evaluator:
             else:
                 returns.add(r)
         returns.discard("")
+        trains = self.trains
+        if self.owners and "o" in self.steps:
+            # `optim.Adam(tgt_encoder.parameters())`: a model it only runs (ADDA's fixed source encoder,
+            # a VGG loss network) is not trained by its steps
+            trains = {t for t in trains if t.split(".")[0] in {o.split(".")[0] for o in self.owners}}
         return Effect(qualname, module, tuple(ir.params), state, self.where, frozenset(self.steps),
-                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(self.trains),
+                      frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(trains),
                       tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())),
                       tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())),
                       self.at_step)
@@ -803,8 +847,9 @@ class Evaluator:
             return _assign(state, e[1], frozenset({value}))
         if kind == "s":
             self.record_step(e[1])
-            if e[1] == "o" and len(e) < 4:  # (a backward, or an input optimizer's step, trains no model)
+            if e[1] == "o" and not (len(e) > 3 and e[3]):  # (a backward, or an input optimizer's step, trains no model)
                 self.note_step(state, tuple(self.guard))
+                self.owners = None if self.owners is None or len(e) < 5 or e[4] is None else self.owners | set(e[4])
             return state
         if kind == "if":
             atoms = e[3:5] if len(e) > 4 else ([], [])
@@ -848,6 +893,7 @@ class Evaluator:
         if effect is None:
             if len(e) > 6 and e[6] and not quiet:
                 self.record_step("o")  # `loss_scaler(loss, optimizer)`
+                self.owners = None
                 self.note_step(state, tuple(self.guard))
             return state
         mapping = bind(effect, args, kws, recv or None)
@@ -857,6 +903,8 @@ class Evaluator:
                 for kind, guard in live_steps(effect, call_values(effect, e[7] if len(e) > 7 else []))]
         for step_kind, guard in live:
             self.record_step(step_kind, guard)
+            if step_kind == "o":
+                self.owners = None  # the callee's optimizers: what they hold is not known here
         if not quiet:
             self.trains.update(k for k in (map_key(t, effect, mapping) for t in effect.trains) if k)
         if live and effect.at_step is not None:

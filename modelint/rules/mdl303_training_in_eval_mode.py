@@ -8,7 +8,7 @@ from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import mode_free
 from modelint.analysis.modeflow import (
     TRAIN, TRAINED, UNKNOWN, Created, EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context,
-    forwarded_at_step, get, not_trained_name, step_over_inputs, trains_only_parts_in_train,
+    forwarded_at_step, get, not_trained_by, not_trained_name, step_over_inputs, trains_only_parts_in_train,
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
@@ -734,8 +734,8 @@ def tune(batches, optim, scaler):
             for key in keys:
                 if key in done or not_trained_name(key) or not forwarded_at_step(flow, key, st):
                     continue
-                if trains_only_parts_in_train(st, key):
-                    continue  # a helper of another file trains a part of `key` it switched to train
+                if trains_only_parts_in_train(st, key) or not_trained_by(st, key):
+                    continue  # a helper of another file trains a part of `key` it switched to train, or not `key`
                 tokens = get(st.state, key)
                 if not eval_on_every_path(tokens):
                     # a `from_pretrained` model reaches the step on some path and no path switched it
