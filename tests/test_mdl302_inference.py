@@ -789,6 +789,17 @@ def validate(net, batches):
     return sum(float(net(x).argmax(1).eq(y).float().mean()) for x, y in batches)
 """
 
+# a training method that validates every 50 steps through the star-imported `validate` and switches back
+FIT_EPOCH = """    def fit_epoch(self, batches, dev_batches, opt):
+        for i, (x, y) in enumerate(batches):
+            opt.zero_grad()
+            nn.functional.cross_entropy(self(x), y).backward()
+            opt.step()
+            if i % 50 == 0:
+                print(validate(self, dev_batches))
+                self.train()
+"""
+
 STAR_MODELS = """
 from torch import nn
 from helpers import *
@@ -801,15 +812,7 @@ class {name}(nn.Module):
     def forward(self, x):
         return self.body(x)
 
-    def fit_epoch(self, batches, dev_batches, opt):
-        for i, (x, y) in enumerate(batches):
-            opt.zero_grad()
-            nn.functional.cross_entropy(self(x), y).backward()
-            opt.step()
-            if i % 50 == 0:
-                print(validate(self, dev_batches))
-                self.train()
-"""
+""" + FIT_EPOCH
 
 STAR_SCRIPT = """
 import torch
@@ -844,15 +847,7 @@ from torch import nn
 from helpers import *
 
 class Base(nn.Module):
-    def fit_epoch(self, batches, dev_batches, opt):
-        for i, (x, y) in enumerate(batches):
-            opt.zero_grad()
-            nn.functional.cross_entropy(self(x), y).backward()
-            opt.step()
-            if i % 50 == 0:
-                print(validate(self, dev_batches))
-                self.train()
-"""
+""" + FIT_EPOCH
 
 
 @pytest.mark.parametrize("where", ["same file", "other file"])

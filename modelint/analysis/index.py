@@ -288,6 +288,10 @@ class ProjectIndex:
         star-imports (`from utils import *`; `evaluate_model(...)`), the first in import order."""
         if "." in rest or rest.startswith("_"):
             return None
+        return next(((mod, rest) for mod, target in self._star_modules(facts) if rest in target.functions), None)
+
+    def _star_modules(self, facts: FileFacts) -> Iterator[Tuple[str, FileFacts]]:
+        """The checked modules `facts` star-imports, and theirs in turn, in import order."""
         todo, seen = list(facts.stars), {facts.modname}
         while todo:
             mod = todo.pop(0)
@@ -295,10 +299,8 @@ class ProjectIndex:
             if mod in seen or target is None:
                 continue
             seen.add(mod)
-            if rest in target.functions:
-                return mod, rest
+            yield mod, target
             todo.extend(target.stars)
-        return None
 
     def has_subclass(self, facts: FileFacts, cls: str) -> bool:
         """Some checked class names `cls` of `facts`'s module among its bases (through imports and
@@ -466,17 +468,8 @@ class ProjectIndex:
         """`cls` as defined or imported by a module `facts` star-imports (`from models.base import *`),
         through star imports of those modules too (the first found, in import order); None if none."""
         head = cls.split(".")[0]
-        todo, seen = list(facts.stars), {facts.modname}
-        while todo:
-            mod = todo.pop(0)
-            target = self.modules.get(mod)
-            if mod in seen or target is None:
-                continue
-            seen.add(mod)
-            if head in target.classes or head in target.aliases:
-                return f"{mod}.{cls}"
-            todo.extend(target.stars)
-        return None
+        return next((f"{mod}.{cls}" for mod, target in self._star_modules(facts)
+                     if head in target.classes or head in target.aliases), None)
 
     def bases_of(self, qualname: str) -> Optional[List[str]]:
         """Bases of a class given its qualified name, following re-exports (`from .x import C`
