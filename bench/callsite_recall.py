@@ -668,6 +668,162 @@ def c_helper_chain_eval(m: Mutant, s: Script) -> None:
                               f"{s.model}.train()"])
 
 
+def p302_star_helper(m: Mutant, s: Script) -> None:
+    """The same helper chain, imported with `from scoring import *` (set 8's Text-Classification
+    `from utils import *`): the callers in the loop still run it in train mode."""
+    _add_scoring(m, s)
+    _helper_chain_call(m, s, [f"val_outputs = evaluate_all({s.model}, {s.val_loader})"], star=True)
+
+
+def p302_eval_helper_grad(m: Mutant, s: Script) -> None:
+    """A helper module's `validate_outputs(net, loader)` runs the network over the loader without
+    no_grad and without eval(); its evaluation name is what says it is inference, and the loop
+    calls it in train mode."""
+    m.add_file("checks.py", "\n".join([
+        "def validate_outputs(net, loader):",
+        f"    return [{infer(s, 'net')}.detach() for batch in loader]",
+        "",
+    ]))
+    doc, first_e, last_e = eval_range(m, s)
+    doc.insert_before(first_e, [f"val_outputs = validate_outputs({s.model}, {s.val_loader})"])
+    doc.delete_range(first_e, last_e)
+    doc.add_import(import_from(m, "checks", "validate_outputs"))
+
+
+def p302_self_evaluate(m: Mutant, s: Script) -> None:
+    """A module class with dropout trains itself in a Keras-style `fit(self, loader, val_loader)`
+    and calls its own `evaluate(val_loader)` (`self(x)` under no_grad) after each epoch without
+    `self.eval()` (set 8's deepctr-style BaseModel.fit); the script fits one on its loader."""
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before_toplevel(lline, [
+        "class ScoreHead(torch.nn.Module):",
+        '    """A small scoring head with dropout that fits itself."""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        "        self.drop = torch.nn.Dropout(0.3)",
+        "        self.fc = torch.nn.Linear(16, 1)",
+        "",
+        "    def forward(self, x):",
+        "        return self.fc(self.drop(x))",
+        "",
+        "    def evaluate(self, loader):",
+        "        with torch.no_grad():",
+        "            return [self(batch[0].float().flatten(1)[:, :16]) for batch in loader]",
+        "",
+        "    def fit(self, loader, val_loader, epochs=2):",
+        "        head_opt = torch.optim.SGD(self.parameters(), lr=0.1)",
+        "        for epoch in range(epochs):",
+        "            self.train()",
+        "            for batch in loader:",
+        "                head_opt.zero_grad()",
+        "                self(batch[0].float().flatten(1)[:, :16]).pow(2).mean().backward()",
+        "                head_opt.step()",
+        "            scores = self.evaluate(val_loader)",
+        "        return scores",
+        "",
+        "",
+    ])
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before(lline, ["score_head = ScoreHead()", f"head_scores = score_head.fit({s.val_loader}, {s.val_loader})"])
+    ldoc.add_import("import torch")
+
+
+_DISTILL = [
+    "def distill(student, teacher, loader):",
+    '    """Fit `student` to the outputs of the fixed `teacher` on `loader`."""',
+    "    student_opt = torch.optim.SGD(student.parameters(), lr=0.01)",
+    "    for batch in loader:",
+    "        with torch.no_grad():",
+    "            target = {teacher_out}",
+    "        loss = ({student_out} - target).pow(2).mean()",
+    "        student_opt.zero_grad()",
+    "        loss.backward()",
+    "        student_opt.step()",
+    "",
+    "",
+]
+
+
+def _distill(m: Mutant, s: Script, student_mode: str) -> None:
+    """After training, a copy of the model is distilled from the model, which is put in eval as a
+    fixed teacher; the student is put in `student_mode` first."""
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before_toplevel(lline, [t.format(teacher_out=infer(s, "teacher"), student_out=infer(s, "student"))
+                                        for t in _DISTILL])
+    after_epoch_loop(m, s, [
+        f"student = copy.deepcopy({s.model})",
+        f"{s.model}.eval()",
+        f"student.{student_mode}()",
+        f"distill(student, {s.model}, {s.val_loader})",
+    ])
+    ldoc.add_import("import copy")
+    ldoc.add_import("import torch")
+
+
+def p303_distill_student_eval(m: Mutant, s: Script) -> None:
+    """The student is put in eval (not train) before it is distilled: every step trains it in eval."""
+    _distill(m, s, "eval")
+
+
+def c_distill_teacher_eval(m: Mutant, s: Script) -> None:
+    """The same distillation with the student in train mode: the teacher is in eval, but the
+    steps' optimizer holds only the student's parameters."""
+    _distill(m, s, "train")
+
+
+def _score_batch(m: Mutant, s: Script, switched: bool) -> None:
+    """The evaluation maps a scoring function over the loader (`map(partial(score_batch, model),
+    loader)`): the function is handed as a value, and the caller switched around it."""
+    ldoc, lline = m.resolve(s.epoch_loop)
+    ldoc.insert_before_toplevel(lline, [
+        "def score_batch(net, batch):",
+        "    with torch.no_grad():",
+        f"        return {infer(s, 'net')}",
+        "",
+        "",
+    ])
+    ldoc.add_import("import functools")
+    ldoc.add_import("import torch")
+    doc, first_e, last_e = eval_range(m, s)
+    call = f"val_outputs = list(map(functools.partial(score_batch, {s.model}), {s.val_loader}))"
+    doc.insert_before(first_e, [f"{s.model}.eval()", call, f"{s.model}.train()"] if switched else [call])
+    doc.delete_range(first_e, last_e)
+
+
+def c_handed_function(m: Mutant, s: Script) -> None:
+    _score_batch(m, s, switched=True)
+
+
+def _ranker(m: Mutant, s: Script, switched: bool) -> None:
+    """A plain helper object of another module (`ranking.Ranker`, no evaluation name) runs the
+    network under no_grad; the loop builds one and hands it the model and the validation loader
+    where the evaluation was (set 9's vaal: `self.sampler.sample(vae, ...)` in sampler.py)."""
+    m.add_file("ranking.py", "\n".join([
+        "import torch", "", "",
+        "class Ranker:",
+        '    """Ranks the batches of a loader by the network\'s top score."""',
+        "",
+        "    def rank(self, net, loader):",
+        "        with torch.no_grad():",
+        f"            return [{infer(s, 'net')}.max() for batch in loader]",
+        "",
+    ]))
+    call = f"val_ranks = Ranker().rank({s.model}, {s.val_loader})"
+    doc, first_e, last_e = eval_range(m, s)
+    doc.insert_before(first_e, [f"{s.model}.eval()", call, f"{s.model}.train()"] if switched else [call])
+    doc.delete_range(first_e, last_e)
+    doc.add_import(import_from(m, "ranking", "Ranker"))
+
+
+def p302_helper_object(m: Mutant, s: Script) -> None:
+    _ranker(m, s, switched=False)
+
+
+def c_helper_object_eval(m: Mutant, s: Script) -> None:
+    _ranker(m, s, switched=True)
+
+
 def _add_scoring(m: Mutant, s: Script) -> None:
     m.add_file("scoring.py", "\n".join([
         "import torch", "", "",
@@ -681,11 +837,11 @@ def _add_scoring(m: Mutant, s: Script) -> None:
     ]))
 
 
-def _helper_chain_call(m: Mutant, s: Script, lines: List[str]) -> None:
+def _helper_chain_call(m: Mutant, s: Script, lines: List[str], star: bool = False) -> None:
     doc, first_e, last_e = eval_range(m, s)
     doc.insert_before(first_e, lines)
     doc.delete_range(first_e, last_e)
-    doc.add_import(import_from(m, "scoring", "evaluate_all"))
+    doc.add_import(import_from(m, "scoring", "*" if star else "evaluate_all"))
 
 
 _RUNNER = [
@@ -1052,10 +1208,15 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("302-wrapped-copy", ("MDL302",), p302_wrapped_copy),
     Pattern("302-volatile", ("MDL302",), p302_volatile),
     Pattern("302-attribute-state.net", ("MDL302",), p302_attr),
+    Pattern("302-star-imported-helper", ("MDL302",), p302_star_helper),
+    Pattern("302-helper-object-held-out", ("MDL302",), p302_helper_object),
+    Pattern("302-eval-helper-with-grad", ("MDL302",), p302_eval_helper_grad),
+    Pattern("302-self-evaluate-in-fit", ("MDL302",), p302_self_evaluate, own_model=True),  # its own dropout head
     Pattern("302-restore-helper", ("MDL302",), p302_restore_helper, own_model=True),  # resnet18: batch norm
     Pattern("302-train-then-test", ("MDL302",), p302_train_then_test),
     Pattern("303-from-pretrained", ("MDL303",), p303_from_pretrained, own_model=True),  # layers unknown
     Pattern("303-initial-eval", ("MDL303",), p303_initial_eval),
+    Pattern("303-distill-student-eval", ("MDL303",), p303_distill_student_eval),
     Pattern("304-train-in-eval-routine", ("MDL304",), p304_train_in_eval),
     Pattern("304-eval-in-train-routine", ("MDL304",), p304_eval_in_train),
     Pattern("205-freeze-at-setup", ("MDL205",), p205_setup),
@@ -1071,6 +1232,9 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-flag-routine-train-false", (), c_flag_routine_off),
     Pattern("ctl-helper-chain-eval", (), c_helper_chain_eval),
     Pattern("ctl-wrapped-copy-eval", (), c_wrapped_copy_eval),
+    Pattern("ctl-distill-teacher-eval", (), c_distill_teacher_eval),
+    Pattern("ctl-handed-scoring-function", (), c_handed_function),
+    Pattern("ctl-helper-object-eval", (), c_helper_object_eval),
 )
 
 

@@ -1076,6 +1076,43 @@ def test_neutrally_named_evaluation_helper_called_on_held_out_data():
     )
 
 
+def test_helper_object_of_another_file_given_held_out_data(tmp_path):
+    """A plain helper object's method of another file (no evaluation name) runs the model under
+    no_grad; the training file has no no_grad of its own, and the held-out argument is what says
+    the call is an evaluation. The same call on the training batches is a training-time statistic."""
+    files = {
+        "scoring.py": """
+            import torch
+
+            class Ranker:
+                def rank(self, net, batches):
+                    with torch.no_grad():
+                        return [net(x).max() for x in batches]
+            """,
+        "fit.py": """
+            import torch
+            from scoring import Ranker
+
+            class Net(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.drop = torch.nn.Dropout(0.2)
+
+            def fit(net, opt, batches, test_batches, epochs):
+                ranker = Ranker()
+                for epoch in range(epochs):
+                    net.train()
+                    for x in batches:
+                        net(x).mean().backward()
+                        opt.step()
+                    ranker.rank(net, batches)
+                    Ranker().rank(net, test_batches)
+                    ranker.rank(net, test_batches)
+            """,
+    }
+    assert found(tmp_path, files) == [("fit.py", 18, "MDL302"), ("fit.py", 19, "MDL302")]
+
+
 @pytest.mark.parametrize("text, expected", [
     ("[image]", True),
     ("[z.requires_grad_(), noise.detach().cuda()]", True),

@@ -626,6 +626,10 @@ class ModeFlow:
         if last is None or last not in index.step_or_switch_names():
             return None
         qual = self.ctx.resolve(func)
+        if qual is None and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+            made = func.value.func  # `Ranker().rank(net, loader)`: the method of the class constructed
+            built = self.ctx.resolve(made) if isinstance(made, (cst.Name, cst.Attribute)) else None
+            qual = f"{built}.{last}" if built is not None else None
         if qual is None:
             return None
         modname = self.ctx.facts.modname

@@ -124,6 +124,13 @@ class Routine:
             cur = self.parents.get(id(cur))
         return False
 
+    def runs_with_grad_after(self, key: str, node: cst.CSTNode) -> List[Run]:
+        """The forwards of `key` (or of a part / parent of it) outside no_grad after `node`, in this
+        routine's own code: where a model put in eval before a training step trains here. A model
+        trained only inside a called function (`distill(student, teacher, loader)`) has none."""
+        return [run for run in self.runs
+                if (key_covers(key, run.key) or key_covers(run.key, key)) and not run.no_grad and self.pos(run.call) > self.pos(node)]
+
     def between(self, a: cst.CSTNode, b: cst.CSTNode) -> List[cst.CSTNode]:
         """The routine's nodes after `a` and before `b` in source order."""
         lo, hi = self.pos(a), self.pos(b)

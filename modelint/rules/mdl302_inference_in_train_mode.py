@@ -1076,11 +1076,14 @@ def run(net, opt, batches, dev_batches, resume):
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
-            if name in self._project_names and (evaluation_like_name(name, last_word=True) or (
-                inference.held_out_text(name) and any(t in name for t in self.triggers)
+            if name in self._project_names and (evaluation_like_name(name, last_word=True) or any(
+                inference.held_out_text(text) and any(t in text for t in self.triggers)
+                for text in (name, *(self.ctx.module.code_for_node(a.value) for a in node.args if isinstance(
+                    a.value, (cst.Name, cst.Attribute))))
             )):
-                # `validate(model, ...)` / `compute_val_loss(...)` defined in another file (the name
-                # holds a trigger word, so the text pre-filter stays sound)
+                # `validate(model, ...)` / `compute_val_loss(...)` defined in another file, or any project
+                # helper given held-out data (`picker.sample(net, val_loader)`; `_held_out_helper` takes
+                # both): the name or argument holds a trigger word, so the text pre-filter stays sound
                 self._calls_project_evaluation = True
 
     def visit_Decorator(self, node: cst.Decorator) -> None:

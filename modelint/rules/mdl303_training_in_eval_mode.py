@@ -605,6 +605,27 @@ def schedule(net, make_opt, batches, passes):
         step_pass(batches)  # expect: MDL303
 """,
     )
+    INVALID += (
+        # a training routine whose eval'd model trains only inside a called function: MDL304 (which needs
+        # a forward with gradients in the routine itself) does not report it, so this rule does
+        """
+import torch
+
+def match_outputs(pupil, oracle, batches):
+    opt = torch.optim.Adam(pupil.parameters())
+    for x in batches:
+        with torch.no_grad():
+            goal = oracle(x)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(pupil(x), goal).backward()
+        opt.step()  # expect: MDL303
+
+def train_stage(oracle, batches):
+    pupil = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8))
+    pupil.eval()
+    match_outputs(pupil, oracle, batches)
+""",
+    )
     FIXES = (
         (
             """
@@ -752,23 +773,26 @@ def tune(batches, optim, scaler):
                     continue  # train and eval compute the same: nothing goes wrong
                 if not self._trained_here(flow, key, st) or parts_back_in_train(self.ctx, key, st.state):
                     continue  # a fixed loss network no optimizer holds; a trained part switched back
-                if self._wrong_switch_in_routine(flow, tokens, st):
+                if self._wrong_switch_in_routine(flow, key, tokens, st):
                     continue  # MDL304's finding (`model.eval()` at the start of a training routine)
                 done.add(key)
                 out.append((st, key, tokens))
         return out
 
-    def _wrong_switch_in_routine(self, flow: ScopeFlow, tokens, st: Step) -> bool:
+    def _wrong_switch_in_routine(self, flow: ScopeFlow, key: str, tokens, st: Step) -> bool:
         """Every eval comes from a `.eval()` written before the step in a training routine named as
-        such (`train_epoch`, `fit`) that runs no evaluation itself and repeats no eval in the loop:
-        MDL304 (wrong-switch-in-routine) reports that switch; one finding is enough. A routine that
-        evaluates first (a baseline under no_grad) is not MDL304's case: reported here."""
+        such (`train_epoch`, `fit`) that runs no evaluation itself, repeats no eval in the loop and runs
+        `key` with gradients after each such switch: MDL304 (wrong-switch-in-routine) reports that
+        switch; one finding is enough. A routine that evaluates first (a baseline under no_grad) is not
+        MDL304's case, nor one that trains `key` only through a called function (`student.eval();
+        distill(student, teacher, loader)`): reported here."""
         name = flow.name.lstrip("_").lower()
         if not name.startswith(("train", "fit")) or not isinstance(flow.node, cst.FunctionDef):
             return False
         if not all(isinstance(t, EvalSite) and not t.via for t in tokens) or self._switched_in_loop(flow, tokens, st):
             return False
-        return routine_facts(self.ctx, flow.node).kind == "train"
+        r = routine_facts(self.ctx, flow.node)
+        return r.kind == "train" and all(r.runs_with_grad_after(key, t.node) for t in tokens)
 
     def _trained_here(self, flow: ScopeFlow, key: str, st: Step) -> bool:
         """The step can train `key`: its parameters (or a parent's, or a container's holding it) are in

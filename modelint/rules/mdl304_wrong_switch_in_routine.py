@@ -489,7 +489,7 @@ def refine(classifier, batches, loss_fn, opt):
             return  # backward only, the saved mode put back: gradients read in eval mode on purpose
         if r.optimizer_steps == 0 and self._input_gradients(r):
             return  # backward only, for the gradient of an input made to require it (ODIN, FGSM, saliency)
-        trained = [run for run in r.runs if _same(sw.key, run.key) and not run.no_grad and r.pos(run.call) > r.pos(sw.call)]
+        trained = r.runs_with_grad_after(sw.key, sw.call)
         if not trained:
             return  # not run with gradients here: a teacher, an EMA copy, or a forward in another function
         end = min(first_step, trained[0].call, key=r.pos) if r.pos(trained[0].call) < r.pos(first_step) else first_step
