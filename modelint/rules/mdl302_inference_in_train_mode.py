@@ -685,7 +685,50 @@ def predict(path, graph):
         return enc(graph.x, graph.edge_index).argmax(-1)
 """,
     )
+    VALID += (
+        # a plain helper object of this file scores with the model: after the model's eval(), or on the
+        # training batches (a training-time statistic); near miss in INVALID: on held-out batches
+        """
+import torch
+
+class Scout:
+    def scores(self, net, batches):
+        with torch.no_grad():
+            return [net(x).amax() for x in batches]
+
+def rounds(net, opt, pool, holdout_pool, n):
+    scout = Scout()
+    for _ in range(n):
+        net.train()
+        for x in pool:
+            opt.zero_grad()
+            net(x).sum().backward()
+            opt.step()
+        scout.scores(net, pool)
+        net.eval()
+        scout.scores(net, holdout_pool)
+""",
+    )
     INVALID = (
+        # near miss of the helper-object VALID example: held-out batches scored in training mode
+        """
+import torch
+
+class Scout:
+    def scores(self, net, batches):
+        with torch.no_grad():
+            return [net(x).amax() for x in batches]
+
+def rounds(net, opt, pool, holdout_pool, n):
+    scout = Scout()
+    for _ in range(n):
+        net.train()
+        for x in pool:
+            opt.zero_grad()
+            net(x).sum().backward()
+            opt.step()
+        scout.scores(net, holdout_pool)  # expect: MDL302
+""",
         # near misses of the first VALID example: the only eval came before the epoch loop (a resumed
         # checkpoint's evaluation), and the scorer is not annotated (named like a model: reported)
         """
@@ -1418,11 +1461,16 @@ def run(net, opt, batches, dev_batches, resume):
 
     def _held_out_helper(self, mf: ModeFlow, effect, call: cst.Call) -> bool:
         """`effect`, of `call`, is another file's helper that runs a model argument without a switch,
-        named like an evaluation or called on held-out data (a helper of this file is checked where
-        it is defined)."""
-        if effect is None or not effect.infers or effect.qualname.startswith(self.ctx.facts.modname + "."):
+        named like an evaluation or called on held-out data. A helper of this file is checked where it
+        is defined, except a method not named like an evaluation (of a class not named so): there its
+        parameters are skipped (`_check`), so `picker.sample(net, val_loader)` is judged here."""
+        if effect is None or not effect.infers:
             return False
         name = effect.qualname.rsplit(".", 1)[-1]
+        if effect.qualname.startswith(self.ctx.facts.modname + "."):
+            owner = effect.qualname.rsplit(".", 2)[-2] if effect.is_method else ""
+            if not effect.is_method or evaluation_like_name(name, last_word=True) or _EVAL_CLASS.match(owner):
+                return False
         return bool(evaluation_like_name(name, last_word=True) or inference.held_out_text(name)
                     or any(inference.held_out_text(mf.code(a.value, 200)) for a in call.args))
 
