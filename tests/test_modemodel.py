@@ -1076,6 +1076,87 @@ def test_neutrally_named_evaluation_helper_called_on_held_out_data():
     )
 
 
+ATTACK = """
+    from copy import deepcopy
+
+    def perturb(model, img):
+        {copy}model.eval()
+        inputs = img.clone().requires_grad_(True)
+        model(inputs).sum().backward()
+        return (img + 0.01 * inputs.grad.sign()).detach()
+    """
+
+ADV_FIT = """
+    import torch
+    {imports}
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+
+    def fit(loader, epochs):
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model.train()
+        for epoch in range(epochs):
+            for x, y in loader:
+                x_adv = perturb(model, x)
+                opt.zero_grad()
+                model(x_adv).sum().backward()
+                opt.step()
+    """
+
+
+@pytest.mark.parametrize("copied", [True, False])
+@pytest.mark.parametrize("same_file", [True, False])
+def test_a_parameter_rebound_to_a_copy_is_the_callees_own_object(tmp_path, copied, same_file):
+    """`model = deepcopy(model); model.eval()` in an attack helper leaves the caller's model in
+    training mode (in-file flow and cross-file summary alike); without the copy the helper's eval
+    is the caller's, and the training step after it runs in eval (MDL303)."""
+    attack = textwrap.dedent(ATTACK).replace("{copy}", "model = deepcopy(model)\n    " if copied else "")
+    if same_file:
+        files = {"fit.py": attack + textwrap.dedent(ADV_FIT).replace("{imports}", "")}
+    else:
+        files = {"attack.py": attack, "fit.py": textwrap.dedent(ADV_FIT).replace("{imports}", "from attack import perturb")}
+    for text in files.values():
+        compile(text, "<test>", "exec")  # (a mutant that does not parse would pass for the wrong reason)
+    codes = [code for _, _, code in found(tmp_path, files)]
+    assert codes == ([] if copied else ["MDL303"])
+
+
+PHASES = """
+    from attack import perturb
+
+    def run(model, loaders, opt, epochs):
+        for epoch in range(epochs):
+            for phase in ("train", "val"):
+                if phase == "train":
+                    model.train()
+                else:
+                    model.eval()
+                for x in loaders[phase]:
+                    loss = model(perturb(model, x)).sum()
+                    if phase == "train":
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+    """
+
+
+@pytest.mark.parametrize("copied", [True, False])
+def test_a_helper_backpropagating_through_its_own_copy_is_no_training_step(tmp_path, copied):
+    """A phase loop calls an attack helper of another file in both phases; the helper copies the
+    model and backpropagates through the copy: in the 'val' phase that is no training step of the
+    caller's model (set 10's Person_reID ODFA). Without the copy the helper's eval is the caller's
+    and every step runs right after it, in eval on every path: MDL303."""
+    attack = textwrap.dedent(ATTACK).replace("{copy}", "model = deepcopy(model)\n    " if copied else "")
+    files = {"attack.py": attack, "run.py": textwrap.dedent(PHASES)}
+    for text in files.values():
+        compile(text, "<test>", "exec")
+    codes = [code for _, _, code in found(tmp_path, files)]
+    assert codes == ([] if copied else ["MDL303"])
+
+
 def test_helper_object_of_another_file_given_held_out_data(tmp_path):
     """A plain helper object's method of another file (no evaluation name) runs the model under
     no_grad; the training file has no no_grad of its own, and the held-out argument is what says

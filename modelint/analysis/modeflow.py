@@ -193,6 +193,11 @@ _PREDICATE_PREFIXES = ("is_", "has_", "get_", "check_", "should_", "can_", "_is_
                        "log_", "_log", "save_", "_save", "print_", "count_", "num_")
 
 CREATION_KINDS = ("construct", "load", "hub", "factory", "load_state_dict", "from_pretrained")
+# Binding kinds that give a name another object than the one it held: a parameter rebound so
+# (`model = deepcopy(model)`, `net = torch.load(path)`) is the callee's own object from then on, and
+# its switches are not the caller's (set 10's ODFA: `model = deepcopy(model); model.eval()` before an
+# attack step). A construction is not among them: `model = Wrapper(model)` switches the model it wraps.
+FRESH_KINDS = ("copy", "load", "hub", "factory", "from_pretrained")
 
 
 # Objects that are evaluated on purpose while another model trains: EMA / SWA copies, teachers,
@@ -367,6 +372,7 @@ class ScopeFlow:
     # id(call that leaves something in eval) -> its guard on the scope's fixed parameters (as `Step.guard`)
     site_guards: Dict[int, Guard] = field(default_factory=dict)
     fixed: FrozenSet[str] = frozenset()  # the parameters nothing in the scope rebinds
+    replaced: FrozenSet[str] = frozenset()  # the parameters rebound to another object (FRESH_KINDS)
 
     def alias_names(self, key: str, hops: int = 2) -> Set[str]:
         """`key` and the names bound to or from it in this scope, `hops` bindings away
@@ -799,6 +805,7 @@ class _ScopeAnalysis:
             site_tests=self.site_tests,
             site_guards={k: _fixed_atoms(g, fixed) for k, g in self.site_guards.items()},
             fixed=fixed,
+            replaced=frozenset(k for k in self.params if any(b.kind in FRESH_KINDS for b in bindings.get(k, ()))),
             no_grad_scope=self.no_grad_scope,
             has_optimizer_step=self.has_optimizer_step,
             returns=frozenset(self._returns),
@@ -1420,8 +1427,12 @@ class _ScopeAnalysis:
             common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
             guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
             trains = trained_keys(effect, mapping, recv)
+            # nothing of the caller's, when the model the callee runs is its own copy (`model =
+            # deepcopy(model)`: a `@` key, modemodel's IR 13; its free names map to nothing either)
+            # rather than nothing visible (None: any argument may be what it trains)
+            own_copies = any("@" in k.partition(".")[0] for k in effect.trains)
             self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, guard,
-                                                     tuple(trains) or None)
+                                                     tuple(trains) if trains or own_copies else None)
             for key in trains or [recv, *args, *kws.values()]:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
@@ -1841,8 +1852,11 @@ def trained_after_step(state: State) -> State:
 
 def map_key(ckey: str, summary: ScopeFlow, mapping: Dict[str, Optional[str]]) -> Optional[str]:
     """A callee's key in the caller's names: parameters through the call's arguments, free and
-    global names unchanged, the callee's own locals dropped (None)."""
+    global names unchanged, the callee's own locals dropped (None), and so are the parameters it
+    rebinds to another object (`ScopeFlow.replaced`; what it did before that is dropped with them)."""
     root, dot, rest = ckey.partition(".")
+    if root in summary.replaced:
+        return None
     if root in mapping:
         base = mapping[root]
         if base is None:

@@ -63,7 +63,9 @@ from modelint.frameworks import PROFILES
 # definition with the in-file flow's).
 # 12: an optimizer step carries the models its optimizer is built over, when built in the function from
 # readable `X.parameters()` (`Effect.trains` keeps only those: ADDA's fixed source encoder is not trained).
-IR_VERSION = 12
+# 13: a plain name rebound to a copy / `from_pretrained` / whole-model load gets a key of its own
+# (`model = deepcopy(model); model.eval()` does not put the caller's model in eval).
+IR_VERSION = 13
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -274,6 +276,10 @@ class _Builder:
                 if key is None:
                     continue
                 self._alias(key, value)
+                if "." not in key and _fresh_object(value):
+                    # `model = deepcopy(model)`: from here on the name holds the function's own object
+                    # (modeflow.FRESH_KINDS), so its switches and runs are a local's, not the caller's
+                    self.aliases[key] = f"{key}@{self.line(s)}"
                 self._note_wrapper(key, value, out)
                 self._note_derived(key, value)
                 self._note_input_optimizer(key, value)
@@ -979,6 +985,16 @@ def live_steps(effect: Effect, values: Dict[str, object]) -> List[Tuple[str, tup
         return [(k, ()) for k in sorted(effect.steps)]
     out = [(k, ()) for k in sorted(effect.always)]
     return out + [(k, g) for k, g in effect.guarded if not falsified(g, values)]
+
+
+def _fresh_object(value: ast.AST) -> bool:
+    """A copy (`deepcopy(m)`, `copy.copy(m)`), a `from_pretrained` model or a whole-model load: the
+    summary side of `modeflow.FRESH_KINDS` (hub and factory loads are not spelled out here)."""
+    if not isinstance(value, ast.Call):
+        return False
+    func = dotted_ast(value.func) or ""
+    last = func.rsplit(".", 1)[-1]
+    return last == "deepcopy" or func == "copy.copy" or last == "from_pretrained" or func in _WHOLE_MODEL_LOADS
 
 
 def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Optional[str]:

@@ -10,8 +10,8 @@ from modelint.analysis.conditions import contradicts
 from modelint.analysis.phases import switched_back_in_iteration
 from modelint.analysis.keysensitivity import mode_free
 from modelint.analysis.modeflow import (
-    EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_name, optimizer_like,
-    sites, step_over_inputs,
+    EvalSite, ModeFlow, ScopeFlow, Step, eval_on_every_path, for_context, forwarded_at_step, not_trained_by, not_trained_name,
+    optimizer_like, sites, step_over_inputs,
 )
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
@@ -1190,7 +1190,11 @@ def run(net, spare, batches, epochs, keep_spare):
         return any(_MODEL_NAME.search(_last(k)) for k in forwarded)
 
     def _stepped(self, flow: ScopeFlow, key: str, st: Step) -> bool:
-        """The optimizer the step updates may hold `key` (or a name bound to it): unknown, or it does."""
+        """The optimizer the step updates may hold `key` (or a name bound to it): unknown, or it does;
+        and a project call's summary, when it says what its steps train, names `key` or a part of it
+        (`not_trained_by`: set 10's ODFA backpropagates through its own copy for an input gradient)."""
+        if all(not_trained_by(st, n) for n in flow.alias_names(key)):
+            return False
         own = held_by_step(self.ctx, flow, st)
         return own is None or any(trained_by(n, own) for n in flow.alias_names(key))
 

@@ -709,7 +709,47 @@ def rounds(net, opt, pool, holdout_pool, n):
         scout.scores(net, holdout_pool)
 """,
     )
+    VALID += (
+        # inside a training iteration the no_grad forward makes another network's training inputs
+        # (fakes for the discriminator's steps): part of training, in the generator's training mode
+        """
+import torch
+from torch import nn
+
+def adversarial(noise_batches, real_batches, rounds):
+    gen = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    disc = nn.Linear(8, 1)
+    d_opt = torch.optim.SGD(disc.parameters(), lr=0.01)
+    for z, real in zip(noise_batches, real_batches):
+        with torch.no_grad():
+            fake = gen(z)
+        for _ in range(rounds):
+            d_loss = disc(fake).mean() - disc(real).mean()
+            d_opt.zero_grad()
+            d_loss.backward()
+            d_opt.step()
+""",
+    )
     INVALID = (
+        # near miss of the training-iteration VALID example: the same loop also scores held-out noise
+        """
+import torch
+from torch import nn
+
+def adversarial(noise_batches, real_batches, rounds, val_noise):
+    gen = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    disc = nn.Linear(8, 1)
+    d_opt = torch.optim.SGD(disc.parameters(), lr=0.01)
+    for z, real in zip(noise_batches, real_batches):
+        with torch.no_grad():
+            fake = gen(z)
+            shown = gen(val_noise)  # expect: MDL302
+        for _ in range(rounds):
+            d_loss = disc(fake).mean() - disc(real).mean()
+            d_opt.zero_grad()
+            d_loss.backward()
+            d_opt.step()
+""",
         # near miss of the helper-object VALID example: held-out batches scored in training mode
         """
 import torch
@@ -1583,6 +1623,23 @@ def run(net, opt, batches, dev_batches, resume):
         line = mf.line(mc.node)
         return any(mf.line(st.node) < line for st in flow.steps)
 
+    def _in_training_iteration(self, flow: ScopeFlow, mc) -> bool:
+        """The innermost loop around the call also holds a training step of the scope, and the call
+        runs on every pass (no `if` between it and the loop): part of each training iteration (`with
+        no_grad(): h = extractor(x)` feeding the critic's steps below it; GAN fakes for the
+        discriminator), where the model's training mode is the one its own steps use. A periodic
+        block (`if i % 50 == 0:` sampling or validating) is not; held-out evidence still makes it an
+        evaluation (`_held_out`)."""
+        if not mc.loops or not any(any(lp is mc.loops[-1] for lp in st.loops) for st in flow.steps):
+            return False
+        _, parents = self._walk(flow.node)
+        node = parents.get(id(mc.node))
+        while node is not None and node is not mc.loops[-1]:
+            if isinstance(node, (cst.If, cst.IfExp, cst.Try)):
+                return False
+            node = parents.get(id(node))
+        return node is not None
+
     def _switches_inside(self, call: cst.Call) -> bool:
         """`model.generate(...)` where the project's `generate` is decorated to switch to eval itself."""
         func = call.func
@@ -1638,6 +1695,8 @@ def run(net, opt, batches, dev_batches, resume):
             )
         if _is_tokens_evaluated(tokens):
             return None  # `model.train()` right before: training mode on purpose (BN recalibration)
+        if created and self._in_training_iteration(flow, mc) and not (name_based or self._held_out(mf, flow, mc)):
+            return None  # inputs or targets of every iteration's update (a critic's features), not inference
         if created:
             origin = min(created, key=lambda t: mf.line(t.node))
             return (
