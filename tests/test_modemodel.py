@@ -1157,6 +1157,50 @@ def test_a_helper_backpropagating_through_its_own_copy_is_no_training_step(tmp_p
     assert codes == ([] if copied else ["MDL303"])
 
 
+AGENT = """
+    import torch
+    from torch import nn
+
+    class Agent:
+        def __init__(self):
+            self.net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2))
+            self.opt = torch.optim.Adam(self.net.parameters())
+            self.is_test = False
+
+        def act(self, state):
+            if self.is_test:
+                self.net.eval()
+            return self.net(state).argmax()
+
+        def update(self, batch):
+            loss = self.net(batch).sum()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+
+        def train(self, frames, batches, resume):
+    {setting}
+            for state, batch in zip(frames, batches):
+                self.act(state)
+                self.update(batch)
+    """
+
+
+@pytest.mark.parametrize("setting, reported", [
+    ("        self.is_test = False", False),
+    ("        self.is_test = True", True),                     # the agent's test mode: eval on every step
+    ("        if not resume:\n            self.is_test = False", True),  # not set on every path
+])
+def test_an_eval_guarded_by_a_flag_attribute_the_caller_set(setting, reported):
+    """`act()` puts the network in eval only `if self.is_test:`; the training method sets
+    `self.is_test = False` at the top of its body (set 10's rainbow agents): the eval never runs in
+    its loop. Set to True, or only on some path, it may run there."""
+    source = textwrap.dedent(AGENT).replace("{setting}", setting)
+    compile(source, "<test>", "exec")
+    findings = [f.code for f in check_source(source, select=list(CODES))]
+    assert bool(findings) is reported
+
+
 def test_helper_object_of_another_file_given_held_out_data(tmp_path):
     """A plain helper object's method of another file (no evaluation name) runs the model under
     no_grad; the training file has no no_grad of its own, and the held-out argument is what says

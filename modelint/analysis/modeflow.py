@@ -787,6 +787,9 @@ class _ScopeAnalysis:
         exit_state = join(flow.out, *flow.ret) or {}
         fixed = frozenset(self.params) - self._bound
         steps = [_keep_guard(st, fixed) for st in self._steps.values()]
+        # `if self.is_test: self.dqn.eval()`: a flag attribute of a parameter that this scope never assigns
+        assigned = {key for key, _ in self._bindings}
+        attrs_of_fixed = lambda key: key.partition(".")[0] in fixed and key not in assigned
         bindings: Dict[str, List[Binding]] = {}
         for (key, _), b in self._bindings.items():
             bindings.setdefault(key, []).append(b)
@@ -803,7 +806,7 @@ class _ScopeAnalysis:
             bindings=bindings,
             site_loops=self.site_loops,
             site_tests=self.site_tests,
-            site_guards={k: _fixed_atoms(g, fixed) for k, g in self.site_guards.items()},
+            site_guards={k: _fixed_atoms(g, fixed, attrs_of_fixed) for k, g in self.site_guards.items()},
             fixed=fixed,
             replaced=frozenset(k for k in self.params if any(b.kind in FRESH_KINDS for b in bindings.get(k, ()))),
             no_grad_scope=self.no_grad_scope,
@@ -1606,6 +1609,7 @@ class _ScopeAnalysis:
         # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
         values = self.literal_args(call, callee, receiver)
         live = [st for st in summary.steps if not falsified(st.guard, values)]
+        values = {**values, **self._flag_attributes(call, callee, receiver)}
         if summary.has_optimizer_step and any(st.kind == "optimizer" for st in live):
             self.has_optimizer_step = True
         loops = tuple(self.loops)
@@ -1618,12 +1622,35 @@ class _ScopeAnalysis:
                 if mapped is not None:
                     self.use(mapped, forwarded=ckey in forwarded)
         for st in live:
-            composed = self.compose(state, st.state, summary, mapping, None, name)
+            composed = self.compose(state, st.state, summary, mapping, None, name, values)
             guard = tuple(self.atoms) + remap(st.guard, mapping)
             self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops, guard)
         self.note_site(call, loops)
-        new_state = self.compose(state, summary.exit, summary, mapping, call, name)
+        new_state = self.compose(state, summary.exit, summary, mapping, call, name, values)
         return trained_after_step(new_state) if live and not (self.no_grad or self.no_grad_scope) else new_state
+
+    def _flag_attributes(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
+        """`self.select_action(s)` from a scope whose body starts by setting `self.is_test = False` (its
+        one assignment of that attribute, at the top level of the body): the callee's `self.is_test`
+        is False there (set 10's rainbow agents guard `self.dqn.eval()` by `if self.is_test:`)."""
+        positional = _param_list(callee)[0]
+        if receiver is None or not positional or not isinstance(self.scope, cst.FunctionDef):
+            return {}
+        prefix = receiver + "."
+        found: Dict[str, list] = {}
+        for n in descendants(self.scope.body):
+            if isinstance(n, cst.Assign) and len(n.targets) == 1:
+                key = key_of(n.targets[0].target)
+                if key is not None and key.startswith(prefix):
+                    found.setdefault(key, []).append(n)
+        top = {id(s.body[0]) for s in self.scope.body.body if isinstance(s, cst.SimpleStatementLine) and s.body}
+        line = self.mf.line(call)
+        out: Dict[str, object] = {}
+        for key, nodes in found.items():
+            value = constant_cst(nodes[0].value) if len(nodes) == 1 else NOT_LITERAL
+            if value is not NOT_LITERAL and id(nodes[0]) in top and self.mf.line(nodes[0]) < line:
+                out[positional[0] + key[len(receiver):]] = value
+        return out
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional = _param_list(callee)[0]
@@ -1646,9 +1673,12 @@ class _ScopeAnalysis:
         mapping: Dict[str, Optional[str]],
         at: Optional[cst.Call],
         name: str,
+        values: Optional[Dict[str, object]] = None,
     ) -> State:
         """The caller's state after (at is not None) or inside (at is None: sites of the callee
-        itself are dropped) a call, given the callee's state in its own names."""
+        itself are dropped) a call, given the callee's state in its own names. `values`: the literal
+        values the call gives the callee's parameters (and flag attributes); an eval site whose guard
+        they falsify does not run (`if self.is_test: self.dqn.eval()` with `is_test` False)."""
         if not callee_state:
             return state
         out = state
@@ -1656,6 +1686,11 @@ class _ScopeAnalysis:
             key = map_key(ckey, summary, mapping)
             if key is None:
                 continue
+            if values and any(isinstance(t, EvalSite) and falsified(summary.site_guards.get(id(t.node), ()), values)
+                              for t in tokens):
+                kept = frozenset(t for t in tokens if not (
+                    isinstance(t, EvalSite) and falsified(summary.site_guards.get(id(t.node), ()), values)))
+                tokens = kept or frozenset({ENTRY})
             new: Set = set()
             for t in tokens:
                 if t is ENTRY:
@@ -1819,8 +1854,8 @@ def _flags(atoms: Iterable[Atom]) -> Tuple[Tuple[str, bool], ...]:
     return tuple((key.removeprefix("self."), holds) for key, op, _, holds in atoms if op == "truthy")
 
 
-def _fixed_atoms(guard: Guard, fixed: FrozenSet[str]) -> Guard:
-    return tuple(a for a in guard if a[0] in fixed)
+def _fixed_atoms(guard: Guard, fixed: FrozenSet[str], also=lambda key: False) -> Guard:
+    return tuple(a for a in guard if a[0] in fixed or also(a[0]))
 
 
 def _keep_guard(step: Step, fixed: FrozenSet[str]) -> Step:
