@@ -83,6 +83,14 @@ def measured_sets_8_9(set8: str, set9: str) -> str:
             ". Both have tuned the rules since. It stays off by default.")
 
 
+def measured_sets_10_11(set10: str, set11: str) -> str:
+    """Issue 14's held-out sets of 2026-12-04, each chosen by a session that changed no rule, judged by
+    another, and run once (set 10 on e28e011, set 11 on a027d37)."""
+    return (" On 2026-12-04 measuring set 10 (26 repositories with training and evaluation code, `--set "
+            "measuring10`, run once) gave " f"{set10}" "; measuring set 11 (25 such repositories, `--set "
+            "measuring11`, run once after set 10's false patterns were mended) gave " f"{set11}" ".")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -200,6 +200,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
              "have tuned it too (their 5 false findings shaped the guarded-step, plain-class `eval()`, "
              "`assert False` and `*args` exemptions above; afterwards set 4: 1 finding, deliberate; set 5: none).")
     what += measured_sets_8_9("no finding", "2 findings, both real (100%), and missed a third such bug (a Laplace fit that puts the model in eval each epoch)")
+    what += measured_sets_10_11("6 findings: 1 real, 5 false (17%: a copy switched by an attack helper, an eval guarded by the agent's test flag)",
+                                "2 findings, both false (0%: a warm-up that trains only a mode-free head, a phase loop over a dict's keys)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "

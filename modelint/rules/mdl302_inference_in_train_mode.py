@@ -31,7 +31,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, remeasured_2026_12_02, remeasured_2026_12_03
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -226,6 +226,8 @@ class InferenceInTrainMode(Rule):
     what += remeasured_2026_12_03(set4="5 findings: 1 real, 4 false (20%)", set5="1 finding, false (0%)")
     what += measured_set6("2 findings, both false (0%), and missed the one real inference-in-train-mode bug of the set (a sampler that reloads its prior and samples without `.eval()`)")
     what += measured_sets_8_9("10 findings: 7 real, 3 false (70%)", "8 findings, all false (0%: a non-module detector, a logger with train()/eval() methods, a phase loop, a helper mapped over a pool after eval), and missed the set's real inference-in-train-mode bugs (an active-learning sampler, a GAN's conditional sampling)")
+    what += measured_sets_10_11("1 finding, false (a critic's training inputs made under no_grad)",
+                                "8 findings, all deliberate (transductive batch norm in a few-shot relation network) and no real bug")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
