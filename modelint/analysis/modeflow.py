@@ -744,6 +744,7 @@ class _ScopeAnalysis:
         self.atoms: List[Atom] = []  # what the enclosing `if`s fix, with its value there (`conditions`)
         self.site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = {}
         self.site_guards: Dict[int, Guard] = {}
+        self._literal_attrs: Optional[Dict[str, Tuple[int, object]]] = None  # (`_flag_attributes`)
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
@@ -1609,7 +1610,8 @@ class _ScopeAnalysis:
         # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
         values = self.literal_args(call, callee, receiver)
         live = [st for st in summary.steps if not falsified(st.guard, values)]
-        values = {**values, **self._flag_attributes(call, callee, receiver)}
+        if receiver is not None and any("." in a[0] for g in summary.site_guards.values() for a in g):
+            values = {**values, **self._flag_attributes(call, callee, receiver)}
         if summary.has_optimizer_step and any(st.kind == "optimizer" for st in live):
             self.has_optimizer_step = True
         loops = tuple(self.loops)
@@ -1636,21 +1638,19 @@ class _ScopeAnalysis:
         positional = _param_list(callee)[0]
         if receiver is None or not positional or not isinstance(self.scope, cst.FunctionDef):
             return {}
-        prefix = receiver + "."
-        found: Dict[str, list] = {}
-        for n in descendants(self.scope.body):
-            if isinstance(n, cst.Assign) and len(n.targets) == 1:
-                key = key_of(n.targets[0].target)
-                if key is not None and key.startswith(prefix):
-                    found.setdefault(key, []).append(n)
-        top = {id(s.body[0]) for s in self.scope.body.body if isinstance(s, cst.SimpleStatementLine) and s.body}
-        line = self.mf.line(call)
-        out: Dict[str, object] = {}
-        for key, nodes in found.items():
-            value = constant_cst(nodes[0].value) if len(nodes) == 1 else NOT_LITERAL
-            if value is not NOT_LITERAL and id(nodes[0]) in top and self.mf.line(nodes[0]) < line:
-                out[positional[0] + key[len(receiver):]] = value
-        return out
+        if self._literal_attrs is None:  # once per scope: attribute -> (line, literal) of its one top-level assignment
+            found: Dict[str, list] = {}
+            for n in descendants(self.scope.body):
+                if isinstance(n, cst.Assign) and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Attribute):
+                    key = key_of(n.targets[0].target)
+                    if key is not None:
+                        found.setdefault(key, []).append(n)
+            top = {id(s.body[0]) for s in self.scope.body.body if isinstance(s, cst.SimpleStatementLine) and s.body}
+            self._literal_attrs = {key: (self.mf.line(nodes[0]), constant_cst(nodes[0].value)) for key, nodes in found.items()
+                                   if len(nodes) == 1 and id(nodes[0]) in top and constant_cst(nodes[0].value) is not NOT_LITERAL}
+        prefix, line = receiver + ".", self.mf.line(call)
+        return {positional[0] + key[len(receiver):]: value for key, (at, value) in self._literal_attrs.items()
+                if key.startswith(prefix) and at < line}
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional = _param_list(callee)[0]
