@@ -118,7 +118,19 @@ def _rebinds(loop: cst.CSTNode, name: str) -> bool:
             targets = (node.target,)
         elif isinstance(node, cst.AsName):
             targets = (node.name,)
-        for t in targets:
-            if any(dotted(n) == name for n in (t, *descendants(t)) if isinstance(n, (cst.Name, cst.Attribute))):
-                return True
+        if any(name in _bound_names(t) for t in targets):
+            return True
     return False
+
+
+def _bound_names(target: cst.CSTNode) -> set:
+    """The names (or attribute keys) an assignment target binds: `phase`, `a, (b, *c)`, `self.mode`;
+    not the names read inside it (`stats[phase]["loss"] = ...` binds no `phase`: set 11's ppnp)."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return set().union(*(_bound_names(e.value) for e in target.elements))
+    if isinstance(target, cst.StarredElement):
+        return _bound_names(target.value)
+    if isinstance(target, (cst.Name, cst.Attribute)):
+        key = dotted(target)
+        return {key} if key else set()
+    return set()

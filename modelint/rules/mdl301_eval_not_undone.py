@@ -695,7 +695,51 @@ def main(cfg, batches):
         critic_opt.step()
 """,
     )
+    VALID += (
+        # a phase loop that records each phase's loss under the phase's name: writing `history[stage]`
+        # does not rebind `stage`, so the step under `if stage == "fit"` never meets the other arm's eval
+        """
+import torch
+
+def run(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        history = {}
+        for stage in ("fit", "check"):
+            if stage == "fit":
+                net.train()
+            else:
+                net.eval()
+            total = 0.0
+            for x, y in loaders[stage]:
+                loss = torch.nn.functional.mse_loss(net(x), y)
+                if stage == "fit":
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                total += loss.item()
+            history[stage] = total
+""",
+    )
     INVALID = (
+        # near miss of the phase-loop VALID example: the loop body rebinds the phase name itself
+        """
+import torch
+
+def run(net, loaders, opt, epochs):
+    for epoch in range(epochs):
+        for stage in ("fit", "check"):
+            if stage == "fit":
+                net.train()
+            else:
+                net.eval()  # expect: MDL301
+            for x, y in loaders[stage]:
+                loss = torch.nn.functional.mse_loss(net(x), y)
+                if stage == "fit":
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            stage = "fit"
+""",
         # near misses of the phase loop in VALID: a one-armed switch (the next "fit" iteration trains
         # in eval), and a step that is not under the phase's test
         """
