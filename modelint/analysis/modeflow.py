@@ -1686,11 +1686,11 @@ class _ScopeAnalysis:
             key = map_key(ckey, summary, mapping)
             if key is None:
                 continue
-            if values and any(isinstance(t, EvalSite) and falsified(summary.site_guards.get(id(t.node), ()), values)
-                              for t in tokens):
+            if values:
                 kept = frozenset(t for t in tokens if not (
                     isinstance(t, EvalSite) and falsified(summary.site_guards.get(id(t.node), ()), values)))
-                tokens = kept or frozenset({ENTRY})
+                if kept != tokens:  # (all of them dropped: the caller's mode is unchanged)
+                    tokens = kept or frozenset({ENTRY})
             new: Set = set()
             for t in tokens:
                 if t is ENTRY:
