@@ -1124,6 +1124,21 @@ def test_a_parameter_rebound_to_a_copy_is_the_callees_own_object(tmp_path, copie
     assert codes == ([] if copied else ["MDL303"])
 
 
+@pytest.mark.parametrize("same_file", [True, False])
+def test_a_shallow_copy_shares_the_submodules_it_switches(tmp_path, same_file):
+    """`model = copy.copy(model); model.eval()` puts the shared submodules, hence the caller's
+    model's layers, in eval: unlike a deep copy it stays the caller's (both analyses agree)."""
+    attack = textwrap.dedent(ATTACK).replace("from copy import deepcopy", "import copy").replace(
+        "{copy}", "model = copy.copy(model)\n    ")
+    if same_file:
+        files = {"fit.py": attack + textwrap.dedent(ADV_FIT).replace("{imports}", "")}
+    else:
+        files = {"attack.py": attack, "fit.py": textwrap.dedent(ADV_FIT).replace("{imports}", "from attack import perturb")}
+    for text in files.values():
+        compile(text, "<test>", "exec")
+    assert [code for _, _, code in found(tmp_path, files)] == ["MDL303"]
+
+
 PHASES = """
     from attack import perturb
 

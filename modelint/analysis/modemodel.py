@@ -988,13 +988,14 @@ def live_steps(effect: Effect, values: Dict[str, object]) -> List[Tuple[str, tup
 
 
 def _fresh_object(value: ast.AST) -> bool:
-    """A copy (`deepcopy(m)`, `copy.copy(m)`), a `from_pretrained` model or a whole-model load: the
-    summary side of `modeflow.FRESH_KINDS` (hub and factory loads are not spelled out here)."""
+    """A deep copy (`deepcopy(m)`), a `from_pretrained` model or a whole-model load: the summary side
+    of `modeflow.FRESH_KINDS` (hub and factory loads are not spelled out here). Not `copy.copy(m)`:
+    a shallow copy shares the submodules, and its `.eval()` switches them (the in-file flow agrees)."""
     if not isinstance(value, ast.Call):
         return False
     func = dotted_ast(value.func) or ""
     last = func.rsplit(".", 1)[-1]
-    return last == "deepcopy" or func == "copy.copy" or last == "from_pretrained" or func in _WHOLE_MODEL_LOADS
+    return last == "deepcopy" or last == "from_pretrained" or func in _WHOLE_MODEL_LOADS
 
 
 def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Optional[str]:
