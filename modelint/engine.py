@@ -27,7 +27,8 @@ from modelint.analysis.modules import ModuleClassifier
 from modelint.catalog import catalog
 from modelint.codes import INTERNAL_ERROR, PARSE_ERROR, UNUSED_SUPPRESSION
 from modelint.findings import Finding, tool_finding
-from modelint.sources import decoded_text, load_notebook, nesting_error, parse_error, read_source, syntax_check
+from modelint.sources import (decoded_text, load_notebook, nesting_error, parse_error, read_source, syntax_check,
+                              shift_columns, tabs_expanded)
 from modelint.suppressions import SuppressionTracker, shown
 
 if TYPE_CHECKING:  # (the fixer and the pool are imported when used: ~15 ms a one-file run need not pay)
@@ -130,14 +131,23 @@ def check_bytes(path: str, data: bytes, facts: Optional[FileFacts], spec: CheckS
     too_deep = nesting_error(path, data)
     if too_deep is not None:
         return [too_deep]
+    grown = None
     try:
         module = cst.parse_module(data)
     except Exception as exc:  # ParserSyntaxError, RecursionError, ...
-        return [parse_error(path, exc, data)]
+        alt = tabs_expanded(data, path)  # indentation CPython accepts and LibCST's tokenizer does not
+        try:
+            module = cst.parse_module(alt[0]) if alt is not None else None
+        except Exception:
+            module = None
+        if module is None:
+            return [parse_error(path, exc, data)]
+        data, grown = alt
     try:
-        return _check_module(path, data, module, facts, rule_classes, spec)
+        found = _check_module(path, data, module, facts, rule_classes, spec)
     except RecursionError:  # LibCST's code generation (positions, code of a node) recurses per level
         return [parse_error(path, RecursionError())]
+    return [shift_columns(f, grown) for f in found] if grown is not None else found
 
 
 class _Dispatcher:

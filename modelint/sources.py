@@ -13,8 +13,9 @@ import io
 import itertools
 import re
 import tokenize
+from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from modelint import notebook
 from modelint.codes import PARSE_ERROR
@@ -105,6 +106,43 @@ def _may_be_too_deep(data: bytes) -> bool:
 
 def _cpython_parse(data: bytes, path: str) -> ast.Module:
     return compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+
+
+def tabs_expanded(data: bytes, path: str) -> Optional[Tuple[bytes, Dict[int, int]]]:
+    """`data` with every line's leading tabs expanded the way CPython reads them (to the next multiple
+    of 8 columns), when the file indents with tabs and CPython parses it, and for each changed line
+    (1-based) how many columns its indentation grew; None otherwise. LibCST's tokenizer rejects some
+    indentation that mixes tabs and spaces and that CPython accepts (a block indented with a tab
+    plus 4 spaces under an `if` indented with 4 spaces: set 12's ss-ood; LibCST issues #829 and
+    #951), so the engine checks the expanded text instead of reporting MDL000, and moves columns
+    back by the growth (`shift_columns`). Only leading whitespace changes, so line numbers hold."""
+    if b"\t" not in data:
+        return None
+    lines = data.split(b"\n")
+    grown: Dict[int, int] = {}
+    for i, line in enumerate(lines):
+        body = line.lstrip(b" \t")
+        lead = line[: len(line) - len(body)]
+        if b"\t" in lead:
+            lines[i] = lead.expandtabs(8) + body
+            grown[i + 1] = len(lines[i]) - len(line)
+    if not grown:
+        return None
+    try:
+        _cpython_parse(data, path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return b"\n".join(lines), grown
+
+
+def shift_columns(finding: Finding, grown: Dict[int, int]) -> Finding:
+    """A finding on text from `tabs_expanded`, in the file's own columns (and without its fix: a fix
+    edits the expanded text, and would misplace the file's own tabs)."""
+    def back(line: int, column: int) -> int:
+        return max(1, column - grown.get(line, 0))
+
+    return replace(finding, column=back(finding.line, finding.column),
+                   end_column=back(finding.end_line, finding.end_column) if finding.end_column else 0, fix=None)
 
 
 def nesting_error(path: str, data: bytes) -> Optional[Finding]:

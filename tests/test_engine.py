@@ -182,3 +182,31 @@ def test_check_source_with_a_project_index_knows_modules_defined_in_other_files(
     assert [f.code for f in check_source(doc, path, index=index)] == ["MDL101"]
     fixed = fix_source(doc, path, index=index)
     assert fixed.applied == {"MDL101": 1} and "training=self.training" in fixed.after
+
+
+# A block indented with a tab plus 4 spaces under a method indented with 4: CPython reads the tab as
+# 8 columns (12 > 4) and as 1 (5 > 4), so it accepts the file; LibCST's tokenizer does not (set 12's
+# ss-ood, LibCST issues #829 / #951).
+TAB_INDENTED = (
+    "import torch.nn as nn\nimport torch.nn.functional as F\n\n"
+    "class M(nn.Module):\n    def forward(self, x):\n\t    return F.dropout(x, 0.5)\n"
+)
+
+
+def test_indentation_only_libcst_rejects_is_checked_in_the_files_own_columns(tmp_path):
+    """The file is checked on its text with leading tabs expanded (CPython's reading): the finding is
+    at the file's own column (a tab counts as one), and it carries no fix (a fix edits the expanded
+    text). Before, the file got MDL000 and nothing else."""
+    with pytest.raises(Exception):
+        cst.parse_module(TAB_INDENTED)  # (what makes the case: if LibCST learns this, the test says so)
+    compile(TAB_INDENTED, "m.py", "exec")
+    (tmp_path / "m.py").write_text(TAB_INDENTED)
+    result = check_paths([tmp_path / "m.py"], _settings())
+    assert [(f.code, f.line, f.column, f.end_column, f.fix) for f in result.findings] == [
+        ("MDL101", 6, 13, 30, None)]
+
+
+def test_inconsistent_tabs_that_cpython_rejects_stay_a_parse_error(tmp_path):
+    (tmp_path / "m.py").write_text(TAB_INDENTED.replace("    def forward", "        def forward"))
+    result = check_paths([tmp_path / "m.py"], _settings())
+    assert [f.code for f in result.findings] == ["MDL000"]
