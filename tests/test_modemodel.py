@@ -1276,3 +1276,165 @@ def test_input_tensors_is_one_definition_for_both_halves(text, expected):
     assert input_tensors(pyast.parse(text, mode="eval").body, bound_ast) is expected
     bound_cst = lambda name: [cst.parse_expression(values[name])] if name in values else []
     assert optimizer_over_inputs(cst.parse_expression(f"torch.optim.Adam({text}, lr=0.1)"), bound_cst) is expected
+
+
+EMBEDDING_PROJECT = {
+    "tabular/__init__.py": "",
+    "tabular/model.py": """
+        import torch
+        import torch.nn as nn
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.1))
+
+            def forward(self, x):
+                return self.body(x)
+
+            @torch.inference_mode()
+            def embed(self, x):
+                return self.body(x)
+        """,
+    # a script folder without __init__.py, imported from its parent as a namespace package
+    "example/helpers.py": """
+        def fit_epoch(model, loader, opt):
+            model.train()
+            for x in loader:
+                model(x).sum().backward()
+                opt.step()
+
+        def dataset_embeddings(model, loader):
+            return [model.embed(x) for x in loader]
+        """,
+    "example/run.py": """
+        import torch
+        from tabular.model import Encoder
+        from example.helpers import dataset_embeddings, fit_epoch
+
+        def main(train_loader, test_loader, epochs):
+            model = Encoder()
+            opt = torch.optim.Adam(model.parameters())
+            for _ in range(epochs):
+                fit_epoch(model, train_loader, opt)
+        {before}
+            test_embeddings = dataset_embeddings(model, test_loader)
+            return model.embed(next(iter(test_loader))), test_embeddings
+        """,
+}
+
+
+@pytest.mark.parametrize("before, reported", [
+    ("", [("run.py", 12, "MDL302"), ("run.py", 13, "MDL302")]),
+    ("    model.eval()", []),
+])
+def test_inference_method_of_the_model_class_run_in_train_mode(tmp_path, before, reported):
+    """A method of the model's own class decorated with `@torch.inference_mode()` runs the model
+    without switching it (set 10's pytorch-scarf): calling it after training, directly or through a
+    helper of a script folder that the training script imports as `example.helpers` (an implicit
+    namespace package, indexed as `helpers`), is inference in training mode. After `model.eval()`
+    neither call is reported."""
+    files = {k: v.replace("{before}", before) for k, v in EMBEDDING_PROJECT.items()}
+    assert found(tmp_path, files) == reported
+
+
+HEAD_ONLY_PROJECT = {
+    "utils/train_utils.py": """
+        import torch
+
+        def train_epoch(loader, model, opt, head_only):
+        {switch}
+            for x in loader:
+                if head_only:
+                    with torch.no_grad():
+                        x = model(x, part="backbone")
+                loss = model(x, part="head").sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        {after}
+        """,
+    "train.py": """
+        import torch
+        from utils.train_utils import train_epoch
+
+        def main(model, loader, cfg):
+            opt = torch.optim.Adam(model.parameters())
+            for epoch in range(cfg["epochs"]):
+                train_epoch(loader, model, opt, cfg["head_only"])
+        """,
+}
+
+
+@pytest.mark.parametrize("switch, after, reported", [
+    # the helper chooses the mode itself before its steps (SCAN's scan_train): nothing left over reaches them
+    ("    if head_only:\n        model.eval()\n    else:\n        model.train()", "", []),
+    ("    model.train()", "    model.eval()", []),
+    # it trains in the mode it was handed and leaves the model in eval: the next epoch trains in eval
+    ("", "    model.eval()", [("train.py", 8, "MDL301")]),
+])
+def test_a_project_step_that_sets_the_mode_itself(tmp_path, switch, after, reported):
+    """A training helper of a script folder (imported as `utils.train_utils`, indexed as
+    `train_utils`) that switches the model itself before its steps, on every path (eval for a
+    head-only stage, train otherwise): an eval it or anything else left behind cannot reach its
+    steps, so MDL301 has nothing to say (training in eval there is MDL303's question). A helper
+    that steps in the mode it was handed and ends in eval is the bug, one epoch later."""
+    indent = lambda text: text.replace("\n", "\n        ")  # the templates' own indentation
+    files = {k: v.replace("{switch}", indent(switch)).replace("{after}", indent(after))
+             for k, v in HEAD_ONLY_PROJECT.items()}
+    assert found(tmp_path, files) == reported
+
+
+FACTORY_PROJECT = {
+    "lib/__init__.py": "from . import models\n",
+    "lib/models/__init__.py": "from .nets import *\n",
+    "lib/models/nets.py": """
+        import torch.nn as nn
+
+        class gated_net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+
+            def forward(self, x):
+                return self.body(x)
+
+        def gated(width=8):
+            return gated_net()
+
+        def restored(path):
+            net = gated_net()
+            net.eval()
+            return net
+        """,
+    "train.py": """
+        import torch
+        import lib
+
+        model = lib.models.{factory}
+        opt = torch.optim.Adam(model.parameters())
+        for epoch in range(10):
+            for x in loader:
+                loss = model(x).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            for x in valloader:
+                print(model(x).mean())
+        """,
+}
+
+
+@pytest.mark.parametrize("factory, reported", [
+    ("gated(width=16)", [("train.py", 14, "MDL302")]),
+    # a factory that puts what it returns in eval is summarised: it is not "built in training mode"
+    ("restored('ckpt.pt')", []),
+])
+def test_a_model_built_by_a_project_factory_function(tmp_path, factory, reported):
+    """A top-level function of the project that returns a module it constructs (`lib.models.gated()`,
+    re-exported by a star import, of a lower-case class: Medical-Transformer's `axialnet.gated`) builds
+    the model in training mode, like the class itself; the validation loop after training then runs it
+    in training mode. MDL302 is asked only: `restored()` switches its model to eval before returning
+    (CLAM's `initiate_model`), so its model is not one built in training mode."""
+    files = {k: v.replace("{factory}", factory) for k, v in FACTORY_PROJECT.items()}
+    assert [f for f in found(tmp_path, files) if f[2] == "MDL302"] == reported

@@ -258,11 +258,27 @@ class ProjectIndex:
                     return mod, rest
                 head = rest.split(".")[0]
                 if head not in facts.aliases:
-                    return self._inherited(mod, rest) or self._star_function(facts, rest)
+                    return (self._inherited(mod, rest) or self._star_function(facts, rest)
+                            or self._script_function(parts))
                 qualname = facts.aliases[head] + rest[len(head):]
                 break
             else:
-                return None
+                return self._script_function(parts)
+        return None
+
+    def _script_function(self, parts: List[str]) -> Optional[Tuple[str, str]]:
+        """`example.utils.dataset_embeddings` imported from a folder without `__init__.py` (an implicit
+        namespace package: a notebook's `sys.path.append("..")`; `from example.utils import ...`): the
+        index names that file `utils` (`module_name` stops at the first folder without one), so the
+        function is `utils.dataset_embeddings` (or the method `utils.Cls.meth`) when a script module
+        `utils` defines it. `_script_tail` is the same for classes."""
+        if len(parts) < 3 or any(p.in_namespace(".".join(parts)) for p in PROFILES):
+            return None
+        for k in (2, 3):
+            facts = self.modules.get(parts[-k]) if len(parts) > k else None
+            rest = ".".join(parts[-k + 1:])
+            if facts is not None and "." not in facts.modname and rest in facts.functions:
+                return facts.modname, rest
         return None
 
     def _inherited(self, mod: str, rest: str) -> Optional[Tuple[str, str]]:
@@ -335,7 +351,8 @@ class ProjectIndex:
         mod, rest = found
         ir = FunctionIR.from_json(self.modules[mod].functions[rest])
         cls = rest.rpartition(".")[0] or None
-        result = Evaluator(self._resolve_from, self._kept_from).run(f"{mod}.{rest}", ir, mod, cls)
+        result = Evaluator(self._resolve_from, self._kept_from, self.runs_its_module_quietly).run(
+            f"{mod}.{rest}", ir, mod, cls)
         if any(r.startswith("construct:") for r in result.returns):  # qualify the class a loader builds
             facts = self.modules[mod]
             local = {n.split(".")[0] for n in facts.classes}
@@ -344,6 +361,30 @@ class ProjectIndex:
                 for r in result.returns))
         self._effects[qualname] = result
         return result
+
+    def runs_its_module_quietly(self, effect: Effect) -> bool:
+        """`effect` is a method that runs its own object (`self(x)`, `self.forward(x)`) or a submodule
+        its class's `__init__` builds (`self.encoder = MLP(...)`, the class body's held calls) under
+        no_grad, in the mode it arrived in, and neither switches nor steps it: `@torch.inference_mode()
+        def get_embeddings(self, x): return self.encoder(x)` (set 10's pytorch-scarf). Calling it runs
+        the receiver for inference, like `with torch.no_grad(): model(x)`. Not a no_grad method that
+        only calls other methods or helpers (`self._load_checkpoint(...)`, an EMA update, weight
+        init): only the module's own layers say that the model itself is run. The caller decides
+        whether the receiver is a module (`ModeFlow.quiet_module_method`)."""
+        if not effect.is_method or not effect.params or effect.steps:
+            return False
+        me = effect.params[0]
+        if any(k == me or k.startswith(me + ".") for k in effect.exit):
+            return False
+        runs = {k for k, _, quiet in effect.infers if quiet}
+        if me in runs:
+            return True
+        if not any(k.startswith(me + ".") for k in runs):
+            return False
+        located = self.locate(effect.qualname.rpartition(".")[0])
+        body = bodies_of(located[0]).get(located[1]) if located is not None else None
+        held = {c.attr for c in getattr(body, "calls", ()) if c.held and c.attr}
+        return any(f"{me}.{a}" in runs for a in held)
 
     def method_effect(self, name: str, imported: Iterable[str] = ()) -> Optional[Effect]:
         """The effect of `obj.<name>()` when `obj`'s class is unknown: the method of that name of
@@ -574,7 +615,8 @@ def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, 
             if r.group(2) is None:  # `return layer`: the class `layer = Block(...)` built
                 bound = _first_bindings(body) if bound is None else bound
                 name = bound[r.group(1)].decode("ascii", "replace") if r.group(1) in bound else ""
-            if name and _is_class_name(name) and not body[r.end() :].lstrip(b" \t").startswith(b","):
+            # (a class of this file whatever its spelling: `return medt_net(...)`, Medical-Transformer)
+            if name and (_is_class_name(name) or name in local) and not body[r.end() :].lstrip(b" \t").startswith(b","):
                 found.append(qualify(name, aliases, modname, local))
             else:
                 found.append(NOT_A_CLASS)  # `return torch.load(p)` beside `return Net()`: not only classes
@@ -605,6 +647,7 @@ def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
         if func in facts.factories:
             return facts.factories[func]
         if func not in facts.aliases:
-            return []
+            # `from .axialnet import *` in a package `__init__` (`lib.models.axialunet(...)`)
+            return next((target.factories[func] for _, target in index._star_modules(facts) if func in target.factories), [])
         qualname = facts.aliases[func]  # `from .layers import get_layer` in a package `__init__`
     return []

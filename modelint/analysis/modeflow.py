@@ -48,7 +48,8 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value, NOT_LITERAL, terminal_name
 from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, falsified, remap
 from modelint.analysis.context import dotted
-from modelint.analysis.modemodel import input_tensors
+from modelint.analysis.index import factory_classes
+from modelint.analysis.modemodel import MODEL_NAME, input_tensors
 from modelint.analysis.walk import descendants, iter_children
 from modelint.frameworks import PROFILES
 
@@ -213,8 +214,8 @@ NOT_TRAINED = re.compile(
 
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
-# a name that says it holds a model (an imported `net` / `model` object is still run as one)
-MODEL_NAME = re.compile(r"model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier", re.IGNORECASE)
+# a name that says it holds a model (an imported `net` / `model` object is still run as one): `MODEL_NAME`,
+# imported above from `modemodel`, whose summaries use it too
 
 
 def not_trained_name(key: str) -> bool:
@@ -288,6 +289,10 @@ class Step:
     # the keys the step trains when a project summary says (what it runs outside no_grad, in the
     # caller's names); None: not known, every model used around the step may be
     trains: Optional[Tuple[str, ...]] = None
+    # keys a project step's callee switches itself before its steps, on every path (its `at_step`
+    # modes have no "entry"): what the caller left them in does not reach the step (SCAN's
+    # `scan_train`: `if head_only: model.eval() else: model.train()`, then its loop's step)
+    set_by_callee: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -297,6 +302,9 @@ class ModelCall:
     state: State
     no_grad: bool
     loops: Tuple[cst.CSTNode, ...] = ()
+    # a call of a method of the model's module class that runs the model under its own no_grad /
+    # inference_mode decorator without switching it (`model.get_embeddings(x)`; `project_call`)
+    via_method: bool = False
 
 
 @dataclass
@@ -649,6 +657,16 @@ class ModeFlow:
             if found is not None:
                 return found
         return index.method_effect(last, self.ctx.facts.aliases.values())
+
+    def quiet_module_method(self, effect) -> bool:
+        """`effect` is a method of a module class of the project that runs the module (or a submodule,
+        `self.encoder`) under no_grad in the mode it arrived in (`ProjectIndex.runs_its_module_quietly`):
+        `@torch.inference_mode() def get_embeddings(self, x): return self.encoder(x)` (set 10's
+        pytorch-scarf). Calling it is an inference call of the receiver, like `with torch.no_grad():
+        model(x)`."""
+        index = self.ctx.classifier.index
+        return index.runs_its_module_quietly(effect) and self.ctx.classifier.is_module_base(
+            effect.qualname.rpartition(".")[0])
 
     def may_step(self, calls: Iterable[cst.Call]) -> bool:
         """Whether any scope of this file, whose calls are `calls`, can have a training `Step`: each
@@ -1231,6 +1249,11 @@ class _ScopeAnalysis:
             return None
         if self.ctx.classifier.is_module_base(qual) and qual not in ("Module", "nn.Module"):
             return "construct"
+        index = self.ctx.classifier.index
+        if any(self.ctx.classifier.is_module_base(c) for c in factory_classes(index, qual)) and index.effect(qual) is None:
+            # a project function returning a module it builds (`lib.models.axialnet.gated(...)`), whose
+            # text neither switches nor loads it (those are summarised, and their `Effect.returns` decide)
+            return "factory"
         return None
 
     def layer_mode_sensitive(self, call: cst.Call, last: str) -> bool:
@@ -1418,6 +1441,8 @@ class _ScopeAnalysis:
         self.note_site(call, loops)
         self._project_calls[id(call)] = ProjectCall(call, effect, state, loops,
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
+        if recv is not None and self.mf.quiet_module_method(effect):
+            self.model_call(call, recv, state, via_method=True)
         out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv))
         live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
         if live and not (self.no_grad or self.no_grad_scope):
@@ -1425,8 +1450,9 @@ class _ScopeAnalysis:
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"
             # the modes at the callee's steps, not on its exit: a helper that switches its probe to
             # train, steps, and evaluates it before returning trains it in training mode
-            at = out if effect.at_step is None else self._project_modes(
-                call, effect, state, recv, mapped_exit(effect, mapping, recv, effect.at_step), effect.at_step)
+            at_targets = [] if effect.at_step is None else mapped_exit(effect, mapping, recv, effect.at_step)
+            at = out if effect.at_step is None else self._project_modes(call, effect, state, recv, at_targets, effect.at_step)
+            own = tuple(k for k, modes, _ in at_targets if k is not None and modes and "entry" not in modes)
             # the atoms every live step of the callee is guarded by, in this scope's names
             common = set.intersection(*(set(remap(g, mapping)) for _, g in live))
             guard = tuple(self.atoms) + tuple(sorted(common, key=repr))
@@ -1436,7 +1462,7 @@ class _ScopeAnalysis:
             # rather than nothing visible (None: any argument may be what it trains)
             own_copies = any("@" in k.partition(".")[0] for k in effect.trains)
             self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, guard,
-                                                     tuple(trains) if trains or own_copies else None)
+                                                     tuple(trains) if trains or own_copies else None, own)
             for key in trains or [recv, *args, *kws.values()]:
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
@@ -1568,9 +1594,9 @@ class _ScopeAnalysis:
         cls = self.mf.index.method_class.get(id(fn))
         return cls is not None and not self.ctx.is_module_class(cls) and not self.ctx.is_lightning_class(cls)
 
-    def model_call(self, call: cst.Call, key: str, state: State, forwards: bool = True) -> None:
-        no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile
-        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops))
+    def model_call(self, call: cst.Call, key: str, state: State, forwards: bool = True, via_method: bool = False) -> None:
+        no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile or via_method
+        self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops), via_method)
         if not no_grad and forwards:
             self.use(key, forwarded=True)
 

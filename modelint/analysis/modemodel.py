@@ -65,7 +65,9 @@ from modelint.frameworks import PROFILES
 # readable `X.parameters()` (`Effect.trains` keeps only those: ADDA's fixed source encoder is not trained).
 # 13: a plain name rebound to a copy / `from_pretrained` / whole-model load gets a key of its own
 # (`model = deepcopy(model); model.eval()` does not put the caller's model in eval).
-IR_VERSION = 13
+# 14: top-level functions that call a method of the project on a parameter named like a model
+# (`model.get_embeddings(x)`) are summarised too (`_add_model_method_callers`).
+IR_VERSION = 14
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -77,6 +79,12 @@ _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", 
              # validation(model, ...)`); not `def test`: test suites would be summarised whole
              b"def valid", b"def eval", b"def _eval", b"def _valid", b"def predict", b"def infer")
 _NAME = re.compile(rb"[ \t]*(\w+)")
+# a name that says it holds a model (an imported `net` / `model` object is still run as one)
+MODEL_NAME = re.compile(r"model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier", re.IGNORECASE)
+# `<model-like name>.<method>(`: a call of a method on something named like a model, in bytes (the
+# summaries' cheap filter for `_add_model_method_callers`)
+_MODEL_METHOD_CALL = re.compile(
+    rb"(?i)\b\w*(?:model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier)\w*\.[A-Za-z]\w*\(")
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
@@ -547,7 +555,44 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
         if ir is not None:
             out.setdefault(f"{owner}.{name}" if owner else name, ir)
     _add_callers_of_helpers(source, headers, out)
+    _add_model_method_callers(source, headers, out)
     return out
+
+
+def _add_model_method_callers(source: bytes, headers: List[tuple], out: Dict[str, FunctionIR]) -> None:
+    """Top-level functions that call a method of the project on a parameter named like a model
+    (`def dataset_embeddings(model, loader)` running `model.get_embeddings(x)`), not already summarised.
+    What the method does is known only across files (SCARF's `get_embeddings` is decorated with
+    `@torch.inference_mode()` in the model's class, and nothing in the helper's text says so), so the
+    helper is summarised and the project index resolves the method by name (`method_effect`): a
+    training script of another file calling `dataset_embeddings(model, test_loader)` after training
+    then runs the model's encoder in training mode (set 10's pytorch-scarf). The framework's own
+    methods (`parameters`, `to`, `state_dict`, ...) are not such calls; in transformers 68 of 2,912
+    files' functions pass the text filter."""
+    for pos, indent, name, is_class in headers:
+        if is_class or indent or name in out:
+            continue
+        end = _block_end(source, pos, indent)
+        if _MODEL_METHOD_CALL.search(source, pos, end) is None:
+            continue
+        first = _decorators_start(source, pos)
+        ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, False)
+        if ir is not None and _calls_a_model_parameters_method(ir.body, {p for p in ir.params if MODEL_NAME.search(p)}):
+            out[name] = ir
+
+
+def _calls_a_model_parameters_method(events: list, params: set) -> bool:
+    """A call event `["c", "model.<method>", ...]` on one of `params`, of a method that is not the
+    framework's own (`NOT_BY_NAME`: every module has those, their meaning is fixed)."""
+    for e in events:
+        if e[0] == "c":
+            head, _, last = e[1].partition(".")
+            if head in params and last and "." not in last and last not in NOT_BY_NAME and not last.startswith("_"):
+                return True
+        if e[0] in ("if", "loop") and any(_calls_a_model_parameters_method(arm, params)
+                                          for arm in e[1:3] if isinstance(arm, list)):
+            return True
+    return False
 
 
 def _add_callers_of_helpers(source: bytes, headers: List[tuple], out: Dict[str, FunctionIR]) -> None:
@@ -777,9 +822,10 @@ class Evaluator:
     callee's Effect; `kept(module, class, arg keys, kw keys)` the {attribute: key} a construction
     of a checked class keeps, `ProjectIndex.kept_arguments`)."""
 
-    def __init__(self, resolve, kept):
+    def __init__(self, resolve, kept, runs_itself=lambda effect: False):
         self.resolve = resolve
         self.kept_of = kept
+        self.runs_itself = runs_itself  # `ProjectIndex.runs_its_module_quietly`
 
     def run(self, qualname: str, ir: FunctionIR, module: str, cls: Optional[str]) -> Effect:
         self.module, self.cls = module, cls
@@ -921,13 +967,21 @@ class Evaluator:
 
     def pass_infers(self, effect: Effect, mapping, state, line: int, quiet: bool) -> None:
         """The callee runs its argument in the mode it arrived in: so does this function, for a key of
-        its own still in its entry mode (`test_all_case(net)` calling `test_single_case(net, x)`)."""
+        its own still in its entry mode (`test_all_case(net)` calling `test_single_case(net, x)`). A
+        method of a module class that runs the module itself (or a submodule, `self.encoder`) under
+        no_grad without switching or stepping it runs the receiver so (`model.get_embeddings(x)` of a
+        no_grad-decorated method: set 10's pytorch-scarf; `ProjectIndex.runs_its_module_quietly`)."""
         for param, _, inner_quiet in effect.infers:
             key = map_key(param, effect, mapping)
-            if key is not None and _get(state, key) == {"entry"}:
-                q = 1 if quiet or inner_quiet else 0
-                if key not in self.infers or q and not self.infers[key][1]:
-                    self.infers[key] = (line, q)
+            if key is not None:
+                self._infer(key, state, line, 1 if quiet or inner_quiet else 0)
+        recv = mapping.get(effect.params[0]) if effect.is_method and effect.params else None
+        if recv is not None and self.runs_itself(effect):
+            self._infer(recv, state, line, 1)
+
+    def _infer(self, key: str, state, line: int, q: int) -> None:
+        if _get(state, key) == {"entry"} and (key not in self.infers or q and not self.infers[key][1]):
+            self.infers[key] = (line, q)
 
     def targets(self, effect: Effect, mapping, recv: str, modes_of: Dict[str, FrozenSet[str]]):
         """(caller key, modes, line) for the keys `modes_of` (the callee's exit or step modes) sets."""

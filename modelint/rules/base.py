@@ -91,6 +91,14 @@ def measured_sets_10_11(set10: str, set11: str) -> str:
             "measuring11`, run once after set 10's false patterns were mended) gave " f"{set11}" ".")
 
 
+def measured_set12(result: str, missed: str) -> str:
+    """Issue 14's held-out set of 2026-12-04 (evening), chosen by a session that changed no rule, judged
+    by another, and run once (on 2ed8176)."""
+    return (" Measuring set 12 (25 repositories with training and evaluation code, `--set measuring12`, run "
+            "once, after sets 10 and 11 had become tuning sets) gave " f"{result}" "; of the 3 mode bugs its "
+            "chooser read in it, " f"{missed}" ".")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -202,6 +202,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_sets_8_9("no finding", "2 findings, both real (100%), and missed a third such bug (a Laplace fit that puts the model in eval each epoch)")
     what += measured_sets_10_11("6 findings: 1 real, 5 false (17%: a copy switched by an attack helper, an eval guarded by the agent's test flag)",
                                 "2 findings, both false (0%: a warm-up that trains only a mode-free head, a phase loop over a dict's keys)")
+    what += measured_set12("no finding", "none is an eval left on in a training loop")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
@@ -1173,6 +1174,8 @@ def run(net, spare, batches, epochs, keep_spare):
             for key, tokens in st.state.items():
                 if eval_on_every_path(tokens) and forwarded_at_step(flow, key, st):
                     continue  # in eval on every path to this step: MDL303 (training-in-eval-mode)
+                if any(key == k or key.startswith(k + ".") for k in st.set_by_callee):
+                    continue  # the step's callee sets the mode itself first: an earlier eval does not reach it
                 for site in sites(tokens):
                     site_loops = flow.site_loops.get(id(site.node), ())
                     common = [lp for lp in st.loops if any(lp is x for x in site_loops)]

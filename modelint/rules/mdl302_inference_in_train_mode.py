@@ -31,7 +31,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, remeasured_2026_12_02, remeasured_2026_12_03
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -122,7 +122,8 @@ class InferenceInTrainMode(Rule):
         "`train_and_evaluate`; not `infer_shape`-"
         "style names, where \"infer\" means \"deduce\"). Two kinds of model are checked. (1) A model "
         "built or loaded in the same function (or the file's top-level script code): a module class of "
-        "the project, a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
+        "the project, a top-level function of the project that returns one it constructs and neither switches "
+        "nor loads (`lib.models.gated(...)`), a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
         "layers, or a `Sequential` holding one), `timm.create_model`, `torchvision.models.*`, "
         "`torch.hub.load`, `torch.load`, or any model that `load_state_dict` is called on there, when "
         "no `.eval()` / `.train(False)` on it reaches the call (directly, through an alias such as "
@@ -157,7 +158,10 @@ class InferenceInTrainMode(Rule):
         "build small models to check shapes and losses). Also reported: a model left in training mode by a "
         "training step and then run on held-out data (a test loop after the epoch's training loop, "
         "held-out batches every N steps, a neutrally named no_grad helper called with `val_*` / `test_*` "
-        "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, and "
+        "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, a method of the model's "
+        "own module class that runs the module or a submodule its `__init__` builds under its own no_grad / "
+        "inference_mode decorator without switching it (`model.get_embeddings(x)`; also through a helper of "
+        "another file, `dataset_embeddings(model, test_loader)`), and "
         "`Variable(x, volatile=True)` (pre-0.4 inference). A model whose construction tree holds no "
         "mode-dependent layer (the sensitivity analysis answers \"no\"; it knows the layers of `torch.nn` and of "
         "PyTorch Geometric) is never reported; \"unknown\" "
@@ -228,6 +232,7 @@ class InferenceInTrainMode(Rule):
     what += measured_sets_8_9("10 findings: 7 real, 3 false (70%)", "8 findings, all false (0%: a non-module detector, a logger with train()/eval() methods, a phase loop, a helper mapped over a pool after eval), and missed the set's real inference-in-train-mode bugs (an active-learning sampler, a GAN's conditional sampling)")
     what += measured_sets_10_11("1 finding, false (a critic's training inputs made under no_grad)",
                                 "8 findings, all deliberate (transductive batch norm in a few-shot relation network) and no real bug")
+    what += measured_set12("no finding", "two are a frozen expert network run in training mode (also by an evaluation helper, through a second helper) and one a validation loop in training mode, which this rule reports since (a model built by a project factory function, a tuning change)")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
@@ -263,7 +268,9 @@ class InferenceInTrainMode(Rule):
     )
     # ("_val" / "val_": a helper named for held-out data, `compute_val_loss`, defined in another file)
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer",
-                "_val", "val_")
+                "_val", "val_",
+                # the held-out names `inference.held_out_text` takes with the data word glued on
+                "valloader", "valset", "valdata", "valbatch", "valdl", "valds", "valiter")
     options_schema = {"check-parameters": True}
     option_docs = {
         "check-parameters": "Also report inference on a model-like parameter of an evaluation-like function "
@@ -276,6 +283,49 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # a method of the model's class decorated with inference_mode, called after `model.eval()`;
+        # one that switches to eval itself; a no_grad method that runs none of the module's layers,
+        # only another method (near miss in INVALID: the first call without the eval)
+        """
+import torch
+from torch import nn
+
+class Tabular(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.1))
+
+    def forward(self, x):
+        return self.body(x)
+
+    @torch.inference_mode()
+    def embed(self, x):
+        return self.body(x)
+
+    @torch.no_grad()
+    def predict(self, x):
+        self.eval()
+        return self.body(x).argmax(-1)
+
+    @torch.no_grad()
+    def restore(self, path):
+        self._load(path)
+
+def fit(model, loader, test_loader, opt):
+    for x in loader:
+        model.train()
+        model(x).sum().backward()
+        opt.step()
+    model.eval()
+    codes = [model.embed(x) for x in test_loader]
+    model.train()
+    return codes, [model.predict(x) for x in test_loader]
+
+def test_checkpoint(model, path, batch):
+    model.restore(path)
+    model.eval()
+    return model(batch)
+""",
         # one body for both phases: the eval arm's forward sees the eval of the same iteration; a
         # scorer annotated with a checked class that is not a module is no model; a helper handed to a
         # pool runs where the caller switched (near misses in INVALID: the test loop after the epoch
@@ -733,6 +783,31 @@ def adversarial(noise_batches, real_batches, rounds):
 """,
     )
     INVALID = (
+        # a method of the model's class that runs it under its own inference_mode decorator, called
+        # after training without `model.eval()` (set 10's pytorch-scarf: `model.get_embeddings(x)`)
+        """
+import torch
+from torch import nn
+
+class Tabular(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.1))
+
+    def forward(self, x):
+        return self.body(x)
+
+    @torch.inference_mode()
+    def embed(self, x):
+        return self.body(x)
+
+def fit(model, loader, test_loader, opt):
+    for x in loader:
+        model.train()
+        model(x).sum().backward()
+        opt.step()
+    return [model.embed(x) for x in test_loader]  # expect: MDL302
+""",
         # near miss of the training-iteration VALID example: the same loop also scores held-out noise
         """
 import torch
@@ -1099,6 +1174,9 @@ def run(net, opt, batches, dev_batches, resume):
         self._eval_contexts: List[Optional[FrozenSet[str]]] = []
         self._in_eval_context: Dict[int, List[Optional[FrozenSet[str]]]] = {}
         self._calls_project_evaluation = False
+        # scopes calling a method of a model class that runs it under its own no_grad decorator
+        # (`model.get_embeddings(x)`; `ModeFlow.quiet_module_method`): inference like a no_grad block
+        self._quiet_method_scopes: Set[int] = set()
         self._reported: Set[int] = set()  # ids of the model calls reported
         self._walks: Dict[int, tuple] = {}
         self._keys: Optional[KeySensitivity] = None
@@ -1161,6 +1239,12 @@ def run(net, opt, batches, dev_batches, resume):
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
         ):
             self._creating.add(id(scope) if scope is not None else 0)
+            if name in self._project_names and isinstance(func, cst.Attribute) and sid not in self._quiet_method_scopes:
+                mf = for_context(self.ctx)
+                effect = mf.project_effect(node)
+                if effect is not None and mf.quiet_module_method(effect):
+                    self._quiet_method_scopes.add(sid)
+                    self._relevant = True
             if name in self._project_names and (evaluation_like_name(name, last_word=True) or any(
                 inference.held_out_text(text) and any(t in text for t in self.triggers)
                 for text in (name, *(self.ctx.module.code_for_node(a.value) for a in node.args if isinstance(
@@ -1190,7 +1274,8 @@ def run(net, opt, batches, dev_batches, resume):
             sid = 0 if scope is node else id(scope)
             if isinstance(scope, cst.FunctionDef) and self._pytest_test(mf, scope):
                 continue  # a test of a test suite builds a small model to check shapes and losses
-            if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile):
+            if not (name_based or id(scope) in mf.index.has_no_grad or self._decorated(scope) or sid in self._volatile
+                    or sid in self._quiet_method_scopes):
                 if sid in self._stepping:
                     self._test_loops_after_training(mf, scope)
                 continue
@@ -1674,7 +1759,8 @@ def run(net, opt, batches, dev_batches, resume):
             tokens = frozenset(t for t in tokens if not isinstance(t, EvalSite))
         if UNKNOWN in tokens and not (no_grad and self._trained_before(mf, flow, mc) and self._held_out(mf, flow, mc)):
             return None
-        where = "under `torch.no_grad()`" if no_grad else f"in `{flow.name}()`"
+        where = ("under its method's no_grad decorator" if mc.via_method else "under `torch.no_grad()`"
+                 if no_grad else f"in `{flow.name}()`")
         consequence = (
             "no_grad only turns off gradient tracking and does not switch modes: dropout still drops "
             "activations and batch norm still normalises with batch statistics and overwrites its running "
@@ -1715,7 +1801,7 @@ def run(net, opt, batches, dev_batches, resume):
             return None
         if id(fn) in mf.index.method_class and not self._evaluation_scope(mf, fn):
             return None  # methods: the class that owns the loop switches modes (often in another file)
-        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value)):
+        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value) or mc.via_method):
             return None  # `model.predict(...)` of a high-level wrapper switches modes itself
         if not self._model_like_param(fn, key):
             return None
@@ -1749,7 +1835,7 @@ def run(net, opt, batches, dev_batches, resume):
             return None
         if id(fn) in mf.index.method_class or key.split(".")[0] in flow.locals or not _MODEL_PARAM.search(key):
             return None
-        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value)):
+        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value) or mc.via_method):
             return None
         if self._callers_evaluate(mf, fn, key, 0, global_key=True) is not False:
             return None  # no caller here, or one that switches it / whose mode we cannot tell

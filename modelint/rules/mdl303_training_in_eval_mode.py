@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -81,6 +81,7 @@ class TrainingInEvalMode(Rule):
              "false; set 5: 2, both false).")
     what += measured_sets_8_9("no finding", "1 finding, false (0%: a fixed source encoder that the called routine's optimizers do not hold)")
     what += measured_sets_10_11("no finding", "1 finding, false (a routine training a new probe on detached embeddings)")
+    what += measured_set12("no finding", "none is a training step in eval mode")
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
