@@ -1654,8 +1654,27 @@ class _ScopeAnalysis:
             guard = tuple(self.atoms) + remap(st.guard, mapping)
             self._steps[(id(call), id(st.inner))] = Step(call, st.inner, st.shown, st.kind, (name,) + st.via, composed, loops, guard)
         self.note_site(call, loops)
+        self._global_runs(call, callee, summary, state)
         new_state = self.compose(state, summary.exit, summary, mapping, call, name, values)
         return trained_after_step(new_state) if live and not (self.no_grad or self.no_grad_scope) else new_state
+
+    def _global_runs(self, call: cst.Call, callee: cst.FunctionDef, summary: "ScopeFlow", state: State) -> None:
+        """A top-level function of this file that runs a module-level model named like one (`def
+        get_sync_loss(g): return syncnet(g).mean()`) runs it here too, at this call: an evaluation that
+        calls the helper (`eval_model` -> `get_sync_loss` -> the global `syncnet`, set 12's Wav2Lip) runs
+        the global model, in the mode the script left it in, when the helper runs it in the mode it
+        arrived in (not after a switch of its own). Methods and parameters are not globals."""
+        if id(callee) in self.mf.index.method_class or self.mf.index.parent.get(id(callee)) is not self.mf.module:
+            return
+        for mc in summary.model_calls:
+            root = mc.key.split(".")[0]
+            if (root in summary.params or root in summary.locals or (isinstance(self.scope, cst.FunctionDef) and root in self._bound)
+                    or not MODEL_NAME.search(root) or id(call) in self._model_calls):
+                continue
+            if get(mc.state, mc.key) != frozenset({ENTRY}):
+                continue  # the helper switches it itself first (`def eval_training(): net.eval(); ...`)
+            no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile or mc.no_grad
+            self._model_calls[id(call)] = ModelCall(call, mc.key, state, no_grad, tuple(self.loops))
 
     def _flag_attributes(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
         """`self.select_action(s)` from a scope whose body starts by setting `self.is_test = False` (its

@@ -158,7 +158,9 @@ class InferenceInTrainMode(Rule):
         "build small models to check shapes and losses). Also reported: a model left in training mode by a "
         "training step and then run on held-out data (a test loop after the epoch's training loop, "
         "held-out batches every N steps, a neutrally named no_grad helper called with `val_*` / `test_*` "
-        "data), methods of `Tester` / `Evaluator`-style classes, `model.generate(...)`, a method of the model's "
+        "data), a global model that an evaluation function runs through a function of the file (`eval_model` -> "
+        "`sync_loss(g)` -> the script's frozen `syncnet`), methods of `Tester` / `Evaluator`-style classes, "
+        "`model.generate(...)`, a method of the model's "
         "own module class that runs the module or a submodule its `__init__` builds under its own no_grad / "
         "inference_mode decorator without switching it (`model.get_embeddings(x)`; also through a helper of "
         "another file, `dataset_embeddings(model, test_loader)`), and "
@@ -232,7 +234,11 @@ class InferenceInTrainMode(Rule):
     what += measured_sets_8_9("10 findings: 7 real, 3 false (70%)", "8 findings, all false (0%: a non-module detector, a logger with train()/eval() methods, a phase loop, a helper mapped over a pool after eval), and missed the set's real inference-in-train-mode bugs (an active-learning sampler, a GAN's conditional sampling)")
     what += measured_sets_10_11("1 finding, false (a critic's training inputs made under no_grad)",
                                 "8 findings, all deliberate (transductive batch norm in a few-shot relation network) and no real bug")
-    what += measured_set12("no finding", "two are a frozen expert network run in training mode (also by an evaluation helper, through a second helper) and one a validation loop in training mode, which this rule reports since (a model built by a project factory function, a tuning change)")
+    what += measured_set12("no finding", "two are a frozen expert network run in training mode by the training step "
+                           "and by the evaluation through a helper, and one a validation loop in training mode; after the "
+                           "run (tuning changes: a model built by a project factory function, a global model an evaluation "
+                           "runs through a helper) this rule reports the validation loop and both evaluations, not the "
+                           "expert's training-time use")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
@@ -283,6 +289,74 @@ class InferenceInTrainMode(Rule):
     )
 
     VALID = (
+        # a global model that the evaluation helper switches to eval itself, called where the script
+        # just loaded weights (pytorch-cifar100's `eval_training`; near miss in INVALID: a helper that
+        # runs the global in the mode it finds it in)
+        """
+import torch
+from torch import nn
+
+net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+test_loader = []
+
+@torch.no_grad()
+def eval_training():
+    net.eval()
+    return [net(x).argmax(1) for x in test_loader]
+
+def log_scores():
+    return eval_training()
+
+if __name__ == "__main__":
+    net.load_state_dict(torch.load("best.pt"))
+    acc = eval_training()
+    more = log_scores()
+    print(acc, more)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for x in []:
+        net.train()
+        net(x).sum().backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        final = [net(x) for x in test_loader]
+""",
+        # a frozen expert of the script's global scope put in eval where it is built, run by the
+        # evaluation through a helper (near miss in INVALID: without the eval)
+        """
+import torch
+from torch import nn
+
+class Expert(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+
+    def forward(self, x):
+        return self.body(x)
+
+syncnet = Expert()
+for p in syncnet.parameters():
+    p.requires_grad = False
+syncnet.eval()
+
+def sync_loss(g):
+    return syncnet(g).mean()
+
+def eval_model(gen, test_loader):
+    gen.eval()
+    with torch.no_grad():
+        return [sync_loss(gen(x)).item() for x in test_loader]
+
+if __name__ == "__main__":
+    gen = Expert()
+    opt = torch.optim.Adam(gen.parameters())
+    for x in []:
+        gen.train()
+        sync_loss(gen(x)).backward()
+        opt.step()
+    eval_model(gen, [])
+""",
         # a method of the model's class decorated with inference_mode, called after `model.eval()`;
         # one that switches to eval itself; a no_grad method that runs none of the module's layers,
         # only another method (near miss in INVALID: the first call without the eval)
@@ -783,6 +857,41 @@ def adversarial(noise_batches, real_batches, rounds):
 """,
     )
     INVALID = (
+        # a frozen expert of the script's global scope, never put in eval, that the evaluation runs
+        # through a helper of the file (set 12's Wav2Lip: eval_model -> get_sync_loss -> syncnet)
+        """
+import torch
+from torch import nn
+
+class Expert(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+
+    def forward(self, x):
+        return self.body(x)
+
+syncnet = Expert()
+for p in syncnet.parameters():
+    p.requires_grad = False
+
+def sync_loss(g):
+    return syncnet(g).mean()
+
+def eval_model(gen, test_loader):
+    gen.eval()
+    with torch.no_grad():
+        return [sync_loss(gen(x)).item() for x in test_loader]  # expect: MDL302
+
+if __name__ == "__main__":
+    gen = Expert()
+    opt = torch.optim.Adam(gen.parameters())
+    for x in []:
+        gen.train()
+        sync_loss(gen(x)).backward()
+        opt.step()
+    eval_model(gen, [])
+""",
         # a method of the model's class that runs it under its own inference_mode decorator, called
         # after training without `model.eval()` (set 10's pytorch-scarf: `model.get_embeddings(x)`)
         """
