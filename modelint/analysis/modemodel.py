@@ -83,8 +83,7 @@ _NAME = re.compile(rb"[ \t]*(\w+)")
 MODEL_NAME = re.compile(r"model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier", re.IGNORECASE)
 # `<model-like name>.<method>(`: a call of a method on something named like a model, in bytes (the
 # summaries' cheap filter for `_add_model_method_callers`)
-_MODEL_METHOD_CALL = re.compile(
-    rb"(?i)\b\w*(?:model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier)\w*\.[A-Za-z]\w*\(")
+_MODEL_METHOD_CALL = re.compile(rb"(?i)\b\w*(?:" + MODEL_NAME.pattern.encode() + rb")\w*\.[A-Za-z]\w*\(")
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
@@ -538,8 +537,7 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
     for k, (pos, indent, name, is_class) in enumerate(headers):
         if is_class:
             continue
-        first = _decorators_start(source, pos)
-        i = bisect.bisect_left(hits, first)
+        i = bisect.bisect_left(hits, _decorators_start(source, pos))
         if i == len(hits):
             break
         if hits[i] >= bounds[pos]:
@@ -551,7 +549,7 @@ def summaries_from_source(source: bytes) -> Dict[str, FunctionIR]:
         if hits[i] >= end:
             continue
         owner = outer[2] if outer is not None else None
-        ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, owner is not None)
+        ir = _parse_def(source, pos, end, owner is not None)
         if ir is not None:
             out.setdefault(f"{owner}.{name}" if owner else name, ir)
     _add_callers_of_helpers(source, headers, out)
@@ -575,8 +573,7 @@ def _add_model_method_callers(source: bytes, headers: List[tuple], out: Dict[str
         end = _block_end(source, pos, indent)
         if _MODEL_METHOD_CALL.search(source, pos, end) is None:
             continue
-        first = _decorators_start(source, pos)
-        ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, False)
+        ir = _parse_def(source, pos, end, False)
         if ir is not None and _calls_a_model_parameters_method(ir.body, {p for p in ir.params if MODEL_NAME.search(p)}):
             out[name] = ir
 
@@ -584,15 +581,27 @@ def _add_model_method_callers(source: bytes, headers: List[tuple], out: Dict[str
 def _calls_a_model_parameters_method(events: list, params: set) -> bool:
     """A call event `["c", "model.<method>", ...]` on one of `params`, of a method that is not the
     framework's own (`NOT_BY_NAME`: every module has those, their meaning is fixed)."""
+    def own_method(e: list) -> bool:
+        head, _, last = e[1].partition(".")
+        return head in params and bool(last) and "." not in last and last not in NOT_BY_NAME and not last.startswith("_")
+
+    return _any_call(events, own_method)
+
+
+def _any_call(events: list, test) -> bool:
+    """A call event (`["c", key, args, kws, line, no_grad, ...]`) `test` accepts, in any arm or loop."""
     for e in events:
-        if e[0] == "c":
-            head, _, last = e[1].partition(".")
-            if head in params and last and "." not in last and last not in NOT_BY_NAME and not last.startswith("_"):
-                return True
-        if e[0] in ("if", "loop") and any(_calls_a_model_parameters_method(arm, params)
-                                          for arm in e[1:3] if isinstance(arm, list)):
+        if e[0] == "c" and test(e):
+            return True
+        if e[0] in ("if", "loop") and any(_any_call(arm, test) for arm in e[1:3] if isinstance(arm, list)):
             return True
     return False
+
+
+def _parse_def(source: bytes, pos: int, end: int, is_method: bool) -> Optional[FunctionIR]:
+    """The IR of the def whose header starts at `pos` and whose body ends at `end`, decorators included."""
+    first = _decorators_start(source, pos)
+    return _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, is_method)
 
 
 def _add_callers_of_helpers(source: bytes, headers: List[tuple], out: Dict[str, FunctionIR]) -> None:
@@ -612,8 +621,7 @@ def _add_callers_of_helpers(source: bytes, headers: List[tuple], out: Dict[str, 
                 continue
             end = _block_end(source, pos, indent)
             if any(_calls_by_name(source, w, pos, end) for w in words):
-                first = _decorators_start(source, pos)
-                ir = _parse_function(source[first:end], source.count(b"\n", 0, first) + 1, False)
+                ir = _parse_def(source, pos, end, False)
                 if ir is not None:
                     out[name] = ir
                     added = True
@@ -632,13 +640,7 @@ def _calls_by_name(source: bytes, word: bytes, start: int, end: int) -> bool:
 
 def _runs_a_parameter_quietly(events: list, params: set) -> bool:
     """A call event under no_grad (`["c", key, args, kws, line, 1, ...]`) that runs a parameter."""
-    for e in events:
-        if e[0] == "c" and len(e) > 5 and e[5] and e[1].partition(".")[0] in params:
-            return True
-        if e[0] in ("if", "loop") and any(_runs_a_parameter_quietly(arm, params)
-                                          for arm in e[1:3] if isinstance(arm, list)):
-            return True
-    return False
+    return _any_call(events, lambda e: len(e) > 5 and e[5] and e[1].partition(".")[0] in params)
 
 
 def _decorators_start(source: bytes, pos: int) -> int:
