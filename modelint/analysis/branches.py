@@ -48,7 +48,6 @@ from modelint.analysis.guards import jumps_out
 from modelint.frameworks import PROFILES
 from modelint.analysis.index import FileFacts, ProjectIndex, facts_from_source, module_name
 from modelint.analysis.modules import ModuleClassifier
-from modelint.analysis.positions import syntactic_positions
 from modelint.analysis.walk import iter_children
 
 # Grad-mode queries as mode atoms: `torch.is_grad_enabled()` is true on the training side (autograd
@@ -378,7 +377,7 @@ class _Finder:
     def resolve(self) -> List[ModeBranch]:
         if not self.pending:
             return []
-        pos = syntactic_positions(self.ctx.module)
+        pos = self.ctx.positions()
         out = [self._branch(p, pos) for p in self.pending]
         return sorted(out, key=lambda b: (b.line, b.column, b.kind))
 

@@ -558,7 +558,6 @@ class ModeFlow:
         self._index: Optional[_Index] = None
         self._flows: Dict[int, ScopeFlow] = {}
         self._busy: Set[int] = set()
-        self._positions = None
         self.pytest_file = _is_pytest_file(ctx.path)
         self._handed: Dict[int, Dict[int, Dict[str, Set[str]]]] = {}  # id(class) -> `handed_attributes`
 
@@ -570,11 +569,7 @@ class ModeFlow:
         return self._index
 
     def line(self, node: cst.CSTNode) -> int:
-        if self._positions is None:
-            from modelint.analysis.positions import syntactic_positions
-
-            self._positions = syntactic_positions(self.module)
-        return self._positions[node].start.line
+        return self.ctx.line(node)
 
     def code(self, node: cst.CSTNode, limit: int = 60) -> str:
         text = " ".join(self.module.code_for_node(node).split())
@@ -763,6 +758,7 @@ class _ScopeAnalysis:
         self.site_tests: Dict[int, Tuple[Tuple[str, bool], ...]] = {}
         self.site_guards: Dict[int, Guard] = {}
         self._literal_attrs: Optional[Dict[str, Tuple[int, object]]] = None  # (`_flag_attributes`)
+        self._statement_of: Optional[Dict[int, int]] = None  # id(node) -> index of its body statement
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
@@ -1683,19 +1679,29 @@ class _ScopeAnalysis:
         positional = _param_list(callee)[0]
         if receiver is None or not positional or not isinstance(self.scope, cst.FunctionDef):
             return {}
-        if self._literal_attrs is None:  # once per scope: attribute -> (line, literal) of its one top-level assignment
+        if self._literal_attrs is None:  # once per scope: attribute -> (statement index, literal) of its one top-level assignment
             found: Dict[str, list] = {}
             for n in descendants(self.scope.body):
                 if isinstance(n, cst.Assign) and len(n.targets) == 1 and isinstance(n.targets[0].target, cst.Attribute):
                     key = key_of(n.targets[0].target)
                     if key is not None:
                         found.setdefault(key, []).append(n)
-            top = {id(s.body[0]) for s in self.scope.body.body if isinstance(s, cst.SimpleStatementLine) and s.body}
-            self._literal_attrs = {key: (self.mf.line(nodes[0]), constant_cst(nodes[0].value)) for key, nodes in found.items()
+            # (statement order, not lines: positions cost a code generation of the whole file)
+            top = {id(s.body[0]): i for i, s in enumerate(self.scope.body.body) if isinstance(s, cst.SimpleStatementLine) and s.body}
+            self._literal_attrs = {key: (top[id(nodes[0])], constant_cst(nodes[0].value)) for key, nodes in found.items()
                                    if len(nodes) == 1 and id(nodes[0]) in top and constant_cst(nodes[0].value) is not NOT_LITERAL}
-        prefix, line = receiver + ".", self.mf.line(call)
-        return {positional[0] + key[len(receiver):]: value for key, (at, value) in self._literal_attrs.items()
-                if key.startswith(prefix) and at < line}
+        prefix = receiver + "."
+        wanted = {key: found for key, found in self._literal_attrs.items() if key.startswith(prefix)}
+        if not wanted:
+            return {}
+        at_call = self._top_statement(call)
+        return {positional[0] + key[len(receiver):]: value for key, (at, value) in wanted.items() if at < at_call}
+
+    def _top_statement(self, node: cst.CSTNode) -> int:
+        """The index of the statement of the scope's body that holds `node` (-1: none)."""
+        if self._statement_of is None:
+            self._statement_of = {id(n): i for i, s in enumerate(self.scope.body.body) for n in descendants(s)}
+        return self._statement_of.get(id(node), -1)
 
     def bind_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, Optional[str]]:
         positional = _param_list(callee)[0]

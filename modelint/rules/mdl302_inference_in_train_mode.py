@@ -66,6 +66,9 @@ _CREATED = {
 
 # Calls that may build or load a model (besides class constructors, spelled in CapWords).
 _CREATING_NAMES = frozenset({"load", "load_state_dict", "create_model", "get_model", "from_pretrained"})
+# CapWords calls that build no model: exceptions and warnings (`raise ValueError(...)` made 230 of
+# transformers' config checks named `validate_*` look like evaluation code that builds a model)
+_NOT_A_MODEL = re.compile(r"(Error|Exception|Warning)$")
 
 
 _EVAL_CLASS = re.compile(r"^_?(Test|Eval|Valid|Predict|Infer)", re.IGNORECASE)
@@ -1342,7 +1345,7 @@ def run(net, opt, batches, dev_batches, resume):
         if any(a.keyword is not None and a.keyword.value == fw.volatile_keyword for a in node.args):
             self._volatile.add(sid)
             self._relevant = True
-        if name[:1].isupper() or name in _CREATING_NAMES or (
+        if (name[:1].isupper() and not _NOT_A_MODEL.search(name)) or name in _CREATING_NAMES or (
             isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute) and func.value.attr.value == "models"
         ) or self.ctx.facts.aliases.get(name, "").startswith(fw.model_factory_namespaces) or (
             name in self._project_names  # a project helper that may return a model (`restore_from(path)`)
@@ -1511,17 +1514,17 @@ def run(net, opt, batches, dev_batches, resume):
         alias's) parameters after it (`opt = Adam(model.parameters())`): `call` came first so that
         lazy layers exist when the optimizer collects them. (A `.named_parameters()` read for logging
         after the training step is not that.)"""
-        line = mf.line(call)
-        if any(mf.line(st.node) < line for st in flow.steps):
-            return False
-        names = {key} | set(flow.aliases.get(key, ()))
-        after = False
-        for n in nodes:
+        # source order is the scope's pre-order: no positions needed (they cost a code generation
+        # of the whole file, 2.5 of transformers' 130 CPU s when only this asked for them)
+        steps = {id(st.node) for st in flow.steps}
+        rest = iter(nodes)
+        for n in rest:
             if n is call:
-                after = True
-            elif after and builds_optimizer_over(self.ctx, n, names):
-                return True
-        return False
+                break
+            if id(n) in steps:
+                return False
+        names = {key} | set(flow.aliases.get(key, ()))
+        return any(builds_optimizer_over(self.ctx, n, names) for n in rest)
 
     def _given_weights(self, key: str, flow: ScopeFlow, nodes, parents, before: cst.Call) -> bool:
         """Before `before`, a call on the model or its aliases other than a device move
@@ -1660,12 +1663,18 @@ def run(net, opt, batches, dev_batches, resume):
         evaluation-like / held-out name of the helper."""
         from modelint.analysis.modemodel import bind
 
-        if not any(self._held_out_helper(mf, mf.project_effect(c), c) for found in self._calls.values() for c, _ in found):
-            return  # (the flows below would find no such call: 40 of timm's files computed them for nothing)
+        # the scopes that make such a call themselves (a flow's project calls are its own calls): the
+        # others' flows would find none (40 of timm's files computed them all for nothing, and
+        # transformers' model files 2 CPU s)
+        wanted = {0 if scope is None else id(scope) for found in self._calls.values() for c, scope in found
+                  if self._held_out_helper(mf, mf.project_effect(c), c)}
+        if not wanted:
+            return
         for scope in mf.scopes():
-            if mf.in_lightning_class(scope):
+            sid = 0 if scope is module else id(scope)
+            if sid not in wanted or mf.in_lightning_class(scope):
                 continue
-            flow = mf.flow(scope) if (0 if scope is module else id(scope)) in self._stepping | self._creating else None
+            flow = mf.flow(scope) if sid in self._stepping | self._creating else None
             for pc in flow.project_calls if flow is not None else ():
                 effect, call = pc.effect, pc.node
                 if not self._held_out_helper(mf, effect, call):
