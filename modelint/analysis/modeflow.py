@@ -50,7 +50,8 @@ from modelint.analysis.conditions import Atom, Guard, atoms_cst, constant_cst, f
 from modelint.analysis.context import dotted
 from modelint.analysis.index import factory_classes
 from modelint.analysis.modemodel import MODEL_NAME, input_tensors
-from modelint.analysis.walk import descendants, iter_children
+from modelint.analysis.detached import detached_only
+from modelint.analysis.walk import descendants, iter_children, parent_map
 from modelint.frameworks import PROFILES
 
 
@@ -370,6 +371,9 @@ class ScopeFlow:
     # the subset that is called (run forward) outside no_grad: `model(x)`, `self.net(x)`; not a
     # builtin (`enumerate(loader)`) nor an imported function not named as a model (`_plain_function`)
     forwarded: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
+    # keys run forward outside no_grad with a result used only detached (`analysis.detached`: a
+    # frozen encoder feeding a probe), in neither list above, with the loops around that run
+    detached: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = field(default_factory=list)
     # key -> keys it was bound from (`ddp = DDP(model)`, `m = model.to(dev)`) and back
     aliases: Dict[str, Set[str]] = field(default_factory=dict)
     # `return args, model`: facts about each position of a returned tuple
@@ -759,6 +763,8 @@ class _ScopeAnalysis:
         self.site_guards: Dict[int, Guard] = {}
         self._literal_attrs: Optional[Dict[str, Tuple[int, object]]] = None  # (`_flag_attributes`)
         self._statement_of: Optional[Dict[int, int]] = None  # id(node) -> index of its body statement
+        self._parents: Optional[Dict[int, cst.CSTNode]] = None  # (`_detached`, built on first use)
+        self._detached_runs: List[Tuple[str, Tuple[cst.CSTNode, ...]]] = []
         self.has_optimizer_step = False
         self._returns: Set = set()
         self._bound: Set[str] = set()  # plain names bound in this scope (its locals)
@@ -829,6 +835,7 @@ class _ScopeAnalysis:
             returns=frozenset(self._returns),
             trained=list(self._trained.values()),
             forwarded=list(self._forwarded.values()),
+            detached=self._detached_runs,
             aliases=self._aliases,
             tuple_returns={i: frozenset(v) for i, v in self._tuple_returns.items()},
         )
@@ -1594,7 +1601,19 @@ class _ScopeAnalysis:
         no_grad = bool(self.no_grad) or self.no_grad_scope or self.volatile or via_method
         self._model_calls[id(call)] = ModelCall(call, key, state, no_grad, tuple(self.loops), via_method)
         if not no_grad and forwards:
-            self.use(key, forwarded=True)
+            if self._detached(call):  # (trains it no more than a no_grad forward)
+                self._detached_runs.append((key, tuple(self.loops)))
+            else:
+                self.use(key, forwarded=True)
+
+    def _detached(self, call: cst.Call) -> bool:
+        """The forward's result is used only cut from the graph (`analysis.detached`): it trains nothing."""
+        methods = self.ctx.framework.detach_methods
+        if not methods:
+            return False
+        if self._parents is None:
+            self._parents = parent_map(self.scope)
+        return detached_only(self.scope, call, self._parents, methods)
 
     def use(self, key: str, forwarded: bool = False) -> None:
         loops = tuple(self.loops)

@@ -37,6 +37,7 @@ import libcst as cst
 from modelint.analysis.calls import get_arg, literal_value
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
+from modelint.analysis.detached import detached_only
 from modelint.analysis.modeflow import optimizer_like, steps_loss, train_flag
 from modelint.analysis.walk import iter_children
 
@@ -65,6 +66,7 @@ class Run:
     key: str
     no_grad: bool
     used: bool  # the result is used (not a bare expression statement)
+    detached: bool = False  # the result is used only cut from the graph (`analysis.detached`)
 
 
 @dataclass
@@ -129,7 +131,8 @@ class Routine:
         routine's own code: where a model put in eval before a training step trains here. A model
         trained only inside a called function (`distill(student, teacher, loader)`) has none."""
         return [run for run in self.runs
-                if (key_covers(key, run.key) or key_covers(run.key, key)) and not run.no_grad and self.pos(run.call) > self.pos(node)]
+                if (key_covers(key, run.key) or key_covers(run.key, key)) and not run.no_grad and not run.detached
+                and self.pos(run.call) > self.pos(node)]
 
     def between(self, a: cst.CSTNode, b: cst.CSTNode) -> List[cst.CSTNode]:
         """The routine's nodes after `a` and before `b` in source order."""
@@ -278,7 +281,8 @@ class _Collector:
         no_grad = decorated or self.in_no_grad(call)
         parent = self.r.parents.get(id(call))
         used = not isinstance(parent, cst.Expr)
-        self.r.runs.append(Run(call, key, no_grad, used))
+        detached = used and detached_only(self.fn, call, self.r.parents, self.ctx.framework.detach_methods)
+        self.r.runs.append(Run(call, key, no_grad, used, detached))
         if no_grad and not decorated and not any(s.startswith("it runs") for s in self.r.eval_signals):
             self.r.eval_signals.insert(0, "it runs code under a no-grad context")
 

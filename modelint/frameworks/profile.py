@@ -218,6 +218,9 @@ class Profile:
     # --- the mode model (issue 14: analysis/modeflow.py, analysis/modemodel.py) -------------------
     # Pre-0.4 PyTorch inference: `Variable(x, volatile=True)` turns gradients off like no_grad.
     volatile_keyword: str = "volatile"
+    # Methods that cut a tensor from the graph (`feats = encoder(x).detach()`): a forward whose result
+    # is used only through them gives its model no gradient (`analysis.detached`). Default empty.
+    detach_methods: FrozenSet[str] = frozenset()
     # Pre-0.4 wrappers of a tensor that compute nothing (`Variable(torch.randn(1, 3, 32, 32))`): what
     # they wrap decides whether a forward's input is synthetic (`analysis.inference.synthetic`).
     tensor_wrappers: FrozenSet[str] = frozenset()

@@ -308,6 +308,7 @@ TORCH = Profile(
     backward_methods=frozenset({"backward", "manual_backward"}),
     backward_calls=frozenset({"torch.autograd.backward"}),
     optimizer_step_method="step",
+    detach_methods=frozenset({"detach"}),
     model_loaders={
         "torch.load": "load",
         "torch.serialization.load": "load",

@@ -99,6 +99,12 @@ def measured_set12(result: str, missed: str) -> str:
             "chooser read in it, " f"{missed}" ".")
 
 
+def measured_set13(result: str) -> str:
+    """Issue 14's held-out set of 2026-12-05, run once (on 8bb0c52) after set 12 had become a tuning set."""
+    return (" Measuring set 13 (15 repositories with training and evaluation code, `--set measuring13`, run "
+            "once, after set 12 had become a tuning set) gave " f"{result}" ".")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -117,7 +117,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "Not reported: objects that are not the trained model (an EMA/SWA copy, teacher, target "
         "or frozen reference network by name, a `copy.deepcopy` of the model, a name bound anew "
         "inside the loop such as a freshly loaded checkpoint, a model only run under `no_grad` in "
-        "the loop, an optimizer's own `eval()` as in schedule-free optimizers); a sub-module put in eval mode on "
+        "the loop or only with its result detached (`feats = model(x).detach()`, a frozen encoder under a linear probe), an optimizer's own `eval()` as in schedule-free optimizers); a sub-module put in eval mode on "
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
         "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
@@ -203,6 +203,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_sets_10_11("6 findings: 1 real, 5 false (17%: a copy switched by an attack helper, an eval guarded by the agent's test flag)",
                                 "2 findings, both false (0%: a warm-up that trains only a mode-free head, a phase loop over a dict's keys)")
     what += measured_set12("no finding", "none is an eval left on in a training loop")
+    what += measured_set13("1 finding, false (0%: the backward after the test's `eval()` is a PGD attack's input gradient; the epoch's training step comes after `model.train()`)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
@@ -721,6 +722,25 @@ def run(net, loaders, opt, epochs):
             history[stage] = total
 """,
     )
+    VALID += (
+        # a linear probe: the encoder runs with its output detached, so the steps train only the head
+        # on its features and the encoder's eval after each epoch's check is the protocol (near miss in
+        # INVALID: the same loop without `.detach()` trains the encoder in eval from epoch 2 on)
+        """
+import torch
+
+def fit(model, loader, opt, epochs):
+    for epoch in range(epochs):
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model.head(model(x).detach()), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            acc = sum((model.head(model(x)).argmax(1) == y).sum() for x, y in loader)
+""",
+    )
     INVALID = (
         # near miss of the phase-loop VALID example: the loop body rebinds the phase name itself
         """
@@ -1061,6 +1081,24 @@ def run(net, spare, batches, epochs, keep_spare):
         check(judged, batches)  # expect: MDL301
 """,
     )
+    INVALID += (
+        # near miss of the linear-probe VALID example: without `.detach()` the steps train the encoder
+        # too, in the eval mode the first check left
+        """
+import torch
+
+def fit(model, loader, opt, epochs):
+    for epoch in range(epochs):
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model.head(model(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()  # expect: MDL301
+        with torch.no_grad():
+            acc = sum((model.head(model(x)).argmax(1) == y).sum() for x, y in loader)
+""",
+    )
 
     def __init__(self, ctx, options=None):
         super().__init__(ctx, options)
@@ -1226,6 +1264,11 @@ def run(net, spare, batches, epochs, keep_spare):
         # When the loop visibly trains some other model and never uses this one, this one is not it.
         # (When no model is visibly run - the forward hides in a subclass or another module - the
         # object is given the benefit of the doubt and reported.)
+        names = flow.alias_names(key)
+        if any(d in names for d in _keys_in(flow.detached, loop)) and not any(
+                f in names for f in _keys_in(flow.forwarded, loop)):
+            return True  # run in the loop only with its result detached (`feats = model(x).detach()`): a
+            # frozen encoder under a probe; what trains is a head, given the features (`analysis.detached`)
         trained = _keys_in(flow.trained, loop)
         if key == "self":  # `split(batch, self.device)`: an attribute handed on is no use of self's modules
             trained = {t for t in trained if _self_module_use(flow, t, loop, lambda k: self._mode_free(flow, k))}

@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -45,7 +45,7 @@ class TrainingInEvalMode(Rule):
         "step: a linear-probe evaluation), the mode of that part at the step is what counts, not the "
         "whole model's. Also reports a `LightningModule` whose `__init__` stores a "
         "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
-        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a step "
+        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a model run only with its result detached (`feats = model(x).detach()`: a frozen encoder under a linear probe gets no gradient); a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
         "unless another path brings an unswitched `from_pretrained` model, "
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; lists joined with "
@@ -82,6 +82,7 @@ class TrainingInEvalMode(Rule):
     what += measured_sets_8_9("no finding", "1 finding, false (0%: a fixed source encoder that the called routine's optimizers do not hold)")
     what += measured_sets_10_11("no finding", "1 finding, false (a routine training a new probe on detached embeddings)")
     what += measured_set12("no finding", "none is a training step in eval mode")
+    what += measured_set13("1 finding, false (0%: a linear probe stepping Linear heads on the detached features of an encoder kept in eval on purpose)")
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
@@ -390,6 +391,25 @@ def invert(G, target, steps):
     return latent.detach()
 """,
     )
+    VALID += (
+        # features of a pretrained encoder taken detached: the step trains the head only, whatever the
+        # optimizer holds (near miss in INVALID: the same loop without `.detach()`)
+        """
+import torch
+from transformers import AutoModel
+
+
+def main(loader, head):
+    encoder = AutoModel.from_pretrained("bert-base-uncased")
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()), lr=1e-3)
+    for batch, y in loader:
+        feats = encoder(**batch).last_hidden_state[:, 0].detach()
+        loss = torch.nn.functional.cross_entropy(head(feats), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+""",
+    )
     INVALID = (
         # near miss of the inversion above: the dict holds the feature network's parameters
         """
@@ -548,6 +568,25 @@ class Finetuner(pl.LightningModule):
 
     def training_step(self, batch, idx):
         return self.encoder(**batch).loss
+""",
+    )
+    INVALID += (
+        # near miss of the detached-features VALID example: the encoder's output keeps its graph, so the
+        # step fine-tunes the pretrained encoder in the eval mode `from_pretrained` left
+        """
+import torch
+from transformers import AutoModel
+
+
+def main(loader, head):
+    encoder = AutoModel.from_pretrained("bert-base-uncased")
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()), lr=1e-3)
+    for batch, y in loader:
+        feats = encoder(**batch).last_hidden_state[:, 0]
+        loss = torch.nn.functional.cross_entropy(head(feats), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()  # expect: MDL303
 """,
     )
     INVALID += (

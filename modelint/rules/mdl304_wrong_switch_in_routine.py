@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context, gradient_probe, input_gradie
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -74,7 +74,7 @@ class WrongSwitchInRoutine(Rule):
         "switches whose line comment or routine name mentions dropout / MC / calibration / frozen batch "
         "norm (not a comment that names the other mode, `model.train()  # eval mode (no dropout)`: one "
         "copied from the other switch and left stale, which is reported); models whose parameters are in none of the optimizers built in the file (a perceptual-loss network beside `Adam(generator.parameters())`; only when every optimizer stepped in the file is built in it from readable parameter expressions); models that "
-        "are not trained by the routine (run only under no_grad, or named like a teacher, "
+        "are not trained by the routine (run only under no_grad, with every result used only through `.detach()` (a frozen encoder under a linear probe), or named like a teacher, "
         "an EMA or a target copy); and models whose mode sensitivity (`ctx.mode_sensitivity`) is \"no\": "
         "no dropout, batch norm or mode branch anywhere in their construction tree."
     )
@@ -94,6 +94,7 @@ class WrongSwitchInRoutine(Rule):
     )
     what += remeasured_2026_12_03(set4="no finding", set5="1 finding, deliberate")
     what += measured_set6("1 finding, deliberate")
+    what += measured_set13("1 finding, false (0%: the same linear probe as MDL303's, an encoder in eval whose detached features train Linear heads)")
     what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
              "above; no finding on it afterwards), so it no longer measures it.")
     why = (
@@ -290,6 +291,23 @@ def gradient_norms(classifier, batches, loss_fn):
     return norms
 """,
     )
+    VALID += (
+        # linear evaluation of a frozen encoder: `model.eval()` on purpose, its features detached before
+        # the head that is stepped (near miss in INVALID: one use of the output not detached)
+        """
+import torch
+
+def train_linear(model, loader, opt):
+    model.eval()
+    for x, y in loader:
+        _, aux = model(x, penultimate=True)
+        feats = aux["penultimate"].detach()
+        loss = torch.nn.functional.cross_entropy(model.linear(feats), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+""",
+    )
     INVALID = (
         # the near miss of the input-gradient VALID case: the same routine also steps an optimizer
         # over the network, so it trains it in eval mode
@@ -416,6 +434,23 @@ def refine(classifier, batches, loss_fn, opt):
         loss_fn(classifier(x), y).backward()
         opt.step()
     classifier.train(previous)
+""",
+    )
+    INVALID += (
+        # near miss of the linear-evaluation VALID example: the logits of the same forward also go
+        # into the loss, so the encoder trains in eval mode
+        """
+import torch
+
+def train_linear(model, loader, opt):
+    model.eval()  # expect: MDL304
+    for x, y in loader:
+        logits, aux = model(x, penultimate=True)
+        feats = aux["penultimate"].detach()
+        loss = torch.nn.functional.cross_entropy(model.linear(feats), y) + torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 """,
     )
 
