@@ -94,7 +94,7 @@ class WrongSwitchInRoutine(Rule):
     )
     what += remeasured_2026_12_03(set4="no finding", set5="1 finding, deliberate")
     what += measured_set6("1 finding, deliberate")
-    what += measured_set13("1 finding, false (0%: the same linear probe as MDL303's, an encoder in eval whose detached features train Linear heads)")
+    what += measured_set13("1 finding, false (0%: the same linear probe as MDL303's, an encoder in eval whose detached features train Linear heads); after the run it became a tuning set, and the detached-result exemption above mends that finding")
     what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
              "above; no finding on it afterwards), so it no longer measures it.")
     why = (
