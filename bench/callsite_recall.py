@@ -987,6 +987,48 @@ def p302_restore_helper(m: Mutant, s: Script) -> None:
                      + inference_loop(s, "best_net", "best_out"))
 
 
+def p302_restored_fresh(m: Mutant, s: Script) -> None:
+    """After training, the loop's function rebuilds the model as the script builds it, loads the best
+    checkpoint into it and hands it to the evaluation routine without eval(); the loop's own call of
+    the routine comes after `model.eval()` (moved out of the routine when it was inside), so another
+    caller's switch must not hide this one (set 13's Prototypical-Networks `eval(opt)`)."""
+    doc, fn = eval_routine(m, s)
+    if s.build is None:
+        raise NotApplicable("no model construction to repeat")
+    bdoc, bline = m.resolve(s.build)
+    ldoc, lline = m.resolve(s.epoch_loop)
+    loop_fn = ldoc.enclosing_function(lline)
+    if bdoc is not ldoc or bdoc.enclosing_function(bline) is not loop_fn:
+        raise NotApplicable("the model is built outside the training loop's function")
+    stmt = bdoc.stmt_at(bline)
+    built = re.match(r"\s*(\w+)\s*=\s*(.*)", " ".join(bdoc.orig_text(i).strip() for i in range(bline, stmt.end_lineno + 1)))
+    if not built or built.group(1) != s.model:
+        raise NotApplicable("the construction does not bind the loop's model name")
+    loop = ldoc.stmt_at(lline)
+    def statement(i: int) -> str:
+        st = ldoc.stmt_at(i)
+        return " ".join(ldoc.orig_text(j).strip() for j in range(st.lineno, st.end_lineno + 1))
+    calls = sorted({ldoc.stmt_at(i).lineno for i in range(loop.lineno, loop.end_lineno + 1)
+                    if re.search(rf"\b{fn.name}\(", ldoc.orig_text(i))})
+    calls = [i for i in calls if re.search(rf"\b{s.model}\b", statement(i))
+             and not isinstance(ldoc.stmt_at(i), (ast.For, ast.While, ast.If, ast.With))]
+    if len(calls) != 1:
+        raise NotApplicable("the loop does not call the evaluation routine once with the model")
+    inner = re.search(rf"\b{fn.name}\(.*\)", statement(calls[0]))
+    sdoc, sline = m.resolve(s.eval_switch)
+    if sdoc.enclosing_function(sline) is fn:  # the routine switches itself: its loop caller does instead
+        em = eval_model(m, s)
+        sdoc.delete_stmt(sline)
+        ldoc.insert_before(calls[0], [f"{s.model}.eval()"])
+        m.relate(ldoc, calls[0])
+    restored = re.sub(rf"\b{s.model}\b", "restored", inner.group(0))
+    after_epoch_loop(m, s, [f"restored = {built.group(2)}",
+                            'restored.load_state_dict(torch.load("model_best.pth"))',
+                            f"best_scores = {restored}"])
+    ldoc.add_import("import torch")
+    relate(m, s.eval_forward)
+
+
 def p302_train_then_test(m: Mutant, s: Script) -> None:
     """Right after the batch loop, in the same body, a no_grad test loop without eval()."""
     doc, line = m.resolve(s.step)
@@ -1214,6 +1256,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("302-self-evaluate-in-fit", ("MDL302",), p302_self_evaluate, own_model=True),  # its own dropout head
     Pattern("302-restore-helper", ("MDL302",), p302_restore_helper, own_model=True),  # resnet18: batch norm
     Pattern("302-train-then-test", ("MDL302",), p302_train_then_test),
+    Pattern("302-restored-into-fresh-model", ("MDL302",), p302_restored_fresh),
     Pattern("303-from-pretrained", ("MDL303",), p303_from_pretrained, own_model=True),  # layers unknown
     Pattern("303-initial-eval", ("MDL303",), p303_initial_eval),
     Pattern("303-distill-student-eval", ("MDL303",), p303_distill_student_eval),

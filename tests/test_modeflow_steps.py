@@ -65,6 +65,7 @@ OTHER_FIELDS = {
     "grad_context_names": "inference contexts, not steps",
     "grad_queries": "queries of the grad mode, not steps",
     "requires_grad_attr": "freezing, not a step",
+    "requires_grad_tracks": "the literal of requires_grad_attr that turns tracking on (an input-gradient probe), not a step",
     "requires_grad_method": "freezing, not a step",
     "grad_attr": "the `.grad` a gradient probe reads (MDL304's Fisher-estimate exemption), not a step",
 }

@@ -583,6 +583,12 @@ class ModeFlow:
         yield self.module
         yield from self.index.functions
 
+    def probes_inputs(self, flow: ScopeFlow) -> bool:
+        """`input_gradient_probe` with this file's profile: the scope backpropagates only for a
+        gradient on an input (a PGD attack called from the training and the test loop alike)."""
+        fw = self.ctx.framework
+        return input_gradient_probe(flow, fw.requires_grad_attr, fw.requires_grad_method, fw.requires_grad_tracks)
+
     def in_lightning_class(self, scope: cst.CSTNode) -> bool:
         method = self.index.method_owner(scope) if isinstance(scope, cst.FunctionDef) else None
         if method is None:
@@ -1651,6 +1657,8 @@ class _ScopeAnalysis:
         # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
         values = self.literal_args(call, callee, receiver)
         live = [st for st in summary.steps if not falsified(st.guard, values)]
+        if live and self.mf.probes_inputs(summary):
+            live = []  # an attack / input-saliency helper's backward updates no weight (`input_gradient_probe`)
         if receiver is not None and any("." in a[0] for g in summary.site_guards.values() for a in g):
             values = {**values, **self._flag_attributes(call, callee, receiver)}
         if summary.has_optimizer_step and any(st.kind == "optimizer" for st in live):
@@ -2097,20 +2105,28 @@ def gradient_probe(flow: ScopeFlow, key: str, grad_attr: str) -> bool:
     return get(flow.exit, key) == ENTRY_SET and _reads_attr(flow.node, grad_attr)
 
 
-def input_gradient_probe(flow: ScopeFlow, grad_flag: str, grad_method: str) -> bool:
+def input_gradient_probe(flow: ScopeFlow, grad_flag: str, grad_method: str, tracks: bool = True) -> bool:
     """The scope backpropagates but steps no optimizer (itself or in what it calls), and makes an
     input tensor require gradients (`Variable(x, requires_grad=True)`, `torch.zeros(..., requires_grad=True)`,
     or `x.requires_grad_()` on a tensor it hands to a model call): the backward computes a gradient
     with respect to the input (ODIN's input perturbation, an FGSM/PGD attack, a saliency map), which
     is meant in eval mode, whatever mode it leaves the model in (`grad_flag` / `grad_method`: the
-    profile's `requires_grad` / `requires_grad_`). Energy-OOD's ODIN scoring (measuring set 7) was reported as a training routine."""
+    profile's `requires_grad` / `requires_grad_`; `tracks`: the literal that turns tracking on, False for
+    an inverted flag). Also `delta.requires_grad = True` on a name in a model call's arguments
+    (`model(normalize(X + delta))`: set 13's AWP attack, taken as a training step). Energy-OOD's ODIN scoring (measuring set 7) was reported as a training routine."""
     if flow.has_optimizer_step or not any(s.kind == "backward" for s in flow.steps) or not grad_flag:
         return False
-    fed = {dotted(peel(a.value)) for mc in flow.model_calls for a in mc.node.args} - {None}
+    # the names in what the model calls are given (`net(x)`, `model(normalize(X + delta))`)
+    fed = {dotted(n) for mc in flow.model_calls for a in mc.node.args for n in descendants(a.value)
+           if type(n) in (cst.Name, cst.Attribute)} - {None}
     for n in descendants(flow.node):
         if type(n) is cst.Arg and n.keyword is not None and n.keyword.value == grad_flag \
-                and literal_value(n.value) is True:
+                and literal_value(n.value) is tracks:
             return True
+        if type(n) is cst.Assign and literal_value(n.value) is tracks and any(
+                type(t.target) is cst.Attribute and t.target.attr.value == grad_flag
+                and dotted(t.target.value) in fed for t in n.targets):
+            return True  # `delta.requires_grad = True`, then `net(x + delta)`
         if type(n) is cst.Assign and _requires_grad_call(n.value, grad_method) \
                 and any(dotted(t.target) in fed for t in n.targets):
             return True  # `x = x.clone().requires_grad_()`, then `net(x)`

@@ -67,7 +67,9 @@ from modelint.frameworks import PROFILES
 # (`model = deepcopy(model); model.eval()` does not put the caller's model in eval).
 # 14: top-level functions that call a method of the project on a parameter named like a model
 # (`model.get_embeddings(x)`) are summarised too (`_add_model_method_callers`).
-IR_VERSION = 14
+# 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
+# no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`).
+IR_VERSION = 15
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -746,7 +748,65 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
     decorators = [dotted_ast(d.func if isinstance(d, ast.Call) else d) or "" for d in fn.decorator_list]
     builder.no_grad = sum(d.rsplit(".", 1)[-1] in _NO_GRAD_NAMES for d in decorators)  # `@torch.no_grad()`
     body = builder.body(fn.body)
+    if _input_gradient_only(fn, body):
+        body = _without_backward(body)  # an attack / saliency helper: its backward updates no weight
     return FunctionIR(params, body, builder.returns, line0, is_method, decorators, _defaults(fn.args), fixed)
+
+
+# what makes a tensor track gradients, from every profile: (attribute, the literal that turns it on), methods
+_GRAD_FLAGS = tuple((p.requires_grad_attr, p.requires_grad_tracks) for p in PROFILES if p.requires_grad_attr)
+_GRAD_METHODS = frozenset(p.requires_grad_method for p in PROFILES if p.requires_grad_method)
+
+
+def _events(body: list) -> Iterable[list]:
+    for e in body:
+        yield e
+        if e[0] == "if":
+            yield from _events(e[1])
+            yield from _events(e[2])
+        elif e[0] == "loop":
+            yield from _events(e[1])
+
+
+def _input_gradient_only(fn: ast.AST, body: list) -> bool:
+    """The function backpropagates, steps no optimizer itself (nor hands a loss and an optimizer to a
+    call), and makes a tensor track gradients (`delta.requires_grad = True`, `torch.zeros(...,
+    requires_grad=True)`, `x.requires_grad_()`): a PGD attack or a saliency map, whose backward is a
+    gradient on an input, not a training step (the in-file twin is `modeflow.input_gradient_probe`,
+    which also wants that tensor in a model call's arguments). A callee that steps is not seen here."""
+    events = list(_events(body))
+    if not any(e[0] == "s" and e[1] == "b" for e in events):
+        return False
+    if any((e[0] == "s" and e[1] == "o") or (e[0] == "c" and len(e) > 6 and e[6]) for e in events):
+        return False
+
+    def tracks(attr: str, value: ast.AST) -> bool:
+        v = constant_ast(value)
+        return any(attr == a and isinstance(v, bool) and v is on for a, on in _GRAD_FLAGS)
+
+    for node in ast.walk(fn):
+        if isinstance(node, ast.keyword) and node.arg and tracks(node.arg, node.value):
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and tracks(t.attr, node.value)
+                                                for t in node.targets):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GRAD_METHODS \
+                and (not node.args or constant_ast(node.args[0]) is True):
+            return True
+    return False
+
+
+def _without_backward(body: list) -> list:
+    out = []
+    for e in body:
+        if e[0] == "s" and e[1] == "b":
+            continue
+        if e[0] == "if":
+            e = [e[0], _without_backward(e[1]), _without_backward(e[2]), *e[3:]]
+        elif e[0] == "loop":
+            e = [e[0], _without_backward(e[1]), *e[2:]]
+        out.append(e)
+    return out
 
 
 def _defaults(args: ast.arguments) -> Dict[str, object]:

@@ -119,6 +119,7 @@ PADDLE = Profile(
     state_setters={"grad": frozenset({"paddle.no_grad", "paddle.enable_grad", "paddle.set_grad_enabled"}),
                    "script": frozenset({"paddle.enable_static", "paddle.disable_static"})},
     requires_grad_attr="stop_gradient",  # inverted: `x.stop_gradient = False` tracks gradients
+    requires_grad_tracks=False,
     requires_grad_method="",
     tensor_factories=frozenset("paddle." + n for n in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like",
                                                          "empty_like", "full_like", "to_tensor", "arange")),

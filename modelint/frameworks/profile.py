@@ -221,6 +221,9 @@ class Profile:
     # Methods that cut a tensor from the graph (`feats = encoder(x).detach()`): a forward whose result
     # is used only through them gives its model no gradient (`analysis.detached`). Default empty.
     detach_methods: FrozenSet[str] = frozenset()
+    # The literal that, given to `requires_grad_attr` (keyword or assignment), makes a tensor track
+    # gradients: True for `requires_grad`, False for PaddlePaddle's inverted `stop_gradient`.
+    requires_grad_tracks: bool = True
     # Pre-0.4 wrappers of a tensor that compute nothing (`Variable(torch.randn(1, 3, 32, 32))`): what
     # they wrap decides whether a forward's input is synthetic (`analysis.inference.synthetic`).
     tensor_wrappers: FrozenSet[str] = frozenset()

@@ -121,7 +121,9 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
         "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
-        "examples, saliency maps), or whose optimizer is built over input tensors (`Adam([z])`: latent "
+        "examples, saliency maps), and a function of this file that backpropagates only for a gradient on an input "
+        "(it makes an input of its model calls require gradients, `delta.requires_grad = True`, and steps no optimizer: "
+        "a PGD attack called from the training and the test loop alike is no training step), or whose optimizer is built over input tensors (`Adam([z])`: latent "
         "search, style transfer); steps that no path reaches in training mode (MDL303 reports those: "
         "the decision is by paths, one finding); code in `LightningModule` classes, whose loop Lightning owns; "
         "a model frozen in the file (`m.requires_grad_(False)`, or `p.requires_grad = False` over "
@@ -203,7 +205,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_sets_10_11("6 findings: 1 real, 5 false (17%: a copy switched by an attack helper, an eval guarded by the agent's test flag)",
                                 "2 findings, both false (0%: a warm-up that trains only a mode-free head, a phase loop over a dict's keys)")
     what += measured_set12("no finding", "none is an eval left on in a training loop")
-    what += measured_set13("1 finding, false (0%: the backward after the test's `eval()` is a PGD attack's input gradient; the epoch's training step comes after `model.train()`)")
+    what += measured_set13("1 finding, false (0%: the backward after the test's `eval()` is a PGD attack's input gradient; the epoch's training step comes after `model.train()`), a pattern no longer reported (the input-gradient helper above)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
@@ -741,8 +743,42 @@ def fit(model, loader, opt, epochs):
             acc = sum((model.head(model(x)).argmax(1) == y).sum() for x, y in loader)
 """,
     )
-    INVALID = (
-        # near miss of the phase-loop VALID example: the loop body rebinds the phase name itself
+    VALID += (
+        # a gradient-sign attack helper, called by the training loop and, after `eval()`, by the test
+        # loop: its backward computes a gradient on the perturbation (`delta.requires_grad = True`), not a
+        # weight update, and the epoch's own step comes after `train()` (near miss in INVALID: that
+        # `train()` is missing)
+        """
+import torch
+import torch.nn.functional as F
+
+def perturb(net, x, y, eps, steps):
+    delta = torch.zeros_like(x)
+    delta.requires_grad = True
+    for _ in range(steps):
+        F.cross_entropy(net(x + delta), y).backward()
+        delta.data = (delta + eps * delta.grad.sign()).clamp(-eps, eps)
+        delta.grad.zero_()
+    return delta.detach()
+
+def robust_fit(net, opt, train_dl, test_dl, epochs, eps):
+    for epoch in range(epochs):
+        for x, y in train_dl:
+            delta = perturb(net, x, y, eps, steps=3)
+            net.train()
+            loss = F.cross_entropy(net(x + delta), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        wrong = 0
+        for x, y in test_dl:
+            delta = perturb(net, x, y, eps, steps=10)
+            with torch.no_grad():
+                wrong += (net(x + delta).argmax(1) != y).sum().item()
+""",
+    )
+    INVALID = (        # near miss of the phase-loop VALID example: the loop body rebinds the phase name itself
         """
 import torch
 
@@ -1097,6 +1133,36 @@ def fit(model, loader, opt, epochs):
         model.eval()  # expect: MDL301
         with torch.no_grad():
             acc = sum((model.head(model(x)).argmax(1) == y).sum() for x, y in loader)
+""",
+        # near miss of the attack VALID example: without the `train()` before the epoch's own step, every
+        # epoch after the first trains in the eval mode the test loop left
+        """
+import torch
+import torch.nn.functional as F
+
+def perturb(net, x, y, eps, steps):
+    delta = torch.zeros_like(x)
+    delta.requires_grad = True
+    for _ in range(steps):
+        F.cross_entropy(net(x + delta), y).backward()
+        delta.data = (delta + eps * delta.grad.sign()).clamp(-eps, eps)
+        delta.grad.zero_()
+    return delta.detach()
+
+def robust_fit(net, opt, train_dl, test_dl, epochs, eps):
+    for epoch in range(epochs):
+        for x, y in train_dl:
+            delta = perturb(net, x, y, eps, steps=3)
+            loss = F.cross_entropy(net(x + delta), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()  # expect: MDL301
+        wrong = 0
+        for x, y in test_dl:
+            delta = perturb(net, x, y, eps, steps=10)
+            with torch.no_grad():
+                wrong += (net(x + delta).argmax(1) != y).sum().item()
 """,
     )
 

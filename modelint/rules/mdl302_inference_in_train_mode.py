@@ -28,7 +28,7 @@ from modelint.analysis.modeflow import (
     get,
     peel,
 )
-from modelint.analysis.keysensitivity import KeySensitivity, held_attribute
+from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
 from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
@@ -55,6 +55,8 @@ _MODEL_PARAM = re.compile(
     r"predictor|unet|vae|student|actor|critic|regressor|segmenter)s?(_|$|\d)|(model|net)$",
     re.IGNORECASE,
 )
+# the origins after which a model is in training mode for sure: built here (its weights loaded or not)
+_FRESH = ("construct", "factory", "load_state_dict")
 _CREATED = {
     "construct": "built by",
     "load": "loaded by",
@@ -85,6 +87,14 @@ def _runs_in_scope(flow: ScopeFlow, key: str) -> bool:
     """The scope runs `key` (or a key of the same root object) forward outside no_grad."""
     root = key.split(".")[0]
     return any(k == key or k.split(".")[0] == root for k, _ in flow.forwarded)
+
+
+def _fresh_origin(mf, tokens) -> Optional[Created]:
+    """The latest origin when every path brings the model as built here, its weights loaded or not,
+    and never switched or trained since (`_FRESH`): it is in training mode for sure."""
+    if not tokens or not all(isinstance(t, Created) and t.kind in _FRESH for t in tokens):
+        return None
+    return max(tokens, key=lambda t: mf.line(t.node))
 
 
 def _is_tokens_evaluated(tokens) -> bool:
@@ -134,7 +144,9 @@ class InferenceInTrainMode(Rule):
         "(2) A parameter with a model-like name (`model`, `net`, `*_model`, `backbone`, `policy`, ...) "
         "or a module type annotation, of a plain function with an evaluation-like name, called "
         "directly, when neither the function nor any caller in this file switches it to eval mode "
-        "before the call (callers are followed through their own parameters; a caller that passes "
+        "before the call, or when some caller hands it a model that it built there (its weights loaded with `load_state_dict` "
+        "or not) and never switched (`net = build(cfg); net.load_state_dict(...); test(net)`: another caller's switch does "
+        "not reach that call; also for an evaluation helper of another file, reported at the call) (callers are followed through their own parameters; a caller that passes "
         "something whose mode cannot be told, e.g. the result of a call into another module, counts "
         "as switching it; when the function, or the outermost function of this file that hands it the model, "
         "has no caller in this file, sits in a script folder (no `__init__.py`: a package's function is public "
@@ -144,7 +156,8 @@ class InferenceInTrainMode(Rule):
         "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while it is "
         "bound to a module construction or a `copy.deepcopy` of one, holds a model built, loaded or trained in "
         "the scope, or is named like a model) and not in eval on every path to the call "
-        "(`net.eval()` before `sampler(x)` switches the wrong model). Not reported: a parameter annotated with a checked class that is not a module "
+        "(`net.eval()` before `sampler(x)` switches the wrong model); when every model it keeps is in eval on every "
+        "path to the call (`elbo = SVI(model)`, then `model.eval()`), the wrapper's own flag switches nothing and it is not reported. Not reported: a parameter annotated with a checked class that is not a module "
         "(`detector: Detector`); a function of this file that is handed as an argument rather than called "
         "(`pool.starmap(evaluate_shard, jobs)`: its caller's switch is not followed); a forward whose only evals "
         "come from an `if` re-run by a loop around it (`for phase in (\"train\", \"val\"): if phase == \"train\": "
@@ -242,7 +255,9 @@ class InferenceInTrainMode(Rule):
                            "run (tuning changes: a model built by a project factory function, a global model an evaluation "
                            "runs through a helper) this rule reports the validation loop and both evaluations, not the "
                            "expert's training-time use")
-    what += measured_set13("2 findings, both false (0%: a wrapper module, `SVI(model)`, whose only submodule is a model the loop had put in eval) and no real bug")
+    what += measured_set13("2 findings, both false (0%: a wrapper module, `SVI(model)`, whose only submodule is a model the loop had put in eval, "
+                          "no longer reported) and no real bug; it missed one found by reading, a freshly built model given a checkpoint "
+                          "and handed to `test()` without `eval()`, now reported (the caller rule above)")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
@@ -860,6 +875,91 @@ def adversarial(noise_batches, real_batches, rounds):
             d_opt.step()
 """,
     )
+    VALID += (
+        # a loss module that keeps the network it scores (`self.net = net`, no layer of its own), run on
+        # held-out batches after the network's eval(): the layers whose mode matters are in eval; the
+        # near miss, without the eval(), is in INVALID
+        """
+import torch
+from torch import nn
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+
+    def forward(self, x):
+        return self.body(x)
+
+class MarginLoss(nn.Module):
+    def __init__(self, net, margin=1.0):
+        super().__init__()
+        self.net = net
+        self.margin = margin
+
+    def forward(self, x, y):
+        scores = self.net(x)
+        return (self.margin - scores.gather(1, y[:, None]) + scores).clamp(min=0).mean()
+
+def fit(train_batches, val_batches, epochs):
+    clf = Classifier()
+    criterion = MarginLoss(clf, margin=0.5)
+    opt = torch.optim.Adam(clf.parameters())
+    for _ in range(epochs):
+        clf.train()
+        for x, y in train_batches:
+            opt.zero_grad()
+            criterion(x, y).backward()
+            opt.step()
+        clf.eval()
+        total = 0.0
+        for x, y in val_batches:
+            total += criterion(x, y).item()
+        print(total)
+""",
+    )
+    VALID += (
+        # an evaluation helper that does not switch, with two callers that both switch first: after
+        # training, and after restoring a checkpoint into a freshly built model (near miss in INVALID:
+        # the restoring caller forgets `eval()`)
+        """
+import torch
+from torch import nn
+
+class Tagger(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Embedding(100, width), nn.Dropout(0.2), nn.Linear(width, 5))
+
+    def forward(self, tokens):
+        return self.body(tokens)
+
+def make_tagger(cfg):
+    return Tagger(cfg["width"])
+
+def evaluate(model, batches):
+    hits = 0
+    for tokens, tags in batches:
+        hits += (model(tokens).argmax(-1) == tags).sum().item()
+    return hits
+
+def fit(cfg, batches, dev_batches):
+    tagger = make_tagger(cfg)
+    opt = torch.optim.Adam(tagger.parameters())
+    for tokens, tags in batches:
+        opt.zero_grad()
+        nn.functional.cross_entropy(tagger(tokens).flatten(0, 1), tags.flatten()).backward()
+        opt.step()
+    tagger.eval()
+    return evaluate(tagger, dev_batches)
+
+def score_checkpoint(cfg, path, dev_batches):
+    tagger = make_tagger(cfg)
+    tagger.load_state_dict(torch.load(path))
+    tagger.eval()
+    return evaluate(tagger, dev_batches)
+""",
+    )
     INVALID = (
         # a frozen expert of the script's global scope, never put in eval, that the evaluation runs
         # through a helper of the file (set 12's Wav2Lip: eval_model -> get_sync_loss -> syncnet)
@@ -1271,6 +1371,82 @@ def run(net, opt, batches, dev_batches, resume):
         for xb, yb in dev_batches:
             print(net(xb).mean())  # expect: MDL302
 """,
+        # the loss module that keeps its network, run on held-out batches while the network is still in
+        # training mode: no path switches the network (the VALID twin calls `clf.eval()`)
+        """
+import torch
+from torch import nn
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+
+    def forward(self, x):
+        return self.body(x)
+
+class MarginLoss(nn.Module):
+    def __init__(self, net, margin=1.0):
+        super().__init__()
+        self.net = net
+        self.margin = margin
+
+    def forward(self, x, y):
+        scores = self.net(x)
+        return (self.margin - scores.gather(1, y[:, None]) + scores).clamp(min=0).mean()
+
+def fit(train_batches, val_batches, epochs):
+    clf = Classifier()
+    criterion = MarginLoss(clf, margin=0.5)
+    opt = torch.optim.Adam(clf.parameters())
+    for _ in range(epochs):
+        for x, y in train_batches:
+            opt.zero_grad()
+            criterion(x, y).backward()
+            opt.step()
+        total = 0.0
+        for x, y in val_batches:
+            total += criterion(x, y).item()  # expect: MDL302
+        print(total)
+""",
+        # a freshly built model given weights and handed straight to an evaluation helper that does not
+        # switch: the other caller's eval() does not reach this call (the VALID twin switches both)
+        """
+import torch
+from torch import nn
+
+class Tagger(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Embedding(100, width), nn.Dropout(0.2), nn.Linear(width, 5))
+
+    def forward(self, tokens):
+        return self.body(tokens)
+
+def make_tagger(cfg):
+    return Tagger(cfg["width"])
+
+def evaluate(model, batches):
+    hits = 0
+    for tokens, tags in batches:
+        hits += (model(tokens).argmax(-1) == tags).sum().item()  # expect: MDL302
+    return hits
+
+def fit(cfg, batches, dev_batches):
+    tagger = make_tagger(cfg)
+    opt = torch.optim.Adam(tagger.parameters())
+    for tokens, tags in batches:
+        opt.zero_grad()
+        nn.functional.cross_entropy(tagger(tokens).flatten(0, 1), tags.flatten()).backward()
+        opt.step()
+    tagger.eval()
+    return evaluate(tagger, dev_batches)
+
+def score_checkpoint(cfg, path, dev_batches):
+    tagger = make_tagger(cfg)
+    tagger.load_state_dict(torch.load(path))
+    return evaluate(tagger, dev_batches)
+""",
     )
 
     def __init__(self, ctx, options=None):
@@ -1447,7 +1623,7 @@ def run(net, opt, batches, dev_batches, resume):
             loop = self._held_out_loop(mf, mc)
             if loop is None or any(loop in st.loops for st in flow.steps) or self._not_inference(mf, flow, mc):
                 continue  # no held-out loop, or the loop trains (test-time training, fine-tuning on it)
-            if self._key_sensitivity(mf, flow.node, mc.key) == "no":
+            if not self._sensitive_at(mf, flow, mc.key, mc.state):
                 continue
             done.add(mc.key)
             self._reported.add(id(mc.node))
@@ -1603,6 +1779,12 @@ def run(net, opt, batches, dev_batches, resume):
         if origin.kind == "load_state_dict" and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and dotted(node.func.value) == key:
             return self._key_sensitivity(mf, flow.node, key)
+        return self._built_sensitivity(mf, flow, node, state)
+
+    def _built_sensitivity(self, mf: ModeFlow, flow: ScopeFlow, node: cst.CSTNode,
+                           state: Optional[State] = None) -> str:
+        """The answer of the model an expression builds; a mode-free wrapper construction answers for the
+        models it keeps ("yes" unless every one is in eval on every path of `state`)."""
         answer = mode_sensitivity(self.ctx, node)
         if answer != "no" or not isinstance(node, cst.Call):
             return answer
@@ -1616,6 +1798,20 @@ def run(net, opt, batches, dev_batches, resume):
         if state is not None:
             inner = [k for k in inner if not eval_on_every_path(get(state, k))]
         return "yes" if inner else "no"
+
+    def _sensitive_at(self, mf: ModeFlow, flow: ScopeFlow, key: str, state: State) -> bool:
+        """The model `key` holds may compute differently in the two modes at a call whose modes are
+        `state`: its answer is not "no", and it is not a mode-free wrapper module every binding of
+        which keeps only models that are in eval on every path here (`elbo = SVI(model)` with
+        `self.model = model`, run after `model.eval()`: the layers that depend on the mode are the
+        model's, and the wrapper's own flag switches nothing)."""
+        if self._key_sensitivity(mf, flow.node, key) == "no":
+            return False
+        exprs = [bound_expr(b.node, key) for b in flow.bindings.get(key, ())]
+        if not exprs or any(not isinstance(e, cst.Call) or mode_sensitivity(self.ctx, e) != "no"
+                            or self._built_sensitivity(mf, flow, e) == "no" for e in exprs):
+            return True  # not only wrappers, layers of their own, or sensitive for another reason
+        return any(self._built_sensitivity(mf, flow, e, state) != "no" for e in exprs)
 
     def _neutral_evaluations(self, mf: ModeFlow, module: cst.Module) -> None:
         """A helper of this file with a neutral name (`compute_val_loss(model, val_loader)`) that runs
@@ -1692,12 +1888,16 @@ def run(net, opt, batches, dev_batches, resume):
                     if key is None or param == (effect.params[0] if effect.is_method and effect.params else None):
                         continue
                     key = held_attribute(flow, key)
-                    if not self._trained_at(mf, flow, call, key, get(pc.state, key)):
+                    # (a helper that steps trains what it is handed before it evaluates it: its own switches decide)
+                    fresh = _fresh_origin(mf, get(pc.state, key)) if not effect.steps else None
+                    if fresh is None and not self._trained_at(mf, flow, call, key, get(pc.state, key)):
                         continue
                     if self._key_sensitivity(mf, scope, key) == "no":
                         continue
+                    how = (f"while it is {_CREATED[fresh.kind]} `{fresh.shown}` on line {mf.line(fresh.node)} and never "
+                           "switched to eval" if fresh is not None else "after a training step left it in training mode")
                     self.report(call, (
-                        f"`{mf.code(call)}` evaluates `{key}` after a training step left it in training mode, and "
+                        f"`{mf.code(call)}` evaluates `{key}` {how}, and "
                         f"`{effect.qualname}` runs it{' under no_grad' if quiet else ''} (line {line}) without "
                         f"`{param}.eval()`: dropout "
                         "still drops activations and batch norm uses batch statistics and updates its running "
@@ -1893,8 +2093,8 @@ def run(net, opt, batches, dev_batches, resume):
         if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
             name_based or self._held_out(mf, flow, mc)
         ):
-            if self._key_sensitivity(mf, flow.node, key) == "no":
-                return None  # every model it may hold computes the same in both modes
+            if not self._sensitive_at(mf, flow, key, mc.state):
+                return None  # every model it may hold computes the same in both modes here
             return (
                 f"`{mf.code(call)}` runs `{key}` {where} on held-out data after a training step left it in "
                 f"training mode (`{key}.train()` earlier on this path was for training, not for this "
@@ -1925,11 +2125,21 @@ def run(net, opt, batches, dev_batches, resume):
         if not self._model_like_param(fn, key):
             return None
         callers = self._callers_evaluate(mf, flow.node, key, 0)
-        if callers is True:
+        fresh = self._fresh_caller(mf, fn, key) if callers is True else None
+        if callers is True and fresh is None:
             return None
-        who = "its callers in this file do not" if callers is False else "it has no caller in this file that does"
         if self._key_sensitivity(mf, fn, key) == "no":
             return None  # the callers pass models without mode-dependent layers
+        if fresh is not None:
+            lc, ckey, origin = fresh
+            return (
+                f"`{mf.code(call)}` runs the parameter `{key}` {where} without `{key}.eval()`, and "
+                f"`{mf.code(lc.node)}` on line {mf.line(lc.node)} hands it `{ckey}` as "
+                f"{_CREATED[origin.kind]} `{origin.shown}` on line {mf.line(origin.node)}, never switched to "
+                f"eval mode (another caller's switch does not reach this call): {consequence}; call "
+                f"`{key}.eval()` at the start of `{flow.name}()`"
+            )
+        who = "its callers in this file do not" if callers is False else "it has no caller in this file that does"
         return (
             f"`{mf.code(call)}` runs the parameter `{key}` {where} without `{key}.eval()`: `{flow.name}()` "
             f"does not switch it to eval mode and {who}, so it runs in whatever mode it arrives in "
@@ -1996,6 +2206,22 @@ def run(net, opt, batches, dev_batches, resume):
                         return False  # a checked class that is not a module (`detector: Detector`): not a model
             return bool(_MODEL_PARAM.search(name))
         return False
+
+    def _fresh_caller(self, mf: ModeFlow, fn: cst.FunctionDef, param: str):
+        """A call of `fn` in this file that hands `param` a model built (or built and given weights
+        with `load_state_dict`) in the caller and never switched or trained there: (local call, the
+        caller's key, the latest origin), else None. `model = build(opts); model.load_state_dict(...);
+        test(model)` runs the evaluation in training mode whatever the other callers do (set 13's
+        Prototypical-Networks `eval()`). A whole model from `torch.load` is not fresh: it keeps the mode
+        it was saved in."""
+        for call, scope in self._calls.get(fn.name.value, ()):
+            flow = mf.flow(scope if scope is not None else mf.module)
+            lc = next((c for c in flow.local_calls if c.node is call and c.callee is fn), None) if flow else None
+            ckey = lc.mapping.get(param) if lc is not None else None
+            origin = _fresh_origin(mf, get(lc.state, ckey)) if ckey is not None else None
+            if origin is not None:
+                return lc, ckey, origin
+        return None
 
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,
                           global_key: bool = False) -> Optional[bool]:

@@ -7,7 +7,7 @@ import libcst as cst
 
 from modelint.analysis.context import dotted
 from modelint.analysis.keysensitivity import KeySensitivity
-from modelint.analysis.modeflow import for_context, gradient_probe, input_gradient_probe
+from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
@@ -553,9 +553,9 @@ def train_linear(model, loader, opt):
 
     def _input_gradients(self, r: Routine) -> bool:
         """`analysis.modeflow.input_gradient_probe`: no optimizer step, an input made to require gradients."""
-        flow = for_context(self.ctx).flow(r.fn)
-        fw = self.ctx.framework
-        return flow is not None and input_gradient_probe(flow, fw.requires_grad_attr, fw.requires_grad_method)
+        mf = for_context(self.ctx)
+        flow = mf.flow(r.fn)
+        return flow is not None and mf.probes_inputs(flow)
 
     def _switched_between(self, r: Routine, sw: Switch, end: cst.CSTNode) -> bool:
         lo, hi = r.pos(sw.call), r.pos(end)
