@@ -240,7 +240,15 @@ class ProjectIndex:
         if target == wanted:
             return True
         head = target.split(".")[0]
-        return wanted.endswith("." + target) and any(m == head or m.endswith("." + head) for m in self.modules)
+        if wanted.endswith("." + target) and any(m == head or m.endswith("." + head) for m in self.modules):
+            return True
+        # `from attention.train import evaluate` of a script module `train` in a folder without
+        # `__init__.py` (an implicit namespace package; `module_name` stops at that folder): the
+        # import names the folders first, the index the file alone (as `_script_function`)
+        prefix = target[: -len(wanted) - 1] if target.endswith("." + wanted) else ""
+        return bool(prefix) and "." not in wanted.split(".")[0] and wanted.split(".")[0] in self.modules \
+            and "." not in self.modules[wanted.split(".")[0]].modname \
+            and not any(p.in_namespace(target) for p in PROFILES)
 
     # --- mode summaries (modemodel) ----------------------------------------------------------------
     def _split(self, qualname: str) -> Optional[Tuple[str, str]]:

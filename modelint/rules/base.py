@@ -105,6 +105,13 @@ def measured_set13(result: str) -> str:
             "once, after set 12 had become a tuning set) gave " f"{result}" ".")
 
 
+def measured_set14(result: str) -> str:
+    """Issue 14's held-out set of 2026-12-07 (chosen by a helper that changed no rule), run once on
+    b18c229 after set 13 had become a tuning set."""
+    return (" Measuring set 14 (23 repositories with training and evaluation code, `--set measuring14`, run "
+            "once on 2026-12-07, after set 13 had become a tuning set) gave " f"{result}" ".")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

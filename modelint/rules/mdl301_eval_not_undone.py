@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -206,6 +206,7 @@ class EvalNotUndoneInTrainingLoop(Rule):
                                 "2 findings, both false (0%: a warm-up that trains only a mode-free head, a phase loop over a dict's keys)")
     what += measured_set12("no finding", "none is an eval left on in a training loop")
     what += measured_set13("1 finding, false (0%: the backward after the test's `eval()` is a PGD attack's input gradient; the epoch's training step comes after `model.train()`), a pattern no longer reported (the input-gradient helper above)")
+    what += measured_set14("no finding")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "

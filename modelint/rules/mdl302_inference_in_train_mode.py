@@ -31,7 +31,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -150,8 +150,10 @@ class InferenceInTrainMode(Rule):
         "something whose mode cannot be told, e.g. the result of a call into another module, counts "
         "as switching it; when the function, or the outermost function of this file that hands it the model, "
         "has no caller in this file, sits in a script folder (no `__init__.py`: a package's function is public "
-        "API, reported) and another checked file imports it (also by `from module import *`), its callers there are judged instead, at "
-        "their call, as below). A wrapper module without mode-dependent layers of its own that keeps a "
+        "API, reported) and another checked file imports it (also by `from module import *`, and by the names of the folders "
+        "above it, `from attention.train import evaluate`), its callers there are judged instead, at "
+        "their call, as below; a dunder method such as an evaluator's `__call__` is run through its instances, which are not "
+        "followed: it counts as switched). A wrapper module without mode-dependent layers of its own that keeps a "
         "model it is handed (`sampler = Sampler(ema_model, steps)` with `self.model = model`) counts as that "
         "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while it is "
         "bound to a module construction or a `copy.deepcopy` of one, holds a model built, loaded or trained in "
@@ -258,6 +260,7 @@ class InferenceInTrainMode(Rule):
     what += measured_set13("2 findings, both false (0%: a wrapper module, `SVI(model)`, whose only submodule is a model the loop had put in eval, "
                           "no longer reported) and no real bug; it missed one found by reading, a freshly built model given a checkpoint "
                           "and handed to `test()` without `eval()`, now reported (the caller rule above)")
+    what += measured_set14("2 findings, both false (0%: an evaluator object's method reached through its `__call__` after the caller's `net.eval()`; an uncalled evaluation function of a script folder imported by its folder's name, whose project model has no mode-dependent layer), and no real bug; both patterns are no longer reported (set 14 is a tuning set since)")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
@@ -2266,5 +2269,9 @@ def score_checkpoint(cfg, path, dev_batches):
         if not any_caller:  # (another file's callers are judged there: `_project_evaluations`)
             if fn.name.value in self._handed_functions():
                 return True  # `pool.starmap(evaluate_batch, ...)`: called where we do not follow it
+            if fn.name.value.startswith("__") and fn.name.value.endswith("__"):
+                # `__call__` of an evaluator object, run as `evaluator(net, dl)`: called through its
+                # instances, which calls by name do not see (nor what their callers switched)
+                return True
             return True if mf.imported_elsewhere(fn) else None
         return False if trained or not unknown else True

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_set13, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -95,6 +95,7 @@ class WrongSwitchInRoutine(Rule):
     what += remeasured_2026_12_03(set4="no finding", set5="1 finding, deliberate")
     what += measured_set6("1 finding, deliberate")
     what += measured_set13("1 finding, false (0%: the same linear probe as MDL303's, an encoder in eval whose detached features train Linear heads); after the run it became a tuning set, and the detached-result exemption above mends that finding")
+    what += measured_set14("no finding")
     what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
              "above; no finding on it afterwards), so it no longer measures it.")
     why = (

@@ -1,7 +1,8 @@
-"""The patterns held-out set 13 showed (issue 14), as general cases with their near misses: a fresh
-model handed to another file's evaluation helper (MDL302), a wrapper module whose mode-dependent
-layers are those of a model it keeps (MDL302), and an input-gradient attack helper whose backward is
-not a training step (MDL301). Hand-written, not copies of the set's files."""
+"""The patterns held-out sets 13 and 14 showed (issue 14), as general cases with their near misses: a
+fresh model handed to another file's evaluation helper (MDL302), a wrapper module whose mode-dependent
+layers are those of a model it keeps (MDL302), an input-gradient attack helper whose backward is not a
+training step (MDL301); an evaluator object's `__call__`, and a function of a script folder without
+`__init__.py` imported by its folder's name (MDL302). Hand-written, not copies of the sets' files."""
 
 from __future__ import annotations
 
@@ -256,3 +257,63 @@ def test_fresh_objects_handed_to_a_helper_that_trains_first_are_its_business(tmp
     # fresh state at the call says nothing (set 4's siamese-triplet `fit(..., model, loss_fn, ...)`)
     files = {"nets.py": NETS, "fitting.py": FIT, "main.py": FIT_CALLER}
     assert project(tmp_path, files, ("MDL302",)) == []
+
+
+EVALUATOR = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+
+    def forward(self, x):
+        return self.body(x)
+
+class TiledEval:
+    def __init__(self, tile):
+        self.tile = tile
+
+    def eval_tile(self, net, tile):
+        return net(tile).softmax(1)
+
+    def {entry}(self, net, images):
+        with torch.no_grad():
+            return [self.eval_tile(net, im[..., : self.tile]) for im in images]
+
+def score(images):
+    net = Net()
+    net.load_state_dict(torch.load("best.pt"))
+{switch}    return TiledEval(64){call}(net, images)
+"""
+
+
+def test_an_evaluator_objects_call_after_the_eval_is_not_reported():
+    source = EVALUATOR.format(entry="__call__", switch="    net.eval()\n", call="")
+    assert check_source(textwrap.dedent(source), select=["MDL302"]) == []
+
+
+def test_its_near_miss_a_named_entry_called_without_eval_is_reported():
+    source = EVALUATOR.format(entry="run", switch="", call=".run")
+    assert [f.code for f in check_source(textwrap.dedent(source), select=["MDL302"])] == ["MDL302"]
+
+
+NAMESPACE_EVAL = """
+import torch
+
+def evaluate(model, x):
+    return model(torch.as_tensor(x)).argmax(1)
+"""
+
+
+def test_a_function_imported_through_a_folder_without_init_is_judged_at_its_importers(tmp_path):
+    (tmp_path / "attention").mkdir()
+    files = {"attention/train.py": NAMESPACE_EVAL, "main.py": "from attention.train import evaluate\n"}
+    assert project(tmp_path, files, ("MDL302",)) == []
+
+
+def test_not_imported_it_is_still_reported(tmp_path):
+    (tmp_path / "attention").mkdir()
+    files = {"attention/train.py": NAMESPACE_EVAL, "main.py": "import torch\n"}
+    assert [c for _, _, c in project(tmp_path, files, ("MDL302",))] == ["MDL302"]
