@@ -31,7 +31,7 @@ including every line of a file it added, (b) the first line after each run of de
 wrong (for MDL301 the evaluation switch, the evaluation call in the loop and the training step;
 for MDL302 the forward call run for inference and the evaluation call in the loop; for MDL303
 the model's construction, the evaluation switch and call, and the step;
-for MDL205 the later ``model.train()``). "The training step" is the optimizer step and every
+for MDL205 the later ``model.train()``; for MDL207 the freeze itself). "The training step" is the optimizer step and every
 ``.backward()`` call of the function that holds it. A finding is *near* when it is in the same file as a
 site and at most ``NEAR`` = 2 lines from it (``--near N`` changes it).
 
@@ -45,7 +45,7 @@ Verdict of one mutant, for the pattern's expected code(s):
   the patterns that bring a model of their own, ``Pattern.own_model``: ``302-restore-helper`` tests a
   torchvision ResNet-18, batch norm included, and ``303-from-pretrained`` a ``from_pretrained`` model
   whose layers are unknown; the script's mode-free model is not the one they get wrong):
-  *clean* when no new finding of MDL205/MDL301-MDL304 is near a site, else *false alarm*.
+  *clean* when no new finding of MDL205, MDL207, MDL301-MDL304 is near a site, else *false alarm*.
 A code the checked modelint does not know yet simply never appears: it is reported as 0 caught.
 
 Usage::
@@ -84,7 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from callsite_mutations import Anchor, AnchorError, Doc, Mutant, indent_of  # noqa: E402
 
 NEAR = 2
-WATCHED = ("MDL205", "MDL301", "MDL302", "MDL303", "MDL304")  # what a control must not report
+WATCHED = ("MDL205", "MDL207", "MDL301", "MDL302", "MDL303", "MDL304")  # what a control must not report
 A = Anchor
 
 
@@ -1135,6 +1135,33 @@ def p205_init(m: Mutant, s: Script) -> None:
     relate(m, s.train_switch)
 
 
+def _frozen_by_flag_only(m: Mutant, s: Script) -> Tuple[Doc, int, str]:
+    if s.starts_in_eval:
+        raise NotApplicable("from_pretrained: the model starts in eval and its layers are unknown (MDL207 claims neither)")
+    return _frozen_target(m, s)
+
+
+def p207_setup(m: Mutant, s: Script) -> None:
+    """A submodule frozen at setup with `requires_grad_(False)` only, never put in eval."""
+    doc, line, name = _frozen_by_flag_only(m, s)
+    doc.insert_after_stmt(line, [f"{name}.{s.freeze}.requires_grad_(False)  # frozen: not trained"])
+
+
+def p207_params_loop(m: Mutant, s: Script) -> None:
+    """The same freeze spelled as a loop over the submodule's parameters."""
+    doc, line, name = _frozen_by_flag_only(m, s)
+    doc.insert_after_stmt(line, [f"for frozen_p in {name}.{s.freeze}.parameters():",
+                                 "    frozen_p.requires_grad = False"])
+
+
+def c_unfrozen_later(m: Mutant, s: Script) -> None:
+    """Frozen at setup, unfrozen at the start of the training loop (a warm-up that trains it later)."""
+    doc, line, name = _frozen_by_flag_only(m, s)
+    doc.insert_after_stmt(line, [f"{name}.{s.freeze}.requires_grad_(False)  # frozen for the warm-up"])
+    sdoc, sline = m.resolve(s.step)
+    sdoc.insert_after_stmt(sline, [f"{train_model(m, s)}.{s.freeze}.requires_grad_(True)  # warm-up over"])
+
+
 def _saved_flag(m: Mutant, s: Script, restore: List[str]) -> None:
     need_eval_in_loop(s)
     if s.starts_in_eval:
@@ -1264,6 +1291,8 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("304-eval-in-train-routine", ("MDL304",), p304_eval_in_train),
     Pattern("205-freeze-at-setup", ("MDL205",), p205_setup),
     Pattern("205-freeze-in-init", ("MDL205",), p205_init),
+    Pattern("207-frozen-at-setup", ("MDL207",), p207_setup),
+    Pattern("207-frozen-params-loop", ("MDL207",), p207_params_loop),
     Pattern("ctl-save-restore-if", (), c_save_restore_if),
     Pattern("ctl-save-restore-arg", (), c_save_restore_arg),
     Pattern("ctl-train-after-eval", (), c_train_after_eval),
@@ -1278,6 +1307,7 @@ PATTERNS: Tuple[Pattern, ...] = (
     Pattern("ctl-distill-teacher-eval", (), c_distill_teacher_eval),
     Pattern("ctl-handed-scoring-function", (), c_handed_function),
     Pattern("ctl-helper-object-eval", (), c_helper_object_eval),
+    Pattern("ctl-unfrozen-later", (), c_unfrozen_later),
 )
 
 

@@ -115,9 +115,14 @@ def _mask_line(line: str) -> str:
     return line
 
 
+# `config = Config(` / `time: float = 0`: an assignment or annotation, never automagic, even when the
+# statement goes on over the next lines (so the line alone does not parse)
+_ASSIGNS = re.compile(r"^\s*\w+\s*(?:=(?!=)|[-+*/%&|^@]=|//=|\*\*=|>>=|<<=|:)")
+
+
 def _automagic(line: str) -> Optional[re.Match]:
     m = _AUTOMAGIC.match(line)
-    if m is None:
+    if m is None or _ASSIGNS.match(line):
         return None
     try:
         ast.parse(line.strip())

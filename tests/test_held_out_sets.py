@@ -317,3 +317,41 @@ def test_not_imported_it_is_still_reported(tmp_path):
     (tmp_path / "attention").mkdir()
     files = {"attention/train.py": NAMESPACE_EVAL, "main.py": "import torch\n"}
     assert [c for _, _, c in project(tmp_path, files, ("MDL302",))] == ["MDL302"]
+
+
+SCHEDULED = """
+import torch
+from torch import nn
+
+def run_epoch(net, loader, loss_fns, optimizer=None, train=True):
+    if train:
+        net.train()
+    else:
+        net.eval()
+    for x, y in loader:
+        loss = sum(fn(net(x), y) for fn in loss_fns)
+        if optimizer is not None:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+def fit(net, loader, val_loader, loss_fns, optimizer, scheduler, epochs):
+    for epoch in range(epochs):
+        run_epoch(net, loader, loss_fns, optimizer)
+        with torch.no_grad():
+            run_epoch(net, val_loader, loss_fns, train=False)
+        optimizer, loss_fns = scheduler(epoch, optimizer, loss_fns)
+"""
+
+
+def test_a_scheduler_handed_the_loss_functions_and_the_optimizer_is_no_training_step():
+    # set 15's boundary-loss: `scheduler(i, optimizer, loss_fns, loss_weights)` returns new loss functions;
+    # `loss_fns` names functions, not a loss value, so the call is not a `loss_scaler(loss, optimizer)` step
+    assert check_source(textwrap.dedent(SCHEDULED), select=["MDL301"]) == []
+
+
+def test_a_callable_handed_a_loss_and_the_optimizer_still_steps():
+    source = SCHEDULED.replace("        optimizer, loss_fns = scheduler(epoch, optimizer, loss_fns)\n",
+                               "        val_loss = net(next(iter(val_loader))[0]).sum()\n"
+                               "        scaler(val_loss, optimizer)\n")
+    assert [f.code for f in check_source(textwrap.dedent(source), select=["MDL301"])] == ["MDL301"]

@@ -266,6 +266,9 @@ CASES: List[Case] = [
              statement_is(s, "model.encoder.eval()") for s in n.body.body),
          lambda n: cst.FlattenSentinel(statements("model.encoder.eval()\n") + [n.with_changes(body=n.body.with_changes(
              body=[s for s in n.body.body if not statement_is(s, "model.encoder.eval()")]))])),
+    # MDL207: the distillation teacher's eval() dropped: frozen by requires_grad_(False) only
+    Case("frozen-teacher-eval-dropped", "MDL207", "fixtures/frozen_backbone/train.py",
+         lambda n, p: statement_is(n, "teacher.eval()"), remove),
 ]
 
 # Keras, MLX and Paddle (issue 19): the same bug kinds injected into each framework's fixtures.
@@ -295,6 +298,7 @@ CASES += [
 ALL_CODES = ("MDL101", "MDL102", "MDL103", "MDL104", "MDL105", "MDL106", "MDL201", "MDL202", "MDL203", "MDL204",
              "MDL301", "MDL302", "MDL303", "MDL401", "MDL205", "MDL304")
 ALL_CODES += ("MDL107", "MDL305")  # issue 19 (Keras)
+ALL_CODES += ("MDL207",)  # issue 14 (2026-12-07)
 
 
 def _fixture_index(path: str):

@@ -142,3 +142,12 @@ def test_automagic_lines_are_masked_and_python_lines_are_not(run, write):
     write("nb.ipynb", nb_json(IMPORTS, broken, MODEL))
     data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
     assert [(f["code"], f["cell"]) for f in data] == [("MDL000", 2), ("MDL101", 3)]
+
+
+def test_an_assignment_that_starts_with_a_magic_name_is_python(run, write):
+    """`config = Config(` opens a statement that goes on over the next lines, so the line alone does not
+    parse; it is an assignment, never automagic (set 15's finBERT notebook was reported unparsable)."""
+    cell = ("code", "config = dict(a=1,\n               b=2)\ntime: float = 0.0\n")
+    write("nb.ipynb", nb_json(IMPORTS, cell, MODEL))
+    data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
+    assert [(f["code"], f["cell"]) for f in data] == [("MDL101", 3)]

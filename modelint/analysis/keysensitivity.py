@@ -233,6 +233,10 @@ class KeySensitivity:
                 out.append(key)
         return out
 
+    def holds_module(self, scope: cst.CSTNode, key: str) -> bool:
+        """`key` is bound in `scope` to a construction of a module class, or to a copy of one (a model)."""
+        return self._holds_module(scope, key)
+
     def _holds_module(self, scope: cst.CSTNode, key: str, depth: int = 0) -> bool:
         """`key` is bound in `scope` to a construction of a module class (`UNet(dropout=args.p)`), or
         to a copy of such a name: a model, whose "unknown" is a model's, not a loop count's."""

@@ -68,7 +68,8 @@ from modelint.frameworks import PROFILES
 # 14: top-level functions that call a method of the project on a parameter named like a model
 # (`model.get_embeddings(x)`) are summarised too (`_add_model_method_callers`).
 # 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
-# no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`).
+# no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`); a call handed a
+# loss function and an optimizer (`loss_fns`, not a loss) is no step (`_NOT_A_LOSS`).
 IR_VERSION = 15
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
@@ -466,13 +467,18 @@ class _Builder:
 
 
 _LOSS = re.compile(r"(^|_)loss(es)?($|_)", re.IGNORECASE)
+# names of what computes or weighs a loss, not of a loss value (`scheduler(i, optimizer, loss_fns,
+# loss_weights)`: set 15's boundary-loss, taken for a `loss_scaler(loss, optimizer)` step)
+_NOT_A_LOSS = re.compile(r"(^|_)loss(es)?_(fns?|funcs?|functions?|weights?|types?|cfg|config|names?|modules?)($|_)",
+                         re.IGNORECASE)
 
 
 def loss_and_optimizer(keys: List[Optional[str]]) -> bool:
     """Arguments that name a loss (`loss`, `total_loss`; not `loss_scaler`) and an optimizer
     (`optimizer`, `opt_g`)."""
     last = [k.rsplit(".", 1)[-1] for k in keys if k]
-    return any(_LOSS.search(k) and not optimizer_name(k) for k in last) and any(optimizer_name(k) for k in last)
+    return any(_LOSS.search(k) and not _NOT_A_LOSS.search(k) and not optimizer_name(k) for k in last) \
+        and any(optimizer_name(k) for k in last)
 
 
 def _has_step(events: list) -> bool:
