@@ -322,21 +322,29 @@ class Classifier(nn.Module):
     )
 
     # The walk only notices a possible freeze; the file is read again, whole, only then (few files freeze).
+    # (and not at all when it also sets `requires_grad` to anything but False: such files are skipped)
     def visit_Module(self, node: cst.Module) -> None:
-        self._freezing = False
+        self._freezing = self._toggling = False
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Attribute) and node.func.attr.value == self.ctx.framework.requires_grad_method:
-            self._freezing = True
+            self._note(literal_value(node.args[0].value) if node.args else True)
 
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        if isinstance(node.target, cst.Attribute) and node.target.attr.value == self.ctx.framework.requires_grad_attr:
+    def visit_Assign(self, node: cst.Assign) -> None:
+        flag = self.ctx.framework.requires_grad_attr
+        if any(isinstance(t.target, cst.Attribute) and t.target.attr.value == flag for t in node.targets):
+            self._note(literal_value(node.value))
+
+    def _note(self, value) -> None:
+        if value is False:
             self._freezing = True
+        else:
+            self._toggling = True
 
     def leave_Module(self, node: cst.Module) -> None:
         fw = self.ctx.framework
         flag, method = fw.requires_grad_attr, fw.requires_grad_method
-        if not self._freezing or not flag or not method:
+        if not self._freezing or self._toggling or not flag or not method:
             return
         facts = _FileFacts(self.ctx, node, flag, method)
         if facts.toggles or not facts.freezes or not facts.steps_or_classes():
