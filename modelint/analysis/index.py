@@ -245,9 +245,8 @@ class ProjectIndex:
         # `from attention.train import evaluate` of a script module `train` in a folder without
         # `__init__.py` (an implicit namespace package; `module_name` stops at that folder): the
         # import names the folders first, the index the file alone (as `_script_function`)
-        prefix = target[: -len(wanted) - 1] if target.endswith("." + wanted) else ""
-        return bool(prefix) and "." not in wanted.split(".")[0] and wanted.split(".")[0] in self.modules \
-            and "." not in self.modules[wanted.split(".")[0]].modname \
+        module = wanted.split(".")[0]  # (the index keys its modules by name: a dotless one is a script module)
+        return target.endswith("." + wanted) and module in self.modules \
             and not any(p.in_namespace(target) for p in PROFILES)
 
     # --- mode summaries (modemodel) ----------------------------------------------------------------

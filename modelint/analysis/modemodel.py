@@ -482,14 +482,7 @@ def loss_and_optimizer(keys: List[Optional[str]]) -> bool:
 
 
 def _has_step(events: list) -> bool:
-    for e in events:
-        if e[0] == "s":
-            return True
-        if e[0] == "if" and (_has_step(e[1]) or _has_step(e[2])):
-            return True
-        if e[0] == "loop" and _has_step(e[1]):
-            return True
-    return False
+    return any(e[0] == "s" for e in _events(events))
 
 
 @dataclass
@@ -598,12 +591,7 @@ def _calls_a_model_parameters_method(events: list, params: set) -> bool:
 
 def _any_call(events: list, test) -> bool:
     """A call event (`["c", key, args, kws, line, no_grad, ...]`) `test` accepts, in any arm or loop."""
-    for e in events:
-        if e[0] == "c" and test(e):
-            return True
-        if e[0] in ("if", "loop") and any(_any_call(arm, test) for arm in e[1:3] if isinstance(arm, list)):
-            return True
-    return False
+    return any(e[0] == "c" and test(e) for e in _events(events))
 
 
 def _parse_def(source: bytes, pos: int, end: int, is_method: bool) -> Optional[FunctionIR]:
@@ -765,6 +753,7 @@ _GRAD_METHODS = frozenset(p.requires_grad_method for p in PROFILES if p.requires
 
 
 def _events(body: list) -> Iterable[list]:
+    """Every event of a body, those in `if` arms and loop bodies included (pre-order)."""
     for e in body:
         yield e
         if e[0] == "if":

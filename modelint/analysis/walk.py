@@ -182,3 +182,11 @@ def parent_map(root: cst.CSTNode) -> Dict[int, cst.CSTNode]:
                         parents[id(item)] = node
                         push(item)
     return parents
+
+
+def enclosing(node: cst.CSTNode, parents: Dict[int, cst.CSTNode], kinds) -> Optional[cst.CSTNode]:
+    """The nearest proper ancestor of `node` that is an instance of `kinds`, in a `parent_map`; None."""
+    cur = parents.get(id(node))
+    while cur is not None and not isinstance(cur, kinds):
+        cur = parents.get(id(cur))
+    return cur

@@ -10,9 +10,10 @@ from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import for_context
 from modelint.analysis.routines import key_covers, part_key
 from modelint.analysis.sensitivity import analysis_for
-from modelint.analysis.walk import preorder_and_parents
+from modelint.analysis.walk import enclosing, preorder_and_parents
 from modelint.rules.base import Rule
 
+_STATEMENTS = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
 # Methods of a module that do not run it (`X.parameters()`, `X.to(dev)`): a module only touched by
 # them is not run, so its mode never shows.
 _NOT_RUNNING = frozenset({
@@ -347,7 +348,7 @@ class Classifier(nn.Module):
         if not self._freezing or self._toggling or not flag or not method:
             return
         facts = _FileFacts(self.ctx, node, flag, method)
-        if facts.toggles or not facts.freezes or not facts.steps_or_classes():
+        if not facts.freezes or not facts.steps_or_classes():
             return
         for key, site, scope, cls in facts.freezes:
             if self._exempt(facts, key, scope, cls):
@@ -401,15 +402,14 @@ def _params(fn: cst.FunctionDef) -> Set[str]:
 
 class _FileFacts:
     """One walk of the file: the freezes (key, the statement, its scope, its class), the keys put in eval,
-    the calls that run a key, whether `requires_grad` is ever set to something else than False, and the
-    training steps."""
+    the calls that run a key, and the training steps. (A file that sets `requires_grad` to anything but
+    False never gets here: the rule's own walk stops it.)"""
 
     def __init__(self, ctx, module: cst.Module, flag: str, method: str):
         fw = ctx.framework
         self.freezes: List[Tuple[str, cst.CSTNode, cst.CSTNode, Optional[cst.ClassDef]]] = []
         self.evals: Set[str] = set()
         self.called: Set[str] = set()
-        self.toggles = False
         self.averaged = False  # `zip(a.parameters(), b.parameters())`: weights averaged between two modules
         self.copies: Set[str] = set()  # `X.load_state_dict(Y.state_dict())`: X holds a copy of Y's weights
         self.called_names: Set[str] = set()  # last names of everything called (`self.model_freeze()`)
@@ -426,44 +426,34 @@ class _FileFacts:
                 if isinstance(n.func, cst.Name) and n.func.value == "zip" and sum(
                         _calls_method(a.value, "parameters") for a in n.args) >= 2:
                     self.averaged = True
+                whole = part_key(n.func)
+                if whole:
+                    self.called.add(whole)  # `self.first(x)` runs `self.first`
             if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute):
                 attr, recv = n.func.attr.value, part_key(n.func.value)
                 if attr == "load_state_dict" and recv and n.args and _calls_method(n.args[0].value, "state_dict"):
                     self.copies.add(recv)
                 if attr == method:
-                    value = literal_value(n.args[0].value) if n.args else True
-                    if value is False and recv:
-                        self._freeze(recv, _statement(n, parents), n, parents, module)
-                    elif value is not False:
-                        self.toggles = True
+                    if recv and n.args and literal_value(n.args[0].value) is False:
+                        self._freeze(recv, enclosing(n, parents, _STATEMENTS), n, parents, module)
                 elif attr == fw.eval_method and recv:
                     self.evals.add(recv)
                 elif attr == fw.train_method and recv and n.args and literal_value(n.args[0].value) is False:
                     self.evals.add(recv)
                 elif attr in steps:  # (`scheduler.step()` too: a training script either way)
                     self.has_step = True
-                whole = part_key(n.func)
-                if whole:
-                    self.called.add(whole)  # `self.first(x)` runs `self.first`
                 if recv and attr not in _NOT_RUNNING:
                     self.called.add(recv)  # `expert.encode(x)` runs `expert`
                 if attr == fw.eval_method:  # `self.X = make(...).eval()`
                     target = _assigned_to(n, parents)
                     if target:
                         self.evals.add(target)
-            elif isinstance(n, cst.Call):
-                key = part_key(n.func)
-                if key:
-                    self.called.add(key)
-            elif isinstance(n, cst.Assign) and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == flag
-                                                   for t in n.targets):
-                if literal_value(n.value) is not False:
-                    self.toggles = True
-                else:
-                    target = next(t.target for t in n.targets if isinstance(t.target, cst.Attribute))
-                    loop = _params_loop(target, parents)
-                    if loop is not None:
-                        self._freeze(loop[0], loop[1], n, parents, module)
+            elif isinstance(n, cst.Assign) and literal_value(n.value) is False:
+                target = next((t.target for t in n.targets
+                               if isinstance(t.target, cst.Attribute) and t.target.attr.value == flag), None)
+                loop = _params_loop(target, parents) if target is not None else None
+                if loop is not None:
+                    self._freeze(loop[0], loop[1], n, parents, module)
 
     def _freeze(self, key: str, site: cst.CSTNode, node: cst.CSTNode, parents, module: cst.Module) -> None:
         scope, cls = _scope_and_class(node, parents, module)
@@ -495,13 +485,6 @@ def _calls_method(expr: cst.CSTNode, name: str) -> bool:
     return False
 
 
-def _statement(node: cst.CSTNode, parents) -> cst.CSTNode:
-    cur = node
-    while id(cur) in parents and not isinstance(cur, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
-        cur = parents[id(cur)]
-    return cur
-
-
 def _assigned_to(call: cst.Call, parents) -> Optional[str]:
     cur = parents.get(id(call))
     while isinstance(cur, (cst.Call, cst.Attribute)):
@@ -516,9 +499,7 @@ def _params_loop(target: cst.Attribute, parents) -> Optional[Tuple[str, cst.CSTN
     var = target.value
     if not isinstance(var, cst.Name):
         return None
-    cur = parents.get(id(target))
-    while cur is not None and not isinstance(cur, (cst.For, cst.FunctionDef)):
-        cur = parents.get(id(cur))
+    cur = enclosing(target, parents, (cst.For, cst.FunctionDef))
     if not isinstance(cur, cst.For) or not isinstance(cur.target, cst.Name) or cur.target.value != var.value:
         return None
     it = cur.iter
@@ -529,19 +510,10 @@ def _params_loop(target: cst.Attribute, parents) -> Optional[Tuple[str, cst.CSTN
 
 
 def _scope_and_class(node: cst.CSTNode, parents, module: cst.Module) -> Tuple[cst.CSTNode, Optional[cst.ClassDef]]:
-    scope: Optional[cst.CSTNode] = None
-    cur = parents.get(id(node))
-    while cur is not None:
-        if isinstance(cur, cst.FunctionDef) and scope is None:
-            scope = cur
-        if isinstance(cur, cst.ClassDef):
-            return scope or module, cur if scope is not None and parents.get(id(scope)) is not None and _direct_method(scope, cur, parents) else None
-        cur = parents.get(id(cur))
-    return scope or module, None
-
-
-def _direct_method(fn: cst.FunctionDef, cls: cst.ClassDef, parents) -> bool:
-    cur = parents.get(id(fn))
-    while cur is not None and not isinstance(cur, (cst.ClassDef, cst.FunctionDef)):
-        cur = parents.get(id(cur))
-    return cur is cls
+    """The function around `node` (the module outside any, or in a class body) and the class it is a
+    method of (None for a plain function, or one nested in another function)."""
+    fn = enclosing(node, parents, (cst.FunctionDef, cst.ClassDef))
+    if not isinstance(fn, cst.FunctionDef):
+        return module, None
+    owner = enclosing(fn, parents, (cst.FunctionDef, cst.ClassDef))
+    return fn, owner if isinstance(owner, cst.ClassDef) else None
