@@ -28,6 +28,10 @@ def _cst_test(src: str) -> cst.CSTNode:
     ("'fit' != phase", True, (("phase", "==", "fit", False),)),
     ("upd is not None", True, (("upd", "is None", None, False),)),
     ("fit and upd is None", True, (("fit", "truthy", None, True), ("upd", "is None", None, True))),
+    ("phase == 'fit' or phase == 'fit+log'", True, (("phase", "in", ("fit", "fit+log"), True),)),
+    ("not (phase == 'a' or phase == 'b')", False, (("phase", "in", ("a", "b"), True),)),
+    ("phase == 'fit' or other == 'fit'", True, ()),
+    ("phase == 'fit' or flag", True, ()),
     ("fit and upd is None", False, ()),  # an `and` fixes nothing in its `else`
     ("not (fit or self.cfg.x)", True, (("fit", "truthy", None, False), ("self.cfg.x", "truthy", None, False))),
     ("phase in ('a', 'b')", True, ()),
@@ -74,6 +78,16 @@ SWEEP = """
                 cost.backward()
                 optim.step()
 """
+
+
+def test_one_of_several_constants():
+    """`mode == "train" or mode == "train+log"`: false for a third literal, true for either; it
+    contradicts `mode == "eval"` and not `mode == "train"`."""
+    guard = atoms_ast(ast.parse("mode == 'train' or mode == 'train+log'", mode="eval").body, True)
+    assert [falsified(guard, {"mode": v}) for v in ("eval", "train", "train+log")] == [True, False, False]
+    assert contradicts(guard, (("mode", "==", "eval", True),), ["mode"])
+    assert not contradicts(guard, (("mode", "==", "train", True),), ["mode"])
+    assert contradicts((("mode", "==", "eval", True),), guard, ["mode"])
 
 
 def test_summary_keeps_the_parameters_defaults_and_guards():
@@ -128,6 +142,46 @@ def test_scoring_call_into_another_file_runs_no_step(tmp_path):
     # eval; relay's argument is not a literal, so its step stays and relay_score's eval reaches it
     # (reported where the step runs, line 13)
     assert found(tmp_path, files) == [("run.py", 10, "MDL303"), ("run.py", 13, "MDL303")]
+
+
+def test_a_literal_argument_picks_the_switch_of_another_files_routine(tmp_path):
+    """`epoch("fit", ...)` of a routine that switches `if phase == "fit": net.train() else: net.eval()`
+    leaves the model in training mode, so the next iteration's step trains in training mode (the
+    summary's exit without the literal took both arms: MDL301 at line 14, measuring set 12's
+    DatasetCondensation)."""
+    files = {
+        "loops.py": """
+            def epoch(phase, net, batches, opt):
+                if phase == "fit":
+                    net.train()
+                else:
+                    net.eval()
+                for x, y in batches:
+                    loss = (net(x) - y).pow(2).mean()
+                    if phase == "fit":
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+        """,
+        "run.py": """
+            import torch
+            from torch import nn
+            from loops import epoch
+
+            def inner_fits(batches):
+                net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 1))
+                opt = torch.optim.SGD(net.parameters(), 0.1)
+                for it in range(10):
+                    x, y = next(iter(batches))
+                    opt.zero_grad()
+                    net(x).sum().backward()
+                    opt.step()
+                    epoch("fit", net, batches, opt)
+                net.eval()
+                return net
+        """,
+    }
+    assert found(tmp_path, files) == []
 
 
 def test_validation_pass_of_a_same_file_epoch_routine():

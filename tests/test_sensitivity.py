@@ -591,6 +591,50 @@ def test_a_project_factory_takes_the_classes_it_returns(tmp_path):
     assert answers == [NO, YES, UNKNOWN, UNKNOWN]
 
 
+def test_a_factory_returning_a_container_is_judged_by_what_it_puts_in(tmp_path):
+    """`make_layers(cfg)` / `block(n)` returning `nn.Sequential(...)`: the classes the body builds
+    decide, also for a class that keeps the result (`self.features = make_layers(cfg)`), in the
+    factory's file or from another. Only a "yes" among them counts: a plain stack built with a stdlib
+    `OrderedDict(` stays "no"."""
+    ctxs = project(tmp_path, {
+        "layers.py": """
+            from collections import OrderedDict
+            import torch.nn as nn
+
+            def make_layers(cfg, batch_norm=False):
+                layers = []
+                for v in cfg:
+                    layers += [nn.Conv2d(3, v, 3), nn.BatchNorm2d(v), nn.ReLU()]
+                return nn.Sequential(*layers)
+
+            def plain_stack(n):
+                return nn.Sequential(OrderedDict([("fc", nn.Linear(n, n)), ("act", nn.ReLU())]))
+
+            def regularised(n):
+                return nn.ModuleList([nn.Linear(n, n), nn.Dropout(0.2)])
+        """,
+        "model.py": """
+            import torch.nn as nn
+            from layers import make_layers, plain_stack
+
+            class VGGish(nn.Module):
+                def __init__(self, cfg):
+                    super().__init__()
+                    self.features = make_layers(cfg)
+                    self.fc = nn.Linear(8, 2)
+
+            class Plain(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = plain_stack(8)
+        """,
+    })
+    layers, model = ctxs["layers.py"], ctxs["model.py"]
+    answers = [sens(layers, f"expr:{e}").answer for e in ("make_layers([8])", "plain_stack(8)", "regularised(8)")]
+    assert answers == [YES, NO, YES]
+    assert [sens(model, n).answer for n in ("VGGish", "Plain")] == [YES, NO]
+
+
 def test_a_copy_and_a_wrapper_holding_a_sensitive_model(tmp_path):
     """`ema = copy.deepcopy(net)` is built like `net`; a layer-free wrapper that keeps what it is
     handed (`Sampler(ema, steps)`) holds a sensitive model when handed one ("yes"), or a module

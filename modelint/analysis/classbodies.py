@@ -378,7 +378,13 @@ def _word_start(source: bytes, pos: int) -> bool:
     return pos == 0 or not (source[pos - 1 : pos].isalnum() or source[pos - 1] == 0x5F)
 
 
-def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int) -> ClassBody:
+# `self.features = make_layers(cfg)`: a lower-case call kept as an attribute, recorded when the name is
+# a container factory of this file or an imported name (perhaps another file's factory).
+_HELD_CALL = re.compile(rb"^[ \t]*self\.\w+[ \t]*=[ \t]*([a-z_]\w*)[ \t]*\(", re.MULTILINE)
+
+
+def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int,
+                factories: frozenset = frozenset()) -> ClassBody:
     signature, param_names, span = _init_signature(source, segments)
     calls_re, refs_re, mode_re = _patterns(fw)
     calls: List[CallSite] = []
@@ -398,6 +404,9 @@ def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int) -> Cla
                     and b"isinstance" not in line_text and b"issubclass" not in line_text):
                 refs.append((_name(source[start : m.end()]), line_of(m.start())))
         starts = [m.start() for m in calls_re.finditer(source, a, b)]
+        if factories:
+            starts += [m.start(1) for m in _HELD_CALL.finditer(source, a, b)
+                       if (n := m.group(1).decode("ascii", "replace")) in factories and n not in param_names]
         if param_names:
             s_kept, s_starts, s_rebinds = _param_uses(source, a, b, param_names, line_of)
             kept += s_kept
@@ -473,9 +482,10 @@ def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
     fw = profile_for(facts.aliases)
     line_of = _line_counter(source)
     out: Dict[str, ClassBody] = {}
+    factories = frozenset(facts.factory_parts) | frozenset(n for n in facts.aliases if n[:1].islower())
     for i, (name, header, _, _) in enumerate(spans):
         if name in facts.classes and name not in out:
-            out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header))
+            out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header), factories)
     return out
 
 

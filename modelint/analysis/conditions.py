@@ -9,7 +9,8 @@ each an `Atom` (key, op, const, holds):
 
 - `("train", "truthy", None, True)`: `if train:` (body) / `if not train:` (`else`);
 - `("mode", "==", "train", False)`: `if mode != "train":` (body), `if mode == "train":` (`else`);
-- `("opt", "is None", None, False)`: `if opt is not None:` (body).
+- `("opt", "is None", None, False)`: `if opt is not None:` (body);
+- `("mode", "in", ("train", "train+log"), True)`: `if mode == "train" or mode == "train+log":` (body).
 
 `and` in the body and `or` in the `else` fix each side (`flag_tests` of `modeflow` reads the same
 atoms); anything else fixes nothing. Two readers of code share this module: `modeflow` (LibCST,
@@ -69,7 +70,7 @@ def atoms_cst(test: cst.CSTNode, arm: bool) -> Guard:
     if isinstance(test, cst.BooleanOperation):
         joins = cst.And if holds else cst.Or  # (`not (a or b)` fixes both in the body)
         if not isinstance(test.operator, joins):
-            return ()
+            return _one_of(atoms_cst(test.left, holds) + atoms_cst(test.right, holds), 2)
         return atoms_cst(test.left, holds) + atoms_cst(test.right, holds)
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         target = test.comparisons[0]
@@ -97,7 +98,7 @@ def atoms_ast(test: ast.AST, arm: bool, derived: Optional[Dict[str, Guard]] = No
     holds = wanted == arm
     if isinstance(test, ast.BoolOp):
         if not isinstance(test.op, ast.And if holds else ast.Or):
-            return ()
+            return _one_of(tuple(a for v in test.values for a in atoms_ast(v, holds, derived)), len(test.values))
         return tuple(a for v in test.values for a in atoms_ast(v, holds, derived))
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
         kinds = {ast.Eq: ("==", False), ast.NotEq: ("==", True), ast.Is: ("is", False), ast.IsNot: ("is", True)}
@@ -117,11 +118,22 @@ def atoms_ast(test: ast.AST, arm: bool, derived: Optional[Dict[str, Guard]] = No
     return ((key, "truthy", None, holds),)
 
 
+def _one_of(sides: Guard, count: int) -> Guard:
+    """`mode == "train" or mode == "train+log"` where it holds: one atom `("mode", "in", ("train",
+    "train+log"), True)`, when each of the `count` sides is such a compare of the same key (the
+    annotated-transformer's `run_epoch(..., mode="eval")` runs no backward); else nothing."""
+    if len(sides) != count or not all(op == "==" and holds for _, op, _, holds in sides) or len({k for k, *_ in sides}) != 1:
+        return ()
+    return ((sides[0][0], "in", tuple(const for _, _, const, _ in sides), True),)
+
+
 def _value_holds(op: str, const, value) -> bool:
     if op == "truthy":
         return bool(value)
     if op == "is None":
         return value is None
+    if op == "in":
+        return value in const
     return value == const
 
 
@@ -142,6 +154,10 @@ def contradicts(a: Iterable[Sequence], b: Iterable[Sequence], fixed: Iterable[st
         if ka not in keys:
             continue
         for kb, opb, cb, hb in b:
+            if ka == kb and ha and hb and {opa, opb} == {"in", "=="}:
+                if (cb not in ca) if opa == "in" else (ca not in cb):
+                    return True  # `mode in ("train", "train+log")` and `mode == "eval"`
+                continue
             if ka != kb or opa != opb:
                 continue
             if (ca == cb and ha != hb) or (opa == "==" and ha and hb and ca != cb):

@@ -37,6 +37,10 @@ class FileFacts:
     classes: Dict[str, List[str]] = field(default_factory=dict)
     # top-level function -> qualified names of the classes it returns an instance of (`factories_from_source`)
     factories: Dict[str, List[str]] = field(default_factory=dict)
+    # such a factory -> the qualified classes its body constructs: a container's contents
+    # (`nn.Sequential(*layers)`), the parts handed to the class it returns (`EncoderDecoder(Encoder(...),
+    # ...)`), which that class asked about alone does not show (`factory_parts_from_source`)
+    factory_parts: Dict[str, List[str]] = field(default_factory=dict)
     # `func` / `Class.method` -> its mode summary program (`modemodel.FunctionIR.to_json()`), for
     # the functions whose text switches a mode, runs a training step or loads a model
     functions: Dict[str, list] = field(default_factory=dict)
@@ -192,6 +196,7 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
         facts.classes[name] = [qualify(b, facts.aliases, modname, local, facts.stars) for b in bases if b]
     defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
     facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
+    facts.factory_parts = factory_parts_from_source(source, facts, local, defs)
     facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs)
     facts.functions = {name: ir.to_json() for name, ir in summaries_from_source(source).items()}
     return facts
@@ -553,7 +558,8 @@ class ProjectIndex:
         import json
 
         payload = json.dumps(
-            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.functions.items()),
+            {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.factory_parts.items()),
+                 sorted(f.functions.items()),
                  sorted(f.fillins.items()), f.stars]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
@@ -632,6 +638,40 @@ def factories_from_source(source: bytes, aliases: Dict[str, str], modname: str, 
     return out
 
 
+# What a factory returns is also decided by what its body builds and hands over: a container's contents
+# (`make_layers(cfg)`: `layers += [conv, nn.BatchNorm2d(v)]`, `return nn.Sequential(*layers)`), the parts
+# of a class that keeps what it is given (`make_model()` returning `EncoderDecoder(Encoder(...), ...)`).
+# The containers of every framework (`Sequential`, `ModuleList`, `LayerList`) are left out of the parts.
+_CONTAINERS = frozenset(c for p in PROFILES for c in p.containers)
+_CALLEE = re.compile(rb"(?<![\w.])([A-Za-z_][\w.]*)[ \t]*\(")
+
+
+def factory_parts_from_source(source: bytes, facts: FileFacts, local: Iterable[str],
+                              defs: List[Tuple["re.Match[bytes]", int]]) -> Dict[str, List[str]]:
+    """Factory name -> the qualified classes constructed in its body (capitalised callees outside
+    comments, containers and the returned classes left out), for the factories in `facts.factories`."""
+    out: Dict[str, List[str]] = {}
+    wanted = set(facts.factories)
+    if not wanted:
+        return out
+    local = frozenset(local)
+    for m, end in defs:
+        func = m.group(1).decode("ascii", "replace")
+        if func not in wanted:
+            continue
+        body = b"\n".join(line.split(b"#", 1)[0] for line in source[m.end():end].splitlines())
+        parts = []
+        for c in _CALLEE.finditer(body):
+            name = c.group(1).decode("ascii", "replace")
+            if _is_class_name(name) and name.rsplit(".", 1)[-1] not in _CONTAINERS:
+                q = qualify(name, facts.aliases, facts.modname, local)
+                if q not in parts and q not in facts.factories[func]:
+                    parts.append(q)
+        if parts:
+            out[func] = parts
+    return out
+
+
 def _imported_class(method_qual: str, imported: Iterable[str]) -> bool:
     """`mod.Class.method`'s class is one of the `imported` names, or their dotted tail: an import
     spelled from a folder above the indexed package (`models.algo_b.core.Algo` for the module
@@ -641,9 +681,10 @@ def _imported_class(method_qual: str, imported: Iterable[str]) -> bool:
     return any(q == cls or q.endswith("." + cls) for q in imported)
 
 
-def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
+def factory_classes(index: ProjectIndex, qualname: str, parts: bool = False) -> List[str]:
     """What the top-level function `qualname` (`pkg.layers.get_layer`, through re-exports) returns an
-    instance of, by the index's `factories`; [] when it is not a factory of the checked files."""
+    instance of, by the index's `factories`; [] when it is not a factory of the checked files.
+    `parts`: the other classes its body constructs instead."""
     seen = set()
     while qualname not in seen and len(seen) < 32:
         seen.add(qualname)
@@ -652,9 +693,10 @@ def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
         if facts is None:
             return []
         if func in facts.factories:
-            return facts.factories[func]
+            return facts.factory_parts.get(func, []) if parts else facts.factories[func]
         if func not in facts.aliases:
             # `from .axialnet import *` in a package `__init__` (`lib.models.axialunet(...)`)
-            return next((target.factories[func] for _, target in index._star_modules(facts) if func in target.factories), [])
+            return next(((target.factory_parts.get(func, []) if parts else target.factories[func])
+                         for _, target in index._star_modules(facts) if func in target.factories), [])
         qualname = facts.aliases[func]  # `from .layers import get_layer` in a package `__init__`
     return []

@@ -178,6 +178,15 @@ _GRAD_CONTEXT_NAMES = frozenset().union(*(p.grad_context_names for p in PROFILES
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|^opt[A-Z0-9_]|scaler$|^scaler", re.IGNORECASE)
 _NOT_OPTIMIZER = re.compile(r"sched|lr_", re.IGNORECASE)
 
+# The halves of an encoder-decoder's forward, run step by step when decoding (`model.encode(src)`, then
+# `model.decode(memory, ys)` per token): a run of the model when the receiver is named like one (not
+# `tokenizer.decode(ids)`).
+_HALF_FORWARDS = frozenset({"encode", "decode"})
+
+
+def half_forward(func: cst.Attribute) -> bool:
+    return func.attr.value in _HALF_FORWARDS and bool(MODEL_NAME.search(dotted(func.value) or ""))
+
 # Method calls that do not run a model's computation (they do not make it "used for training").
 _NON_COMPUTE = MODE_PRESERVING | frozenset(
     {"parameters", "named_parameters", "state_dict", "load_state_dict", "modules", "named_modules",
@@ -1360,7 +1369,7 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
-            if runs_model(attr):
+            if runs_model(attr) or half_forward(func):
                 key = key_of(func.value)
                 if key is not None:
                     self.model_call(call, key, state)
@@ -1436,7 +1445,7 @@ class _ScopeAnalysis:
         exit modes mapped through the arguments, its training steps (those its guards let run with
         the literal arguments passed), its effect on a wrapper object (`func`: the method a called
         name is bound to)."""
-        from modelint.analysis.modemodel import bind, call_values, live_steps, mapped_exit, trained_keys
+        from modelint.analysis.modemodel import bind, call_values, exit_for, live_steps, mapped_exit, trained_keys
 
         func = call.func if func is None else func
         recv = key_of(peel(func.value)) if isinstance(func, cst.Attribute) else None
@@ -1452,8 +1461,9 @@ class _ScopeAnalysis:
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         if recv is not None and self.mf.quiet_module_method(effect):
             self.model_call(call, recv, state, via_method=True)
-        out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv))
-        live = live_steps(effect, call_values(effect, _literal_arguments(arguments)))
+        values = call_values(effect, _literal_arguments(arguments))
+        out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv, exit_for(effect, values)))
+        live = live_steps(effect, values)
         if live and not (self.no_grad or self.no_grad_scope):
             kind = "optimizer" if any(k == "o" for k, _ in live) else "backward"
             self.has_optimizer_step = self.has_optimizer_step or kind == "optimizer"

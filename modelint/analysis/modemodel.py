@@ -70,7 +70,7 @@ from modelint.frameworks import PROFILES
 # 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
 # no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`); a call handed a
 # loss function and an optimizer (`loss_fns`, not a loss) is no step (`_NOT_A_LOSS`).
-IR_VERSION = 15
+IR_VERSION = 16
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -80,7 +80,9 @@ _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", 
              b"no_grad(", b"inference_mode(", b"volatile=True",
              # and evaluation routines by name, whose caller may hold the no_grad (`with torch.no_grad():
              # validation(model, ...)`); not `def test`: test suites would be summarised whole
-             b"def valid", b"def eval", b"def _eval", b"def _valid", b"def predict", b"def infer")
+             b"def valid", b"def eval", b"def _eval", b"def _valid", b"def predict", b"def infer",
+             # decoding routines (`greedy_decode`, `beam_search`): `routines.evaluation_like_name`
+             b"def greedy", b"def beam")
 _NAME = re.compile(rb"[ \t]*(\w+)")
 # a name that says it holds a model (an imported `net` / `model` object is still run as one)
 MODEL_NAME = re.compile(r"model|net|encoder|decoder|backbone|policy|generator|discriminator|classifier", re.IGNORECASE)
@@ -848,6 +850,10 @@ class Effect:
     # nowhere: a helper that switches its probe to train before stepping and leaves it in eval on
     # exit trains it in training mode (GraphMAE's linear-probe evaluation, TorchSSL's warmup)
     at_step: Optional[Dict[str, FrozenSet[str]]] = None
+    # (key, mode, guards): a mode the function sets only under tests of its parameters, with the
+    # guard of each place that sets it; `exit_for` drops it for a call whose literals falsify them all
+    # (`epoch("train", ...)` of `if mode == "train": net.train() else: net.eval()` leaves it in train)
+    mode_guards: Tuple[Tuple[str, str, tuple], ...] = ()
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -924,7 +930,9 @@ class Evaluator:
                       frozenset(returns), ir.is_method, tuple(ir.decorators), frozenset(trains),
                       tuple(sorted((k, line, q) for k, (line, q) in self.infers.items())),
                       tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())),
-                      self.at_step)
+                      self.at_step,
+                      tuple((k, m, tuple(sorted(g, key=repr))) for (k, m), g in sorted(self.assigned.items())
+                            if m != "entry" and all(g)))
 
     def record_step(self, kind: str, extra: tuple = ()) -> None:
         guard = tuple(self.guard) + extra
@@ -1054,6 +1062,8 @@ class Evaluator:
             new = set()
             for m in modes:
                 new |= _get(state, key) if m == "entry" else {m}
+                if m != "entry":
+                    self.assigned.setdefault((key, m), set()).add(tuple(self.guard))
             if "eval" in new and line is not None:
                 self.where[key] = line
             state = _assign(state, key, frozenset(new))
@@ -1086,6 +1096,19 @@ def call_values(effect: Effect, literals: Iterable[Sequence]) -> Dict[str, objec
         elif where in effect.params:
             values[where] = value
     return values
+
+
+def exit_for(effect: Effect, values: Dict[str, object]) -> Dict[str, FrozenSet[str]]:
+    """The callee's exit modes for a call binding these literal `values`: without the modes every
+    place that sets them is under a test the values make false (a key keeps its modes when that
+    would leave none)."""
+    if not effect.mode_guards or not values:
+        return effect.exit
+    out = dict(effect.exit)
+    for key, mode, guards in effect.mode_guards:
+        if key in out and mode in out[key] and all(falsified(g, values) for g in guards):
+            out[key] = out[key] - {mode} or out[key]
+    return out
 
 
 def live_steps(effect: Effect, values: Dict[str, object]) -> List[Tuple[str, tuple]]:

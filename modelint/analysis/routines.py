@@ -49,6 +49,9 @@ _DEDUCE = re.compile(r"^_*infer_(shape|dtype|type|size|dim|device|schema|output|
 # helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
 _EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$",
                              re.IGNORECASE)
+# `greedy_decode`, `beam_search`, `run_beam_decoding`: step-by-step decoding of a trained model, which
+# is inference whatever calls it (harvardnlp's annotated-transformer decodes a reloaded model so).
+_DECODING = re.compile(r"(^|_)(greedy|beam)(_|$)", re.IGNORECASE)
 _CONDITIONAL = (cst.If, cst.For, cst.While, cst.ExceptHandler, cst.Else, cst.Match, cst.IfExp,
                 cst.BooleanOperation, cst.Lambda, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp)
 
@@ -164,8 +167,8 @@ def evaluation_like_name(name: str, last_word: bool = False) -> bool:
     """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`, `infer_batch`;
     not `infer_shape` / `infer_dtype`, where "infer" means "deduce". `last_word`: also a name whose
     last word says it (`feature_evaluation`, `run_validation`, `do_eval`), for rules that take the
-    name as one signal among several (MDL302)."""
-    if last_word and _EVAL_LAST_WORD.search(name.lstrip("_")):
+    name as one signal among several (MDL302), and a decoding routine (`greedy_decode`, `beam_search`)."""
+    if last_word and (_EVAL_LAST_WORD.search(name.lstrip("_")) or _DECODING.search(name)):
         return True
     return bool(_EVAL_NAME.match(name)) and not _DEDUCE.match(name)
 

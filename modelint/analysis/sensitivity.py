@@ -178,6 +178,18 @@ class SensitivityAnalysis:
         if not classes or NOT_A_CLASS in classes:
             return None
         result = combine(self.of_class(c, None, facts) for c in classes)
+        if result.answer != YES:
+            # what the body builds and hands over (a container's contents, the parts a returned class
+            # keeps): a "yes" among them, else an "unknown" of a checked class (its dropout set from
+            # outside); a stdlib `OrderedDict(`, a class the checks cannot see must not turn a plain
+            # stack into "unknown"
+            parts = factory_classes(self.index, q if "." in q else f"{facts.modname}.{q}", parts=True)
+            answers = [(c, self.of_class(c, None, facts)) for c in parts]
+            content = next((a for _, a in answers if a.answer == YES), None) or next(
+                (a for c, a in answers if a.answer == UNKNOWN and self.locate(c, facts) is not None), None)
+            if content is not None and (content.answer == YES or result.answer == NO):
+                return Sensitivity(content.answer, f"`{name}(...)` builds `{classes[0].rsplit('.', 1)[-1]}` from "
+                                                   f"parts it builds: {content.reason}")
         if result.answer == NO:
             return result
         return Sensitivity(result.answer, f"`{name}(...)` builds `{classes[0]}`: {result.reason}")
@@ -305,6 +317,10 @@ class SensitivityAnalysis:
             return Sensitivity(YES, f"`{name}(...)` takes the mode")
         if fw.is_layer_name(q):
             return self._layer(q, call, scope, fw, via=name)
+        if not last[:1].isupper() and held and not fw.in_namespace(q):
+            found = self._factory(call, scope.facts)  # `self.features = make_layers(cfg)`
+            if found is not None:
+                return found
         if fw.in_namespace(q) or (not last[:1].isupper() and self.locate(q, scope.facts) is None):
             return None  # (a lower-case name builds something only when it is a checked class: `fastText`)
         return self._construct(q, name, call, scope, held, fw)

@@ -14,6 +14,7 @@ from modelint.analysis.context import dotted
 from modelint.analysis.walk import descendants, preorder_and_parents
 from modelint.analysis.modeflow import (
     ENTRY,
+    half_forward,
     runs_model,
     TRAIN,
     TRAINED,
@@ -113,6 +114,52 @@ def _names_in(expr: cst.CSTNode) -> List[str]:
     if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
         return _names_in(expr.func.value)  # `held_x.to(device)`
     return []
+
+
+# A sequence-to-sequence model restored from a checkpoint and decoded step by step, the caller's end
+# left open: VALID switches it to eval, INVALID forgets.
+_SEQ2SEQ = """
+import torch
+from torch import nn
+
+class Encoder(nn.Module):
+    def __init__(self, width, p):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(width, 4, dropout=p)
+
+    def forward(self, x):
+        return self.layer(x)
+
+class Seq2Seq(nn.Module):
+    def __init__(self, encoder, decoder, head):
+        super().__init__()
+        self.encoder, self.decoder, self.head = encoder, decoder, head
+
+    def encode(self, src):
+        return self.encoder(src)
+
+    def decode(self, memory, ys):
+        return self.head(self.decoder(ys + memory))
+
+def build_seq2seq(width, p=0.1):
+    return Seq2Seq(Encoder(width, p), Encoder(width, p), nn.Linear(width, width))
+
+def beam_search(model, tokenizer, src, steps):
+    memory = model.encode(src)
+    ys = src[:, :1]
+    for _ in range(steps):
+        best = model.decode(memory, ys)[:, -1:].argmax(-1)
+        ys = torch.cat([ys, best], 1)
+    return tokenizer.decode(ys[0])
+
+def show_translations(model, tokenizer, batches):
+    for src in batches:
+        print(beam_search(model, tokenizer, src, 20))
+
+def demo(path, tokenizer, batches):
+    model = build_seq2seq(64)
+    model.load_state_dict(torch.load(path))
+"""
 
 
 class InferenceInTrainMode(Rule):
@@ -229,7 +276,14 @@ class InferenceInTrainMode(Rule):
         "a test after training when the only `eval()` reaching it came before every training step (an "
         "evaluation of a resumed checkpoint before the epoch loop). An evaluation helper of another file "
         "is followed when its name starts with, or holds after its first word, an evaluation word "
-        "(`validate`, `compute_val_loss`, `run_validation`), as its caller may hold the no_grad."
+        "(`validate`, `compute_val_loss`, `run_validation`), as its caller may hold the no_grad. "
+        "A step-by-step decoding routine counts as an evaluation by name (`greedy_decode`, `beam_search`), "
+        "and `model.encode(...)` / `model.decode(...)` on a receiver named like a model run it (not "
+        "`tokenizer.decode(ids)`); a freshly built or restored model is followed into it through up to two "
+        "helpers that only hand it on (`show_examples(model)` calling `greedy_decode(model, ...)`). What a "
+        "project factory builds is judged by its returns and by the parts its body builds "
+        "(`make_layers(cfg)` returning `nn.Sequential(*layers)`, `make_model()` returning "
+        "`EncoderDecoder(Encoder(...), ...)`)."
     )
     what += (
         " "
@@ -296,7 +350,7 @@ class InferenceInTrainMode(Rule):
     )
     # ("_val" / "val_": a helper named for held-out data, `compute_val_loss`, defined in another file)
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "eval", "valid", "test", "predict", "infer",
-                "_val", "val_",
+                "_val", "val_", "greedy", "beam",
                 # the held-out names `inference.held_out_text` takes with the data word glued on
                 "valloader", "valset", "valdata", "valbatch", "valdl", "valds", "valiter")
     options_schema = {"check-parameters": True}
@@ -963,6 +1017,14 @@ def score_checkpoint(cfg, path, dev_batches):
     return evaluate(tagger, dev_batches)
 """,
     )
+    VALID += (
+        # a decoding helper reached through a helper that hands its model on, from a caller that
+        # restores a checkpoint and switches to eval first; a tokenizer's `decode` runs no model
+        # (near miss in INVALID: the caller forgets `eval()`)
+        _SEQ2SEQ + """    model.eval()
+    show_translations(model, tokenizer, batches)
+""",
+    )
     INVALID = (
         # a frozen expert of the script's global scope, never put in eval, that the evaluation runs
         # through a helper of the file (set 12's Wav2Lip: eval_model -> get_sync_loss -> syncnet)
@@ -1449,6 +1511,11 @@ def score_checkpoint(cfg, path, dev_batches):
     tagger = make_tagger(cfg)
     tagger.load_state_dict(torch.load(path))
     return evaluate(tagger, dev_batches)
+""",
+        # step-by-step decoding (`beam_search`, by name) on a model restored from a checkpoint and never
+        # switched, reached through a helper that only hands the model on; the factory's parts decide
+        # its sensitivity (the returned class only keeps what it is given)
+        _SEQ2SEQ.replace("model.encode(src)\n", "model.encode(src)  # expect: MDL302\n") + """    show_translations(model, tokenizer, batches)
 """,
     )
 
@@ -2123,7 +2190,8 @@ def score_checkpoint(cfg, path, dev_batches):
             return None
         if id(fn) in mf.index.method_class and not self._evaluation_scope(mf, fn):
             return None  # methods: the class that owns the loop switches modes (often in another file)
-        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value) or mc.via_method):
+        if not (isinstance(call.func, cst.Name) or runs_model(call.func.attr.value) or half_forward(call.func)
+                or mc.via_method):
             return None  # `model.predict(...)` of a high-level wrapper switches modes itself
         if not self._model_like_param(fn, key):
             return None
@@ -2210,20 +2278,28 @@ def score_checkpoint(cfg, path, dev_batches):
             return bool(_MODEL_PARAM.search(name))
         return False
 
-    def _fresh_caller(self, mf: ModeFlow, fn: cst.FunctionDef, param: str):
+    def _fresh_caller(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int = 0):
         """A call of `fn` in this file that hands `param` a model built (or built and given weights
         with `load_state_dict`) in the caller and never switched or trained there: (local call, the
         caller's key, the latest origin), else None. `model = build(opts); model.load_state_dict(...);
         test(model)` runs the evaluation in training mode whatever the other callers do (set 13's
         Prototypical-Networks `eval()`). A whole model from `torch.load` is not fresh: it keeps the mode
-        it was saved in."""
+        it was saved in. Also through a caller that only passes its own parameter on (`check_outputs(
+        loader, model)` calling `greedy_decode(model, ...)`, called with a reloaded model: harvardnlp's
+        annotated-transformer), two such callers deep."""
         for call, scope in self._calls.get(fn.name.value, ()):
             flow = mf.flow(scope if scope is not None else mf.module)
             lc = next((c for c in flow.local_calls if c.node is call and c.callee is fn), None) if flow else None
             ckey = lc.mapping.get(param) if lc is not None else None
-            origin = _fresh_origin(mf, get(lc.state, ckey)) if ckey is not None else None
+            tokens = get(lc.state, ckey) if ckey is not None else frozenset()
+            origin = _fresh_origin(mf, tokens) if ckey is not None else None
             if origin is not None:
                 return lc, ckey, origin
+            if (depth < 2 and isinstance(scope, cst.FunctionDef) and ckey in flow.params and tokens == {ENTRY}
+                    and scope is not fn):
+                found = self._fresh_caller(mf, scope, ckey, depth + 1)
+                if found is not None:
+                    return found
         return None
 
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,

@@ -126,6 +126,29 @@ class TrainingInEvalMode(Rule):
     )
 
     VALID = (
+        # the routine steps only for one of two phase names (`phase == "fit" or phase == "fit+log"`):
+        # the pass after `eval()` names a third
+        """
+import torch
+from torch import nn
+
+def one_pass(net, batches, opt, phase="fit"):
+    for x, y in batches:
+        loss = nn.functional.mse_loss(net(x), y)
+        if phase == "fit" or phase == "fit+log":
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+def main(batches, held):
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3), nn.Linear(4, 1))
+    opt = torch.optim.SGD(net.parameters(), 0.1)
+    for epoch in range(3):
+        net.train()
+        one_pass(net, batches, opt)
+        net.eval()
+        one_pass(net, held, opt, phase="score")
+""",
         # the routine steps only when handed an optimizer: the scoring call hands none
         """
 import torch
