@@ -4,7 +4,8 @@ The code cells are joined in notebook order into one module, so names imported i
 in the next. IPython syntax is masked line by line so the rest parses: line magics (`%time x`),
 shell escapes (`!pip install`, `files = !ls`), help (`obj?`) and automagic lines (`pip install
 x`, `cd data`: a line magic written without `%`, which IPython runs when the line is not Python)
-become `pass`-like placeholders of the same indentation; a cell magic (`%%bash`, `%%writefile`, ...) masks its whole cell, except
+become `pass`-like placeholders of the same indentation (and the lines a `\\` at the end of such a
+line continues, `!python train.py --data x \\` then `--epochs 3`, become blank); a cell magic (`%%bash`, `%%writefile`, ...) masks its whole cell, except
 `%%time`, `%%timeit`, `%%capture` and friends whose body is Python. A cell that still does not parse
 is reported once (MDL000 for that cell) and left out of the module.
 
@@ -139,7 +140,18 @@ def _mask_cell(source: str) -> str:
         if magic not in _PYTHON_CELL_MAGICS:
             return "\n".join("" for _ in lines)  # not Python: keep only the line count
         lines[0] = ""
-    return "\n".join(_mask_line(line) for line in lines)
+    out = []
+    continued = False  # the masked line before ends with `\`: IPython's command goes on here
+    for line in lines:
+        if continued:
+            out.append("")  # (blank: keeps the line count, parses anywhere)
+        else:
+            masked = _mask_line(line)
+            out.append(masked)
+            if masked is line:
+                continue
+        continued = line.rstrip().endswith("\\")
+    return "\n".join(out)
 
 
 def _json_source_lines(text: str, n_cells: int) -> Optional[List[List[int]]]:

@@ -184,6 +184,49 @@ def test_a_literal_argument_picks_the_switch_of_another_files_routine(tmp_path):
     assert found(tmp_path, files) == []
 
 
+STEP_ON_OWN_MODE = """
+    from torch import nn
+
+    def step(loader, model, opt):
+        for x, y in loader:
+            loss = nn.functional.mse_loss(model(x), y)
+            if {guard}:
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+"""
+
+RUN_STEPS = """
+    import torch
+    from torch import nn
+    from loops import step
+
+    def main(loader, val_loader):
+        model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2), nn.Linear(4, 1))
+        opt = torch.optim.SGD(model.parameters(), 0.1)
+        for epoch in range(3):
+            model.train()
+            step(loader, model, opt)
+            model.eval()
+            step(val_loader, model, opt)
+"""
+
+
+@pytest.mark.parametrize("guard, reported", [("model.training", []), ("True", [("run.py", 13, "MDL303")])])
+def test_a_step_under_the_models_own_mode_does_not_run_after_eval(tmp_path, guard, reported):
+    """`if model.training: loss.backward(); opt.step()` in another file's routine: the pass after
+    `model.eval()` runs no step (set 16's open_brats2020); without the guard it trains in eval."""
+    files = {"loops.py": STEP_ON_OWN_MODE.format(guard=guard), "run.py": RUN_STEPS}
+    assert found(tmp_path, files) == reported
+
+
+def test_a_step_under_the_models_own_mode_in_the_same_file(tmp_path):
+    source = textwrap.dedent(STEP_ON_OWN_MODE.format(guard="model.training")) + textwrap.dedent(
+        RUN_STEPS.replace("from loops import step\n", ""))
+    assert found(tmp_path, {"run.py": source}) == []
+    assert found(tmp_path, {"run.py": source.replace("if model.training:", "if True:")}) != []
+
+
 def test_validation_pass_of_a_same_file_epoch_routine():
     check(
         """

@@ -355,3 +355,52 @@ def test_a_callable_handed_a_loss_and_the_optimizer_still_steps():
                                "        val_loss = net(next(iter(val_loader))[0]).sum()\n"
                                "        scaler(val_loss, optimizer)\n")
     assert [f.code for f in check_source(textwrap.dedent(source), select=["MDL301"])] == ["MDL301"]
+
+
+PROBE = """
+import torch
+from torch import nn
+
+def fit_probe(feats, labels, width, classes):
+    probe = nn.Linear(width, classes)
+    opt = torch.optim.SGD(probe.parameters(), 0.1)
+    for _ in range(10):
+        opt.zero_grad()
+        nn.functional.cross_entropy(probe(feats), labels).backward()
+        opt.step()
+    return probe
+
+def fit_handed(model, feats, labels):
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    for _ in range(10):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(feats), labels).backward()
+        opt.step()
+"""
+
+SWEEP_PROBES = """
+import torch
+from nets import Net
+from evaluation import evaluate
+from probes import {helper}
+
+def sweep(path, feats, labels, val_loader):
+    net = Net()
+    net.load_state_dict(torch.load(path))
+    for width in (8, 16):
+        net.eval()
+        evaluate(net, val_loader)
+        {call}
+"""
+
+
+def test_a_helper_that_trains_only_a_model_it_builds_trains_nothing_handed_to_it(tmp_path):
+    """`fit_probe(feats, labels, net.width, 3)` builds its own classifier and steps an optimizer over
+    it alone: the encoder that the sweep keeps in eval is not trained there (set 16's pytorch-simclr,
+    MDL301 and MDL303 on its L-BFGS probe); a helper whose optimizer is over the model handed to it
+    trains that model in eval."""
+    files = {"nets.py": NETS, "evaluation.py": EVALUATION, "probes.py": PROBE}
+    files["sweep.py"] = SWEEP_PROBES.format(helper="fit_probe", call="fit_probe(feats, labels, net.width, 3)")
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == []
+    files["sweep.py"] = SWEEP_PROBES.format(helper="fit_handed", call="fit_handed(net, feats, labels)")
+    assert project(tmp_path, files, ("MDL301", "MDL303")) != []

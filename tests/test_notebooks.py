@@ -151,3 +151,15 @@ def test_an_assignment_that_starts_with_a_magic_name_is_python(run, write):
     write("nb.ipynb", nb_json(IMPORTS, cell, MODEL))
     data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
     assert [(f["code"], f["cell"]) for f in data] == [("MDL101", 3)]
+
+
+def test_a_shell_escape_continued_with_backslashes_is_masked_whole(run, write):
+    """`!python train.py --data x \\` goes on over the next lines, which IPython hands to the shell
+    with it (set 16's AnimeGAN notebooks were reported unparsable); a Python line continued with a
+    backslash stays Python, and a line after the command is checked."""
+    cell = ("code", "!python train.py --data x\\\n        --epochs 3\\\n        --lr 0.1\ntotal = 1 + \\\n    2\n")
+    write("nb.ipynb", nb_json(IMPORTS, cell, MODEL))
+    data = json.loads(run("check", "nb.ipynb", "--format", "json").out)
+    assert [(f["code"], f["cell"]) for f in data] == [("MDL101", 3)]
+    lines = notebook._mask_cell(cell[1]).split("\n")
+    assert lines[0].startswith("pass") and lines[1:3] == ["", ""] and lines[3] == "total = 1 + \\"

@@ -76,6 +76,10 @@ def test_routine_kinds():
 def test_evaluation_names_and_test_suites():
     assert evaluation_like_name("evaluate") and evaluation_like_name("validate_epoch") and evaluation_like_name("infer")
     assert not evaluation_like_name("infer_shape") and not evaluation_like_name("train")
+    # a predictor's loss is training code; decoding routines are evaluations for MDL302 (`last_word`)
+    assert not evaluation_like_name("predict_loss", last_word=True) and evaluation_like_name("eval_loss")
+    assert evaluation_like_name("greedy_decode", last_word=True) and evaluation_like_name("beam_search", last_word=True)
+    assert not evaluation_like_name("greedy_decode") and not evaluation_like_name("beamformer", last_word=True)
     assert is_test_suite_file("pkg/tests/test_model.py") and is_test_suite_file("x/model_test.py")
     assert not is_test_suite_file("pkg/evaluation.py")
 

@@ -635,6 +635,39 @@ def test_a_factory_returning_a_container_is_judged_by_what_it_puts_in(tmp_path):
     assert [sens(model, n).answer for n in ("VGGish", "Plain")] == [YES, NO]
 
 
+def test_a_layer_chosen_by_a_constructor_literal_is_built_only_for_that_literal(tmp_path):
+    """`if norm == "batch": self.norm = nn.BatchNorm2d(c)` (or `elif (norm == "batch"):`): a
+    construction that binds another literal, passed or by default, does not build it; asked about
+    alone, the caller decides; a test of anything else (`if c > 8:`) or an `else:` arm decides nothing."""
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class Block(nn.Module):
+            def __init__(self, c, norm="instance"):
+                super().__init__()
+                if norm == "instance":
+                    self.norm = nn.InstanceNorm2d(c)
+                elif (norm == "batch"):
+                    # a comment between the test and the layer
+                    self.norm = nn.BatchNorm2d(c)
+        class Wide(nn.Module):
+            def __init__(self, c, norm="instance"):
+                super().__init__()
+                if c > 8:
+                    self.norm = nn.BatchNorm2d(c)
+        class Other(nn.Module):
+            def __init__(self, c, norm="instance"):
+                super().__init__()
+                if norm == "instance":
+                    self.norm = nn.InstanceNorm2d(c)
+                else:
+                    self.norm = nn.BatchNorm2d(c)
+    """})["m.py"]
+    answers = [sens(ctx, f"expr:{e}").answer for e in (
+        "Block(3)", "Block(3, norm='instance')", "Block(3, norm='batch')", "Wide(3)", "Other(3)")]
+    assert answers == [NO, NO, YES, YES, YES]
+    assert sens(ctx, "Block").answer != NO
+
+
 def test_a_copy_and_a_wrapper_holding_a_sensitive_model(tmp_path):
     """`ema = copy.deepcopy(net)` is built like `net`; a layer-free wrapper that keeps what it is
     handed (`Sampler(ema, steps)`) holds a sensitive model when handed one ("yes"), or a module

@@ -9,7 +9,9 @@ class (top level or nested, named as in `FileFacts.classes`) it records, from th
   (`nn.Dropout(`, `Encoder(`), a call of an `__init__` parameter (`norm_layer(dim)`), a functional
   call that takes the mode (`F.dropout(`, from the profile) and `from_pretrained(`; each with its
   line, the call's text up to the matching parenthesis (parsed only when someone asks) and whether
-  it is assigned to `self.<attr>` directly;
+  it is assigned to `self.<attr>` directly, and the `if <param> == "<literal>":` / `elif` right above
+  it when that tests an `__init__` parameter (a construction binding another literal builds no such
+  layer: `norm="instance"` against `if norm == "batch": ... nn.BatchNorm2d`);
 - `refs`: names of mode-sensitive layer classes used without a call (`norm_layer = nn.BatchNorm2d`),
   outside the `__init__` signature and outside `isinstance`/`issubclass` lines;
 - `mode_lines`: lines reading the module's mode (`self.training`);
@@ -51,6 +53,9 @@ class CallSite:
     text: Optional[str]  # the call up to its closing parenthesis; None when not closed within the limit
     held: bool  # `self.x = <call>`: the object is kept as an attribute
     attr: Optional[str] = None  # that attribute's name (`x`)
+    # the site sits directly under `if <param> == "<literal>":` / `elif ...` of an `__init__` parameter:
+    # (param, literal); a construction binding another literal does not build it (`_when`)
+    when: Optional[Tuple[str, str]] = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +95,15 @@ class ClassBody:
         return self._parsed[0]
 
     def to_json(self) -> list:
-        return [self.line, self.signature, [[c.name, c.line, c.text, c.held, c.attr] for c in self.calls],
+        return [self.line, self.signature, [[c.name, c.line, c.text, c.held, c.attr, c.when] for c in self.calls],
                 [list(r) for r in self.refs], list(self.mode_lines), [list(r) for r in self.rebinds],
                 [list(k) for k in self.kept]]
 
     @staticmethod
     def from_json(raw: list) -> "ClassBody":
         line, signature, calls, refs, mode_lines, rebinds, kept = raw
-        return ClassBody(line, signature, tuple(CallSite(n, ln, t, h, a) for n, ln, t, h, a in calls),
+        return ClassBody(line, signature, tuple(CallSite(n, ln, t, h, a, tuple(w) if w else None)
+                                                for n, ln, t, h, a, w in calls),
                          tuple((n, ln) for n, ln in refs), tuple(mode_lines), tuple((p, n, ln) for p, n, ln in rebinds),
                          tuple((p, ln) for p, ln in kept))
 
@@ -425,8 +431,34 @@ def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int,
             text = source[start:close].decode("utf-8", "replace") if close else None
             held = _HELD.search(prefix)
             calls.append(CallSite(_name(source[start:paren]), line_of(pos), text, bool(held),
-                                  held.group(1).decode() if held else None))
+                                  held.group(1).decode() if held else None,
+                                  _when(source, line_start, a, param_names) if param_names else None))
     return ClassBody(line, signature, tuple(calls), tuple(refs), tuple(mode_lines), tuple(rebinds), tuple(kept))
+
+
+_WHEN = re.compile(rb"""^[ \t]*(?:el)?if[ \t(]+([A-Za-z_]\w*)[ \t]*==[ \t]*(['"])([\w.+-]*)\2[ \t)]*:[ \t]*(?:#.*)?$""")
+
+
+def _when(source: bytes, line_start: int, floor: int, param_names) -> Optional[Tuple[str, str]]:
+    """(param, literal) when the nearest line above `line_start` indented less than it is
+    `if param == "lit":` or `elif (param == "lit"):` (a constructor parameter choosing a layer:
+    `if norm == "batch": self.norm = nn.BatchNorm2d(c)`); None otherwise."""
+    line_end = source.find(b"\n", line_start)
+    line = source[line_start : line_end if line_end != -1 else len(source)]
+    indent = len(line) - len(line.lstrip(b" \t"))
+    end = line_start - 1
+    while end > floor:
+        start = source.rfind(b"\n", floor, end) + 1
+        above = source[start:end]
+        stripped = above.strip()
+        if stripped and not stripped.startswith(b"#"):
+            if len(above) - len(above.lstrip(b" \t")) < indent:
+                m = _WHEN.match(above)
+                if m and m.group(1).decode("ascii", "replace") in param_names:
+                    return m.group(1).decode("ascii", "replace"), m.group(3).decode("utf-8", "replace")
+                return None
+        end = start - 1
+    return None
 
 
 def _name(raw: bytes) -> str:

@@ -822,7 +822,8 @@ class _ScopeAnalysis:
             flow = self.block(self.scope.body, {})
         exit_state = join(flow.out, *flow.ret) or {}
         fixed = frozenset(self.params) - self._bound
-        steps = [_keep_guard(st, fixed) for st in self._steps.values()]
+        mode_attrs = frozenset(f"{p}.{self.ctx.framework.mode_attr}" for p in fixed)
+        steps = [_keep_guard(st, fixed | mode_attrs) for st in self._steps.values()]
         # `if self.is_test: self.dqn.eval()`: a flag attribute of a parameter that this scope never assigns
         assigned = {key for key, _ in self._bindings}
         attrs_of_fixed = lambda key: key.partition(".")[0] in fixed and key not in assigned
@@ -1461,7 +1462,7 @@ class _ScopeAnalysis:
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         if recv is not None and self.mf.quiet_module_method(effect):
             self.model_call(call, recv, state, via_method=True)
-        values = call_values(effect, _literal_arguments(arguments))
+        values = {**call_values(effect, _literal_arguments(arguments)), **self._mode_values(mapping, state)}
         out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv, exit_for(effect, values)))
         live = live_steps(effect, values)
         if live and not (self.no_grad or self.no_grad_scope):
@@ -1480,9 +1481,12 @@ class _ScopeAnalysis:
             # deepcopy(model)`: a `@` key, modemodel's IR 13; its free names map to nothing either)
             # rather than nothing visible (None: any argument may be what it trains)
             own_copies = any("@" in k.partition(".")[0] for k in effect.trains)
+            # (and nothing, when its optimizers are built over its own models: `clf = nn.Linear(...)`,
+            # `LBFGS(clf.parameters())` in pytorch-simclr's `train_clf(X, y, net.representation_dim)`)
+            own_models = effect.owns_optimizers and bool(effect.trains) and not trains
             self._steps[(id(call), id(call))] = Step(call, call, shown, kind, (name,), at, loops, guard,
-                                                     tuple(trains) if trains or own_copies else None, own)
-            for key in trains or [recv, *args, *kws.values()]:
+                                                     tuple(trains) if trains or own_copies or own_models else None, own)
+            for key in trains or ([] if own_models else [recv, *args, *kws.values()]):
                 if key is not None:  # (nothing visibly run: every argument may be what it trains)
                     self.use(key, forwarded=True)
             out = trained_after_step(out)
@@ -1665,7 +1669,7 @@ class _ScopeAnalysis:
             return state
         name = callee.name.value
         # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
-        values = self.literal_args(call, callee, receiver)
+        values = {**self.literal_args(call, callee, receiver), **self._mode_values(mapping, state)}
         live = [st for st in summary.steps if not falsified(st.guard, values)]
         if live and self.mf.probes_inputs(summary):
             live = []  # an attack / input-saliency helper's backward updates no weight (`input_gradient_probe`)
@@ -1745,6 +1749,21 @@ class _ScopeAnalysis:
         mapping: Dict[str, Optional[str]] = {positional[0]: receiver} if receiver is not None and positional else {}
         mapping.update(_bind(self.arguments(call), callee, receiver, lambda v: key_of(peel(v))))
         return mapping
+
+    def _mode_values(self, mapping: Dict[str, Optional[str]], state: State) -> Dict[str, bool]:
+        """`<param>.training` for the parameters handed a model whose mode is known here: False when
+        every fact is an eval switch, True when it is `train()`. A step under `if model.training:`
+        does not run for a model put in eval first (open_brats2020's `step(val_loader, model, ...)`
+        after `model.eval()`, measuring set 16)."""
+        out: Dict[str, bool] = {}
+        attr = self.ctx.framework.mode_attr
+        for param, key in mapping.items():
+            tokens = get(state, key) if key is not None else frozenset()
+            if tokens and all(isinstance(t, EvalSite) for t in tokens):
+                out[f"{param}.{attr}"] = False
+            elif tokens and all(t is TRAIN for t in tokens):
+                out[f"{param}.{attr}"] = True
+        return out
 
     def literal_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
         """The callee's parameters bound to a literal by the call, or left at a literal default."""

@@ -70,7 +70,7 @@ from modelint.frameworks import PROFILES
 # 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
 # no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`); a call handed a
 # loss function and an optimizer (`loss_fns`, not a loss) is no step (`_NOT_A_LOSS`).
-IR_VERSION = 16
+IR_VERSION = 17
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -323,7 +323,10 @@ class _Builder:
             self.wrappers.discard(target)
 
     def _atoms(self, test: ast.AST, arm: bool) -> list:
-        return [list(a) for a in atoms_ast(test, arm, self.derived) if a[0] in self.fixed]
+        """The atoms on fixed parameters, and on their mode flag (`if model.training:`: a caller that
+        put the model in eval runs no step there, `modeflow`'s `_mode_values`)."""
+        return [list(a) for a in atoms_ast(test, arm, self.derived)
+                if a[0] in self.fixed or (a[0].endswith(".training") and a[0][: -len(".training")] in self.fixed)]
 
     def _note_derived(self, target: str, value: ast.AST) -> None:
         """`is_train = (loop_type == "train")`, bound once: a later `if is_train:` tests `loop_type`."""
@@ -854,6 +857,9 @@ class Effect:
     # guard of each place that sets it; `exit_for` drops it for a call whose literals falsify them all
     # (`epoch("train", ...)` of `if mode == "train": net.train() else: net.eval()` leaves it in train)
     mode_guards: Tuple[Tuple[str, str, tuple], ...] = ()
+    # every optimizer it steps is built in it over readable `X.parameters()` (`trains` is then what
+    # those hold): a callee whose `trains` map to nothing of the caller's trains nothing handed to it
+    owns_optimizers: bool = False
 
     def evals(self) -> bool:
         return any("eval" in v for v in self.exit.values())
@@ -932,7 +938,8 @@ class Evaluator:
                       tuple(sorted(self.guarded, key=repr)), frozenset(self.always), tuple(sorted(ir.defaults.items())),
                       self.at_step,
                       tuple((k, m, tuple(sorted(g, key=repr))) for (k, m), g in sorted(self.assigned.items())
-                            if m != "entry" and all(g)))
+                            if m != "entry" and all(g)),
+                      bool(self.owners) and "o" in self.steps)
 
     def record_step(self, kind: str, extra: tuple = ()) -> None:
         guard = tuple(self.guard) + extra

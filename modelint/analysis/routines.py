@@ -49,6 +49,9 @@ _DEDUCE = re.compile(r"^_*infer_(shape|dtype|type|size|dim|device|schema|output|
 # helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
 _EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$",
                              re.IGNORECASE)
+# `predict_loss(predictor, ...)`, `infer_losses`: a loss of a predictor, computed for training (set 16's
+# DF-GAN), not a prediction; `eval_loss` / `valid_loss` keep their evaluation word.
+_PREDICTOR_LOSS = re.compile(r"^_*(predict|infer)\w*loss", re.IGNORECASE)
 # `greedy_decode`, `beam_search`, `run_beam_decoding`: step-by-step decoding of a trained model, which
 # is inference whatever calls it (harvardnlp's annotated-transformer decodes a reloaded model so).
 _DECODING = re.compile(r"(^|_)(greedy|beam)(_|$)", re.IGNORECASE)
@@ -170,6 +173,8 @@ def evaluation_like_name(name: str, last_word: bool = False) -> bool:
     name as one signal among several (MDL302), and a decoding routine (`greedy_decode`, `beam_search`)."""
     if last_word and (_EVAL_LAST_WORD.search(name.lstrip("_")) or _DECODING.search(name)):
         return True
+    if _PREDICTOR_LOSS.match(name):
+        return False
     return bool(_EVAL_NAME.match(name)) and not _DEDUCE.match(name)
 
 

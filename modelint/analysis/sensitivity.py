@@ -43,7 +43,15 @@ layer and line that decide it (for messages):
     `nn.Sequential(*layers)` asked about directly). A call of a top-level function of the checked
     files whose every `return` builds a class (`net = Vgg(); net.load_state_dict(...); return net`,
     the index's `factories`) takes those classes' answer, each asked about alone; one other return
-    (`return torch.load(path)`, `return net, opt`) leaves it unknown.
+    (`return torch.load(path)`, `return net, opt`) leaves it unknown. When that answer is not
+    "yes", the classes the factory's body builds decide too (the index's `factory_parts`: a
+    container's contents, `make_layers(cfg)` returning `nn.Sequential(*layers)`, and the parts a
+    returned class keeps, `EncoderDecoder(Encoder(...), ...)`): a "yes" among them, else an "unknown"
+    of a checked class; a class keeping such a factory's result (`self.features = make_layers(cfg)`)
+    is read the same way.
+  A layer built right under `if <param> == "<literal>":` / `elif` of a constructor parameter is not
+  built by a construction that binds that parameter, passed or by default, to another literal
+  (`ConvLayer(c, norm="instance")` against `elif norm == "batch": nn.BatchNorm2d(c)`).
   A "yes" anywhere wins over "unknown"; a cycle of classes counts as "no" for the class already
   being evaluated (its other layers still decide).
 
@@ -286,6 +294,10 @@ class SensitivityAnalysis:
 
     # --- calls ---------------------------------------------------------------------------------
     def _site(self, site, scope: _Scope, fw: Profile) -> Optional[Sensitivity]:
+        if site.when is not None and scope.env is not None:
+            bound = scope.bound(site.when[0])
+            if bound is not None and bound[0] == "lit" and bound[1] != site.when[1]:
+                return None  # `if norm == "batch":` in a construction that binds `norm="instance"`
         if site.text is None:
             return Sensitivity(UNKNOWN, f"`{site.name}(...)` could not be read") if site.held else None
         try:

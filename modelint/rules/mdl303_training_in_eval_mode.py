@@ -59,7 +59,9 @@ class TrainingInEvalMode(Rule):
         "routine that sit under a test of one of its parameters nothing in it rebinds (`if train:`, `if "
         "optimizer is not None:`, `if stage == \"fit\":`, or a local bound once to such a compare) when the call "
         "passes the literal value, or leaves the literal default, that makes the test false (`evaluate_loop("
-        "model, \"val\", opt=None)`: no step runs, in this file or another)."
+        "model, \"val\", opt=None)`: no step runs, in this file or another); `mode == \"train\" or mode == "
+        "\"train+log\"` counts as one test; and a step under a test of the model's own mode (`if "
+        "model.training:`) after the caller put that model in eval."
     )
     what += (
         " "
