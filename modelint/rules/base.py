@@ -112,6 +112,14 @@ def measured_set14(result: str) -> str:
             "once on 2026-12-07, after set 13 had become a tuning set) gave " f"{result}" ".")
 
 
+def measured_sets_15_16(set15: str, set16: str) -> str:
+    """Issue 14's held-out sets 15 (23 repositories) and 16 (33 repositories) of 2026-12-07, each chosen
+    by a helper that ran no rule and changed none, each run once (on 5aeca3f and on 7fcbd9b)."""
+    return (" Measuring set 15 (23 repositories, `--set measuring15`, run once on 2026-12-07) gave "
+            f"{set15}" "; measuring set 16 (33 repositories, `--set measuring16`, run once on 2026-12-07 after "
+            "set 15 had become a tuning set) gave " f"{set16}" ".")
+
+
 def remeasured_2026_12_03(set4: str, set5: str) -> str:
     """The sentence after it: what the two held-out sets of 2026-12-02/03 gave with the rules of the
     end of 2026-12-03 (each judged once by a session that changed no rule; counts only, so that the

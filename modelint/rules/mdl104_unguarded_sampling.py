@@ -35,7 +35,7 @@ from modelint.analysis.sampling import (
     sizes_only_inputs,
 )
 from modelint.frameworks import union
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
 
 
 class UnguardedSamplingInForward(Rule):
@@ -134,6 +134,8 @@ class UnguardedSamplingInForward(Rule):
     what += measured_set6("15 findings, all deliberate (noise that is the computation: prior samples, reparameterisation, Monte Carlo metrics)")
     what += measured_set13("4 findings, all deliberate (an augmentation layer's random flip, a GAN's conditioning augmentation, a Gumbel-softmax latent)")
     what += measured_set14("3 findings, all deliberate (a VAE's reparameterisation noise, twice; a distance-weighted negative sampler of a triplet loss)")
+    what += measured_sets_15_16("1 finding, false (node dropout already gated by an explicit argument that the evaluation passes as False)",
+                                "8 findings: 3 real (random initial LSTM states, twice; word dropout applied in evaluation), 2 deliberate (Monte-Carlo glimpses of a recurrent attention model; a VAE's reparameterisation), 3 false (scheduled sampling gated by a teacher argument the evaluation leaves out, twice; a mask sampled only when a mode local is non-zero)")
     what += (" Set 3 has since been a tuning set: with its 3 false findings exempted (the conditional "
              "expression on a flag of `forward`, the mode blend through a local) it gives 7 findings, 1 real "
              "and 6 deliberate, which no longer measures precision on unseen code.")

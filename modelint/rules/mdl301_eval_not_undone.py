@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -207,6 +207,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_set12("no finding", "none is an eval left on in a training loop")
     what += measured_set13("1 finding, false (0%: the backward after the test's `eval()` is a PGD attack's input gradient; the epoch's training step comes after `model.train()`), a pattern no longer reported (the input-gradient helper above)")
     what += measured_set14("no finding")
+    what += measured_sets_15_16("2 findings, both false (an alias rebound through DDP, whose switch is its own, since no longer reported; a step under `if optimizer:` in a routine whose `train()` sits under a test of a literal phase)",
+                                "4 findings, all false (0%: a student switched back through the distillation wrapper that keeps it; a generator without mode-dependent layers, twice; a helper that trains only a probe it builds, since no longer reported)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "

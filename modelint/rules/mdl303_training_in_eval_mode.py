@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -86,6 +86,8 @@ class TrainingInEvalMode(Rule):
     what += measured_set12("no finding", "none is a training step in eval mode")
     what += measured_set13("1 finding, false (0%: a linear probe stepping Linear heads on the detached features of an encoder kept in eval on purpose); after the run it became a tuning set, and the detached-result exemption above mends that finding")
     what += measured_set14("no finding")
+    what += measured_sets_15_16("no finding",
+                                "3 findings: 1 deliberate (a linear probe on an encoder kept in eval on purpose), 2 false (a step under `if model.training:`; a helper that trains only a probe it builds; both no longer reported)")
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -96,6 +96,8 @@ class WrongSwitchInRoutine(Rule):
     what += measured_set6("1 finding, deliberate")
     what += measured_set13("1 finding, false (0%: the same linear probe as MDL303's, an encoder in eval whose detached features train Linear heads); after the run it became a tuning set, and the detached-result exemption above mends that finding")
     what += measured_set14("no finding")
+    what += measured_sets_15_16("no finding",
+                                "2 findings: 1 deliberate (the linear probe's eval), 1 false (`train()` in a no-grad routine on a network whose mode only changes an output's form)")
     what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
              "above; no finding on it afterwards), so it no longer measures it.")
     why = (
