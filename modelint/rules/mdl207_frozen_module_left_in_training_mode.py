@@ -6,6 +6,7 @@ from typing import List, Optional, Set, Tuple
 import libcst as cst
 
 from modelint.analysis.calls import literal_value
+from modelint.analysis.classbodies import bodies_of
 from modelint.analysis.keysensitivity import KeySensitivity
 from modelint.analysis.modeflow import for_context
 from modelint.analysis.routines import key_covers, part_key
@@ -44,8 +45,10 @@ class FrozenModuleLeftInTrainingMode(Rule):
         "undoes); a file that sets `requires_grad` to anything but a literal False anywhere (`True`, a flag, "
         "`requires_grad_()`: unfreezing later, GAN loops that freeze and unfreeze a discriminator, test-time "
         "adaptation that re-enables batch-norm parameters, input gradients); a parameter of a function (its "
-        "callers decide its mode); modules whose sensitivity is \"no\" or \"unknown\" (a `from_pretrained` "
-        "model, a class of another package); `X.requires_grad = False` on a module itself (an attribute, which "
+        "callers decide its mode); modules whose sensitivity is \"no\" or \"unknown\" (a class of another "
+        "package), except a part a module class keeps from another package's `from_pretrained` (it starts in eval "
+        "mode, and the parent's `train()` switches it: set 16's TaCL teacher; not in a LightningModule, whose loops keep "
+        "each submodule's own mode); `X.requires_grad = False` on a module itself (an attribute, which "
         "freezes nothing: another bug)."
         " Developed on 2026-12-07 against the bugs of this kind found by reading in measuring sets 7, 9, 12 and 13 "
         "(Wav2Lip's frozen SyncNet expert, twice; SimCLR's linear-probe encoder; audioset_tagging_cnn's frozen base), "
@@ -320,6 +323,72 @@ class Classifier(nn.Module):
     def forward(self, x):
         return self.head(self.base(x))
 """,
+        # a pretrained network of another package kept frozen as a teacher: `from_pretrained` gives it in
+        # eval mode, and the parent's `train()` puts it back in training mode (near miss in VALID)
+        """
+import torch
+from torch import nn
+from transformers import AutoModel
+
+class Contrastive(nn.Module):
+    def __init__(self, name):
+        super().__init__()
+        self.student = AutoModel.from_pretrained(name)
+        self.teacher = AutoModel.from_pretrained(name)
+        for p in self.teacher.parameters():  # expect: MDL207
+            p.requires_grad = False
+
+    def forward(self, ids):
+        with torch.no_grad():
+            target = self.teacher(ids)[0]
+        return (self.student(ids)[0] - target).pow(2).mean()
+""",
+    )
+    VALID += (
+        # the same teacher in a LightningModule: its loops keep each submodule's own mode (the teacher
+        # stays in the eval mode `from_pretrained` gives it)
+        """
+import torch
+import lightning as L
+from transformers import AutoModel
+
+class Contrastive(L.LightningModule):
+    def __init__(self, name):
+        super().__init__()
+        self.student = AutoModel.from_pretrained(name)
+        self.teacher = AutoModel.from_pretrained(name)
+        for p in self.teacher.parameters():
+            p.requires_grad = False
+
+    def training_step(self, ids, idx):
+        with torch.no_grad():
+            target = self.teacher(ids)[0]
+        return (self.student(ids)[0] - target).pow(2).mean()
+""",
+        # the same teacher kept in eval by a `train()` override
+        """
+import torch
+from torch import nn
+from transformers import AutoModel
+
+class Contrastive(nn.Module):
+    def __init__(self, name):
+        super().__init__()
+        self.student = AutoModel.from_pretrained(name)
+        self.teacher = AutoModel.from_pretrained(name)
+        for p in self.teacher.parameters():
+            p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, ids):
+        with torch.no_grad():
+            target = self.teacher(ids)[0]
+        return (self.student(ids)[0] - target).pow(2).mean()
+""",
     )
 
     # The walk only notices a possible freeze; the file is read again, whole, only then (few files freeze).
@@ -383,7 +452,10 @@ class Classifier(nn.Module):
             found = analysis_for(self.ctx.classifier).of_attribute(f"{self.ctx.facts.modname}.{cls.name.value}", top,
                                                                     self.ctx.facts)
             answer = found.answer if found is not None else KeySensitivity(self.ctx, for_context(self.ctx)).of(scope, f"self.{top}")
-            return answer != "yes"
+            # (a LightningModule's loops restore each submodule's own mode after validation and do not
+            # call `train()` at fit start: the pretrained part stays in the eval mode it was loaded in)
+            return answer != "yes" and not (answer == "unknown" and not self.ctx.is_lightning_class(cls)
+                                            and self._pretrained_part(cls, top))
         if isinstance(scope, cst.FunctionDef) and root in _params(scope):
             return True  # the caller's model: its mode is the caller's
         # "yes", or "unknown" while bound here to a module construction (`net = get_network(args)` of a
@@ -393,6 +465,26 @@ class Classifier(nn.Module):
         if answer == "no" or (answer == "unknown" and not keys.holds_module(scope, root)):
             return True
         return key != root and keys.of(scope, key) == "no"
+
+
+    def _pretrained_part(self, cls: cst.ClassDef, attr: str) -> bool:
+        """`self.<attr> = BertModel.from_pretrained(name)` (the profile's `external_model_methods` on a
+        class outside the framework): a pretrained network of another package, which starts in eval
+        mode and which the parent's `train()` puts in training mode (set 16's TaCL teacher). Not a
+        framework layer's constructor (`nn.Embedding.from_pretrained(vectors)`)."""
+        fw = self.ctx.framework
+        body = bodies_of(self.ctx.facts).get(cls.name.value)
+        for site in body.calls if body is not None else ():
+            if site.attr != attr or "." not in site.name:
+                continue
+            owner, _, method = site.name.rpartition(".")
+            if method not in fw.external_model_methods or owner.endswith(fw.non_model_suffixes):
+                continue
+            head, _, rest = owner.partition(".")
+            qual = self.ctx.facts.aliases.get(head, head) + ("." + rest if rest else "")
+            if not fw.in_namespace(qual) and not fw.is_layer_name(qual):
+                return True
+        return False
 
 
 def _params(fn: cst.FunctionDef) -> Set[str]:
