@@ -148,8 +148,8 @@ def _mask_cell(source: str) -> str:
         else:
             masked = _mask_line(line)
             out.append(masked)
-            if masked is line:
-                continue
+            if masked == line:
+                continue  # Python: a backslash at its end continues Python
         continued = line.rstrip().endswith("\\")
     return "\n".join(out)
 

@@ -385,7 +385,8 @@ def _word_start(source: bytes, pos: int) -> bool:
 
 
 # `self.features = make_layers(cfg)`: a lower-case call kept as an attribute, recorded when the name is
-# a container factory of this file or an imported name (perhaps another file's factory).
+# a factory of this file with parts (`FileFacts.factory_parts`) or an imported name (perhaps another
+# file's factory).
 _HELD_CALL = re.compile(rb"^[ \t]*self\.\w+[ \t]*=[ \t]*([a-z_]\w*)[ \t]*\(", re.MULTILINE)
 
 

@@ -681,22 +681,33 @@ def _imported_class(method_qual: str, imported: Iterable[str]) -> bool:
     return any(q == cls or q.endswith("." + cls) for q in imported)
 
 
-def factory_classes(index: ProjectIndex, qualname: str, parts: bool = False) -> List[str]:
-    """What the top-level function `qualname` (`pkg.layers.get_layer`, through re-exports) returns an
-    instance of, by the index's `factories`; [] when it is not a factory of the checked files.
-    `parts`: the other classes its body constructs instead."""
+def _factory_home(index: ProjectIndex, qualname: str) -> Optional[Tuple[FileFacts, str]]:
+    """(facts of the module defining it, its name) for the top-level factory `qualname`, followed
+    through re-exports; None when it is not a factory of the checked files."""
     seen = set()
     while qualname not in seen and len(seen) < 32:
         seen.add(qualname)
         mod, _, func = qualname.rpartition(".")
         facts = index.modules.get(mod)
         if facts is None:
-            return []
+            return None
         if func in facts.factories:
-            return facts.factory_parts.get(func, []) if parts else facts.factories[func]
+            return facts, func
         if func not in facts.aliases:
             # `from .axialnet import *` in a package `__init__` (`lib.models.axialunet(...)`)
-            return next(((target.factory_parts.get(func, []) if parts else target.factories[func])
-                         for _, target in index._star_modules(facts) if func in target.factories), [])
+            return next(((target, func) for _, target in index._star_modules(facts) if func in target.factories), None)
         qualname = facts.aliases[func]  # `from .layers import get_layer` in a package `__init__`
-    return []
+    return None
+
+
+def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
+    """What the top-level function `qualname` (`pkg.layers.get_layer`, through re-exports) returns an
+    instance of, by the index's `factories`; [] when it is not a factory of the checked files."""
+    home = _factory_home(index, qualname)
+    return home[0].factories[home[1]] if home is not None else []
+
+
+def factory_parts(index: ProjectIndex, qualname: str) -> List[str]:
+    """The other classes that factory's body constructs (the index's `factory_parts`)."""
+    home = _factory_home(index, qualname)
+    return home[0].factory_parts.get(home[1], []) if home is not None else []

@@ -1231,7 +1231,7 @@ class _ScopeAnalysis:
             key = key_of(peel(arg.value))
             if key is not None and (_whole_model(key) or key in state):
                 tokens = get(state, key)
-                if tokens and all(isinstance(t, EvalSite) for t in tokens):
+                if _switched_to_eval(tokens):
                     return tokens
         return frozenset()
 
@@ -1759,7 +1759,7 @@ class _ScopeAnalysis:
         attr = self.ctx.framework.mode_attr
         for param, key in mapping.items():
             tokens = get(state, key) if key is not None else frozenset()
-            if tokens and all(isinstance(t, EvalSite) for t in tokens):
+            if _switched_to_eval(tokens):
                 out[f"{param}.{attr}"] = False
             elif tokens and all(t is TRAIN for t in tokens):
                 out[f"{param}.{attr}"] = True
@@ -2055,6 +2055,11 @@ def _calls_in(node: cst.CSTNode) -> List[cst.Call]:
 def _whole_model(key: str) -> bool:
     """A name, or one attribute of `self`: a key that holds a model rather than reads one's part."""
     return key.count(".") == (1 if key.startswith("self.") else 0)
+
+
+def _switched_to_eval(tokens: FrozenSet) -> bool:
+    """Every path switched the object to eval here (`.eval()` / `.train(False)`, or a call that does)."""
+    return bool(tokens) and all(isinstance(t, EvalSite) for t in tokens)
 
 
 def eval_on_every_path(tokens: FrozenSet) -> bool:

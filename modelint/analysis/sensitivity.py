@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 from modelint.analysis.classbodies import ClassBody, bodies_of
-from modelint.analysis.index import NOT_A_CLASS, FileFacts, dotted_ast as _dotted, factory_classes, qualify
+from modelint.analysis.index import NOT_A_CLASS, FileFacts, dotted_ast as _dotted, factory_classes, factory_parts, qualify
 from modelint.frameworks import LayerArg, Profile, profile_for
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
@@ -182,7 +182,8 @@ class SensitivityAnalysis:
         if not name or name.rsplit(".", 1)[-1][:1].isupper():
             return None
         q = self._qualify(name, facts) or name
-        classes = factory_classes(self.index, q if "." in q else f"{facts.modname}.{q}")
+        q = q if "." in q else f"{facts.modname}.{q}"
+        classes = factory_classes(self.index, q)
         if not classes or NOT_A_CLASS in classes:
             return None
         result = combine(self.of_class(c, None, facts) for c in classes)
@@ -191,8 +192,7 @@ class SensitivityAnalysis:
             # keeps): a "yes" among them, else an "unknown" of a checked class (its dropout set from
             # outside); a stdlib `OrderedDict(`, a class the checks cannot see must not turn a plain
             # stack into "unknown"
-            parts = factory_classes(self.index, q if "." in q else f"{facts.modname}.{q}", parts=True)
-            answers = [(c, self.of_class(c, None, facts)) for c in parts]
+            answers = [(c, self.of_class(c, None, facts)) for c in factory_parts(self.index, q)]
             content = next((a for _, a in answers if a.answer == YES), None) or next(
                 (a for c, a in answers if a.answer == UNKNOWN and self.locate(c, facts) is not None), None)
             if content is not None and (content.answer == YES or result.answer == NO):
@@ -316,9 +316,8 @@ class SensitivityAnalysis:
         if self._wrapper_name(name, last, scope.facts, fw):
             return self._wrapped(call, scope, fw)
         if last in fw.external_model_methods:
-            owner = name.rsplit(".", 2)[-2] if "." in name else ""
-            if owner.endswith(fw.non_model_suffixes):
-                return None
+            if not fw.loads_external_model(name):
+                return None  # `AutoTokenizer.from_pretrained(...)`
             return Sensitivity(UNKNOWN, f"`{name}(...)` loads a model whose layers are not in the checked code")
         if "." not in name and scope.body is not None and name in dict(scope.body.params):
             return self._factory_call(name, call, scope, fw)

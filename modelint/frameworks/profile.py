@@ -296,6 +296,13 @@ class Profile:
         """Under the layers namespace and capitalised: a class there, module or not."""
         return qualname.startswith(self.layers_namespace) and qualname.rsplit(".", 1)[-1][:1].isupper()
 
+    def loads_external_model(self, dotted: str) -> bool:
+        """`BertModel.from_pretrained` / `AutoModel.from_config` as written: one of the
+        `external_model_methods` on a receiver not named as a tokenizer, config, processor or
+        scheduler (`non_model_suffixes`)."""
+        owner, _, method = dotted.rpartition(".")
+        return method in self.external_model_methods and not owner.rsplit(".", 1)[-1].endswith(self.non_model_suffixes)
+
     def mode_sensitive_layer(self, qualname: str) -> bool:
         """A layer class listed in `mode_sensitive_layers` (by its last name)."""
         return qualname.startswith(self.layers_namespace) and qualname.rsplit(".", 1)[-1] in self.mode_sensitive_layers

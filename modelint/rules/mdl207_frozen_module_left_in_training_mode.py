@@ -24,6 +24,36 @@ _NOT_RUNNING = frozenset({
 })
 
 
+# The examples' shared preambles: a stage with batch norm that another one freezes, and a teacher
+# loaded with another package's `from_pretrained` and frozen in `__init__` (the class's base, and the
+# `# expect:` mark of INVALID, vary).
+_STAGE = """
+import torch
+from torch import nn
+
+class Stage(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+
+    def forward(self, x):
+        return self.body(x)
+"""
+_TEACHER = """
+import torch
+from torch import nn
+from transformers import AutoModel
+
+class Contrastive({base}):
+    def __init__(self, name):
+        super().__init__()
+        self.student = AutoModel.from_pretrained(name)
+        self.teacher = AutoModel.from_pretrained(name)
+        for p in self.teacher.parameters():{mark}
+            p.requires_grad = False
+"""
+
+
 class FrozenModuleLeftInTrainingMode(Rule):
     code = "MDL207"
     name = "frozen-module-left-in-training-mode"
@@ -110,18 +140,7 @@ class FrozenModuleLeftInTrainingMode(Rule):
 
     VALID = (
         # frozen and kept in eval by a train() override; a script's frozen expert put in eval
-        """
-import torch
-from torch import nn
-
-class Stage(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
-
-    def forward(self, x):
-        return self.body(x)
-
+        _STAGE + """
 class Refiner(nn.Module):
     def __init__(self, first):
         super().__init__()
@@ -268,18 +287,7 @@ class Classifier(nn.Module):
     )
     INVALID = (
         # a first stage frozen in the second stage's __init__, never put in eval
-        """
-import torch
-from torch import nn
-
-class Stage(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
-
-    def forward(self, x):
-        return self.body(x)
-
+        _STAGE + """
 class Refiner(nn.Module):
     def __init__(self):
         super().__init__()
@@ -326,19 +334,7 @@ class Classifier(nn.Module):
 """,
         # a pretrained network of another package kept frozen as a teacher: `from_pretrained` gives it in
         # eval mode, and the parent's `train()` puts it back in training mode (near miss in VALID)
-        """
-import torch
-from torch import nn
-from transformers import AutoModel
-
-class Contrastive(nn.Module):
-    def __init__(self, name):
-        super().__init__()
-        self.student = AutoModel.from_pretrained(name)
-        self.teacher = AutoModel.from_pretrained(name)
-        for p in self.teacher.parameters():  # expect: MDL207
-            p.requires_grad = False
-
+        _TEACHER.format(base="nn.Module", mark="  # expect: MDL207") + """
     def forward(self, ids):
         with torch.no_grad():
             target = self.teacher(ids)[0]
@@ -348,38 +344,14 @@ class Contrastive(nn.Module):
     VALID += (
         # the same teacher in a LightningModule: its loops keep each submodule's own mode (the teacher
         # stays in the eval mode `from_pretrained` gives it)
-        """
-import torch
-import lightning as L
-from transformers import AutoModel
-
-class Contrastive(L.LightningModule):
-    def __init__(self, name):
-        super().__init__()
-        self.student = AutoModel.from_pretrained(name)
-        self.teacher = AutoModel.from_pretrained(name)
-        for p in self.teacher.parameters():
-            p.requires_grad = False
-
+        _TEACHER.replace("from torch import nn", "import lightning as L").format(base="L.LightningModule", mark="") + """
     def training_step(self, ids, idx):
         with torch.no_grad():
             target = self.teacher(ids)[0]
         return (self.student(ids)[0] - target).pow(2).mean()
 """,
         # the same teacher kept in eval by a `train()` override
-        """
-import torch
-from torch import nn
-from transformers import AutoModel
-
-class Contrastive(nn.Module):
-    def __init__(self, name):
-        super().__init__()
-        self.student = AutoModel.from_pretrained(name)
-        self.teacher = AutoModel.from_pretrained(name)
-        for p in self.teacher.parameters():
-            p.requires_grad = False
-
+        _TEACHER.format(base="nn.Module", mark="") + """
     def train(self, mode=True):
         super().train(mode)
         self.teacher.eval()
@@ -476,12 +448,9 @@ class Contrastive(nn.Module):
         fw = self.ctx.framework
         body = bodies_of(self.ctx.facts).get(cls.name.value)
         for site in body.calls if body is not None else ():
-            if site.attr != attr or "." not in site.name:
+            if site.attr != attr or "." not in site.name or not fw.loads_external_model(site.name):
                 continue
-            owner, _, method = site.name.rpartition(".")
-            if method not in fw.external_model_methods or owner.endswith(fw.non_model_suffixes):
-                continue
-            head, _, rest = owner.partition(".")
+            head, _, rest = site.name.rpartition(".")[0].partition(".")
             qual = self.ctx.facts.aliases.get(head, head) + ("." + rest if rest else "")
             if not fw.in_namespace(qual) and not fw.is_layer_name(qual):
                 return True
