@@ -138,6 +138,29 @@ def flag_guard(chain: List[cst.CSTNode], flags: FrozenSet[str]) -> Optional[cst.
     return None
 
 
+def _falsy_literal(value: cst.CSTNode) -> bool:
+    if type(value) is cst.Integer or type(value) is cst.Float:
+        return value.evaluated_value == 0
+    return type(value) is cst.Name and value.value in ("None", "False")
+
+
+def off_in_eval(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
+    """Locals that an evaluation arm binds to a falsy literal, `if self.training: p = self.p` / `else:
+    p = 0` (the statement form of `p = self.p if self.training else 0`, which `mode_locals` holds
+    already): their truth then tests the mode, so `if p: mask.bernoulli_(1 - p)` samples only in
+    training. A falsy value bound in a training arm (`if self.training: p = 0`) says the opposite and
+    is not one (set 16's ENAS embedding dropout: a mask sampled only when such a local is non-zero)."""
+    out: Set[str] = set()
+    for name, stmts in facts.assign_stmts.items():
+        if name in facts.mode_locals:
+            continue
+        for stmt, value in zip(stmts, facts.assigns[name]):
+            if _falsy_literal(value) and region_of(facts.chain(stmt), facts) == "eval":
+                out.add(name)
+                break
+    return frozenset(out)
+
+
 class FunctionGuards:
     """Mode and sampling-switch guards of one function, computed once. `flags` are parameters that
     guard a conditional expression as sampling switches do, whatever their names (`flag_guard`):
@@ -147,7 +170,7 @@ class FunctionGuards:
 
     def __init__(self, facts: mode_analysis.FunctionFacts, flags: FrozenSet[str] = frozenset()):
         self.facts = facts
-        self.mode_locals = facts.mode_locals
+        self.mode_locals = facts.mode_locals | off_in_eval(facts)
         self.switch_locals = switch_locals(facts)
         self.flags = flags
 

@@ -138,7 +138,10 @@ class UnguardedSamplingInForward(Rule):
                                 "8 findings: 3 real (random initial LSTM states, twice; word dropout applied in evaluation), 2 deliberate (Monte-Carlo glimpses of a recurrent attention model; a VAE's reparameterisation), 3 false (scheduled sampling gated by a teacher argument the evaluation leaves out, twice; a mask sampled only when a mode local is non-zero)")
     what += (" Set 3 has since been a tuning set: with its 3 false findings exempted (the conditional "
              "expression on a flag of `forward`, the mode blend through a local) it gives 7 findings, 1 real "
-             "and 6 deliberate, which no longer measures precision on unseen code.")
+             "and 6 deliberate, which no longer measures precision on unseen code. Since set 16, a draw "
+             "gated by a local that an evaluation arm of an `if` statement binds to a falsy literal is "
+             "exempt (`if not self.training: rate = 0.0`, then `if rate > 0:`): set 16's mask sampled "
+             "only when such a local is non-zero.")
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
         "A policy decoder that draws its next action with `probs.multinomial(1)` keeps drawing at "
@@ -391,6 +394,21 @@ class Router(nn.Module):
         weights = on * drawn + (1.0 - on) * F.one_hot(scores.argmax(-1), scores.shape[-1])
         return self.mix(weights)
 """,
+        # a rate that the evaluation arm of an `if` statement sets to zero gates the draw
+        """
+import torch
+from torch import nn
+
+class TokenDrop(nn.Module):
+    def forward(self, tokens):
+        rate = self.rate
+        if not self.training:
+            rate = 0.0
+        if rate > 0:
+            keep = torch.rand(tokens.shape[:2], device=tokens.device) > rate
+            tokens = tokens * keep.unsqueeze(-1)
+        return self.mixer(tokens)
+""",
     )
     INVALID = (
         # the seed's bug
@@ -525,6 +543,31 @@ class TracedRouter(nn.Module):
         drawn = F.gumbel_softmax(scores, tau=self.tau, hard=True)  # expect: MDL104
         weights = self.training * drawn + (1 - self.training) * scores.softmax(-1)
         return self.mix(weights), drawn.argmax(-1)
+""",
+        # a rate zeroed by a setting or in the training arm does not keep the draw out of eval
+        """
+import torch
+from torch import nn
+
+class TokenDrop(nn.Module):
+    def forward(self, tokens):
+        rate = self.rate
+        if self.config.no_drop:
+            rate = 0.0
+        if rate > 0:
+            keep = torch.rand(tokens.shape[:2], device=tokens.device) > rate  # expect: MDL104
+            tokens = tokens * keep.unsqueeze(-1)
+        return self.mixer(tokens)
+
+class EvalNoise(nn.Module):
+    def forward(self, x):
+        if self.training:
+            sigma = 0.0
+        else:
+            sigma = 0.1
+        if sigma:
+            x = x + sigma * torch.randn_like(x)  # expect: MDL104
+        return x
 """,
     )
 
