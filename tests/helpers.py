@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+from pathlib import Path
 from collections import Counter
 from typing import Iterable, List, Tuple
 
@@ -32,3 +35,18 @@ def diff(expected, got) -> str:
     missing = sorted((e - g).elements())
     extra = sorted((g - e).elements())
     return f"missing (line, code): {missing}\nunexpected (line, code): {extra}"
+
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def load_bench(name: str, module_name: str = ""):
+    """bench/NAME.py as a module (bench/ first on sys.path: its scripts import their siblings), registered
+    in sys.modules under module_name or NAME (dataclasses look their module up there)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(module_name or name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -6,27 +6,13 @@ parseable mutants that contain the injected bug."""
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests.helpers import load_bench
 
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mut = _load("callsite_mutations")
-bench = _load("callsite_recall")
+mut = load_bench("callsite_mutations")
+bench = load_bench("callsite_recall")
 
 SCRIPT = '''\
 import torch

@@ -7,27 +7,14 @@ a temporary folder. Repository extraction is tested on a throw-away local git re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests.helpers import BENCH, load_bench
 
-
-def _load():
-    sys.path.insert(0, str(BENCH))  # precision.py imports its sibling corpus.py
-    spec = importlib.util.spec_from_file_location("precision_bench", BENCH / "precision.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-P = _load()
+P = load_bench("precision", "precision_bench")
 HEADER = "codebase\tcode\tpath\tline\tverdict\treason\n"
 
 

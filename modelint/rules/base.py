@@ -112,6 +112,21 @@ def measured_set14(result: str) -> str:
             "once on 2026-12-07, after set 13 had become a tuning set) gave " f"{result}" ".")
 
 
+def measured_set17(set17: str) -> str:
+    """Issue 14's held-out set 17 (34 repositories chosen on 2026-12-07 by a helper that ran no rule),
+    run once on a9aa35c after sets 1-16 had become tuning sets."""
+    return (" Measuring set 17 (34 repositories, `--set measuring17`, run once on 2026-12-07 after sets "
+            "1-16 had become tuning sets) gave " f"{set17}" ".")
+
+
+def measured_upstream17(caught: str) -> str:
+    """Recall on issue 14's 18 real mode bugs fixed upstream (`bench/upstream_fixes.py`), each checked at
+    the parent of its fix, in 15 repositories no rule was developed on, run once on a9aa35c."""
+    return (" Of 18 real mode bugs that their authors fixed upstream, in 15 repositories no rule was "
+            "developed on (`bench/upstream_fixes.py`, `bench/sets/upstream17.toml`, each checked at the "
+            "parent of its fix, run once on 2026-12-07), it reported " f"{caught}" ".")
+
+
 def measured_sets_15_16(set15: str, set16: str) -> str:
     """Issue 14's held-out sets 15 (23 repositories) and 16 (33 repositories) of 2026-12-07, each chosen
     by a helper that ran no rule and changed none, each run once (on 5aeca3f and on 7fcbd9b)."""

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -209,6 +209,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_set14("no finding")
     what += measured_sets_15_16("2 findings, both false (an alias rebound through DDP, whose switch is its own, since no longer reported; a step under `if optimizer:` in a routine whose `train()` sits under a test of a literal phase)",
                                 "4 findings, all false (0%: a student switched back through the distillation wrapper that keeps it; a generator without mode-dependent layers, twice; a helper that trains only a probe it builds, since no longer reported)")
+    what += measured_set17('1 finding, false (a mode-free model built through a pass-through helper, `trans_to_cuda(Net(...))`)')
+    what += measured_upstream17('4 of the 7 missing `train()`s after an evaluation, and missed 3: a switch through a helper over a list of models (`set_mode("eval", [a, b])`), switches and steps through a wrapper object\'s methods, and a prediction method that leaves eval for a later fit method. Its other findings on those trees were 11 real (the same bug in other trainers) and 2 false')
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "

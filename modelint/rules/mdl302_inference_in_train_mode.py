@@ -32,7 +32,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -317,6 +317,8 @@ class InferenceInTrainMode(Rule):
     what += measured_set14("2 findings, both false (0%: an evaluator object's method reached through its `__call__` after the caller's `net.eval()`; an uncalled evaluation function of a script folder imported by its folder's name, whose project model has no mode-dependent layer), and no real bug; both patterns are no longer reported (set 14 is a tuning set since)")
     what += measured_sets_15_16("no finding, while reading found 2 real bugs it missed (a decoding helper on a reloaded model, reported since; a forward that switches its own mode)",
                                 "7 findings, all false (0%: a style network with instance norm only, 4 times, and a predictor's training loss, since no longer reported; a pose network whose mode only changes the form of an output it discards, twice), and no real bug")
+    what += measured_set17("6 findings, none real: 1 deliberate (pix2pix's generator run in training mode at test time, as its paper prescribes), 5 false (a speed benchmark of training steps in routines named `test_*`, three times; a model class handed in as a parameter and called to build the model; an evaluation helper that nothing calls)")
+    what += measured_upstream17('2 as MDL302: a validation routine without `eval()`, reported at its call, and a validation loop that switched to `train()`. It missed 5 of the 6 missing `eval()`s: a model kept by a plain demo class around a torchvision backbone, twice (the backbone answered "no" for mode sensitivity: fixed since); evaluation routines with neutral names and no `no_grad`, twice; an evaluation helper of another folder without `no_grad`. Its other findings on those trees were 6 real (the same bug in other scripts) and 4 false')
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "

@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -88,6 +88,8 @@ class TrainingInEvalMode(Rule):
     what += measured_set14("no finding")
     what += measured_sets_15_16("no finding",
                                 "3 findings: 1 deliberate (a linear probe on an encoder kept in eval on purpose), 2 false (a step under `if model.training:`; a helper that trains only a probe it builds; both no longer reported)")
+    what += measured_set17("1 finding, deliberate (a head trained with the teacher's backbone kept in eval, as the method intends)")
+    what += measured_upstream17('none: it missed a model that a loader of another file returns in eval (`return model.eval()`) and that Lightning then fits; its one other finding on those trees was false (a config object taken for a model)')
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
