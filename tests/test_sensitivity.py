@@ -216,6 +216,39 @@ def test_unknown_third_party_base_and_from_pretrained(tmp_path):
     assert sens(ctx, "expr:AutoModel.from_pretrained('bert')").answer == UNKNOWN
 
 
+def test_a_library_model_factory_kept_as_an_attribute_is_unknown(tmp_path):
+    ctx = project(tmp_path, {"m.py": """
+        import torch
+        import torch.nn as nn
+        import torchvision
+        import torchvision.models as tvm
+        from torchvision import models
+        class Full(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = torchvision.models.resnet50(pretrained=False)
+        class Short(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = models.resnet18()
+                self.head = nn.Linear(512, 1)
+        class Alias(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = tvm.vgg16().features
+        class Plain(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.grid = torch.zeros(3)
+                self.fc = nn.Linear(3, 3)
+    """})["m.py"]
+    full = sens(ctx, "Full")
+    assert full.answer == UNKNOWN and "torchvision.models.resnet50(...)" in full.reason
+    assert sens(ctx, "Short").answer == UNKNOWN
+    assert sens(ctx, "Alias").answer == UNKNOWN
+    assert sens(ctx, "Plain").answer == NO  # `torch.zeros` is no model factory
+
+
 def test_yes_wins_over_unknown(tmp_path):
     ctx = project(tmp_path, {"m.py": """
         import torch.nn as nn

@@ -388,10 +388,20 @@ def _word_start(source: bytes, pos: int) -> bool:
 # a factory of this file with parts (`FileFacts.factory_parts`) or an imported name (perhaps another
 # file's factory).
 _HELD_CALL = re.compile(rb"^[ \t]*self\.\w+[ \t]*=[ \t]*([a-z_]\w*)[ \t]*\(", re.MULTILINE)
+# `self.backbone = models.resnet50(...)`: a lower-case call of a model factory namespace of the profile
+# (`torchvision.models.`), kept as an attribute; recorded when the dotted head is imported from it.
+_HELD_DOTTED_CALL = re.compile(rb"^[ \t]*self\.\w+[ \t]*=[ \t]*([A-Za-z_]\w*)((?:\.\w+)*\.([a-z_]\w*))[ \t]*\(", re.MULTILINE)
+
+
+def factory_heads(aliases: Dict[str, str], namespaces: Tuple[str, ...]) -> frozenset:
+    """Imported names whose attributes may be a model factory namespace's functions: `torchvision`,
+    `models` of `from torchvision import models`, `tvm` of `import torchvision.models as tvm`."""
+    return frozenset(n for n, q in aliases.items()
+                     if any(ns.startswith(q + ".") or (q + ".").startswith(ns) for ns in namespaces))
 
 
 def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int,
-                factories: frozenset = frozenset()) -> ClassBody:
+                factories: frozenset = frozenset(), heads: frozenset = frozenset()) -> ClassBody:
     signature, param_names, span = _init_signature(source, segments)
     calls_re, refs_re, mode_re = _patterns(fw)
     calls: List[CallSite] = []
@@ -414,6 +424,8 @@ def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int,
         if factories:
             starts += [m.start(1) for m in _HELD_CALL.finditer(source, a, b)
                        if (n := m.group(1).decode("ascii", "replace")) in factories and n not in param_names]
+        if heads:
+            starts += [m.start(3) for m in _HELD_DOTTED_CALL.finditer(source, a, b) if m.group(1).decode() in heads]
         if param_names:
             s_kept, s_starts, s_rebinds = _param_uses(source, a, b, param_names, line_of)
             kept += s_kept
@@ -516,9 +528,10 @@ def _class_bodies(source: bytes, facts: FileFacts) -> Dict[str, ClassBody]:
     line_of = _line_counter(source)
     out: Dict[str, ClassBody] = {}
     factories = frozenset(facts.factory_parts) | frozenset(n for n in facts.aliases if n[:1].islower())
+    heads = factory_heads(facts.aliases, fw.model_factory_namespaces)
     for i, (name, header, _, _) in enumerate(spans):
         if name in facts.classes and name not in out:
-            out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header), factories)
+            out[name] = _scan_class(source, line_of, _own_segments(spans, i), fw, line_of(header), factories, heads)
     return out
 
 

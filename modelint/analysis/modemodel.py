@@ -70,7 +70,7 @@ from modelint.frameworks import PROFILES
 # 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
 # no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`); a call handed a
 # loss function and an optimizer (`loss_fns`, not a loss) is no step (`_NOT_A_LOSS`).
-IR_VERSION = 17
+IR_VERSION = 18
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",

@@ -100,7 +100,7 @@ class WrongSwitchInRoutine(Rule):
                                 "2 findings: 1 deliberate (the linear probe's eval), 1 false (`train()` in a no-grad routine on a network whose mode only changes an output's form)")
     what += (" Measuring set 3 has since tuned this rule (its false findings shaped the exemptions "
              "above; no finding on it afterwards), so it no longer measures it.")
-    what += measured_set17('no finding')
+    what += measured_set17('no finding at its run; since a torchvision backbone counts as mode-sensitive it reports 1, false: a frozen pretrained encoder put in eval at the start of the training routine, whose optimizer, over the decoder only, reaches it as a parameter the rule cannot read')
     what += measured_upstream17("1, a demo script's `model.train()` before its inference (the other wrong switch of the list, `train()` inside a validation loop, was reported by MDL302)")
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
