@@ -2211,13 +2211,17 @@ def score_checkpoint(cfg, path, dev_batches):
         evaluation (`_held_out`)."""
         if not mc.loops or not any(any(lp is mc.loops[-1] for lp in st.loops) for st in flow.steps):
             return False
+        return self._on_every_pass(flow, mc.node, mc.loops[-1])
+
+    def _on_every_pass(self, flow: ScopeFlow, node: cst.CSTNode, stop: cst.CSTNode) -> bool:
+        """No `if`, conditional expression or `try` between `node` and `stop` (its loop, or the scope)."""
         _, parents = self._walk(flow.node)
-        node = parents.get(id(mc.node))
-        while node is not None and node is not mc.loops[-1]:
-            if isinstance(node, (cst.If, cst.IfExp, cst.Try)):
+        up = parents.get(id(node))
+        while up is not None and up is not stop:
+            if isinstance(up, (cst.If, cst.IfExp, cst.Try)):
                 return False
-            node = parents.get(id(node))
-        return node is not None
+            up = parents.get(id(up))
+        return up is not None
 
     def _forward_of_a_step(self, mf: ModeFlow, flow: ScopeFlow, mc) -> bool:
         """A forward outside no_grad that runs on every pass of its loop (or of its scope: no `if`
@@ -2229,14 +2233,7 @@ def score_checkpoint(cfg, path, dev_batches):
         same = lambda a, b: len(a) == len(b) and all(x is y for x, y in zip(a, b))  # noqa: E731
         if not any(same(tuple(st.loops), loops) and mf.line(st.node) > line for st in flow.steps):
             return False
-        stop = loops[-1] if loops else flow.node
-        _, parents = self._walk(flow.node)
-        node = parents.get(id(mc.node))
-        while node is not None and node is not stop:
-            if isinstance(node, (cst.If, cst.IfExp, cst.Try)):
-                return False
-            node = parents.get(id(node))
-        return node is not None
+        return self._on_every_pass(flow, mc.node, loops[-1] if loops else flow.node)
 
     def _switches_inside(self, call: cst.Call) -> bool:
         """`model.generate(...)` where the project's `generate` is decorated to switch to eval itself."""
