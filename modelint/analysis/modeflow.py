@@ -1259,7 +1259,7 @@ class _ScopeAnalysis:
         fw = self.ctx.framework
         if qual in fw.model_loaders:
             return fw.model_loaders[qual]
-        if qual.startswith(fw.model_factory_namespaces) and qual.rsplit(".", 1)[-1][:1].islower():
+        if fw.builds_library_model(qual):
             return "factory"
         last = qual.rsplit(".", 1)[-1]
         if fw.is_layer_name(qual):

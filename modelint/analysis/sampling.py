@@ -35,7 +35,7 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Set
 import libcst as cst
 
 from modelint.analysis import mode as mode_analysis
-from modelint.analysis.calls import callee_name, dotted
+from modelint.analysis.calls import callee_name, dotted, literal_value
 from modelint.analysis.classes import first_methods, first_param, inherited_methods, is_plain_staticmethod, reach
 from modelint.analysis.guards import FUNCTION_TYPES, guard_in_chain, guard_steps
 from modelint.analysis.regions import region_of
@@ -138,12 +138,6 @@ def flag_guard(chain: List[cst.CSTNode], flags: FrozenSet[str]) -> Optional[cst.
     return None
 
 
-def _falsy_literal(value: cst.CSTNode) -> bool:
-    if type(value) is cst.Integer or type(value) is cst.Float:
-        return value.evaluated_value == 0
-    return type(value) is cst.Name and value.value in ("None", "False")
-
-
 def off_in_eval(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
     """Locals that an evaluation arm binds to a falsy literal, `if self.training: p = self.p` / `else:
     p = 0` (the statement form of `p = self.p if self.training else 0`, which `mode_locals` holds
@@ -155,7 +149,7 @@ def off_in_eval(facts: mode_analysis.FunctionFacts) -> FrozenSet[str]:
         if name in facts.mode_locals:
             continue
         for stmt, value in zip(stmts, facts.assigns[name]):
-            if _falsy_literal(value) and region_of(facts.chain(stmt), facts) == "eval":
+            if literal_value(value) in (0, None, False) and region_of(facts.chain(stmt), facts) == "eval":
                 out.add(name)
                 break
     return frozenset(out)

@@ -333,7 +333,7 @@ class SensitivityAnalysis:
             found = self._factory(call, scope.facts)  # `self.features = make_layers(cfg)`
             if found is not None:
                 return found
-        if held and not last[:1].isupper() and q.startswith(fw.model_factory_namespaces):
+        if held and fw.builds_library_model(q):
             # `self.backbone = torchvision.models.resnet50()`: a library model whose layers are not read
             # (upstream set 17: two demo classes around a ResNet-50 answered "no" and were never reported)
             return Sensitivity(UNKNOWN, f"`{name}(...)` builds a library model whose layers are not in the checked code")

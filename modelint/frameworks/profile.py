@@ -221,6 +221,9 @@ class Profile:
     # Methods that cut a tensor from the graph (`feats = encoder(x).detach()`): a forward whose result
     # is used only through them gives its model no gradient (`analysis.detached`). Default empty.
     detach_methods: FrozenSet[str] = frozenset()
+    # Methods only a module has besides the switches (`model.load_state_dict(...)`, `model.parameters()`):
+    # a name that receives one holds a module, so the call that bound it built one (MDL302). Default empty.
+    module_only_methods: FrozenSet[str] = frozenset()
     # The literal that, given to `requires_grad_attr` (keyword or assignment), makes a tensor track
     # gradients: True for `requires_grad`, False for PaddlePaddle's inverted `stop_gradient`.
     requires_grad_tracks: bool = True
@@ -295,6 +298,10 @@ class Profile:
     def is_capitalised_layer_name(self, qualname: str) -> bool:
         """Under the layers namespace and capitalised: a class there, module or not."""
         return qualname.startswith(self.layers_namespace) and qualname.rsplit(".", 1)[-1][:1].isupper()
+
+    def builds_library_model(self, qualname: str) -> bool:
+        """A lower-case function of a `model_factory_namespaces` namespace (`torchvision.models.resnet50`)."""
+        return qualname.startswith(self.model_factory_namespaces) and qualname.rsplit(".", 1)[-1][:1].islower()
 
     def loads_external_model(self, dotted: str) -> bool:
         """`BertModel.from_pretrained` / `AutoModel.from_config` as written: one of the

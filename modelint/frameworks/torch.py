@@ -309,6 +309,7 @@ TORCH = Profile(
     backward_calls=frozenset({"torch.autograd.backward"}),
     optimizer_step_method="step",
     detach_methods=frozenset({"detach"}),
+    module_only_methods=frozenset({"load_state_dict", "parameters", "named_parameters", "modules"}),
     model_loaders={
         "torch.load": "load",
         "torch.serialization.load": "load",

@@ -1878,9 +1878,6 @@ def score_checkpoint(cfg, path, dev_batches):
                 return True
         return False
 
-    # what only a module does: a name that receives one of these holds a module, not a forward's output
-    _MODULE_ONLY = frozenset({"load_state_dict", "eval", "train", "parameters", "named_parameters", "modules"})
-
     def _builds_a_module(self, scope: cst.CSTNode, call: cst.Call) -> bool:
         """`model = model_pattern(self.config)` followed in the scope by `model.load_state_dict(...)` /
         `model.eval()` / `model.parameters()`: the parameter is a class (or factory) handed in and the
@@ -1890,8 +1887,10 @@ def score_checkpoint(cfg, path, dev_batches):
         if not (isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
             return False
         name = stmt.targets[0].target.value
+        fw = self.ctx.framework
+        module_only = fw.module_only_methods | {fw.train_method, fw.eval_method}
         return any(isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and isinstance(n.func.value, cst.Name)
-                   and n.func.value.value == name and n.func.attr.value in self._MODULE_ONLY for n in nodes)
+                   and n.func.value.value == name and n.func.attr.value in module_only for n in nodes)
 
     def _walk(self, scope: cst.CSTNode):
         found = self._walks.get(id(scope))
