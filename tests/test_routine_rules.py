@@ -80,6 +80,12 @@ def test_evaluation_names_and_test_suites():
     assert not evaluation_like_name("predict_loss", last_word=True) and evaluation_like_name("eval_loss")
     assert evaluation_like_name("greedy_decode", last_word=True) and evaluation_like_name("beam_search", last_word=True)
     assert not evaluation_like_name("greedy_decode") and not evaluation_like_name("beamformer", last_word=True)
+    # an evaluation word after a one-word prefix (`last_word` only), not after a training or data prefix
+    for name in ("dnn_test_model", "run_test", "net_evaluate", "model_eval_epoch"):
+        assert evaluation_like_name(name, last_word=True) and not evaluation_like_name(name), name
+    for name in ("train_test", "unit_test", "data_test_split", "get_test", "split_test", "load_test_model",
+                 "check_valid", "min_val", "run_test_suite_files"):
+        assert not evaluation_like_name(name, last_word=True), name
     assert is_test_suite_file("pkg/tests/test_model.py") and is_test_suite_file("x/model_test.py")
     assert not is_test_suite_file("pkg/evaluation.py")
 

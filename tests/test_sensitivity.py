@@ -701,6 +701,40 @@ def test_a_layer_chosen_by_a_constructor_literal_is_built_only_for_that_literal(
     assert sens(ctx, "Block").answer != NO
 
 
+def test_a_layer_built_under_a_constructor_flag_is_built_only_when_the_flag_is_set(tmp_path):
+    """`if use_bn: self.bn = nn.BatchNorm1d(d)` (or `if self.use_bn:` after keeping the flag): a
+    construction that leaves the flag at a falsy default, or passes a falsy literal, builds no such
+    layer; a true or unknown value builds it (as an unknown `norm` does above); a test of something that is not a parameter decides
+    nothing, and neither does `if not flag:` (its arm runs for the falsy value)."""
+    ctx = project(tmp_path, {"m.py": """
+        import torch.nn as nn
+        class Head(nn.Module):
+            def __init__(self, d, use_bn=False, dropout=0):
+                super().__init__()
+                self.fc = nn.Linear(d, d)
+                self.use_bn = use_bn
+                if use_bn:
+                    self.bn = nn.BatchNorm1d(d)
+                if self.use_bn:  # the kept flag
+                    self.bn2 = nn.BatchNorm1d(d)
+        class Flagged(nn.Module):
+            def __init__(self, d, plain=False):
+                super().__init__()
+                if not plain:
+                    self.bn = nn.BatchNorm1d(d)
+        class Global(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                if USE_BN:
+                    self.bn = nn.BatchNorm1d(d)
+    """})["m.py"]
+    answers = [sens(ctx, f"expr:{e}").answer for e in (
+        "Head(8)", "Head(8, use_bn=False)", "Head(8, False)", "Head(8, use_bn=True)", "Head(8, use_bn=cfg.bn)",
+        "Flagged(8)", "Global(8)")]
+    assert answers == [NO, NO, NO, YES, YES, YES, YES]
+    assert sens(ctx, "Head").answer != NO
+
+
 def test_a_copy_and_a_wrapper_holding_a_sensitive_model(tmp_path):
     """`ema = copy.deepcopy(net)` is built like `net`; a layer-free wrapper that keeps what it is
     handed (`Sampler(ema, steps)`) holds a sensitive model when handed one ("yes"), or a module

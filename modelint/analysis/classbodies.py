@@ -54,8 +54,9 @@ class CallSite:
     held: bool  # `self.x = <call>`: the object is kept as an attribute
     attr: Optional[str] = None  # that attribute's name (`x`)
     # the site sits directly under `if <param> == "<literal>":` / `elif ...` of an `__init__` parameter:
-    # (param, literal); a construction binding another literal does not build it (`_when`)
-    when: Optional[Tuple[str, str]] = None
+    # (param, literal); a construction binding another literal does not build it (`_when`); (param,
+    # None) for a plain `if <param>:` / `if self.<param>:`, which a falsy literal does not enter
+    when: Optional[Tuple[str, Optional[str]]] = None
 
 
 @dataclass(frozen=True)
@@ -450,12 +451,16 @@ def _scan_class(source: bytes, line_of, segments, fw: Profile, line: int,
 
 
 _WHEN = re.compile(rb"""^[ \t]*(?:el)?if[ \t(]+([A-Za-z_]\w*)[ \t]*==[ \t]*(['"])([\w.+-]*)\2[ \t)]*:[ \t]*(?:#.*)?$""")
+# `if use_bn:` / `if self.use_bn:` (a flag of the constructor building an optional layer)
+_WHEN_TRUE = re.compile(rb"""^[ \t]*(?:el)?if[ \t(]+(?:self\.)?([A-Za-z_]\w*)[ \t)]*:[ \t]*(?:#.*)?$""")
 
 
-def _when(source: bytes, line_start: int, floor: int, param_names) -> Optional[Tuple[str, str]]:
+def _when(source: bytes, line_start: int, floor: int, param_names) -> Optional[Tuple[str, Optional[str]]]:
     """(param, literal) when the nearest line above `line_start` indented less than it is
     `if param == "lit":` or `elif (param == "lit"):` (a constructor parameter choosing a layer:
-    `if norm == "batch": self.norm = nn.BatchNorm2d(c)`); None otherwise."""
+    `if norm == "batch": self.norm = nn.BatchNorm2d(c)`); (param, None) when it is `if param:` or
+    `if self.param:` (`if use_bn: self.bn = nn.BatchNorm1d(d)`, built only when the flag is set);
+    None otherwise."""
     line_end = source.find(b"\n", line_start)
     line = source[line_start : line_end if line_end != -1 else len(source)]
     indent = len(line) - len(line.lstrip(b" \t"))
@@ -469,6 +474,9 @@ def _when(source: bytes, line_start: int, floor: int, param_names) -> Optional[T
                 m = _WHEN.match(above)
                 if m and m.group(1).decode("ascii", "replace") in param_names:
                     return m.group(1).decode("ascii", "replace"), m.group(3).decode("utf-8", "replace")
+                m = _WHEN_TRUE.match(above)
+                if m and m.group(1).decode("ascii", "replace") in param_names:
+                    return m.group(1).decode("ascii", "replace"), None
                 return None
         end = start - 1
     return None

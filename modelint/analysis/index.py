@@ -23,6 +23,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 
 from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: the index's API)
 from modelint.analysis.fillins import fillins_from_defs
+from modelint.analysis.passthrough import passes_from_defs
 from modelint.frameworks import PROFILES
 from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
 
@@ -46,6 +47,9 @@ class FileFacts:
     functions: Dict[str, list] = field(default_factory=dict)
     # short top-level function -> is it a default helper, `x if x is not None else f()` (`analysis.fillins`)
     fillins: Dict[str, bool] = field(default_factory=dict)
+    # short top-level function -> the parameter it returns as given (`def to_gpu(m): return m.cuda()`,
+    # `analysis.passthrough`); only the functions that do are listed
+    passes: Dict[str, int] = field(default_factory=dict)
     # modules imported with `from X import *`, in order (`qualify`, `ProjectIndex.locate`)
     stars: List[str] = field(default_factory=list)
 
@@ -197,7 +201,9 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
     facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
     facts.factory_parts = factory_parts_from_source(source, facts, local, defs)
-    facts.fillins = fillins_from_defs((m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs)
+    texts = [(m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs]
+    facts.fillins = fillins_from_defs(texts)
+    facts.passes = passes_from_defs(texts)
     facts.functions = {name: ir.to_json() for name, ir in summaries_from_source(source).items()}
     return facts
 
@@ -560,7 +566,7 @@ class ProjectIndex:
         payload = json.dumps(
             {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.factory_parts.items()),
                  sorted(f.functions.items()),
-                 sorted(f.fillins.items()), f.stars]
+                 sorted(f.fillins.items()), sorted(f.passes.items()), f.stars]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )
@@ -681,9 +687,10 @@ def _imported_class(method_qual: str, imported: Iterable[str]) -> bool:
     return any(q == cls or q.endswith("." + cls) for q in imported)
 
 
-def _factory_home(index: ProjectIndex, qualname: str) -> Optional[Tuple[FileFacts, str]]:
-    """(facts of the module defining it, its name) for the top-level factory `qualname`, followed
-    through re-exports; None when it is not a factory of the checked files."""
+def _function_home(index: ProjectIndex, qualname: str, table: str = "factories") -> Optional[Tuple[FileFacts, str]]:
+    """(facts of the module defining it, its name) for the top-level function `qualname` listed in
+    the facts' `table` (`factories`, `passes`), followed through re-exports; None when it is not
+    listed there in the checked files."""
     seen = set()
     while qualname not in seen and len(seen) < 32:
         seen.add(qualname)
@@ -691,11 +698,12 @@ def _factory_home(index: ProjectIndex, qualname: str) -> Optional[Tuple[FileFact
         facts = index.modules.get(mod)
         if facts is None:
             return None
-        if func in facts.factories:
+        if func in getattr(facts, table):
             return facts, func
         if func not in facts.aliases:
             # `from .axialnet import *` in a package `__init__` (`lib.models.axialunet(...)`)
-            return next(((target, func) for _, target in index._star_modules(facts) if func in target.factories), None)
+            return next(((target, func) for _, target in index._star_modules(facts) if func in getattr(target, table)),
+                        None)
         qualname = facts.aliases[func]  # `from .layers import get_layer` in a package `__init__`
     return None
 
@@ -703,11 +711,18 @@ def _factory_home(index: ProjectIndex, qualname: str) -> Optional[Tuple[FileFact
 def factory_classes(index: ProjectIndex, qualname: str) -> List[str]:
     """What the top-level function `qualname` (`pkg.layers.get_layer`, through re-exports) returns an
     instance of, by the index's `factories`; [] when it is not a factory of the checked files."""
-    home = _factory_home(index, qualname)
+    home = _function_home(index, qualname)
     return home[0].factories[home[1]] if home is not None else []
 
 
 def factory_parts(index: ProjectIndex, qualname: str) -> List[str]:
     """The other classes that factory's body constructs (the index's `factory_parts`)."""
-    home = _factory_home(index, qualname)
+    home = _function_home(index, qualname)
     return home[0].factory_parts.get(home[1], []) if home is not None else []
+
+
+def passed_argument(index: Optional[ProjectIndex], qualname: str) -> Optional[int]:
+    """The position of the argument the top-level function `qualname` returns as it was given (a
+    pass-through helper, `analysis.passthrough`), by the index's `passes`; None when it is none."""
+    home = _function_home(index, qualname, "passes") if index is not None and qualname else None
+    return home[0].passes[home[1]] if home is not None else None

@@ -31,6 +31,7 @@ import libcst as cst
 from modelint.analysis.calls import callee_name, dotted
 from modelint.analysis.classbodies import bodies_of
 from modelint.analysis.classes import is_decorated_with
+from modelint.analysis.index import passed_argument
 from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.modeflow import MODEL_NAME, ModeFlow, ScopeFlow, peel
 from modelint.analysis.walk import children
@@ -174,8 +175,10 @@ class KeySensitivity:
         copied = self._copied(expr)
         if copied is not None:  # `ema = copy.deepcopy(net)`: another model, but built like `net`
             return None if copied == key else self.of(scope, copied, depth + 1)
-        if self._is_wrapper(expr):  # `DataParallel(Net())`, `torch.compile(model)`: what it wraps
-            inner = peel(expr.args[0].value)
+        passed = self._passed(expr)
+        if self._is_wrapper(expr) or passed is not None:
+            # `DataParallel(Net())`, `torch.compile(model)`, `trans_to_cuda(Net())`: what it wraps or passes
+            inner = peel(passed if passed is not None else expr.args[0].value)
             source = dotted(inner)
             if source == key:
                 return None  # `model = DDP(model)`: the earlier binding decides
@@ -290,6 +293,20 @@ class KeySensitivity:
             return False
         resolved = self.ctx.resolve(expr.func) or ""
         return (callee_name(expr) or "") in self.wrappers() or resolved.rsplit(".", 1)[-1] in self.wrappers()
+
+    def _passed(self, expr: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """The argument a pass-through helper of the project hands back (`to_device(Net())`, the
+        index's `passes`), else None."""
+        if not isinstance(expr, cst.Call):
+            return None
+        qual = self.ctx.resolve(expr.func) or ""
+        if qual and "." not in qual:  # a function of this file, or of a `from helpers import *`
+            qual = f"{self.ctx.facts.modname}.{qual}"
+        i = passed_argument(self.ctx.classifier.index, qual)
+        positional = [a for a in expr.args if a.keyword is None]
+        if i is None or len(positional) <= i or any(a.star for a in positional[: i + 1]):
+            return None
+        return positional[i].value
 
     def _receiver(self, fn: cst.FunctionDef, key: str) -> Optional[str]:
         """`self` of a method of a module class: that class's answer (its constructor's arguments

@@ -1189,7 +1189,7 @@ class _ScopeAnalysis:
                 if attr in MODE_PRESERVING:
                     expr = func.value
                     continue
-                if attr == "from_pretrained":
+                if self.ctx.framework.loads_pretrained_model(dotted(func) or f"?.{attr}"):
                     return frozenset({Created("from_pretrained", expr, self.mf.code(expr))}), "from_pretrained"
             resolved = self.mf.resolve_call(self.scope, expr)
             if resolved is not None:  # `model = load_model(path)`: what the function returns

@@ -70,7 +70,11 @@ from modelint.frameworks import PROFILES
 # 15: a function that backpropagates only for a gradient on an input it made track gradients, and steps
 # no optimizer, has no backward step (`_input_gradient_only`: set 13's AWP `attack_pgd`); a call handed a
 # loss function and an optimizer (`loss_fns`, not a loss) is no step (`_NOT_A_LOSS`).
-IR_VERSION = 18
+# 16-18: see the commits that raised them (class bodies record more calls).
+# 19: `from_pretrained` on a tokenizer / config / processor receiver (`config_class`, any case) is no
+# model (`Profile.loads_pretrained_model`); the index records pass-through helpers (`FileFacts.passes`)
+# and class bodies the `if <param>:` above a construction (`CallSite.when`).
+IR_VERSION = 19
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -391,7 +395,7 @@ class _Builder:
         if isinstance(value, ast.Call):
             func = dotted_ast(value.func) or ""
             last = func.rsplit(".", 1)[-1]
-            if last == "from_pretrained":
+            if _loads_pretrained(func):
                 return "from_pretrained"
             if func in _WHOLE_MODEL_LOADS:
                 return "load"
@@ -1136,7 +1140,12 @@ def _fresh_object(value: ast.AST) -> bool:
         return False
     func = dotted_ast(value.func) or ""
     last = func.rsplit(".", 1)[-1]
-    return last == "deepcopy" or last == "from_pretrained" or func in _WHOLE_MODEL_LOADS
+    return last == "deepcopy" or _loads_pretrained(func) or func in _WHOLE_MODEL_LOADS
+
+
+def _loads_pretrained(func: str) -> bool:
+    """`AutoModel.from_pretrained` as written, not a tokenizer's or config's (the profiles say which)."""
+    return any(p.loads_pretrained_model(func) for p in PROFILES)
 
 
 def map_key(ckey: str, effect: Effect, mapping: Dict[str, Optional[str]]) -> Optional[str]:

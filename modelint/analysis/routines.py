@@ -49,6 +49,12 @@ _DEDUCE = re.compile(r"^_*infer_(shape|dtype|type|size|dim|device|schema|output|
 # helpers such as `sliding_window_inference` trust their caller's switch, measuring set 1's MONAI).
 _EVAL_LAST_WORD = re.compile(r"^(?!.*(train|fit|learn)).*_(eval|evaluate|evaluation|validate|validation)$",
                              re.IGNORECASE)
+# `dnn_test_model`, `run_test`, `net_evaluate`: an evaluation word after a one-word prefix, with at most
+# an object word after it (set 17's upstream DnnBrain tested its model in `dnn_test_model`); not a
+# prefix that trains, splits or fetches data (`train_test`, `unit_test`, `data_test_split`, `get_test`).
+_EVAL_SECOND_WORD = re.compile(
+    r"^(?!(train|fit|learn|unit|data|split|load|get|make|build|create|prepare|is|has|use|set)_)[a-z0-9]+_"
+    r"(test|eval|evaluate|validate)(_(model|net|network|epoch|acc|accuracy|loop|step))?$", re.IGNORECASE)
 # `predict_loss(predictor, ...)`, `infer_losses`: a loss of a predictor, computed for training (set 16's
 # DF-GAN), not a prediction; `eval_loss` / `valid_loss` keep their evaluation word.
 _PREDICTOR_LOSS = re.compile(r"^_*(predict|infer)\w*loss", re.IGNORECASE)
@@ -169,9 +175,11 @@ def is_test_suite_file(path: str) -> bool:
 def evaluation_like_name(name: str, last_word: bool = False) -> bool:
     """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`, `infer_batch`;
     not `infer_shape` / `infer_dtype`, where "infer" means "deduce". `last_word`: also a name whose
-    last word says it (`feature_evaluation`, `run_validation`, `do_eval`), for rules that take the
-    name as one signal among several (MDL302), and a decoding routine (`greedy_decode`, `beam_search`)."""
-    if last_word and (_EVAL_LAST_WORD.search(name.lstrip("_")) or _DECODING.search(name)):
+    last word says it (`feature_evaluation`, `run_validation`, `do_eval`) or whose second word does
+    after a one-word prefix (`dnn_test_model`, `run_test`), for rules that take the name as one signal
+    among several (MDL302), and a decoding routine (`greedy_decode`, `beam_search`)."""
+    bare = name.lstrip("_")
+    if last_word and (_EVAL_LAST_WORD.search(bare) or _EVAL_SECOND_WORD.match(bare) or _DECODING.search(name)):
         return True
     if _PREDICTOR_LOSS.match(name):
         return False

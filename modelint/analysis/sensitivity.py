@@ -52,7 +52,11 @@ layer and line that decide it (for messages):
     is read the same way.
   A layer built right under `if <param> == "<literal>":` / `elif` of a constructor parameter is not
   built by a construction that binds that parameter, passed or by default, to another literal
-  (`ConvLayer(c, norm="instance")` against `elif norm == "batch": nn.BatchNorm2d(c)`).
+  (`ConvLayer(c, norm="instance")` against `elif norm == "batch": nn.BatchNorm2d(c)`); one built
+  right under `if <param>:` / `if self.<param>:` is not built when the parameter is bound to a falsy
+  literal (`Head(d)` with `use_bn=False` against `if use_bn: self.bn = nn.BatchNorm1d(d)`).
+  A call of a pass-through helper of the checked files (`trans_to_cuda(Net())`, the index's `passes`:
+  `analysis.passthrough`) answers for the argument it hands back.
   A "yes" anywhere wins over "unknown"; a cycle of classes counts as "no" for the class already
   being evaluated (its other layers still decide).
 
@@ -73,7 +77,9 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 from modelint.analysis.classbodies import ClassBody, bodies_of
-from modelint.analysis.index import NOT_A_CLASS, FileFacts, dotted_ast as _dotted, factory_classes, factory_parts, qualify
+from modelint.analysis.index import (
+    NOT_A_CLASS, FileFacts, dotted_ast as _dotted, factory_classes, factory_parts, passed_argument, qualify,
+)
 from modelint.frameworks import LayerArg, Profile, profile_for
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
@@ -297,8 +303,8 @@ class SensitivityAnalysis:
     def _site(self, site, scope: _Scope, fw: Profile) -> Optional[Sensitivity]:
         if site.when is not None and scope.env is not None:
             bound = scope.bound(site.when[0])
-            if bound is not None and bound[0] == "lit" and bound[1] != site.when[1]:
-                return None  # `if norm == "batch":` in a construction that binds `norm="instance"`
+            if bound is not None and bound[0] == "lit" and (not bound[1] if site.when[1] is None else bound[1] != site.when[1]):
+                return None  # `if norm == "batch":` in a construction that binds `norm="instance"`; `if use_bn:` with False
         if site.text is None:
             return Sensitivity(UNKNOWN, f"`{site.name}(...)` could not be read") if site.held else None
         try:
@@ -329,6 +335,9 @@ class SensitivityAnalysis:
             return Sensitivity(YES, f"`{name}(...)` takes the mode")
         if fw.is_layer_name(q):
             return self._layer(q, call, scope, fw, via=name)
+        passed = passed_argument(self.index, q) if not last[:1].isupper() else None
+        if passed is not None:  # `trans_to_cuda(Net())`: a helper returning what it is given
+            return self._wrapped(call, scope, fw, passed)
         if not last[:1].isupper() and held and not fw.in_namespace(q):
             found = self._factory(call, scope.facts)  # `self.features = make_layers(cfg)`
             if found is not None:
@@ -348,11 +357,12 @@ class SensitivityAnalysis:
         q = self._qualify(name, facts) if name in facts.aliases else None
         return bool(q) and q.rsplit(".", 1)[-1] in fw.sensitivity_passing_wrappers
 
-    def _wrapped(self, call: ast.Call, scope: _Scope, fw: Profile) -> Optional[Sensitivity]:
+    def _wrapped(self, call: ast.Call, scope: _Scope, fw: Profile, position: int = 0) -> Optional[Sensitivity]:
         """`DataParallel(x)`, `torch.compile(x)`, `AveragedModel(x)`: x's answer (the profile's
-        `sensitivity_passing_wrappers`). A name built elsewhere is unknown when asked about directly;
-        in a class body it counts as a kept constructor argument does (`_kept`)."""
-        arg = call.args[0] if call.args else None
+        `sensitivity_passing_wrappers`; a pass-through helper of the project hands back its argument
+        at `position`). A name built elsewhere is unknown when asked about directly; in a class body it
+        counts as a kept constructor argument does (`_kept`)."""
+        arg = call.args[position] if len(call.args) > position else None
         if arg is None or isinstance(arg, ast.Starred):
             if scope.in_body:
                 return None

@@ -235,6 +235,11 @@ class Profile:
     eval_decorator_word: str = "eval"
     # Loading a pretrained model this way returns it in eval mode (transformers, diffusers).
     pretrained_loader_method: str = "from_pretrained"
+    # Hooks of a trainer module that only an older trainer calls (Lightning's `validation_epoch_end`,
+    # removed in 2.0): a class defining one was written for a trainer that put the whole module in
+    # training mode when fitting started (Lightning before 2.2), so its `from_pretrained` sub-module
+    # trains in training mode there (MDL303).
+    trainer_module_legacy_hooks: FrozenSet[str] = frozenset()
     # --- mode sensitivity of a model's construction tree (`analysis.sensitivity`, issue #14) ----------
     # Methods building a model from outside the checked code (`AutoModel.from_pretrained(...)`): its
     # layers are unknown.
@@ -306,9 +311,26 @@ class Profile:
     def loads_external_model(self, dotted: str) -> bool:
         """`BertModel.from_pretrained` / `AutoModel.from_config` as written: one of the
         `external_model_methods` on a receiver not named as a tokenizer, config, processor or
-        scheduler (`non_model_suffixes`)."""
+        scheduler (`non_model_receiver`)."""
         owner, _, method = dotted.rpartition(".")
-        return method in self.external_model_methods and not owner.rsplit(".", 1)[-1].endswith(self.non_model_suffixes)
+        return method in self.external_model_methods and not self.non_model_receiver(owner)
+
+    def loads_pretrained_model(self, dotted: str) -> bool:
+        """`AutoModel.from_pretrained(...)` / `self.model_class.from_pretrained(...)` as written: the
+        `pretrained_loader_method` on a receiver that is not a tokenizer, config, processor or scheduler."""
+        owner, _, method = dotted.rpartition(".")
+        return bool(owner) and method == self.pretrained_loader_method and not self.non_model_receiver(owner)
+
+    def non_model_receiver(self, owner: str) -> bool:
+        """A class named by one of `non_model_suffixes`, or a variable holding one, any case, with a
+        trailing `_class` / `_cls` / `Class` dropped (`AutoTokenizer`, `config_class`, `tokenizer_cls`;
+        a vendored transformers example's `config_class.from_pretrained` was taken for a model)."""
+        stem = owner.rsplit(".", 1)[-1]
+        for tail in ("_class", "_cls", "Class"):
+            if stem.endswith(tail) and len(stem) > len(tail):
+                stem = stem[: -len(tail)]
+                break
+        return stem.lower().endswith(tuple(s.lower() for s in self.non_model_suffixes))
 
     def mode_sensitive_layer(self, qualname: str) -> bool:
         """A layer class listed in `mode_sensitive_layers` (by its last name)."""

@@ -139,7 +139,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "dropout is not) and are run or named as a model (`to_device(batch, self.device)` hands on a "
         "value, not a module); an attribute of `self` that `self.eval()` switches only as its child "
         "(`self.width`, `self.loss_fn`) is not the trained model unless the loop uses it; a model whose "
-        "mode sensitivity is \"no\" (`analysis.keysensitivity`: built from mode-free classes only); a step "
+        "mode sensitivity is \"no\" (`analysis.keysensitivity`: built from mode-free classes only, also through a "
+        "project helper that returns the model it is given, `to_device(Net())`: `analysis.passthrough`); a step "
         "whose optimizer, built in the file from readable parameters, holds neither the model nor a name "
         "bound to it (a `.backward()` is judged by the first `X.step()` after it in its loop body: "
         "`critic_loss.backward(); critic_opt.step()` while the generator is in eval making no_grad inputs); and a model whose trained parts sit in a container built from them (`top = nn.ModuleList([net.blocks[-1], net.norm])`, the optimizer over `top`) that is switched back with `top.train()` before the step (the parts outside the container stay in eval, which is not caught). Aliases of a parameter in a training function "
@@ -1168,6 +1169,79 @@ def robust_fit(net, opt, train_dl, test_dl, epochs, eps):
             delta = perturb(net, x, y, eps, steps=10)
             with torch.no_grad():
                 wrong += (net(x + delta).argmax(1) != y).sum().item()
+""",
+    )
+
+    VALID += (
+        # a mode-free recommender (embeddings and a linear score) built through a helper that hands back
+        # what it is given: the model is the one built inside, and eval and train compute the same
+        """
+import torch
+from torch import nn
+
+def to_device(module, device=None):
+    return module.to(device) if device is not None else module
+
+class SessionScorer(nn.Module):
+    def __init__(self, n_items, dim):
+        super().__init__()
+        self.items = nn.Embedding(n_items, dim)
+        self.score = nn.Linear(dim, n_items)
+
+    def forward(self, session):
+        return self.score(self.items(session).mean(1))
+
+def check(model, sessions):
+    model.eval()
+    with torch.no_grad():
+        return sum(model(s).argmax(1).eq(t).sum().item() for s, t in sessions)
+
+def main(train_sessions, test_sessions, n_items):
+    model = to_device(SessionScorer(n_items, 64), "cuda")
+    opt = torch.optim.Adam(model.parameters())
+    for epoch in range(10):
+        for s, t in train_sessions:
+            loss = nn.functional.cross_entropy(model(s), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        check(model, test_sessions)
+""",
+    )
+    INVALID += (
+        # near miss of the pass-through VALID example: the model the helper hands back holds dropout
+        """
+import torch
+from torch import nn
+
+def to_device(module, device=None):
+    return module.to(device) if device is not None else module
+
+class SessionScorer(nn.Module):
+    def __init__(self, n_items, dim):
+        super().__init__()
+        self.items = nn.Embedding(n_items, dim)
+        self.drop = nn.Dropout(0.25)
+        self.score = nn.Linear(dim, n_items)
+
+    def forward(self, session):
+        return self.score(self.drop(self.items(session).mean(1)))
+
+def check(model, sessions):
+    model.eval()
+    with torch.no_grad():
+        return sum(model(s).argmax(1).eq(t).sum().item() for s, t in sessions)
+
+def main(train_sessions, test_sessions, n_items):
+    model = to_device(SessionScorer(n_items, 64), "cuda")
+    opt = torch.optim.Adam(model.parameters())
+    for epoch in range(10):
+        for s, t in train_sessions:
+            loss = nn.functional.cross_entropy(model(s), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        check(model, test_sessions)  # expect: MDL301
 """,
     )
 

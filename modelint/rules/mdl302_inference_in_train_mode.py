@@ -204,7 +204,7 @@ class InferenceInTrainMode(Rule):
         "no `.eval()` / `.train(False)` on it reaches the call (directly, through an alias such as "
         "`m = model.to(device)`, or in a function of this file that it is passed to or returned from). "
         "(2) A parameter with a model-like name (`model`, `net`, `*_model`, `backbone`, `policy`, ...) "
-        "or a module type annotation, of a plain function with an evaluation-like name, called "
+        "or a module type annotation, of a plain function with an evaluation-like name (also an evaluation word after a one-word prefix, `dnn_test_model`, `run_test`, not `train_test` / `get_test`), called "
         "directly, when neither the function nor any caller in this file switches it to eval mode "
         "before the call, or when some caller hands it a model that it built there (its weights loaded with `load_state_dict` "
         "or not) and never switched (`net = build(cfg); net.load_state_dict(...); test(net)`: another caller's switch does "
@@ -907,6 +907,35 @@ def predict(path, graph):
 """,
     )
     VALID += (
+        # a head whose optional batch norm is left off (a constructor flag with a falsy default) holds
+        # no mode-dependent layer: the probe runs it the same way in either mode
+        """
+import torch
+from torch import nn
+
+class Head(nn.Module):
+    def __init__(self, dim, classes, use_bn=False):
+        super().__init__()
+        self.fc = nn.Linear(dim, classes)
+        if use_bn:
+            self.bn = nn.BatchNorm1d(classes)
+
+    def forward(self, x):
+        return self.fc(x)
+
+def probe(feats, labels):
+    head = Head(feats.shape[1], 10)
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    for _ in range(100):
+        loss = nn.functional.cross_entropy(head(feats), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return (head(feats).argmax(1) == labels).float().mean()
+""",
+    )
+    VALID += (
         # a plain helper object of this file scores with the model: after the model's eval(), or on the
         # training batches (a training-time statistic); near miss in INVALID: on held-out batches
         """
@@ -1604,6 +1633,49 @@ def score_checkpoint(cfg, path, dev_batches):
         # switched, reached through a helper that only hands the model on; the factory's parts decide
         # its sensitivity (the returned class only keeps what it is given)
         _SEQ2SEQ.replace("model.encode(src)\n", "model.encode(src)  # expect: MDL302\n") + """    show_translations(model, tokenizer, batches)
+""",
+    )
+    INVALID += (
+        # an evaluation word after a one-word project prefix (`dnn_test_model`, `run_test`) names an
+        # evaluation routine too; its model parameter is never switched
+        """
+import torch
+
+def dnn_test_model(loader, model):
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()  # expect: MDL302
+    return correct / len(loader.dataset)
+""",
+    )
+    INVALID += (
+        # near miss of the optional-batch-norm VALID example: the probe turns the flag on
+        """
+import torch
+from torch import nn
+
+class Head(nn.Module):
+    def __init__(self, dim, classes, use_bn=False):
+        super().__init__()
+        self.fc = nn.Linear(dim, classes)
+        self.use_bn = use_bn
+        if use_bn:
+            self.bn = nn.BatchNorm1d(classes)
+
+    def forward(self, x):
+        x = self.fc(x)
+        return self.bn(x) if self.use_bn else x
+
+def probe(feats, labels):
+    head = Head(feats.shape[1], 10, use_bn=True)
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    for _ in range(100):
+        loss = nn.functional.cross_entropy(head(feats), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return (head(feats).argmax(1) == labels).float().mean()  # expect: MDL302
 """,
     )
 

@@ -44,8 +44,11 @@ class TrainingInEvalMode(Rule):
         "is a part of the model (`head = model.head`, then a loop that calls `head.train()` before its "
         "step: a linear-probe evaluation), the mode of that part at the step is what counts, not the "
         "whole model's. Also reports a `LightningModule` whose `__init__` stores a "
-        "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.x does not call "
-        "`.train()` when fitting starts; it only warns that modules are in eval mode). Not reported: a model run only with its result detached (`feats = model(x).detach()`: a frozen encoder under a linear probe gets no gradient); a step "
+        "`from_pretrained` model when none of its methods calls `.train()` (Lightning 2.2 and later do not call "
+        "`.train()` when fitting starts; newer versions only warn that modules are in eval mode), unless the class "
+        "defines a hook only Lightning 1.x calls (`validation_epoch_end`: it was written for a Lightning whose fit "
+        "put the whole module in training mode), or the loaded object is a tokenizer, config, processor, "
+        "scheduler or retriever (`config_class.from_pretrained(...)`, by the receiver's name in any case). Not reported: a model run only with its result detached (`feats = model(x).detach()`: a frozen encoder under a linear probe gets no gradient); a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
         "unless another path brings an unswitched `from_pretrained` model, "
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; lists joined with "
@@ -253,6 +256,41 @@ class Finetuner(pl.LightningModule):
 
     def training_step(self, batch, idx):
         return self.encoder(**batch).loss
+""",
+        # written for Lightning 1.x (`validation_epoch_end` was removed in 2.0), whose fit put the whole
+        # module in training mode; the config loaded first is no model
+        """
+import lightning.pytorch as pl
+from transformers import AutoConfig, T5ForConditionalGeneration
+
+class Summariser(pl.LightningModule):
+    def __init__(self, name):
+        super().__init__()
+        config_class = AutoConfig
+        self.config = config_class.from_pretrained(name)
+        self.seq2seq = T5ForConditionalGeneration.from_pretrained(name, config=self.config)
+
+    def training_step(self, batch, idx):
+        return self.seq2seq(**batch).loss
+
+    def validation_epoch_end(self, outputs):
+        self.log("val_loss", sum(outputs) / len(outputs))
+""",
+        # a config and a tokenizer from `from_pretrained`, the model built fresh from the config (training mode)
+        """
+import lightning.pytorch as pl
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+class Pretrainer(pl.LightningModule):
+    def __init__(self, name):
+        super().__init__()
+        tokenizer_cls = AutoTokenizer
+        self.tok = tokenizer_cls.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name)
+        self.mlm = AutoModelForMaskedLM.from_config(config)
+
+    def training_step(self, batch, idx):
+        return self.mlm(**batch).loss
 """,
         # a fixed feature network of the loss, in eval, in no optimizer: the step trains only the decoder
         """
@@ -599,6 +637,25 @@ class Finetuner(pl.LightningModule):
     def training_step(self, batch, idx):
         return self.encoder(**batch).loss
 """,
+        # near miss of the Lightning 1.x VALID example: `on_validation_epoch_end` is the 2.x hook, and a
+        # config loaded first does not hide the model loaded after it
+        """
+import lightning.pytorch as pl
+from transformers import AutoConfig, T5ForConditionalGeneration
+
+class Summariser(pl.LightningModule):
+    def __init__(self, name):
+        super().__init__()
+        config_class = AutoConfig
+        self.config = config_class.from_pretrained(name)
+        self.seq2seq = T5ForConditionalGeneration.from_pretrained(name, config=self.config)  # expect: MDL303
+
+    def training_step(self, batch, idx):
+        return self.seq2seq(**batch).loss
+
+    def on_validation_epoch_end(self):
+        self.log("val_loss", self.trainer.callback_metrics["val_loss"])
+""",
     )
     INVALID += (
         # near miss of the detached-features VALID example: the encoder's output keeps its graph, so the
@@ -748,7 +805,7 @@ def tune(batches, optim, scaler):
             return None
         key = id(cls)
         if key not in self._lightning:
-            self._lightning[key] = [[], False, False] if self.ctx.is_lightning_class(cls) else None
+            self._lightning[key] = [[], False, False] if self._fit_keeps_modes(cls) else None
         return self._lightning[key]
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -775,6 +832,15 @@ def tune(batches, optim, scaler):
         if isinstance(node.value, cst.Attribute) and node.value.attr.value in self._project_names:
             self._stepping = self._evaluating = True
 
+    def _fit_keeps_modes(self, cls: cst.ClassDef) -> bool:
+        """A trainer module for a trainer that keeps its sub-modules' modes when fitting starts: not
+        one that defines a hook only an older trainer calls (`validation_epoch_end`, written for
+        Lightning 1.x, whose fit put the whole module in training mode)."""
+        if not self.ctx.is_lightning_class(cls):
+            return False
+        legacy = self.ctx.framework.trainer_module_legacy_hooks
+        return not any(isinstance(s, cst.FunctionDef) and s.name.value in legacy for s in cls.body.body)
+
     def _note_lightning(self, call: cst.Call, name: str) -> None:
         entry = self._lightning_entry()
         if entry is None:
@@ -784,7 +850,8 @@ def tune(batches, optim, scaler):
             entry[1] = True
             return
         method, _ = self.ctx.enclosing_method_and_class()
-        if name == fw.pretrained_loader_method and method is not None and method.name.value == "__init__":
+        if (name == fw.pretrained_loader_method and method is not None and method.name.value == "__init__"
+                and fw.loads_pretrained_model(dotted(call.func) or f"?.{name}")):
             entry[0].append(call)
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -913,7 +980,7 @@ def tune(batches, optim, scaler):
         shown = " ".join(self.ctx.module.code_for_node(call).split())[:60]
         return (
             f"`{shown}` returns a model in eval mode and no method of this LightningModule calls `.train()`: "
-            "Lightning 2.x does not switch modules to training mode when fitting starts, so this sub-module "
+            "Lightning 2.2 and later do not switch modules to training mode when fitting starts, so this sub-module "
             "trains with dropout off and batch norm frozen; call `self.train()` (or the sub-module's "
             "`.train()`) in `on_fit_start` / `on_train_epoch_start`"
         )
