@@ -47,7 +47,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import precision  # noqa: E402  (tree extraction from mirrors, the cache layout)
@@ -148,9 +148,26 @@ def _tree(fix: Fix, commit: str, cache: Path, mirror: Path) -> Path:
     return src
 
 
-def judge(fix: Fix, buggy: List[dict], fixed: List[dict], span: Tuple[int, int]) -> dict:
+def top_level_lines(source: str) -> Set[int]:
+    """The lines of a file's top-level script code: every line not inside a `def` or `class`."""
+    tree = ast.parse(source)
+    inside = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            inside.update(range(start, (node.end_lineno or node.lineno) + 1))
+    return set(range(1, len(source.splitlines()) + 1)) - inside
+
+
+def judge(fix: Fix, buggy: List[dict], fixed: List[dict], span: Tuple[int, int],
+          script: Optional[Set[int]] = None) -> dict:
+    """`script`: for an entry in a file's top-level code (`function = "<module>"`), the lines of that
+    code: a finding anywhere in it is inside the buggy "function", as one in a function's body is for
+    a function entry (upstream18's FaceEvoLVe was reported at the script's validation calls, outside
+    the training-step lines the entry names)."""
     mine = [f for f in buggy if f["code"] in fix.codes]
-    inside = [f for f in mine if f["path"] == fix.path and span[0] <= f["line"] <= span[1]]
+    inside = [f for f in mine if f["path"] == fix.path and (
+        span[0] <= f["line"] <= span[1] or (script is not None and f["line"] in script))]
     # a finding at a call of the buggy routine that names it (`val(net, ...)` "... and `val()` does not
     # switch it"): the report points at the caller, the fix goes into the routine
     named = f"`{fix.function}(" if fix.function != "<module>" else None
@@ -173,8 +190,9 @@ def run(fixes: Sequence[Fix], args: argparse.Namespace) -> Tuple[List[dict], Lis
             fixed_src = _tree(fix, fix.fix_commit, args.cache, args.mirror)
             source = (buggy_src / fix.path).read_text(encoding="utf-8", errors="replace")
             span = function_span(source, *fix.lines)
+            script = top_level_lines(source) if fix.function == "<module>" else None
             results.append(judge(fix, check_tree(buggy_src, args.modelint_root),
-                                 check_tree(fixed_src, args.modelint_root), span))
+                                 check_tree(fixed_src, args.modelint_root), span, script))
         except (RuntimeError, OSError, SyntaxError, ValueError, subprocess.SubprocessError) as exc:
             failures.append(f"{fix.name}: {exc}")
     return results, failures

@@ -88,6 +88,11 @@ def test_evaluation_names_and_test_suites():
         assert not evaluation_like_name(name, last_word=True), name
     assert is_test_suite_file("pkg/tests/test_model.py") and is_test_suite_file("x/model_test.py")
     assert not is_test_suite_file("pkg/evaluation.py")
+    # a `test_*.py` outside a tests folder that runs as a script is a script (set 18's resnet1d)
+    script = cst.parse_module("def test(model):\n    pass\n\nif __name__ == '__main__':\n    test(None)\n")
+    suite = cst.parse_module("def test_a():\n    pass\n\nif __name__ == '__main__':\n    import pytest\n    pytest.main()\n")
+    assert not is_test_suite_file("repo/test_ray.py", script) and is_test_suite_file("repo/test_ray.py")
+    assert is_test_suite_file("repo/test_ray.py", suite) and is_test_suite_file("repo/tests/test_ray.py", script)
 
 
 # --- MDL304 -------------------------------------------------------------------------------------------

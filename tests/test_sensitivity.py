@@ -577,6 +577,35 @@ def test_layers_of_a_library_the_profile_has_read(tmp_path):
     assert sens(ctx, "expr:pyg_nn.MetaPath2Vec(edges, 128, metapath)").answer == NO  # one Embedding
 
 
+def test_torchaudio_transforms_are_mode_free(tmp_path):
+    """torchaudio's transforms (`frameworks/torch.py` `_TORCHAUDIO_TRANSFORMS`) hold no mode-dependent
+    layer under any import spelling; its models (`torchaudio.models.*`) stay unknown, and a dropout
+    beside a transform still decides."""
+    ctx = project(tmp_path, {"a.py": """
+        import torch.nn as nn
+        import torchaudio
+        from torchaudio.transforms import MelSpectrogram
+
+        class LogMel(nn.Module):
+            def __init__(self, **kw):
+                super().__init__()
+                self.mel = MelSpectrogram(**kw)
+                self.db = torchaudio.transforms.AmplitudeToDB()
+
+        class Noisy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.mel = MelSpectrogram()
+                self.drop = nn.Dropout(0.1)
+
+        class Acoustic(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = torchaudio.models.Wav2Letter(num_classes=40)
+    """})["a.py"]
+    assert [sens(ctx, n).answer for n in ("LogMel", "Noisy", "Acoustic")] == [NO, YES, UNKNOWN]
+
+
 def test_a_project_factory_takes_the_classes_it_returns(tmp_path):
     """`load_vgg16(path)` in another file, whose returns all build a class (`vgg = Vgg(); vgg.load_
     state_dict(...); return vgg`): those classes decide. A factory with another return

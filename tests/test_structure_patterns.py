@@ -73,6 +73,21 @@ def test_factory_lookup_follows_package_reexports_and_enters_the_fingerprint():
     assert changed.fingerprint() != index.fingerprint() != before
 
 
+def test_a_sibling_imported_by_its_bare_name_inside_a_package_folder():
+    """`from nets import Net` in a script of a folder that has an `__init__.py` (run from that folder):
+    the index names the file `pkg.nets`; a bare `nets` is that module when exactly one checked module
+    ends so and none is named `nets` itself. Ambiguous names and framework names stay as written."""
+    index = ProjectIndex()
+    index.add(facts_from_source(b"import torch.nn as nn\nclass Net(nn.Module):\n    pass\n", Path("/x/pkg/nets.py"), "pkg.nets"))
+    index.add(facts_from_source(b"class A:\n    pass\n", Path("/x/pkg/utils.py"), "pkg.utils"))
+    index.add(facts_from_source(b"class A:\n    pass\n", Path("/x/other/utils.py"), "other.utils"))
+    assert index.rooted("nets.Net") == "pkg.nets.Net" and index.bases_of("nets.Net") == ["torch.nn.Module"]
+    assert index.locate("nets.Net") is not None
+    assert index.rooted("utils.A") == "utils.A" and index.locate("utils.A") is None  # two modules end so
+    assert index.rooted("torch.nn.Module") == "torch.nn.Module"
+    assert index.rooted("pkg.nets.Net") == "pkg.nets.Net"
+
+
 def test_factories_survive_the_facts_cache(tmp_path):
     cache = Cache(tmp_path, salt="s")
     facts = facts_from_source(FACTORIES, Path("/x/pkg/m.py"), "pkg.m")

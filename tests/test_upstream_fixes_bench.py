@@ -137,3 +137,14 @@ def test_a_finding_at_a_call_that_names_the_buggy_routine_is_a_catch():
     result = U.judge(fix, [at_call, other, wrong_code], [other], (45, 60))
     assert result["caught"] and result["cleared"]
     assert [f["line"] for f in result["findings"]] == [10] and [f["line"] for f in result["elsewhere"]] == [12]
+
+
+def test_a_script_entry_counts_findings_anywhere_in_the_scripts_top_level_code():
+    src = "import torch\n\ndef val(net):\n    net.eval()\n\nfor epoch in range(3):\n    step()\n    val(net)\n"
+    assert U.top_level_lines(src) == {1, 2, 5, 6, 7, 8}
+    fix = U.Fix("S", "o/n", "a" * 40, "b" * 40, "train.py", (7, 7), "<module>", "train-missing")
+    at_val = {"code": "MDL301", "path": "train.py", "line": 8, "message": "`val(net)` leaves `net` in eval"}
+    in_def = {"code": "MDL301", "path": "train.py", "line": 4, "message": "`net.eval()` ..."}
+    assert U.judge(fix, [at_val], [], (7, 7), U.top_level_lines(src))["caught"]
+    assert not U.judge(fix, [at_val], [], (7, 7))["caught"]  # without the script's lines: the span only
+    assert not U.judge(fix, [in_def], [], (7, 7), U.top_level_lines(src))["caught"]

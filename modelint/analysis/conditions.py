@@ -167,10 +167,17 @@ def contradicts(a: Iterable[Sequence], b: Iterable[Sequence], fixed: Iterable[st
 
 def remap(guard: Iterable[Sequence], mapping: Dict[str, Optional[str]]) -> Guard:
     """A callee's guard on its parameters in the caller's names (an atom whose parameter was handed
-    a plain name of the caller becomes an atom on that name; the others are dropped)."""
+    a plain name of the caller becomes an atom on that name, and one on an attribute of a parameter,
+    `model.training`, an atom on that attribute of whatever the parameter was handed; the others are
+    dropped)."""
     out = []
     for key, op, const, holds in guard:
         new = mapping.get(key)
         if new is not None and "." not in new:
             out.append((new, op, const, holds))
+            continue
+        root, dot, rest = key.partition(".")
+        base = mapping.get(root) if dot else None
+        if base is not None:  # `model.training` of a parameter handed `self.model`: `self.model.training`
+            out.append((f"{base}.{rest}", op, const, holds))
     return tuple(out)

@@ -218,11 +218,13 @@ class ProjectIndex:
     _names: Optional[frozenset] = field(default=None, repr=False, compare=False)
     _imports: Optional[Dict[str, set]] = field(default=None, repr=False, compare=False)
     _bases_by_last: Optional[Dict[str, set]] = field(default=None, repr=False, compare=False)
+    _by_last_part: Optional[Dict[str, List[str]]] = field(default=None, repr=False, compare=False)
+    _roots: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     def add(self, facts: FileFacts) -> None:
         self.modules[facts.modname] = facts
         self._effects.clear()
-        self._by_name = self._names = self._imports = self._bases_by_last = None
+        self._by_name = self._names = self._imports = self._bases_by_last = self._by_last_part = None
 
     def imported_elsewhere(self, modname: str, name: str) -> bool:
         """Another checked file imports `name` of module `modname`, or the module itself (`from
@@ -263,6 +265,7 @@ class ProjectIndex:
     # --- mode summaries (modemodel) ----------------------------------------------------------------
     def _split(self, qualname: str) -> Optional[Tuple[str, str]]:
         """(module, `func` / `Class.method`) of a qualified function name, following re-exports."""
+        qualname = self.rooted(qualname)
         seen = set()
         while qualname not in seen and len(seen) < 32:
             seen.add(qualname)
@@ -483,9 +486,29 @@ class ProjectIndex:
         pairs = list(zip(names, args)) + list(kws.items())
         return {name: key for name, key in pairs if name in kept and key is not None}
 
+    def rooted(self, qualname: str) -> str:
+        """`resnet1d.ResNet1D` as imported by a script of a checked folder that has an `__init__.py`
+        (`from resnet1d import ResNet1D`, run from that folder): the index names the file
+        `pkg.resnet1d`, so the name is `pkg.resnet1d.ResNet1D` when exactly one checked module has that
+        last part and no checked module is named by the first part itself (set 18's resnet1d: the
+        model class of a sibling file was not found, so its training script's model had no mode)."""
+        head = qualname.split(".", 1)[0]
+        if not head or head in self.modules or "." not in qualname:
+            return qualname
+        if self._by_last_part is None:
+            self._by_last_part = {}
+            for mod in self.modules:
+                self._by_last_part.setdefault(mod.rsplit(".", 1)[-1], []).append(mod)
+            self._roots = frozenset(m.split(".", 1)[0] for m in self.modules)
+        if head in self._roots or any(p.in_namespace(qualname) for p in PROFILES):
+            return qualname
+        found = self._by_last_part.get(head, [])
+        return found[0] + qualname[len(head):] if len(found) == 1 else qualname
+
     def locate(self, qualname: str) -> Optional[Tuple[FileFacts, str]]:
         """The (file, class name) a qualified class name denotes in the checked files, following
         re-exports (`from .x import C` in a package `__init__`) the way `bases_of` does."""
+        qualname = self.rooted(qualname)
         seen = set()
         while qualname not in seen and len(seen) < 32:
             seen.add(qualname)
@@ -533,6 +556,7 @@ class ProjectIndex:
     def bases_of(self, qualname: str) -> Optional[List[str]]:
         """Bases of a class given its qualified name, following re-exports (`from .x import C`
         in a package `__init__`). None when the class is not in the checked files."""
+        qualname = self.rooted(qualname)
         seen = set()
         # Bounded: alias chains can cycle or grow (`a.b` -> `a.c.b` -> ...).
         while qualname not in seen and len(seen) < 32:
@@ -691,6 +715,7 @@ def _function_home(index: ProjectIndex, qualname: str, table: str = "factories")
     """(facts of the module defining it, its name) for the top-level function `qualname` listed in
     the facts' `table` (`factories`, `passes`), followed through re-exports; None when it is not
     listed there in the checked files."""
+    qualname = index.rooted(qualname)
     seen = set()
     while qualname not in seen and len(seen) < 32:
         seen.add(qualname)

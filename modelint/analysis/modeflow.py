@@ -267,14 +267,28 @@ def peel(expr: cst.CSTNode) -> cst.CSTNode:
     return expr
 
 
-def _is_pytest_file(path: str) -> bool:
-    """A test-suite file: `test_*.py`, `*_test.py`, `conftest.py`, or anything under `tests/`."""
+def is_test_suite_file(path: str, module: Optional[cst.Module] = None) -> bool:
+    """A test-suite file: `test_*.py`, `*_test.py`, `conftest.py`, or anything under a `tests/` /
+    `test/` folder; but not a `test_*.py` / `*_test.py` outside such a folder that runs as a script
+    (`module` given: a top-level `if __name__ == "__main__":` that does not start pytest or unittest;
+    set 18's resnet1d trains and tests in `test_ray.py`)."""
     norm = "/" + path.replace("\\", "/")
     name = norm.rsplit("/", 1)[-1]
-    return (
-        name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-        or "/tests/" in norm or "/test/" in norm
-    )
+    if name == "conftest.py" or "/tests/" in norm or "/test/" in norm:
+        return True
+    if not (name.startswith("test_") or name.endswith("_test.py")):
+        return False
+    return module is None or not _runs_as_script(module)
+
+
+def _runs_as_script(module: cst.Module) -> bool:
+    for stmt in module.body:
+        if (isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Comparison) and isinstance(stmt.test.left, cst.Name)
+                and stmt.test.left.value == "__name__"):
+            runner = any(isinstance(n, cst.Call) and (dotted(n.func) or "") in ("pytest.main", "unittest.main")
+                         for n in descendants(stmt.body))
+            return not runner
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,7 +585,7 @@ class ModeFlow:
         self._index: Optional[_Index] = None
         self._flows: Dict[int, ScopeFlow] = {}
         self._busy: Set[int] = set()
-        self.pytest_file = _is_pytest_file(ctx.path)
+        self.pytest_file = is_test_suite_file(ctx.path, ctx.module)
         self._handed: Dict[int, Dict[int, Dict[str, Set[str]]]] = {}  # id(class) -> `handed_attributes`
 
     # --- shared facts ----------------------------------------------------------------------------
@@ -798,6 +812,9 @@ class _ScopeAnalysis:
         # a local bound by one statement to a tuple / list display (`params = (loader, model, opt)`;
         # None: bound otherwise or by more than one statement), to expand `train_epoch(*params)`
         self._displays: Dict[str, Optional[cst.CSTNode]] = {}
+        # `if i == len(loader) - 1:` as the last statement of `for i, x in enumerate(loader)`: its arm runs
+        # on the last iteration only, so what it leaves flows out of the loop, not into the next pass
+        self._final_ifs: Set[int] = set()
         if isinstance(scope, cst.FunctionDef):
             positional, _, names = _param_list(scope)
             self.params = tuple(positional) + tuple(sorted(names - set(positional)))
@@ -822,8 +839,12 @@ class _ScopeAnalysis:
             flow = self.block(self.scope.body, {})
         exit_state = join(flow.out, *flow.ret) or {}
         fixed = frozenset(self.params) - self._bound
-        mode_attrs = frozenset(f"{p}.{self.ctx.framework.mode_attr}" for p in fixed)
-        steps = [_keep_guard(st, fixed | mode_attrs) for st in self._steps.values()]
+        mode_attr = "." + self.ctx.framework.mode_attr
+        mode_attrs = frozenset(f"{p}{mode_attr}" for p in fixed)
+        # and the mode flag of an attribute of one (`self.model.training`, from a callee's
+        # `if not model.training: return` handed `self.model`)
+        mode_of_part = lambda key: key.endswith(mode_attr) and key.partition(".")[0] in fixed and key.count(".") > 1
+        steps = [_keep_guard(st, fixed | mode_attrs, mode_of_part) for st in self._steps.values()]
         # `if self.is_test: self.dqn.eval()`: a flag attribute of a parameter that this scope never assigns
         assigned = {key for key, _ in self._bindings}
         attrs_of_fixed = lambda key: key.partition(".")[0] in fixed and key not in assigned
@@ -870,7 +891,27 @@ class _ScopeAnalysis:
         return flow
 
     def block(self, stmts: Sequence[cst.CSTNode], state: Optional[State]) -> _Flow:
-        return self._sequence(stmts, state, self.statement)
+        """The statements in order; after `if <test>: return ...` (a body that never falls through, no
+        `else`) the rest runs under the test's other arm, as if it were the `else` (`if not
+        model.training: return loss`, then the step: the step runs only in training mode; set 18's
+        disentangling-vae evaluates through a loss whose step is behind such a return)."""
+        flow = _Flow(state)
+        pushed = 0
+        try:
+            for stmt in stmts:
+                if flow.out is None:
+                    break
+                sub = self.statement(stmt, flow.out)
+                flow.absorb(sub)
+                flow.out = sub.out
+                if isinstance(stmt, cst.If) and stmt.orelse is None and _ends_cst(stmt.body):
+                    fixed = atoms_cst(stmt.test, False)
+                    self.atoms.extend(fixed)
+                    pushed += len(fixed)
+        finally:
+            if pushed:
+                del self.atoms[len(self.atoms) - pushed:]
+        return flow
 
     def suite(self, suite: cst.BaseSuite, state: State) -> _Flow:
         if isinstance(suite, cst.SimpleStatementSuite):
@@ -928,6 +969,9 @@ class _ScopeAnalysis:
             out.absorb(body)
             return out
         body = self._under(test, True, lambda: self.suite(stmt.body, state))
+        if id(stmt) in self._final_ifs and body.out is not None:
+            body.brk.append(body.out)  # the last iteration's arm: the loop ends after it
+            body.out = None
         if stmt.orelse is None:
             other = _Flow(state)
         elif isinstance(stmt.orelse, cst.If):
@@ -957,6 +1001,9 @@ class _ScopeAnalysis:
 
     def loop(self, stmt, state: State) -> _Flow:
         self.loops.append(stmt)
+        last = stmt.body.body[-1] if isinstance(stmt, cst.For) and isinstance(stmt.body, cst.IndentedBlock) else None
+        if isinstance(last, cst.If) and last_iteration_test(stmt, last.test, self.scope):
+            self._final_ifs.add(id(last))
         try:
             head = state
             result = _Flow(state)
@@ -1241,8 +1288,9 @@ class _ScopeAnalysis:
         for r in effect.returns:
             if r == "from_pretrained":
                 out.add(Created("from_pretrained", call, self.mf.code(call)))
-            elif r == "load":  # weights loaded into a new model: it is in training mode
-                out.add(Created("load", call, self.mf.code(call)))
+            elif r == "load":  # weights loaded into a new model: it is in training mode (the summary kind
+                # also covers `return torch.load(path)`, a whole model, which it does not tell apart)
+                out.add(Created("load_state_dict", call, self.mf.code(call)))
             elif r == "eval":
                 out.add(EvalSite(call, call, self.mf.code(call), (effect.qualname.rsplit(".", 1)[-1],),
                                  f"`{effect.qualname}`"))
@@ -1307,9 +1355,55 @@ class _ScopeAnalysis:
         return False
 
     def expr(self, node: cst.CSTNode, state: State) -> State:
+        switches = self.element_switches(node) if isinstance(node, _COMPREHENSIONS) else {}
         for call in _calls_in(node):
+            if id(call) in switches:
+                attr, keys = switches[id(call)]
+                for key in keys:
+                    state = self.switch(call, attr, key, state)
+                continue
             state = self.call(call, state)
         return state
+
+    def switch(self, call: cst.Call, attr: str, key: str, state: State) -> State:
+        """`key.eval()` / `key.train(flag)` / a profile's mode setter, made by `call`."""
+        fw = self.ctx.framework
+        if attr == fw.eval_method:
+            if call.args:
+                return state
+            self.note_site(call, tuple(self.loops))
+            return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
+        if attr == fw.train_method:
+            flag = train_flag(call)
+            saved = self._restored(call, key)
+            if saved is not None:  # (its aliases too: `model_without_ddp = model` is restored with it)
+                return self.set_mode(state, key, saved)
+        else:  # stable-baselines3's policy.set_training_mode(mode)
+            arg = get_arg(call, fw.train_mode_keyword, 0)
+            value = literal_value(arg.value) if arg is not None else None
+            flag = value if isinstance(value, bool) else None
+        if flag is False:
+            self.note_site(call, tuple(self.loops))
+            return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
+        return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
+
+    def element_switches(self, node: cst.CSTNode) -> Dict[int, Tuple[str, List[str]]]:
+        """`[x.eval() for x in (encoder, head)]` as a statement or an assigned value (a list, set or
+        generator comprehension without `if` over a display of names): the switch call -> (its method,
+        the elements' keys), each switched in turn (set 10's MetaOptNet switches its two networks so)."""
+        fw = self.ctx.framework
+        out: Dict[int, Tuple[str, List[str]]] = {}
+        for comp in (node,):
+            loop, elt = comp.for_in, comp.elt
+            if (loop.inner_for_in is not None or loop.ifs or not isinstance(loop.target, cst.Name)
+                    or not isinstance(elt, cst.Call) or not isinstance(elt.func, cst.Attribute)
+                    or not _is_name(elt.func.value, loop.target.value)
+                    or elt.func.attr.value not in (fw.eval_method, fw.train_method)):
+                continue
+            keys = display_keys(loop.iter)
+            if keys:
+                out[id(elt)] = (elt.func.attr.value, keys)
+        return out
 
     def call(self, call: cst.Call, state: State) -> State:
         func = call.func
@@ -1328,24 +1422,7 @@ class _ScopeAnalysis:
                 key = key_of(peel(func.value))
                 if key is None:
                     return state
-                if attr == fw.eval_method:
-                    if call.args:
-                        return state
-                    self.note_site(call, tuple(self.loops))
-                    return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
-                if attr == fw.train_method:
-                    flag = train_flag(call)
-                    saved = self._restored(call, key)
-                    if saved is not None:  # (its aliases too: `model_without_ddp = model` is restored with it)
-                        return self.set_mode(state, key, saved)
-                else:  # stable-baselines3's policy.set_training_mode(mode)
-                    arg = get_arg(call, fw.train_mode_keyword, 0)
-                    value = literal_value(arg.value) if arg is not None else None
-                    flag = value if isinstance(value, bool) else None
-                if flag is False:
-                    self.note_site(call, tuple(self.loops))
-                    return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
-                return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
+                return self.switch(call, attr, key, state)
             # `torch.autograd.backward(loss)` written in full: today its last name is also a backward
             # method, but a backward call of another last name would otherwise be no step here
             # (tests/test_modeflow_steps.py gives each step field a fresh spelling)
@@ -1758,11 +1835,17 @@ class _ScopeAnalysis:
         out: Dict[str, bool] = {}
         attr = self.ctx.framework.mode_attr
         for param, key in mapping.items():
-            tokens = get(state, key) if key is not None else frozenset()
-            if _switched_to_eval(tokens):
-                out[f"{param}.{attr}"] = False
-            elif tokens and all(t is TRAIN for t in tokens):
-                out[f"{param}.{attr}"] = True
+            if key is None:
+                continue
+            # the parameter itself, and its attributes switched here (`self.model.eval()` before
+            # `self.compute_losses(...)`, whose step sits behind `if not self.model.training: return`)
+            for sk in [key] + [k for k in state if k.startswith(key + ".")]:
+                tokens = get(state, sk)
+                name = f"{param}{sk[len(key):]}.{attr}"
+                if _switched_to_eval(tokens):
+                    out[name] = False
+                elif tokens and all(t is TRAIN for t in tokens):
+                    out[name] = True
         return out
 
     def literal_args(self, call: cst.Call, callee: cst.FunctionDef, receiver: Optional[str]) -> Dict[str, object]:
@@ -1965,10 +2048,10 @@ def _fixed_atoms(guard: Guard, fixed: FrozenSet[str], also=lambda key: False) ->
     return tuple(a for a in guard if a[0] in fixed or also(a[0]))
 
 
-def _keep_guard(step: Step, fixed: FrozenSet[str]) -> Step:
+def _keep_guard(step: Step, fixed: FrozenSet[str], also=lambda key: False) -> Step:
     """A step's guard reduced to the parameters nothing in its scope rebinds (a rebound flag may
-    hold anything by the time of the step)."""
-    kept = _fixed_atoms(step.guard, fixed)
+    hold anything by the time of the step), and the keys `also` accepts."""
+    kept = _fixed_atoms(step.guard, fixed, also)
     if kept == step.guard:
         return step
     return replace(step, guard=kept)
@@ -2009,6 +2092,84 @@ def map_key(ckey: str, summary: ScopeFlow, mapping: Dict[str, Optional[str]]) ->
     return ckey
 
 
+def _ends_cst(body: cst.BaseSuite) -> bool:
+    """An `if` body that never falls through: its last statement returns, raises, breaks or continues."""
+    stmts = body.body
+    last = stmts[-1] if stmts else None
+    if isinstance(last, cst.SimpleStatementLine):
+        last = last.body[-1] if last.body else None
+    return isinstance(last, (cst.Return, cst.Raise, cst.Break, cst.Continue))
+
+
+def last_iteration_test(loop: cst.For, test: cst.CSTNode, scope: cst.CSTNode) -> bool:
+    """`i == len(X) - 1` / `i + 1 == len(X)` (either side) where `i` is the index of `for i, x in
+    enumerate(X)` (or of `for i in range(len(X))`), and `X` is the loop's iterable, the first argument
+    of the call it is (`enumerate(tqdm(X))`), or a name bound in `scope` to such a call (`with tqdm(X) as
+    t: for i, x in enumerate(t)`): true on the loop's last iteration only (set 18's ddpm-torch evaluates
+    at the last batch of each epoch; the next epoch starts with `model.train()`)."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.comparisons[0].operator, cst.Equal)):
+        return False
+    target = test.comparisons[0]
+    index, sources = _loop_index(loop, scope)
+    if index is None:
+        return False
+    for a, b in ((test.left, target.comparator), (target.comparator, test.left)):
+        if _is_name(a, index) and _len_minus_one(b, sources):
+            return True
+        if (isinstance(a, cst.BinaryOperation) and isinstance(a.operator, cst.Add) and _is_name(a.left, index)
+                and literal_value(a.right) == 1 and _len_of(b, sources)):
+            return True
+    return False
+
+
+def _is_name(node: cst.CSTNode, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _len_of(node: cst.CSTNode, sources: Set[str]) -> bool:
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "len"
+            and len(node.args) == 1 and key_of(node.args[0].value) in sources)
+
+
+def _len_minus_one(node: cst.CSTNode, sources: Set[str]) -> bool:
+    return (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract)
+            and literal_value(node.right) == 1 and _len_of(node.left, sources))
+
+
+def _loop_index(loop: cst.For, scope: cst.CSTNode) -> Tuple[Optional[str], Set[str]]:
+    """The index name of `for i, x in enumerate(X)` / `for i in range(len(X))`, and the keys that name
+    what it counts (X, and what X wraps when X is a call or a name bound in `scope` to one)."""
+    it, target = loop.iter, loop.target
+    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.args and not it.args[0].star):
+        return None, set()
+    if it.func.value == "enumerate" and isinstance(target, cst.Tuple) and target.elements:
+        first = target.elements[0].value
+        counted = it.args[0].value
+    elif it.func.value == "range" and len(it.args) == 1 and isinstance(target, cst.Name):
+        first, inner = target, it.args[0].value
+        if not (isinstance(inner, cst.Call) and isinstance(inner.func, cst.Name) and inner.func.value == "len" and inner.args):
+            return None, set()
+        counted = inner.args[0].value
+    else:
+        return None, set()
+    if not isinstance(first, cst.Name):
+        return None, set()
+    sources = {k for k in (key_of(counted),) if k}
+    wrapped = [counted]
+    if isinstance(counted, cst.Name):  # `with tqdm(loader) as t:` / `t = tqdm(loader)`
+        for node in descendants(scope):
+            if isinstance(node, cst.WithItem) and node.asname is not None and _is_name(node.asname.name, counted.value):
+                wrapped.append(node.item)
+            elif isinstance(node, cst.Assign) and any(_is_name(t.target, counted.value) for t in node.targets):
+                wrapped.append(node.value)
+    for w in wrapped:
+        if isinstance(w, cst.Call) and w.args and not w.args[0].star and w.args[0].keyword is None:
+            k = key_of(w.args[0].value)
+            if k:
+                sources.add(k)
+    return first.value, sources
+
+
 def alias_sources(value: cst.CSTNode) -> List[str]:
     """`model.to(dev)` / `DDP(model, ...)` / `torch.compile(model)` -> [`model`]; `a if c else b`
     -> both: the keys whose object (or mode) the bound value may share."""
@@ -2025,6 +2186,17 @@ def alias_sources(value: cst.CSTNode) -> List[str]:
             inner = key_of(peel(value.args[0].value))
             return [inner] if inner else []
     return []
+
+
+_COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.GeneratorExp)
+
+
+def display_keys(value: cst.CSTNode) -> Optional[List[str]]:
+    """The keys of a non-empty list or tuple display of names (`(encoder, self.head)`), else None."""
+    if not isinstance(value, (cst.List, cst.Tuple)) or not value.elements:
+        return None
+    keys = [key_of(peel(e.value)) if not isinstance(e, cst.StarredElement) else None for e in value.elements]
+    return keys if all(k is not None and k not in ("None", "True", "False") for k in keys) else None
 
 
 def _calls_in(node: cst.CSTNode) -> List[cst.Call]:

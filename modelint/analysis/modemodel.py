@@ -74,7 +74,9 @@ from modelint.frameworks import PROFILES
 # 19: `from_pretrained` on a tokenizer / config / processor receiver (`config_class`, any case) is no
 # model (`Profile.loads_pretrained_model`); the index records pass-through helpers (`FileFacts.passes`)
 # and class bodies the `if <param>:` above a construction (`CallSite.when`).
-IR_VERSION = 19
+# 20: `if <test>: return` (or raise / break / continue) puts the rest of its block under the test's
+# other arm (`if not model.training: return loss` before a step guards the step).
+IR_VERSION = 20
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -230,7 +232,14 @@ class _Builder:
 
     def body(self, stmts: Iterable[ast.stmt]) -> list:
         out: list = []
-        for s in stmts:
+        stmts = list(stmts)
+        for i, s in enumerate(stmts):
+            if isinstance(s, ast.If) and not s.orelse and i + 1 < len(stmts) and _ends_ast(s.body):
+                # `if not model.training: return loss` then the step: the rest is the `else` arm
+                self.expr(s.test, out)
+                out.append(["if", self.body(s.body), self.body(stmts[i + 1:]), self._atoms(s.test, True),
+                            self._atoms(s.test, False)])
+                return out
             self.stmt(s, out)
         return out
 
@@ -1141,6 +1150,11 @@ def _fresh_object(value: ast.AST) -> bool:
     func = dotted_ast(value.func) or ""
     last = func.rsplit(".", 1)[-1]
     return last == "deepcopy" or _loads_pretrained(func) or func in _WHOLE_MODEL_LOADS
+
+
+def _ends_ast(stmts: List[ast.stmt]) -> bool:
+    """The block never falls through: its last statement returns, raises, breaks or continues."""
+    return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise, ast.Break, ast.Continue))
 
 
 def _loads_pretrained(func: str) -> bool:

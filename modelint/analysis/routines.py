@@ -38,7 +38,7 @@ from modelint.analysis.calls import get_arg, literal_value
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
 from modelint.analysis.detached import detached_only
-from modelint.analysis.modeflow import optimizer_like, steps_loss, train_flag
+from modelint.analysis.modeflow import is_test_suite_file, optimizer_like, steps_loss, train_flag  # noqa: F401 (re-exported)
 from modelint.analysis.walk import iter_children
 
 _EVAL_NAME = re.compile(r"^_*(eval|valid|test|predict|infer(ence)?($|_)|inference)", re.IGNORECASE)
@@ -165,13 +165,6 @@ def _is_main_guard(node: cst.CSTNode) -> bool:
     return (isinstance(test, cst.Comparison) and isinstance(test.left, cst.Name) and test.left.value == "__name__")
 
 
-def is_test_suite_file(path: str) -> bool:
-    """`test_*.py`, `*_test.py`, `conftest.py`, or anything under a `tests/` / `test/` folder."""
-    norm = "/" + path.replace("\\", "/")
-    name = norm.rsplit("/", 1)[-1]
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" or "/tests/" in norm or "/test/" in norm
-
-
 def evaluation_like_name(name: str, last_word: bool = False) -> bool:
     """`evaluate`, `validate_epoch`, `test`, `predict_images`, `infer`, `inference_step`, `infer_batch`;
     not `infer_shape` / `infer_dtype`, where "infer" means "deduce". `last_word`: also a name whose
@@ -219,7 +212,7 @@ class _Collector:
                 self.call(node, decorated)
         r.strong_eval = bool(r.eval_signals)
         name = r.name
-        if evaluation_like_name(name) and not is_test_suite_file(self.ctx.path) and not self.pytest_like(name):
+        if evaluation_like_name(name) and not is_test_suite_file(self.ctx.path, self.ctx.module) and not self.pytest_like(name):
             r.eval_signals.append(f"`{name}` is named like an evaluation routine")
         return r
 

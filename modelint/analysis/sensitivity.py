@@ -17,7 +17,7 @@ layer and line that decide it (for messages):
 - **no**: every layer and submodule class is known and none is mode-dependent, counting literal
   `dropout=0.0` arguments passed down through constructors (`Encoder(dropout=0.0)` binds `Encoder`'s
   parameter, whose `nn.Dropout(dropout)` is then off). Layers of libraries the profile has read
-  (`Profile.ecosystem_layers`: PyTorch Geometric's convolutions and BasicGNN models) count as known:
+  (`Profile.ecosystem_layers`: PyTorch Geometric's convolutions and BasicGNN models, torchaudio's transforms) count as known:
   mode-free, or decided by their `dropout` / `norm` arguments like a `torch.nn` layer; a model
   loaded with `key.load_state_dict(...)` is asked about through what `key` was built from.
 - **unknown**, reported so by the rules (a rule treats "unknown" like "yes" unless it documents

@@ -353,6 +353,17 @@ _PYG_LAYERS = {
        for n in ("GCN", "GraphSAGE", "GAT", "GIN", "EdgeCNN")},
 }
 
+# torchaudio's transforms (read from torchaudio 2.8.0's `transforms/_transforms.py` and
+# `_multi_channel.py`: none reads `self.training` or holds a mode-dependent layer; the random ones,
+# `FrequencyMasking` / `TimeMasking` / `SpecAugment` / `AddNoise`, draw in either mode). Set 18's
+# WaveGrad ran a mel-spectrogram wrapper under no_grad, reported as a model in training mode.
+_TORCHAUDIO_TRANSFORMS = """
+    Spectrogram InverseSpectrogram GriffinLim AmplitudeToDB MelScale InverseMelScale MelSpectrogram MFCC LFCC
+    MuLawEncoding MuLawDecoding Resample ComputeDeltas TimeStretch Fade FrequencyMasking TimeMasking SpecAugment
+    Loudness Vol SlidingWindowCmn Vad SpectralCentroid PitchShift RNNTLoss Convolve FFTConvolve Speed
+    SpeedPerturbation AddNoise Preemphasis Deemphasis PSD MVDR RTFMVDR SoudenMVDR
+""".split()
+
 TORCH = replace(
     TORCH,
     external_model_methods=frozenset({"from_pretrained", "from_config", "from_single_file"}),
@@ -368,5 +379,5 @@ TORCH = replace(
         {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
          "prepare", "wrap", "deepcopy", "AveragedModel", "ModelEma", "ModelEmaV2", "ModelEmaV3"}
     ),
-    ecosystem_layers={"torch_geometric.nn": _PYG_LAYERS},
+    ecosystem_layers={"torch_geometric.nn": _PYG_LAYERS, "torchaudio.transforms": {n: () for n in _TORCHAUDIO_TRANSFORMS}},
 )

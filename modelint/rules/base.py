@@ -127,6 +127,20 @@ def measured_upstream17(caught: str) -> str:
             "parent of its fix, run once on 2026-12-07), it reported " f"{caught}" ".")
 
 
+def measured_set18(set18: str) -> str:
+    """Issue 14's held-out set 18 (37 repositories chosen on 2026-12-08 by a helper that ran no rule),
+    run once on 2f886bd after sets 1-17 had become tuning sets."""
+    return (" Measuring set 18 (37 repositories, `--set measuring18`, run once on 2026-12-08 after sets "
+            "1-17 had become tuning sets) gave " f"{set18}" ".")
+
+
+def measured_upstream18(caught: str) -> str:
+    """Recall on issue 14's second list of 19 real mode bugs fixed upstream (`bench/sets/upstream18.toml`),
+    in 18 repositories no rule was developed on, run once on 2f886bd."""
+    return (" Of a second list of 19 real mode bugs fixed upstream, in 18 other repositories "
+            "(`bench/sets/upstream18.toml`, run once on 2026-12-08), it reported " f"{caught}" ".")
+
+
 def measured_sets_15_16(set15: str, set16: str) -> str:
     """Issue 14's held-out sets 15 (23 repositories) and 16 (33 repositories) of 2026-12-07, each chosen
     by a helper that ran no rule and changed none, each run once (on 5aeca3f and on 7fcbd9b)."""

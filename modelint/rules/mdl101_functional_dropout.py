@@ -5,7 +5,7 @@ import libcst as cst
 from modelint.analysis.alwayson import ModeTies
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.rules.training_fixes import pass_training, replace_training
-from modelint.rules.base import Rule, measured_set17
+from modelint.rules.base import Rule, measured_set17, measured_set18
 
 
 class FunctionalDropoutIgnoresMode(Rule):
@@ -33,6 +33,7 @@ class FunctionalDropoutIgnoresMode(Rule):
         "class does elsewhere."
     )
     what += measured_set17('1 finding, false (a dropout probability that `forward` takes as an argument, which every evaluation call passes as 0)')
+    what += measured_set18('no finding')
     why = (
         "Unlike `nn.Dropout`, the functional form does not know the module's mode: `training` defaults "
         "to `True`. After `model.eval()` the call still zeroes a fraction `p` of the activations and "

@@ -35,7 +35,7 @@ from modelint.analysis.sampling import (
     sizes_only_inputs,
 )
 from modelint.frameworks import union
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18
 
 
 class UnguardedSamplingInForward(Rule):
@@ -143,6 +143,7 @@ class UnguardedSamplingInForward(Rule):
              "exempt (`if not self.training: rate = 0.0`, then `if rate > 0:`): set 16's mask sampled "
              "only when such a local is non-zero.")
     what += measured_set17('9 findings, all deliberate (stochastic policies, three times; random starting views, three times; sampled-key attention; negative sampling in a loss; tie-breaking noise of a graph learner)')
+    what += measured_set18("2 findings, both deliberate (a random-selection baseline arm of active learning, and RandLA-Net's random point downsampling, which is the method)")
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
         "A policy decoder that draws its next action with `probs.multinomial(1)` keeps drawing at "

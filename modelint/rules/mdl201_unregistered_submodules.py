@@ -19,7 +19,7 @@ from modelint.analysis.structure import (
 )
 from modelint.analysis.walk import descendants
 from modelint.fixes import Replace, code_in_place, fix, spelling
-from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18
 
 # Methods that put a value into a list / dict / set.
 _FILL_ONE = frozenset({"append", "add"})  # value is the only argument
@@ -227,6 +227,7 @@ class UnregisteredSubmodules(Rule):
     what += remeasured_2026_12_03(set4="1 finding, real", set5="no finding")
     what += measured_set6("1 finding, false (0%)")
     what += measured_set17('3 findings, all false (plain lists of `nn.Linear` whose parameters the class registers one by one with `register_parameter`: nothing is lost, and nothing is mode-dependent)')
+    what += measured_set18('no finding')
     why = (
         "`nn.Module` only registers submodules assigned directly to an attribute or held in "
         "`nn.ModuleList` / `nn.ModuleDict` / `nn.Sequential`. Modules in a plain Python container are "

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_upstream18, measured_upstream17
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -119,7 +119,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "inside the loop such as a freshly loaded checkpoint, a model only run under `no_grad` in "
         "the loop or only with its result detached (`feats = model(x).detach()`, a frozen encoder under a linear probe), an optimizer's own `eval()` as in schedule-free optimizers); a sub-module put in eval mode on "
         "its own (`model.backbone.eval()` to freeze batch norm is a common deliberate choice); an "
-        "evaluation followed by `break`/`return`; a `model.train(was_training)` that restores a "
+        "evaluation followed by `break`/`return`, or run on the last iteration only (`if i == len(loader) - 1:` as the "
+        "last statement of `for i, x in enumerate(loader)`, also when the loop counts a `tqdm(loader)`); a `model.train(was_training)` that restores a "
         "saved mode; loops that only call `.backward()` without an optimizer step (adversarial "
         "examples, saliency maps), and a function of this file that backpropagates only for a gradient on an input "
         "(it makes an input of its model calls require gradients, `delta.requires_grad = True`, and steps no optimizer: "
@@ -212,6 +213,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
                                 "4 findings, all false (0%: a student switched back through the distillation wrapper that keeps it; a generator without mode-dependent layers, twice; a helper that trains only a probe it builds, since no longer reported)")
     what += measured_set17('1 finding, false (a mode-free model built through a pass-through helper, `trans_to_cuda(Net(...))`)')
     what += measured_upstream17('4 of the 7 missing `train()`s after an evaluation, and missed 3: a switch through a helper over a list of models (`set_mode("eval", [a, b])`), switches and steps through a wrapper object\'s methods, and a prediction method that leaves eval for a later fit method. Its other findings on those trees were 11 real (the same bug in other trainers) and 2 false')
+    what += measured_set18('1 finding, false (an evaluation at the last batch of each epoch, `if i == len(loader) - 1:`, before an epoch that starts with `train()`; fixed since)')
+    what += measured_upstream18("4 of the 5 missing `train()`s after an evaluation inside the buggy routine, and the fifth (a script) at its validation calls, which the list's script-level criterion added after the run counts: 5 of 5; its other findings there were 2, both real (that script's bug at its second validation call)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
@@ -1242,6 +1245,98 @@ def main(train_sessions, test_sessions, n_items):
             loss.backward()
             opt.step()
         check(model, test_sessions)  # expect: MDL301
+""",
+    )
+
+    VALID += (
+        # the evaluation runs on the last batch of each epoch only (`i == len(loader) - 1` ends the body of
+        # the batch loop), and the next epoch starts with `train()`
+        """
+import torch
+from tqdm import tqdm
+
+def fit(model, opt, loader, epochs, evaluate):
+    for epoch in range(epochs):
+        model.train()
+        with tqdm(loader) as bar:
+            for i, x in enumerate(bar):
+                loss = model(x).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if i == len(loader) - 1:
+                    model.eval()
+                    evaluate(model)
+""",
+    )
+    INVALID += (
+        # near misses of the last-batch VALID example: `train()` only once before the epochs (the next
+        # epoch trains in eval), and a test of another loader's length (it may hold mid-epoch)
+        """
+import torch
+
+def fit(model, opt, loader, epochs, evaluate):
+    model.train()
+    for epoch in range(epochs):
+        for i, x in enumerate(loader):
+            loss = model(x).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i == len(loader) - 1:
+                model.eval()  # expect: MDL301
+                evaluate(model)
+""",
+        """
+import torch
+
+def fit(model, opt, loader, val_loader, evaluate):
+    model.train()
+    for i, x in enumerate(loader):
+        loss = model(x).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i == len(val_loader) - 1:
+            model.eval()  # expect: MDL301
+            evaluate(model)
+""",
+    )
+
+    VALID += (
+        # switches written as comprehensions over a tuple of the networks: each element is switched
+        """
+import torch
+
+def fit(enc, head, opt, loader, val):
+    for epoch in range(3):
+        _ = [m.train() for m in (enc, head)]
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(head(enc(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        [m.eval() for m in (enc, head)]
+        with torch.no_grad():
+            acc = sum((head(enc(x)).argmax(1) == y).sum() for x, y in val)
+""",
+    )
+    INVALID += (
+        # near miss of the comprehension VALID example: no switch back to training before the next epoch
+        """
+import torch
+
+def fit(enc, head, opt, loader, val):
+    for epoch in range(3):
+        pass
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(head(enc(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        [m.eval() for m in (enc, head)]  # expect: MDL301
+        with torch.no_grad():
+            acc = sum((head(enc(x)).argmax(1) == y).sum() for x, y in val)
 """,
     )
 

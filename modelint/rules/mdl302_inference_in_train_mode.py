@@ -32,7 +32,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_upstream18, measured_upstream17
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -200,12 +200,13 @@ class InferenceInTrainMode(Rule):
         "the project, a top-level function of the project that returns one it constructs and neither switches "
         "nor loads (`lib.models.gated(...)`), a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
         "layers, or a `Sequential` holding one), `timm.create_model`, `torchvision.models.*`, "
-        "`torch.hub.load`, `torch.load`, or any model that `load_state_dict` is called on there, when "
+        "`torch.hub.load`, or any model that `load_state_dict` is called on there (not a whole model "
+        "unpickled by `torch.load`: it keeps the mode it was saved in, which the checked code does not show), when "
         "no `.eval()` / `.train(False)` on it reaches the call (directly, through an alias such as "
         "`m = model.to(device)`, or in a function of this file that it is passed to or returned from). "
         "(2) A parameter with a model-like name (`model`, `net`, `*_model`, `backbone`, `policy`, ...) "
         "or a module type annotation, of a plain function with an evaluation-like name (also an evaluation word after a one-word prefix, `dnn_test_model`, `run_test`, not `train_test` / `get_test`), called "
-        "directly, when neither the function nor any caller in this file switches it to eval mode "
+        "directly, when neither the function nor any caller in this file switches it to eval mode (a caller that hands it `self.model` of a plain holder class whose `__init__` builds that model, when nothing in the file switches that attribute, hands it a model in training mode) "
         "before the call, or when some caller hands it a model that it built there (its weights loaded with `load_state_dict` "
         "or not) and never switched (`net = build(cfg); net.load_state_dict(...); test(net)`: another caller's switch does "
         "not reach that call; also for an evaluation helper of another file, reported at the call) (callers are followed through their own parameters; a caller that passes "
@@ -334,6 +335,8 @@ class InferenceInTrainMode(Rule):
                                 "7 findings, all false (0%: a style network with instance norm only, 4 times, and a predictor's training loss, since no longer reported; a pose network whose mode only changes the form of an output it discards, twice), and no real bug")
     what += measured_set17("6 findings, none real: 1 deliberate (pix2pix's generator run in training mode at test time, as its paper prescribes), 5 false (a speed benchmark of training steps in routines named `test_*`, three times; a model class handed in as a parameter and called to build the model; an evaluation helper that nothing calls); 4 of the false ones are not reported since, as general cases: the forward of a training step (on every pass of its level, a backward or optimizer step after it there) whatever the routine is called, and a parameter called to build the model that is then loaded or switched")
     what += measured_upstream17('2 as MDL302: a validation routine without `eval()`, reported at its call, and a validation loop that switched to `train()`. It missed 5 of the 6 missing `eval()`s: a model kept by a plain demo class around a torchvision backbone, twice (the backbone answered "no" for mode sensitivity: fixed since); evaluation routines with neutral names and no `no_grad`, twice; an evaluation helper of another folder without `no_grad`. Its other findings on those trees were 6 real (the same bug in other scripts) and 4 false')
+    what += measured_set18("4 findings: 1 real (a DCGAN generation script that samples its loaded batch-norm generator in training mode), 1 deliberate (the DCGAN tutorial's progress snapshot on fixed noise inside the training loop; a judgement call), 2 false (a mel-spectrogram wrapper of torchaudio's transform, mode-free, fixed since; an FID wrapper whose constructor puts its Inception network in eval itself)")
+    what += measured_upstream18("2 of the 13 missing `eval()`s (an inpainting network run in training mode in its prediction script and in its training snapshot), and missed 11: models held by plain wrapper objects or dataclass fields, evaluation routines with neutral names and no no_grad, a model's forward of itself inside its own `predict`, factories behind registries; its other findings there were 3 real and 1 false (a model its influence module's constructor puts in eval)")
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "
@@ -1636,6 +1639,97 @@ def score_checkpoint(cfg, path, dev_batches):
 """,
     )
     INVALID += (
+        # a plain holder class builds the model in `__init__` and nothing in the file switches that
+        # attribute: it is in training mode when `epoch()` hands it to the evaluation (set 18's resnet1d)
+        """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def fit(model, loader, opt):
+    for x, y in loader:
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test(model, loader):
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()  # expect: MDL302
+    return correct
+
+
+class Runner:
+    def __init__(self, train_loader, test_loader):
+        self.model = Net()
+        self.opt = torch.optim.Adam(self.model.parameters())
+        self.train_loader, self.test_loader = train_loader, test_loader
+
+    def epoch(self):
+        fit(self.model, self.train_loader, self.opt)
+        return test(self.model, self.test_loader)
+""",
+    )
+    VALID += (
+        # near miss of the holder INVALID example: the file switches the attribute from outside (`runner.model.eval()`)
+        """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def fit(model, loader, opt):
+    for x, y in loader:
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test(model, loader):
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+
+
+class Runner:
+    def __init__(self, train_loader, test_loader):
+        self.model = Net()
+        self.opt = torch.optim.Adam(self.model.parameters())
+        self.train_loader, self.test_loader = train_loader, test_loader
+
+    def epoch(self):
+        fit(self.model, self.train_loader, self.opt)
+        return test(self.model, self.test_loader)
+
+
+def main(train_loader, test_loader):
+    runner = Runner(train_loader, test_loader)
+    runner.model.eval()  # switched from outside: the holder's attribute is not known fresh
+    return runner.epoch()
+""",
+    )
+    INVALID += (
         # an evaluation word after a one-word project prefix (`dnn_test_model`, `run_test`) names an
         # evaluation routine too; its model parameter is never switched
         """
@@ -2350,7 +2444,9 @@ def probe(feats, labels):
             else "dropout still drops activations and batch norm still normalises with batch statistics "
             "and overwrites its running averages, so predictions are noisy and change from run to run"
         )
-        created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED
+        # (not a whole model unpickled by `torch.load`: it keeps the mode it was saved in, which the
+        # checked code does not show; set 14's EfficientDet saved it right after `model.eval()`)
+        created = [t for t in tokens if isinstance(t, Created) and t.kind in _CREATED and t.kind != "load"
                    and self._origin_sensitivity(mf, flow, key, t, mc.state) != "no"]
         if (TRAINED in tokens or (no_grad and self._trained_before(mf, flow, mc))) and (
             name_based or self._held_out(mf, flow, mc)
@@ -2496,6 +2592,37 @@ def probe(feats, labels):
                     return found
         return None
 
+    def _fresh_holder_attribute(self, mf: ModeFlow, scope: cst.CSTNode, key: str) -> bool:
+        """`self.model` in a method of a plain (non-module) class whose `__init__` builds it (`self.model =
+        ResNet1D(...)`: training mode) when nothing in the file switches that attribute (no `<x>.model.eval()` /
+        `.train(...)` and no method of the class that leaves it in eval): it is in training mode in every
+        method (set 18's resnet1d: `Network.train()` trains `self.model`, then hands it to `test()`,
+        which never switches it; the attribute's mode had counted as unknown)."""
+        cls = mf.index.method_class.get(id(scope)) if isinstance(scope, cst.FunctionDef) else None
+        root, _, attr = key.partition(".")
+        params = scope.params.params if cls is not None else ()
+        if cls is None or not params or params[0].name.value != root or "." in attr or not attr or self.ctx.is_module_class(cls):
+            return False
+        methods = mf.index.methods.get(id(cls), {})
+        init = methods.get("__init__")
+        init_flow = mf.flow(init) if init is not None else None
+        if init_flow is None or not any(b.kind == "construct" for b in init_flow.bindings.get(key, ())):
+            return False
+        if any(b.kind != "construct" for m in methods.values() for b in (mf.flow(m).bindings.get(key, ()) if mf.flow(m) else ())):
+            return False  # rebound to something else somewhere
+        fw = self.ctx.framework
+        for node, _ in self._calls.get(fw.eval_method, []) + self._calls.get(fw.train_method, []):
+            func = node.func
+            if (isinstance(func, cst.Attribute) and func.attr.value in (fw.eval_method, fw.train_method)
+                    and isinstance(func.value, cst.Attribute) and func.value.attr.value == attr):
+                return False  # `net.model.eval()` / `self.model.train()` anywhere in the file
+        for m in methods.values():
+            flow = mf.flow(m)
+            if flow is not None and any(isinstance(t, EvalSite) for k, toks in flow.exit.items()
+                                        if k == key or k.startswith(key + ".") for t in toks):
+                return False  # a method that leaves it in eval (`self.set_eval()` helpers)
+        return True
+
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,
                           global_key: bool = False) -> Optional[bool]:
         """True: some caller in this file switches the argument to eval mode (or its own callers
@@ -2529,7 +2656,9 @@ def probe(feats, labels):
                     if self._callers_evaluate(mf, flow.node, ckey, depth + 1, global_key=True) is not False:
                         return True
                     continue
-                if not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
+                if self._fresh_holder_attribute(mf, flow.node, ckey):
+                    pass  # `self.model` of a plain holder class that built it and never switches it
+                elif not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
                     unknown = True  # a global or free name: set elsewhere
                 elif self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
                     return True

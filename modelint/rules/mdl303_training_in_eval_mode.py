@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_upstream18, measured_upstream17
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -48,7 +48,9 @@ class TrainingInEvalMode(Rule):
         "`.train()` when fitting starts; newer versions only warn that modules are in eval mode), unless the class "
         "defines a hook only Lightning 1.x calls (`validation_epoch_end`: it was written for a Lightning whose fit "
         "put the whole module in training mode), or the loaded object is a tokenizer, config, processor, "
-        "scheduler or retriever (`config_class.from_pretrained(...)`, by the receiver's name in any case). Not reported: a model run only with its result detached (`feats = model(x).detach()`: a frozen encoder under a linear probe gets no gradient); a step "
+        "scheduler or retriever (`config_class.from_pretrained(...)`, by the receiver's name in any case). Not reported: a step the model's mode turns off (`if not model.training: return loss` before it, "
+        "or `if model.training:` around it, also in a helper of another file and on an attribute handed "
+        "to it, `self.loss_f.call_optimize(x, self.model, ...)`); a model run only with its result detached (`feats = model(x).detach()`: a frozen encoder under a linear probe gets no gradient); a step "
         "that some path reaches in training mode (MDL301's case when an eval in the loop is undone too late) "
         "unless another path brings an unswitched `from_pretrained` model, "
         "an optimizer built over input tensors (`LBFGS([image])`: style transfer, adversarial inputs; lists joined with "
@@ -93,6 +95,8 @@ class TrainingInEvalMode(Rule):
                                 "3 findings: 1 deliberate (a linear probe on an encoder kept in eval on purpose), 2 false (a step under `if model.training:`; a helper that trains only a probe it builds; both no longer reported)")
     what += measured_set17("1 finding, deliberate (a head trained with the teacher's backbone kept in eval, as the method intends)")
     what += measured_upstream17('none: it missed a model that a loader of another file returns in eval (`return model.eval()`) and that Lightning then fits; its one other finding on those trees was false (a config object taken for a model)')
+    what += measured_set18('1 finding, false (an evaluation through a loss whose step sits behind `if not model.training: return`; fixed since)')
+    what += measured_upstream18('no finding (the list has no model trained in eval)')
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "
@@ -776,6 +780,57 @@ def tune(batches, optim, scaler):
         scaler.step(optim)
 """,
         ),
+    )
+
+    VALID += (
+        # a step behind an early return in eval (`if not self.model.training: return loss`): an evaluation
+        # that puts the model in eval first runs no step there (set 18's disentangling-vae)
+        """
+import torch
+
+class Scorer:
+    def __init__(self, model, opt):
+        self.model = model
+        self.opt = opt
+
+    def step_or_score(self, batch):
+        loss = self.model(batch).mean()
+        if not self.model.training:
+            return loss
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def evaluate(self, loader):
+        self.model.eval()
+        total = 0.0
+        for b in loader:
+            total += self.step_or_score(b).item()
+        return total
+""",
+    )
+    INVALID += (
+        # near miss of the early-return VALID example: the return is in training mode, so the step runs in eval
+        """
+import torch
+
+def step_or_score(model, opt, batch):
+    loss = model(batch).mean()
+    if model.training:
+        return loss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()  # expect: MDL303
+    return loss
+
+def evaluate(model, opt, loader):
+    model.eval()
+    total = 0.0
+    for b in loader:
+        total += step_or_score(model, opt, b).item()
+    return total
+""",
     )
 
     def __init__(self, ctx, options=None):

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_upstream18, measured_upstream17
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -102,6 +102,8 @@ class WrongSwitchInRoutine(Rule):
              "above; no finding on it afterwards), so it no longer measures it.")
     what += measured_set17('no finding at its run; since a torchvision backbone counts as mode-sensitive it reports 1, false: a frozen pretrained encoder put in eval at the start of the training routine, whose optimizer, over the decoder only, reaches it as a parameter the rule cannot read')
     what += measured_upstream17("1, a demo script's `model.train()` before its inference (the other wrong switch of the list, `train()` inside a validation loop, was reported by MDL302)")
+    what += measured_set18('no finding')
+    what += measured_upstream18("none: it missed the one `train()` inside an evaluation path (three calls and a file away from the evaluation's branch); its 2 other findings there were deliberate (unit tests that run an encoder in training mode)")
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
         "norm normalise with the statistics of each test batch and overwrite its running averages with test "
