@@ -1539,7 +1539,8 @@ class _ScopeAnalysis:
                                                     bool(self.no_grad) or self.no_grad_scope or self.volatile)
         if recv is not None and self.mf.quiet_module_method(effect):
             self.model_call(call, recv, state, via_method=True)
-        values = {**call_values(effect, _literal_arguments(arguments)), **self._mode_values(mapping, state)}
+        values = {**call_values(effect, _literal_arguments(arguments)),
+                  **self._mode_values(mapping, state, [g for _, g in effect.guarded])}
         out = self._project_modes(call, effect, state, recv, mapped_exit(effect, mapping, recv, exit_for(effect, values)))
         live = live_steps(effect, values)
         if live and not (self.no_grad or self.no_grad_scope):
@@ -1746,7 +1747,8 @@ class _ScopeAnalysis:
             return state
         name = callee.name.value
         # `run_epoch(val_loader, train=False)`: the steps under `if train:` do not run (`conditions`)
-        values = {**self.literal_args(call, callee, receiver), **self._mode_values(mapping, state)}
+        values = {**self.literal_args(call, callee, receiver),
+                  **self._mode_values(mapping, state, [st.guard for st in summary.steps])}
         live = [st for st in summary.steps if not falsified(st.guard, values)]
         if live and self.mf.probes_inputs(summary):
             live = []  # an attack / input-saliency helper's backward updates no weight (`input_gradient_probe`)
@@ -1827,19 +1829,21 @@ class _ScopeAnalysis:
         mapping.update(_bind(self.arguments(call), callee, receiver, lambda v: key_of(peel(v))))
         return mapping
 
-    def _mode_values(self, mapping: Dict[str, Optional[str]], state: State) -> Dict[str, bool]:
+    def _mode_values(self, mapping: Dict[str, Optional[str]], state: State, guards=None) -> Dict[str, bool]:
         """`<param>.training` for the parameters handed a model whose mode is known here: False when
         every fact is an eval switch, True when it is `train()`. A step under `if model.training:`
         does not run for a model put in eval first (open_brats2020's `step(val_loader, model, ...)`
         after `model.eval()`, measuring set 16)."""
         out: Dict[str, bool] = {}
         attr = self.ctx.framework.mode_attr
+        wanted = [] if guards is None else [a[0] for g in guards for a in g if a[0].count(".") > 1]
         for param, key in mapping.items():
             if key is None:
                 continue
-            # the parameter itself, and its attributes switched here (`self.model.eval()` before
-            # `self.compute_losses(...)`, whose step sits behind `if not self.model.training: return`)
-            for sk in [key] + [k for k in state if k.startswith(key + ".")]:
+            # the parameter itself, and the attributes of it that the callee's guards test (`self.model.eval()`
+            # before `self.compute_losses(...)`, whose step sits behind `if not self.model.training: return`)
+            parts = [w[len(param):-len(attr) - 1] for w in wanted if w.startswith(param + ".") and w.endswith("." + attr)]
+            for sk in [key] + [key + rest for rest in parts]:
                 tokens = get(state, sk)
                 name = f"{param}{sk[len(key):]}.{attr}"
                 if _switched_to_eval(tokens):

@@ -141,6 +141,21 @@ def measured_upstream18(caught: str) -> str:
             "(`bench/sets/upstream18.toml`, run once on 2026-12-08), it reported " f"{caught}" ".")
 
 
+def measured_set19(set19: str) -> str:
+    """Issue 14's held-out set 19 (32 repositories chosen on 2026-12-08 by a helper that ran no rule),
+    run once on a9f396b after sets 1-18 had become tuning sets."""
+    return (" Measuring set 19 (32 repositories, `--set measuring19`, run once on 2026-12-08 after sets "
+            "1-18 had become tuning sets) gave " f"{set19}" ".")
+
+
+def measured_upstream19(caught: str) -> str:
+    """Recall on issue 14's third list of 13 real mode bugs fixed upstream (`bench/sets/upstream19.toml`),
+    in 11 repositories no rule was developed on, run once on a9f396b."""
+    return (" Of a third list of 13 real mode bugs fixed upstream, in 11 other repositories "
+            "(`bench/sets/upstream19.toml`, run once on 2026-12-08 on the rules after set 18), it reported "
+            f"{caught}" ".")
+
+
 def measured_sets_15_16(set15: str, set16: str) -> str:
     """Issue 14's held-out sets 15 (23 repositories) and 16 (33 repositories) of 2026-12-07, each chosen
     by a helper that ran no rule and changed none, each run once (on 5aeca3f and on 7fcbd9b)."""

@@ -15,7 +15,7 @@ from modelint.analysis.routines import (
 )
 from modelint.analysis.walk import iter_children
 from modelint.analysis.sensitivity import analysis_for
-from modelint.rules.base import Rule, measured_set17, measured_set18, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17
 
 _FREEZE_NAME = re.compile(r"freez|frozen", re.IGNORECASE)
 
@@ -57,6 +57,7 @@ class FrozenModuleResetByTrain(Rule):
     what += measured_upstream17('neither of the 2 frozen-module bugs: a freeze written as a loop over `modules()` that puts each batch norm in eval, undone by a trainer in another file (MDL205), and a backbone frozen by a name filter over `named_parameters()` and never put in eval (MDL207, which takes a model that a validation puts in eval for one switched for good)')
     what += measured_set18('no finding')
     what += measured_upstream18('no finding (the list has no frozen-module bug)')
+    what += measured_set19('no finding')
     why = (
         "`Module.train()` sets the mode of every submodule recursively. A backbone frozen once with "
         "`backbone.eval()` is back in training mode after the first `model.train()`, so its batch norm "

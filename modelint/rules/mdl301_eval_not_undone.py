@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream19, measured_upstream18, measured_upstream17
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -215,6 +215,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_upstream17('4 of the 7 missing `train()`s after an evaluation, and missed 3: a switch through a helper over a list of models (`set_mode("eval", [a, b])`), switches and steps through a wrapper object\'s methods, and a prediction method that leaves eval for a later fit method. Its other findings on those trees were 11 real (the same bug in other trainers) and 2 false')
     what += measured_set18('1 finding, false (an evaluation at the last batch of each epoch, `if i == len(loader) - 1:`, before an epoch that starts with `train()`; fixed since)')
     what += measured_upstream18("4 of the 5 missing `train()`s after an evaluation inside the buggy routine, and the fifth (a script) at its validation calls, which the list's script-level criterion added after the run counts: 5 of 5; its other findings there were 2, both real (that script's bug at its second validation call)")
+    what += measured_set19('3 findings, all false (a frozen teacher kept in eval that the optimizer, built with the keyword `params=`, does not hold, twice; a model whose dropout defaults to 0 and is never set)')
+    what += measured_upstream19("all 3 missing `train()`s after an evaluation; its 16 other findings there were 12 real (the same step-wise evaluation, copied across the library's other trainers) and 4 false (two trainers whose evaluation path crashes before the next step)")
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
