@@ -76,7 +76,8 @@ from modelint.frameworks import PROFILES
 # and class bodies the `if <param>:` above a construction (`CallSite.when`).
 # 20: `if <test>: return` (or raise / break / continue) puts the rest of its block under the test's
 # other arm (`if not model.training: return loss` before a step guards the step).
-IR_VERSION = 20
+# 21: an optimizer's parameters are read from `params=` too (`Adam(params=net.parameters())`).
+IR_VERSION = 21
 
 _RELEVANT = (b".eval(", b".train(", b".to_eval(", b".to_train(", b".set_train", b".set_eval", b"backward(", b".step(",
              b"scaler(",
@@ -355,7 +356,9 @@ class _Builder:
         buffers bound earlier is seen by the in-file flow only)."""
         self.input_opts.discard(target)
         self.opt_owners.pop(target, None)
-        first = value.args[0] if isinstance(value, ast.Call) and value.args else None
+        first = None
+        if isinstance(value, ast.Call):  # the parameters, positional or as `params=` (set 19's PKT)
+            first = value.args[0] if value.args else next((k.value for k in value.keywords if k.arg == "params"), None)
         if first is not None and input_tensors(first):
             self.input_opts.add(target)
         elif first is not None and optimizer_name(target.rsplit(".", 1)[-1]):

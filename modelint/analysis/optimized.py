@@ -75,6 +75,9 @@ class _Scan:
         # `parts.append(net.blocks)` / `.extend(...)`: name -> the calls that add to it
         self.added: Dict[str, List[cst.Call]] = {}
         self.grown: Set[str] = set()  # names added to after their binding (`.append`, `+=`)
+        # what each addition adds (`params.extend(list(W.parameters()))` -> `list(W.parameters())`): a
+        # grown list is read as its binding and all of these (an unreadable one leaves it unreadable)
+        self.growth: Dict[str, List[cst.BaseExpression]] = {}
 
     def run(self, module: cst.Module) -> "_Scan":
         # `if args.train_encoder: groups += [encoder.parameters()]`: the arm of each `if` a call is
@@ -124,6 +127,7 @@ class _Scan:
         key = dotted(node.target)
         if key:
             self.grown.add(key)
+            self.growth.setdefault(key, []).append(node.value)
 
     def visit_For(self, node: cst.For) -> None:
         it = node.iter
@@ -143,6 +147,9 @@ class _Scan:
             if recv:
                 self.added.setdefault(recv, []).append(node)
                 self.grown.add(recv)
+                arg = node.args[0] if node.args else None
+                self.growth.setdefault(recv, []).append(
+                    arg.value if arg is not None and not arg.star and arg.keyword is None and len(node.args) == 1 else cst.Name("_unread"))
         recv = _step_receiver(node)
         if recv and optimizer_name(recv.rsplit(".", 1)[-1]):
             self.stepped.add(recv)
@@ -176,7 +183,7 @@ class _Facts:
     def _by_name(scan: _Scan) -> Dict[str, Optional[frozenset]]:
         """Optimizer name (without `self.`) -> the keys its constructions hold (None: one of them
         cannot be read)."""
-        readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
+        readable = _readable(scan)
         out: Dict[str, Optional[frozenset]] = {}
         for ctor, name in zip(scan.ctors, scan.ctor_keys):
             name = _norm(name)
@@ -193,9 +200,10 @@ class _Facts:
         ctors = [c for c, k in zip(scan.ctors, scan.ctor_keys) if c.args or k in scan.stepped]
         if not ctors or any(r not in scan.bound for r in scan.stepped):
             return None  # an optimizer stepped here is a parameter or built elsewhere: not readable
-        # a list grown after its binding (`params = []; params.append(p)` over a loop, `params += ...`)
-        # is not read from its binding: unreadable (clova-str's `filtered_parameters`)
-        readable = {k: v for k, v in scan.bound.items() if k not in scan.grown}
+        # a list grown after its binding is read with what each addition adds: `params.append(p)` over a
+        # loop adds an unreadable `p` (clova-str's `filtered_parameters`), `params.extend(list(W.parameters()))`
+        # adds W (set 19's PKT)
+        readable = _readable(scan)
         out: Set[str] = set()
         for ctor in ctors:
             keys = _ctor_keys(ctor, readable, scan)
@@ -203,6 +211,12 @@ class _Facts:
                 return None
             out |= keys
         return frozenset(out)
+
+
+def _readable(scan: _Scan) -> Dict[str, List[cst.BaseExpression]]:
+    """Each bound name's values, and for a name grown after its binding, what every addition adds too
+    (a name grown but never bound here is not readable)."""
+    return {k: v + scan.growth.get(k, []) for k, v in scan.bound.items()}
 
 
 def _ctor_keys(ctor: cst.Call, readable, scan: _Scan) -> Optional[frozenset]:
