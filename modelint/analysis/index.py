@@ -500,10 +500,10 @@ class ProjectIndex:
             for mod in self.modules:
                 self._by_last_part.setdefault(mod.rsplit(".", 1)[-1], []).append(mod)
             self._roots = frozenset(m.split(".", 1)[0] for m in self.modules)
-        if head in self._roots or any(p.in_namespace(qualname) for p in PROFILES):
+        found = self._by_last_part.get(head, ())  # (most names, `torch.nn.Module`, stop here: no such module)
+        if len(found) != 1 or head in self._roots or any(p.in_namespace(qualname) for p in PROFILES):
             return qualname
-        found = self._by_last_part.get(head, [])
-        return found[0] + qualname[len(head):] if len(found) == 1 else qualname
+        return found[0] + qualname[len(head):]
 
     def locate(self, qualname: str) -> Optional[Tuple[FileFacts, str]]:
         """The (file, class name) a qualified class name denotes in the checked files, following

@@ -52,7 +52,7 @@ from modelint.analysis.index import factory_classes
 from modelint.analysis.modemodel import MODEL_NAME, input_tensors
 from modelint.analysis.detached import detached_only
 from modelint.analysis.walk import descendants, iter_children, parent_map
-from modelint.frameworks import PROFILES
+from modelint.frameworks import MODE_PRESERVING_METHODS, PROFILES
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ key_of = dotted
 # methods after which the same object is in charge of the mode (`model.to(dev)`), wrappers that
 # delegate to the first argument's mode (DDP, `torch.compile`, `deepcopy`), methods that run the
 # model, and the last names of grad-mode context managers.
-MODE_PRESERVING = frozenset().union(*(p.mode_preserving_methods for p in PROFILES))
+MODE_PRESERVING = MODE_PRESERVING_METHODS
 _WRAPPER_LAST = frozenset().union(*(p.mode_delegating_wrappers for p in PROFILES))
 MODEL_METHODS = frozenset().union(*(p.model_methods for p in PROFILES))
 
@@ -1387,23 +1387,19 @@ class _ScopeAnalysis:
             return self.set_eval(state, key, EvalSite(call, call, self.mf.code(call)))
         return self.set_mode(state, key, frozenset({TRAIN if flag else UNKNOWN}))
 
-    def element_switches(self, node: cst.CSTNode) -> Dict[int, Tuple[str, List[str]]]:
+    def element_switches(self, node) -> Dict[int, Tuple[str, List[str]]]:
         """`[x.eval() for x in (encoder, head)]` as a statement or an assigned value (a list, set or
         generator comprehension without `if` over a display of names): the switch call -> (its method,
         the elements' keys), each switched in turn (set 10's MetaOptNet switches its two networks so)."""
         fw = self.ctx.framework
-        out: Dict[int, Tuple[str, List[str]]] = {}
-        for comp in (node,):
-            loop, elt = comp.for_in, comp.elt
-            if (loop.inner_for_in is not None or loop.ifs or not isinstance(loop.target, cst.Name)
-                    or not isinstance(elt, cst.Call) or not isinstance(elt.func, cst.Attribute)
-                    or not _is_name(elt.func.value, loop.target.value)
-                    or elt.func.attr.value not in (fw.eval_method, fw.train_method)):
-                continue
-            keys = display_keys(loop.iter)
-            if keys:
-                out[id(elt)] = (elt.func.attr.value, keys)
-        return out
+        loop, elt = node.for_in, node.elt
+        if (loop.inner_for_in is not None or loop.ifs or not isinstance(loop.target, cst.Name)
+                or not isinstance(elt, cst.Call) or not isinstance(elt.func, cst.Attribute)
+                or not _is_name(elt.func.value, loop.target.value)
+                or elt.func.attr.value not in (fw.eval_method, fw.train_method)):
+            return {}
+        keys = display_keys(loop.iter)
+        return {id(elt): (elt.func.attr.value, keys)} if keys else {}
 
     def call(self, call: cst.Call, state: State) -> State:
         func = call.func

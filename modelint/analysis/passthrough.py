@@ -21,10 +21,9 @@ import ast
 import re
 from typing import Dict, Iterable, Optional, Tuple
 
-from modelint.frameworks import PROFILES
+from modelint.frameworks import MODE_PRESERVING_METHODS
 
 MAX_BODY_LINES = 12
-_SELF_RETURNING = frozenset().union(*(p.mode_preserving_methods for p in PROFILES))
 _RETURNED_WORD = re.compile(rb"\breturn\b[ \t(]*(\w*)")
 
 
@@ -33,7 +32,7 @@ def _returned_name(expr: Optional[ast.expr]) -> Optional[str]:
     if isinstance(expr, ast.IfExp):
         a, b = _returned_name(expr.body), _returned_name(expr.orelse)
         return a if a is not None and a == b else None
-    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _SELF_RETURNING:
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in MODE_PRESERVING_METHODS:
         expr = expr.func.value
     return expr.id if isinstance(expr, ast.Name) else None
 

@@ -38,7 +38,7 @@ from modelint.analysis.calls import get_arg, literal_value
 from modelint.analysis.classes import is_decorated_with
 from modelint.analysis.context import dotted
 from modelint.analysis.detached import detached_only
-from modelint.analysis.modeflow import is_test_suite_file, optimizer_like, steps_loss, train_flag  # noqa: F401 (re-exported)
+from modelint.analysis.modeflow import for_context, is_test_suite_file, optimizer_like, steps_loss, train_flag  # noqa: F401 (re-exported)
 from modelint.analysis.walk import iter_children
 
 _EVAL_NAME = re.compile(r"^_*(eval|valid|test|predict|infer(ence)?($|_)|inference)", re.IGNORECASE)
@@ -212,7 +212,7 @@ class _Collector:
                 self.call(node, decorated)
         r.strong_eval = bool(r.eval_signals)
         name = r.name
-        if evaluation_like_name(name) and not is_test_suite_file(self.ctx.path, self.ctx.module) and not self.pytest_like(name):
+        if evaluation_like_name(name) and not for_context(self.ctx).pytest_file and not self.pytest_like(name):
             r.eval_signals.append(f"`{name}` is named like an evaluation routine")
         return r
 

@@ -28,6 +28,9 @@ from modelint.frameworks.torch import TORCH
 
 # Every known profile; the first is the default for a file that imports none of them.
 PROFILES: Tuple[Profile, ...] = (TORCH, KERAS, MLX, PADDLE, MINDSPORE)
+# Every profile's methods after which the same object is in charge of the mode (`model.to(dev)`), for
+# the analyses that have no file at hand (the in-file flow's `MODE_PRESERVING`, pass-through helpers).
+MODE_PRESERVING_METHODS = frozenset().union(*(p.mode_preserving_methods for p in PROFILES))
 
 
 def profile_for(aliases: Mapping[str, str]) -> Profile:
@@ -112,6 +115,6 @@ def union(field: str) -> Tuple[str, ...]:
     return tuple(out)
 
 
-__all__ = ["LayerArg", "Profile", "PROFILES", "TORCH", "KERAS", "MLX", "PADDLE", "MINDSPORE", "profile_for", "merged",
+__all__ = ["LayerArg", "Profile", "PROFILES", "MODE_PRESERVING_METHODS", "TORCH", "KERAS", "MLX", "PADDLE", "MINDSPORE", "profile_for", "merged",
            "module_base", "trainer_module", "union"]
 

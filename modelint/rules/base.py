@@ -112,11 +112,16 @@ def measured_set14(result: str) -> str:
             "once on 2026-12-07, after set 13 had become a tuning set) gave " f"{result}" ".")
 
 
+def _held_out_set(number: int, repositories: int, day: str, set_text: str) -> str:
+    """Issue 14's held-out sets from 17 on: chosen by a helper that ran no rule, run once after every
+    earlier set had become a tuning set."""
+    return (f" Measuring set {number} ({repositories} repositories, `--set measuring{number}`, run once on {day} "
+            f"after sets 1-{number - 1} had become tuning sets) gave {set_text}.")
+
+
 def measured_set17(set17: str) -> str:
-    """Issue 14's held-out set 17 (34 repositories chosen on 2026-12-07 by a helper that ran no rule),
-    run once on a9aa35c after sets 1-16 had become tuning sets."""
-    return (" Measuring set 17 (34 repositories, `--set measuring17`, run once on 2026-12-07 after sets "
-            "1-16 had become tuning sets) gave " f"{set17}" ".")
+    """Set 17 (34 repositories chosen on 2026-12-07), run once on a9aa35c."""
+    return _held_out_set(17, 34, "2026-12-07", set17)
 
 
 def measured_upstream17(caught: str) -> str:
@@ -128,10 +133,8 @@ def measured_upstream17(caught: str) -> str:
 
 
 def measured_set18(set18: str) -> str:
-    """Issue 14's held-out set 18 (37 repositories chosen on 2026-12-08 by a helper that ran no rule),
-    run once on 2f886bd after sets 1-17 had become tuning sets."""
-    return (" Measuring set 18 (37 repositories, `--set measuring18`, run once on 2026-12-08 after sets "
-            "1-17 had become tuning sets) gave " f"{set18}" ".")
+    """Set 18 (37 repositories chosen on 2026-12-08), run once on 2f886bd."""
+    return _held_out_set(18, 37, "2026-12-08", set18)
 
 
 def measured_upstream18(caught: str) -> str:
@@ -142,10 +145,8 @@ def measured_upstream18(caught: str) -> str:
 
 
 def measured_set19(set19: str) -> str:
-    """Issue 14's held-out set 19 (32 repositories chosen on 2026-12-08 by a helper that ran no rule),
-    run once on a9f396b after sets 1-18 had become tuning sets."""
-    return (" Measuring set 19 (32 repositories, `--set measuring19`, run once on 2026-12-08 after sets "
-            "1-18 had become tuning sets) gave " f"{set19}" ".")
+    """Set 19 (32 repositories chosen on 2026-12-08), run once on a9f396b."""
+    return _held_out_set(19, 32, "2026-12-08", set19)
 
 
 def measured_upstream19(caught: str) -> str:

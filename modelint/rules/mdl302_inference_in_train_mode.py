@@ -2610,8 +2610,6 @@ def probe(feats, labels):
         init_flow = mf.flow(init) if init is not None else None
         if init_flow is None or not any(b.kind == "construct" for b in init_flow.bindings.get(key, ())):
             return False
-        if any(b.kind != "construct" for m in methods.values() for b in (mf.flow(m).bindings.get(key, ()) if mf.flow(m) else ())):
-            return False  # rebound to something else somewhere
         fw = self.ctx.framework
         for node, _ in self._calls.get(fw.eval_method, []) + self._calls.get(fw.train_method, []):
             func = node.func
@@ -2620,8 +2618,11 @@ def probe(feats, labels):
                 return False  # `net.model.eval()` / `self.model.train()` anywhere in the file
         for m in methods.values():
             flow = mf.flow(m)
-            if flow is not None and any(isinstance(t, EvalSite) for k, toks in flow.exit.items()
-                                        if k == key or k.startswith(key + ".") for t in toks):
+            if flow is None:
+                continue
+            if any(b.kind != "construct" for b in flow.bindings.get(key, ())):
+                return False  # rebound to something else somewhere
+            if any(isinstance(t, EvalSite) for k, toks in flow.exit.items() if k == key or k.startswith(key + ".") for t in toks):
                 return False  # a method that leaves it in eval (`self.set_eval()` helpers)
         return True
 
