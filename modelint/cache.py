@@ -89,16 +89,17 @@ class Cache:
 
     def get_facts(self, file_key: str) -> Optional[FileFacts]:
         raw = self._read("facts", file_key)
-        if raw is None or "stars" not in raw or "fillins" not in raw or "passes" not in raw:
+        if raw is None or "stars" not in raw or "fillins" not in raw or "passes" not in raw or "defs" not in raw:
             return None  # an entry written before fill-ins, pass-throughs or star imports were indexed is a miss, not "none"
         return FileFacts(modname=raw["modname"], aliases=raw["aliases"], classes=raw["classes"],
                          factories=raw.get("factories", {}), factory_parts=raw.get("factory_parts", {}), functions=raw.get("functions", {}),
-                         fillins=raw["fillins"], passes=raw["passes"], stars=raw["stars"])
+                         fillins=raw["fillins"], passes=raw["passes"], defs=raw["defs"], stars=raw["stars"])
 
     def put_facts(self, file_key: str, facts: FileFacts) -> None:
         self._write("facts", file_key, {"modname": facts.modname, "aliases": facts.aliases, "classes": facts.classes,
                                         "factories": facts.factories, "factory_parts": facts.factory_parts, "functions": facts.functions,
-                                        "fillins": facts.fillins, "passes": facts.passes, "stars": facts.stars})
+                                        "fillins": facts.fillins, "passes": facts.passes, "defs": facts.defs,
+                                        "stars": facts.stars})
 
     # --- results ---------------------------------------------------------------------------
     def result_key(self, index_fingerprint: str, file_key: str) -> str:

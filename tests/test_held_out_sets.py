@@ -404,3 +404,430 @@ def test_a_helper_that_trains_only_a_model_it_builds_trains_nothing_handed_to_it
     assert project(tmp_path, files, ("MDL301", "MDL303")) == []
     files["sweep.py"] = SWEEP_PROBES.format(helper="fit_handed", call="fit_handed(net, feats, labels)")
     assert project(tmp_path, files, ("MDL301", "MDL303")) != []
+
+
+CHECKPOINTS = """
+import torch
+
+def save_checkpoint(epoch, model, optimizer, loss, is_best):
+    state = {"epoch": epoch, "model": model, "optimizer": optimizer, "loss": loss}
+    torch.save(state, "checkpoint.tar")
+    if is_best:
+        torch.save(state, "best.tar")
+"""
+
+FIT_AND_SAVE = """
+import torch
+from {module} import save_checkpoint
+
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(float(model(x).sum()) for x, _ in loader)
+
+def main(model, loader, val_loader, optimizer, epochs):
+    best_loss = float("inf")
+    for epoch in range(epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            model(x).sum().backward()
+            optimizer.step()
+        val_loss = validate(model, val_loader)
+        best_loss = min(best_loss, val_loss)
+        save_checkpoint(epoch, model, optimizer, best_loss, val_loss == best_loss)
+"""
+
+
+def test_a_checked_helper_handed_the_model_the_optimizer_and_a_loss_only_saves_them(tmp_path):
+    """set 19's Deep-Image-Matting: `save_checkpoint(epoch, model, optimizer, best_loss, is_best)` after
+    the validation has the shape of a `loss_scaler(loss, optimizer)` step, but the project defines it and
+    it runs no step (it is not summarised as one), so nothing trains in eval there; the same call of a
+    helper the project does not define is still taken for a step."""
+    files = {"nets.py": NETS, "utils.py": CHECKPOINTS, "train.py": FIT_AND_SAVE.format(module="utils")}
+    assert project(tmp_path, files, ("MDL301", "MDL303")) == []
+    files = {"nets.py": NETS, "train.py": FIT_AND_SAVE.format(module="ckpt_tools")}
+    assert [c for _, _, c in project(tmp_path, files, ("MDL303",))] == ["MDL303"]
+
+
+def test_a_checked_save_helper_called_from_another_files_routine_is_no_step_either(tmp_path):
+    """The cross-file summary of a routine that ends with such a call (`evaluate_and_save` in one file,
+    called from the training loop of another) runs no step at that call either."""
+    routine = FIT_AND_SAVE.format(module="utils").replace(
+        "def main(", "def evaluate_and_save(model, val_loader, optimizer, epoch, best_loss):\n"
+        "    val_loss = validate(model, val_loader)\n"
+        "    save_checkpoint(epoch, model, optimizer, val_loss, val_loss < best_loss)\n\n\ndef main(")
+    caller = ("from routine import evaluate_and_save\n\n"
+              "def run(model, loader, val_loader, optimizer):\n"
+              "    for epoch in range(3):\n"
+              "        model.train()\n"
+              "        for x, y in loader:\n"
+              "            optimizer.zero_grad()\n"
+              "            model(x).sum().backward()\n"
+              "            optimizer.step()\n"
+              "        evaluate_and_save(model, val_loader, optimizer, epoch, 1.0)\n")
+    files = {"utils.py": CHECKPOINTS, "routine.py": routine, "run.py": caller}
+    assert [f for f in project(tmp_path, files, ("MDL301", "MDL303")) if f[0] == "run.py"] == []
+    del files["utils.py"]
+    (tmp_path / "without").mkdir()
+    assert [c for name, _, c in project(tmp_path / "without", files, ("MDL303",)) if name == "run.py"] == ["MDL303"]
+
+
+DEAD_EVALUATION = "from nets import Net\n" + EVALUATION.replace("{", "{{").replace("}", "}}") + "{script}"
+
+
+def test_an_evaluation_function_nothing_can_call_is_not_reported(tmp_path):
+    """set 19's NER-pytorch: an evaluation script whose calls of its `eval(model, ...)` are commented
+    out; the function cannot run. Still reported: the same function in a module of definitions (API,
+    callers may be outside the checked code), and in the script once something names it."""
+    script = "\nnet = torch.load('net.pt')\nnet.eval()\n# evaluate(net, loader)\nprint('done')\n"
+    files = {"nets.py": NETS, "score.py": DEAD_EVALUATION.format(script=script)}
+    assert project(tmp_path, files, ("MDL302",)) == []
+    for n, other in enumerate(("", "\nhooks = {'evaluate': evaluate}\n" + script)):
+        (tmp_path / str(n)).mkdir()
+        files = {"nets.py": NETS, "score.py": DEAD_EVALUATION.format(script=other)}
+        assert [c for _, _, c in project(tmp_path / str(n), files, ("MDL302",))] == ["MDL302"], other
+
+
+def test_a_script_is_told_by_what_it_runs():
+    from libcst import parse_module
+    from modelint.analysis.modeflow import works_as_script
+
+    def works(text):
+        return works_as_script(parse_module(textwrap.dedent(text)), {"main"}, {"train", "eval"})
+
+    assert works("if __name__ == '__main__':\n    main()\n")
+    assert works("for x in range(3):\n    pass\n") and works("main()\n") and works("net.eval()\n")
+    assert works("print('x')\n")
+    assert not works("import logging\nlogging.basicConfig()\nX = 3\ndef main():\n    pass\n")
+    assert not works("import sys\nsys.path.append('..')\n")
+    assert not works("if __name__ == '__main__':\n    import pytest\n    pytest.main()\n")
+
+
+GRAPH_NETS = """
+from torch import nn
+
+class GCN(nn.Module):
+    def __init__(self, dim, classes, dropout_rate=0.0):
+        super().__init__()
+        self.fc = nn.Linear(dim, classes)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x):
+        return self.fc(self.dropout(x))
+"""
+
+GRAPH_TRAIN = """
+import sys
+import torch
+from models.gcn import GCN
+
+if sys.argv[1] == "gcn":
+    model_func = GCN
+else:
+    model_func = GCN
+model = model_func(16, 3{extra})
+optimizer = torch.optim.Adam(model.parameters())
+
+def evaluate(x):
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+for epoch in range(10):
+    loss = model(torch.randn(4, 16)).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    evaluate(torch.randn(4, 16))
+"""
+
+
+def test_a_model_built_through_a_name_bound_to_its_class_is_asked_with_the_calls_arguments(tmp_path):
+    """set 19's text_gcn: `model_func = GCN` in the arms of an `if`, then `model = model_func(...)`
+    without `dropout_rate` (default 0) from a folder without `__init__.py` (`models/gcn.py`): nothing
+    in the model changes with its mode, so the evaluation that never switches back is no MDL301; with
+    `dropout_rate=0.5` it is."""
+    (tmp_path / "models").mkdir()
+    files = {"models/gcn.py": GRAPH_NETS, "train.py": GRAPH_TRAIN.format(extra="")}
+    assert project(tmp_path, files, ("MDL301",)) == []
+    files["train.py"] = GRAPH_TRAIN.format(extra=", dropout_rate=0.5")
+    assert [c for _, _, c in project(tmp_path, files, ("MDL301",))] == ["MDL301"]
+
+
+def test_the_bases_of_a_class_of_a_folder_without_init_are_found():
+    from modelint.analysis.index import ProjectIndex, facts_from_source
+
+    index = ProjectIndex()
+    index.add(facts_from_source(textwrap.dedent(GRAPH_NETS).encode(), Path("models/gcn.py")))
+    assert index.modules.keys() == {"gcn"}  # the index names it from its own folder
+    assert index.bases_of("models.gcn.GCN") == ["torch.nn.Module"]
+    assert index.bases_of("models.gcn.Missing") is None and index.bases_of("torch.nn.GCN") is None
+
+
+OPTIMIZERS = """
+import torch
+
+class EagerOptimizer:
+    def __init__(self, model, lr):
+        self.optimizer = torch.optim.SGD(model.parameters(), lr)
+
+    def update(self, model, x, y):
+        self.optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+"""
+
+EMBED = """
+import torch
+from nets import Net
+
+net = Net()
+net.load_state_dict(torch.load("net.pt"))
+pg = make_progress_bar(100)
+for x, y in batches:
+    {call}
+    with torch.no_grad():
+        print(net(x))
+"""
+
+
+def test_a_method_called_by_name_with_fewer_arguments_than_it_needs_is_not_that_method(tmp_path):
+    """upstream18's mead-baseline: `pg.update()` of a progress bar, resolved by its name to the project's
+    `EagerOptimizer.update(self, model, x, y)`, made the script's no_grad embedding loop a training loop
+    and silenced MDL302; a call that can be that method (`trainer.update(net, x, y)`) still steps."""
+    files = {"nets.py": NETS, "optz.py": OPTIMIZERS, "embed.py": EMBED.format(call="pg.update()")}
+    assert [(n, c) for n, _, c in project(tmp_path, files, ("MDL302",))] == [("embed.py", "MDL302")]
+    (tmp_path / "b").mkdir()
+    files["embed.py"] = EMBED.format(call="trainer.update(net, x, y)")
+    assert project(tmp_path / "b", files, ("MDL302",)) == []
+
+
+def test_a_summary_counts_the_arguments_a_call_must_give():
+    from modelint.analysis.modemodel import summaries_from_source
+
+    source = textwrap.dedent(OPTIMIZERS) + textwrap.dedent("""
+    def evaluate(model, loader, *args, device=None, k, **kw):
+        model.eval()
+    """)
+    irs = summaries_from_source(source.encode())
+    assert irs["EagerOptimizer.update"].required == 3 and irs["evaluate"].required == 3
+
+
+HELD_IN_CONTEXT = """
+import torch
+from nets import Net
+
+
+def predict(model, loader):
+    with torch.no_grad():
+        return [model(x) for x in loader]
+
+
+def validate(context):
+{switch}    return predict(context.model, context.val_loader)
+
+
+def train(context):
+    model = context.model
+    model.train()
+    for epoch in range(3):
+        for x, y in context.train_loader:
+            model(x).sum().backward()
+            context.optimizer.step()
+{between}        validate(context)
+"""
+
+
+def test_a_model_handed_on_as_an_attribute_of_a_parameter_is_followed_to_the_callers(tmp_path):
+    """upstream18's TrOCR: `train(context)` trains `model = context.model` and calls `validate(context)`,
+    which hands `context.model` to `predict(model, loader)`: the attribute of `validate`'s parameter is
+    what `train` passes as `context`, in training mode after the step (MDL302). Switched in `validate`
+    (`context.model.eval()`) or around the call in `train`, it is not."""
+    files = {"nets.py": NETS, "scripts.py": HELD_IN_CONTEXT.format(switch="", between="")}
+    assert [(n, c) for n, _, c in project(tmp_path, files, ("MDL302",))] == [("scripts.py", "MDL302")]
+    for n, (switch, between) in enumerate((("    context.model.eval()\n", ""),
+                                           ("", "        model.eval()\n"))):
+        (tmp_path / str(n)).mkdir()
+        files["scripts.py"] = HELD_IN_CONTEXT.format(switch=switch, between=between)
+        assert project(tmp_path / str(n), files, ("MDL302",)) == [], n
+
+
+def test_a_function_with_a_wrapped_signature_is_summarised_whole():
+    """upstream19's glasspy: black's wrapped signature closes with `):` at the `def`'s own indent, which
+    ended the block there; the summary then held only the signature and the function was left out
+    (222 of the 903 summarised functions of upstream19's ten trees)."""
+    from modelint.analysis.modemodel import summaries_from_source
+
+    source = textwrap.dedent('''
+    import torch
+
+    class Predictor:
+        @torch.no_grad()
+        def predict_from_tensor(
+            self,
+            features,
+        ):
+            return self.model(features)
+
+    def evaluate(
+        model,
+        loader,
+    ) -> float:
+        model.eval()
+        return sum(float(model(x).sum()) for x in loader)
+    ''')
+    irs = summaries_from_source(source.encode())
+    assert set(irs) == {"Predictor.predict_from_tensor", "evaluate"}
+    assert irs["evaluate"].body and irs["Predictor.predict_from_tensor"].body
+
+
+OWN_LOADER = """
+import torch
+from transformers import PreTrainedModel
+from nets import Net
+
+
+class NetPreTrained(PreTrainedModel):
+    @classmethod
+    def from_pretrained(cls, path, device="cpu"):
+        net = Net()
+        net.load_state_dict(torch.load(path, map_location=device))
+        return net{switch}
+
+####################################################################################################
+"""
+
+OWN_LOADER_DEMO = """
+import torch
+from wrapper import NetPreTrained
+
+
+def embed(path, x):
+    model = NetPreTrained.from_pretrained(path)
+    with torch.inference_mode():
+        out = model(x)
+    return out.tolist()
+"""
+
+
+def test_a_projects_own_from_pretrained_returns_what_it_builds(tmp_path):
+    """upstream19's hyena-dna: the project's own `from_pretrained` classmethod builds the network, loads
+    its weights and returns it in training mode; the framework loader's eval mode does not apply to it
+    (also when a `####` rule in column 0 follows the method, which made its text unparsable). A class
+    that only inherits the framework's `from_pretrained` still gives a model in eval mode."""
+    files = {"nets.py": NETS, "wrapper.py": OWN_LOADER.format(switch=""), "demo.py": OWN_LOADER_DEMO}
+    assert [(n, c) for n, _, c in project(tmp_path, files, ("MDL302",))] == [("demo.py", "MDL302")]
+    for n, wrapper in enumerate((OWN_LOADER.format(switch=".eval()"),
+                                 "from transformers import PreTrainedModel\n\nclass NetPreTrained(PreTrainedModel):\n"
+                                 "    pass\n")):
+        (tmp_path / str(n)).mkdir()
+        files["wrapper.py"] = wrapper
+        assert project(tmp_path / str(n), files, ("MDL302",)) == [], n
+
+
+def test_a_method_followed_by_a_column_zero_comment_is_summarised():
+    from modelint.analysis.modemodel import summaries_from_source
+
+    irs = summaries_from_source(textwrap.dedent(OWN_LOADER.format(switch="")).encode())
+    assert list(irs) == ["NetPreTrained.from_pretrained"] and irs["NetPreTrained.from_pretrained"].returns
+
+
+OPENMMLAB_INFER = """
+import torch
+from mmcv.parallel import MMDataParallel
+from {loader} import load_checkpoint
+from mmdet.models import build_detector
+
+
+def infer(cfg, data_loader):
+    model = build_detector(cfg.model)
+    load_checkpoint(model, cfg.load_from, map_location="cpu")
+{switch}    eval_model = MMDataParallel(model.cuda(), device_ids=[0])
+    results = []
+    with torch.no_grad():
+        for data in data_loader:
+            results.append(eval_model(return_loss=False, **data))
+    return results
+"""
+
+
+def test_a_checkpoint_loaded_into_a_built_model_by_openmmlabs_runner_is_a_fresh_model(tmp_path):
+    """upstream19's model_preparation_algorithm: `build_detector(cfg)` (unknown), then mmcv's
+    `load_checkpoint(model, path)` loads weights into it, like `model.load_state_dict(...)`, and
+    `MMDataParallel` runs what it wraps: the inference runs a model in training mode. Switched first,
+    or loaded by a helper of unknown origin, it is not reported."""
+    files = {"infer.py": OPENMMLAB_INFER.format(loader="mmcv.runner", switch="")}
+    assert [(n, c) for n, _, c in project(tmp_path, files, ("MDL302",))] == [("infer.py", "MDL302")]
+    for n, (loader, switch) in enumerate((("mmcv.runner", "    model.eval()\n"), ("ckpt_utils", ""))):
+        (tmp_path / str(n)).mkdir()
+        files = {"infer.py": OPENMMLAB_INFER.format(loader=loader, switch=switch)}
+        assert project(tmp_path / str(n), files, ("MDL302",)) == [], n
+
+
+READER = """
+import torch
+from torch import nn
+
+
+class Reader:
+    def __init__(self):
+        self.network = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+        self.optimizer = torch.optim.SGD(self.network.parameters(), 0.1)
+
+    def update(self, ex):
+{switch}        loss = self.network(ex).sum()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), ex.size(0)
+
+    def predict(self, ex):
+        self.network.eval()
+        with torch.no_grad():
+            return self.network(ex)
+"""
+
+METERS = """
+class AverageMeter:
+    def update(self, val, n=1):
+        self.val = val
+"""
+
+READER_TRAIN = """
+import utils
+from reader import Reader
+
+
+def validate(model, loader):
+    return [model.predict(ex) for ex in loader]
+
+
+def train(loader, model):
+    train_loss = utils.AverageMeter()
+    for ex in loader:
+        train_loss.update(*model.update(ex))
+
+
+def main(loader):
+    model = Reader()
+    for epoch in range(3):
+        train(loader, model)
+        validate(model, loader)
+"""
+
+
+def test_a_method_of_a_receiver_built_from_a_known_class_is_that_classs(tmp_path):
+    """set 11's DrQA: `train_loss = utils.AverageMeter()`, then `train_loss.update(*model.update(ex))`:
+    by its name alone `train_loss.update` was the reader's `update`, whose step ran before the inner
+    call's `self.network.train()` was seen, so the eval left by `validate` was blamed (MDL301). The
+    receiver's class is known and does not train; with no `train()` in `Reader.update` the finding stays."""
+    guard = "        if not self.optimizer:\n            raise RuntimeError('no optimizer')\n"
+    files = {"reader.py": READER.format(switch=guard + "        self.network.train()\n"), "utils.py": METERS,
+             "train.py": READER_TRAIN}
+    assert project(tmp_path, files, ("MDL301",)) == []
+    (tmp_path / "b").mkdir()
+    files["reader.py"] = READER.format(switch=guard)
+    assert [(n, c) for n, _, c in project(tmp_path / "b", files, ("MDL301",))] == [("train.py", "MDL301")]

@@ -22,8 +22,9 @@ class (top level or nested, named as in `FileFacts.classes`) it records, from th
 
 Heuristics, documented because they can be wrong: triple-quoted strings are blanked before the scan
 (a layer named in a docstring is not a call); a line is a comment from its first `#`; a class body
-ends at the first later line indented no deeper than its header (a continuation line or a
-single-quoted string at that depth ends it early); names are resolved later through the file's
+ends at the first later line indented no deeper than its header that does not start with a closing
+bracket (a wrapped expression's last line; other continuation lines, or a single-quoted string at that
+depth, end it early); names are resolved later through the file's
 imports, as the index does.
 
 The facts ride on the file's `FileFacts` object (`attach` / `bodies_of`) so that no other module's
@@ -250,7 +251,7 @@ def _body_start(source: bytes, pos: int) -> int:
 def _body_end(source: bytes, start: int, indent: int) -> int:
     pattern = _ENDS.get(indent)
     if pattern is None:
-        pattern = _ENDS[indent] = re.compile(rb"^[ \t]{0,%d}(?=[^ \t\r\n#])" % indent, re.MULTILINE)
+        pattern = _ENDS[indent] = re.compile(rb"^[ \t]{0,%d}(?=[^ \t\r\n#)\]}])" % indent, re.MULTILINE)
     nl = source.find(b"\n", start)
     if nl < 0:
         return len(source)

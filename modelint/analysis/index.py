@@ -50,6 +50,9 @@ class FileFacts:
     # short top-level function -> the parameter it returns as given (`def to_gpu(m): return m.cuda()`,
     # `analysis.passthrough`); only the functions that do are listed
     passes: Dict[str, int] = field(default_factory=dict)
+    # the file's top-level functions, by name (`ProjectIndex.defines`: a project function that is not
+    # summarised runs no training step, whatever its arguments look like)
+    defs: List[str] = field(default_factory=list)
     # modules imported with `from X import *`, in order (`qualify`, `ProjectIndex.locate`)
     stars: List[str] = field(default_factory=list)
 
@@ -199,6 +202,8 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local, facts.stars) for b in bases if b]
     defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
+    facts.defs = sorted({m.group(1).decode("ascii", "replace") for m, _ in defs} if defs else
+                        {m.group(1).decode("ascii", "replace") for m in _TOP_DEF.finditer(source)})
     facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
     facts.factory_parts = factory_parts_from_source(source, facts, local, defs)
     texts = [(m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs]
@@ -372,7 +377,7 @@ class ProjectIndex:
         mod, rest = found
         ir = FunctionIR.from_json(self.modules[mod].functions[rest])
         cls = rest.rpartition(".")[0] or None
-        result = Evaluator(self._resolve_from, self._kept_from, self.runs_its_module_quietly).run(
+        result = Evaluator(self._resolve_from, self._kept_from, self.runs_its_module_quietly, self._defines_from).run(
             f"{mod}.{rest}", ir, mod, cls)
         if any(r.startswith("construct:") for r in result.returns):  # qualify the class a loader builds
             facts = self.modules[mod]
@@ -407,11 +412,14 @@ class ProjectIndex:
         held = {c.attr for c in getattr(body, "calls", ()) if c.held and c.attr}
         return any(f"{me}.{a}" in runs for a in held)
 
-    def method_effect(self, name: str, imported: Iterable[str] = ()) -> Optional[Effect]:
+    def method_effect(self, name: str, imported: Iterable[str] = (), given: Optional[int] = None) -> Optional[Effect]:
         """The effect of `obj.<name>()` when `obj`'s class is unknown: the method of that name of
         the checked classes, when there are at most `BY_NAME_MAX` and they agree on what they do.
         Of agreeing ones, that of a class the calling file imports (`imported`: its qualified
-        import names) is returned, so that a message names the right file."""
+        import names) is returned, so that a message names the right file. `given`: how many
+        arguments the call passes (None: unknown, `*args`): a method that needs more cannot be the
+        one called (upstream18's mead-baseline: a progress bar's `pg.update()` is not the project's
+        `EagerOptimizer.update(self, model, x, y)`, whose step made the evaluation loop a training loop)."""
         if name in NOT_BY_NAME or name.startswith("__"):
             return None
         if self._by_name is None:
@@ -423,6 +431,10 @@ class ProjectIndex:
         quals = self._by_name.get(name, ())
         if not quals or len(quals) > BY_NAME_MAX:
             return None
+        if given is not None:
+            quals = [q for q in quals if self._required_of(q) <= given]
+            if not quals:
+                return None
         effects = [self.effect(q) for q in quals]
         if any(e is None for e in effects):
             return None
@@ -430,6 +442,12 @@ class ProjectIndex:
         if any((e.steps, e.exit) != (first.steps, first.exit) for e in effects[1:]):
             return None
         return next((e for q, e in zip(quals, effects) if _imported_class(q, imported)), first)
+
+    def _required_of(self, qualname: str) -> int:
+        """`FunctionIR.required` of a summarised `module.Class.method` (0 when not found)."""
+        found = self._split(qualname)
+        raw = self.modules[found[0]].functions[found[1]] if found else None
+        return raw[8] if raw is not None and len(raw) > 8 else 0
 
     def step_or_switch_names(self) -> frozenset:
         """Last names of the summarised functions that run a training step, switch a mode, or run a
@@ -460,6 +478,32 @@ class ProjectIndex:
         if head in facts.classes and "." not in rest:
             return self.effect(f"{mod}.{callee}")
         return self.method_effect(callee.rsplit(".", 1)[1])
+
+    def defines(self, qualname: str) -> bool:
+        """`qualname` is a top-level function a checked file defines (followed through re-exports).
+        Such a function runs no training step unless it is summarised as one: a step-shaped call of it
+        (`save_checkpoint(epoch, model, optimizer, best_loss)`, set 19's Deep-Image-Matting, which only
+        pickles them) is not a `loss_scaler(loss, optimizer)`."""
+        qualname = self.rooted(qualname)
+        for _ in range(32):
+            mod, _, name = qualname.rpartition(".")
+            facts = self.modules.get(mod)
+            if facts is None:
+                return False
+            if name in facts.defs:
+                return True
+            target = facts.aliases.get(name)
+            if target is None or target == qualname:
+                return False
+            qualname = self.rooted(target)
+        return False
+
+    def _defines_from(self, mod: str, callee: str) -> bool:
+        """`defines` for a bare name called inside module `mod` (the Evaluator's spelling)."""
+        facts = self.modules.get(mod)
+        if facts is None or "." in callee:
+            return False
+        return self.defines(facts.aliases.get(callee, f"{mod}.{callee}"))
 
     def _kept_from(self, mod: str, cls: str, args, kws) -> Dict[str, str]:
         """`kept_arguments` of a construction spelled `cls` inside module `mod` (a summary's "w" event)."""
@@ -554,33 +598,12 @@ class ProjectIndex:
                      if head in target.classes or head in target.aliases), None)
 
     def bases_of(self, qualname: str) -> Optional[List[str]]:
-        """Bases of a class given its qualified name, following re-exports (`from .x import C`
-        in a package `__init__`). None when the class is not in the checked files."""
-        qualname = self.rooted(qualname)
-        seen = set()
-        # Bounded: alias chains can cycle or grow (`a.b` -> `a.c.b` -> ...).
-        while qualname not in seen and len(seen) < 32:
-            seen.add(qualname)
-            # The class may be nested (pkg.mod.Outer.Inner): try each split point.
-            for i in range(qualname.count("."), 0, -1):
-                parts = qualname.split(".")
-                mod, cls = ".".join(parts[:i]), ".".join(parts[i:])
-                facts = self.modules.get(mod)
-                if facts is None:
-                    continue
-                if cls in facts.classes:
-                    return facts.classes[cls]
-                head = cls.split(".")[0]
-                if head not in facts.aliases:
-                    qualname = self._through_stars(facts, cls)  # the longest module prefix that exists decides
-                    if qualname is None:
-                        return None
-                    break
-                qualname = facts.aliases[head] + cls[len(head):]
-                break
-            else:
-                return None
-        return None
+        """Bases of a class given its qualified name, found as `locate` finds it (re-exports such as
+        `from .x import C` in a package `__init__`, star imports, and a class imported from a folder
+        without `__init__.py`: set 19's text_gcn, `from models.gcn import GCN`, whose GCN was not
+        taken for a module). None when the class is not in the checked files."""
+        found = self.locate(qualname)
+        return found[0].classes[found[1]] if found is not None else None
 
     def fingerprint(self) -> str:
         """A stable digest of the facts (for the result cache)."""
@@ -590,7 +613,7 @@ class ProjectIndex:
         payload = json.dumps(
             {m: [sorted(f.aliases.items()), sorted(f.classes.items()), sorted(f.factories.items()), sorted(f.factory_parts.items()),
                  sorted(f.functions.items()),
-                 sorted(f.fillins.items()), sorted(f.passes.items()), f.stars]
+                 sorted(f.fillins.items()), sorted(f.passes.items()), f.stars, f.defs]
              for m, f in sorted(self.modules.items())},
             sort_keys=True,
         )

@@ -185,7 +185,32 @@ class KeySensitivity:
             return self.of(scope, source, depth + 1) if source else self.ctx.mode_sensitivity(inner).answer
         if self._plain_holder(expr):
             return self._of_plain_holder(scope, expr, depth)
+        classes = self._class_alias(scope, expr)
+        if classes:  # `model_func = GCN` ... `model_func(input_dim=d)`: each class, with these arguments
+            call_text = self.mf.module.code_for_node(expr)[len(expr.func.value):]
+            analysis = analysis_for(self.ctx.classifier)
+            each = [analysis.of_expression(cls + call_text, self.ctx.facts).answer for cls in classes]
+            return "yes" if "yes" in each else "no" if all(a == "no" for a in each) else "unknown"
         return self.of_construction(scope, expr, depth)
+
+    def _class_alias(self, scope: cst.CSTNode, expr: cst.CSTNode) -> List[str]:
+        """The classes a called name is bound to, when each of its bindings (in the scope, else at
+        module level) names a module class: `if args.model == "gcn": model_func = GCN` / `else:
+        model_func = MLP`, then `model = model_func(input_dim=d)` (set 19's text_gcn). [] otherwise."""
+        if not (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name)):
+            return []
+        name = expr.func.value
+        flows = [self.mf.flow(scope)] + ([self.mf.flow(self.mf.module)] if scope is not self.mf.module else [])
+        bindings = next((f.bindings[name] for f in flows if f is not None and f.bindings.get(name)), ())
+        out: List[str] = []
+        for binding in bindings:
+            value = bound_expr(binding.node, name)
+            text = dotted(value) if value is not None else None
+            qual = self.ctx.resolve(value) if text else None
+            if not qual or not (self.ctx.classifier.is_module_base(qual) or self.ctx.framework.is_layer_class(qual)):
+                return []
+            out.append(text)
+        return out
 
     def _of_plain_holder(self, scope: cst.CSTNode, expr: cst.Call, depth: int) -> str:
         """`Learner(net, opt)`, a wrapper object that is not a module: "yes" / "unknown" when a

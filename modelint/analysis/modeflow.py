@@ -291,6 +291,30 @@ def _runs_as_script(module: cst.Module) -> bool:
     return False
 
 
+def works_as_script(module: cst.Module, defs: Set[str], switches: Set[str]) -> bool:
+    """The file does its work when run, not only when imported from: a top-level `if __name__ ==
+    "__main__":` (not a test runner), a top-level loop, or a top-level statement that calls a function
+    of the file, `print`, or a mode switch (`model.eval()`). A module of definitions, constants and
+    set-up calls (`logging.basicConfig()`, `sys.path.append(...)`) does not."""
+    if _runs_as_script(module):
+        return True
+    for stmt in module.body:
+        if isinstance(stmt, (cst.For, cst.While)):
+            return True
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            call = small.value if isinstance(small, cst.Expr) else None
+            if not isinstance(call, cst.Call):
+                continue
+            func = call.func
+            if isinstance(func, cst.Name) and (func.value in defs or func.value == "print"):
+                return True
+            if isinstance(func, cst.Attribute) and func.attr.value in switches:
+                return True
+    return False
+
+
 # --------------------------------------------------------------------------------------------
 # Events
 
@@ -658,10 +682,32 @@ class ModeFlow:
             return False
         return self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, fn.name.value)
 
-    def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None):
+    def never_called(self, fn: cst.FunctionDef) -> bool:
+        """This top-level function cannot run: its file does its work when run as a script
+        (`works_as_script`), no checked file imports it or its module, and nothing in the file names
+        it (set 19's NER-pytorch: an evaluation script whose `eval(model, ...)` calls are commented
+        out). A function of a module that only defines things is API, and is not answered for."""
+        if self.index.parent.get(id(fn)) is not self.module or id(fn) in self.index.method_class:
+            return False
+        fw = self.ctx.framework
+        if not works_as_script(self.module, set(self.index.defs.get(id(self.module), ())),
+                               {fw.train_method, fw.eval_method}):
+            return False
+        name = fn.name.value
+        if self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, name):
+            return False
+        nodes = list(descendants(self.module))
+        attrs = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}  # `model.eval()` does not name `eval`
+        return not any(isinstance(n, cst.Name) and n.value == name and n is not fn.name and id(n) not in attrs
+                       for n in nodes)
+
+    def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None, receiver_class: str = ""):
         """The `modemodel.Effect` of a call into a summarised function of the project (this file
         included: methods of wrapper objects), or None. `func`: the callee when the call goes through
-        a name bound to it (`fit = runner.fit; fit(batches)`)."""
+        a name bound to it (`fit = runner.fit; fit(batches)`). `receiver_class`: the class the
+        receiver was built from in the caller's scope: when it is a checked class, the call is its method
+        (not a namesake found by name: set 11's DrQA, `train_loss = utils.AverageMeter()`, whose `train_loss.update(...)` was
+        read as the reader's training `update`)."""
         func = call.func if func is None else func
         index = self.ctx.classifier.index
         last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
@@ -684,7 +730,19 @@ class ModeFlow:
             found = index.effect(qual)
             if found is not None:
                 return found
-        return index.method_effect(last, self.ctx.facts.aliases.values())
+        located = index.locate(receiver_class if "." in receiver_class else f"{modname}.{receiver_class}") \
+            if receiver_class and isinstance(func, cst.Attribute) else None
+        if located is not None:  # a checked class: its own method (or none), not a namesake
+            return index.effect(f"{located[0].modname}.{located[1]}.{last}")
+        given = None if any(a.star for a in call.args) else len(call.args)
+        return index.method_effect(last, self.ctx.facts.aliases.values(), given)
+
+    def project_defines(self, func: cst.Name) -> bool:
+        """The bare callee `func` is a top-level function of a checked file (`ProjectIndex.defines`)."""
+        qual = self.ctx.resolve(func)
+        if qual is None:
+            return False
+        return self.ctx.classifier.index.defines(qual if "." in qual else f"{self.ctx.facts.modname}.{qual}")
 
     def quiet_module_method(self, effect) -> bool:
         """`effect` is a method of a module class of the project that runs the module (or a submodule,
@@ -802,6 +860,9 @@ class _ScopeAnalysis:
         self._aliases: Dict[str, Set[str]] = {}
         # key -> the one key each of its bindings so far was an alias of (None: anything else)
         self._sources: Dict[str, Set[Optional[str]]] = {}
+        # local -> the class every binding of it so far constructs (`train_loss = utils.AverageMeter()`),
+        # "" once bound otherwise: its methods are that class's, not a namesake's (`project_effect`)
+        self._built: Dict[str, str] = {}
         self._step_fns: Set[str] = set()  # names bound to a callable that runs a training step
         self._bound_methods: Dict[str, cst.Attribute] = {}  # `fit = runner.fit`: name -> the method
         self._kept: Dict[str, Dict[str, str]] = {}  # wrapper object -> {its attribute: the key it keeps}
@@ -1123,6 +1184,10 @@ class _ScopeAnalysis:
                 tokens, kind = self.value_of(value, state) if value is not None else (frozenset({BOUND}), "other")
             sources = alias_sources(value) if value is not None else []
             self._sources.setdefault(key, set()).update(sources if len(sources) == 1 else [None])
+            if isinstance(target, cst.Name):
+                built = self.ctx.resolve(value.func) if isinstance(value, cst.Call) else None
+                built = built if built and built.rsplit(".", 1)[-1][:1].isupper() else ""
+                self._built[key] = built if self._built.get(key, built) == built else ""
             for source in sources:
                 if source != key:
                     self._aliases.setdefault(key, set()).add(source)
@@ -1237,6 +1302,9 @@ class _ScopeAnalysis:
                     expr = func.value
                     continue
                 if self.ctx.framework.loads_pretrained_model(dotted(func) or f"?.{attr}"):
+                    own = self.own_loader(func)
+                    if own is not None:  # the project's own `from_pretrained`: what it returns
+                        return (self.returned(expr, own) if own.returns else frozenset({BOUND})), "other"
                     return frozenset({Created("from_pretrained", expr, self.mf.code(expr))}), "from_pretrained"
             resolved = self.mf.resolve_call(self.scope, expr)
             if resolved is not None:  # `model = load_model(path)`: what the function returns
@@ -1266,6 +1334,27 @@ class _ScopeAnalysis:
                 tokens = get(state, inner_key) if inner_key else frozenset({BOUND})
                 return tokens, ("copy" if last == "deepcopy" else "alias")
             return frozenset({BOUND}), "other"
+
+    def loaded_into(self, key: Optional[str], call: cst.Call, state: State) -> State:
+        """`key.load_state_dict(...)` / `load_checkpoint(key, path)`: a model made by a call we cannot
+        read (`build_detector(cfg)`) is a fresh model given weights, in training mode."""
+        if key is None:
+            return state
+        tokens = get(state, key)
+        if BOUND not in tokens:
+            return state
+        return assign(state, key, (tokens - {BOUND}) | {Created("load_state_dict", call, self.mf.code(call))})
+
+    def own_loader(self, func: cst.Attribute):
+        """The summary of `Cls.from_pretrained` when a checked class defines (or inherits from a checked
+        base) that method itself, else None. Such a loader is the project's code, not the framework's:
+        upstream19's hyena-dna builds `HyenaDNAModel(...)` in its own classmethod, loads the weights and
+        returns it in training mode, which the framework loader's eval mode hid."""
+        qual = self.ctx.resolve(func.value)
+        index = self.ctx.classifier.index
+        if not qual or index.bases_of(qual) is None:
+            return None
+        return index.effect(f"{qual}.{func.attr.value}")
 
     def wrapped_eval(self, call: cst.Call, state: State) -> FrozenSet:
         """The eval facts of a model argument that is in eval mode on every path (a wrapper built
@@ -1430,17 +1519,11 @@ class _ScopeAnalysis:
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
             if attr == "load_state_dict":
-                key = key_of(peel(func.value))
-                if key is not None:
-                    tokens = get(state, key)
-                    if BOUND in tokens:
-                        tokens = (tokens - {BOUND}) | {Created("load_state_dict", call, self.mf.code(call))}
-                        return assign(state, key, tokens)
-                return state
+                return self.loaded_into(key_of(peel(func.value)), call, state)
             resolved = self.mf.resolve_call(self.scope, call)
             if resolved is not None:
                 return self.local_call(call, resolved, state)
-            effect = self.mf.project_effect(call)
+            effect = self.mf.project_effect(call, receiver_class=self._built.get(key_of(func.value) or ""))
             if effect is not None:
                 return self.project_call(call, effect, state)
             if runs_model(attr) or half_forward(func):
@@ -1468,13 +1551,17 @@ class _ScopeAnalysis:
             effect = self.mf.project_effect(call)
             if effect is not None:
                 return self.project_call(call, effect, state)
-            if steps_loss(call) and not (self.no_grad or self.no_grad_scope):  # `loss_scaler(loss, optimizer)`
+            if steps_loss(call) and not (self.no_grad or self.no_grad_scope) and not self.mf.project_defines(func):
+                # `loss_scaler(loss, optimizer)`; not a checked function that is not summarised as a step
                 self.has_optimizer_step = True
                 self.step(call, "optimizer", state)
                 return trained_after_step(state)
             if func.value in fw.backward_call_last_names and self.ctx.resolve(func) in fw.backward_calls:
                 self.step(call, "backward", state)
                 return trained_after_step(state)
+            position = fw.weight_loaders.get(self.ctx.resolve(func) or "") if fw.weight_loaders else None
+            if position is not None and len(call.args) > position and not call.args[position].star:
+                return self.loaded_into(key_of(peel(call.args[position].value)), call, state)
             self.model_call(call, func.value, state, forwards=not self._plain_function(func.value))
             if call.args:
                 self.use_args(call)

@@ -196,6 +196,10 @@ class Profile:
     # `torch.randn_like(x)`), never values: MDL104's sampler test (`analysis.sampling.sizes_only_inputs`).
     size_argument_calls: FrozenSet[str] = frozenset()
 
+    # Calls that load weights into a model they are handed, by argument position
+    # (`load_checkpoint(model, path)` of OpenMMLab's runners): like `model.load_state_dict(...)`.
+    weight_loaders: Mapping[str, int] = field(default_factory=dict)
+
     # The profiles a merged profile stands for (a file that imports several frameworks), else ().
     parts: Tuple["Profile", ...] = ()
 

@@ -151,7 +151,9 @@ TORCH = Profile(
     ),
     mode_delegating_wrappers=frozenset(
         {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "compile", "prepare_model",
-         "prepare", "wrap", "deepcopy"}
+         "prepare", "wrap", "deepcopy",
+         # OpenMMLab's DataParallel subclasses (mmcv.parallel, mmengine.model), which run the wrapped model
+         "MMDataParallel", "MMDistributedDataParallel"}
     ),
     # Not `predict`: high-level wrappers such as stable-baselines3 algorithms, skorch nets and flair
     # models switch modes inside their own `predict`.
@@ -319,6 +321,12 @@ TORCH = Profile(
         "torchvision.models.get_model": "factory",
     },
     model_factory_namespaces=("torchvision.models.",),
+    # OpenMMLab's runners load a checkpoint into the model they are handed (upstream19's
+    # model_preparation_algorithm: `build_detector(cfg)`, then `load_checkpoint(model, path)`)
+    weight_loaders={
+        f"{pkg}.{mod}load_checkpoint": 0
+        for pkg in ("mmcv.runner", "mmengine.runner") for mod in ("", "checkpoint.")
+    },
     # issue 15 (MDL104): draws whose arguments carry no values of the input, only its shape or bounds;
     # a module whose `forward` returns one of these is a noise source.
     noise_sampling_calls=frozenset(

@@ -179,7 +179,11 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "attribute of `self`, directly or through a local of the caller bound from it (`runner = "
         "DataParallel(self.net)`, `m, opt = accelerator.prepare(self.net, opt)`, `self.wrapped = m`, or the "
         "tuple a setup method of the class returns), may be that attribute: its `train()` switches the "
-        "attribute back too (as for any other alias)."
+        "attribute back too (as for any other alias). A callable handed a loss and an optimizer (`loss_scaler(loss, "
+        "optimizer)`) counts as a training step, unless it is a top-level function of a checked file that is not "
+        "summarised as stepping (`save_checkpoint(epoch, model, optimizer, best_loss)` that pickles them). A method "
+        "called by name on an object of unknown class (`pg.update()`) is taken for a checked class's method of that "
+        "name only when the call gives at least the arguments that method needs."
     )
     what += (
         " "

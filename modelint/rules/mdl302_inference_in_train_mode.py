@@ -200,7 +200,8 @@ class InferenceInTrainMode(Rule):
         "the project, a top-level function of the project that returns one it constructs and neither switches "
         "nor loads (`lib.models.gated(...)`), a mode-sensitive `torch.nn` class (dropout, batch norm, RNNs, transformer "
         "layers, or a `Sequential` holding one), `timm.create_model`, `torchvision.models.*`, "
-        "`torch.hub.load`, or any model that `load_state_dict` is called on there (not a whole model "
+        "`torch.hub.load`, or any model that `load_state_dict` (or OpenMMLab's `load_checkpoint(model, path)`) is called on there, also run through "
+        "`MMDataParallel` (not a whole model "
         "unpickled by `torch.load`: it keeps the mode it was saved in, which the checked code does not show), when "
         "no `.eval()` / `.train(False)` on it reaches the call (directly, through an alias such as "
         "`m = model.to(device)`, or in a function of this file that it is passed to or returned from). "
@@ -209,14 +210,16 @@ class InferenceInTrainMode(Rule):
         "directly, when neither the function nor any caller in this file switches it to eval mode (a caller that hands it `self.model` of a plain holder class whose `__init__` builds that model, when nothing in the file switches that attribute, hands it a model in training mode) "
         "before the call, or when some caller hands it a model that it built there (its weights loaded with `load_state_dict` "
         "or not) and never switched (`net = build(cfg); net.load_state_dict(...); test(net)`: another caller's switch does "
-        "not reach that call; also for an evaluation helper of another file, reported at the call) (callers are followed through their own parameters; a caller that passes "
+        "not reach that call; also for an evaluation helper of another file, reported at the call) (callers are followed through their own parameters, and through attributes of them that are not a method's receiver: `validate(context)` handing `context.model` on is judged at `validate`'s callers, by what they pass as `context`; a caller that passes "
         "something whose mode cannot be told, e.g. the result of a call into another module, counts "
         "as switching it; when the function, or the outermost function of this file that hands it the model, "
         "has no caller in this file, sits in a script folder (no `__init__.py`: a package's function is public "
         "API, reported) and another checked file imports it (also by `from module import *`, and by the names of the folders "
         "above it, `from attention.train import evaluate`), its callers there are judged instead, at "
         "their call, as below; a dunder method such as an evaluator's `__call__` is run through its instances, which are not "
-        "followed: it counts as switched). A wrapper module without mode-dependent layers of its own that keeps a "
+        "followed: it counts as switched; a top-level function nothing can call is not reported: its file runs as a "
+        "script (a `__main__` block, a top-level loop, or a top-level call of its own functions, `print` or a mode "
+        "switch), no checked file imports it, and nothing in the file names it, as when its calls are commented out). A wrapper module without mode-dependent layers of its own that keeps a "
         "model it is handed (`sampler = Sampler(ema_model, steps)` with `self.model = model`) counts as that "
         "model: reported when the model it was handed is mode-sensitive (\"yes\", or \"unknown\" while it is "
         "bound to a module construction or a `copy.deepcopy` of one, holds a model built, loaded or trained in "
@@ -228,7 +231,8 @@ class InferenceInTrainMode(Rule):
         "come from an `if` re-run by a loop around it (`for phase in (\"train\", \"val\"): if phase == \"train\": "
         "m.train() else: m.eval()`); models from `from_pretrained` (transformers' "
         "`PreTrainedModel.from_pretrained` and diffusers' `ModelMixin.from_pretrained` call "
-        "`model.eval()` before returning); an explicit `model.train()` before the call (batch-norm "
+        "`model.eval()` before returning; a checked class's own `from_pretrained` is read like any loader of the project: "
+        "what it returns, in training mode when it builds the model and does not switch it); an explicit `model.train()` before the call (batch-norm "
         "recalibration runs under no_grad in training mode on purpose); `model.train(flag)` restoring "
         "a saved mode; `model.predict(...)` of high-level wrappers (stable-baselines3, skorch, flair "
         "switch modes inside `predict`); parameters of methods (the class that owns the loop "
@@ -258,7 +262,8 @@ class InferenceInTrainMode(Rule):
         "(`torch.zeros(1, 3, 32, 32)`, `torch.randn(...)`, also wrapped in a pre-0.4 `Variable(...)` and "
         "through a name every binding of which is one) of a model built in the same scope and neither trained nor given weights there (a smoke test); "
         "a forward whose result is read only for its shape (`out.shape`, `out.size(1)`, `len(out)`, also "
-        "unpacked, `out, aux = net(x)`; outside a loop only the reads after the call count); a forward whose "
+        "unpacked, `out, aux = net(x)`; outside a loop only the reads after the call count), unless the model "
+        "was loaded or given weights before it (a demo that prints `embeddings.shape` of a trained model); a forward whose "
         "result is discarded (never read afterwards in its scope), before any training step of the scope and "
         "followed in it by an optimizer built over the model's `.parameters()` (`opt = Adam(model.parameters())`: "
         "lazy modules materialised before the optimizer collects them); a forward in `__init__` "
@@ -1843,6 +1848,7 @@ def probe(feats, labels):
         if name in fw.backward_methods or name == fw.optimizer_step_method or (
             isinstance(func, cst.Name) and len(node.args) >= 2 and not name[:1].isupper()
             and loss_and_optimizer([dotted(a.value) for a in node.args])  # `loss_scaler(loss, optimizer)`
+            and not for_context(self.ctx).project_defines(func)  # not a checked `save_checkpoint(...)`
         ):
             self._stepping.add(sid)
         if any(a.keyword is not None and a.keyword.value == fw.volatile_keyword for a in node.args):
@@ -1993,7 +1999,7 @@ def probe(feats, labels):
         ):
             return True  # `__init__` / `build_*` / `*_shape`: a no_grad pass that initialises or measures
         nodes, parents = self._walk(flow.node)
-        if inference.shape_only(parents, mc.node, nodes):
+        if inference.shape_only(parents, mc.node, nodes) and not self._loaded(mc):
             return True  # only the output's shape is read: dropout and batch norm cannot matter
         if inference.discarded(parents, mc.node, nodes) and self._optimizer_built_after(mf, flow, mc.key, nodes, mc.node):
             return True  # `with no_grad(): model(x)` before `Adam(model.parameters())`: lazy modules
@@ -2028,6 +2034,15 @@ def probe(feats, labels):
                 return False
         names = {key} | set(flow.aliases.get(key, ()))
         return any(builds_optimizer_over(self.ctx, n, names) for n in rest)
+
+    @staticmethod
+    def _loaded(mc) -> bool:
+        """A loader made the model, or loaded weights into it (`load_state_dict`, `load_checkpoint`):
+        a run of trained weights whose output only has its shape printed is still an inference
+        (upstream19's hyena-dna demo, `print(embeddings.shape)`), unlike a smoke test of a fresh
+        network (`print(net)` before it does not count: `_given_weights` is broader on purpose)."""
+        return any(isinstance(t, Created) and t.kind in ("load", "load_state_dict", "from_pretrained", "hub")
+                   for t in get(mc.state, mc.key))
 
     def _given_weights(self, key: str, flow: ScopeFlow, nodes, parents, before: cst.Call) -> bool:
         """Before `before`, a call on the model or its aliases other than a device move
@@ -2626,6 +2641,26 @@ def probe(feats, labels):
                 return False  # a method that leaves it in eval (`self.set_eval()` helpers)
         return True
 
+    @staticmethod
+    def _parameter_attribute(mf: ModeFlow, flow: ScopeFlow, key: str) -> bool:
+        """`context.model` of a parameter `context` that is not a method's receiver (whose attributes
+        the holder checks answer for): its callers say what they hand over (`_mapped`)."""
+        head, _, rest = key.partition(".")
+        if not rest or "." in rest or head not in flow.params:
+            return False
+        return not (id(flow.node) in mf.index.method_class and flow.params[:1] == (head,))
+
+    @staticmethod
+    def _mapped(mapping: Dict[str, str], param: str) -> Optional[str]:
+        """The caller's key for `param`, or for an attribute of a parameter (`context.model` when the
+        caller passes `state` as `context`: `state.model`): upstream18's TrOCR, whose `train(context)`
+        runs `validate(context)`, which hands `context.model` to `predict(model, ...)`."""
+        if param in mapping:
+            return mapping[param]
+        head, _, rest = param.partition(".")
+        base = mapping.get(head) if rest else None
+        return f"{base}.{rest}" if base else None
+
     def _callers_evaluate(self, mf: ModeFlow, fn: cst.FunctionDef, param: str, depth: int,
                           global_key: bool = False) -> Optional[bool]:
         """True: some caller in this file switches the argument to eval mode (or its own callers
@@ -2642,7 +2677,7 @@ def probe(feats, labels):
                 unknown = unknown or flow is None
                 continue
             any_caller = True
-            ckey = param if global_key else lc.mapping.get(param)
+            ckey = param if global_key else self._mapped(lc.mapping, param)
             if ckey is None:
                 unknown = True  # an expression we cannot follow
                 continue
@@ -2661,7 +2696,8 @@ def probe(feats, labels):
                     continue
                 if self._fresh_holder_attribute(mf, flow.node, ckey):
                     pass  # `self.model` of a plain holder class that built it and never switches it
-                elif not (isinstance(flow.node, cst.FunctionDef) and ckey in flow.params and depth < 3):
+                elif not (isinstance(flow.node, cst.FunctionDef) and depth < 3 and (
+                        ckey in flow.params or self._parameter_attribute(mf, flow, ckey))):
                     unknown = True  # a global or free name: set elsewhere
                 elif self._callers_evaluate(mf, flow.node, ckey, depth + 1) is True:
                     return True
@@ -2675,5 +2711,5 @@ def probe(feats, labels):
                 # `__call__` of an evaluator object, run as `evaluator(net, dl)`: called through its
                 # instances, which calls by name do not see (nor what their callers switched)
                 return True
-            return True if mf.imported_elsewhere(fn) else None
+            return True if mf.imported_elsewhere(fn) or mf.never_called(fn) else None
         return False if trained or not unknown else True

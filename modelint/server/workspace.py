@@ -93,7 +93,7 @@ def _facts_key(facts: Optional[FileFacts]) -> Any:
         return None
     return (facts.modname, sorted(facts.aliases.items()), sorted((k, tuple(v)) for k, v in facts.classes.items()),
             sorted((k, tuple(v)) for k, v in facts.factories.items()), json.dumps(facts.functions, sort_keys=True),
-            sorted(facts.fillins.items()), sorted(facts.passes.items()), tuple(facts.stars))
+            sorted(facts.fillins.items()), sorted(facts.passes.items()), tuple(facts.stars), tuple(facts.defs))
 
 
 @dataclass
