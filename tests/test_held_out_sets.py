@@ -831,3 +831,78 @@ def test_a_method_of_a_receiver_built_from_a_known_class_is_that_classs(tmp_path
     (tmp_path / "b").mkdir()
     files["reader.py"] = READER.format(switch=guard)
     assert [(n, c) for n, _, c in project(tmp_path / "b", files, ("MDL301",))] == [("train.py", "MDL301")]
+
+
+KWARGS_LOOP = """
+import torch
+from nets import Net
+
+
+def evaluate(model, data):
+    model.eval()
+    with torch.no_grad():
+        return model(data).sum()
+
+
+def run(model, opt, data):
+{switch}    loss = model(data).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+model = Net()
+opt = torch.optim.Adam(model.parameters())
+learning_kwargs = {{"model": model, "data": torch.randn(4, 8)}}
+for epoch in range(3):
+    weights = model.body.weight.data.T
+    for w in [weights]:
+        w[:] = w * 0.5
+    run(opt=opt, **learning_kwargs)
+    evaluate(model, torch.randn(4, 8))
+"""
+
+
+def test_a_model_passed_in_a_kwargs_dict_display_is_mapped_to_the_parameter(tmp_path):
+    """set 20's RecVAE: `run(opts=..., **learning_kwargs)` with `learning_kwargs = {"model": model, ...}`,
+    and `run` starts with `model.train()`: the model is switched back before each step. A tensor bound
+    from the model (`weights = model.body.weight.data.T`) does not share its mode. Without the
+    `model.train()` in `run`, the evaluation's eval reaches the next step (MDL301)."""
+    files = {"nets.py": NETS, "train.py": KWARGS_LOOP.format(switch="    model.train()\n")}
+    assert project(tmp_path, files, ("MDL301",)) == []
+    (tmp_path / "b").mkdir()
+    files["train.py"] = KWARGS_LOOP.format(switch="")
+    assert [(n, c) for n, _, c in project(tmp_path / "b", files, ("MDL301",))] == [("train.py", "MDL301")]
+
+
+EVAL_BEFORE_UPDATE = """
+import torch
+from nets import Net
+
+
+def evaluate(model, data):
+    model.eval()
+    with torch.no_grad():
+        return model(data).sum()
+
+
+def fit(model, opt, batches, val):
+    for step, x in enumerate(batches):
+{switch}        loss = model(x).sum()
+        loss.backward()
+        if step % 10 == 0:
+            evaluate(model, val)
+        opt.step()
+        opt.zero_grad()
+"""
+
+
+def test_an_evaluation_between_the_backward_and_the_update_is_judged_at_the_next_backward(tmp_path):
+    """upstream20's DALLE2 after its fix: `model.train()` at the top of each pass, the evaluation between
+    `loss.backward()` and `opt.step()`: the update applies gradients of a training-mode forward, and the
+    next forward runs after `model.train()`; without that `train()` the next backward is reported."""
+    files = {"nets.py": NETS, "train.py": EVAL_BEFORE_UPDATE.format(switch="        model.train()\n")}
+    assert project(tmp_path, files, ("MDL301",)) == []
+    (tmp_path / "b").mkdir()
+    files["train.py"] = EVAL_BEFORE_UPDATE.format(switch="")
+    assert [(n, c) for n, _, c in project(tmp_path / "b", files, ("MDL301",))] == [("train.py", "MDL301")]

@@ -1224,23 +1224,31 @@ class _ScopeAnalysis:
     def _note_display(self, name: str, value: Optional[cst.CSTNode]) -> None:
         display = value if isinstance(value, (cst.Tuple, cst.List)) and not any(
             isinstance(e, cst.StarredElement) for e in value.elements) else None
+        if isinstance(value, cst.Dict) and value.elements and all(
+                isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+                and isinstance(e.key.evaluated_value, str) and e.key.evaluated_value.isidentifier()
+                for e in value.elements):
+            display = value  # `kwargs = {"model": model, ...}`, for `run(**kwargs)`
         if name in self._displays and self._displays[name] is not display:
             display = None  # (the loop passes see the same node again)
         self._displays[name] = display
 
     def arguments(self, call: cst.Call) -> Sequence[cst.Arg]:
-        """The call's arguments with `*name` expanded when `name` is a display bound once here
-        (pycls's `params = (loader, model, ema, ...); train_epoch(*params, epoch)`: without it the
+        """The call's arguments with `*name` (`**name`) expanded when `name` is a tuple or list display
+        (a dict display with string keys) bound once here (pycls's `params = (loader, model, ema, ...); train_epoch(*params, epoch)`: without it the
         callee's `model.train()` mapped to nothing, and its step seemed to train a model in eval)."""
-        if not any(a.star == "*" and isinstance(a.value, cst.Name) for a in call.args):
+        if not any(a.star and isinstance(a.value, cst.Name) for a in call.args):
             return call.args
         out: List[cst.Arg] = []
         for a in call.args:
-            display = self._displays.get(a.value.value) if a.star == "*" and isinstance(a.value, cst.Name) else None
-            if display is None:
-                out.append(a)
-            else:
+            display = self._displays.get(a.value.value) if a.star and isinstance(a.value, cst.Name) else None
+            if a.star == "*" and isinstance(display, (cst.Tuple, cst.List)):
                 out.extend(cst.Arg(value=e.value) for e in display.elements)
+            elif a.star == "**" and isinstance(display, cst.Dict):
+                # `learning_kwargs = {"model": model, ...}; run(opts=..., **learning_kwargs)` (set 20's RecVAE)
+                out.extend(cst.Arg(value=e.value, keyword=cst.Name(e.key.evaluated_value)) for e in display.elements)
+            else:
+                out.append(a)
         return out
 
     def _handed_back(self, key: str, value: Optional[cst.CSTNode]) -> bool:
@@ -1281,6 +1289,8 @@ class _ScopeAnalysis:
         while True:
             k = key_of(expr)
             if k is not None:
+                if isinstance(expr, cst.Attribute) and expr.attr.value in self.ctx.framework.tensor_value_attrs:
+                    return frozenset({BOUND}), "other"  # `embs = model.decoder.weight.data.T`: a tensor (set 20's RecVAE)
                 return get(state, k), "alias"
             if isinstance(expr, cst.IfExp):
                 a, ka = self.value_of(expr.body, state)

@@ -199,6 +199,9 @@ class Profile:
     # Calls that load weights into a model they are handed, by argument position
     # (`load_checkpoint(model, path)` of OpenMMLab's runners): like `model.load_state_dict(...)`.
     weight_loaders: Mapping[str, int] = field(default_factory=dict)
+    # Attributes whose value is a tensor, not a module (`model.decoder.weight.data.T`): a name bound to
+    # one does not share the model's mode.
+    tensor_value_attrs: FrozenSet[str] = frozenset()
 
     # The profiles a merged profile stands for (a file that imports several frameworks), else ().
     parts: Tuple["Profile", ...] = ()

@@ -323,6 +323,7 @@ TORCH = Profile(
     model_factory_namespaces=("torchvision.models.",),
     # OpenMMLab's runners load a checkpoint into the model they are handed (upstream19's
     # model_preparation_algorithm: `build_detector(cfg)`, then `load_checkpoint(model, path)`)
+    tensor_value_attrs=frozenset({"data", "T", "mT", "H", "grad", "weight", "bias"}),
     weight_loaders={
         f"{pkg}.{mod}load_checkpoint": 0
         for pkg in ("mmcv.runner", "mmengine.runner") for mod in ("", "checkpoint.")

@@ -149,12 +149,29 @@ def measured_set19(set19: str) -> str:
     return _held_out_set(19, 32, "2026-12-08", set19)
 
 
+def _upstream_list(number: int, ordinal: str, fixes: int, repositories: int, caught: str) -> str:
+    """Issue 14's lists of real bugs fixed upstream from 19 on, each run once on the rules after set
+    `number - 1` (`bench/upstream_fixes.py`, each bug checked at the parent of its fix)."""
+    return (f" Of a {ordinal} list of {fixes} real mode bugs fixed upstream, in {repositories} other repositories "
+            f"(`bench/sets/upstream{number}.toml`, run once on 2026-12-08 on the rules after set {number - 1}), "
+            f"it reported {caught}.")
+
+
 def measured_upstream19(caught: str) -> str:
     """Recall on issue 14's third list of 13 real mode bugs fixed upstream (`bench/sets/upstream19.toml`),
     in 11 repositories no rule was developed on, run once on a9f396b."""
-    return (" Of a third list of 13 real mode bugs fixed upstream, in 11 other repositories "
-            "(`bench/sets/upstream19.toml`, run once on 2026-12-08 on the rules after set 18), it reported "
-            f"{caught}" ".")
+    return _upstream_list(19, "third", 13, 11, caught)
+
+
+def measured_set20(set20: str) -> str:
+    """Set 20 (31 repositories chosen on 2026-12-08), run once on dae79fd."""
+    return _held_out_set(20, 31, "2026-12-08", set20)
+
+
+def measured_upstream20(caught: str) -> str:
+    """Recall on issue 14's fourth list of 14 real mode bugs fixed upstream (`bench/sets/upstream20.toml`),
+    in 10 repositories no rule was developed on, run once on dae79fd."""
+    return _upstream_list(20, "fourth", 14, 10, caught)
 
 
 def measured_sets_15_16(set15: str, set16: str) -> str:

@@ -5,7 +5,7 @@ import libcst as cst
 from modelint.analysis.alwayson import ModeTies
 from modelint.analysis.calls import get_arg, has_star_args, is_literal_bool, is_literal_zero
 from modelint.rules.training_fixes import pass_training, replace_training
-from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19
+from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_set20
 
 
 class FunctionalDropoutIgnoresMode(Rule):
@@ -35,6 +35,7 @@ class FunctionalDropoutIgnoresMode(Rule):
     what += measured_set17('1 finding, false (a dropout probability that `forward` takes as an argument, which every evaluation call passes as 0)')
     what += measured_set18('no finding')
     what += measured_set19("5 findings: 4 real (`F.dropout` without `training=` on a conformer block's residual paths, which its dev-loss evaluation runs in eval; one of them in a front end whose dropout defaults to 0), 1 false (a method nothing calls)")
+    what += measured_set20('no finding')
     why = (
         "Unlike `nn.Dropout`, the functional form does not know the module's mode: `training` defaults "
         "to `True`. After `model.eval()` the call still zeroes a fraction `p` of the activations and "

@@ -35,7 +35,7 @@ from modelint.analysis.sampling import (
     sizes_only_inputs,
 )
 from modelint.frameworks import union
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_set20
 
 
 class UnguardedSamplingInForward(Rule):
@@ -145,6 +145,7 @@ class UnguardedSamplingInForward(Rule):
     what += measured_set17('9 findings, all deliberate (stochastic policies, three times; random starting views, three times; sampled-key attention; negative sampling in a loss; tie-breaking noise of a graph learner)')
     what += measured_set18("2 findings, both deliberate (a random-selection baseline arm of active learning, and RandLA-Net's random point downsampling, which is the method)")
     what += measured_set19("4 findings: 2 deliberate (a morphing decoder's random grid; MoCo's shuffling BN), 2 false (a patch drop behind an explicit argument that defaults to 0; a one-time lazy initialisation of a power-iteration vector)")
+    what += measured_set20('2 findings: 1 deliberate (a multi-agent network whose hard attention samples with Gumbel-softmax by design), 1 false (a draw behind an explicit argument that defaults to False)')
     why = (
         "`model.eval()` only flips `self.training`; it does not turn sampling into a deterministic choice. "
         "A policy decoder that draws its next action with `probs.multinomial(1)` keeps drawing at "

@@ -19,7 +19,7 @@ from modelint.analysis.structure import (
 )
 from modelint.analysis.walk import descendants
 from modelint.fixes import Replace, code_in_place, fix, spelling
-from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19
+from modelint.rules.base import Rule, measured_set6, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_set20
 
 # Methods that put a value into a list / dict / set.
 _FILL_ONE = frozenset({"append", "add"})  # value is the only argument
@@ -229,6 +229,7 @@ class UnregisteredSubmodules(Rule):
     what += measured_set17('3 findings, all false (plain lists of `nn.Linear` whose parameters the class registers one by one with `register_parameter`: nothing is lost, and nothing is mode-dependent)')
     what += measured_set18('no finding')
     what += measured_set19('2 findings: 1 real (transposed convolutions kept in a plain list, so never trained or saved), 1 false (a plain list that only an arm adding functions fills)')
+    what += measured_set20('no finding')
     why = (
         "`nn.Module` only registers submodules assigned directly to an attribute or held in "
         "`nn.ModuleList` / `nn.ModuleDict` / `nn.Sequential`. Modules in a plain Python container are "

@@ -6,7 +6,7 @@ import libcst as cst
 
 from modelint.analysis.calls import get_arg, is_literal_bool, is_literal_zero, literal_value, NOT_LITERAL
 from modelint.analysis.walk import descendants
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, measured_set20
 
 
 
@@ -33,6 +33,7 @@ class ModeSensitiveModuleBuiltInForward(Rule):
         "whose mode is set explicitly (`.eval()` / `.train(...)` on it), stateless modules (`ReLU`, "
         "losses, `Identity`)."
     )
+    what += measured_set20('1 finding, real (a `nn.BatchNorm1d` built on every forward of a graph network, so its evaluation normalises with batch statistics; latent: behind a flag that is off by default)')
     why = (
         "A module constructed at run time starts in training mode whatever mode the model is in, and "
         "`model.eval()` cannot reach it because it is not a registered child (or did not exist yet). "

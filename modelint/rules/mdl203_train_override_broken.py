@@ -9,7 +9,7 @@ from modelint.analysis.classes import first_param, is_decorated_with
 from modelint.analysis.structure import always_exits, is_overload_stub, iter_returns
 from modelint.analysis.walk import descendants
 from modelint.fixes import InsertAfter, InsertBefore, Replace, fix
-from modelint.rules.base import Rule
+from modelint.rules.base import Rule, measured_set20
 
 # Parameter names that say "this is the mode flag" (`def train(self, mode=True)`).
 _MODE_PARAM_NAMES = frozenset(
@@ -64,6 +64,7 @@ class TrainOverrideBroken(Rule):
         "the signature itself (as an error). A `train` whose first parameter takes the flag silently (`train(self, "
         "epochs=10)`: `model.eval()` runs a fit with `epochs=False`) is still reported."
     )
+    what += measured_set20("1 finding, real (a vocoder generator's `eval(self, inference=False)` that returns None; latent, the repo calls it as a statement)")
     why = (
         "PyTorch switches modes through this method: `model.eval()` is `model.train(False)`, and a "
         "parent's `.train(mode)` / `.eval()` calls `child.train(mode)` on every child. (a) A `train` "

@@ -15,7 +15,7 @@ from modelint.analysis.routines import (
 )
 from modelint.analysis.walk import iter_children
 from modelint.analysis.sensitivity import analysis_for
-from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17, measured_set20, measured_upstream20
 
 _FREEZE_NAME = re.compile(r"freez|frozen", re.IGNORECASE)
 
@@ -58,6 +58,8 @@ class FrozenModuleResetByTrain(Rule):
     what += measured_set18('no finding')
     what += measured_upstream18('no finding (the list has no frozen-module bug)')
     what += measured_set19('no finding')
+    what += measured_set20('no finding')
+    what += measured_upstream20('not the one frozen submodule flipped back by its parent\'s `train()` (the switch comes from a trainer package outside the checked code)')
     why = (
         "`Module.train()` sets the mode of every submodule recursively. A backbone frozen once with "
         "`backbone.eval()` is back in training mode after the first `model.train()`, so its batch norm "

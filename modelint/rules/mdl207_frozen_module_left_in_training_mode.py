@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import for_context
 from modelint.analysis.routines import key_covers, part_key
 from modelint.analysis.sensitivity import analysis_for
 from modelint.analysis.walk import enclosing, preorder_and_parents
-from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17, measured_set20, measured_upstream20
 
 _STATEMENTS = (cst.SimpleStatementLine, cst.BaseCompoundStatement)
 # Methods of a module that do not run it (`X.parameters()`, `X.to(dev)`): a module only touched by
@@ -97,6 +97,8 @@ class FrozenModuleLeftInTrainingMode(Rule):
     what += measured_set18('no finding')
     what += measured_upstream18('no finding (the list has no frozen-module bug)')
     what += measured_set19('no finding')
+    what += measured_set20('no finding')
+    what += measured_upstream20('no fixed entry of its kind; 1 other finding, real (a frozen batch-norm energy scaler of a TTS model, put in eval once and switched back by each epoch\'s `model.train()`)')
     why = (
         "`requires_grad = False` stops the optimizer from changing the weights; it does not change the mode. A "
         "frozen network that is never put in eval runs in training mode whenever its parent or its script trains: "

@@ -16,7 +16,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.optimized import (
     frozen_by_flag, frozen_keys, held_by_step, optimized_keys, parts_back_in_train, trained_by,
 )
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream19, measured_upstream18, measured_upstream17, measured_set20, measured_upstream20
 
 _OPTIMIZER = re.compile(r"optim|(^|_)opt(s|imizer)?(_|$|\d)|scaler", re.IGNORECASE)
 
@@ -174,8 +174,12 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "m.train() elif b: m.eval() else: assert False`) ends its path like `raise`, so an eval that every "
         "running path overwrites before the step is not the one blamed. Arguments passed as `*name`, where `name` "
         "is bound by one statement of the scope to a tuple or list display (`args = (loader, net, opt); "
-        "run_epoch(*args, epoch)`), are mapped to the callee's parameters element by element, so the callee's "
-        "own `net.train()` is seen. A method's parameter that a call of another method of the class hands an "
+        "run_epoch(*args, epoch)`), are mapped to the callee's parameters element by element, and so are arguments "
+        "passed as `**name` bound to a dict display with string keys (`kw = {\"model\": model}; run(**kw)`), so the callee's "
+        "own `net.train()` is seen. A name bound to a tensor attribute of the model (`w = model.fc.weight.data.T`) does not "
+        "share its mode. A direct optimizer step is not judged when the same loop has a direct backward: the mode "
+        "matters to the forward the backward differentiates, so an evaluation between `loss.backward()` and "
+        "`opt.step()` is reported at the next pass's backward, if nothing switches back before it. A method's parameter that a call of another method of the class hands an "
         "attribute of `self`, directly or through a local of the caller bound from it (`runner = "
         "DataParallel(self.net)`, `m, opt = accelerator.prepare(self.net, opt)`, `self.wrapped = m`, or the "
         "tuple a setup method of the class returns), may be that attribute: its `train()` switches the "
@@ -222,6 +226,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
     what += measured_upstream18("4 of the 5 missing `train()`s after an evaluation inside the buggy routine, and the fifth (a script) at its validation calls, which the list's script-level criterion added after the run counts: 5 of 5; its other findings there were 2, both real (that script's bug at its second validation call)")
     what += measured_set19('3 findings, all false (a frozen teacher kept in eval that the optimizer, built with the keyword `params=`, does not hold, twice; a model whose dropout defaults to 0 and is never set)')
     what += measured_upstream19("all 3 missing `train()`s after an evaluation; its 16 other findings there were 12 real (the same step-wise evaluation, copied across the library's other trainers) and 4 false (two trainers whose evaluation path crashes before the next step)")
+    what += measured_set20('1 finding, false (the routine that starts with `model.train()` is called with the model inside `**kwargs` bound to a dict display, which the rule does not map)')
+    what += measured_upstream20('2 of the 3 missing `train()`s after an evaluation (the third is a `self.eval()` inside the model\'s own sampling method); one fix still leaves a false finding: an optimizer step after a mid-loop evaluation, whose backward ran before the evaluation')
     why = (
         "`model.eval()` is sticky: it stays in effect until something calls `model.train()`. A "
         "validation helper called at the end of each epoch therefore makes every later epoch train "
@@ -1456,6 +1462,12 @@ def fit(enc, head, opt, loader, val):
         for st in flow.steps:
             if not st.loops or step_over_inputs(flow, st):
                 continue  # (an optimizer over an input image / latent trains no model)
+            if st.kind == "optimizer" and not st.via and st.node is st.inner and any(
+                    s.kind == "backward" and not s.via and s.node is s.inner and s.loops and s.loops[-1] is st.loops[-1]
+                    for s in flow.steps):
+                continue  # the backward of the same loop is judged: the mode matters to the forward
+                # it differentiates, not to the update (an eval between `loss.backward()` and
+                # `opt.step()`, then `model.train()` at the top of the next pass: upstream20's DALLE2)
             for key, tokens in st.state.items():
                 if eval_on_every_path(tokens) and forwarded_at_step(flow, key, st):
                     continue  # in eval on every path to this step: MDL303 (training-in-eval-mode)

@@ -32,7 +32,7 @@ from modelint.analysis.modeflow import (
 from modelint.analysis.keysensitivity import KeySensitivity, bound_expr, held_attribute
 from modelint.analysis.modemodel import loss_and_optimizer
 from modelint.analysis.optimized import builds_optimizer_over
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream19, measured_upstream18, measured_upstream17, measured_set20, measured_upstream20
 
 # Parameter names that say "this is a model" (`model`, `net`, `student_model`, `backbone`, `resnet`).
 # Python's own callables (`enumerate(val_loader)`, `len(test_loader)`, `next(it)`): never a model.
@@ -343,7 +343,9 @@ class InferenceInTrainMode(Rule):
     what += measured_set18("4 findings: 1 real (a DCGAN generation script that samples its loaded batch-norm generator in training mode), 1 deliberate (the DCGAN tutorial's progress snapshot on fixed noise inside the training loop; a judgement call), 2 false (a mel-spectrogram wrapper of torchaudio's transform, mode-free, fixed since; an FID wrapper whose constructor puts its Inception network in eval itself)")
     what += measured_upstream18("2 of the 13 missing `eval()`s (an inpainting network run in training mode in its prediction script and in its training snapshot), and missed 11: models held by plain wrapper objects or dataclass fields, evaluation routines with neutral names and no no_grad, a model's forward of itself inside its own `predict`, factories behind registries; its other findings there were 3 real and 1 false (a model its influence module's constructor puts in eval)")
     what += measured_set19("3 findings, none real: 1 deliberate (a GAN's per-epoch progress samples on fixed noise; a judgement call, as in set 18), 2 false (a wrapper whose wrapped model the validation switches with `net.module.model.eval()`; an evaluation function nothing calls, in a script that puts its model in eval)")
-    what += measured_upstream19('none of the 10 missing `eval()`s (why is not analysed yet)')
+    what += measured_upstream19('none of the 10 missing `eval()`s (`bench/verdicts/upstream19-misses.md`: models kept by holder objects and forwards through the model\'s own methods, 4 each; since then a wrapped signature that dropped functions from the summaries, a project\'s own `from_pretrained` and OpenMMLab\'s checkpoint loader are read, and the list catches 1 of the 10 as tuning)')
+    what += measured_set20('5 findings, all false (0%: 4 demo scripts of mode-free RL networks whose six script folders each have a `models.py`, so the bare import did not resolve to the sibling and the loaded model\'s sensitivity was unknown; a mode-free autoencoder run through a parameter with no caller)')
+    what += measured_upstream20('none of the 7 missing `eval()`s; its 5 other findings there were all false (models that are in eval mode at every real caller, hold dropout 0, or are test fakes)')
     why = (
         "`torch.no_grad()` and `torch.inference_mode()` only turn off gradient tracking; they do not "
         "switch the model to eval mode. Under them a model in training mode still applies dropout "

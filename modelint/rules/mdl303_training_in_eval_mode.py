@@ -12,7 +12,7 @@ from modelint.analysis.modeflow import (
 )
 from modelint.analysis.optimized import held_by_step, optimized_keys, parts_back_in_train, trained_by
 from modelint.analysis.routines import routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_sets_8_9, measured_sets_10_11, measured_set12, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17, measured_set20
 from modelint.rules.training_fixes import train_before_loop
 
 
@@ -98,6 +98,7 @@ class TrainingInEvalMode(Rule):
     what += measured_set18('1 finding, false (an evaluation through a loss whose step sits behind `if not model.training: return`; fixed since)')
     what += measured_upstream18('no finding (the list has no model trained in eval)')
     what += measured_set19('2 findings, both false (a checkpoint helper handed a loss and an optimizer, taken for a step; a frozen teacher the optimizer does not hold)')
+    what += measured_set20('no finding')
     why = (
         "`from_pretrained` returns a model in eval mode, and `.eval()` lasts until `.train()`. Training "
         "such a model runs with dropout off and batch norm normalising with, and never updating, its "

@@ -11,7 +11,7 @@ from modelint.analysis.modeflow import for_context, gradient_probe
 from modelint.analysis.optimized import optimized_keys, trained_by
 from modelint.analysis.sensitivity import NOT_SENSITIVE
 from modelint.analysis.routines import Routine, Switch, construction_of, key_covers, passes, routine_facts
-from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17
+from modelint.rules.base import Rule, measured_set6, measured_set13, measured_set14, measured_sets_15_16, remeasured_2026_12_02, remeasured_2026_12_03, measured_set17, measured_set18, measured_set19, measured_upstream18, measured_upstream17, measured_set20, measured_upstream20
 
 # A comment or routine name that says the switch is deliberate: MC dropout, BN recalibration,
 # frozen batch norm during fine-tuning.
@@ -105,6 +105,8 @@ class WrongSwitchInRoutine(Rule):
     what += measured_set18('no finding')
     what += measured_upstream18("none: it missed the one `train()` inside an evaluation path (three calls and a file away from the evaluation's branch); its 2 other findings there were deliberate (unit tests that run an encoder in training mode)")
     what += measured_set19('1 finding, deliberate (a linear-evaluation head trained on an encoder kept in eval on purpose)')
+    what += measured_set20('no finding')
+    what += measured_upstream20('1 of the 3 wrong switches in a routine (`model.train()` in a Tacotron `evaluate`)')
     why = (
         "`model.train()` before an evaluation turns dropout on (random, weaker predictions) and makes batch "
         "norm normalise with the statistics of each test batch and overwrite its running averages with test "
