@@ -906,3 +906,41 @@ def test_an_evaluation_between_the_backward_and_the_update_is_judged_at_the_next
     (tmp_path / "b").mkdir()
     files["train.py"] = EVAL_BEFORE_UPDATE.format(switch="")
     assert [(n, c) for n, _, c in project(tmp_path / "b", files, ("MDL301",))] == [("train.py", "MDL301")]
+
+
+def test_an_uncalled_evaluation_of_a_package_module_run_as_a_script_is_still_reported(tmp_path):
+    # review of 8b418fe: a package's function is public API, whatever its `__main__` block does
+    (tmp_path / "pkg").mkdir()
+    files = {"pkg/__init__.py": "", "pkg/nets.py": NETS,
+             "pkg/evaluation.py": DEAD_EVALUATION.replace("from nets", "from pkg.nets").format(
+                 script="\nif __name__ == '__main__':\n    print('smoke test')\n")}
+    assert [c for _, _, c in project(tmp_path, files, ("MDL302",))] == ["MDL302"]
+
+
+def test_a_checked_helper_that_hands_the_optimizer_on_may_step(tmp_path):
+    """review of 8b418fe: `apply_grads(loss, optimizer)` of a checked file that calls another file's
+    `do_step(loss, optimizer)` is not summarised itself, but may step: it is still taken for a step."""
+    files = {"nets.py": NETS,
+             "optim_utils.py": "def do_step(loss, optimizer):\n    optimizer.zero_grad()\n    loss.backward()\n"
+                               "    optimizer.step()\n",
+             "train_utils.py": "from optim_utils import do_step\n\ndef apply_grads(loss, optimizer):\n"
+                               "    do_step(loss, optimizer)\n",
+             "train.py": "import torch\nfrom nets import Net\nfrom train_utils import apply_grads\n\ndef main(loader):\n"
+                         "    model = Net()\n    optimizer = torch.optim.SGD(model.parameters(), 0.1)\n    model.eval()\n"
+                         "    for epoch in range(10):\n        for x, y in loader:\n            loss = model(x).sum()\n"
+                         "            apply_grads(loss, optimizer)\n\n\nif __name__ == '__main__':\n    main([])\n"}
+    assert [(n, c) for n, _, c in project(tmp_path, files, ("MDL303",))] == [("train.py", "MDL303")]
+
+
+def test_a_dict_display_with_a_bad_escape_is_no_crash():
+    source = "import torch\n\ndef run(model):\n    model.train()\n\ndef main(model, opt, loader):\n" \
+             "    kw = {'\\N{NOTANAME}': model}\n    for x in loader:\n        run(**kw)\n" \
+             "        model(x).sum().backward()\n        opt.step()\n        model.eval()\n"
+    assert [f.code for f in check_source(source, select=["MDL301", "MDL302", "MDL303"])] == ["MDL301"]
+
+
+def test_a_staticmethod_needs_all_its_parameters():
+    from modelint.analysis.modemodel import summaries_from_source
+
+    source = "class Opt:\n    @staticmethod\n    def update(model, x, y):\n        model.train()\n"
+    assert summaries_from_source(source.encode())["Opt.update"].required == 3

@@ -25,7 +25,7 @@ from modelint.analysis.astnames import dotted_ast  # noqa: F401 (re-exported: th
 from modelint.analysis.fillins import fillins_from_defs
 from modelint.analysis.passthrough import passes_from_defs
 from modelint.frameworks import PROFILES
-from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
+from modelint.analysis.modemodel import Effect, Evaluator, FunctionIR, optimizer_name, summaries_from_source, BY_NAME_MAX, NOT_BY_NAME
 
 
 @dataclass
@@ -50,8 +50,9 @@ class FileFacts:
     # short top-level function -> the parameter it returns as given (`def to_gpu(m): return m.cuda()`,
     # `analysis.passthrough`); only the functions that do are listed
     passes: Dict[str, int] = field(default_factory=dict)
-    # the file's top-level functions, by name (`ProjectIndex.defines`: a project function that is not
-    # summarised runs no training step, whatever its arguments look like)
+    # the file's top-level functions that hand no optimizer-like name to a call, by name
+    # (`ProjectIndex.defines`: such a function that is not summarised runs no training step, whatever
+    # its own arguments look like)
     defs: List[str] = field(default_factory=list)
     # modules imported with `from X import *`, in order (`qualify`, `ProjectIndex.locate`)
     stars: List[str] = field(default_factory=list)
@@ -202,8 +203,8 @@ def facts_from_source(source: bytes, path: Path, modname: Optional[str] = None) 
     for name, bases in raw_classes:
         facts.classes[name] = [qualify(b, facts.aliases, modname, local, facts.stars) for b in bases if b]
     defs = list(_top_level_defs(source)) if b"return" in source else []  # one scan for both facts
-    facts.defs = sorted({m.group(1).decode("ascii", "replace") for m, _ in defs} if defs else
-                        {m.group(1).decode("ascii", "replace") for m in _TOP_DEF.finditer(source)})
+    facts.defs = sorted(m.group(1).decode("ascii", "replace")
+                        for m, end in (defs or _top_level_defs(source)) if not _hands_on_an_optimizer(source, m.end(), end))
     facts.factories = factories_from_source(source, facts.aliases, modname, local, defs)
     facts.factory_parts = factory_parts_from_source(source, facts, local, defs)
     texts = [(m.group(1).decode("ascii", "replace"), source[m.start():end]) for m, end in defs]
@@ -648,6 +649,24 @@ def _first_bindings(body: bytes) -> Dict[bytes, bytes]:
     for m in _BIND.finditer(body):
         out.setdefault(m.group(1), m.group(2))
     return out
+
+
+# A call in a function's body handed an optimizer-like name (`do_step(loss, optimizer)`): such a function
+# may step through a helper its summary does not show, so it is not listed in `FileFacts.defs`.
+_CALL_ARGS = re.compile(rb"\w\s*\(([^()\n]*)\)")
+_ARG_NAME = re.compile(rb"[A-Za-z_][\w.]*")
+
+
+def _hands_on_an_optimizer(source: bytes, start: int, end: int) -> bool:
+    """A call between `start` and `end` (a def's body) is handed an optimizer-like name (`modemodel.optimizer_name`)."""
+    body_start = source.find(b"\n", start)
+    chunk = source[body_start:end].lower()
+    if b"opt" not in chunk and b"scaler" not in chunk:
+        return False  # (most bodies: no optimizer-like name at all)
+    for m in _CALL_ARGS.finditer(source, body_start if 0 <= body_start < end else end, end):
+        if any(optimizer_name(a.decode("ascii", "replace").rsplit(".", 1)[-1]) for a in _ARG_NAME.findall(m.group(1))):
+            return True
+    return False
 
 
 def _is_class_name(dotted: str) -> bool:

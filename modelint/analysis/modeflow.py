@@ -291,6 +291,18 @@ def _runs_as_script(module: cst.Module) -> bool:
     return False
 
 
+def _identifier_key(key: cst.BaseExpression) -> Optional[str]:
+    """The identifier a dict display's plain string key spells (`"model"`), else None (a bad escape
+    such as `"\\N{NOTANAME}"` is None, not an error)."""
+    if not isinstance(key, cst.SimpleString):
+        return None
+    try:
+        value = key.evaluated_value
+    except (SyntaxError, ValueError):
+        return None
+    return value if isinstance(value, str) and value.isidentifier() else None
+
+
 def works_as_script(module: cst.Module, defs: Set[str], switches: Set[str]) -> bool:
     """The file does its work when run, not only when imported from: a top-level `if __name__ ==
     "__main__":` (not a test runner), a top-level loop, or a top-level statement that calls a function
@@ -689,6 +701,8 @@ class ModeFlow:
         out). A function of a module that only defines things is API, and is not answered for."""
         if self.index.parent.get(id(fn)) is not self.module or id(fn) in self.index.method_class:
             return False
+        if "." in self.ctx.facts.modname:
+            return False  # a package's function is public API (as for `imported_elsewhere`)
         fw = self.ctx.framework
         if not works_as_script(self.module, set(self.index.defs.get(id(self.module), ())),
                                {fw.train_method, fw.eval_method}):
@@ -1225,9 +1239,7 @@ class _ScopeAnalysis:
         display = value if isinstance(value, (cst.Tuple, cst.List)) and not any(
             isinstance(e, cst.StarredElement) for e in value.elements) else None
         if isinstance(value, cst.Dict) and value.elements and all(
-                isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
-                and isinstance(e.key.evaluated_value, str) and e.key.evaluated_value.isidentifier()
-                for e in value.elements):
+                isinstance(e, cst.DictElement) and _identifier_key(e.key) for e in value.elements):
             display = value  # `kwargs = {"model": model, ...}`, for `run(**kwargs)`
         if name in self._displays and self._displays[name] is not display:
             display = None  # (the loop passes see the same node again)
@@ -1246,7 +1258,7 @@ class _ScopeAnalysis:
                 out.extend(cst.Arg(value=e.value) for e in display.elements)
             elif a.star == "**" and isinstance(display, cst.Dict):
                 # `learning_kwargs = {"model": model, ...}; run(opts=..., **learning_kwargs)` (set 20's RecVAE)
-                out.extend(cst.Arg(value=e.value, keyword=cst.Name(e.key.evaluated_value)) for e in display.elements)
+                out.extend(cst.Arg(value=e.value, keyword=cst.Name(_identifier_key(e.key))) for e in display.elements)
             else:
                 out.append(a)
         return out

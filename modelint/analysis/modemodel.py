@@ -786,7 +786,7 @@ def _parse_function(text: bytes, line0: int, is_method: bool) -> Optional[Functi
     if _input_gradient_only(fn, body):
         body = _without_backward(body)  # an attack / saliency helper: its backward updates no weight
     return FunctionIR(params, body, builder.returns, line0, is_method, decorators, _defaults(fn.args), fixed,
-                      _required(fn.args, is_method))
+                      _required(fn.args, is_method and "staticmethod" not in decorators))
 
 
 def _required(args: ast.arguments, is_method: bool) -> int:

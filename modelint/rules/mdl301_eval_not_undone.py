@@ -185,7 +185,8 @@ class EvalNotUndoneInTrainingLoop(Rule):
         "tuple a setup method of the class returns), may be that attribute: its `train()` switches the "
         "attribute back too (as for any other alias). A callable handed a loss and an optimizer (`loss_scaler(loss, "
         "optimizer)`) counts as a training step, unless it is a top-level function of a checked file that is not "
-        "summarised as stepping (`save_checkpoint(epoch, model, optimizer, best_loss)` that pickles them). A method "
+        "summarised as stepping and hands no optimizer-like name to a call of its own (`save_checkpoint(epoch, model, "
+        "optimizer, best_loss)` that pickles them; not `apply_grads(loss, optimizer)` calling another file's `do_step(loss, optimizer)`). A method "
         "called by name on an object of unknown class (`pg.update()`) is taken for a checked class's method of that "
         "name only when the call gives at least the arguments that method needs."
     )

@@ -217,7 +217,7 @@ class InferenceInTrainMode(Rule):
         "API, reported) and another checked file imports it (also by `from module import *`, and by the names of the folders "
         "above it, `from attention.train import evaluate`), its callers there are judged instead, at "
         "their call, as below; a dunder method such as an evaluator's `__call__` is run through its instances, which are not "
-        "followed: it counts as switched; a top-level function nothing can call is not reported: its file runs as a "
+        "followed: it counts as switched; a top-level function nothing can call is not reported: its file is in a script folder (not a package) and runs as a "
         "script (a `__main__` block, a top-level loop, or a top-level call of its own functions, `print` or a mode "
         "switch), no checked file imports it, and nothing in the file names it, as when its calls are commented out). A wrapper module without mode-dependent layers of its own that keeps a "
         "model it is handed (`sampler = Sampler(ema_model, steps)` with `self.model = model`) counts as that "
