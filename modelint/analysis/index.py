@@ -655,13 +655,13 @@ def _first_bindings(body: bytes) -> Dict[bytes, bytes]:
 # may step through a helper its summary does not show, so it is not listed in `FileFacts.defs`.
 _CALL_ARGS = re.compile(rb"\w\s*\(([^()\n]*)\)")
 _ARG_NAME = re.compile(rb"[A-Za-z_][\w.]*")
+_OPTIMIZER_WORD = re.compile(rb"opt|scaler", re.IGNORECASE)
 
 
 def _hands_on_an_optimizer(source: bytes, start: int, end: int) -> bool:
     """A call between `start` and `end` (a def's body) is handed an optimizer-like name (`modemodel.optimizer_name`)."""
     body_start = source.find(b"\n", start)
-    chunk = source[body_start:end].lower()
-    if b"opt" not in chunk and b"scaler" not in chunk:
+    if not _OPTIMIZER_WORD.search(source, body_start, end):
         return False  # (most bodies: no optimizer-like name at all)
     for m in _CALL_ARGS.finditer(source, body_start if 0 <= body_start < end else end, end):
         if any(optimizer_name(a.decode("ascii", "replace").rsplit(".", 1)[-1]) for a in _ARG_NAME.findall(m.group(1))):

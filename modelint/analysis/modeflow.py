@@ -623,6 +623,7 @@ class ModeFlow:
         self._busy: Set[int] = set()
         self.pytest_file = is_test_suite_file(ctx.path, ctx.module)
         self._handed: Dict[int, Dict[int, Dict[str, Set[str]]]] = {}  # id(class) -> `handed_attributes`
+        self._names_memo: Optional[Tuple[Optional[Dict[str, int]]]] = None  # `_script_names`
 
     # --- shared facts ----------------------------------------------------------------------------
     @property
@@ -703,17 +704,29 @@ class ModeFlow:
             return False
         if "." in self.ctx.facts.modname:
             return False  # a package's function is public API (as for `imported_elsewhere`)
-        fw = self.ctx.framework
-        if not works_as_script(self.module, set(self.index.defs.get(id(self.module), ())),
-                               {fw.train_method, fw.eval_method}):
-            return False
+        names = self._script_names()
         name = fn.name.value
-        if self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, name):
+        if names is None or self.ctx.classifier.index.imported_elsewhere(self.ctx.facts.modname, name):
             return False
-        nodes = list(descendants(self.module))
-        attrs = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}  # `model.eval()` does not name `eval`
-        return not any(isinstance(n, cst.Name) and n.value == name and n is not fn.name and id(n) not in attrs
-                       for n in nodes)
+        return names.get(name, 0) <= 1  # its own `def` name is the one occurrence
+
+    def _script_names(self) -> Optional[Dict[str, int]]:
+        """None when the file does not work as a script (`works_as_script`); else how often each name
+        occurs in it, not counting attribute names (`model.eval()` does not name `eval`). Computed once
+        per file: `never_called` asks for every caller-less function."""
+        if self._names_memo is None:
+            fw = self.ctx.framework
+            names: Optional[Dict[str, int]] = None
+            if works_as_script(self.module, set(self.index.defs.get(id(self.module), ())),
+                               {fw.train_method, fw.eval_method}):
+                nodes = list(descendants(self.module))
+                attrs = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)}
+                names = {}
+                for n in nodes:
+                    if isinstance(n, cst.Name) and id(n) not in attrs:
+                        names[n.value] = names.get(n.value, 0) + 1
+            self._names_memo = (names,)
+        return self._names_memo[0]
 
     def project_effect(self, call: cst.Call, func: Optional[cst.BaseExpression] = None, receiver_class: str = ""):
         """The `modemodel.Effect` of a call into a summarised function of the project (this file

@@ -162,6 +162,46 @@ def demo(path, tokenizer, batches):
 """
 
 # A freshly built model with dropout, for the examples of a step's forward in a routine named `test_*`.
+_HOLDER = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def fit(model, loader, opt):
+    for x, y in loader:
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test(model, loader):
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()  # expect: MDL302
+    return correct
+
+
+class Runner:
+    def __init__(self, train_loader, test_loader):
+        self.model = Net()
+        self.opt = torch.optim.Adam(self.model.parameters())
+        self.train_loader, self.test_loader = train_loader, test_loader
+
+    def epoch(self):
+        fit(self.model, self.train_loader, self.opt)
+        return test(self.model, self.test_loader)
+"""
+
 _STEP_NET = """
 import torch
 from torch import nn
@@ -1650,87 +1690,11 @@ def score_checkpoint(cfg, path, dev_batches):
     INVALID += (
         # a plain holder class builds the model in `__init__` and nothing in the file switches that
         # attribute: it is in training mode when `epoch()` hands it to the evaluation (set 18's resnet1d)
-        """
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-def fit(model, loader, opt):
-    for x, y in loader:
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-
-def test(model, loader):
-    correct = 0
-    for x, y in loader:
-        correct += (model(x).argmax(1) == y).sum().item()  # expect: MDL302
-    return correct
-
-
-class Runner:
-    def __init__(self, train_loader, test_loader):
-        self.model = Net()
-        self.opt = torch.optim.Adam(self.model.parameters())
-        self.train_loader, self.test_loader = train_loader, test_loader
-
-    def epoch(self):
-        fit(self.model, self.train_loader, self.opt)
-        return test(self.model, self.test_loader)
-""",
+        _HOLDER,
     )
     VALID += (
         # near miss of the holder INVALID example: the file switches the attribute from outside (`runner.model.eval()`)
-        """
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-def fit(model, loader, opt):
-    for x, y in loader:
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-
-def test(model, loader):
-    correct = 0
-    for x, y in loader:
-        correct += (model(x).argmax(1) == y).sum().item()
-    return correct
-
-
-class Runner:
-    def __init__(self, train_loader, test_loader):
-        self.model = Net()
-        self.opt = torch.optim.Adam(self.model.parameters())
-        self.train_loader, self.test_loader = train_loader, test_loader
-
-    def epoch(self):
-        fit(self.model, self.train_loader, self.opt)
-        return test(self.model, self.test_loader)
-
+        _HOLDER.replace("  # expect: MDL302", "") + """
 
 def main(train_loader, test_loader):
     runner = Runner(train_loader, test_loader)
